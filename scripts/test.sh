@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds procpool and runs the whole test suite with CTest.
+#
+# Usage: scripts/test.sh [CONFIG] [CTEST_ARG...]
+#   CONFIG     default | asan | tsan (default: $PP_CONFIG, else "default").
+#              The same settings as the CMake presets of that name:
+#                default  RelWithDebInfo
+#                asan     Debug, AddressSanitizer + UndefinedBehaviorSanitizer
+#                tsan     RelWithDebInfo, ThreadSanitizer
+#   CTEST_ARG  passed on to ctest, e.g. -R core
+# Environment:
+#   BUILD_DIR  build directory (default: build/CONFIG)
+#   JOBS       parallel build jobs (default: 2)
+#
+# Installs missing build dependencies first (see scripts/deps.sh).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+config=${PP_CONFIG:-default}
+if [ $# -gt 0 ] && [[ "$1" != -* ]]; then
+  config=$1
+  shift
+fi
+
+case "$config" in
+default) cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=) ;;
+asan) cache=(-DCMAKE_BUILD_TYPE=Debug "-DPP_SANITIZE=address,undefined") ;;
+tsan) cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=thread) ;;
+*)
+  echo "scripts/test.sh: unknown configuration '$config'" \
+    "(expected default, asan or tsan)" >&2
+  exit 2
+  ;;
+esac
+
+build_dir=${BUILD_DIR:-$root/build/$config}
+jobs=${JOBS:-2}
+
+"$root/scripts/deps.sh"
+
+echo "== configure ($config) in $build_dir"
+cmake -S "$root" -B "$build_dir" "${cache[@]}" \
+  -DPP_WERROR=ON -DPP_BUILD_TESTS=ON -DPP_BUILD_EXAMPLES=ON
+
+echo "== build"
+cmake --build "$build_dir" -j "$jobs"
+
+echo "== test"
+# (cd rather than --test-dir, which needs CMake 3.20)
+cd "$build_dir"
+ctest --output-on-failure "$@"

@@ -1,0 +1,130 @@
+/* The one interface between the portable core (src/common) and an operating
+ * system backend (src/posix, src/win32). Each backend implements every
+ * function here, with these names; the core calls nothing else of the OS.
+ *
+ * Model: the core's scheduler thread owns a pp__backend. Workers live in
+ * numbered slots (0 .. max_slots-1, chosen by the core). Starting a worker is
+ * asynchronous: pp__backend_start() asks, an event reports. Each slot has a
+ * duplex byte channel; the backend does the I/O and hands the core received
+ * bytes in the slot's input buffer, and queues what the core sends. Events
+ * come from pp__backend_wait(), the only place the scheduler thread blocks.
+ */
+#ifndef PP_BACKEND_H
+#define PP_BACKEND_H
+
+#include "buf.h"
+#include "procpool.h"
+
+typedef struct pp__backend pp__backend;
+
+/* The worker side of a channel, inside a worker process. */
+typedef struct pp__wchan pp__wchan;
+
+/* The worker loop, implemented by the core (worker.c): the backend calls it
+ * in a new worker process once its channel is connected; its return value is
+ * the process's exit code. */
+typedef int (*pp__worker_main_fn)(pp__wchan *chan);
+
+typedef struct pp__backend_config {
+  pp_context context; /* resolved: never PP_CONTEXT_DEFAULT */
+  unsigned max_slots; /* slot numbers are < max_slots */
+  pp__worker_main_fn worker_main;
+} pp__backend_config;
+
+/* How a worker process ended. */
+typedef struct pp__exit {
+  int signaled; /* 1: killed by signal `code` (POSIX); 0: exited */
+  long code;    /* exit code, signal number, or Windows exception code */
+} pp__exit;
+
+typedef enum pp__event_type {
+  PP__EV_WAKE,         /* pp__backend_wake() was called */
+  PP__EV_STARTED,      /* slot's worker runs: `pid` set, channel open */
+  PP__EV_START_FAILED, /* slot's worker could not start: `status` */
+  PP__EV_INPUT,        /* bytes were appended to pp__backend_input(slot) */
+  PP__EV_CLOSED,       /* slot's channel hit EOF or an error; the process may
+                          still run: its PP__EV_EXITED follows (kill it if
+                          need be) */
+  PP__EV_EXITED,       /* slot's process ended and was reaped: `exit` set */
+  PP__EV_BROKEN        /* the backend can start no more workers: `status` */
+} pp__event_type;
+
+typedef struct pp__event {
+  pp__event_type type;
+  unsigned slot;
+  long pid;
+  pp__exit exit;
+  pp_status status;
+} pp__event;
+
+/* Called on the thread that creates the pool, before the scheduler thread
+ * exists (the POSIX fork context forks its launcher here). */
+pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg);
+
+/* Asks for a worker in a free slot. PP__EV_STARTED or PP__EV_START_FAILED
+ * follows from pp__backend_wait(). */
+pp_status pp__backend_start(pp__backend *b, unsigned slot);
+
+/* Queues `len` bytes (copied) for the slot's worker and writes what it can
+ * without blocking; the rest goes out from pp__backend_wait(). After the
+ * channel closed it returns PP_EOF and drops the bytes. */
+pp_status pp__backend_send(pp__backend *b, unsigned slot, const void *data,
+                           size_t len);
+
+/* Bytes queued for the slot and not yet written. */
+size_t pp__backend_pending(const pp__backend *b, unsigned slot);
+
+/* The slot's input buffer: the core parses frames from its head and consumes
+ * them. Valid from PP__EV_STARTED until pp__backend_release(). */
+pp__buf *pp__backend_input(pp__backend *b, unsigned slot);
+
+/* Closes the parent's end of the slot's channel (the worker sees EOF and
+ * exits). PP__EV_EXITED follows. */
+pp_status pp__backend_hangup(pp__backend *b, unsigned slot);
+
+/* Stops the slot's worker at once (SIGKILL / TerminateProcess); a worker
+ * already reaped is left alone. PP__EV_EXITED follows. */
+pp_status pp__backend_kill(pp__backend *b, unsigned slot);
+
+/* Frees the slot after its PP__EV_EXITED; the slot may then be reused. */
+void pp__backend_release(pp__backend *b, unsigned slot);
+
+/* Waits up to `timeout_ms` (negative: forever) for events, writes up to
+ * `capacity` of them and their number to `*count`; also flushes queued
+ * output. Scheduler thread only. */
+pp_status pp__backend_wait(pp__backend *b, long timeout_ms, pp__event *events,
+                           size_t capacity, size_t *count);
+
+/* Makes a pp__backend_wait() return PP__EV_WAKE soon. Any thread; cheap
+ * when a wake-up is already pending. */
+void pp__backend_wake(pp__backend *b);
+
+/* Kills every worker still running, reaps them, stops the launcher and frees
+ * everything. Called after the scheduler thread has ended. */
+void pp__backend_destroy(pp__backend *b);
+
+/* Writes a sentence such as "killed by signal 9 (Killed)" or "exited with
+ * code 3" into buf (always NUL-terminated). */
+void pp__exit_describe(const pp__exit *exit, char *buf, size_t cap);
+
+/* The platform's default start context (never PP_CONTEXT_DEFAULT). */
+pp_context pp__backend_default_context(void);
+
+/* The number of CPUs available to this process (at least 1). */
+int pp__cpu_count(void);
+
+/* ---- worker side ---- */
+
+/* Reads what is available into `into` (at least one byte, blocking until
+ * then). PP_EOF when the parent closed the channel. */
+pp_status pp__wchan_read(pp__wchan *chan, pp__buf *into);
+
+/* Writes all `len` bytes (blocking). PP_EOF when the parent is gone. */
+pp_status pp__wchan_write(pp__wchan *chan, const void *data, size_t len);
+
+/* In a process started by the backend's spawn context: connects the
+ * worker's channel from the command line and returns 1, or returns 0 when
+ * this process is not a worker. Used by pp_worker_main(). */
+int pp__backend_worker_attach(int argc, char **argv, pp__wchan **out);
+
+#endif

@@ -1,0 +1,62 @@
+/* Growable byte buffer. */
+#include "buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+pp_status pp__buf_reserve(pp__buf *b, size_t extra) {
+  if (b->cap - b->end >= extra)
+    return PP_OK;
+  size_t len = pp__buf_len(b);
+  /* Slide the unconsumed bytes to the front when that alone makes room. */
+  if (b->start > 0 && b->cap - len >= extra) {
+    memmove(b->data, b->data + b->start, len);
+    b->start = 0;
+    b->end = len;
+    return PP_OK;
+  }
+  if (extra > (size_t)-1 / 2 - len)
+    return PP_ETOOBIG;
+  size_t want = len + extra;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < want)
+    cap *= 2;
+  unsigned char *data = malloc(cap);
+  if (!data)
+    return PP_ENOMEM;
+  if (len)
+    memcpy(data, b->data + b->start, len);
+  free(b->data);
+  b->data = data;
+  b->start = 0;
+  b->end = len;
+  b->cap = cap;
+  return PP_OK;
+}
+
+void pp__buf_commit(pp__buf *b, size_t n) { b->end += n; }
+
+pp_status pp__buf_append(pp__buf *b, const void *data, size_t len) {
+  if (len == 0)
+    return PP_OK;
+  pp_status st = pp__buf_reserve(b, len);
+  if (st != PP_OK)
+    return st;
+  memcpy(b->data + b->end, data, len);
+  b->end += len;
+  return PP_OK;
+}
+
+void pp__buf_consume(pp__buf *b, size_t n) {
+  b->start += n;
+  if (b->start >= b->end)
+    b->start = b->end = 0;
+}
+
+void pp__buf_clear(pp__buf *b) { b->start = b->end = 0; }
+
+void pp__buf_free(pp__buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->start = b->end = b->cap = 0;
+}

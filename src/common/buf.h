@@ -1,0 +1,37 @@
+/* A growable byte buffer with a consumed prefix, used for channel input and
+ * output and for building frames. Portable; no OS headers. */
+#ifndef PP_BUF_H
+#define PP_BUF_H
+
+#include "procpool.h"
+
+#include <stddef.h>
+
+typedef struct pp__buf {
+  unsigned char *data; /* allocation */
+  size_t start;        /* first unconsumed byte */
+  size_t end;          /* one past the last byte */
+  size_t cap;          /* size of the allocation */
+} pp__buf;
+
+/* Readable bytes: data + start .. data + end. */
+static inline size_t pp__buf_len(const pp__buf *b) { return b->end - b->start; }
+static inline unsigned char *pp__buf_head(const pp__buf *b) {
+  return b->data + b->start;
+}
+/* Writable room after the end: call pp__buf_reserve() first. */
+static inline unsigned char *pp__buf_tail(const pp__buf *b) {
+  return b->data + b->end;
+}
+
+/* Makes room for at least `extra` more bytes at the tail (may move data). */
+pp_status pp__buf_reserve(pp__buf *b, size_t extra);
+/* Marks `n` bytes at the tail as written (after filling pp__buf_tail()). */
+void pp__buf_commit(pp__buf *b, size_t n);
+pp_status pp__buf_append(pp__buf *b, const void *data, size_t len);
+/* Drops `n` bytes from the head. */
+void pp__buf_consume(pp__buf *b, size_t n);
+void pp__buf_clear(pp__buf *b); /* empties, keeps the allocation */
+void pp__buf_free(pp__buf *b);  /* frees and zeroes */
+
+#endif

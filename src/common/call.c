@@ -1,0 +1,121 @@
+/* The worker side of one task call: arguments in, a value or a message out. */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t pp_call_argc(const pp_call *call) { return call ? call->argc : 0; }
+
+pp_status pp_call_arg(const pp_call *call, size_t index, pp_bytes *out) {
+  if (!call || !out || index >= call->argc)
+    return PP_EINVAL;
+  *out = call->argv[index];
+  return PP_OK;
+}
+
+pp_status pp_call_arg_i64(const pp_call *call, size_t index, int64_t *out) {
+  pp_bytes b;
+  if (!out || pp_call_arg(call, index, &b) != PP_OK || b.len != sizeof *out)
+    return PP_EINVAL;
+  memcpy(out, b.data, sizeof *out);
+  return PP_OK;
+}
+
+pp_status pp_call_return(pp_call *call, const void *data, size_t len) {
+  if (!call || (!data && len))
+    return PP_EINVAL;
+  if (call->record) {
+    /* Records map: the value goes straight into the output record. */
+    if (len != call->record_size)
+      return PP_ETOOBIG;
+    memcpy(call->record, data, len);
+  } else {
+    pp__buf_clear(&call->value);
+    pp_status st = pp__buf_append(&call->value, data, len);
+    if (st != PP_OK)
+      return st;
+  }
+  call->returned = 1;
+  return PP_OK;
+}
+
+pp_status pp_call_return_i64(pp_call *call, int64_t value) {
+  return pp_call_return(call, &value, sizeof value);
+}
+
+static char *vformat(const char *format, va_list ap) {
+  va_list again;
+  va_copy(again, ap);
+  int n = vsnprintf(NULL, 0, format, ap);
+  char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (s)
+    vsnprintf(s, (size_t)n + 1, format, again);
+  va_end(again);
+  return s;
+}
+
+char *pp__format(const char *format, ...) {
+  va_list ap;
+  va_start(ap, format);
+  char *s = vformat(format, ap);
+  va_end(ap);
+  return s;
+}
+
+char *pp__strdup(const char *s) { return pp__format("%s", s); }
+
+pp_status pp_call_fail(pp_call *call, const char *format, ...) {
+  if (!call)
+    return PP_EINVAL;
+  free(call->message);
+  call->message = NULL;
+  if (format) {
+    va_list ap;
+    va_start(ap, format);
+    call->message = vformat(format, ap);
+    va_end(ap);
+  }
+  call->failed = 1;
+  return PP_ETASK;
+}
+
+pp_status pp__call_run(pp_call *call, const char *name, pp_task_fn fn) {
+  if (!fn) {
+    call->message =
+        pp__format("no task named '%s' is registered in the worker", name);
+    return PP_EUNKNOWNTASK;
+  }
+  pp_status st = fn(call);
+  if (call->failed) {
+    if (!call->message)
+      call->message = pp__format("task '%s' failed", name);
+    return PP_ETASK;
+  }
+  if (st != PP_OK) {
+    call->message =
+        pp__format("task '%s' returned an error: %s", name, pp_strerror(st));
+    return PP_ETASK;
+  }
+  if (call->record && !call->returned) {
+    call->message =
+        pp__format("task '%s' returned no value for a %zu-byte record", name,
+                   call->record_size);
+    return PP_ETASK;
+  }
+  return PP_OK;
+}
+
+void pp__call_reset(pp_call *call) {
+  pp__buf_clear(&call->value);
+  free(call->message);
+  call->message = NULL;
+  call->returned = call->failed = 0;
+  call->record = NULL;
+}
+
+void pp__call_free(pp_call *call) {
+  pp__call_reset(call);
+  pp__buf_free(&call->value);
+}

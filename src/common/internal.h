@@ -1,0 +1,268 @@
+/* Declarations shared by the files of the portable core. */
+#ifndef PP_INTERNAL_H
+#define PP_INTERNAL_H
+
+#include "backend.h"
+#include "buf.h"
+#include "procpool.h"
+#include "wire.h"
+
+#include <apr_pools.h>
+#include <apr_portable.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+#include <apr_time.h>
+
+#include <stdint.h>
+
+/* Worker exit codes that carry intent (DESIGN.md decision 11). */
+#define PP__EXIT_PROTOCOL 121    /* the parent sent a malformed frame */
+#define PP__EXIT_INIT_FAILED 122 /* the initializer failed */
+#define PP__EXIT_NOMEM 123       /* the worker ran out of memory */
+
+/* Default limit on one frame from a worker. */
+#define PP__DEFAULT_MAX_MESSAGE ((size_t)1 << 30)
+
+/* ---- process-wide ---- */
+pp_status pp__runtime_init(void); /* APR, once */
+pp_task_fn pp__registry_find(const char *name);
+int pp__worker_run(pp__wchan *chan);
+pp_status pp__context_resolve(pp_context requested, pp_context *out);
+char *pp__strdup(const char *s);
+char *pp__format(const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* ---- the worker side of one call (call.c) ---- */
+struct pp_call {
+  const pp_bytes *argv;
+  size_t argc;
+  pp__buf value;         /* the result, for calls */
+  unsigned char *record; /* where the result goes, for records */
+  size_t record_size;
+  int returned; /* a result was set */
+  int failed;   /* pp_call_fail() was called */
+  char *message;
+};
+/* Runs `fn` (NULL: unknown task `name`) on the call and returns its status;
+ * on failure call->message holds a message. */
+pp_status pp__call_run(pp_call *call, const char *name, pp_task_fn fn);
+void pp__call_reset(pp_call *call);
+void pp__call_free(pp_call *call);
+
+/* ---- parent side ---- */
+
+/* The lock and condition shared by a pool and everything it hands out, kept
+ * alive by references so results and iterators outlive the pool. */
+typedef struct pp__shared {
+  apr_pool_t *mem;
+  apr_thread_mutex_t *lock;
+  apr_thread_cond_t *changed;
+  unsigned refs; /* under lock */
+} pp__shared;
+
+pp_status pp__shared_create(pp__shared **out);
+/* With the lock held: drops a reference and unlocks, freeing everything when
+ * it was the last. */
+void pp__shared_unref_unlock(pp__shared *s);
+/* Waits on s->changed until `deadline` (0: forever). PP_ETIMEOUT after it. */
+pp_status pp__shared_wait(pp__shared *s, apr_time_t deadline);
+apr_time_t pp__deadline(double timeout); /* 0 for a negative timeout */
+
+typedef enum pp__job_kind {
+  PP__JOB_CALLS,   /* apply, map, starmap: results per item */
+  PP__JOB_RECORDS, /* records map: results into the caller's array */
+  PP__JOB_IMAP     /* lazy iteration: results to an iterator */
+} pp__job_kind;
+
+typedef struct pp__job pp__job;
+
+/* One unit sent to one worker: a frame holding `count` calls. */
+typedef struct pp__chunk {
+  struct pp__chunk *next;
+  pp__job *job;
+  uint64_t id;
+  size_t first, count;  /* item range within the job */
+  unsigned char *frame; /* encoded frame; NULL for records (built at send) */
+  size_t frame_len;
+  apr_time_t sent_at;
+} pp__chunk;
+
+/* Outcome of one item as decoded from a worker, or made by the parent. */
+typedef struct pp__outcome {
+  pp_status status;
+  const unsigned char *data; /* value, or message when status != PP_OK */
+  size_t len;
+} pp__outcome;
+
+/* What results and iterators share: the work the scheduler tracks. */
+struct pp__job {
+  pp__job_kind kind;
+  char task[PP__WIRE_MAX_NAME + 1];
+  size_t count;       /* items, when known up front */
+  size_t chunksize;   /* as used */
+  size_t nchunks;     /* chunks made so far */
+  size_t chunks_left; /* sent or queued, not yet answered */
+};
+
+typedef struct pp__item {
+  pp_status status;
+  unsigned char *data; /* malloc'd, NUL-terminated; value or message */
+  size_t len;
+} pp__item;
+
+typedef struct pp__record_error {
+  size_t index;
+  pp__item item;
+} pp__record_error;
+
+struct pp_result {
+  pp__job job;
+  pp__shared *shared;
+  int apply;     /* one call: pp_result_value() applies */
+  unsigned refs; /* the caller's and, while pending, the pool's; under lock */
+  int done;      /* outcome final: accessors work (callbacks see this) */
+  int ready;     /* done and callbacks have run: waiters may return */
+  pp_status status;
+  char *error;     /* first failure's message */
+  pp__item *items; /* job.count items (calls) */
+  pp_records rec;  /* records jobs: borrowed arrays */
+  size_t *field_sizes;
+  pp__record_error *rec_errors;
+  size_t nrec_errors, caprec_errors;
+  pp_callbacks cb;
+  struct pp_result *next_done; /* scheduler's list of completions to notify */
+};
+
+typedef struct pp__slot {
+  int filled;
+  pp_value value;
+} pp__slot;
+
+struct pp_iter {
+  pp__job job;
+  pp__shared *shared;
+  struct pp_pool *pool; /* NULL once the pool is gone */
+  unsigned refs;        /* the caller's and, while active, the pool's */
+  int ordered;
+  pp_next_fn next;
+  void *state;
+  int input_done;        /* next() said PP_EOF or failed, or pulling stopped */
+  pp_status input_error; /* PP_OK, or why the input stopped early */
+  char *input_message;
+  int error_reported;
+  int pulling;      /* the scheduler is inside next() */
+  int abandoned;    /* pp_iter_free() was called */
+  size_t pulled;    /* items taken from the input */
+  size_t finished;  /* items whose outcome arrived */
+  size_t delivered; /* items handed out by pp_iter_next() */
+  size_t window;    /* capacity of `slots` */
+  pp__slot *slots;  /* ordered: by index mod window; unordered: a FIFO */
+  size_t fifo_head, fifo_len;
+  struct pp_iter *next_active;
+};
+
+typedef enum pp__pool_state {
+  PP__RUN,
+  PP__CLOSE,
+  PP__TERMINATE
+} pp__pool_state;
+
+typedef enum pp__worker_state {
+  PP__W_FREE = 0,
+  PP__W_STARTING,    /* asked the backend, no STARTED yet */
+  PP__W_CONFIGURING, /* CONFIG sent, waiting for READY */
+  PP__W_READY,       /* takes work */
+  PP__W_RETIRING,    /* hung up or killed; waiting for its end */
+} pp__worker_state;
+
+typedef struct pp__worker {
+  pp__worker_state state;
+  long pid;
+  pp__chunk *head, *tail; /* sent, unanswered, in send order */
+  size_t outstanding;
+  unsigned long chunks_done;
+  unsigned long chunks_sent;
+  apr_time_t service_us; /* smoothed time per chunk; 0: unknown */
+  int closed, exited;
+  pp__exit exit;
+  int killed_by_pool;    /* terminate or a protocol error */
+  pp_status fail_status; /* for chunks lost when it ends */
+  char *fail_message;
+} pp__worker;
+
+struct pp_pool {
+  pp__shared *shared;
+  int processes;
+  pp_context context;
+  size_t max_message;
+  unsigned long maxtasksperchild;
+  unsigned char *config_frame;
+  size_t config_len;
+  char initializer[PP__WIRE_MAX_NAME + 1];
+
+  /* under shared->lock */
+  pp__pool_state state;
+  int scheduler_done;
+  int joining; /* a join() waits: imap windows stop bounding the input */
+  int joined;
+  pp__chunk *queue_head, *queue_tail;
+  pp_iter *active_iters;
+  pp_status broken; /* PP_OK, or why no work can run */
+  char *broken_message;
+  pp__worker *workers; /* nslots; the scheduler changes them */
+  unsigned nslots;
+  size_t inflight_jobs; /* results and iterators not yet complete */
+
+  /* scheduler thread only */
+  int terminate_handled;
+  unsigned early_deaths; /* workers in a row that died before READY */
+  pp_result *notify_head, *notify_tail; /* completed, callbacks to run */
+  pp__outcome *outcomes;                /* decoding scratch */
+  size_t capoutcomes;
+  pp__backend *backend;
+  apr_thread_t *thread;
+  apr_os_thread_t scheduler_id;
+  uint32_t next_job;
+  pp__buf scratch;
+};
+
+/* submit.c */
+pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
+                         const pp_callbacks *cb, pp_result **out);
+void pp__enqueue_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last);
+uint32_t pp__next_job_id(pp_pool *pool);
+pp_status pp__check_submit(pp_pool *pool, const char *task, void *out);
+int pp__on_scheduler(pp_pool *pool);
+pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
+                           const pp_bytes *single, size_t count,
+                           pp__chunk **out);
+
+/* result.c */
+/* Records one chunk's outcomes into the job (lock held). `outcomes` has
+ * chunk->count entries, or is NULL with `all` set for a whole-chunk failure.
+ * Returns 1 when that completed the job (a result to notify). */
+int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
+                          const pp__outcome *outcomes, const pp__outcome *all);
+int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
+                           const unsigned char *out, size_t nerr,
+                           pp__reader *errors, const pp__outcome *all);
+void pp__result_release_locked(pp_result *r); /* drops a reference */
+void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
+                         const pp__outcome *outcomes, const pp__outcome *all);
+void pp__iter_release_locked(pp_iter *it);
+/* Scheduler, lock held: pulls input while there is room and queues chunks;
+ * unlocks around the caller's next(). Returns 1 when it stopped with input
+ * and room left (call again soon). */
+int pp__iter_fill_locked(pp_pool *pool, pp_iter *it);
+/* Lock held: stops the input with `why` (terminate, a broken pool). */
+void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message);
+void pp__item_set(pp__item *item, const pp__outcome *o);
+
+/* scheduler.c */
+void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg);
+
+#endif

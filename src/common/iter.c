@@ -1,0 +1,320 @@
+/* imap and imap_unordered: input pulled lazily on the scheduler thread,
+ * results handed out by pp_iter_next(). Items taken from the input but not
+ * yet handed out never exceed the window, so memory stays bounded however
+ * long the input is and however slowly the caller consumes. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Chunks in flight per worker: one running, one queued behind it. */
+#define PP__ITER_CHUNKS_PER_WORKER 2
+#define PP__ITER_MAX_WINDOW ((size_t)1 << 16)
+
+static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
+                             void *state, size_t chunksize, int ordered,
+                             pp_iter **out) {
+  if (out)
+    *out = NULL;
+  pp_status st = pp__check_submit(pool, task, out);
+  if (st != PP_OK || !next)
+    return st != PP_OK ? st : PP_EINVAL;
+  if (!chunksize)
+    chunksize = 1;
+  size_t chunks = (size_t)pool->processes * PP__ITER_CHUNKS_PER_WORKER + 2;
+  size_t window = chunksize > PP__ITER_MAX_WINDOW / chunks ? PP__ITER_MAX_WINDOW
+                                                           : chunks * chunksize;
+  if (window < 2 * chunksize)
+    window = 2 * chunksize;
+  pp_iter *it = calloc(1, sizeof *it);
+  if (!it)
+    return PP_ENOMEM;
+  it->slots = calloc(window, sizeof *it->slots);
+  if (!it->slots) {
+    free(it);
+    return PP_ENOMEM;
+  }
+  it->job.kind = PP__JOB_IMAP;
+  strcpy(it->job.task, task);
+  it->job.chunksize = chunksize;
+  it->shared = pool->shared;
+  it->pool = pool;
+  it->ordered = ordered;
+  it->next = next;
+  it->state = state;
+  it->window = window;
+
+  apr_thread_mutex_lock(pool->shared->lock);
+  if (pool->state != PP__RUN) {
+    apr_thread_mutex_unlock(pool->shared->lock);
+    free(it->slots);
+    free(it);
+    return PP_ECLOSED;
+  }
+  it->refs = 2; /* the caller's and the pool's while it is active */
+  pool->shared->refs++;
+  pool->inflight_jobs++;
+  it->next_active = pool->active_iters;
+  pool->active_iters = it;
+  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__backend_wake(pool->backend);
+  *out = it;
+  return PP_OK;
+}
+
+pp_status pp_imap(pp_pool *pool, const char *task, pp_next_fn next, void *state,
+                  size_t chunksize, pp_iter **out) {
+  return iter_create(pool, task, next, state, chunksize, 1, out);
+}
+
+pp_status pp_imap_unordered(pp_pool *pool, const char *task, pp_next_fn next,
+                            void *state, size_t chunksize, pp_iter **out) {
+  return iter_create(pool, task, next, state, chunksize, 0, out);
+}
+
+static size_t room(const pp_iter *it) {
+  return it->window - (it->pulled - it->delivered);
+}
+
+void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message) {
+  if (it->input_done)
+    return;
+  it->input_done = 1;
+  it->input_error = why;
+  it->input_message = pp__strdup(message ? message : pp_strerror(why));
+}
+
+/* Encodes up to one chunk of input into a CALLS frame; `*n` items, `*end`
+ * PP_EOF or an error when the input stopped. Runs without the lock. */
+static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
+                            pp_status *end) {
+  size_t at;
+  *n = 0;
+  *end = PP_OK;
+  pp_status st = pp__frame_begin(frame, PP__F_CALLS, id, &at);
+  if (st == PP_OK)
+    st = pp__put_str16(frame, it->job.task);
+  size_t count_at = pp__buf_len(frame);
+  if (st == PP_OK)
+    st = pp__put_u32(frame, 0);
+  while (st == PP_OK && *n < it->job.chunksize) {
+    pp_bytes item = {NULL, 0};
+    pp_status got = it->next(it->state, &item);
+    if (got != PP_OK) {
+      *end = got;
+      break;
+    }
+    if (!item.data && item.len) {
+      *end = PP_EINVAL;
+      break;
+    }
+    st = pp__put_args(frame, &item, 1);
+    if (st == PP_OK)
+      (*n)++;
+  }
+  pp__patch_u32(frame, count_at, (uint32_t)*n);
+  return st == PP_OK ? pp__frame_end(frame, at) : st;
+}
+
+/* Doubles the window, keeping every held item at its place. */
+static pp_status grow(pp_iter *it) {
+  size_t window = 2 * it->window;
+  pp__slot *slots = calloc(window, sizeof *slots);
+  if (!slots)
+    return PP_ENOMEM;
+  if (it->ordered) {
+    for (size_t i = it->delivered; i < it->pulled; i++)
+      slots[i % window] = it->slots[i % it->window];
+  } else {
+    for (size_t i = 0; i < it->fifo_len; i++)
+      slots[i] = it->slots[(it->fifo_head + i) % it->window];
+    it->fifo_head = 0;
+  }
+  free(it->slots);
+  it->slots = slots;
+  it->window = window;
+  return PP_OK;
+}
+
+int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
+  /* A few chunks per call, so that a long input never keeps the scheduler
+   * from its workers' answers. */
+  for (size_t pulls = 0;; pulls++) {
+    if (it->input_done || it->abandoned || pool->state == PP__TERMINATE ||
+        pool->broken != PP_OK)
+      return 0;
+    if (pulls == (size_t)pool->processes * PP__ITER_CHUNKS_PER_WORKER + 2)
+      return 1;
+    /* Once someone joins a closed pool, nobody may be left to read before
+     * the work is done (Python's imap buffers without bound): the window
+     * grows instead of stopping the input. */
+    if (room(it) < it->job.chunksize && (!pool->joining || grow(it) != PP_OK))
+      return 0;
+    uint64_t id = (uint64_t)++pool->next_job << 32;
+    pp__buf frame = {0};
+    size_t n;
+    pp_status end;
+    it->pulling = 1;
+    apr_thread_mutex_unlock(pool->shared->lock);
+    pp_status st = pull_chunk(it, id, &frame, &n, &end);
+    pp__chunk *c = NULL;
+    if (st == PP_OK && n) {
+      c = calloc(1, sizeof *c);
+      if (!c)
+        st = PP_ENOMEM;
+    }
+    apr_thread_mutex_lock(pool->shared->lock);
+    it->pulling = 0;
+    apr_thread_cond_broadcast(pool->shared->changed);
+    if (st != PP_OK) {
+      pp__buf_free(&frame);
+      free(c);
+      pp__iter_stop_locked(it, st, "imap could not encode its input");
+      return 0;
+    }
+    if (c) {
+      c->job = &it->job;
+      c->id = id;
+      c->first = it->pulled;
+      c->count = n;
+      c->frame = frame.data;
+      c->frame_len = frame.end;
+      it->pulled += n;
+      it->job.nchunks++;
+      it->job.chunks_left++;
+      pp__enqueue_locked(pool, c, c);
+    } else {
+      pp__buf_free(&frame);
+    }
+    if (end == PP_EOF) {
+      it->input_done = 1;
+    } else if (end != PP_OK) {
+      char *msg = pp__format("the imap input stopped with an error: %s",
+                             pp_strerror(end));
+      pp__iter_stop_locked(it, end, msg);
+      free(msg);
+    }
+  }
+}
+
+void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
+                         const pp__outcome *outcomes, const pp__outcome *all) {
+  for (size_t i = 0; i < chunk->count; i++) {
+    const pp__outcome *o = outcomes ? &outcomes[i] : all;
+    pp__slot *slot;
+    if (it->ordered) {
+      slot = &it->slots[(chunk->first + i) % it->window];
+    } else {
+      slot = &it->slots[(it->fifo_head + it->fifo_len) % it->window];
+      it->fifo_len++;
+    }
+    pp__item item;
+    pp__item_set(&item, o);
+    slot->filled = 1;
+    slot->value.status = item.status;
+    if (item.status == PP_OK) {
+      slot->value.data = item.data;
+      slot->value.len = item.len;
+    } else {
+      slot->value.error = (char *)item.data;
+      if (!slot->value.error)
+        slot->value.error = pp__strdup(pp_strerror(item.status));
+    }
+  }
+  it->finished += chunk->count;
+  it->job.chunks_left--;
+}
+
+static void iter_destroy(pp_iter *it) {
+  for (size_t i = 0; i < it->window; i++)
+    if (it->slots[i].filled)
+      pp_value_clear(&it->slots[i].value);
+  free(it->slots);
+  free(it->input_message);
+  free(it);
+}
+
+void pp__iter_release_locked(pp_iter *it) {
+  if (--it->refs)
+    return;
+  it->shared->refs--; /* the pool still holds the shared state */
+  iter_destroy(it);
+}
+
+/* Takes the next deliverable item, if any, into `out`. */
+static int take(pp_iter *it, pp_value *out) {
+  pp__slot *slot;
+  if (it->ordered) {
+    slot = &it->slots[it->delivered % it->window];
+    if (!slot->filled)
+      return 0;
+  } else {
+    if (!it->fifo_len)
+      return 0;
+    slot = &it->slots[it->fifo_head];
+    it->fifo_head = (it->fifo_head + 1) % it->window;
+    it->fifo_len--;
+  }
+  *out = slot->value;
+  memset(slot, 0, sizeof *slot);
+  it->delivered++;
+  return 1;
+}
+
+pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
+  if (out)
+    memset(out, 0, sizeof *out);
+  if (!it || !out)
+    return PP_EINVAL;
+  apr_time_t deadline = pp__deadline(timeout);
+  pp__shared *s = it->shared;
+  apr_thread_mutex_lock(s->lock);
+  for (;;) {
+    int was_full = room(it) < it->job.chunksize;
+    if (take(it, out)) {
+      /* Room for another chunk of input just appeared: let the scheduler
+       * pull it (once per chunk, not once per item). */
+      if (was_full && room(it) >= it->job.chunksize && it->pool &&
+          !it->input_done)
+        pp__backend_wake(it->pool->backend);
+      apr_thread_mutex_unlock(s->lock);
+      return out->status;
+    }
+    if (it->input_done && it->delivered == it->pulled) {
+      pp_status st = PP_EOF;
+      if (it->input_error != PP_OK && !it->error_reported) {
+        it->error_reported = 1;
+        st = out->status = it->input_error;
+        out->error = pp__strdup(it->input_message);
+      }
+      apr_thread_mutex_unlock(s->lock);
+      return st;
+    }
+    if (pp__shared_wait(s, deadline) == PP_ETIMEOUT) {
+      apr_thread_mutex_unlock(s->lock);
+      return PP_ETIMEOUT;
+    }
+  }
+}
+
+void pp_iter_free(pp_iter *it) {
+  if (!it)
+    return;
+  pp__shared *s = it->shared;
+  apr_thread_mutex_lock(s->lock);
+  it->abandoned = 1;
+  /* The caller may free the input's state after this returns, so wait out a
+   * next() the scheduler is running right now. */
+  while (it->pulling)
+    apr_thread_cond_wait(s->changed, s->lock);
+  if (!it->input_done)
+    it->input_done = 1;
+  if (it->pool)
+    pp__backend_wake(it->pool->backend);
+  if (--it->refs) {
+    apr_thread_mutex_unlock(s->lock);
+    return;
+  }
+  iter_destroy(it);
+  pp__shared_unref_unlock(s);
+}

@@ -1,0 +1,193 @@
+/* The pool's life: options, creation, close, terminate, join, destroy. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void pp_options_init(pp_options *options) {
+  if (!options)
+    return;
+  memset(options, 0, sizeof *options);
+  options->context = PP_CONTEXT_DEFAULT;
+}
+
+static pp_status check_options(const pp_options *o) {
+  if (o->processes > PP_MAX_PROCESSES)
+    return PP_EINVAL;
+  if (o->ninitargs && (!o->initargs || !o->initializer))
+    return PP_EINVAL;
+  if (o->initializer && (strlen(o->initializer) > PP__WIRE_MAX_NAME ||
+                         !pp__registry_find(o->initializer)))
+    return PP_EINVAL;
+  if (o->context != PP_CONTEXT_DEFAULT && !pp_context_name(o->context))
+    return PP_EINVAL;
+  return PP_OK;
+}
+
+/* The first frame every worker gets: the initializer and its arguments. */
+static pp_status encode_config(pp_pool *pool, const pp_options *o) {
+  pp__buf b = {0};
+  size_t at;
+  pp_status st = pp__frame_begin(&b, PP__F_CONFIG, 0, &at);
+  if (st == PP_OK)
+    st = pp__put_str16(&b, o->initializer);
+  if (st == PP_OK)
+    st = pp__put_args(&b, o->initargs, o->ninitargs);
+  if (st == PP_OK)
+    st = pp__frame_end(&b, at);
+  if (st != PP_OK) {
+    pp__buf_free(&b);
+    return st;
+  }
+  pool->config_frame = b.data;
+  pool->config_len = b.end;
+  return PP_OK;
+}
+
+static void pool_free(pp_pool *pool) {
+  if (pool->backend)
+    pp__backend_destroy(pool->backend);
+  free(pool->workers);
+  free(pool->config_frame);
+  free(pool->outcomes);
+  free(pool->broken_message);
+  pp__buf_free(&pool->scratch);
+  pp__shared *s = pool->shared;
+  free(pool);
+  apr_thread_mutex_lock(s->lock);
+  pp__shared_unref_unlock(s);
+}
+
+pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
+  pp_options defaults;
+  if (!out)
+    return PP_EINVAL;
+  *out = NULL;
+  if (!options) {
+    pp_options_init(&defaults);
+    options = &defaults;
+  }
+  pp_status st = check_options(options);
+  pp_context context = PP_CONTEXT_DEFAULT;
+  if (st == PP_OK)
+    st = pp__context_resolve(options->context, &context);
+  if (st == PP_OK)
+    st = pp__runtime_init();
+  if (st != PP_OK)
+    return st;
+
+  pp_pool *pool = calloc(1, sizeof *pool);
+  if (!pool)
+    return PP_ENOMEM;
+  if ((st = pp__shared_create(&pool->shared)) != PP_OK) {
+    free(pool);
+    return st;
+  }
+  pool->processes =
+      options->processes > 0 ? options->processes : pp__cpu_count();
+  pool->context = context;
+  pool->max_message = options->max_message_size ? options->max_message_size
+                                                : PP__DEFAULT_MAX_MESSAGE;
+  pool->maxtasksperchild = options->maxtasksperchild;
+  if (options->initializer)
+    strcpy(pool->initializer, options->initializer);
+  /* Twice the workers: a replacement can start while the one it replaces
+   * is still on its way out. */
+  pool->nslots = 2 * (unsigned)pool->processes;
+  pool->workers = calloc(pool->nslots, sizeof *pool->workers);
+  st = pool->workers ? encode_config(pool, options) : PP_ENOMEM;
+  if (st == PP_OK) {
+    pp__backend_config cfg = {context, pool->nslots, pp__worker_run};
+    st = pp__backend_create(&pool->backend, &cfg);
+  }
+  if (st == PP_OK && apr_thread_create(&pool->thread, NULL, pp__scheduler_main,
+                                       pool, pool->shared->mem) != APR_SUCCESS)
+    st = PP_ESYSTEM;
+  if (st != PP_OK) {
+    pool->thread = NULL;
+    pool_free(pool);
+    return st;
+  }
+  *out = pool;
+  return PP_OK;
+}
+
+int pp_pool_processes(const pp_pool *pool) {
+  return pool ? pool->processes : 0;
+}
+
+pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
+                              size_t *count) {
+  if (!pool || !count || (!pids && capacity))
+    return PP_EINVAL;
+  *count = 0;
+  apr_thread_mutex_lock(pool->shared->lock);
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    const pp__worker *w = &pool->workers[i];
+    if (w->pid > 0 && w->state != PP__W_FREE && *count < capacity)
+      pids[(*count)++] = w->pid;
+  }
+  apr_thread_mutex_unlock(pool->shared->lock);
+  return PP_OK;
+}
+
+static pp_status set_state(pp_pool *pool, pp__pool_state state) {
+  if (!pool)
+    return PP_EINVAL;
+  apr_thread_mutex_lock(pool->shared->lock);
+  if (pool->state < state)
+    pool->state = state;
+  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__backend_wake(pool->backend);
+  return PP_OK;
+}
+
+pp_status pp_pool_close(pp_pool *pool) { return set_state(pool, PP__CLOSE); }
+
+pp_status pp_pool_terminate(pp_pool *pool) {
+  return set_state(pool, PP__TERMINATE);
+}
+
+pp_status pp_pool_join(pp_pool *pool) {
+  if (!pool)
+    return PP_EINVAL;
+  if (pp__on_scheduler(pool))
+    return PP_ESTATE;
+  apr_thread_mutex_lock(pool->shared->lock);
+  if (pool->state == PP__RUN) {
+    apr_thread_mutex_unlock(pool->shared->lock);
+    return PP_ESTATE;
+  }
+  if (!pool->joining) {
+    pool->joining = 1;
+    pp__backend_wake(pool->backend);
+  }
+  while (!pool->scheduler_done)
+    apr_thread_cond_wait(pool->shared->changed, pool->shared->lock);
+  /* Only the first joiner joins the thread; a second one just waited. */
+  int first = !pool->joined;
+  pool->joined = 1;
+  apr_thread_mutex_unlock(pool->shared->lock);
+  if (first) {
+    apr_status_t rv;
+    apr_thread_join(&rv, pool->thread);
+  }
+  return PP_OK;
+}
+
+void pp_pool_destroy(pp_pool *pool) {
+  if (!pool || pp__on_scheduler(pool))
+    return;
+  pp_pool_terminate(pool);
+  pp_pool_join(pool);
+  /* Iterators still held by the caller outlive the pool: detach them. */
+  apr_thread_mutex_lock(pool->shared->lock);
+  while (pool->active_iters) {
+    pp_iter *it = pool->active_iters;
+    pool->active_iters = it->next_active;
+    it->pool = NULL;
+    pp__iter_release_locked(it);
+  }
+  apr_thread_mutex_unlock(pool->shared->lock);
+  pool_free(pool);
+}

@@ -1,0 +1,248 @@
+/* Result objects (Python's AsyncResult and MapResult): how outcomes are
+ * recorded by the scheduler and read by the caller. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void pp__item_set(pp__item *item, const pp__outcome *o) {
+  item->status = o->status;
+  item->len = o->len;
+  item->data = malloc(o->len + 1);
+  if (!item->data) {
+    /* The value is lost, but never silently: the item says why. */
+    item->status = PP_ENOMEM;
+    item->len = 0;
+    return;
+  }
+  if (o->len)
+    memcpy(item->data, o->data, o->len);
+  item->data[o->len] = '\0';
+}
+
+/* The first failure in index order decides the status of the whole call, as
+ * Python's map reports the first exception. */
+static void finish(pp_result *r) {
+  r->status = PP_OK;
+  const pp__item *first = NULL;
+  size_t first_index = (size_t)-1;
+  if (r->job.kind == PP__JOB_CALLS) {
+    for (size_t i = 0; i < r->job.count && !first; i++)
+      if (r->items[i].status != PP_OK)
+        first = &r->items[i];
+  } else {
+    for (size_t i = 0; i < r->nrec_errors; i++) {
+      if (r->rec_errors[i].index < first_index) {
+        first_index = r->rec_errors[i].index;
+        first = &r->rec_errors[i].item;
+      }
+    }
+  }
+  if (first) {
+    r->status = first->status;
+    r->error = first->data ? pp__strdup((const char *)first->data)
+                           : pp__strdup(pp_strerror(first->status));
+  }
+  r->done = 1;
+}
+
+int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
+                          const pp__outcome *outcomes, const pp__outcome *all) {
+  for (size_t i = 0; i < chunk->count; i++)
+    pp__item_set(&r->items[chunk->first + i], outcomes ? &outcomes[i] : all);
+  if (--r->job.chunks_left)
+    return 0;
+  finish(r);
+  return 1;
+}
+
+static pp_status add_record_error(pp_result *r, size_t index,
+                                  const pp__outcome *o) {
+  if (r->nrec_errors == r->caprec_errors) {
+    size_t cap = r->caprec_errors ? 2 * r->caprec_errors : 8;
+    pp__record_error *grown = realloc(r->rec_errors, cap * sizeof *grown);
+    if (!grown)
+      return PP_ENOMEM;
+    r->rec_errors = grown;
+    r->caprec_errors = cap;
+  }
+  pp__record_error *e = &r->rec_errors[r->nrec_errors++];
+  e->index = index;
+  pp__item_set(&e->item, o);
+  return PP_OK;
+}
+
+int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
+                           const unsigned char *out, size_t nerr,
+                           pp__reader *errors, const pp__outcome *all) {
+  unsigned char *dst =
+      (unsigned char *)r->rec.out + chunk->first * r->rec.out_size;
+  if (out) {
+    memcpy(dst, out, chunk->count * r->rec.out_size);
+    for (size_t i = 0; i < nerr; i++) {
+      pp__outcome o;
+      size_t index = pp__get_u32(errors);
+      o.status = (pp_status)pp__get_u8(errors);
+      o.data = pp__get_str32(errors, &o.len);
+      if (errors->bad || index >= chunk->count)
+        break; /* checked by caller */
+      add_record_error(r, chunk->first + index, &o);
+    }
+  } else {
+    /* The whole chunk failed (its worker died, or the pool ended). */
+    memset(dst, 0, chunk->count * r->rec.out_size);
+    for (size_t i = 0; i < chunk->count; i++)
+      add_record_error(r, chunk->first + i, all);
+  }
+  if (--r->job.chunks_left)
+    return 0;
+  finish(r);
+  return 1;
+}
+
+static void result_destroy(pp_result *r) {
+  if (r->items)
+    for (size_t i = 0; i < r->job.count; i++)
+      free(r->items[i].data);
+  for (size_t i = 0; i < r->nrec_errors; i++)
+    free(r->rec_errors[i].item.data);
+  free(r->rec_errors);
+  free(r->items);
+  free(r->field_sizes);
+  free(r->error);
+  free(r);
+}
+
+void pp__result_release_locked(pp_result *r) {
+  if (--r->refs)
+    return;
+  /* The pool still holds the shared state, so this never frees it. */
+  r->shared->refs--;
+  result_destroy(r);
+}
+
+void pp_result_free(pp_result *r) {
+  if (!r)
+    return;
+  pp__shared *s = r->shared;
+  apr_thread_mutex_lock(s->lock);
+  if (--r->refs) {
+    apr_thread_mutex_unlock(s->lock);
+    return;
+  }
+  result_destroy(r);
+  pp__shared_unref_unlock(s);
+}
+
+pp_status pp_result_wait(pp_result *r, double timeout) {
+  if (!r)
+    return PP_EINVAL;
+  apr_time_t deadline = pp__deadline(timeout);
+  apr_thread_mutex_lock(r->shared->lock);
+  while (!r->ready && pp__shared_wait(r->shared, deadline) == PP_OK) {
+  }
+  int ready = r->ready;
+  apr_thread_mutex_unlock(r->shared->lock);
+  return ready ? PP_OK : PP_ETIMEOUT;
+}
+
+pp_status pp_result_get(pp_result *r, double timeout) {
+  pp_status st = pp_result_wait(r, timeout);
+  return st != PP_OK ? st : r->status;
+}
+
+int pp_result_ready(const pp_result *r) {
+  if (!r)
+    return 0;
+  apr_thread_mutex_lock(r->shared->lock);
+  int ready = r->ready;
+  apr_thread_mutex_unlock(r->shared->lock);
+  return ready;
+}
+
+/* Outcomes are final once `done` is seen under the lock; callbacks see them
+ * before `ready`, as Python runs callbacks before waking get(). */
+static int is_done(const pp_result *r) {
+  apr_thread_mutex_lock(r->shared->lock);
+  int done = r->done;
+  apr_thread_mutex_unlock(r->shared->lock);
+  return done;
+}
+
+pp_status pp_result_successful(const pp_result *r, int *ok) {
+  if (!r || !ok)
+    return PP_EINVAL;
+  if (!is_done(r))
+    return PP_ENOTREADY;
+  *ok = r->status == PP_OK;
+  return PP_OK;
+}
+
+const char *pp_result_error(const pp_result *r) {
+  if (!r || !is_done(r))
+    return NULL;
+  return r->error;
+}
+
+size_t pp_result_count(const pp_result *r) { return r ? r->job.count : 0; }
+size_t pp_result_chunks(const pp_result *r) { return r ? r->job.nchunks : 0; }
+size_t pp_result_chunksize(const pp_result *r) {
+  return r ? r->job.chunksize : 0;
+}
+
+pp_status pp_result_item(const pp_result *r, size_t index, pp_bytes *out) {
+  if (!r || !out || index >= r->job.count)
+    return PP_EINVAL;
+  if (!is_done(r))
+    return PP_ENOTREADY;
+  if (r->job.kind == PP__JOB_CALLS) {
+    out->data = r->items[index].data;
+    out->len = r->items[index].len;
+    return r->items[index].status;
+  }
+  for (size_t i = 0; i < r->nrec_errors; i++) {
+    if (r->rec_errors[i].index == index) {
+      out->data = r->rec_errors[i].item.data;
+      out->len = r->rec_errors[i].item.len;
+      return r->rec_errors[i].item.status;
+    }
+  }
+  out->data = (const unsigned char *)r->rec.out + index * r->rec.out_size;
+  out->len = r->rec.out_size;
+  return PP_OK;
+}
+
+static pp_status bytes_i64(pp_status st, const pp_bytes *b, int64_t *out) {
+  if (st != PP_OK)
+    return st;
+  if (b->len != sizeof *out)
+    return PP_EINVAL;
+  memcpy(out, b->data, sizeof *out);
+  return PP_OK;
+}
+
+pp_status pp_result_item_i64(const pp_result *r, size_t index, int64_t *out) {
+  pp_bytes b;
+  if (!out)
+    return PP_EINVAL;
+  return bytes_i64(pp_result_item(r, index, &b), &b, out);
+}
+
+pp_status pp_result_value(const pp_result *r, pp_bytes *out) {
+  if (!r || !out)
+    return PP_EINVAL;
+  if (!is_done(r))
+    return PP_ENOTREADY;
+  if (!r->apply)
+    return PP_ESTATE;
+  out->data = r->items[0].data;
+  out->len = r->items[0].len;
+  return r->items[0].status;
+}
+
+pp_status pp_result_i64(const pp_result *r, int64_t *out) {
+  pp_bytes b;
+  if (!out)
+    return PP_EINVAL;
+  return bytes_i64(pp_result_value(r, &b), &b, out);
+}

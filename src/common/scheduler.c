@@ -1,0 +1,654 @@
+/* The scheduler thread: one per pool. It owns the workers, sends queued
+ * chunks to idle workers, decodes their answers, replaces workers, and
+ * completes every result exactly once, running callbacks on this thread.
+ * Everything it shares with callers is changed under the pool's lock; the
+ * lock is dropped only to wait for events and to run user code. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A second chunk goes to a busy worker only when its chunks are short, so
+ * that it never waits for the parent; long tasks would instead hold the
+ * second chunk hostage while another worker sits idle. */
+#define PP__PIPELINE_DEPTH 2
+#define PP__PIPELINE_MAX_US 2000
+#define PP__EVENTS 64
+#define PP__MAX_EARLY_DEATHS 8
+
+static void lock(pp_pool *p) { apr_thread_mutex_lock(p->shared->lock); }
+static void unlock(pp_pool *p) { apr_thread_mutex_unlock(p->shared->lock); }
+
+/* ---- completing work ---- */
+
+static void notify_later(pp_pool *pool, pp_result *r) {
+  r->next_done = NULL;
+  if (pool->notify_tail)
+    pool->notify_tail->next_done = r;
+  else
+    pool->notify_head = r;
+  pool->notify_tail = r;
+}
+
+/* Records the outcome of one chunk (lock held) and frees the chunk. */
+static void chunk_done(pp_pool *pool, pp__chunk *c, const pp__outcome *outs,
+                       const pp__outcome *all, const unsigned char *records,
+                       size_t nerr, pp__reader *errors) {
+  pp__job *job = c->job;
+  if (job->kind == PP__JOB_IMAP) {
+    pp__iter_chunk_done((pp_iter *)job, c, outs, all);
+  } else {
+    pp_result *r = (pp_result *)job;
+    int finished =
+        job->kind == PP__JOB_CALLS
+            ? pp__result_chunk_done(r, c, outs, all)
+            : pp__records_chunk_done(r, c, records, nerr, errors, all);
+    if (finished)
+      notify_later(pool, r);
+  }
+  free(c->frame);
+  free(c);
+}
+
+static void chunk_failed(pp_pool *pool, pp__chunk *c, pp_status why,
+                         const char *message) {
+  if (!message)
+    message = pp_strerror(why);
+  pp__outcome all = {why, (const unsigned char *)message, strlen(message)};
+  chunk_done(pool, c, NULL, &all, NULL, 0, NULL);
+}
+
+static void fail_queue(pp_pool *pool, pp_status why, const char *message) {
+  pp__chunk *c = pool->queue_head;
+  pool->queue_head = pool->queue_tail = NULL;
+  while (c) {
+    pp__chunk *next = c->next;
+    chunk_failed(pool, c, why, message);
+    c = next;
+  }
+}
+
+static void fail_outstanding(pp_pool *pool, pp__worker *w, pp_status why,
+                             const char *message) {
+  pp__chunk *c = w->head;
+  w->head = w->tail = NULL;
+  w->outstanding = 0;
+  while (c) {
+    pp__chunk *next = c->next;
+    chunk_failed(pool, c, why, message);
+    c = next;
+  }
+}
+
+/* Callbacks run without the lock, so they may read results; `ready` is set
+ * only afterwards, as Python runs callbacks before waking get(). */
+static int run_callbacks(pp_pool *pool) {
+  int ran = pool->notify_head != NULL;
+  while (pool->notify_head) {
+    pp_result *list = pool->notify_head;
+    pool->notify_head = pool->notify_tail = NULL;
+    unlock(pool);
+    for (pp_result *r = list; r; r = r->next_done) {
+      pp_result_fn fn =
+          r->status == PP_OK ? r->cb.callback : r->cb.error_callback;
+      if (fn)
+        fn(r, r->cb.user_data);
+    }
+    lock(pool);
+    while (list) {
+      pp_result *next = list->next_done;
+      list->ready = 1;
+      pool->inflight_jobs--;
+      pp__result_release_locked(list);
+      list = next;
+    }
+    apr_thread_cond_broadcast(pool->shared->changed);
+  }
+  return ran;
+}
+
+/* ---- the pool breaking ---- */
+
+static void set_broken(pp_pool *pool, pp_status why, char *message) {
+  if (pool->broken != PP_OK) {
+    free(message);
+    return;
+  }
+  pool->broken = why;
+  pool->broken_message = message ? message : pp__strdup(pp_strerror(why));
+}
+
+/* ---- workers ---- */
+
+static void retire(pp_pool *pool, pp__worker *w, unsigned slot) {
+  if (w->state == PP__W_RETIRING || w->state == PP__W_FREE)
+    return;
+  w->state = PP__W_RETIRING;
+  /* With our end closed no CLOSED event can come: the channel is done. */
+  pp__backend_hangup(pool->backend, slot);
+  w->closed = 1;
+}
+
+static void kill_worker(pp_pool *pool, pp__worker *w, unsigned slot,
+                        pp_status why, char *message) {
+  if (w->state == PP__W_FREE) {
+    free(message);
+    return;
+  }
+  if (!w->fail_status) {
+    w->fail_status = why;
+    w->fail_message = message;
+  } else {
+    free(message);
+  }
+  w->killed_by_pool = 1;
+  w->state = PP__W_RETIRING;
+  pp__backend_kill(pool->backend, slot);
+}
+
+static void protocol_error(pp_pool *pool, unsigned slot, const char *what) {
+  pp__worker *w = &pool->workers[slot];
+  kill_worker(pool, w, slot, PP_EPROTOCOL,
+              pp__format("worker %ld sent a malformed message (%s); it was "
+                         "stopped",
+                         w->pid, what));
+}
+
+/* A worker's process has ended and its channel is drained: account for the
+ * work it held and free its slot. */
+static void worker_finished(pp_pool *pool, unsigned slot) {
+  pp__worker *w = &pool->workers[slot];
+  char how[128];
+  pp__exit_describe(&w->exit, how, sizeof how);
+  /* Dying before READY with an initializer means the initializer crashed
+   * (a failure it reported would have made the worker RETIRING). */
+  if (w->state == PP__W_CONFIGURING && pool->state != PP__TERMINATE) {
+    if (pool->initializer[0])
+      set_broken(pool, PP_EINITIALIZER,
+                 pp__format("the initializer '%s' did not finish in worker "
+                            "%ld: it %s",
+                            pool->initializer, w->pid, how));
+    /* Workers that keep dying before they can take work would be replaced
+     * forever: after a few in a row the pool gives up and says why. */
+    else if (++pool->early_deaths > PP__MAX_EARLY_DEATHS)
+      set_broken(pool, PP_EWORKERDIED,
+                 pp__format("workers keep dying before they are ready; the "
+                            "last, %ld, %s",
+                            w->pid, how));
+  }
+  if (w->head) {
+    /* The oldest chunk is the one it was running: workers answer in order.
+     * The rest never started: they go back to the front of the queue. */
+    pp__chunk *running = w->head;
+    pp__chunk *rest = running->next;
+    if (rest) {
+      w->tail->next = pool->queue_head;
+      pool->queue_head = rest;
+      if (!pool->queue_tail)
+        pool->queue_tail = w->tail;
+    }
+    running->next = NULL;
+    w->head = w->tail = NULL;
+    w->outstanding = 0;
+    if (w->fail_status) {
+      chunk_failed(pool, running, w->fail_status, w->fail_message);
+    } else {
+      char *msg = pp__format("worker %ld died while running task '%s': it %s",
+                             w->pid, running->job->task, how);
+      chunk_failed(pool, running, PP_EWORKERDIED, msg);
+      free(msg);
+    }
+  }
+  free(w->fail_message);
+  pp__backend_release(pool->backend, slot);
+  memset(w, 0, sizeof *w);
+}
+
+static int live_workers(const pp_pool *pool) {
+  int n = 0;
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    pp__worker_state s = pool->workers[i].state;
+    n += s == PP__W_STARTING || s == PP__W_CONFIGURING || s == PP__W_READY;
+  }
+  return n;
+}
+
+static void start_workers(pp_pool *pool) {
+  int want = pool->processes - live_workers(pool);
+  for (unsigned i = 0; want > 0 && i < pool->nslots; i++) {
+    pp__worker *w = &pool->workers[i];
+    if (w->state != PP__W_FREE)
+      continue;
+    pp_status st = pp__backend_start(pool->backend, i);
+    if (st != PP_OK) {
+      set_broken(pool, st,
+                 pp__format("could not start a worker: %s", pp_strerror(st)));
+      return;
+    }
+    w->state = PP__W_STARTING;
+    want--;
+  }
+}
+
+/* ---- decoding answers ---- */
+
+static pp__outcome *outcomes(pp_pool *pool, size_t n) {
+  if (n > pool->capoutcomes) {
+    pp__outcome *grown = realloc(pool->outcomes, n * sizeof *grown);
+    if (!grown)
+      return NULL;
+    pool->outcomes = grown;
+    pool->capoutcomes = n;
+  }
+  return pool->outcomes;
+}
+
+static int valid_status(unsigned s) {
+  return s != PP_OK && s < PP_STATUS_COUNT_;
+}
+
+/* The chunk a RESULTS/RECORDS_DONE frame answers: the oldest sent. */
+static pp__chunk *answered_chunk(pp__worker *w, const pp__frame *f,
+                                 pp__job_kind kind) {
+  pp__chunk *c = w->head;
+  if (!c || c->id != f->id)
+    return NULL;
+  int records = c->job->kind == PP__JOB_RECORDS;
+  return records == (kind == PP__JOB_RECORDS) ? c : NULL;
+}
+
+static void pop_answered(pp__worker *w) {
+  w->head = w->head->next;
+  if (!w->head)
+    w->tail = NULL;
+  w->outstanding--;
+  w->chunks_done++;
+}
+
+static void note_service_time(pp__worker *w, pp__chunk *c) {
+  apr_time_t took = apr_time_now() - c->sent_at;
+  w->service_us = w->service_us ? (3 * w->service_us + took) / 4 : took + 1;
+}
+
+static const char *on_results(pp_pool *pool, pp__worker *w,
+                              const pp__frame *f) {
+  pp__chunk *c = answered_chunk(w, f, PP__JOB_CALLS);
+  if (!c)
+    return "an answer to no task it was sent";
+  pp__reader r;
+  pp__reader_init(&r, f->payload, f->len);
+  size_t n = pp__get_u32(&r);
+  if (r.bad || n != c->count)
+    return "a wrong number of results";
+  pp__outcome *outs = outcomes(pool, n ? n : 1);
+  if (!outs)
+    return "results too many to hold in memory";
+  for (size_t i = 0; i < n; i++) {
+    unsigned s = pp__get_u8(&r);
+    outs[i].data = pp__get_str32(&r, &outs[i].len);
+    if (r.bad || (s != PP_OK && !valid_status(s)))
+      return "a truncated or invalid result";
+    outs[i].status = (pp_status)s;
+  }
+  if (r.off != r.len)
+    return "bytes after the last result";
+  note_service_time(w, c);
+  pop_answered(w);
+  chunk_done(pool, c, outs, NULL, NULL, 0, NULL);
+  return NULL;
+}
+
+static const char *on_records(pp_pool *pool, pp__worker *w,
+                              const pp__frame *f) {
+  pp__chunk *c = answered_chunk(w, f, PP__JOB_RECORDS);
+  if (!c)
+    return "an answer to no task it was sent";
+  const pp_result *res = (const pp_result *)c->job;
+  pp__reader r;
+  pp__reader_init(&r, f->payload, f->len);
+  size_t n = pp__get_u32(&r);
+  if (r.bad || n != c->count)
+    return "a wrong number of records";
+  const unsigned char *out = pp__get_bytes(&r, n * res->rec.out_size);
+  size_t nerr = pp__get_u32(&r);
+  if (!out || r.bad || nerr > n)
+    return "a truncated records answer";
+  /* Check the error list completely before anything is applied. */
+  pp__reader errors = r;
+  for (size_t i = 0; i < nerr; i++) {
+    size_t index = pp__get_u32(&r), len;
+    unsigned s = pp__get_u8(&r);
+    pp__get_str32(&r, &len);
+    if (r.bad || index >= n || !valid_status(s))
+      return "an invalid records error";
+  }
+  if (r.off != r.len)
+    return "bytes after the records answer";
+  note_service_time(w, c);
+  pop_answered(w);
+  chunk_done(pool, c, NULL, NULL, out, nerr, &errors);
+  return NULL;
+}
+
+static const char *on_init_failed(pp_pool *pool, pp__worker *w,
+                                  const pp__frame *f) {
+  pp__reader r;
+  pp__reader_init(&r, f->payload, f->len);
+  pp__get_u8(&r);
+  size_t len;
+  const unsigned char *msg = pp__get_str32(&r, &len);
+  if (r.bad || w->state != PP__W_CONFIGURING)
+    return "an initializer report out of place";
+  set_broken(pool, PP_EINITIALIZER,
+             pp__format("the initializer '%s' failed in worker %ld: %.*s",
+                        pool->initializer, w->pid, (int)len,
+                        msg ? (const char *)msg : ""));
+  w->state = PP__W_RETIRING; /* it exits by itself */
+  return NULL;
+}
+
+static void on_input(pp_pool *pool, unsigned slot) {
+  pp__worker *w = &pool->workers[slot];
+  pp__buf *in = pp__backend_input(pool->backend, slot);
+  while (in && w->state != PP__W_FREE && !w->killed_by_pool) {
+    pp__frame f;
+    int complete;
+    pp_status st = pp__frame_peek(in, pool->max_message, &f, &complete);
+    if (st != PP_OK) {
+      protocol_error(pool, slot,
+                     st == PP_ETOOBIG ? "a frame beyond the size limit"
+                                      : "a bad frame header");
+      return;
+    }
+    if (!complete)
+      return;
+    const char *bad = NULL;
+    switch (f.type) {
+    case PP__F_READY:
+      if (w->state == PP__W_CONFIGURING) {
+        w->state = PP__W_READY;
+        pool->early_deaths = 0;
+      } else if (w->state != PP__W_RETIRING)
+        bad = "a ready report out of place";
+      break;
+    case PP__F_INIT_FAILED:
+      bad = on_init_failed(pool, w, &f);
+      break;
+    case PP__F_RESULTS:
+      bad = on_results(pool, w, &f);
+      break;
+    case PP__F_RECORDS_DONE:
+      bad = on_records(pool, w, &f);
+      break;
+    default:
+      bad = "a frame only the parent sends";
+    }
+    if (bad) {
+      protocol_error(pool, slot, bad);
+      return;
+    }
+    pp__buf_consume(in, PP__WIRE_HEADER_SIZE + f.len);
+  }
+}
+
+static void on_event(pp_pool *pool, const pp__event *ev) {
+  pp__worker *w = ev->type == PP__EV_WAKE || ev->type == PP__EV_BROKEN
+                      ? NULL
+                      : &pool->workers[ev->slot];
+  switch (ev->type) {
+  case PP__EV_WAKE:
+    break;
+  case PP__EV_STARTED:
+    w->pid = ev->pid;
+    w->state = PP__W_CONFIGURING;
+    pp__backend_send(pool->backend, ev->slot, pool->config_frame,
+                     pool->config_len);
+    break;
+  case PP__EV_START_FAILED:
+    memset(w, 0, sizeof *w);
+    set_broken(
+        pool, ev->status,
+        pp__format("could not start a worker: %s", pp_strerror(ev->status)));
+    break;
+  case PP__EV_INPUT:
+    on_input(pool, ev->slot);
+    break;
+  case PP__EV_CLOSED:
+    w->closed = 1;
+    /* A worker that closed its channel but lives on is of no use: stop it,
+     * so that its end is known and reported. */
+    if (!w->exited && w->state != PP__W_RETIRING)
+      pp__backend_kill(pool->backend, ev->slot);
+    break;
+  case PP__EV_EXITED:
+    w->exited = 1;
+    w->exit = ev->exit;
+    break;
+  case PP__EV_BROKEN:
+    set_broken(pool, ev->status,
+               pp__strdup("the process that starts workers died"));
+    for (unsigned i = 0; i < pool->nslots; i++) {
+      pp__worker *x = &pool->workers[i];
+      if (x->state == PP__W_FREE)
+        continue;
+      pp__backend_hangup(pool->backend, i);
+      x->closed = x->exited = 1;
+      x->exit.signaled = 0;
+      x->exit.code = -1;
+    }
+    break;
+  }
+  if (w && w->state != PP__W_FREE && w->closed && w->exited)
+    worker_finished(pool, ev->slot);
+}
+
+/* ---- dispatch ---- */
+
+static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
+  const pp_result *r = (const pp_result *)c->job;
+  pp__buf *b = &pool->scratch;
+  size_t at;
+  pp__buf_clear(b);
+  pp_status st = pp__frame_begin(b, PP__F_RECORDS, c->id, &at);
+  if (st == PP_OK)
+    st = pp__put_str16(b, r->job.task);
+  if (st == PP_OK)
+    st = pp__put_u32(b, (uint32_t)c->count);
+  if (st == PP_OK)
+    st = pp__put_u32(b, (uint32_t)r->rec.in_size);
+  if (st == PP_OK)
+    st = pp__put_u32(b, (uint32_t)r->rec.out_size);
+  if (st == PP_OK)
+    st = pp__put_u32(b, (uint32_t)r->rec.nfields);
+  for (size_t i = 0; st == PP_OK && i < r->rec.nfields; i++)
+    st = pp__put_u32(b, (uint32_t)r->rec.field_sizes[i]);
+  if (st != PP_OK)
+    return st;
+  /* The records go out straight from the caller's array, not through the
+   * scratch buffer: the header says how many bytes follow. */
+  size_t data = c->count * r->rec.in_size;
+  pp__patch_u32(b, at + 8,
+                (uint32_t)(pp__buf_len(b) - at - PP__WIRE_HEADER_SIZE + data));
+  st = pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
+  if (st == PP_OK)
+    st = pp__backend_send(
+        pool->backend, slot,
+        (const unsigned char *)r->rec.in + c->first * r->rec.in_size, data);
+  return st;
+}
+
+static int takes_work(const pp_pool *pool, const pp__worker *w, size_t depth) {
+  if (w->state != PP__W_READY || w->outstanding >= depth)
+    return 0;
+  if (pool->maxtasksperchild && w->chunks_sent >= pool->maxtasksperchild)
+    return 0;
+  return depth == 1 || (w->service_us && w->service_us < PP__PIPELINE_MAX_US);
+}
+
+static int pick_worker(const pp_pool *pool, unsigned *slot) {
+  for (size_t depth = 1; depth <= PP__PIPELINE_DEPTH; depth++) {
+    for (unsigned i = 0; i < pool->nslots; i++) {
+      if (takes_work(pool, &pool->workers[i], depth)) {
+        *slot = i;
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+static void dispatch(pp_pool *pool) {
+  while (pool->queue_head) {
+    pp__chunk *c = pool->queue_head;
+    if (c->count == 0) { /* an empty map completes at once */
+      pool->queue_head = c->next;
+      if (!pool->queue_head)
+        pool->queue_tail = NULL;
+      pp__outcome none = {PP_OK, NULL, 0};
+      chunk_done(pool, c, NULL, &none, NULL, 0, NULL);
+      continue;
+    }
+    unsigned slot;
+    if (!pick_worker(pool, &slot))
+      return;
+    pool->queue_head = c->next;
+    if (!pool->queue_head)
+      pool->queue_tail = NULL;
+    pp__worker *w = &pool->workers[slot];
+    c->next = NULL;
+    if (w->tail)
+      w->tail->next = c;
+    else
+      w->head = c;
+    w->tail = c;
+    w->outstanding++;
+    w->chunks_sent++;
+    c->sent_at = apr_time_now();
+    if (c->job->kind == PP__JOB_RECORDS)
+      send_records(pool, slot, c);
+    else
+      pp__backend_send(pool->backend, slot, c->frame, c->frame_len);
+    /* A failed send means the channel is closing: its CLOSED event comes,
+     * and the chunk is accounted for there. */
+  }
+}
+
+/* ---- the pool's state ---- */
+
+static int work_left(const pp_pool *pool) {
+  return pool->inflight_jobs > 0 || pool->queue_head != NULL;
+}
+
+static void handle_terminate(pp_pool *pool) {
+  if (pool->terminate_handled)
+    return;
+  pool->terminate_handled = 1;
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    pp__worker *w = &pool->workers[i];
+    fail_outstanding(pool, w, PP_ETERMINATED, "the pool was terminated");
+    if (w->state == PP__W_STARTING)
+      continue; /* killed once it starts */
+    kill_worker(pool, w, i, PP_ETERMINATED, NULL);
+  }
+  fail_queue(pool, PP_ETERMINATED, "the pool was terminated");
+  for (pp_iter *it = pool->active_iters; it; it = it->next_active)
+    pp__iter_stop_locked(it, PP_ETERMINATED, "the pool was terminated");
+}
+
+static void handle_broken(pp_pool *pool) {
+  fail_queue(pool, pool->broken, pool->broken_message);
+  for (pp_iter *it = pool->active_iters; it; it = it->next_active)
+    pp__iter_stop_locked(it, pool->broken, pool->broken_message);
+  for (unsigned i = 0; i < pool->nslots; i++)
+    if (!pool->workers[i].outstanding)
+      retire(pool, &pool->workers[i], i);
+}
+
+static void drop_finished_iters(pp_pool *pool) {
+  pp_iter **link = &pool->active_iters;
+  while (*link) {
+    pp_iter *it = *link;
+    if (it->input_done && it->job.chunks_left == 0 && !it->pulling) {
+      *link = it->next_active;
+      it->pool = NULL;
+      pool->inflight_jobs--;
+      pp__iter_release_locked(it);
+    } else {
+      link = &it->next_active;
+    }
+  }
+}
+
+/* Returns 1 when input is left to pull right away. */
+static int step(pp_pool *pool) {
+  int more = 0;
+  if (pool->state == PP__TERMINATE)
+    handle_terminate(pool);
+  if (pool->broken != PP_OK)
+    handle_broken(pool);
+  for (pp_iter *it = pool->active_iters; it; it = it->next_active)
+    more |= pp__iter_fill_locked(pool, it);
+  dispatch(pool);
+  /* Workers done with maxtasksperchild leave once their last answer is in. */
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    pp__worker *w = &pool->workers[i];
+    if (w->state == PP__W_READY && pool->maxtasksperchild &&
+        w->chunks_done >= pool->maxtasksperchild)
+      retire(pool, w, i);
+  }
+  drop_finished_iters(pool);
+  int wanted =
+      pool->state == PP__RUN || (pool->state == PP__CLOSE && work_left(pool));
+  if (wanted && pool->broken == PP_OK)
+    start_workers(pool);
+  if (pool->state == PP__CLOSE && !work_left(pool))
+    for (unsigned i = 0; i < pool->nslots; i++)
+      retire(pool, &pool->workers[i], i);
+  return more;
+}
+
+static int finished(const pp_pool *pool) {
+  if (pool->state == PP__RUN || work_left(pool) || pool->notify_head)
+    return 0;
+  for (unsigned i = 0; i < pool->nslots; i++)
+    if (pool->workers[i].state != PP__W_FREE)
+      return 0;
+  return 1;
+}
+
+void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
+  pp_pool *pool = arg;
+  pp__event events[PP__EVENTS];
+  lock(pool);
+  pool->scheduler_id = apr_os_thread_current();
+  for (;;) {
+    /* Completions change what a step decides (close drains, imap windows
+     * free up), so step again until nothing completes. */
+    int more;
+    do {
+      more = step(pool);
+    } while (run_callbacks(pool));
+    apr_thread_cond_broadcast(pool->shared->changed);
+    if (finished(pool))
+      break;
+    unlock(pool);
+    size_t n = 0;
+    pp__backend_wait(pool->backend, more ? 0 : -1, events, PP__EVENTS, &n);
+    lock(pool);
+    for (size_t i = 0; i < n; i++) {
+      /* A worker that started while terminating is stopped at once. */
+      on_event(pool, &events[i]);
+      if (events[i].type == PP__EV_STARTED && pool->state == PP__TERMINATE)
+        kill_worker(pool, &pool->workers[events[i].slot], events[i].slot,
+                    PP_ETERMINATED, NULL);
+    }
+  }
+  pool->scheduler_done = 1;
+  apr_thread_cond_broadcast(pool->shared->changed);
+  unlock(pool);
+  /* Returning (not apr_thread_exit, which ends in pthread_exit) keeps the
+   * thread's stack unwinding ordinary for the sanitizers; the thread's
+   * memory pool goes with the shared state. */
+  (void)thread;
+  return NULL;
+}

@@ -1,0 +1,53 @@
+/* The lock and condition variable a pool shares with its results and
+ * iterators. They are reference-counted so that a result can outlive its
+ * pool: after pp_pool_destroy() the caller may still read and free it. */
+#include "internal.h"
+
+pp_status pp__shared_create(pp__shared **out) {
+  apr_pool_t *mem;
+  if (apr_pool_create(&mem, NULL) != APR_SUCCESS)
+    return PP_ENOMEM;
+  pp__shared *s = apr_pcalloc(mem, sizeof *s);
+  s->mem = mem;
+  if (apr_thread_mutex_create(&s->lock, APR_THREAD_MUTEX_DEFAULT, mem) !=
+          APR_SUCCESS ||
+      apr_thread_cond_create(&s->changed, mem) != APR_SUCCESS) {
+    apr_pool_destroy(mem);
+    return PP_ESYSTEM;
+  }
+  s->refs = 1;
+  *out = s;
+  return PP_OK;
+}
+
+void pp__shared_unref_unlock(pp__shared *s) {
+  if (--s->refs > 0) {
+    apr_thread_mutex_unlock(s->lock);
+    return;
+  }
+  apr_thread_mutex_unlock(s->lock);
+  apr_thread_cond_destroy(s->changed);
+  apr_thread_mutex_destroy(s->lock);
+  apr_pool_destroy(s->mem);
+}
+
+apr_time_t pp__deadline(double timeout) {
+  if (timeout < 0)
+    return 0;
+  /* Beyond ~30 years a timeout is "forever" and must not overflow. */
+  if (timeout > 1e9)
+    return 0;
+  return apr_time_now() + (apr_time_t)(timeout * 1e6);
+}
+
+pp_status pp__shared_wait(pp__shared *s, apr_time_t deadline) {
+  if (!deadline) {
+    apr_thread_cond_wait(s->changed, s->lock);
+    return PP_OK;
+  }
+  apr_time_t left = deadline - apr_time_now();
+  if (left <= 0)
+    return PP_ETIMEOUT;
+  apr_thread_cond_timedwait(s->changed, s->lock, left);
+  return PP_OK;
+}

@@ -1,0 +1,51 @@
+/* Status names, the version, and the process-wide runtime set-up. */
+#include "internal.h"
+
+#include <apr_general.h>
+
+static const char *const names[PP_STATUS_COUNT_] = {
+    [PP_OK] = "success",
+    [PP_EINVAL] = "invalid argument",
+    [PP_ENOMEM] = "out of memory",
+    [PP_ESYSTEM] = "an operating-system call failed",
+    [PP_ETIMEOUT] = "timed out",
+    [PP_ETASK] = "the task failed",
+    [PP_ECLOSED] = "the pool is closed",
+    [PP_ESTATE] = "not valid in the present state",
+    [PP_ENOTREADY] = "the result is not ready",
+    [PP_ETERMINATED] = "the pool was terminated",
+    [PP_EWORKERDIED] = "the worker died",
+    [PP_EINITIALIZER] = "the pool's initializer failed",
+    [PP_ENOTSUP] = "not supported on this platform",
+    [PP_EUNKNOWNTASK] = "no task is registered under that name",
+    [PP_EPROTOCOL] = "a malformed message came from a worker",
+    [PP_ETOOBIG] = "too big",
+    [PP_EOF] = "no more items",
+};
+
+const char *pp_strerror(pp_status status) {
+  if ((unsigned)status >= PP_STATUS_COUNT_)
+    return "unknown status";
+  return names[status];
+}
+
+#define PP__STR2(x) #x
+#define PP__STR(x) PP__STR2(x)
+const char *pp_version(void) {
+  return PP__STR(PP_VERSION_MAJOR) "." PP__STR(PP_VERSION_MINOR) "." PP__STR(
+      PP_VERSION_PATCH);
+}
+
+/* APR must be initialised once per process before its pools are used. The
+ * worker-mode hook runs first thing in main(), so in practice this happens
+ * there, before any thread exists; pool creation repeats the cheap check. */
+static int runtime_ready;
+
+pp_status pp__runtime_init(void) {
+  if (runtime_ready)
+    return PP_OK;
+  if (apr_initialize() != APR_SUCCESS)
+    return PP_ESYSTEM;
+  runtime_ready = 1;
+  return PP_OK;
+}

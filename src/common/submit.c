@@ -1,0 +1,386 @@
+/* Submitting work: apply, map, starmap and records maps are cut into chunks,
+ * encoded into frames on the caller's thread (so the caller's buffers may be
+ * reused at once), and queued for the scheduler. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int pp__on_scheduler(pp_pool *pool) {
+  apr_thread_mutex_lock(pool->shared->lock);
+  int on = pool->thread && !pool->scheduler_done &&
+           apr_os_thread_equal(pool->scheduler_id, apr_os_thread_current());
+  apr_thread_mutex_unlock(pool->shared->lock);
+  return on;
+}
+
+pp_status pp__check_submit(pp_pool *pool, const char *task, void *out) {
+  if (!pool || !task || !out || !task[0] || strlen(task) > PP__WIRE_MAX_NAME)
+    return PP_EINVAL;
+  return PP_OK;
+}
+
+uint32_t pp__next_job_id(pp_pool *pool) {
+  apr_thread_mutex_lock(pool->shared->lock);
+  uint32_t id = ++pool->next_job;
+  apr_thread_mutex_unlock(pool->shared->lock);
+  return id;
+}
+
+pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
+                         const pp_callbacks *cb, pp_result **out) {
+  pp_result *r = calloc(1, sizeof *r);
+  if (!r)
+    return PP_ENOMEM;
+  r->job.kind = kind;
+  strcpy(r->job.task, task);
+  r->shared = pool->shared;
+  if (cb)
+    r->cb = *cb;
+  *out = r;
+  return PP_OK;
+}
+
+static pp_status new_chunk(size_t first, size_t count, pp__chunk **out) {
+  pp__chunk *c = calloc(1, sizeof *c);
+  if (!c)
+    return PP_ENOMEM;
+  c->first = first;
+  c->count = count;
+  *out = c;
+  return PP_OK;
+}
+
+static void free_chunks(pp__chunk *c) {
+  while (c) {
+    pp__chunk *next = c->next;
+    free(c->frame);
+    free(c);
+    c = next;
+  }
+}
+
+pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
+                           const pp_bytes *single, size_t count,
+                           pp__chunk **out) {
+  pp__buf b = {0};
+  size_t at;
+  pp_status st = pp__frame_begin(&b, PP__F_CALLS, id, &at);
+  if (st == PP_OK)
+    st = pp__put_str16(&b, task);
+  if (st == PP_OK)
+    st = count > UINT32_MAX ? PP_ETOOBIG : PP_OK;
+  if (st == PP_OK)
+    st = pp__put_u32(&b, (uint32_t)count);
+  for (size_t i = 0; st == PP_OK && i < count; i++) {
+    if (calls) {
+      if (!calls[i].argv && calls[i].argc)
+        st = PP_EINVAL;
+      else
+        st = pp__put_args(&b, calls[i].argv, calls[i].argc);
+    } else {
+      st = pp__put_args(&b, &single[i], 1);
+    }
+  }
+  if (st == PP_OK)
+    st = pp__frame_end(&b, at);
+  pp__chunk *c = NULL;
+  if (st == PP_OK)
+    st = new_chunk(0, count, &c);
+  if (st != PP_OK) {
+    pp__buf_free(&b);
+    return st;
+  }
+  c->id = id;
+  c->frame = b.data; /* never consumed, so the frame starts at data */
+  c->frame_len = b.end;
+  *out = c;
+  return PP_OK;
+}
+
+void pp__enqueue_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last) {
+  if (pool->queue_tail)
+    pool->queue_tail->next = first;
+  else
+    pool->queue_head = first;
+  pool->queue_tail = last;
+}
+
+/* Hands a result and its chunks to the pool, or refuses when the pool no
+ * longer takes work (then the caller frees both). */
+static pp_status submit(pp_pool *pool, pp_result *r, pp__chunk *first,
+                        pp__chunk *last) {
+  apr_thread_mutex_lock(pool->shared->lock);
+  if (pool->state != PP__RUN) {
+    apr_thread_mutex_unlock(pool->shared->lock);
+    return PP_ECLOSED;
+  }
+  for (pp__chunk *c = first; c; c = c->next)
+    c->job = &r->job;
+  r->refs = 2; /* the caller's and the pool's until it completes */
+  pool->shared->refs++;
+  pool->inflight_jobs++;
+  pp__enqueue_locked(pool, first, last);
+  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__backend_wake(pool->backend);
+  return PP_OK;
+}
+
+pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
+                         size_t nargs, const pp_callbacks *callbacks,
+                         pp_result **out) {
+  if (out)
+    *out = NULL;
+  pp_status st = pp__check_submit(pool, task, out);
+  if (st != PP_OK || (!args && nargs))
+    return st != PP_OK ? st : PP_EINVAL;
+  pp_result *r;
+  if ((st = pp__result_new(pool, PP__JOB_CALLS, task, callbacks, &r)) != PP_OK)
+    return st;
+  r->apply = 1;
+  r->job.count = r->job.nchunks = r->job.chunks_left = r->job.chunksize = 1;
+  r->items = calloc(1, sizeof *r->items);
+  pp_args one = {args, nargs};
+  pp__chunk *c = NULL;
+  st = r->items ? pp__encode_calls(task, (uint64_t)pp__next_job_id(pool) << 32,
+                                   &one, NULL, 1, &c)
+                : PP_ENOMEM;
+  if (st == PP_OK)
+    st = submit(pool, r, c, c);
+  if (st != PP_OK) {
+    free_chunks(c);
+    free(r->items);
+    free(r);
+    return st;
+  }
+  *out = r;
+  return PP_OK;
+}
+
+/* Cuts `count` items into chunks of `chunksize` (0: Python's default). An
+ * empty map still gets one empty chunk, so that it completes (and runs its
+ * callback) on the scheduler like any other. */
+static pp_status map_common(pp_pool *pool, const char *task,
+                            const pp_args *calls, const pp_bytes *single,
+                            size_t count, size_t chunksize,
+                            const pp_callbacks *cb, pp_result **out) {
+  if (out)
+    *out = NULL;
+  pp_status st = pp__check_submit(pool, task, out);
+  if (st != PP_OK || (!calls && !single && count))
+    return st ? st : PP_EINVAL;
+  if (count > ((size_t)-1) / sizeof(pp__item))
+    return PP_ETOOBIG;
+  pp_result *r;
+  if ((st = pp__result_new(pool, PP__JOB_CALLS, task, cb, &r)) != PP_OK)
+    return st;
+  r->job.count = count;
+  r->job.chunksize =
+      chunksize ? chunksize : pp_default_chunksize(count, pool->processes);
+  r->items = calloc(count ? count : 1, sizeof *r->items);
+  if (!r->items)
+    st = PP_ENOMEM;
+  uint64_t job_id = (uint64_t)pp__next_job_id(pool) << 32;
+  pp__chunk *first = NULL, *last = NULL;
+  for (size_t at = 0; st == PP_OK && (at < count || !first);) {
+    size_t n = count - at < r->job.chunksize ? count - at : r->job.chunksize;
+    pp__chunk *c;
+    st = pp__encode_calls(task, job_id | r->job.nchunks,
+                          calls ? calls + at : NULL,
+                          single ? single + at : NULL, n, &c);
+    if (st != PP_OK)
+      break;
+    c->first = at;
+    if (n)
+      r->job.nchunks++;
+    r->job.chunks_left++;
+    if (last)
+      last->next = c;
+    else
+      first = c;
+    last = c;
+    at += n;
+  }
+  if (st == PP_OK)
+    st = submit(pool, r, first, last);
+  if (st != PP_OK) {
+    free_chunks(first);
+    free(r->items);
+    free(r);
+    return st;
+  }
+  *out = r;
+  return PP_OK;
+}
+
+pp_status pp_map_async(pp_pool *pool, const char *task, const pp_bytes *items,
+                       size_t count, size_t chunksize,
+                       const pp_callbacks *callbacks, pp_result **out) {
+  return map_common(pool, task, NULL, items, count, chunksize, callbacks, out);
+}
+
+pp_status pp_starmap_async(pp_pool *pool, const char *task,
+                           const pp_args *items, size_t count, size_t chunksize,
+                           const pp_callbacks *callbacks, pp_result **out) {
+  return map_common(pool, task, items, NULL, count, chunksize, callbacks, out);
+}
+
+/* The largest chunk of records whose frames (either way) fit the limits. */
+static size_t records_chunk_limit(const pp_pool *pool, const pp_records *rec) {
+  size_t widest = rec->in_size > rec->out_size ? rec->in_size : rec->out_size;
+  size_t limit =
+      pool->max_message < UINT32_MAX ? pool->max_message : (size_t)UINT32_MAX;
+  size_t n = (limit - 4096) / widest;
+  return n ? n : 1;
+}
+
+static pp_status check_records(const pp_pool *pool, const pp_records *rec) {
+  if (!rec->in_size || !rec->out_size || (!rec->in && rec->count) ||
+      (!rec->out && rec->count) || (rec->nfields && !rec->field_sizes))
+    return PP_EINVAL;
+  if (rec->in_size > UINT32_MAX || rec->out_size > UINT32_MAX ||
+      rec->nfields > UINT32_MAX)
+    return PP_ETOOBIG;
+  if (rec->count > ((size_t)-1) / rec->in_size ||
+      rec->count > ((size_t)-1) / rec->out_size)
+    return PP_ETOOBIG;
+  if (rec->in_size + 4096 > pool->max_message ||
+      rec->out_size + 4096 > pool->max_message)
+    return PP_ETOOBIG;
+  size_t sum = 0;
+  for (size_t i = 0; i < rec->nfields; i++) {
+    if (!rec->field_sizes[i] || rec->field_sizes[i] > rec->in_size - sum)
+      return PP_EINVAL;
+    sum += rec->field_sizes[i];
+  }
+  return rec->nfields && sum != rec->in_size ? PP_EINVAL : PP_OK;
+}
+
+pp_status pp_map_records_async(pp_pool *pool, const char *task,
+                               const pp_records *records, size_t chunksize,
+                               const pp_callbacks *callbacks, pp_result **out) {
+  if (out)
+    *out = NULL;
+  pp_status st = pp__check_submit(pool, task, out);
+  if (st == PP_OK && !records)
+    st = PP_EINVAL;
+  if (st == PP_OK)
+    st = check_records(pool, records);
+  if (st != PP_OK)
+    return st;
+  pp_result *r;
+  if ((st = pp__result_new(pool, PP__JOB_RECORDS, task, callbacks, &r)) !=
+      PP_OK)
+    return st;
+  r->rec = *records;
+  if (records->nfields) {
+    r->field_sizes = malloc(records->nfields * sizeof *r->field_sizes);
+    if (!r->field_sizes) {
+      free(r);
+      return PP_ENOMEM;
+    }
+    memcpy(r->field_sizes, records->field_sizes,
+           records->nfields * sizeof *r->field_sizes);
+    r->rec.field_sizes = r->field_sizes;
+  }
+  size_t count = records->count;
+  size_t limit = records_chunk_limit(pool, records);
+  r->job.count = count;
+  r->job.chunksize =
+      chunksize ? chunksize : pp_default_chunksize(count, pool->processes);
+  if (r->job.chunksize > limit)
+    r->job.chunksize = limit;
+  uint64_t job_id = (uint64_t)pp__next_job_id(pool) << 32;
+  pp__chunk *first = NULL, *last = NULL;
+  for (size_t at = 0; st == PP_OK && (at < count || !first);) {
+    size_t n = count - at < r->job.chunksize ? count - at : r->job.chunksize;
+    pp__chunk *c;
+    st = new_chunk(at, n, &c);
+    if (st != PP_OK)
+      break;
+    c->id = job_id | r->job.nchunks;
+    if (n)
+      r->job.nchunks++;
+    r->job.chunks_left++;
+    if (last)
+      last->next = c;
+    else
+      first = c;
+    last = c;
+    at += n;
+  }
+  if (st == PP_OK)
+    st = submit(pool, r, first, last);
+  if (st != PP_OK) {
+    free_chunks(first);
+    free(r->field_sizes);
+    free(r);
+    return st;
+  }
+  *out = r;
+  return PP_OK;
+}
+
+/* The blocking forms wait on a result, so from a callback (the scheduler
+ * thread) they would wait for themselves. */
+static pp_status wait_map(pp_pool *pool, pp_status st, pp_result **out) {
+  (void)pool;
+  if (st != PP_OK)
+    return st;
+  return pp_result_get(*out, -1);
+}
+
+pp_status pp_map(pp_pool *pool, const char *task, const pp_bytes *items,
+                 size_t count, size_t chunksize, pp_result **out) {
+  if (pool && pp__on_scheduler(pool))
+    return PP_ESTATE;
+  return wait_map(
+      pool, pp_map_async(pool, task, items, count, chunksize, NULL, out), out);
+}
+
+pp_status pp_starmap(pp_pool *pool, const char *task, const pp_args *items,
+                     size_t count, size_t chunksize, pp_result **out) {
+  if (pool && pp__on_scheduler(pool))
+    return PP_ESTATE;
+  return wait_map(
+      pool, pp_starmap_async(pool, task, items, count, chunksize, NULL, out),
+      out);
+}
+
+pp_status pp_map_records(pp_pool *pool, const char *task,
+                         const pp_records *records, size_t chunksize,
+                         pp_result **out) {
+  if (pool && pp__on_scheduler(pool))
+    return PP_ESTATE;
+  return wait_map(
+      pool, pp_map_records_async(pool, task, records, chunksize, NULL, out),
+      out);
+}
+
+pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
+                   size_t nargs, pp_value *out) {
+  if (out)
+    memset(out, 0, sizeof *out);
+  if (!out)
+    return PP_EINVAL;
+  if (pool && pp__on_scheduler(pool))
+    return PP_ESTATE;
+  pp_result *r;
+  pp_status st = pp_apply_async(pool, task, args, nargs, NULL, &r);
+  if (st != PP_OK) {
+    out->status = st;
+    return st;
+  }
+  st = pp_result_get(r, -1);
+  const pp__item *item = &r->items[0];
+  out->status = st;
+  if (st == PP_OK) {
+    out->data = item->data; /* ownership moves to the caller */
+    out->len = item->len;
+    r->items[0].data = NULL;
+  } else {
+    out->error = pp__strdup(r->error ? r->error : pp_strerror(st));
+  }
+  pp_result_free(r);
+  return st;
+}

@@ -1,0 +1,182 @@
+/* Frame encoding and bounds-checked decoding (see wire.h for the format). */
+#include "wire.h"
+
+#include <string.h>
+
+static void store_u32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t load_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
+
+static uint64_t load_u64(const unsigned char *p) {
+  return (uint64_t)load_u32(p) | (uint64_t)load_u32(p + 4) << 32;
+}
+
+static int known_type(unsigned t) {
+  switch (t) {
+  case PP__F_CONFIG:
+  case PP__F_CALLS:
+  case PP__F_RECORDS:
+  case PP__F_READY:
+  case PP__F_INIT_FAILED:
+  case PP__F_RESULTS:
+  case PP__F_RECORDS_DONE:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
+                         int *complete) {
+  size_t avail = pp__buf_len(in);
+  const unsigned char *p = pp__buf_head(in);
+  *complete = 0;
+  if (avail < PP__WIRE_HEADER_SIZE) {
+    /* Reject a bad magic as soon as its bytes are in, not only once a whole
+     * header arrived: garbage fails fast. */
+    unsigned char magic[4];
+    store_u32(magic, PP__WIRE_MAGIC);
+    if (avail && memcmp(p, magic, avail < 4 ? avail : 4) != 0)
+      return PP_EPROTOCOL;
+    return PP_OK;
+  }
+  if (load_u32(p) != PP__WIRE_MAGIC || p[4] != PP__WIRE_VERSION ||
+      !known_type(p[5]))
+    return PP_EPROTOCOL;
+  size_t len = load_u32(p + 8);
+  if (len > max_len)
+    return PP_ETOOBIG;
+  if (avail - PP__WIRE_HEADER_SIZE < len)
+    return PP_OK;
+  frame->type = (pp__frame_type)p[5];
+  frame->id = load_u64(p + 12);
+  frame->payload = p + PP__WIRE_HEADER_SIZE;
+  frame->len = len;
+  *complete = 1;
+  return PP_OK;
+}
+
+pp_status pp__frame_begin(pp__buf *out, pp__frame_type type, uint64_t id,
+                          size_t *header_at) {
+  pp_status st = pp__buf_reserve(out, PP__WIRE_HEADER_SIZE);
+  if (st != PP_OK)
+    return st;
+  unsigned char *h = pp__buf_tail(out);
+  store_u32(h, PP__WIRE_MAGIC);
+  h[4] = PP__WIRE_VERSION;
+  h[5] = (unsigned char)type;
+  h[6] = h[7] = 0;
+  store_u32(h + 8, 0);
+  store_u32(h + 12, (uint32_t)id);
+  store_u32(h + 16, (uint32_t)(id >> 32));
+  *header_at = out->end - out->start;
+  pp__buf_commit(out, PP__WIRE_HEADER_SIZE);
+  return PP_OK;
+}
+
+pp_status pp__frame_end(pp__buf *out, size_t header_at) {
+  size_t len = pp__buf_len(out) - header_at - PP__WIRE_HEADER_SIZE;
+  if (len > UINT32_MAX)
+    return PP_ETOOBIG;
+  store_u32(pp__buf_head(out) + header_at + 8, (uint32_t)len);
+  return PP_OK;
+}
+
+pp_status pp__put_u8(pp__buf *out, unsigned v) {
+  unsigned char b = (unsigned char)v;
+  return pp__buf_append(out, &b, 1);
+}
+
+pp_status pp__put_u32(pp__buf *out, uint32_t v) {
+  unsigned char b[4];
+  store_u32(b, v);
+  return pp__buf_append(out, b, 4);
+}
+
+pp_status pp__put_str16(pp__buf *out, const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n > PP__WIRE_MAX_NAME)
+    return PP_EINVAL;
+  unsigned char b[2] = {(unsigned char)n, (unsigned char)(n >> 8)};
+  pp_status st = pp__buf_append(out, b, 2);
+  return st != PP_OK ? st : pp__buf_append(out, s, n);
+}
+
+pp_status pp__put_str32(pp__buf *out, const void *data, size_t len) {
+  if (len > UINT32_MAX)
+    return PP_ETOOBIG;
+  pp_status st = pp__put_u32(out, (uint32_t)len);
+  return st != PP_OK ? st : pp__buf_append(out, data, len);
+}
+
+pp_status pp__put_args(pp__buf *out, const pp_bytes *argv, size_t argc) {
+  if (argc > UINT32_MAX)
+    return PP_ETOOBIG;
+  pp_status st = pp__put_u32(out, (uint32_t)argc);
+  for (size_t i = 0; st == PP_OK && i < argc; i++) {
+    if (!argv[i].data && argv[i].len)
+      return PP_EINVAL;
+    st = pp__put_str32(out, argv[i].data, argv[i].len);
+  }
+  return st;
+}
+
+void pp__patch_u32(pp__buf *out, size_t at, uint32_t v) {
+  store_u32(pp__buf_head(out) + at, v);
+}
+
+void pp__reader_init(pp__reader *r, const void *data, size_t len) {
+  r->p = data;
+  r->len = len;
+  r->off = 0;
+  r->bad = 0;
+}
+
+const unsigned char *pp__get_bytes(pp__reader *r, size_t n) {
+  if (r->bad || r->len - r->off < n) {
+    r->bad = 1;
+    return NULL;
+  }
+  const unsigned char *p = r->p + r->off;
+  r->off += n;
+  return p;
+}
+
+unsigned pp__get_u8(pp__reader *r) {
+  const unsigned char *p = pp__get_bytes(r, 1);
+  return p ? p[0] : 0;
+}
+
+uint32_t pp__get_u32(pp__reader *r) {
+  const unsigned char *p = pp__get_bytes(r, 4);
+  return p ? load_u32(p) : 0;
+}
+
+void pp__get_name(pp__reader *r, char *name, size_t cap) {
+  const unsigned char *p = pp__get_bytes(r, 2);
+  size_t n = p ? (size_t)p[0] | (size_t)p[1] << 8 : 0;
+  const unsigned char *s = pp__get_bytes(r, n);
+  if (!s || n >= cap) {
+    r->bad = 1;
+    name[0] = '\0';
+    return;
+  }
+  memcpy(name, s, n);
+  name[n] = '\0';
+}
+
+const unsigned char *pp__get_str32(pp__reader *r, size_t *len) {
+  *len = pp__get_u32(r);
+  const unsigned char *p = pp__get_bytes(r, *len);
+  if (!p)
+    *len = 0;
+  return p;
+}

@@ -1,0 +1,95 @@
+/* The wire protocol between the parent and a worker: length-prefixed frames
+ * with a versioned header, every field little-endian, every length checked.
+ *
+ *   header (20 bytes): magic u32 "PPF1" | version u8 | type u8 | flags u16
+ *                      | payload length u32 | chunk id u64
+ *
+ * Frames, parent -> worker:
+ *   CONFIG   initializer name (str16), its arguments (args)
+ *   CALLS    task name (str16), u32 n, n x args          (apply, map, starmap)
+ *   RECORDS  task name (str16), u32 n, u32 in_size, u32 out_size, u32 nfields,
+ *            nfields x u32 field size, n * in_size bytes
+ * worker -> parent:
+ *   READY    (empty) the initializer succeeded; tasks may follow
+ *   INIT_FAILED  u8 status, str32 message; the worker then exits
+ *   RESULTS  u32 n, n x (u8 status, str32 value-or-message)  (answers CALLS)
+ *   RECORDS_DONE u32 n, n * out_size bytes, u32 nerr,
+ *            nerr x (u32 index, u8 status, str32 message)   (answers RECORDS)
+ * where args = u32 argc, argc x str32; strN = uN length + bytes.
+ * A worker answers frames in the order it received them, with the same id.
+ */
+#ifndef PP_WIRE_H
+#define PP_WIRE_H
+
+#include "buf.h"
+#include "procpool.h"
+
+#include <stdint.h>
+
+#define PP__WIRE_MAGIC 0x31465050u /* "PPF1" read little-endian */
+#define PP__WIRE_VERSION 1
+#define PP__WIRE_HEADER_SIZE 20
+#define PP__WIRE_MAX_NAME 255
+
+typedef enum pp__frame_type {
+  PP__F_CONFIG = 1,
+  PP__F_CALLS = 2,
+  PP__F_RECORDS = 3,
+  PP__F_READY = 16,
+  PP__F_INIT_FAILED = 17,
+  PP__F_RESULTS = 18,
+  PP__F_RECORDS_DONE = 19
+} pp__frame_type;
+
+typedef struct pp__frame {
+  pp__frame_type type;
+  uint64_t id;
+  const unsigned char *payload; /* borrowed from the input buffer */
+  size_t len;
+} pp__frame;
+
+/* Looks at the head of `in`. PP_OK with *complete = 1 and `frame` filled when
+ * a whole frame is there (consume PP__WIRE_HEADER_SIZE + frame->len bytes
+ * after use); PP_OK with *complete = 0 when more bytes are needed;
+ * PP_EPROTOCOL for a bad magic, version or type, and PP_ETOOBIG for a length
+ * above `max_len`. */
+pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
+                         int *complete);
+
+/* ---- writing ---- */
+
+/* Appends a header with a zero length and returns its offset, to be patched
+ * by pp__frame_end() once the payload is appended. */
+pp_status pp__frame_begin(pp__buf *out, pp__frame_type type, uint64_t id,
+                          size_t *header_at);
+/* PP_ETOOBIG when the payload exceeds what a u32 length can say. */
+pp_status pp__frame_end(pp__buf *out, size_t header_at);
+
+pp_status pp__put_u8(pp__buf *out, unsigned v);
+pp_status pp__put_u32(pp__buf *out, uint32_t v);
+pp_status pp__put_str16(pp__buf *out, const char *s);
+pp_status pp__put_str32(pp__buf *out, const void *data, size_t len);
+pp_status pp__put_args(pp__buf *out, const pp_bytes *argv, size_t argc);
+/* Overwrites the u32 at `at` bytes past the head (a count known late). */
+void pp__patch_u32(pp__buf *out, size_t at, uint32_t v);
+
+/* ---- reading: a cursor that refuses to run past the end ---- */
+
+typedef struct pp__reader {
+  const unsigned char *p;
+  size_t len;
+  size_t off;
+  int bad; /* set by the first read past the end; later reads return 0s */
+} pp__reader;
+
+void pp__reader_init(pp__reader *r, const void *data, size_t len);
+unsigned pp__get_u8(pp__reader *r);
+uint32_t pp__get_u32(pp__reader *r);
+/* Borrows `n` bytes; NULL (and r->bad) when fewer remain. */
+const unsigned char *pp__get_bytes(pp__reader *r, size_t n);
+/* A str16 name copied into `name` (cap >= PP__WIRE_MAX_NAME + 1). */
+void pp__get_name(pp__reader *r, char *name, size_t cap);
+/* A str32, borrowed. */
+const unsigned char *pp__get_str32(pp__reader *r, size_t *len);
+
+#endif

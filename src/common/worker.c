@@ -1,0 +1,305 @@
+/* The worker loop: runs in a worker process, reads frames from its channel,
+ * runs the named tasks and answers each frame in order. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Results are held back (to share one write among several frames) only while
+ * more work is already buffered, the batch is small and the last frame was
+ * quick, so a slow task never delays the results before it. */
+#define PP__BATCH_BYTES ((size_t)1 << 20)
+#define PP__BATCH_US 1000
+
+typedef struct worker {
+  pp__wchan *chan;
+  pp__buf in, out, errs;
+  pp_bytes *argv;
+  size_t capargv;
+  pp_call call;
+} worker;
+
+static pp_status ensure_argv(worker *w, size_t argc) {
+  if (argc <= w->capargv)
+    return PP_OK;
+  pp_bytes *grown = realloc(w->argv, argc * sizeof *grown);
+  if (!grown)
+    return PP_ENOMEM;
+  w->argv = grown;
+  w->capargv = argc;
+  return PP_OK;
+}
+
+/* Reads an argument list into w->argv. A count that the remaining bytes
+ * cannot hold is refused before anything is allocated. */
+static pp_status read_args(worker *w, pp__reader *r, size_t *argc) {
+  uint32_t n = pp__get_u32(r);
+  if (r->bad || n > (r->len - r->off) / 4)
+    return PP_EPROTOCOL;
+  pp_status st = ensure_argv(w, n);
+  if (st != PP_OK)
+    return st;
+  for (uint32_t i = 0; i < n; i++) {
+    size_t len;
+    const unsigned char *p = pp__get_str32(r, &len);
+    if (r->bad)
+      return PP_EPROTOCOL;
+    w->argv[i].data = p;
+    w->argv[i].len = len;
+  }
+  *argc = n;
+  return PP_OK;
+}
+
+static pp_status run_calls(worker *w, const pp__frame *f) {
+  pp__reader r;
+  char name[PP__WIRE_MAX_NAME + 1];
+  pp__reader_init(&r, f->payload, f->len);
+  pp__get_name(&r, name, sizeof name);
+  uint32_t n = pp__get_u32(&r);
+  if (r.bad)
+    return PP_EPROTOCOL;
+  pp_task_fn fn = pp__registry_find(name);
+  size_t at;
+  pp_status st = pp__frame_begin(&w->out, PP__F_RESULTS, f->id, &at);
+  if (st == PP_OK)
+    st = pp__put_u32(&w->out, n);
+  for (uint32_t i = 0; st == PP_OK && i < n; i++) {
+    size_t argc;
+    st = read_args(w, &r, &argc);
+    if (st != PP_OK)
+      break;
+    pp__call_reset(&w->call);
+    w->call.argv = w->argv;
+    w->call.argc = argc;
+    pp_status cs = pp__call_run(&w->call, name, fn);
+    st = pp__put_u8(&w->out, (unsigned)cs);
+    if (st != PP_OK)
+      break;
+    if (cs == PP_OK)
+      st = pp__put_str32(&w->out, pp__buf_head(&w->call.value),
+                         pp__buf_len(&w->call.value));
+    else
+      st = pp__put_str32(&w->out, w->call.message,
+                         w->call.message ? strlen(w->call.message) : 0);
+  }
+  return st == PP_OK ? pp__frame_end(&w->out, at) : st;
+}
+
+static pp_status run_records(worker *w, const pp__frame *f) {
+  pp__reader r;
+  char name[PP__WIRE_MAX_NAME + 1];
+  pp__reader_init(&r, f->payload, f->len);
+  pp__get_name(&r, name, sizeof name);
+  uint32_t n = pp__get_u32(&r), in_size = pp__get_u32(&r);
+  uint32_t out_size = pp__get_u32(&r), nfields = pp__get_u32(&r);
+  if (r.bad || in_size == 0 || out_size == 0 || nfields > in_size)
+    return PP_EPROTOCOL;
+  pp_status st = ensure_argv(w, nfields ? nfields : 1);
+  if (st != PP_OK)
+    return st;
+  uint32_t sizes_sum = 0;
+  size_t *sizes = NULL;
+  if (nfields) {
+    sizes = malloc(nfields * sizeof *sizes);
+    if (!sizes)
+      return PP_ENOMEM;
+    for (uint32_t i = 0; i < nfields; i++) {
+      sizes[i] = pp__get_u32(&r);
+      sizes_sum += (uint32_t)sizes[i];
+    }
+    if (r.bad || sizes_sum != in_size) {
+      free(sizes);
+      return PP_EPROTOCOL;
+    }
+  }
+  const unsigned char *in = (size_t)n <= (r.len - r.off) / in_size
+                                ? pp__get_bytes(&r, (size_t)n * in_size)
+                                : NULL;
+  if (!in) {
+    free(sizes);
+    return PP_EPROTOCOL;
+  }
+  pp_task_fn fn = pp__registry_find(name);
+  size_t at, nerr = 0;
+  st = pp__frame_begin(&w->out, PP__F_RECORDS_DONE, f->id, &at);
+  if (st == PP_OK)
+    st = pp__put_u32(&w->out, n);
+  if (st == PP_OK)
+    st = pp__buf_reserve(&w->out, (size_t)n * out_size);
+  if (st != PP_OK) {
+    free(sizes);
+    return st;
+  }
+  unsigned char *outp = pp__buf_tail(&w->out);
+  memset(outp, 0, (size_t)n * out_size);
+  pp__buf_commit(&w->out, (size_t)n * out_size);
+  pp__buf_clear(&w->errs);
+  for (uint32_t i = 0; st == PP_OK && i < n; i++) {
+    const unsigned char *rec = in + (size_t)i * in_size;
+    size_t argc = 1;
+    if (nfields) {
+      size_t off = 0;
+      for (uint32_t k = 0; k < nfields; k++) {
+        w->argv[k].data = rec + off;
+        w->argv[k].len = sizes[k];
+        off += sizes[k];
+      }
+      argc = nfields;
+    } else {
+      w->argv[0].data = rec;
+      w->argv[0].len = in_size;
+    }
+    pp__call_reset(&w->call);
+    w->call.argv = w->argv;
+    w->call.argc = argc;
+    w->call.record = outp + (size_t)i * out_size;
+    w->call.record_size = out_size;
+    pp_status cs = pp__call_run(&w->call, name, fn);
+    if (cs != PP_OK) {
+      nerr++;
+      st = pp__put_u32(&w->errs, i);
+      if (st == PP_OK)
+        st = pp__put_u8(&w->errs, (unsigned)cs);
+      if (st == PP_OK)
+        st = pp__put_str32(&w->errs, w->call.message,
+                           w->call.message ? strlen(w->call.message) : 0);
+    }
+  }
+  w->call.record = NULL;
+  free(sizes);
+  if (st == PP_OK)
+    st = pp__put_u32(&w->out, (uint32_t)nerr);
+  if (st == PP_OK)
+    st = pp__buf_append(&w->out, pp__buf_head(&w->errs), pp__buf_len(&w->errs));
+  return st == PP_OK ? pp__frame_end(&w->out, at) : st;
+}
+
+static pp_status flush(worker *w) {
+  if (!pp__buf_len(&w->out))
+    return PP_OK;
+  pp_status st =
+      pp__wchan_write(w->chan, pp__buf_head(&w->out), pp__buf_len(&w->out));
+  pp__buf_clear(&w->out);
+  return st;
+}
+
+/* Waits for one whole frame at the head of w->in. */
+static pp_status next_frame(worker *w, pp__frame *f) {
+  for (;;) {
+    int complete;
+    pp_status st = pp__frame_peek(&w->in, UINT32_MAX, f, &complete);
+    if (st != PP_OK)
+      return PP_EPROTOCOL;
+    if (complete)
+      return PP_OK;
+    st = flush(w);
+    if (st == PP_OK)
+      st = pp__wchan_read(w->chan, &w->in);
+    if (st != PP_OK)
+      return st;
+  }
+}
+
+static int has_frame(worker *w) {
+  pp__frame f;
+  int complete = 0;
+  return pp__frame_peek(&w->in, UINT32_MAX, &f, &complete) == PP_OK && complete;
+}
+
+/* The first frame is CONFIG: run the initializer, answer READY or
+ * INIT_FAILED. Returns the exit code to use, or -1 to go on. */
+static int configure(worker *w) {
+  pp__frame f;
+  pp_status st = next_frame(w, &f);
+  if (st == PP_EOF)
+    return 0;
+  if (st != PP_OK || f.type != PP__F_CONFIG)
+    return PP__EXIT_PROTOCOL;
+  pp__reader r;
+  char name[PP__WIRE_MAX_NAME + 1];
+  size_t argc = 0;
+  pp__reader_init(&r, f.payload, f.len);
+  pp__get_name(&r, name, sizeof name);
+  if (r.bad || read_args(w, &r, &argc) != PP_OK)
+    return PP__EXIT_PROTOCOL;
+  pp_status cs = PP_OK;
+  if (name[0]) {
+    pp__call_reset(&w->call);
+    w->call.argv = w->argv;
+    w->call.argc = argc;
+    cs = pp__call_run(&w->call, name, pp__registry_find(name));
+  }
+  pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f.len);
+  size_t at;
+  if (cs == PP_OK) {
+    st = pp__frame_begin(&w->out, PP__F_READY, 0, &at);
+  } else {
+    st = pp__frame_begin(&w->out, PP__F_INIT_FAILED, 0, &at);
+    if (st == PP_OK)
+      st = pp__put_u8(&w->out, (unsigned)cs);
+    if (st == PP_OK)
+      st = pp__put_str32(&w->out, w->call.message,
+                         w->call.message ? strlen(w->call.message) : 0);
+  }
+  if (st == PP_OK)
+    st = pp__frame_end(&w->out, at);
+  if (st == PP_OK)
+    st = flush(w);
+  if (cs != PP_OK)
+    return PP__EXIT_INIT_FAILED;
+  return st == PP_OK ? -1 : (st == PP_ENOMEM ? PP__EXIT_NOMEM : 0);
+}
+
+static int serve(worker *w) {
+  for (;;) {
+    pp__frame f;
+    pp_status st = next_frame(w, &f);
+    if (st == PP_EOF)
+      return 0;
+    if (st != PP_OK)
+      return PP__EXIT_PROTOCOL;
+    apr_time_t began = apr_time_now();
+    if (f.type == PP__F_CALLS)
+      st = run_calls(w, &f);
+    else if (f.type == PP__F_RECORDS)
+      st = run_records(w, &f);
+    else
+      st = PP_EPROTOCOL;
+    if (st == PP_EPROTOCOL)
+      return PP__EXIT_PROTOCOL;
+    if (st == PP_ENOMEM || st == PP_ETOOBIG)
+      return PP__EXIT_NOMEM;
+    if (st != PP_OK)
+      return 0;
+    pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f.len);
+    int batch = has_frame(w) && pp__buf_len(&w->out) < PP__BATCH_BYTES &&
+                apr_time_now() - began < PP__BATCH_US;
+    if (!batch && flush(w) != PP_OK)
+      return 0;
+  }
+}
+
+int pp__worker_run(pp__wchan *chan) {
+  worker w;
+  memset(&w, 0, sizeof w);
+  w.chan = chan;
+  int code = configure(&w);
+  if (code < 0)
+    code = serve(&w);
+  pp__call_free(&w.call);
+  pp__buf_free(&w.in);
+  pp__buf_free(&w.out);
+  pp__buf_free(&w.errs);
+  free(w.argv);
+  return code;
+}
+
+int pp_worker_main(int argc, char **argv) {
+  pp__wchan *chan;
+  if (pp__runtime_init() != PP_OK)
+    return 0;
+  if (!pp__backend_worker_attach(argc, argv, &chan))
+    return 0;
+  exit(pp__worker_run(chan));
+}

@@ -1,0 +1,763 @@
+/* The parent's side of the POSIX backend: the slot table, the poll loop,
+ * the send queues, the wake-up descriptor and the event queue. Everything
+ * here runs on the scheduler thread, except pp__backend_wake().
+ *
+ * Workers are children of the launcher (launcher.c), never of this
+ * process: this side only talks to the launcher and reaps the launcher
+ * itself, in pp__backend_destroy(). */
+#define _GNU_SOURCE 1      /* glibc: MSG_CMSG_CLOEXEC, eventfd */
+#define _DARWIN_C_SOURCE 1 /* macOS: BSD socket names next to POSIX */
+
+#include "posix.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+/* Room reserved per recv on a channel. */
+#define READ_CHUNK (64 * 1024)
+/* Bytes taken from one channel per wait: one busy worker cannot starve the
+ * others. */
+#define READ_LIMIT (1024 * 1024)
+/* Bytes taken from a worker's channel once it has been reaped: everything
+ * it wrote is there, so take it before reporting EXITED. The bound only
+ * guards against a grandchild that inherited the channel and floods it. */
+#define DRAIN_LIMIT (16 * 1024 * 1024)
+/* Slot numbers beyond this are surely a caller's mistake. */
+#define MAX_SLOTS (1u << 20)
+/* Events one slot can produce in a single round (STARTED, INPUT twice,
+ * CLOSED, EXITED), used to size the queue once. */
+#define EVENTS_PER_SLOT 5
+
+enum slot_state {
+  SLOT_FREE,
+  SLOT_STARTING, /* START sent, no STARTED yet */
+  SLOT_LIVE,     /* started, not reaped */
+  SLOT_EXITED    /* reaped: waiting for release */
+};
+
+typedef struct wslot {
+  enum slot_state state;
+  int fd; /* parent's end; -1 before STARTED and once closed or hung up */
+  long pid;
+  pp__buf in, out;
+  int hup_pending; /* hangup asked before STARTED */
+  int write_dead;  /* a send failed: the read side will report CLOSED */
+} wslot;
+
+struct pp__backend {
+  pp__backend_config cfg;
+  pid_t launcher;
+  int ctl;        /* -1 once the launcher is gone */
+  int ctl_failed; /* a send to the launcher failed */
+  int broken;     /* PP__EV_BROKEN was queued */
+  pp__buf ctl_in, ctl_out;
+  pp__buf fds; /* received channel ends (int), in arrival order */
+  int wake_r, wake_w;
+  int wake_is_eventfd;
+  atomic_int wake_pending;
+  wslot *slots;
+  pp__buf events; /* pp__event records not handed out yet */
+  size_t events_room;
+  struct pollfd *pfd;
+  unsigned *pfd_slot;
+};
+
+/* ---- small helpers ---- */
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void emit(pp__backend *b, pp__event_type type, unsigned slot,
+                 const pp__event *base) {
+  pp__event ev;
+  if (base)
+    ev = *base;
+  else
+    memset(&ev, 0, sizeof ev);
+  ev.type = type;
+  ev.slot = slot;
+  /* Cannot fail: the queue is empty when a round starts and was sized for
+   * the most one round can produce. */
+  (void)pp__buf_append(&b->events, &ev, sizeof ev);
+}
+
+static size_t queued(const pp__backend *b) {
+  return pp__buf_len(&b->events) / sizeof(pp__event);
+}
+
+static wslot *slot_at(pp__backend *b, unsigned i) {
+  return (b && i < b->cfg.max_slots) ? &b->slots[i] : NULL;
+}
+
+static void close_channel(wslot *s) {
+  pp__close_socket(s->fd);
+  s->fd = -1;
+  pp__buf_free(&s->out);
+}
+
+static void reset_slot(wslot *s) {
+  close_channel(s);
+  pp__buf_free(&s->in);
+  s->state = SLOT_FREE;
+  s->pid = 0;
+  s->hup_pending = 0;
+  s->write_dead = 0;
+}
+
+/* ---- channels ---- */
+
+/* Reads what the slot's channel holds, up to `limit` bytes: INPUT if any
+ * came, then CLOSED on EOF or an error. */
+static pp_status slot_read(pp__backend *b, unsigned i, size_t limit) {
+  wslot *s = &b->slots[i];
+  size_t got = 0;
+  int eof = 0;
+  pp_status st = PP_OK;
+  while (s->fd >= 0 && got < limit) {
+    st = pp__buf_reserve(&s->in, READ_CHUNK);
+    if (st != PP_OK)
+      break; /* the bytes wait in the socket */
+    ssize_t n = recv(s->fd, pp__buf_tail(&s->in), s->in.cap - s->in.end, 0);
+    if (n > 0) {
+      pp__buf_commit(&s->in, (size_t)n);
+      got += (size_t)n;
+    } else if (n == 0) {
+      eof = 1;
+      break;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      break;
+    } else {
+      eof = 1; /* ECONNRESET and the like: nothing more will come */
+      break;
+    }
+  }
+  if (got)
+    emit(b, PP__EV_INPUT, i, NULL);
+  if (eof) {
+    close_channel(s);
+    emit(b, PP__EV_CLOSED, i, NULL);
+  }
+  return st;
+}
+
+/* Writes queued output without blocking. */
+static void slot_flush(wslot *s) {
+  while (s->fd >= 0 && !s->write_dead && pp__buf_len(&s->out)) {
+    ssize_t n = send(s->fd, pp__buf_head(&s->out), pp__buf_len(&s->out),
+                     PP__SEND_FLAGS);
+    if (n > 0) {
+      pp__buf_consume(&s->out, (size_t)n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return;
+    } else {
+      /* The worker stopped reading (it died or closed its end): what it
+       * wrote before is still readable, and EOF comes after it. */
+      s->write_dead = 1;
+      pp__buf_free(&s->out);
+    }
+  }
+}
+
+/* ---- the launcher's control socket ---- */
+
+static void ctl_flush(pp__backend *b) {
+  while (b->ctl >= 0 && pp__buf_len(&b->ctl_out)) {
+    ssize_t n = send(b->ctl, pp__buf_head(&b->ctl_out),
+                     pp__buf_len(&b->ctl_out), PP__SEND_FLAGS);
+    if (n > 0) {
+      pp__buf_consume(&b->ctl_out, (size_t)n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return;
+    } else {
+      b->ctl_failed = 1;
+      pp__buf_clear(&b->ctl_out);
+    }
+  }
+}
+
+static pp_status ctl_request(pp__backend *b, int32_t type, unsigned slot,
+                             long pid) {
+  if (b->ctl < 0 || b->ctl_failed)
+    return PP_OK; /* BROKEN is on its way */
+  pp__ctl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = type;
+  m.slot = slot;
+  m.pid = pid;
+  pp_status st = pp__buf_append(&b->ctl_out, &m, sizeof m);
+  if (st == PP_OK)
+    ctl_flush(b);
+  return st;
+}
+
+/* Takes the channel ends that came with the bytes as SCM_RIGHTS. 0, or -1
+ * when one was lost (the records could no longer be matched). */
+static int take_fds(pp__backend *b, struct msghdr *mh) {
+  int lost = (mh->msg_flags & MSG_CTRUNC) != 0;
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h)) {
+    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+      continue;
+    size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t k = 0; k < n; k++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(h) + k * sizeof(int), sizeof fd);
+#ifndef MSG_CMSG_CLOEXEC
+      pp__set_cloexec(fd);
+#endif
+      if (pp__buf_append(&b->fds, &fd, sizeof fd) != PP_OK) {
+        pp__close(fd);
+        lost = 1;
+      }
+    }
+  }
+  return lost ? -1 : 0;
+}
+
+/* Reads what the launcher sent. 1 when its socket ended (EOF, error), -1
+ * when out of memory (the bytes wait in the socket). */
+static int ctl_read(pp__backend *b) {
+  for (;;) {
+    if (pp__buf_reserve(&b->ctl_in, 64 * sizeof(pp__ctl_msg)) != PP_OK)
+      return -1;
+    union {
+      struct cmsghdr align;
+      char buf[CMSG_SPACE(8 * sizeof(int))];
+    } control;
+    struct iovec iov;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    iov.iov_base = pp__buf_tail(&b->ctl_in);
+    iov.iov_len = b->ctl_in.cap - b->ctl_in.end;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.buf;
+    mh.msg_controllen = sizeof control.buf;
+    int flags = 0;
+#ifdef MSG_CMSG_CLOEXEC
+    flags |= MSG_CMSG_CLOEXEC;
+#endif
+    ssize_t n = recvmsg(b->ctl, &mh, flags);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return !(errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+    if (take_fds(b, &mh) != 0 || n == 0)
+      return 1;
+    pp__buf_commit(&b->ctl_in, (size_t)n);
+  }
+}
+
+static void on_started(pp__backend *b, const pp__ctl_msg *m, int fd) {
+  wslot *s = slot_at(b, m->slot);
+  if (!s || s->state != SLOT_STARTING) {
+    /* Not ours to run: its EOF makes that worker exit. */
+    pp__close_socket(fd);
+    return;
+  }
+  s->state = SLOT_LIVE;
+  s->pid = (long)m->pid;
+  s->fd = fd;
+  pp__event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.pid = s->pid;
+  emit(b, PP__EV_STARTED, m->slot, &ev);
+  if (s->hup_pending || pp__set_nonblock(fd) != 0) {
+    /* A blocking channel could stall the scheduler: give it up, the
+     * worker sees EOF and EXITED follows. */
+    int hup = s->hup_pending;
+    close_channel(s);
+    if (!hup)
+      emit(b, PP__EV_CLOSED, m->slot, NULL);
+    return;
+  }
+  slot_flush(s); /* what the core queued while the worker started */
+}
+
+static void on_exited(pp__backend *b, unsigned i, long pid, pp__exit how) {
+  wslot *s = &b->slots[i];
+  /* What the worker wrote before it ended comes first. */
+  if (s->fd >= 0)
+    slot_read(b, i, DRAIN_LIMIT);
+  s->state = SLOT_EXITED;
+  pp__event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.pid = pid;
+  ev.exit = how;
+  emit(b, PP__EV_EXITED, i, &ev);
+}
+
+/* Turns complete records into events. 1 on a protocol breach. */
+static int ctl_parse(pp__backend *b) {
+  while (pp__buf_len(&b->ctl_in) >= sizeof(pp__ctl_msg)) {
+    pp__ctl_msg m;
+    memcpy(&m, pp__buf_head(&b->ctl_in), sizeof m);
+    pp__buf_consume(&b->ctl_in, sizeof m);
+    wslot *s = slot_at(b, m.slot);
+    if (m.type == PP__CTL_STARTED) {
+      int fd;
+      if (pp__buf_len(&b->fds) < sizeof fd)
+        return 1;
+      memcpy(&fd, pp__buf_head(&b->fds), sizeof fd);
+      pp__buf_consume(&b->fds, sizeof fd);
+      on_started(b, &m, fd);
+    } else if (m.type == PP__CTL_START_FAILED) {
+      if (!s || s->state != SLOT_STARTING)
+        continue;
+      reset_slot(s);
+      pp__event ev;
+      memset(&ev, 0, sizeof ev);
+      ev.status = (pp_status)m.status;
+      emit(b, PP__EV_START_FAILED, m.slot, &ev);
+    } else if (m.type == PP__CTL_EXITED) {
+      if (!s || s->state != SLOT_LIVE || s->pid != (long)m.pid)
+        continue;
+      pp__exit how;
+      how.signaled = m.signaled != 0;
+      how.code = (long)m.code;
+      on_exited(b, m.slot, s->pid, how);
+    } else {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The launcher is gone: no worker can start and none will be reported,
+ * so report every one now. Its workers die with it (Linux: their
+ * parent-death signal is SIGKILL, which is what EXITED says); elsewhere an
+ * orphan exits when its channel closes at release. */
+static void go_broken(pp__backend *b) {
+  if (b->broken)
+    return;
+  b->broken = 1;
+  pp__close_socket(b->ctl);
+  b->ctl = -1;
+  pp__buf_free(&b->ctl_out);
+  while (pp__buf_len(&b->fds) >= sizeof(int)) {
+    int fd;
+    memcpy(&fd, pp__buf_head(&b->fds), sizeof fd);
+    pp__buf_consume(&b->fds, sizeof fd);
+    pp__close_socket(fd);
+  }
+  pp__event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.status = PP_ESYSTEM;
+  emit(b, PP__EV_BROKEN, 0, &ev);
+  for (unsigned i = 0; i < b->cfg.max_slots; i++) {
+    wslot *s = &b->slots[i];
+    if (s->state == SLOT_STARTING) {
+      reset_slot(s);
+      emit(b, PP__EV_START_FAILED, i, &ev);
+    } else if (s->state == SLOT_LIVE) {
+      pp__exit how;
+      how.signaled = 1;
+      how.code = SIGKILL;
+      on_exited(b, i, s->pid, how);
+    }
+  }
+}
+
+/* ---- wake-ups ---- */
+
+static int make_wake(pp__backend *b) {
+#ifdef __linux__
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd >= 0) {
+    b->wake_r = b->wake_w = fd;
+    b->wake_is_eventfd = 1;
+    return 0;
+  }
+#endif
+  int p[2];
+  if (pipe(p) != 0)
+    return -1;
+  b->wake_r = p[0];
+  b->wake_w = p[1];
+  if (pp__set_cloexec(p[0]) || pp__set_cloexec(p[1]) ||
+      pp__set_nonblock(p[0]) || pp__set_nonblock(p[1]))
+    return -1;
+  return 0;
+}
+
+static void wake_drain(pp__backend *b) {
+  unsigned char buf[64];
+  for (;;) {
+    ssize_t n = read(b->wake_r, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0 || b->wake_is_eventfd)
+      break;
+  }
+  /* Cleared only after the read. Cleared before it, a wake() could set the
+   * flag and have its byte swallowed by this read: the flag would stay set
+   * and every later wake() would skip its write and be lost. Cleared after,
+   * a wake() that saw the flag still set made its change before this drain
+   * returns, and the scheduler looks at every change after a WAKE. */
+  atomic_store(&b->wake_pending, 0);
+}
+
+void pp__backend_wake(pp__backend *b) {
+  if (!b || atomic_exchange(&b->wake_pending, 1))
+    return;
+  uint64_t one = 1;
+  size_t len = b->wake_is_eventfd ? sizeof one : 1;
+  while (write(b->wake_w, &one, len) < 0 && errno == EINTR) {
+  }
+}
+
+/* ---- life cycle ---- */
+
+static void backend_free(pp__backend *b) {
+  if (b->slots) {
+    for (unsigned i = 0; i < b->cfg.max_slots; i++)
+      reset_slot(&b->slots[i]);
+  }
+  pp__close_socket(b->ctl);
+  b->ctl = -1;
+  if (b->launcher > 0) {
+    /* The launcher saw EOF: it kills and reaps its workers, then exits. */
+    while (waitpid(b->launcher, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+  while (pp__buf_len(&b->fds) >= sizeof(int)) {
+    int fd;
+    memcpy(&fd, pp__buf_head(&b->fds), sizeof fd);
+    pp__buf_consume(&b->fds, sizeof fd);
+    pp__close(fd);
+  }
+  pp__close(b->wake_r);
+  if (b->wake_w != b->wake_r)
+    pp__close(b->wake_w);
+  pp__buf_free(&b->ctl_in);
+  pp__buf_free(&b->ctl_out);
+  pp__buf_free(&b->fds);
+  pp__buf_free(&b->events);
+  free(b->slots);
+  free(b->pfd);
+  free(b->pfd_slot);
+  free(b);
+}
+
+pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
+  if (!out || !cfg)
+    return PP_EINVAL;
+  *out = NULL;
+  switch (cfg->context) {
+  case PP_CONTEXT_FORK:
+    break;
+  case PP_CONTEXT_SPAWN:
+  case PP_CONTEXT_FORKSERVER:
+    return PP_ENOTSUP;
+  default:
+    return PP_EINVAL;
+  }
+  if (!cfg->worker_main || cfg->max_slots == 0 || cfg->max_slots > MAX_SLOTS)
+    return PP_EINVAL;
+
+  pp__backend *b = calloc(1, sizeof *b);
+  if (!b)
+    return PP_ENOMEM;
+  b->cfg = *cfg;
+  b->ctl = b->wake_r = b->wake_w = -1;
+  b->launcher = -1;
+  atomic_init(&b->wake_pending, 0);
+  size_t n = cfg->max_slots;
+  b->slots = calloc(n, sizeof *b->slots);
+  b->pfd = calloc(n + 2, sizeof *b->pfd);
+  b->pfd_slot = calloc(n + 2, sizeof *b->pfd_slot);
+  b->events_room = (EVENTS_PER_SLOT * n + 4) * sizeof(pp__event);
+  pp_status st = PP_ENOMEM;
+  if (b->slots && b->pfd && b->pfd_slot &&
+      pp__buf_reserve(&b->events, b->events_room) == PP_OK &&
+      pp__buf_reserve(&b->fds, (n + 8) * sizeof(int)) == PP_OK) {
+    for (size_t i = 0; i < n; i++)
+      b->slots[i].fd = -1;
+    st = make_wake(b) == 0 ? PP_OK : pp__errno_status(errno);
+  }
+  /* Last: the launcher is a copy of this process as it is now, and every
+   * failure path above needs no launcher to stop. */
+  if (st == PP_OK)
+    st = pp__launcher_fork(cfg, &b->ctl, &b->launcher);
+  if (st != PP_OK) {
+    backend_free(b);
+    return st;
+  }
+  *out = b;
+  return PP_OK;
+}
+
+void pp__backend_destroy(pp__backend *b) {
+  if (b)
+    backend_free(b);
+}
+
+pp_status pp__backend_start(pp__backend *b, unsigned slot) {
+  wslot *s = slot_at(b, slot);
+  if (!s)
+    return PP_EINVAL;
+  if (s->state != SLOT_FREE)
+    return PP_ESTATE;
+  if (b->broken)
+    return PP_ESYSTEM;
+  pp_status st = ctl_request(b, PP__CTL_START, slot, 0);
+  if (st != PP_OK)
+    return st;
+  reset_slot(s);
+  s->state = SLOT_STARTING;
+  return PP_OK;
+}
+
+pp_status pp__backend_send(pp__backend *b, unsigned slot, const void *data,
+                           size_t len) {
+  wslot *s = slot_at(b, slot);
+  if (!s || (!data && len))
+    return PP_EINVAL;
+  if (s->state == SLOT_FREE)
+    return PP_ESTATE;
+  if (s->state == SLOT_STARTING)
+    return s->hup_pending ? PP_EOF : pp__buf_append(&s->out, data, len);
+  if (s->fd < 0 || s->write_dead)
+    return PP_EOF;
+  if (len == 0)
+    return PP_OK;
+  if (pp__buf_len(&s->out)) {
+    pp_status st = pp__buf_append(&s->out, data, len);
+    if (st != PP_OK)
+      return st;
+    slot_flush(s);
+    return s->write_dead ? PP_EOF : PP_OK;
+  }
+  /* Nothing queued: write straight from the caller's bytes, copy only the
+   * rest. */
+  const unsigned char *p = data;
+  size_t sent = 0;
+  while (sent < len) {
+    ssize_t n = send(s->fd, p + sent, len - sent, PP__SEND_FLAGS);
+    if (n > 0) {
+      sent += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      break;
+    } else {
+      s->write_dead = 1;
+      return PP_EOF;
+    }
+  }
+  if (sent == len)
+    return PP_OK;
+  pp_status st = pp__buf_append(&s->out, p + sent, len - sent);
+  if (st != PP_OK && sent > 0) {
+    /* Half a message went out and the rest cannot follow: end the stream
+     * so the worker sees EOF rather than a truncated frame. */
+    s->write_dead = 1;
+    shutdown(s->fd, SHUT_WR);
+  }
+  return st;
+}
+
+size_t pp__backend_pending(const pp__backend *b, unsigned slot) {
+  if (!b || slot >= b->cfg.max_slots)
+    return 0;
+  return pp__buf_len(&b->slots[slot].out);
+}
+
+pp__buf *pp__backend_input(pp__backend *b, unsigned slot) {
+  wslot *s = slot_at(b, slot);
+  return (s && s->state != SLOT_FREE) ? &s->in : NULL;
+}
+
+pp_status pp__backend_hangup(pp__backend *b, unsigned slot) {
+  wslot *s = slot_at(b, slot);
+  if (!s)
+    return PP_EINVAL;
+  switch (s->state) {
+  case SLOT_FREE:
+    return PP_ESTATE;
+  case SLOT_STARTING:
+    s->hup_pending = 1;
+    pp__buf_free(&s->out);
+    return PP_OK;
+  default:
+    /* Queued output is dropped with the channel: EOF is the message. */
+    close_channel(s);
+    return PP_OK;
+  }
+}
+
+pp_status pp__backend_kill(pp__backend *b, unsigned slot) {
+  wslot *s = slot_at(b, slot);
+  if (!s)
+    return PP_EINVAL;
+  switch (s->state) {
+  case SLOT_FREE:
+    return PP_ESTATE;
+  case SLOT_STARTING:
+    /* The launcher reads requests in order: pid 0 means whoever it has
+     * started in that slot by then. */
+    return ctl_request(b, PP__CTL_KILL, slot, 0);
+  case SLOT_LIVE:
+    return ctl_request(b, PP__CTL_KILL, slot, s->pid);
+  default:
+    return PP_OK; /* reaped already */
+  }
+}
+
+void pp__backend_release(pp__backend *b, unsigned slot) {
+  wslot *s = slot_at(b, slot);
+  /* Before EXITED the launcher still owns the process: the slot cannot be
+   * reused yet, so that is a no-op. */
+  if (!s || s->state != SLOT_EXITED)
+    return;
+  reset_slot(s);
+  /* Events of the old worker must not reach a new one in the same slot. */
+  size_t n = queued(b), kept = 0;
+  pp__event *ev = (pp__event *)(void *)pp__buf_head(&b->events);
+  for (size_t k = 0; k < n; k++) {
+    pp__event e;
+    memcpy(&e, ev + k, sizeof e);
+    if (e.slot == slot && e.type != PP__EV_WAKE && e.type != PP__EV_BROKEN)
+      continue;
+    memcpy(ev + kept++, &e, sizeof e);
+  }
+  b->events.end = b->events.start + kept * sizeof(pp__event);
+}
+
+/* ---- waiting ---- */
+
+static nfds_t build_pollfds(pp__backend *b, nfds_t *ctl_at) {
+  nfds_t n = 0;
+  b->pfd[n].fd = b->wake_r;
+  b->pfd[n].events = POLLIN;
+  b->pfd[n++].revents = 0;
+  *ctl_at = 0;
+  if (b->ctl >= 0) {
+    *ctl_at = n;
+    b->pfd[n].fd = b->ctl;
+    b->pfd[n].events = POLLIN | (pp__buf_len(&b->ctl_out) ? POLLOUT : 0);
+    b->pfd[n++].revents = 0;
+  }
+  for (unsigned i = 0; i < b->cfg.max_slots; i++) {
+    wslot *s = &b->slots[i];
+    if (s->fd < 0)
+      continue;
+    b->pfd_slot[n] = i;
+    b->pfd[n].fd = s->fd;
+    b->pfd[n].events =
+        POLLIN | ((pp__buf_len(&s->out) && !s->write_dead) ? POLLOUT : 0);
+    b->pfd[n++].revents = 0;
+  }
+  return n;
+}
+
+/* One pass over what poll() reported. Channels before the launcher's
+ * records, so a worker's last bytes tend to precede its EXITED. */
+static pp_status handle_ready(pp__backend *b, nfds_t n, nfds_t ctl_at) {
+  pp_status st = PP_OK;
+  if (b->pfd[0].revents) {
+    wake_drain(b);
+    emit(b, PP__EV_WAKE, 0, NULL);
+  }
+  for (nfds_t k = 1; k < n; k++) {
+    if (k == ctl_at || !b->pfd[k].revents)
+      continue;
+    unsigned i = b->pfd_slot[k];
+    wslot *s = &b->slots[i];
+    if (s->fd != b->pfd[k].fd)
+      continue;
+    if (b->pfd[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
+      pp_status rs = slot_read(b, i, READ_LIMIT);
+      if (rs != PP_OK)
+        st = rs;
+    }
+    if (b->pfd[k].revents & POLLOUT)
+      slot_flush(s);
+  }
+  if (ctl_at && b->pfd[ctl_at].revents) {
+    if (b->pfd[ctl_at].revents & POLLOUT)
+      ctl_flush(b);
+    int ended = 0;
+    if (b->pfd[ctl_at].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+      ended = ctl_read(b);
+    if (ended < 0)
+      st = PP_ENOMEM;
+    if (ctl_parse(b) != 0 || ended > 0)
+      go_broken(b);
+  }
+  return st;
+}
+
+static pp_status run_round(pp__backend *b, long timeout_ms) {
+  if (pp__buf_reserve(&b->events, b->events_room) != PP_OK)
+    return PP_ENOMEM;
+  long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+  long wait_ms = timeout_ms;
+  for (;;) {
+    if (b->ctl_failed)
+      go_broken(b);
+    if (queued(b))
+      return PP_OK;
+    nfds_t ctl_at;
+    nfds_t n = build_pollfds(b, &ctl_at);
+    int tmo = wait_ms < 0 ? -1 : wait_ms > INT_MAX ? INT_MAX : (int)wait_ms;
+    int r = poll(b->pfd, n, tmo);
+    if (r < 0 && errno != EINTR)
+      return PP_ESYSTEM;
+    pp_status st = r > 0 ? handle_ready(b, n, ctl_at) : PP_OK;
+    if (b->ctl_failed)
+      go_broken(b);
+    if (queued(b))
+      return PP_OK;
+    if (st != PP_OK)
+      return st;
+    if (timeout_ms == 0)
+      return PP_OK;
+    if (timeout_ms > 0) {
+      wait_ms = deadline - now_ms();
+      if (wait_ms <= 0)
+        return PP_OK;
+    }
+  }
+}
+
+pp_status pp__backend_wait(pp__backend *b, long timeout_ms, pp__event *events,
+                           size_t capacity, size_t *count) {
+  if (!b || !events || capacity == 0 || !count)
+    return PP_EINVAL;
+  *count = 0;
+  if (!queued(b)) {
+    pp_status st = run_round(b, timeout_ms);
+    if (st != PP_OK)
+      return st;
+  }
+  size_t n = queued(b);
+  if (n > capacity)
+    n = capacity;
+  memcpy(events, pp__buf_head(&b->events), n * sizeof(pp__event));
+  pp__buf_consume(&b->events, n * sizeof(pp__event));
+  *count = n;
+  return PP_OK;
+}

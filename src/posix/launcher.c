@@ -1,0 +1,413 @@
+/* The launcher ("zygote"): one single-threaded process, forked when the
+ * backend is created, before the pool has any thread. It starts every
+ * worker, so no worker is ever forked from the multi-threaded parent, and
+ * it is the workers' parent: it alone reaps them, which is what makes KILL
+ * race-free (an unreaped pid cannot be reused).
+ *
+ * It talks to the parent over one stream socket (records in posix.h) and
+ * leaves when that socket reaches EOF, killing and reaping the workers it
+ * still has. */
+#define _GNU_SOURCE 1      /* glibc: pipe2 */
+#define _DARWIN_C_SOURCE 1 /* macOS: BSD socket names next to POSIX */
+
+#include "posix.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+/* The control socket's number in the launcher: everything above it is
+ * closed at once. */
+#define LAUNCHER_CTL_FD 3
+
+/* How often the launcher checks that its parent still lives (ms): a copy
+ * of the parent's control socket leaked into another process would
+ * otherwise hide the parent's death. */
+#define LAUNCHER_PARENT_CHECK_MS 1000
+
+typedef struct launcher {
+  pp__backend_config cfg;
+  int ctl;
+  int sig_r, sig_w; /* SIGCHLD self-pipe */
+  pid_t self;
+  pid_t parent;
+  pid_t *pids; /* by slot: the unreaped worker, or 0 */
+  /* What a worker gets back: the parent's signal state at fork time. */
+  struct sigaction old_chld, old_int;
+  sigset_t old_mask;
+  unsigned char in[64 * sizeof(pp__ctl_msg)];
+  size_t inlen;
+} launcher;
+
+/* The handler's end of the self-pipe (one launcher per process). */
+static int sigchld_fd = -1;
+
+static void on_sigchld(int sig) {
+  int saved = errno;
+  char c = 0;
+  (void)sig;
+  if (write(sigchld_fd, &c, 1) < 0) {
+    /* A full pipe already holds a pending wake-up. */
+  }
+  errno = saved;
+}
+
+/* Sends one record, with `fd` attached as SCM_RIGHTS when >= 0. Blocking:
+ * the parent never blocks on us, so this cannot deadlock; a parent that
+ * went away makes it fail with EPIPE. */
+static int send_msg(launcher *L, const pp__ctl_msg *m, int fd) {
+  const unsigned char *p = (const unsigned char *)m;
+  size_t left = sizeof *m;
+  ssize_t n;
+  if (fd >= 0) {
+    union {
+      struct cmsghdr align;
+      char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov;
+    struct msghdr mh;
+    memset(&control, 0, sizeof control);
+    memset(&mh, 0, sizeof mh);
+    iov.iov_base = (void *)m;
+    iov.iov_len = left;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int));
+    struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(h), &fd, sizeof fd);
+    do
+      n = sendmsg(L->ctl, &mh, PP__SEND_FLAGS);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+      return -1;
+    /* A signal may cut a stream send short; the descriptor went with the
+     * first byte, the rest follows plain. */
+    p += n;
+    left -= (size_t)n;
+  }
+  while (left > 0) {
+    n = send(L->ctl, p, left, PP__SEND_FLAGS);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    p += n;
+    left -= (size_t)n;
+  }
+  return 0;
+}
+
+static int send_simple(launcher *L, int32_t type, uint32_t slot, pid_t pid,
+                       pp_status status) {
+  pp__ctl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = type;
+  m.slot = slot;
+  m.pid = pid;
+  m.status = (int32_t)status;
+  return send_msg(L, &m, -1);
+}
+
+/* In a new worker process: back to the parent's signal state, so a fork
+ * worker behaves like a fork of the user's process. */
+static void restore_signals(launcher *L) {
+  sigaction(SIGCHLD, &L->old_chld, NULL);
+  sigaction(SIGINT, &L->old_int, NULL);
+  sigprocmask(SIG_SETMASK, &L->old_mask, NULL);
+}
+
+/* How a worker comes to life; the one place that differs per context. In
+ * the fork context: fork, keep 0, 1, 2 and the worker's end, run the
+ * worker loop. Returns the pid, or -1 with errno. */
+static pid_t launch_worker(launcher *L, int parent_end, int worker_end) {
+  pid_t pid = fork();
+  if (pid != 0)
+    return pid;
+
+  pp__close(L->ctl);
+  pp__close(L->sig_r);
+  pp__close(L->sig_w);
+  pp__close(parent_end);
+  restore_signals(L);
+#ifdef __linux__
+  /* A worker never outlives its launcher (killed by hand, say): nobody
+   * would reap it or tell the pool. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != L->self)
+    _exit(1);
+#endif
+  struct pp__wchan chan;
+  chan.fd = worker_end;
+  int code = L->cfg.worker_main(&chan);
+  /* _exit skips stdio: keep what the tasks printed. */
+  fflush(stdout);
+  fflush(stderr);
+  _exit(code);
+}
+
+static int start_worker(launcher *L, uint32_t slot) {
+  if (slot >= L->cfg.max_slots || L->pids[slot] != 0)
+    return send_simple(L, PP__CTL_START_FAILED, slot, 0, PP_ESTATE);
+  int sv[2];
+  if (pp__socketpair(sv) != 0)
+    return send_simple(L, PP__CTL_START_FAILED, slot, 0,
+                       pp__errno_status(errno));
+  pid_t pid = launch_worker(L, sv[0], sv[1]);
+  int err = errno;
+  pp__close(sv[1]);
+  if (pid < 0) {
+    pp__close(sv[0]);
+    return send_simple(L, PP__CTL_START_FAILED, slot, 0, pp__errno_status(err));
+  }
+  L->pids[slot] = pid;
+  pp__ctl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = PP__CTL_STARTED;
+  m.slot = slot;
+  m.pid = pid;
+  int rc = send_msg(L, &m, sv[0]);
+  /* Our copy must go, or that worker would never see the parent's EOF. */
+  pp__close(sv[0]);
+  return rc;
+}
+
+static void kill_worker(launcher *L, uint32_t slot, int64_t pid) {
+  if (slot >= L->cfg.max_slots || L->pids[slot] == 0)
+    return;
+  if (pid != 0 && L->pids[slot] != pid)
+    return;
+  kill(L->pids[slot], SIGKILL);
+}
+
+/* Reads and runs the parent's requests. -1 when the parent is gone. */
+static int read_requests(launcher *L) {
+  ssize_t n;
+  do
+    n = recv(L->ctl, L->in + L->inlen, sizeof L->in - L->inlen, 0);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0)
+    return -1;
+  L->inlen += (size_t)n;
+  size_t at = 0;
+  while (L->inlen - at >= sizeof(pp__ctl_msg)) {
+    pp__ctl_msg m;
+    memcpy(&m, L->in + at, sizeof m);
+    at += sizeof m;
+    if (m.type == PP__CTL_START) {
+      if (start_worker(L, m.slot) != 0)
+        return -1;
+    } else if (m.type == PP__CTL_KILL) {
+      kill_worker(L, m.slot, m.pid);
+    }
+  }
+  memmove(L->in, L->in + at, L->inlen - at);
+  L->inlen -= at;
+  return 0;
+}
+
+/* Reaps every ended worker and reports it. -1 when the parent is gone. */
+static int reap(launcher *L) {
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid < 0 && errno == EINTR)
+      continue;
+    if (pid <= 0)
+      return 0;
+    for (uint32_t slot = 0; slot < L->cfg.max_slots; slot++) {
+      if (L->pids[slot] != pid)
+        continue;
+      L->pids[slot] = 0;
+      pp__ctl_msg m;
+      memset(&m, 0, sizeof m);
+      m.type = PP__CTL_EXITED;
+      m.slot = slot;
+      m.pid = pid;
+      if (WIFSIGNALED(status)) {
+        m.signaled = 1;
+        m.code = WTERMSIG(status);
+      } else {
+        m.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      if (send_msg(L, &m, -1) != 0)
+        return -1;
+      break;
+    }
+  }
+}
+
+static void drain(int fd) {
+  char buf[64];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+  }
+}
+
+static int make_self_pipe(int p[2]) {
+#if defined(__linux__)
+  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0)
+    return 0;
+#endif
+  if (pipe(p) != 0)
+    return -1;
+  if (pp__set_cloexec(p[0]) || pp__set_cloexec(p[1]) ||
+      pp__set_nonblock(p[0]) || pp__set_nonblock(p[1]))
+    return -1;
+  return 0;
+}
+
+/* Keeps 0, 1, 2 and the control socket (moved to LAUNCHER_CTL_FD): the
+ * parent's other descriptors, other pools' channels among them, must not
+ * reach the workers. */
+static int clean_descriptors(launcher *L) {
+  if (L->ctl != LAUNCHER_CTL_FD) {
+    if (dup2(L->ctl, LAUNCHER_CTL_FD) < 0)
+      return -1;
+    close(L->ctl);
+    L->ctl = LAUNCHER_CTL_FD;
+  }
+  if (pp__set_cloexec(L->ctl) != 0)
+    return -1;
+  pp__close_from(LAUNCHER_CTL_FD + 1);
+  /* Fill closed standard descriptors, so a channel never lands on 0..2
+   * where a task's stdio would use it. */
+  for (int fd = 0; fd < 3; fd++) {
+    if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+      continue;
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0 && null != fd)
+      close(null);
+  }
+  return 0;
+}
+
+static int setup_signals(launcher *L) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = on_sigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  if (sigaction(SIGCHLD, &sa, &L->old_chld) != 0)
+    return -1;
+  /* Ctrl-C reaches the whole process group; the launcher ends when the
+   * parent does, not before (as Python's forkserver). */
+  sa.sa_handler = SIG_IGN;
+  sa.sa_flags = 0;
+  if (sigaction(SIGINT, &sa, &L->old_int) != 0)
+    return -1;
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  sigaddset(&unblock, SIGCHLD);
+  return sigprocmask(SIG_UNBLOCK, &unblock, &L->old_mask);
+}
+
+static void stop_workers(launcher *L) {
+  for (uint32_t slot = 0; slot < L->cfg.max_slots; slot++)
+    if (L->pids[slot] != 0)
+      kill(L->pids[slot], SIGKILL);
+  for (uint32_t slot = 0; slot < L->cfg.max_slots; slot++) {
+    if (L->pids[slot] == 0)
+      continue;
+    while (waitpid(L->pids[slot], NULL, 0) < 0 && errno == EINTR) {
+    }
+    L->pids[slot] = 0;
+  }
+}
+
+static _Noreturn void launcher_main(launcher *L) {
+  int sp[2];
+  if (clean_descriptors(L) != 0 || make_self_pipe(sp) != 0)
+    _exit(1);
+  L->sig_r = sp[0];
+  L->sig_w = sp[1];
+  sigchld_fd = sp[1];
+  if (setup_signals(L) != 0)
+    _exit(1);
+
+  for (;;) {
+    struct pollfd p[2];
+    p[0].fd = L->ctl;
+    p[0].events = POLLIN;
+    p[0].revents = 0;
+    p[1].fd = L->sig_r;
+    p[1].events = POLLIN;
+    p[1].revents = 0;
+    int n = poll(p, 2, LAUNCHER_PARENT_CHECK_MS);
+    if (n < 0 && errno != EINTR)
+      break;
+    if (getppid() != L->parent)
+      break;
+    if (n > 0 && p[1].revents)
+      drain(L->sig_r);
+    if (reap(L) != 0)
+      break;
+    if (n > 0 && p[0].revents && read_requests(L) != 0)
+      break;
+  }
+  stop_workers(L);
+  _exit(0);
+}
+
+pp_status pp__launcher_fork(const pp__backend_config *cfg, int *ctl,
+                            pid_t *pid_out) {
+  int sv[2];
+  if (pp__socketpair(sv) != 0)
+    return pp__errno_status(errno);
+  /* Allocated here so that the launcher, a fork of a process that may
+   * have threads, needs no malloc of its own. */
+  pid_t *pids = calloc(cfg->max_slots, sizeof *pids);
+  if (!pids || pp__set_nonblock(sv[0]) != 0) {
+    pp_status st = pids ? pp__errno_status(errno) : PP_ENOMEM;
+    free(pids);
+    pp__close(sv[0]);
+    pp__close(sv[1]);
+    return st;
+  }
+  pid_t parent = getpid();
+  /* Buffered output would be copied into the launcher and written again
+   * by every worker that flushes its stdio. */
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    launcher L;
+    memset(&L, 0, sizeof L);
+    L.cfg = *cfg;
+    L.ctl = sv[1];
+    L.sig_r = L.sig_w = -1;
+    L.self = getpid();
+    L.parent = parent;
+    L.pids = pids;
+    close(sv[0]);
+    launcher_main(&L);
+  }
+  int err = errno;
+  free(pids);
+  pp__close(sv[1]);
+  if (pid < 0) {
+    pp__close(sv[0]);
+    return pp__errno_status(err);
+  }
+  *ctl = sv[0];
+  *pid_out = pid;
+  return PP_OK;
+}

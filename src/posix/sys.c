@@ -1,0 +1,184 @@
+/* Small POSIX helpers: descriptors, exit descriptions, the CPU count. */
+#define _GNU_SOURCE 1 /* glibc: sched_getaffinity, CPU_COUNT, sigdescr_np */
+#define _DARWIN_C_SOURCE 1 /* macOS: SO_NOSIGPIPE next to the POSIX names */
+
+#include "posix.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sched.h>
+#include <sys/syscall.h>
+#endif
+
+pp_status pp__errno_status(int err) {
+  return (err == ENOMEM || err == ENOBUFS) ? PP_ENOMEM : PP_ESYSTEM;
+}
+
+int pp__set_cloexec(int fd) {
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0)
+    return -1;
+  if (flags & FD_CLOEXEC)
+    return 0;
+  return fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+int pp__set_nonblock(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0)
+    return -1;
+  if (flags & O_NONBLOCK)
+    return 0;
+  return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+void pp__close(int fd) {
+  if (fd < 0)
+    return;
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
+void pp__close_socket(int fd) {
+  if (fd < 0)
+    return;
+  int saved = errno;
+  shutdown(fd, SHUT_RDWR);
+  close(fd);
+  errno = saved;
+}
+
+int pp__socketpair(int sv[2]) {
+  int made = 0;
+#ifdef SOCK_CLOEXEC
+  /* Atomic close-on-exec: no window in which another thread's fork+exec
+   * inherits the pair. */
+  made = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0;
+#endif
+  if (!made) {
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+      return -1;
+    if (pp__set_cloexec(sv[0]) != 0 || pp__set_cloexec(sv[1]) != 0) {
+      int saved = errno;
+      close(sv[0]);
+      close(sv[1]);
+      errno = saved;
+      return -1;
+    }
+  }
+#ifdef SO_NOSIGPIPE
+  /* Older macOS lacks MSG_NOSIGNAL: the socket itself must not raise
+   * SIGPIPE. */
+  int one = 1;
+  setsockopt(sv[0], SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+  setsockopt(sv[1], SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+  return 0;
+}
+
+void pp__close_from(int lowfd) {
+#if defined(__linux__) && defined(SYS_close_range)
+  /* Linux >= 5.9; older kernels answer ENOSYS and we fall through. */
+  if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0) == 0)
+    return;
+#elif defined(__FreeBSD__) || defined(__DragonFly__) ||                        \
+    defined(__OpenBSD__) || defined(__NetBSD__)
+  closefrom(lowfd);
+  return;
+#endif
+  /* Listing the open descriptors beats a loop to a limit that may be a
+   * million. /dev/fd serves macOS and the BSDs. */
+  DIR *dir = opendir("/proc/self/fd");
+  if (!dir)
+    dir = opendir("/dev/fd");
+  if (dir) {
+    int dfd = dirfd(dir);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+      char *end;
+      long fd = strtol(e->d_name, &end, 10);
+      if (end == e->d_name || *end != '\0')
+        continue;
+      if (fd >= lowfd && fd != dfd && fd <= INT_MAX)
+        close((int)fd);
+    }
+    closedir(dir);
+    return;
+  }
+  long max = sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > INT_MAX)
+    max = 65536;
+  for (long fd = lowfd; fd < max; fd++)
+    close((int)fd);
+}
+
+/* A signal's description, or NULL. glibc's sigdescr_np is thread-safe
+ * where strsignal may use a shared buffer. */
+static const char *signal_text(long sig) {
+  if (sig <= 0 || sig > INT_MAX)
+    return NULL;
+#if defined(__GLIBC__) &&                                                      \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  return sigdescr_np((int)sig);
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) ||    \
+    defined(__NetBSD__) || defined(__DragonFly__) ||                           \
+    (defined(_POSIX_VERSION) && _POSIX_VERSION >= 200809L)
+  return strsignal((int)sig);
+#else
+  return NULL;
+#endif
+}
+
+void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
+  if (!buf || cap == 0)
+    return;
+  if (!how) {
+    snprintf(buf, cap, "ended for an unknown reason");
+    return;
+  }
+  if (!how->signaled) {
+    snprintf(buf, cap, "exited with code %ld", how->code);
+    return;
+  }
+  const char *text = signal_text(how->code);
+  if (text && *text)
+    snprintf(buf, cap, "killed by signal %ld (%s)", how->code, text);
+  else
+    snprintf(buf, cap, "killed by signal %ld", how->code);
+}
+
+int pp__cpu_count(void) {
+#if defined(__linux__) && defined(CPU_ALLOC)
+  /* The affinity mask is what taskset and cpuset cgroups restrict; a
+   * machine with more CPUs than a mask holds answers EINVAL, so grow. */
+  for (int ncpu = 1024; ncpu <= (1 << 20); ncpu *= 2) {
+    cpu_set_t *set = CPU_ALLOC(ncpu);
+    if (!set)
+      break;
+    size_t size = CPU_ALLOC_SIZE(ncpu);
+    CPU_ZERO_S(size, set);
+    int ok = sched_getaffinity(0, size, set) == 0;
+    int err = errno;
+    int n = ok ? CPU_COUNT_S(size, set) : 0;
+    CPU_FREE(set);
+    if (ok && n > 0)
+      return n;
+    if (ok || err != EINVAL)
+      break;
+  }
+#endif
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1)
+    return 1;
+  return n > INT_MAX ? INT_MAX : (int)n;
+}

@@ -1,0 +1,82 @@
+/* The worker's side of its channel: blocking reads and writes on its end
+ * of the socket pair. */
+#define _GNU_SOURCE 1      /* glibc: MSG_NOSIGNAL with -std=c11 */
+#define _DARWIN_C_SOURCE 1 /* macOS: BSD socket names next to POSIX */
+
+#include "posix.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+/* What a worker reads at most per call: a whole batch of frames usually
+ * fits, and one call is one wake-up. */
+#define WCHAN_READ_CHUNK (64 * 1024)
+
+/* Waits until the channel is ready, for a descriptor somebody made
+ * non-blocking. */
+static void wait_ready(int fd, short events) {
+  struct pollfd p;
+  p.fd = fd;
+  p.events = events;
+  p.revents = 0;
+  while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+  }
+}
+
+pp_status pp__wchan_read(pp__wchan *chan, pp__buf *into) {
+  if (!chan || !into)
+    return PP_EINVAL;
+  pp_status st = pp__buf_reserve(into, WCHAN_READ_CHUNK);
+  if (st != PP_OK)
+    return st;
+  for (;;) {
+    ssize_t n = recv(chan->fd, pp__buf_tail(into), into->cap - into->end, 0);
+    if (n > 0) {
+      pp__buf_commit(into, (size_t)n);
+      return PP_OK;
+    }
+    if (n == 0)
+      return PP_EOF;
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      wait_ready(chan->fd, POLLIN);
+      continue;
+    }
+    return errno == ECONNRESET ? PP_EOF : PP_ESYSTEM;
+  }
+}
+
+pp_status pp__wchan_write(pp__wchan *chan, const void *data, size_t len) {
+  if (!chan || (!data && len))
+    return PP_EINVAL;
+  const unsigned char *p = data;
+  while (len > 0) {
+    ssize_t n = send(chan->fd, p, len, PP__SEND_FLAGS);
+    if (n > 0) {
+      p += n;
+      len -= (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      wait_ready(chan->fd, POLLOUT);
+      continue;
+    }
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+      return PP_EOF;
+    return PP_ESYSTEM;
+  }
+  return PP_OK;
+}
+
+int pp__backend_worker_attach(int argc, char **argv, pp__wchan **out) {
+  /* Only the spawn context starts workers from main(); fork workers get
+   * their channel from the launcher directly. */
+  (void)argc;
+  (void)argv;
+  (void)out;
+  return 0;
+}

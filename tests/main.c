@@ -1,0 +1,104 @@
+/* pp_tests: the procpool CUnit suites.
+ *
+ * Usage: pp_tests [--suite NAME]
+ * The start context comes from PROCPOOL_START_METHOD (read by the library).
+ * Under the spawn context this executable is re-executed as a worker, so
+ * tasks are registered and pp_worker_main() is called before anything else.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <CUnit/Basic.h>
+#include <CUnit/CUnit.h>
+
+#include "procpool.h"
+#include "suites.h"
+#include "tasks.h"
+
+static const struct {
+  const char *name;
+  int (*add)(void);
+} suites[] = {
+    {"backend", pp_test_suite_backend}, {"core", pp_test_suite_core},
+    {"results", pp_test_suite_results}, {"map", pp_test_suite_map},
+    {"imap", pp_test_suite_imap},       {"lifecycle", pp_test_suite_lifecycle},
+    {"options", pp_test_suite_options}, {"errors", pp_test_suite_errors},
+};
+
+#define NSUITES (sizeof suites / sizeof suites[0])
+
+static void usage(const char *argv0) {
+  fprintf(stderr, "usage: %s [--suite NAME]\nsuites:", argv0);
+  for (size_t i = 0; i < NSUITES; i++) {
+    fprintf(stderr, " %s", suites[i].name);
+  }
+  fprintf(stderr, "\n");
+}
+
+int main(int argc, char **argv) {
+  pp_status st = tasks_register();
+  if (st != PP_OK) {
+    fprintf(stderr, "pp_tests: registering tasks: %s\n", pp_strerror(st));
+    return 1;
+  }
+  /* In a worker process this runs the worker loop and never returns. */
+  int wm = pp_worker_main(argc, argv);
+  if (wm != 0) {
+    return wm;
+  }
+
+  const char *only = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--suite") == 0 && i + 1 < argc) {
+      only = argv[++i];
+    } else if (strncmp(argv[i], "--suite=", 8) == 0) {
+      only = argv[i] + 8;
+    } else {
+      usage(argv[0]);
+      return 2;
+    }
+  }
+
+  if (CU_initialize_registry() != CUE_SUCCESS) {
+    fprintf(stderr, "pp_tests: %s\n", CU_get_error_msg());
+    return 1;
+  }
+  int found = 0;
+  int add_failed = 0;
+  for (size_t i = 0; i < NSUITES; i++) {
+    if (only != NULL && strcmp(only, suites[i].name) != 0) {
+      continue;
+    }
+    found = 1;
+    if (suites[i].add() != 0) {
+      fprintf(stderr, "pp_tests: adding suite %s failed: %s\n", suites[i].name,
+              CU_get_error_msg());
+      add_failed = 1;
+    }
+  }
+  if (!found) {
+    fprintf(stderr, "pp_tests: no suite named \"%s\"\n", only);
+    usage(argv[0]);
+    CU_cleanup_registry();
+    return 2;
+  }
+  if (add_failed) {
+    CU_cleanup_registry();
+    return 1;
+  }
+
+  CU_basic_set_mode(CU_BRM_VERBOSE);
+  CU_ErrorCode run = CU_basic_run_tests();
+  unsigned failures = CU_get_number_of_failures();
+  unsigned tests_failed = CU_get_number_of_tests_failed();
+  unsigned suites_failed = CU_get_number_of_suites_failed();
+  CU_ErrorCode err = CU_get_error();
+  CU_cleanup_registry();
+
+  if (run != CUE_SUCCESS || err != CUE_SUCCESS) {
+    fprintf(stderr, "pp_tests: CUnit error: %d\n",
+            (int)(run != CUE_SUCCESS ? run : err));
+    return 1;
+  }
+  return (failures != 0 || tests_failed != 0 || suites_failed != 0) ? 1 : 0;
+}

@@ -1,0 +1,44 @@
+/* Tasks used by the procpool CUnit suites, registered by name. */
+#ifndef PP_TEST_TASKS_H
+#define PP_TEST_TASKS_H
+
+#include "procpool.h"
+
+/** Message prefix of the "fail" task: "fail task: argument <n>". */
+#define TASK_FAIL_PREFIX "fail task: argument "
+/** Message of the "fail_on" task for its failing item 5. */
+#define TASK_FAIL_ON_MSG "fail_on: bad item 5"
+/** The item on which "fail_on" fails. */
+#define TASK_FAIL_ON_ITEM 5
+/** Message of the "fail_zero_slow" task for item 0. */
+#define TASK_FAIL_ZERO_MSG "fail_zero_slow: item 0"
+/** How long "fail_zero_slow" sleeps on its other items (ms). */
+#define TASK_SLOW_MS 200
+/** The status the "ret_status" task returns without pp_call_fail(). */
+#define TASK_RET_STATUS PP_ENOTSUP
+
+/**
+ * Registers every test task:
+ *  square(i64) -> i64            x * x
+ *  add(i64, i64) -> i64          a + b
+ *  sum(i64...) -> i64            sum of all arguments
+ *  sleep_ms(i64) -> i64          sleeps that many ms, returns it
+ *  jitter(i64) -> i64            sleeps 0-3 ms (depends on x), returns x
+ *  fail(i64)                     fails: TASK_FAIL_PREFIX "<x>"
+ *  fail_on(i64) -> i64           fails on 5 (TASK_FAIL_ON_MSG), else x * x
+ *  fail_zero_slow(i64) -> i64    fails at once on 0, else sleeps
+ *                                TASK_SLOW_MS and returns x * x
+ *  getpid() -> i64               the worker's pid
+ *  echo(bytes) -> bytes          its first argument (empty if none)
+ *  init_store(i64)               initializer: stores x in a global
+ *  get_stored() -> i64           that global (-1 before init_store)
+ *  init_count()                  initializer: increments a per-process count
+ *  get_init_count() -> i64       that count
+ *  init_probe() -> {i64, i64}    {that count, the worker's pid}
+ *  call_checks(i64, bytes[3])    checks the worker-side API's errors; 1 if ok
+ *  ret_status()                  returns TASK_RET_STATUS, no pp_call_fail()
+ * @return PP_OK, or the first registration error.
+ */
+pp_status tasks_register(void);
+
+#endif /* PP_TEST_TASKS_H */

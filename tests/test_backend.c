@@ -1,0 +1,671 @@
+/* The POSIX backend alone, through the internal interface (backend.h):
+ * starting workers, moving bytes, exits, kills, wake-ups, slot reuse and
+ * cleanup. Workers here are plain worker_main functions, valid in the
+ * child because the fork context forks. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "backend.h"
+
+#include <CUnit/CUnit.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NSLOTS 4
+/* Bound of every wait for something that should happen at once. */
+#define DEADLINE_MS 10000L
+/* A small capacity, so that events are also kept for the next call. */
+#define EVENT_CAPACITY 3
+
+/* ---- worker programs ---- */
+
+/* Sends back every byte until EOF. */
+static int echo_main(pp__wchan *chan) {
+  pp__buf buf = {0};
+  int code = 0;
+  for (;;) {
+    pp_status st = pp__wchan_read(chan, &buf);
+    if (st == PP_EOF)
+      break;
+    if (st != PP_OK) {
+      code = 10;
+      break;
+    }
+    if (pp__wchan_write(chan, pp__buf_head(&buf), pp__buf_len(&buf)) != PP_OK) {
+      code = 11;
+      break;
+    }
+    pp__buf_clear(&buf);
+  }
+  pp__buf_free(&buf);
+  return code;
+}
+
+/* Echoes, and dies by SIGKILL on a 'K'. */
+static int suicide_main(pp__wchan *chan) {
+  pp__buf buf = {0};
+  for (;;) {
+    if (pp__wchan_read(chan, &buf) != PP_OK)
+      break;
+    if (memchr(pp__buf_head(&buf), 'K', pp__buf_len(&buf)))
+      raise(SIGKILL);
+    if (pp__wchan_write(chan, pp__buf_head(&buf), pp__buf_len(&buf)) != PP_OK)
+      break;
+    pp__buf_clear(&buf);
+  }
+  pp__buf_free(&buf);
+  return 0;
+}
+
+static int exit7_main(pp__wchan *chan) {
+  (void)chan;
+  return 7;
+}
+
+/* Never reads, never ends by itself. */
+static int stubborn_main(pp__wchan *chan) {
+  (void)chan;
+  signal(SIGTERM, SIG_IGN);
+  for (;;) {
+    pause();
+  }
+  return 0; /* not reached */
+}
+
+/* Reports how many descriptors above 2 it holds (its channel alone,
+ * expected), then echoes. */
+static int fdcount_main(pp__wchan *chan) {
+  long max = sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > 65536)
+    max = 65536;
+  unsigned char count = 0;
+  for (long fd = 3; fd < max; fd++)
+    if (fcntl((int)fd, F_GETFD) >= 0 && count < 255)
+      count++;
+  if (pp__wchan_write(chan, &count, 1) != PP_OK)
+    return 12;
+  return echo_main(chan);
+}
+
+/* Writes its parent's pid (the launcher's), then echoes. */
+static int ppid_main(pp__wchan *chan) {
+  long ppid = (long)getppid();
+  if (pp__wchan_write(chan, &ppid, sizeof ppid) != PP_OK)
+    return 12;
+  return echo_main(chan);
+}
+
+/* Writes only after the parent hung up: the write must fail with PP_EOF,
+ * not kill the worker with SIGPIPE. */
+static int late_writer_main(pp__wchan *chan) {
+  pp__buf buf = {0};
+  pp_status st;
+  while ((st = pp__wchan_read(chan, &buf)) == PP_OK)
+    pp__buf_clear(&buf);
+  pp__buf_free(&buf);
+  if (st != PP_EOF)
+    return 13;
+  return pp__wchan_write(chan, "late", 4) == PP_EOF ? 0 : 14;
+}
+
+/* ---- harness ---- */
+
+typedef struct seen {
+  long pid;
+  int started, start_failed, closed, exited, inputs;
+  pp__exit exit;
+  pp_status status;
+} seen;
+
+typedef struct harness {
+  pp__backend *b;
+  seen s[NSLOTS];
+  int wakes, broken;
+} harness;
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int pid_gone(long pid) {
+  return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
+/* One wait; records the events and checks their order per slot. */
+static void pump(harness *h, long ms) {
+  pp__event ev[EVENT_CAPACITY];
+  size_t n = 0;
+  pp_status st = pp__backend_wait(h->b, ms, ev, EVENT_CAPACITY, &n);
+  CU_ASSERT_EQUAL(st, PP_OK);
+  CU_ASSERT(n <= EVENT_CAPACITY);
+  for (size_t k = 0; k < n; k++) {
+    if (ev[k].type == PP__EV_WAKE) {
+      h->wakes++;
+      continue;
+    }
+    if (ev[k].type == PP__EV_BROKEN) {
+      h->broken++;
+      continue;
+    }
+    CU_ASSERT_FATAL(ev[k].slot < NSLOTS);
+    seen *s = &h->s[ev[k].slot];
+    switch (ev[k].type) {
+    case PP__EV_STARTED:
+      CU_ASSERT(!s->started);
+      CU_ASSERT(ev[k].pid > 0);
+      s->started = 1;
+      s->pid = ev[k].pid;
+      break;
+    case PP__EV_START_FAILED:
+      CU_ASSERT(!s->started);
+      s->start_failed = 1;
+      s->status = ev[k].status;
+      break;
+    case PP__EV_INPUT:
+      CU_ASSERT(s->started);
+      s->inputs++;
+      break;
+    case PP__EV_CLOSED:
+      CU_ASSERT(s->started && !s->closed);
+      s->closed = 1;
+      break;
+    case PP__EV_EXITED:
+      CU_ASSERT(s->started && !s->exited);
+      CU_ASSERT_EQUAL(ev[k].pid, s->pid);
+      s->exited = 1;
+      s->exit = ev[k].exit;
+      break;
+    default:
+      CU_FAIL("unexpected event type");
+    }
+  }
+}
+
+/* Pumps until `cond` holds or the deadline passes. */
+#define PUMP_UNTIL(h, cond)                                                    \
+  do {                                                                         \
+    long until_ = now_ms() + DEADLINE_MS;                                      \
+    while (!(cond) && now_ms() < until_)                                       \
+      pump((h), 100);                                                          \
+  } while (0)
+
+static int open_harness(harness *h, pp__worker_main_fn fn) {
+  memset(h, 0, sizeof *h);
+  pp__backend_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.context = PP_CONTEXT_FORK;
+  cfg.max_slots = NSLOTS;
+  cfg.worker_main = fn;
+  pp_status st = pp__backend_create(&h->b, &cfg);
+  CU_ASSERT_EQUAL(st, PP_OK);
+  return st == PP_OK;
+}
+
+static void forget_slot(harness *h, unsigned slot) {
+  memset(&h->s[slot], 0, sizeof h->s[slot]);
+}
+
+static void start_and_wait(harness *h, unsigned slot) {
+  CU_ASSERT_EQUAL(pp__backend_start(h->b, slot), PP_OK);
+  PUMP_UNTIL(h, h->s[slot].started || h->s[slot].start_failed);
+  CU_ASSERT(h->s[slot].started);
+}
+
+/* Sends `len` bytes and waits until the echo is back in full. */
+static void round_trip(harness *h, unsigned slot, const unsigned char *data,
+                       size_t len) {
+  pp__buf *in = pp__backend_input(h->b, slot);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  pp__buf_clear(in);
+  CU_ASSERT_EQUAL(pp__backend_send(h->b, slot, data, len), PP_OK);
+  PUMP_UNTIL(h, pp__buf_len(in) >= len || h->s[slot].closed);
+  CU_ASSERT_EQUAL(pp__buf_len(in), len);
+  CU_ASSERT_EQUAL(pp__backend_pending(h->b, slot), 0);
+  if (pp__buf_len(in) == len)
+    CU_ASSERT(memcmp(pp__buf_head(in), data, len) == 0);
+  pp__buf_consume(in, pp__buf_len(in));
+}
+
+static void hangup_and_reap(harness *h, unsigned slot) {
+  CU_ASSERT_EQUAL(pp__backend_hangup(h->b, slot), PP_OK);
+  PUMP_UNTIL(h, h->s[slot].exited);
+  CU_ASSERT(h->s[slot].exited);
+  CU_ASSERT_EQUAL(h->s[slot].exit.signaled, 0);
+  CU_ASSERT_EQUAL(h->s[slot].exit.code, 0);
+}
+
+/* ---- tests ---- */
+
+static void test_create_arguments(void) {
+  pp__backend *b = NULL;
+  pp__backend_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.context = PP_CONTEXT_FORK;
+  cfg.max_slots = 2;
+  cfg.worker_main = echo_main;
+  CU_ASSERT_EQUAL(pp__backend_create(NULL, &cfg), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp__backend_create(&b, NULL), PP_EINVAL);
+  cfg.max_slots = 0;
+  CU_ASSERT_EQUAL(pp__backend_create(&b, &cfg), PP_EINVAL);
+  cfg.max_slots = 2;
+  cfg.worker_main = NULL;
+  CU_ASSERT_EQUAL(pp__backend_create(&b, &cfg), PP_EINVAL);
+  cfg.worker_main = echo_main;
+  cfg.context = PP_CONTEXT_DEFAULT;
+  CU_ASSERT_EQUAL(pp__backend_create(&b, &cfg), PP_EINVAL);
+  cfg.context = PP_CONTEXT_SPAWN;
+  CU_ASSERT_EQUAL(pp__backend_create(&b, &cfg), PP_ENOTSUP);
+  cfg.context = PP_CONTEXT_FORKSERVER;
+  CU_ASSERT_EQUAL(pp__backend_create(&b, &cfg), PP_ENOTSUP);
+  CU_ASSERT_PTR_NULL(b);
+  pp__backend_destroy(NULL);
+}
+
+static void test_slot_arguments(void) {
+  harness h;
+  if (!open_harness(&h, echo_main))
+    return;
+  unsigned char byte = 1;
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, NSLOTS), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, 0, &byte, 1), PP_ESTATE);
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, NSLOTS, &byte, 1), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp__backend_hangup(h.b, 0), PP_ESTATE);
+  CU_ASSERT_EQUAL(pp__backend_kill(h.b, 0), PP_ESTATE);
+  CU_ASSERT_PTR_NULL(pp__backend_input(h.b, 0));
+  CU_ASSERT_EQUAL(pp__backend_pending(h.b, NSLOTS), 0);
+  pp__backend_release(h.b, 0);
+  pp__backend_release(h.b, NSLOTS);
+  size_t n = 1;
+  pp__event ev;
+  CU_ASSERT_EQUAL(pp__backend_wait(h.b, 0, &ev, 0, &n), PP_EINVAL);
+  /* Nothing happens: a bounded wait returns no event, in about its time. */
+  long t0 = now_ms();
+  CU_ASSERT_EQUAL(pp__backend_wait(h.b, 50, &ev, 1, &n), PP_OK);
+  CU_ASSERT_EQUAL(n, 0);
+  CU_ASSERT(now_ms() - t0 >= 40);
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 0), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 0), PP_ESTATE);
+  pp__backend_destroy(h.b);
+}
+
+static void test_echo_three_workers(void) {
+  harness h;
+  if (!open_harness(&h, echo_main))
+    return;
+  for (unsigned i = 0; i < 3; i++)
+    CU_ASSERT_EQUAL(pp__backend_start(h.b, i), PP_OK);
+  PUMP_UNTIL(&h, h.s[0].started && h.s[1].started && h.s[2].started);
+  for (unsigned i = 0; i < 3; i++) {
+    CU_ASSERT(h.s[i].started);
+    CU_ASSERT(h.s[i].pid != (long)getpid());
+    for (unsigned j = 0; j < i; j++)
+      CU_ASSERT(h.s[i].pid != h.s[j].pid);
+  }
+  for (unsigned i = 0; i < 3; i++) {
+    unsigned char msg[] = "hello, worker 0";
+    msg[sizeof msg - 2] = (unsigned char)('0' + i);
+    round_trip(&h, i, msg, sizeof msg);
+  }
+
+  /* Larger than any socket buffer: partial writes on both sides. */
+  size_t big = 1024 * 1024;
+  unsigned char *data = malloc(big);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+  for (size_t k = 0; k < big; k++)
+    data[k] = (unsigned char)(k * 7 + k / 4099);
+  pp__buf *in = pp__backend_input(h.b, 1);
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, 1, data, big), PP_OK);
+  CU_ASSERT(pp__backend_pending(h.b, 1) > 0);
+  /* Queued behind the big one, in order. */
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, 1, "tail", 4), PP_OK);
+  PUMP_UNTIL(&h, pp__buf_len(in) >= big + 4);
+  CU_ASSERT_EQUAL(pp__buf_len(in), big + 4);
+  CU_ASSERT_EQUAL(pp__backend_pending(h.b, 1), 0);
+  if (pp__buf_len(in) == big + 4) {
+    CU_ASSERT(memcmp(pp__buf_head(in), data, big) == 0);
+    CU_ASSERT(memcmp(pp__buf_head(in) + big, "tail", 4) == 0);
+  }
+  CU_ASSERT(h.s[1].inputs > 1);
+  free(data);
+
+  for (unsigned i = 0; i < 3; i++)
+    hangup_and_reap(&h, i);
+  for (unsigned i = 0; i < 3; i++) {
+    CU_ASSERT_EQUAL(pp__backend_send(h.b, i, "x", 1), PP_EOF);
+    pp__backend_release(h.b, i);
+    CU_ASSERT_PTR_NULL(pp__backend_input(h.b, i));
+  }
+  pp__backend_destroy(h.b);
+  for (unsigned i = 0; i < 3; i++)
+    CU_ASSERT(pid_gone(h.s[i].pid));
+}
+
+static void test_worker_killed_by_signal(void) {
+  harness h;
+  if (!open_harness(&h, suicide_main))
+    return;
+  start_and_wait(&h, 2);
+  round_trip(&h, 2, (const unsigned char *)"abc", 3);
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, 2, "K", 1), PP_OK);
+  PUMP_UNTIL(&h, h.s[2].closed && h.s[2].exited);
+  CU_ASSERT(h.s[2].closed);
+  CU_ASSERT(h.s[2].exited);
+  CU_ASSERT_EQUAL(h.s[2].exit.signaled, 1);
+  CU_ASSERT_EQUAL(h.s[2].exit.code, SIGKILL);
+  char text[64];
+  pp__exit_describe(&h.s[2].exit, text, sizeof text);
+  CU_ASSERT_STRING_EQUAL(text, "killed by signal 9 (Killed)");
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, 2, "x", 1), PP_EOF);
+  CU_ASSERT_EQUAL(pp__backend_kill(h.b, 2), PP_OK); /* reaped: left alone */
+  pp__backend_release(h.b, 2);
+  pp__backend_destroy(h.b);
+}
+
+static void test_kill(void) {
+  harness h;
+  if (!open_harness(&h, echo_main))
+    return;
+  start_and_wait(&h, 0);
+  start_and_wait(&h, 1);
+  CU_ASSERT_EQUAL(pp__backend_kill(h.b, 0), PP_OK);
+  PUMP_UNTIL(&h, h.s[0].exited && h.s[0].closed);
+  CU_ASSERT(h.s[0].exited);
+  CU_ASSERT(h.s[0].closed);
+  CU_ASSERT_EQUAL(h.s[0].exit.signaled, 1);
+  CU_ASSERT_EQUAL(h.s[0].exit.code, SIGKILL);
+  CU_ASSERT(pid_gone(h.s[0].pid));
+  CU_ASSERT_EQUAL(pp__backend_kill(h.b, 0), PP_OK);
+  /* The other worker is untouched. */
+  round_trip(&h, 1, (const unsigned char *)"still here", 10);
+  CU_ASSERT(!h.s[1].exited);
+  hangup_and_reap(&h, 1);
+  pp__backend_release(h.b, 0);
+  pp__backend_release(h.b, 1);
+  pp__backend_destroy(h.b);
+}
+
+static void test_exit_code(void) {
+  harness h;
+  if (!open_harness(&h, exit7_main))
+    return;
+  start_and_wait(&h, 3);
+  PUMP_UNTIL(&h, h.s[3].closed && h.s[3].exited);
+  CU_ASSERT(h.s[3].closed);
+  CU_ASSERT(h.s[3].exited);
+  CU_ASSERT_EQUAL(h.s[3].exit.signaled, 0);
+  CU_ASSERT_EQUAL(h.s[3].exit.code, 7);
+  char text[64];
+  pp__exit_describe(&h.s[3].exit, text, sizeof text);
+  CU_ASSERT_STRING_EQUAL(text, "exited with code 7");
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, 3, "x", 1), PP_EOF);
+  pp__backend_release(h.b, 3);
+  pp__backend_destroy(h.b);
+}
+
+static void test_hangup_and_kill_while_starting(void) {
+  harness h;
+  if (!open_harness(&h, echo_main))
+    return;
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 0), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 1), PP_OK);
+  /* Queued before STARTED: goes out once the channel is there. */
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, 1, "early", 5), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_hangup(h.b, 0), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, 0, "x", 1), PP_EOF);
+  PUMP_UNTIL(&h, h.s[0].exited && h.s[1].started);
+  CU_ASSERT(h.s[0].started);
+  CU_ASSERT(h.s[0].exited);
+  CU_ASSERT_EQUAL(h.s[0].exit.signaled, 0);
+  CU_ASSERT_EQUAL(h.s[0].exit.code, 0);
+  pp__buf *in = pp__backend_input(h.b, 1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  PUMP_UNTIL(&h, pp__buf_len(in) >= 5);
+  CU_ASSERT_EQUAL(pp__buf_len(in), 5);
+  if (pp__buf_len(in) == 5)
+    CU_ASSERT(memcmp(pp__buf_head(in), "early", 5) == 0);
+
+  pp__backend_release(h.b, 0);
+  forget_slot(&h, 0);
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 0), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_kill(h.b, 0), PP_OK);
+  PUMP_UNTIL(&h, h.s[0].exited);
+  CU_ASSERT(h.s[0].started);
+  CU_ASSERT(h.s[0].exited);
+  CU_ASSERT_EQUAL(h.s[0].exit.signaled, 1);
+  CU_ASSERT_EQUAL(h.s[0].exit.code, SIGKILL);
+  pp__backend_destroy(h.b);
+  CU_ASSERT(pid_gone(h.s[1].pid));
+}
+
+static void *wake_thread(void *arg) {
+  pp__backend_wake(arg);
+  return NULL;
+}
+
+static void test_wake(void) {
+  harness h;
+  if (!open_harness(&h, echo_main))
+    return;
+  pthread_t t;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, wake_thread, h.b), 0);
+  long t0 = now_ms();
+  PUMP_UNTIL(&h, h.wakes > 0);
+  CU_ASSERT_EQUAL(h.wakes, 1);
+  CU_ASSERT(now_ms() - t0 < DEADLINE_MS);
+  pthread_join(t, NULL);
+
+  /* Many wake-ups before a wait cost one event. */
+  h.wakes = 0;
+  for (int k = 0; k < 100; k++)
+    pp__backend_wake(h.b);
+  pump(&h, 1000);
+  CU_ASSERT_EQUAL(h.wakes, 1);
+  pump(&h, 0);
+  CU_ASSERT_EQUAL(h.wakes, 1);
+
+  /* A wake-up from another thread ends a wait that would block forever. */
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, wake_thread, h.b), 0);
+  pump(&h, -1);
+  CU_ASSERT_EQUAL(h.wakes, 2);
+  pthread_join(t, NULL);
+  pp__backend_destroy(h.b);
+}
+
+static void test_destroy_leaves_no_process(void) {
+  harness h;
+  if (!open_harness(&h, echo_main))
+    return;
+  for (unsigned i = 0; i < 3; i++)
+    start_and_wait(&h, i);
+  round_trip(&h, 0, (const unsigned char *)"ping", 4);
+  pp__backend_destroy(h.b);
+  for (unsigned i = 0; i < 3; i++)
+    CU_ASSERT(pid_gone(h.s[i].pid));
+
+  /* A worker that ignores EOF and SIGTERM is killed all the same. */
+  if (!open_harness(&h, stubborn_main))
+    return;
+  start_and_wait(&h, 0);
+  start_and_wait(&h, 1);
+  pp__backend_destroy(h.b);
+  CU_ASSERT(pid_gone(h.s[0].pid));
+  CU_ASSERT(pid_gone(h.s[1].pid));
+}
+
+static void test_slot_reuse(void) {
+  harness h;
+  if (!open_harness(&h, echo_main))
+    return;
+  long pids[3];
+  for (int round = 0; round < 3; round++) {
+    start_and_wait(&h, 1);
+    pids[round] = h.s[1].pid;
+    round_trip(&h, 1, (const unsigned char *)"again", 5);
+    hangup_and_reap(&h, 1);
+    CU_ASSERT_EQUAL(pp__backend_start(h.b, 1), PP_ESTATE);
+    pp__backend_release(h.b, 1);
+    CU_ASSERT_PTR_NULL(pp__backend_input(h.b, 1));
+    forget_slot(&h, 1);
+  }
+  CU_ASSERT(pids[0] != pids[1] && pids[1] != pids[2]);
+  pp__backend_destroy(h.b);
+}
+
+static void test_no_descriptor_leaks(void) {
+  /* Inheritable, opened before the backend: must not reach workers. */
+  int stray = open("/dev/null", O_RDONLY);
+  CU_ASSERT(stray >= 0);
+  harness h;
+  if (open_harness(&h, fdcount_main)) {
+    start_and_wait(&h, 0);
+    start_and_wait(&h, 1); /* must not hold worker 0's channel */
+    for (unsigned i = 0; i < 2; i++) {
+      pp__buf *in = pp__backend_input(h.b, i);
+      CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+      PUMP_UNTIL(&h, pp__buf_len(in) >= 1 || h.s[i].closed);
+      CU_ASSERT_EQUAL(pp__buf_len(in), 1);
+      if (pp__buf_len(in) >= 1)
+        CU_ASSERT_EQUAL(pp__buf_head(in)[0], 1);
+    }
+    pp__backend_destroy(h.b);
+  }
+  if (stray >= 0)
+    close(stray);
+}
+
+static void test_no_sigpipe(void) {
+  /* The default action of SIGPIPE ends the process: a raised one would
+   * end this test run. */
+  void (*old)(int) = signal(SIGPIPE, SIG_DFL);
+  harness h;
+  if (open_harness(&h, suicide_main)) {
+    start_and_wait(&h, 0);
+    round_trip(&h, 0, (const unsigned char *)"abc", 3);
+    CU_ASSERT_EQUAL(pp__backend_send(h.b, 0, "K", 1), PP_OK);
+    /* Without reading its EOF, write to the dead worker until the write
+     * fails. */
+    pp_status st = PP_OK;
+    long until = now_ms() + DEADLINE_MS;
+    struct timespec ms = {0, 1000000};
+    while (st == PP_OK && now_ms() < until) {
+      st = pp__backend_send(h.b, 0, "x", 1);
+      if (st == PP_OK)
+        nanosleep(&ms, NULL);
+    }
+    CU_ASSERT_EQUAL(st, PP_EOF);
+    PUMP_UNTIL(&h, h.s[0].closed && h.s[0].exited);
+    CU_ASSERT(h.s[0].closed && h.s[0].exited);
+    CU_ASSERT_EQUAL(h.s[0].exit.signaled, 1);
+    CU_ASSERT_EQUAL(h.s[0].exit.code, SIGKILL);
+    pp__backend_destroy(h.b);
+  }
+  if (open_harness(&h, late_writer_main)) {
+    start_and_wait(&h, 1);
+    CU_ASSERT_EQUAL(pp__backend_send(h.b, 1, "x", 1), PP_OK);
+    hangup_and_reap(&h, 1); /* exit code 0: PP_EOF, no SIGPIPE */
+    pp__backend_destroy(h.b);
+  }
+  signal(SIGPIPE, old);
+}
+
+static void test_two_backends(void) {
+  harness a, c;
+  if (!open_harness(&a, echo_main))
+    return;
+  start_and_wait(&a, 0);
+  /* The second launcher is forked while the first pool's channel is
+   * open: it must not keep a copy. */
+  if (open_harness(&c, fdcount_main)) {
+    start_and_wait(&c, 0);
+    pp__buf *in = pp__backend_input(c.b, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    PUMP_UNTIL(&c, pp__buf_len(in) >= 1 || c.s[0].closed);
+    CU_ASSERT_EQUAL(pp__buf_len(in), 1);
+    if (pp__buf_len(in) >= 1)
+      CU_ASSERT_EQUAL(pp__buf_head(in)[0], 1);
+    round_trip(&a, 0, (const unsigned char *)"one", 3);
+    hangup_and_reap(&a, 0);
+    pp__backend_destroy(c.b);
+    CU_ASSERT(pid_gone(c.s[0].pid));
+  }
+  pp__backend_destroy(a.b);
+}
+
+static void test_launcher_death(void) {
+  harness h;
+  if (!open_harness(&h, ppid_main))
+    return;
+  start_and_wait(&h, 0);
+  pp__buf *in = pp__backend_input(h.b, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  PUMP_UNTIL(&h, pp__buf_len(in) >= sizeof(long) || h.s[0].closed);
+  CU_ASSERT_EQUAL_FATAL(pp__buf_len(in), sizeof(long));
+  long launcher;
+  memcpy(&launcher, pp__buf_head(in), sizeof launcher);
+  pp__buf_consume(in, sizeof launcher);
+  /* Workers are the launcher's children, not ours. */
+  CU_ASSERT(launcher > 1 && launcher != (long)getpid());
+  CU_ASSERT_EQUAL(kill((pid_t)launcher, SIGKILL), 0);
+  PUMP_UNTIL(&h, h.broken && h.s[0].exited);
+  CU_ASSERT_EQUAL(h.broken, 1);
+  CU_ASSERT(h.s[0].exited);
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 1), PP_ESYSTEM);
+  CU_ASSERT_EQUAL(pp__backend_kill(h.b, 0), PP_OK);
+  pp__backend_release(h.b, 0);
+  pp__backend_destroy(h.b); /* reaps the launcher */
+  CU_ASSERT(pid_gone(launcher));
+}
+
+static void test_describe_and_cpus(void) {
+  char text[64];
+  pp__exit e = {0, 3};
+  pp__exit_describe(&e, text, sizeof text);
+  CU_ASSERT_STRING_EQUAL(text, "exited with code 3");
+  e.signaled = 1;
+  e.code = 9;
+  pp__exit_describe(&e, text, 8);
+  CU_ASSERT_EQUAL(strlen(text), 7); /* truncated, terminated */
+  pp__exit_describe(&e, text, 0);   /* no room: untouched, no crash */
+  CU_ASSERT(pp__cpu_count() >= 1);
+}
+
+int pp_test_suite_backend(void) {
+  static const struct {
+    const char *name;
+    void (*fn)(void);
+  } tests[] = {
+      {"create arguments", test_create_arguments},
+      {"slot arguments", test_slot_arguments},
+      {"echo through three workers", test_echo_three_workers},
+      {"worker killed by a signal", test_worker_killed_by_signal},
+      {"kill", test_kill},
+      {"exit code", test_exit_code},
+      {"hangup and kill while starting", test_hangup_and_kill_while_starting},
+      {"destroy leaves no process", test_destroy_leaves_no_process},
+      {"slot reuse", test_slot_reuse},
+      {"no descriptor leaks", test_no_descriptor_leaks},
+      {"no SIGPIPE", test_no_sigpipe},
+      {"two backends", test_two_backends},
+      {"launcher death", test_launcher_death},
+      {"describe and cpu count", test_describe_and_cpus},
+      /* Last: a thread was created, and forks after that show glibc's
+       * cached thread stack as "possibly lost" under valgrind. */
+      {"wake", test_wake},
+  };
+  CU_pSuite suite = CU_add_suite("backend", NULL, NULL);
+  if (!suite)
+    return 1;
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+    if (!CU_add_test(suite, tests[i].name, tests[i].fn))
+      return 1;
+  return 0;
+}

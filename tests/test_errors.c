@@ -1,0 +1,600 @@
+/* Suite "errors": NULL, invalid handles and bad input for every public
+   function. Each must return an error code (or be a documented no-op),
+   never crash. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "procpool.h"
+#include "suites.h"
+#include "tasks.h"
+#include "util.h"
+
+static void test_strerror(void) {
+  for (int s = 0; s < PP_STATUS_COUNT_; s++) {
+    const char *m = pp_strerror((pp_status)s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT(m[0] != '\0');
+    CU_ASSERT(strcmp(m, "unknown status") != 0);
+    /* distinct names */
+    for (int t = 0; t < s; t++) {
+      const char *o = pp_strerror((pp_status)t);
+      CU_ASSERT(o == NULL || strcmp(o, m) != 0);
+    }
+  }
+  const int bad[] = {PP_STATUS_COUNT_, PP_STATUS_COUNT_ + 1, -1, 1000000};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    const char *m = pp_strerror((pp_status)bad[k]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_STRING_EQUAL(m, "unknown status");
+  }
+}
+
+static void test_value_functions(void) {
+  pp_value_clear(NULL); /* ignored */
+  pp_value zero = {0};
+  pp_value_clear(&zero); /* nothing to free */
+  CU_ASSERT_PTR_NULL(zero.data);
+  CU_ASSERT_PTR_NULL(zero.error);
+
+  int64_t x = 0;
+  CU_ASSERT_EQUAL(pp_value_i64(NULL, &x), PP_EINVAL);
+
+  /* values built by hand; not cleared (they own nothing) */
+  int64_t eight = 1234;
+  pp_value v = {&eight, sizeof eight, PP_OK, NULL};
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 1234);
+  CU_ASSERT_NOT_EQUAL(pp_value_i64(&v, NULL), PP_OK);
+  v.len = 4;
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_EINVAL);
+  v.len = 9;
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_EINVAL);
+  v.len = 0;
+  v.data = NULL;
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_EINVAL);
+  char msg[] = "boom";
+  pp_value failed = {NULL, 0, PP_ETASK, msg};
+  CU_ASSERT_EQUAL(pp_value_i64(&failed, &x), PP_ETASK);
+}
+
+static pp_status other_fn(pp_call *call) {
+  return pp_call_return_i64(call, -1);
+}
+
+static pp_status other_fn2(pp_call *call) {
+  return pp_call_return_i64(call, -2);
+}
+
+/* Registration happens here after pp_worker_main(): these names are never
+   run, so spawned workers need not know them. */
+static void test_register(void) {
+  CU_ASSERT_EQUAL(pp_register(NULL, other_fn), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_register("errors_null_fn", NULL), PP_EINVAL);
+
+  char name[300];
+  memset(name, 'n', sizeof name);
+  name[256] = '\0'; /* 256 bytes: one too many */
+  CU_ASSERT_EQUAL(pp_register(name, other_fn), PP_EINVAL);
+  name[299] = '\0';
+  memset(name, 'm', 299);
+  CU_ASSERT_EQUAL(pp_register(name, other_fn), PP_EINVAL);
+  memset(name, 'k', sizeof name);
+  name[255] = '\0'; /* 255 bytes: the longest allowed */
+  CU_ASSERT_EQUAL(pp_register(name, other_fn), PP_OK);
+
+  /* the same function again is fine; another function is PP_ESTATE */
+  CU_ASSERT_EQUAL(pp_register("errors_dup", other_fn), PP_OK);
+  CU_ASSERT_EQUAL(pp_register("errors_dup", other_fn), PP_OK);
+  CU_ASSERT_EQUAL(pp_register("errors_dup", other_fn2), PP_ESTATE);
+  CU_ASSERT_EQUAL(pp_register("square", other_fn), PP_ESTATE);
+}
+
+/* Worker-side functions called with NULL in the parent. */
+static void test_call_null(void) {
+  pp_bytes b;
+  int64_t x;
+  CU_ASSERT_EQUAL(pp_call_argc(NULL), 0);
+  CU_ASSERT_EQUAL(pp_call_arg(NULL, 0, &b), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_call_arg_i64(NULL, 0, &x), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_call_return(NULL, "x", 1), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_call_return(NULL, NULL, 0), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_call_return_i64(NULL, 1), PP_EINVAL);
+  CU_ASSERT_NOT_EQUAL(pp_call_fail(NULL, "x %d", 1), PP_OK);
+}
+
+/* Worker-side errors, checked inside a task ("call_checks"). */
+static void test_call_errors_in_worker(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t x = 5;
+  pp_bytes args[2] = {tu_i64(&x), {"abc", 3}};
+  pp_value v = {0};
+  int64_t r = -1;
+  CU_ASSERT_EQUAL(pp_apply(pool, "call_checks", args, 2, &v), PP_OK);
+  if (v.error != NULL) {
+    fprintf(stderr, "\n  call_checks failed: %s\n", v.error);
+    CU_FAIL("call_checks reported a failed check");
+  }
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &r), PP_OK);
+  CU_ASSERT_EQUAL(r, 1); /* the later return replaced the earlier one */
+  pp_value_clear(&v);
+  pp_pool_destroy(pool);
+}
+
+/* A task returning a status without pp_call_fail(): the call fails with
+   that status's name. */
+static void test_task_returns_status(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_value v = {0};
+  pp_status st = pp_apply(pool, "ret_status", NULL, 0, &v);
+  CU_ASSERT_NOT_EQUAL(st, PP_OK);
+  CU_ASSERT_EQUAL(v.status, st);
+  CU_ASSERT(tu_contains(v.error, pp_strerror(TASK_RET_STATUS)));
+  pp_value_clear(&v);
+  pp_pool_destroy(pool);
+}
+
+static void test_pool_null(void) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  CU_ASSERT_EQUAL(pp_pool_create(NULL, &o), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_pool_create(NULL, NULL), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_pool_processes(NULL), 0);
+  long pids[4];
+  size_t n = 0;
+  CU_ASSERT_EQUAL(pp_pool_worker_pids(NULL, pids, 4, &n), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_pool_close(NULL), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_pool_terminate(NULL), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_pool_join(NULL), PP_EINVAL);
+  pp_pool_destroy(NULL); /* ignored */
+
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, NULL, 4, &n), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, pids, 4, NULL), PP_EINVAL);
+  pp_pool_destroy(pool);
+}
+
+static void test_apply_bad_args(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t x = 2;
+  pp_bytes arg = tu_i64(&x);
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_apply(NULL, "square", &arg, 1, &v), PP_EINVAL);
+  pp_value_clear(&v);
+  CU_ASSERT_EQUAL(pp_apply(pool, NULL, &arg, 1, &v), PP_EINVAL);
+  pp_value_clear(&v);
+  CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, NULL), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_apply(pool, "square", NULL, 1, &v), PP_EINVAL);
+  pp_value_clear(&v);
+
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_apply_async(NULL, "square", &arg, 1, NULL, &r), PP_EINVAL);
+  pp_result_free(r);
+  r = NULL;
+  CU_ASSERT_EQUAL(pp_apply_async(pool, NULL, &arg, 1, NULL, &r), PP_EINVAL);
+  pp_result_free(r);
+  r = NULL;
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "square", NULL, 2, NULL, &r), PP_EINVAL);
+  pp_result_free(r);
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "square", &arg, 1, NULL, NULL),
+                  PP_EINVAL);
+
+  /* a NULL argument buffer with a non-zero length */
+  pp_bytes badarg = {NULL, 8};
+  r = NULL;
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "square", &badarg, 1, NULL, &r),
+                  PP_EINVAL);
+  pp_result_free(r);
+
+  /* the pool is unharmed */
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 3, &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 9);
+  pp_pool_destroy(pool);
+}
+
+static void test_map_bad_args(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t vals[2];
+  pp_bytes items[2];
+  tu_i64_items(vals, items, 2, 1);
+  pp_args sitems[2] = {{items, 1}, {items + 1, 1}};
+  pp_result *r = NULL;
+
+#define EXPECT_EINVAL(call)                                                    \
+  do {                                                                         \
+    r = NULL;                                                                  \
+    CU_ASSERT_EQUAL(call, PP_EINVAL);                                          \
+    pp_result_free(r);                                                         \
+  } while (0)
+
+  EXPECT_EINVAL(pp_map(NULL, "square", items, 2, 0, &r));
+  EXPECT_EINVAL(pp_map(pool, NULL, items, 2, 0, &r));
+  EXPECT_EINVAL(pp_map(pool, "square", NULL, 2, 0, &r));
+  EXPECT_EINVAL(pp_map(pool, "square", items, 2, 0, NULL));
+  EXPECT_EINVAL(pp_map_async(NULL, "square", items, 2, 0, NULL, &r));
+  EXPECT_EINVAL(pp_map_async(pool, NULL, items, 2, 0, NULL, &r));
+  EXPECT_EINVAL(pp_map_async(pool, "square", NULL, 2, 0, NULL, &r));
+  EXPECT_EINVAL(pp_map_async(pool, "square", items, 2, 0, NULL, NULL));
+  EXPECT_EINVAL(pp_starmap(NULL, "square", sitems, 2, 0, &r));
+  EXPECT_EINVAL(pp_starmap(pool, NULL, sitems, 2, 0, &r));
+  EXPECT_EINVAL(pp_starmap(pool, "square", NULL, 2, 0, &r));
+  EXPECT_EINVAL(pp_starmap(pool, "square", sitems, 2, 0, NULL));
+  EXPECT_EINVAL(pp_starmap_async(NULL, "square", sitems, 2, 0, NULL, &r));
+  EXPECT_EINVAL(pp_starmap_async(pool, NULL, sitems, 2, 0, NULL, &r));
+  EXPECT_EINVAL(pp_starmap_async(pool, "square", NULL, 2, 0, NULL, &r));
+  EXPECT_EINVAL(pp_starmap_async(pool, "square", sitems, 2, 0, NULL, NULL));
+
+  /* malformed items: NULL data with a length, NULL argv with an argc */
+  pp_bytes baditems[2] = {items[0], {NULL, 8}};
+  EXPECT_EINVAL(pp_map(pool, "square", baditems, 2, 0, &r));
+  pp_args badsitems[2] = {{items, 1}, {NULL, 2}};
+  EXPECT_EINVAL(pp_starmap(pool, "add", badsitems, 2, 0, &r));
+#undef EXPECT_EINVAL
+
+  int64_t x = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 4, &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 16);
+  pp_pool_destroy(pool);
+}
+
+static void test_map_records_bad_args(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t in[4] = {1, 2, 3, 4}, out[4] = {-1, -1, -1, -1};
+  const pp_records good = {in, 4, sizeof in[0], out, sizeof out[0], NULL, 0};
+  pp_records rec;
+  pp_result *r = NULL;
+
+#define EXPECT_NOT_OK(call)                                                    \
+  do {                                                                         \
+    r = NULL;                                                                  \
+    CU_ASSERT_NOT_EQUAL(call, PP_OK);                                          \
+    pp_result_free(r);                                                         \
+  } while (0)
+#define EXPECT_STATUS(call, st)                                                \
+  do {                                                                         \
+    r = NULL;                                                                  \
+    CU_ASSERT_EQUAL(call, st);                                                 \
+    pp_result_free(r);                                                         \
+  } while (0)
+
+  EXPECT_STATUS(pp_map_records(NULL, "square", &good, 0, &r), PP_EINVAL);
+  EXPECT_STATUS(pp_map_records(pool, NULL, &good, 0, &r), PP_EINVAL);
+  EXPECT_STATUS(pp_map_records(pool, "square", NULL, 0, &r), PP_EINVAL);
+  EXPECT_STATUS(pp_map_records(pool, "square", &good, 0, NULL), PP_EINVAL);
+  EXPECT_STATUS(pp_map_records_async(NULL, "square", &good, 0, NULL, &r),
+                PP_EINVAL);
+  EXPECT_STATUS(pp_map_records_async(pool, NULL, &good, 0, NULL, &r),
+                PP_EINVAL);
+  EXPECT_STATUS(pp_map_records_async(pool, "square", NULL, 0, NULL, &r),
+                PP_EINVAL);
+  EXPECT_STATUS(pp_map_records_async(pool, "square", &good, 0, NULL, NULL),
+                PP_EINVAL);
+
+  rec = good;
+  rec.in = NULL;
+  EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_EINVAL);
+  rec = good;
+  rec.out = NULL;
+  EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_EINVAL);
+  rec = good;
+  rec.in_size = 0;
+  EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_EINVAL);
+  rec = good;
+  rec.out_size = 0;
+  EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_EINVAL);
+
+  /* count * size overflows */
+  rec = good;
+  rec.count = SIZE_MAX / 2;
+  rec.in_size = 8;
+  EXPECT_NOT_OK(pp_map_records(pool, "square", &rec, 0, &r));
+  rec = good;
+  rec.count = SIZE_MAX / 4;
+  rec.out_size = 16;
+  EXPECT_NOT_OK(pp_map_records(pool, "square", &rec, 0, &r));
+  rec = good;
+  rec.count = SIZE_MAX;
+  EXPECT_NOT_OK(pp_map_records_async(pool, "square", &rec, 0, NULL, &r));
+
+  /* field sizes */
+  const size_t short_fields[2] = {4, 2};       /* sum 6 != 8 */
+  const size_t long_fields[2] = {8, 8};        /* sum 16 != 8 */
+  const size_t wrap_fields[2] = {SIZE_MAX, 9}; /* sum wraps to 8 */
+  rec = good;
+  rec.field_sizes = short_fields;
+  rec.nfields = 2;
+  EXPECT_NOT_OK(pp_map_records(pool, "add", &rec, 0, &r));
+  rec.field_sizes = long_fields;
+  EXPECT_NOT_OK(pp_map_records(pool, "add", &rec, 0, &r));
+  rec.field_sizes = wrap_fields;
+  EXPECT_NOT_OK(pp_map_records(pool, "add", &rec, 0, &r));
+  rec.field_sizes = NULL; /* nfields > 0 without sizes */
+  EXPECT_NOT_OK(pp_map_records(pool, "add", &rec, 0, &r));
+#undef EXPECT_NOT_OK
+#undef EXPECT_STATUS
+
+  for (size_t i = 0; i < 4; i++) {
+    CU_ASSERT_EQUAL(out[i], -1); /* nothing was written */
+  }
+  int64_t x = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 5, &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 25);
+  pp_pool_destroy(pool);
+}
+
+/* A records task must return exactly out_size bytes. */
+static void test_map_records_wrong_result_size(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t in[4] = {1, 2, 3, 4};
+  int64_t out[8];
+  /* "square" returns 8 bytes; 16 are expected per record */
+  pp_records rec = {in, 4, sizeof in[0], out, 2 * sizeof out[0], NULL, 0};
+  pp_result *r = NULL;
+  pp_status st = pp_map_records(pool, "square", &rec, 0, &r);
+  CU_ASSERT_NOT_EQUAL(st, PP_OK);
+  pp_result_free(r);
+  /* 4 bytes per record: the 8-byte result is too big */
+  int32_t out4[4];
+  rec.out = out4;
+  rec.out_size = sizeof out4[0];
+  r = NULL;
+  st = pp_map_records(pool, "square", &rec, 0, &r);
+  CU_ASSERT_NOT_EQUAL(st, PP_OK);
+  pp_result_free(r);
+  int64_t x = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 6, &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 36);
+  pp_pool_destroy(pool);
+}
+
+static void test_imap_bad_args(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  tu_range range;
+  tu_range_init(&range, 0, 3);
+  pp_iter *it = NULL;
+
+#define EXPECT_EINVAL(call)                                                    \
+  do {                                                                         \
+    it = NULL;                                                                 \
+    CU_ASSERT_EQUAL(call, PP_EINVAL);                                          \
+    pp_iter_free(it);                                                          \
+  } while (0)
+
+  EXPECT_EINVAL(pp_imap(NULL, "square", tu_range_next, &range, 0, &it));
+  EXPECT_EINVAL(pp_imap(pool, NULL, tu_range_next, &range, 0, &it));
+  EXPECT_EINVAL(pp_imap(pool, "square", NULL, &range, 0, &it));
+  EXPECT_EINVAL(pp_imap(pool, "square", tu_range_next, &range, 0, NULL));
+  EXPECT_EINVAL(
+      pp_imap_unordered(NULL, "square", tu_range_next, &range, 0, &it));
+  EXPECT_EINVAL(pp_imap_unordered(pool, NULL, tu_range_next, &range, 0, &it));
+  EXPECT_EINVAL(pp_imap_unordered(pool, "square", NULL, &range, 0, &it));
+  EXPECT_EINVAL(
+      pp_imap_unordered(pool, "square", tu_range_next, &range, 0, NULL));
+#undef EXPECT_EINVAL
+
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_iter_next(NULL, 0.0, &v), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_iter_next(NULL, 1.0, NULL), PP_EINVAL);
+  pp_value_clear(&v);
+  pp_iter_free(NULL); /* ignored */
+
+  it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", tu_range_next, &range, 0, &it),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, NULL), PP_EINVAL);
+  int64_t x = -1;
+  CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_OK);
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 0); /* the NULL call consumed nothing */
+  pp_value_clear(&v);
+  pp_iter_free(it);
+  pp_pool_destroy(pool);
+}
+
+/* A generator that fails stops the input with an error, not a hang. */
+static pp_status failing_next(void *state, pp_bytes *item) {
+  tu_range *range = state;
+  if (range->next == 3) {
+    return PP_ESYSTEM;
+  }
+  return tu_range_next(state, item);
+}
+
+static void test_imap_generator_fails(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  tu_range range;
+  tu_range_init(&range, 0, 10);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", failing_next, &range, 1, &it),
+                        PP_OK);
+  for (int64_t i = 0; i < 3; i++) {
+    pp_value v = {0};
+    int64_t x = -1;
+    CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_OK);
+    CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
+    CU_ASSERT_EQUAL(x, i * i);
+    pp_value_clear(&v);
+  }
+  /* then the input's error: neither a value, nor a silent end, nor a hang */
+  pp_value v = {0};
+  pp_status st = pp_iter_next(it, TU_WAIT, &v);
+  CU_ASSERT_NOT_EQUAL(st, PP_OK);
+  CU_ASSERT_NOT_EQUAL(st, PP_EOF);
+  CU_ASSERT_NOT_EQUAL(st, PP_ETIMEOUT);
+  pp_value_clear(&v);
+  /* afterwards: no hang either */
+  st = pp_iter_next(it, TU_WAIT, &v);
+  CU_ASSERT_NOT_EQUAL(st, PP_ETIMEOUT);
+  CU_ASSERT_NOT_EQUAL(st, PP_OK);
+  pp_value_clear(&v);
+  pp_iter_free(it);
+  pp_pool_destroy(pool);
+}
+
+static void test_result_null(void) {
+  pp_bytes b;
+  int64_t x;
+  int ok;
+  CU_ASSERT_EQUAL(pp_result_get(NULL, 0.0), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_get(NULL, 1.0), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_wait(NULL, 0.0), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_ready(NULL), 0);
+  CU_ASSERT_EQUAL(pp_result_successful(NULL, &ok), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_value(NULL, &b), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_i64(NULL, &x), PP_EINVAL);
+  CU_ASSERT_PTR_NULL(pp_result_error(NULL));
+  CU_ASSERT_EQUAL(pp_result_count(NULL), 0);
+  CU_ASSERT_EQUAL(pp_result_item(NULL, 0, &b), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_item_i64(NULL, 0, &x), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_chunks(NULL), 0);
+  CU_ASSERT_EQUAL(pp_result_chunksize(NULL), 0);
+  pp_result_free(NULL); /* ignored */
+
+  /* NULL out-pointers on a real, completed result */
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t vals[3];
+  pp_bytes items[3];
+  tu_i64_items(vals, items, 3, 0);
+  pp_result *r = NULL, *m = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", items, 1, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", items, 3, 0, NULL, &m),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(m, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_successful(r, NULL), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_value(r, NULL), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_i64(r, NULL), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_item(m, 0, NULL), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_item_i64(m, 0, NULL), PP_EINVAL);
+  pp_result_free(r);
+  pp_result_free(m);
+  pp_pool_destroy(pool);
+}
+
+static void test_result_item_out_of_range(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t vals[3];
+  pp_bytes items[3];
+  tu_i64_items(vals, items, 3, 0);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", items, 3, 0, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  pp_bytes b;
+  int64_t x;
+  CU_ASSERT_EQUAL(pp_result_item(r, 2, &b), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_item(r, 3, &b), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_item(r, SIZE_MAX, &b), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_item_i64(r, 3, &x), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_item_i64(r, SIZE_MAX, &x), PP_EINVAL);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+/* An unknown task name fails that call with a message naming the task;
+   the worker survives and the pool carries on. */
+static void test_unknown_task(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  const char *name = "no_such_task_xyzzy";
+  int64_t x = 1;
+  pp_bytes arg = tu_i64(&x);
+  long before[8], after[8];
+  size_t nb = 0, na = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 1, &x), PP_OK);
+  CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, before, 8, &nb), PP_OK);
+  pp_value v = {0};
+  pp_status st = pp_apply(pool, name, &arg, 1, &v);
+  CU_ASSERT(st == PP_EUNKNOWNTASK || st == PP_ETASK);
+  CU_ASSERT_EQUAL(v.status, st);
+  CU_ASSERT(tu_contains(v.error, name));
+  pp_value_clear(&v);
+
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, name, &arg, 1, NULL, &r), PP_OK);
+  st = pp_result_get(r, TU_WAIT);
+  CU_ASSERT(st == PP_EUNKNOWNTASK || st == PP_ETASK);
+  CU_ASSERT(tu_contains(pp_result_error(r), name));
+  pp_result_free(r);
+
+  int64_t vals[4];
+  pp_bytes items[4];
+  tu_i64_items(vals, items, 4, 0);
+  r = NULL;
+  st = pp_map(pool, name, items, 4, 1, &r);
+  CU_ASSERT(st == PP_EUNKNOWNTASK || st == PP_ETASK);
+  CU_ASSERT(tu_contains(pp_result_error(r), name));
+  pp_result_free(r);
+
+  /* the workers are the same processes: none died */
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 7, &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 49);
+  CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, after, 8, &na), PP_OK);
+  CU_ASSERT_EQUAL(na, nb);
+  for (size_t i = 0; i < na && i < nb && i < 8; i++) {
+    int found = 0;
+    for (size_t j = 0; j < nb && j < 8; j++) {
+      found |= after[i] == before[j];
+    }
+    CU_ASSERT(found);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* An over-long task name is refused (or fails the call), never crashes. */
+static void test_long_task_name(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  char name[1024];
+  memset(name, 't', sizeof name - 1);
+  name[sizeof name - 1] = '\0';
+  pp_value v = {0};
+  CU_ASSERT_NOT_EQUAL(pp_apply(pool, name, NULL, 0, &v), PP_OK);
+  pp_value_clear(&v);
+  CU_ASSERT_NOT_EQUAL(pp_apply(pool, "", NULL, 0, &v), PP_OK);
+  pp_value_clear(&v);
+  int64_t x = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 2, &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 4);
+  pp_pool_destroy(pool);
+}
+
+int pp_test_suite_errors(void) {
+  static const tu_test tests[] = {
+      {"pp_strerror of every status; unknown status", test_strerror},
+      {"pp_value_clear / pp_value_i64 bad input", test_value_functions},
+      {"pp_register: NULL, long name, re-registration", test_register},
+      {"pp_call_* with NULL", test_call_null},
+      {"pp_call_* errors inside a worker", test_call_errors_in_worker},
+      {"a task returning a status fails with its name",
+       test_task_returns_status},
+      {"pool functions with NULL", test_pool_null},
+      {"apply / apply_async bad arguments", test_apply_bad_args},
+      {"map / starmap (async) bad arguments", test_map_bad_args},
+      {"map_records bad layouts", test_map_records_bad_args},
+      {"map_records: task result of the wrong size",
+       test_map_records_wrong_result_size},
+      {"imap / imap_unordered / iter_next bad arguments", test_imap_bad_args},
+      {"imap: a failing generator ends the input", test_imap_generator_fails},
+      {"pp_result_* with NULL", test_result_null},
+      {"pp_result_item out of range", test_result_item_out_of_range},
+      {"unknown task: error naming it; pool carries on", test_unknown_task},
+      {"over-long or empty task name", test_long_task_name},
+  };
+  return tu_add_suite("errors", tests, TU_NTESTS(tests));
+}

@@ -1,0 +1,377 @@
+/* Suite "imap": imap and imap_unordered. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "procpool.h"
+#include "suites.h"
+#include "tasks.h"
+#include "util.h"
+
+/* Takes up to @p max items from @p it into @p got (values) and @p st
+   (statuses), until PP_EOF; returns the number taken. Every wait is
+   bounded by TU_WAIT; a timeout ends the loop. */
+static size_t drain(pp_iter *it, int64_t *got, pp_status *st, size_t max,
+                    pp_status *end) {
+  size_t n = 0;
+  *end = PP_OK;
+  while (n <= max) {
+    pp_value v = {0};
+    pp_status s = pp_iter_next(it, TU_WAIT, &v);
+    if (s == PP_EOF || s == PP_ETIMEOUT || s == PP_EINVAL) {
+      pp_value_clear(&v);
+      *end = s;
+      break;
+    }
+    if (n == max) { /* more items than expected */
+      pp_value_clear(&v);
+      *end = PP_ESTATE;
+      break;
+    }
+    st[n] = s;
+    got[n] = -1;
+    if (s == PP_OK) {
+      (void)pp_value_i64(&v, &got[n]);
+    }
+    pp_value_clear(&v);
+    n++;
+  }
+  return n;
+}
+
+/* imap yields in input order, with tasks of varying duration. */
+static void test_imap_ordered(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 200 };
+  const size_t asked[] = {1, 7};
+  for (size_t k = 0; k < 2; k++) {
+    tu_range range;
+    tu_range_init(&range, 0, N);
+    pp_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        pp_imap(pool, "jitter", tu_range_next, &range, asked[k], &it), PP_OK);
+    int64_t got[N];
+    pp_status st[N];
+    pp_status end;
+    size_t n = drain(it, got, st, N, &end);
+    CU_ASSERT_EQUAL(n, N);
+    CU_ASSERT_EQUAL(end, PP_EOF);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (st[i] != PP_OK || got[i] != (int64_t)i) {
+        bad++;
+      }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* imap_unordered yields every result exactly once. */
+static void test_imap_unordered_each_once(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 200 };
+  const size_t asked[] = {1, 7, 0};
+  for (size_t k = 0; k < 3; k++) {
+    tu_range range;
+    tu_range_init(&range, 0, N);
+    pp_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        pp_imap_unordered(pool, "jitter", tu_range_next, &range, asked[k], &it),
+        PP_OK);
+    int64_t got[N];
+    pp_status st[N];
+    pp_status end;
+    size_t n = drain(it, got, st, N, &end);
+    CU_ASSERT_EQUAL(n, N);
+    CU_ASSERT_EQUAL(end, PP_EOF);
+    int seen[N] = {0};
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (st[i] != PP_OK || got[i] < 0 || got[i] >= N || seen[got[i]]++) {
+        bad++;
+      }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    for (size_t i = 0; i < N; i++) {
+      CU_ASSERT_EQUAL(seen[i], 1);
+      if (seen[i] != 1) {
+        break;
+      }
+    }
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* Generator over an array of int64. */
+typedef struct array_gen {
+  const int64_t *v;
+  size_t n, i;
+  int64_t current;
+} array_gen;
+
+static pp_status array_next(void *state, pp_bytes *item) {
+  array_gen *g = state;
+  if (g->i >= g->n) {
+    return PP_EOF;
+  }
+  g->current = g->v[g->i++];
+  *item = tu_i64(&g->current);
+  return PP_OK;
+}
+
+/* imap_unordered really is unordered: a slow first item does not hold back
+   the later ones ("sleep_ms" returns its argument). */
+static void test_imap_unordered_not_held_back(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static const int64_t ms[] = {1500, 1, 2, 3};
+  array_gen gen = {ms, 4, 0, 0};
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_imap_unordered(pool, "sleep_ms", array_next, &gen, 1, &it), PP_OK);
+  int64_t got[4];
+  pp_status st[4];
+  pp_status end;
+  size_t n = drain(it, got, st, 4, &end);
+  CU_ASSERT_EQUAL_FATAL(n, 4);
+  CU_ASSERT_EQUAL(end, PP_EOF);
+  CU_ASSERT_NOT_EQUAL(got[0], 1500); /* a fast item came first */
+  int64_t sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    CU_ASSERT_EQUAL(st[i], PP_OK);
+    sum += got[i];
+  }
+  CU_ASSERT_EQUAL(sum, 1506);
+  pp_iter_free(it);
+  pp_pool_destroy(pool);
+}
+
+/* After the last item, pp_iter_next keeps returning PP_EOF. */
+static void test_imap_eof(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  for (int unordered = 0; unordered < 2; unordered++) {
+    tu_range range;
+    tu_range_init(&range, 0, 3);
+    pp_iter *it = NULL;
+    pp_status s =
+        unordered
+            ? pp_imap_unordered(pool, "square", tu_range_next, &range, 0, &it)
+            : pp_imap(pool, "square", tu_range_next, &range, 0, &it);
+    CU_ASSERT_EQUAL_FATAL(s, PP_OK);
+    int64_t sum = 0;
+    for (int i = 0; i < 3; i++) {
+      pp_value v = {0};
+      int64_t x = 0;
+      CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_OK);
+      CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
+      sum += x;
+      pp_value_clear(&v);
+    }
+    CU_ASSERT_EQUAL(sum, 0 + 1 + 4);
+    for (int i = 0; i < 3; i++) {
+      pp_value v = {0};
+      CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_EOF);
+      pp_value_clear(&v);
+    }
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* An empty input gives PP_EOF at once. */
+static void test_imap_empty(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  for (int unordered = 0; unordered < 2; unordered++) {
+    tu_range range;
+    tu_range_init(&range, 0, 0);
+    pp_iter *it = NULL;
+    pp_status s =
+        unordered
+            ? pp_imap_unordered(pool, "square", tu_range_next, &range, 0, &it)
+            : pp_imap(pool, "square", tu_range_next, &range, 0, &it);
+    CU_ASSERT_EQUAL_FATAL(s, PP_OK);
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_EOF);
+    pp_value_clear(&v);
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* A failing item surfaces as that item's PP_ETASK with its message, and
+   the iteration continues. */
+static void test_imap_failing_item(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  const size_t asked[] = {1, 3};
+  for (size_t k = 0; k < 2; k++) {
+    tu_range range;
+    tu_range_init(&range, 0, 10);
+    pp_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        pp_imap(pool, "fail_on", tu_range_next, &range, asked[k], &it), PP_OK);
+    for (int64_t i = 0; i < 10; i++) {
+      pp_value v = {0};
+      int64_t x = -1;
+      pp_status s = pp_iter_next(it, TU_WAIT, &v);
+      if (i == TASK_FAIL_ON_ITEM) {
+        CU_ASSERT_EQUAL(s, PP_ETASK);
+        CU_ASSERT_EQUAL(v.status, PP_ETASK);
+        CU_ASSERT(tu_contains(v.error, TASK_FAIL_ON_MSG));
+      } else {
+        CU_ASSERT_EQUAL(s, PP_OK);
+        CU_ASSERT_EQUAL(v.status, PP_OK);
+        CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
+        CU_ASSERT_EQUAL(x, i * i);
+      }
+      pp_value_clear(&v);
+    }
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_EOF);
+    pp_value_clear(&v);
+    pp_iter_free(it);
+  }
+
+  /* unordered: exactly one failure among the ten */
+  tu_range range;
+  tu_range_init(&range, 0, 10);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_imap_unordered(pool, "fail_on", tu_range_next, &range, 2, &it), PP_OK);
+  int failures = 0, oks = 0;
+  for (int i = 0; i < 10; i++) {
+    pp_value v = {0};
+    pp_status s = pp_iter_next(it, TU_WAIT, &v);
+    if (s == PP_ETASK && tu_contains(v.error, TASK_FAIL_ON_MSG)) {
+      failures++;
+    } else if (s == PP_OK) {
+      oks++;
+    }
+    pp_value_clear(&v);
+  }
+  CU_ASSERT_EQUAL(failures, 1);
+  CU_ASSERT_EQUAL(oks, 9);
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_EOF);
+  pp_value_clear(&v);
+  pp_iter_free(it);
+  pp_pool_destroy(pool);
+}
+
+/* next(timeout) times out while the item is running, then delivers it. */
+static void test_imap_next_timeout(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  tu_range range;
+  tu_range_init(&range, 400, 401); /* one item: sleep 400 ms */
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_imap(pool, "sleep_ms", tu_range_next, &range, 1, &it), PP_OK);
+  pp_value v = {0};
+  double t0 = tu_now();
+  CU_ASSERT_EQUAL(pp_iter_next(it, 0.05, &v), PP_ETIMEOUT);
+  double dt = tu_now() - t0;
+  CU_ASSERT(dt >= 0.04);
+  CU_ASSERT(dt < 1.0);
+  pp_value_clear(&v);
+  CU_ASSERT_EQUAL(pp_iter_next(it, 0.0, &v), PP_ETIMEOUT);
+  pp_value_clear(&v);
+  int64_t x = -1;
+  CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_OK);
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 400);
+  pp_value_clear(&v);
+  CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_EOF);
+  pp_value_clear(&v);
+  pp_iter_free(it);
+  pp_pool_destroy(pool);
+}
+
+/* Freeing an iterator with items outstanding is safe, and so is destroying
+   the pool afterwards; the pool keeps working in between. */
+static void test_imap_free_early(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  tu_range range;
+  tu_range_init(&range, 0, 20);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "jitter", tu_range_next, &range, 2, &it),
+                        PP_OK);
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_OK);
+  pp_value_clear(&v);
+  pp_iter_free(it);
+  int64_t x = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 11, &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 121);
+  pp_pool_destroy(pool);
+}
+
+/* Two iterators and a map share the pool; each gets its own results. */
+static void test_imap_interleaved(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  tu_range ra, rb;
+  tu_range_init(&ra, 0, 30);
+  tu_range_init(&rb, 100, 130);
+  pp_iter *a = NULL, *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "jitter", tu_range_next, &ra, 1, &a),
+                        PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "jitter", tu_range_next, &rb, 4, &b),
+                        PP_OK);
+  int64_t vals[30];
+  pp_bytes items[30];
+  tu_i64_items(vals, items, 30, 0);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", items, 30, 0, NULL, &r),
+                        PP_OK);
+  size_t bad = 0;
+  for (int64_t i = 0; i < 30; i++) {
+    pp_value v = {0};
+    int64_t x = -1;
+    if (pp_iter_next(a, TU_WAIT, &v) != PP_OK ||
+        pp_value_i64(&v, &x) != PP_OK || x != i) {
+      bad++;
+    }
+    pp_value_clear(&v);
+    if (pp_iter_next(b, TU_WAIT, &v) != PP_OK ||
+        pp_value_i64(&v, &x) != PP_OK || x != 100 + i) {
+      bad++;
+    }
+    pp_value_clear(&v);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  pp_result_free(r);
+  pp_iter_free(a);
+  pp_iter_free(b);
+  pp_pool_destroy(pool);
+}
+
+int pp_test_suite_imap(void) {
+  static const tu_test tests[] = {
+      {"imap yields in input order (n=200, chunksize 1 and 7)",
+       test_imap_ordered},
+      {"imap_unordered yields every result exactly once",
+       test_imap_unordered_each_once},
+      {"imap_unordered is not held back by a slow item",
+       test_imap_unordered_not_held_back},
+      {"PP_EOF after the last item, and again", test_imap_eof},
+      {"empty input: PP_EOF at once", test_imap_empty},
+      {"a failing item is that item's PP_ETASK; iteration continues",
+       test_imap_failing_item},
+      {"next(timeout) times out, then delivers", test_imap_next_timeout},
+      {"freeing an iterator early is safe", test_imap_free_early},
+      {"two iterators and a map share the pool", test_imap_interleaved},
+  };
+  return tu_add_suite("imap", tests, TU_NTESTS(tests));
+}

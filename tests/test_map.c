@@ -1,0 +1,453 @@
+/* Suite "map": map, map_async, starmap, chunking and the records path. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "procpool.h"
+#include "suites.h"
+#include "tasks.h"
+#include "util.h"
+
+static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+/* Checks a completed map result holds the squares of first..first+n-1. */
+static void check_squares(pp_result *r, size_t n, int64_t first) {
+  CU_ASSERT_EQUAL_FATAL(pp_result_count(r), n);
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    int64_t v = -1, x = first + (int64_t)i;
+    if (pp_result_item_i64(r, i, &v) != PP_OK || v != x * x) {
+      bad++;
+    }
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+}
+
+static void test_empty_input(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t dummy = 0;
+  pp_bytes items[1] = {tu_i64(&dummy)};
+  pp_result *r = NULL;
+
+  double t0 = tu_now();
+  CU_ASSERT_EQUAL_FATAL(pp_map(pool, "square", items, 0, 0, &r), PP_OK);
+  CU_ASSERT(tu_now() - t0 < 1.0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  CU_ASSERT_EQUAL(pp_result_ready(r), 1);
+  CU_ASSERT_EQUAL(pp_result_count(r), 0);
+  CU_ASSERT_EQUAL(pp_result_get(r, 0.0), PP_OK);
+  pp_bytes b;
+  CU_ASSERT_EQUAL(pp_result_item(r, 0, &b), PP_EINVAL);
+  pp_result_free(r);
+
+  r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", items, 0, 0, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, 1.0), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_count(r), 0);
+  pp_result_free(r);
+
+  pp_args args[1] = {{items, 1}};
+  r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_starmap(pool, "add", args, 0, 0, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_count(r), 0);
+  pp_result_free(r);
+
+  int64_t out[1] = {-1};
+  pp_records rec = {items, 0, sizeof(int64_t), out, sizeof(int64_t), NULL, 0};
+  r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_count(r), 0);
+  CU_ASSERT_EQUAL(out[0], -1);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+/* chunksizes 1, 7 and the default give the same ordered results, and the
+   result reports the chunking used. */
+static void test_chunksizes_same_results(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 100 };
+  int64_t vals[N];
+  pp_bytes items[N];
+  tu_i64_items(vals, items, N, 0);
+  const size_t asked[] = {1, 7, 0, 13, 100, 1000};
+  for (size_t k = 0; k < sizeof asked / sizeof asked[0]; k++) {
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        pp_map_async(pool, "square", items, N, asked[k], NULL, &r), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+    check_squares(r, N, 0);
+    size_t cs = asked[k] ? asked[k] : pp_default_chunksize(N, 2);
+    CU_ASSERT_EQUAL(pp_result_chunksize(r), cs);
+    CU_ASSERT_EQUAL(pp_result_chunks(r), ceil_div(N, cs));
+    pp_result_free(r);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* The default is ceil(n / (4 * processes)), as Python computes it. */
+static void test_default_chunksize(void) {
+  CU_ASSERT_EQUAL(pp_default_chunksize(100, 4), 7);
+  CU_ASSERT_EQUAL(pp_default_chunksize(100, 2), 13);
+  CU_ASSERT_EQUAL(pp_default_chunksize(96, 4), 6);
+  CU_ASSERT_EQUAL(pp_default_chunksize(97, 4), 7);
+  CU_ASSERT_EQUAL(pp_default_chunksize(10, 4), 1);
+  CU_ASSERT_EQUAL(pp_default_chunksize(1, 1), 1);
+  CU_ASSERT_EQUAL(pp_default_chunksize(17, 1), 5);
+  CU_ASSERT_EQUAL(pp_default_chunksize(1000000, 8), 31250);
+  /* "at least 1" */
+  CU_ASSERT_EQUAL(pp_default_chunksize(0, 4), 1);
+  CU_ASSERT(pp_default_chunksize(0, 1) >= 1);
+}
+
+/* The default chunk size of a map follows the pool's process count. */
+static void test_default_chunksize_of_pool(void) {
+  pp_pool *pool = tu_pool(3);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_EQUAL(pp_pool_processes(pool), 3);
+  enum { N = 100 };
+  int64_t vals[N];
+  pp_bytes items[N];
+  tu_i64_items(vals, items, N, 0);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", items, N, 0, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  check_squares(r, N, 0);
+  CU_ASSERT_EQUAL(pp_result_chunksize(r), 9); /* ceil(100 / 12) */
+  CU_ASSERT_EQUAL(pp_result_chunks(r), 12);   /* ceil(100 / 9) */
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+static void test_map_many_items(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 10000 };
+  int64_t *vals = malloc(N * sizeof *vals);
+  pp_bytes *items = malloc(N * sizeof *items);
+  CU_ASSERT_FATAL(vals != NULL && items != NULL);
+  tu_i64_items(vals, items, N, -5000);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map(pool, "square", items, N, 0, &r), PP_OK);
+  if (r != NULL) {
+    check_squares(r, N, -5000);
+    pp_result_free(r);
+  }
+  free(vals);
+  free(items);
+  pp_pool_destroy(pool);
+}
+
+/* Items of different lengths come back unchanged and in order. */
+static void test_map_bytes_items(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 40 };
+  static char buf[N][N + 1];
+  pp_bytes items[N];
+  for (size_t i = 0; i < N; i++) {
+    memset(buf[i], 'a' + (int)(i % 26), i);
+    buf[i][i] = '\0';
+    items[i].data = buf[i];
+    items[i].len = i;
+  }
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_map(pool, "echo", items, N, 3, &r), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp_result_count(r), N);
+  for (size_t i = 0; i < N; i++) {
+    pp_bytes b = {NULL, 0};
+    CU_ASSERT_EQUAL(pp_result_item(r, i, &b), PP_OK);
+    CU_ASSERT_EQUAL(b.len, i);
+    if (b.len == i && i > 0) {
+      CU_ASSERT(memcmp(b.data, buf[i], i) == 0);
+    }
+  }
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+static void fill_pairs(int64_t (*vals)[2], pp_bytes (*argv)[2], pp_args *items,
+                       size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    vals[i][0] = (int64_t)(i * i) - (int64_t)i;
+    vals[i][1] = (int64_t)i;
+    argv[i][0] = tu_i64(&vals[i][0]);
+    argv[i][1] = tu_i64(&vals[i][1]);
+    items[i].argv = argv[i];
+    items[i].argc = 2;
+  }
+}
+
+/* starmap with two-argument items: add(i*i - i, i) == i*i */
+static void test_starmap(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 30 };
+  int64_t vals[N][2];
+  pp_bytes argv[N][2];
+  pp_args items[N];
+  fill_pairs(vals, argv, items, N);
+  const size_t asked[] = {1, 4, 0};
+  for (size_t k = 0; k < 3; k++) {
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(pp_starmap(pool, "add", items, N, asked[k], &r),
+                          PP_OK);
+    check_squares(r, N, 0);
+    pp_result_free(r);
+  }
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_starmap_async(pool, "add", items, N, 0, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  check_squares(r, N, 0);
+  CU_ASSERT_EQUAL(pp_result_chunksize(r), pp_default_chunksize(N, 2));
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+/* Starmap items with different argument counts. */
+static void test_starmap_varying_argc(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 8 };
+  int64_t ones[N];
+  pp_bytes argv[N];
+  pp_args items[N];
+  for (size_t i = 0; i < N; i++) {
+    ones[i] = 1;
+    argv[i] = tu_i64(&ones[i]);
+  }
+  for (size_t i = 0; i < N; i++) {
+    items[i].argv = i ? argv : NULL;
+    items[i].argc = i; /* sum of i ones */
+  }
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_starmap(pool, "sum", items, N, 3, &r), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp_result_count(r), N);
+  for (size_t i = 0; i < N; i++) {
+    int64_t v = -1;
+    CU_ASSERT_EQUAL(pp_result_item_i64(r, i, &v), PP_OK);
+    CU_ASSERT_EQUAL(v, (int64_t)i);
+  }
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+/* The records path: int64_t[1000] through "square" into int64_t[1000]. */
+static void test_records(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 1000 };
+  static int64_t in[N], out[N];
+  for (size_t i = 0; i < N; i++) {
+    in[i] = (int64_t)i - 500;
+  }
+  const size_t asked[] = {1, 7, 0};
+  for (size_t k = 0; k < 3; k++) {
+    for (size_t i = 0; i < N; i++) {
+      out[i] = -1;
+    }
+    pp_records rec = {in, N, sizeof in[0], out, sizeof out[0], NULL, 0};
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(pp_map_records(pool, "square", &rec, asked[k], &r),
+                          PP_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(pp_result_ready(r), 1);
+    CU_ASSERT_EQUAL(pp_result_count(r), N);
+    size_t cs = asked[k] ? asked[k] : pp_default_chunksize(N, 2);
+    CU_ASSERT_EQUAL(pp_result_chunksize(r), cs);
+    CU_ASSERT_EQUAL(pp_result_chunks(r), ceil_div(N, cs));
+    size_t bad = 0;
+    for (size_t i = 0; i < N; i++) {
+      if (out[i] != in[i] * in[i]) {
+        bad++;
+      }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    pp_result_free(r);
+  }
+  pp_pool_destroy(pool);
+}
+
+static void test_records_async(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 5000 };
+  int64_t *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+  CU_ASSERT_FATAL(in != NULL && out != NULL);
+  for (size_t i = 0; i < N; i++) {
+    in[i] = (int64_t)i;
+    out[i] = -1;
+  }
+  pp_records rec = {in, N, sizeof *in, out, sizeof *out, NULL, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records_async(pool, "square", &rec, 0, NULL, &r),
+                  PP_OK);
+  if (r != NULL) {
+    CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+    size_t bad = 0;
+    for (size_t i = 0; i < N; i++) {
+      if (out[i] != in[i] * in[i]) {
+        bad++;
+      }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    pp_result_free(r);
+  }
+  free(in);
+  free(out);
+  pp_pool_destroy(pool);
+}
+
+/* Records starmap: each struct of two int64 is cut into two arguments. */
+static void test_records_starmap(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  typedef struct pair {
+    int64_t a, b;
+  } pair;
+  enum { N = 500 };
+  static pair in[N];
+  static int64_t out[N];
+  for (size_t i = 0; i < N; i++) {
+    in[i].a = (int64_t)i * 1000;
+    in[i].b = (int64_t)i;
+  }
+  const size_t fields[2] = {sizeof(int64_t), sizeof(int64_t)};
+  const size_t asked[] = {1, 7, 0};
+  for (size_t k = 0; k < 3; k++) {
+    for (size_t i = 0; i < N; i++) {
+      out[i] = -1;
+    }
+    pp_records rec = {in, N, sizeof(pair), out, sizeof out[0], fields, 2};
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(pp_map_records(pool, "add", &rec, asked[k], &r),
+                          PP_OK);
+    size_t bad = 0;
+    for (size_t i = 0; i < N; i++) {
+      if (out[i] != (int64_t)i * 1001) {
+        bad++;
+      }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    pp_result_free(r);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* A map with one failing item: PP_ETASK, its message, the other items. */
+static void test_map_failing_item(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t vals[10];
+  pp_bytes items[10];
+  tu_i64_items(vals, items, 10, 0);
+  const size_t asked[] = {1, 3, 0};
+  for (size_t k = 0; k < 3; k++) {
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL(pp_map(pool, "fail_on", items, 10, asked[k], &r), PP_ETASK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(pp_result_ready(r), 1);
+    CU_ASSERT_EQUAL(pp_result_get(r, 0.0), PP_ETASK);
+    CU_ASSERT(tu_contains(pp_result_error(r), TASK_FAIL_ON_MSG));
+    CU_ASSERT_EQUAL_FATAL(pp_result_count(r), 10);
+    for (size_t i = 0; i < 10; i++) {
+      pp_bytes b = {NULL, 0};
+      int64_t v = -1;
+      if (i == TASK_FAIL_ON_ITEM) {
+        CU_ASSERT_EQUAL(pp_result_item(r, i, &b), PP_ETASK);
+        CU_ASSERT(tu_bytes_contain(b, TASK_FAIL_ON_MSG));
+        CU_ASSERT_EQUAL(pp_result_item_i64(r, i, &v), PP_ETASK);
+      } else {
+        CU_ASSERT_EQUAL(pp_result_item_i64(r, i, &v), PP_OK);
+        CU_ASSERT_EQUAL(v, (int64_t)(i * i));
+      }
+    }
+    pp_result_free(r);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* The error is reported after all the chunks are back (as Python does):
+   item 0 fails at once, the others take TASK_SLOW_MS each. */
+static void test_map_error_after_all_chunks(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 6 };
+  int64_t vals[N];
+  pp_bytes items[N];
+  tu_i64_items(vals, items, N, 0);
+  pp_result *r = NULL;
+  double t0 = tu_now();
+  CU_ASSERT_EQUAL_FATAL(
+      pp_map_async(pool, "fail_zero_slow", items, N, 1, NULL, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETASK);
+  /* 5 slow items on 2 workers: at least 3 rounds */
+  CU_ASSERT(tu_now() - t0 >= 2.5 * TASK_SLOW_MS / 1000.0);
+  CU_ASSERT(tu_contains(pp_result_error(r), TASK_FAIL_ZERO_MSG));
+  for (size_t i = 1; i < N; i++) {
+    int64_t v = -1;
+    CU_ASSERT_EQUAL(pp_result_item_i64(r, i, &v), PP_OK);
+    CU_ASSERT_EQUAL(v, (int64_t)(i * i));
+  }
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+/* A failing record: PP_ETASK with the message; the other records land. */
+static void test_records_failing_item(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 10 };
+  int64_t in[N], out[N];
+  for (size_t i = 0; i < N; i++) {
+    in[i] = (int64_t)i;
+    out[i] = -1;
+  }
+  pp_records rec = {in, N, sizeof in[0], out, sizeof out[0], NULL, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, "fail_on", &rec, 1, &r), PP_ETASK);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  CU_ASSERT(tu_contains(pp_result_error(r), TASK_FAIL_ON_MSG));
+  pp_bytes b = {NULL, 0};
+  CU_ASSERT_EQUAL(pp_result_item(r, TASK_FAIL_ON_ITEM, &b), PP_ETASK);
+  for (size_t i = 0; i < N; i++) {
+    if (i != TASK_FAIL_ON_ITEM) {
+      CU_ASSERT_EQUAL(out[i], (int64_t)(i * i));
+    }
+  }
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+int pp_test_suite_map(void) {
+  static const tu_test tests[] = {
+      {"empty input: PP_OK at once, 0 items", test_empty_input},
+      {"chunksizes 1, 7, default...: same ordered results",
+       test_chunksizes_same_results},
+      {"pp_default_chunksize is ceil(n / (4 * processes))",
+       test_default_chunksize},
+      {"default chunksize follows the pool's processes",
+       test_default_chunksize_of_pool},
+      {"map of 10000 items", test_map_many_items},
+      {"map of byte items of different lengths", test_map_bytes_items},
+      {"starmap with two-argument items", test_starmap},
+      {"starmap items with different argument counts",
+       test_starmap_varying_argc},
+      {"records: int64[1000] square, chunksizes 1, 7, default", test_records},
+      {"records async, 5000 records", test_records_async},
+      {"records starmap: struct of two int64, add", test_records_starmap},
+      {"map with one failing item: PP_ETASK, message, other items",
+       test_map_failing_item},
+      {"map error reported after all chunks are back",
+       test_map_error_after_all_chunks},
+      {"records with one failing item", test_records_failing_item},
+  };
+  return tu_add_suite("map", tests, TU_NTESTS(tests));
+}

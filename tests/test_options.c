@@ -1,0 +1,338 @@
+/* Suite "options": pool options and start contexts. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
+#ifndef _WIN32
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#endif
+
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "procpool.h"
+#include "suites.h"
+#include "tasks.h"
+#include "util.h"
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <unistd.h>
+#endif
+#ifdef __linux__
+#include <sched.h>
+#endif
+
+enum { MAX_PIDS = 64 };
+
+/* The CPU count as sysconf (or Windows) gives it. */
+static long cpus_online(void) {
+#ifdef _WIN32
+  SYSTEM_INFO si;
+  GetSystemInfo(&si);
+  return (long)si.dwNumberOfProcessors;
+#else
+  return sysconf(_SC_NPROCESSORS_ONLN);
+#endif
+}
+
+/* The CPUs this process may run on (Linux affinity mask), or -1. */
+static long cpus_usable(void) {
+#if defined(__linux__) && defined(CPU_COUNT)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    return (long)CPU_COUNT(&set);
+  }
+#endif
+  return -1;
+}
+
+/* The library may count online CPUs or the affinity mask (as Python's
+   os.cpu_count() and os.process_cpu_count() do): accept either. */
+static int is_cpu_count(int n) {
+  long a = cpus_online(), b = cpus_usable();
+  if (a > PP_MAX_PROCESSES) {
+    a = PP_MAX_PROCESSES;
+  }
+  if (b > PP_MAX_PROCESSES) {
+    b = PP_MAX_PROCESSES;
+  }
+  return n >= 1 && (n == a || n == b);
+}
+
+static void check_pool_works(pp_pool *pool) {
+  int64_t v = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 9, &v), PP_OK);
+  CU_ASSERT_EQUAL(v, 81);
+}
+
+/* Waits (bounded) until the pool lists @p want live workers; returns the
+   count last seen and fills @p pids. */
+static size_t wait_pids(pp_pool *pool, long *pids, size_t want) {
+  size_t n = 0;
+  double deadline = tu_now() + TU_WAIT;
+  do {
+    n = 0;
+    if (pp_pool_worker_pids(pool, pids, MAX_PIDS, &n) != PP_OK) {
+      return 0;
+    }
+    if (n >= want) {
+      break;
+    }
+    tu_sleep_ms(5);
+  } while (tu_now() < deadline);
+  return n;
+}
+
+static void test_options_init(void) {
+  pp_options o;
+  memset(&o, 0xA5, sizeof o);
+  pp_options_init(&o);
+  CU_ASSERT(o.processes <= 0); /* default: the CPU count */
+  CU_ASSERT_PTR_NULL(o.initializer);
+  CU_ASSERT_PTR_NULL(o.initargs);
+  CU_ASSERT_EQUAL(o.ninitargs, 0);
+  CU_ASSERT_EQUAL(o.maxtasksperchild, 0);
+  CU_ASSERT_EQUAL(o.context, PP_CONTEXT_DEFAULT);
+  pp_options_init(NULL); /* ignored */
+}
+
+static void test_processes_cpu_count(void) {
+  const int asked[] = {0, -1, -100};
+  for (size_t k = 0; k < 3; k++) {
+    pp_pool *pool = tu_pool(asked[k]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    int n = pp_pool_processes(pool);
+    CU_ASSERT(is_cpu_count(n));
+    check_pool_works(pool);
+    pp_pool_destroy(pool);
+  }
+  /* NULL options: the defaults */
+  pp_pool *pool = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_pool_create(&pool, NULL), PP_OK);
+  CU_ASSERT(is_cpu_count(pp_pool_processes(pool)));
+  check_pool_works(pool);
+  pp_pool_destroy(pool);
+}
+
+static void test_processes_too_many(void) {
+  const int asked[] = {PP_MAX_PROCESSES + 1, PP_MAX_PROCESSES * 100, INT_MAX};
+  for (size_t k = 0; k < 3; k++) {
+    pp_options o;
+    pp_options_init(&o);
+    o.processes = asked[k];
+    pp_pool *pool = NULL;
+    CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+    pp_pool_destroy(pool); /* NULL, or a pool that should not exist */
+  }
+}
+
+static void test_processes_two(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_EQUAL(pp_pool_processes(pool), 2);
+  long pids[MAX_PIDS];
+  size_t n = wait_pids(pool, pids, 2);
+  CU_ASSERT_EQUAL_FATAL(n, 2);
+  CU_ASSERT(pids[0] != pids[1]);
+  CU_ASSERT(pids[0] > 0 && pids[1] > 0);
+  CU_ASSERT(pids[0] != tu_self_pid() && pids[1] != tu_self_pid());
+
+  /* a capacity of 1 writes at most 1 */
+  long one[1] = {-1};
+  size_t n1 = 99;
+  CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, one, 1, &n1), PP_OK);
+  CU_ASSERT_EQUAL(n1, 1);
+  CU_ASSERT(one[0] == pids[0] || one[0] == pids[1]);
+
+  /* the tasks run in those pids */
+  int64_t seen[8];
+  for (size_t i = 0; i < 8; i++) {
+    pp_result *r = NULL;
+    seen[i] = -1;
+    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "getpid", NULL, 0, NULL, &r),
+                          PP_OK);
+    CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_i64(r, &seen[i]), PP_OK);
+    CU_ASSERT(seen[i] == pids[0] || seen[i] == pids[1]);
+    pp_result_free(r);
+  }
+  pp_pool_destroy(pool);
+}
+
+static void test_processes_one(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_EQUAL(pp_pool_processes(pool), 1);
+  long pids[MAX_PIDS];
+  CU_ASSERT_EQUAL(wait_pids(pool, pids, 1), 1);
+  check_pool_works(pool);
+  pp_pool_destroy(pool);
+}
+
+static void test_bad_initializer(void) {
+  pp_options o;
+  pp_pool *pool = NULL;
+
+  /* unregistered initializer */
+  pp_options_init(&o);
+  o.processes = 2;
+  o.initializer = "no_such_initializer";
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+  pp_pool_destroy(pool);
+
+  /* initargs without an initializer */
+  int64_t x = 1;
+  pp_bytes arg = tu_i64(&x);
+  pp_options_init(&o);
+  o.processes = 2;
+  o.initargs = &arg;
+  o.ninitargs = 1;
+  pool = NULL;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+  pp_pool_destroy(pool);
+
+  /* ninitargs > 0 with NULL initargs */
+  pp_options_init(&o);
+  o.processes = 2;
+  o.initializer = "init_store";
+  o.initargs = NULL;
+  o.ninitargs = 1;
+  pool = NULL;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+  pp_pool_destroy(pool);
+}
+
+static void test_bad_context(void) {
+  const int bad[] = {99, -1, PP_CONTEXT_FORKSERVER + 1};
+  for (size_t k = 0; k < 3; k++) {
+    pp_options o;
+    pp_options_init(&o);
+    o.processes = 2;
+    o.context = (pp_context)bad[k];
+    pp_pool *pool = NULL;
+    CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+    pp_pool_destroy(pool);
+  }
+}
+
+static void test_context_names(void) {
+  static const struct {
+    const char *name;
+    pp_context ctx;
+  } table[] = {{"fork", PP_CONTEXT_FORK},
+               {"spawn", PP_CONTEXT_SPAWN},
+               {"forkserver", PP_CONTEXT_FORKSERVER}};
+  for (size_t i = 0; i < 3; i++) {
+    pp_context c = (pp_context)99;
+    CU_ASSERT_EQUAL(pp_context_from_name(table[i].name, &c), PP_OK);
+    CU_ASSERT_EQUAL(c, table[i].ctx);
+    const char *n = pp_context_name(table[i].ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    CU_ASSERT_STRING_EQUAL(n, table[i].name);
+    /* round trip */
+    c = (pp_context)99;
+    CU_ASSERT_EQUAL(pp_context_from_name(n, &c), PP_OK);
+    CU_ASSERT_EQUAL(c, table[i].ctx);
+  }
+  pp_context c = PP_CONTEXT_DEFAULT;
+  CU_ASSERT_EQUAL(pp_context_from_name("bogus", &c), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_context_from_name("", &c), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_context_from_name("Fork ", &c), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_context_from_name(NULL, &c), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_context_from_name("fork", NULL), PP_EINVAL);
+  CU_ASSERT_PTR_NULL(pp_context_name((pp_context)99));
+  CU_ASSERT_PTR_NULL(pp_context_name((pp_context)-1));
+  const char *d = pp_context_name(PP_CONTEXT_DEFAULT);
+  (void)d; /* the default's name is not specified; it must not crash */
+}
+
+/* Creates a pool in @p ctx; on success checks it runs tasks in other
+   processes. @return the create status. */
+static pp_status try_context(pp_context ctx) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  o.context = ctx;
+  pp_pool *pool = NULL;
+  pp_status st = pp_pool_create(&pool, &o);
+  if (st == PP_OK) {
+    check_pool_works(pool);
+    int64_t pid = -1;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "getpid", 0, &pid), PP_OK);
+    CU_ASSERT(pid > 0 && pid != tu_self_pid());
+    pp_pool_destroy(pool);
+  }
+  return st;
+}
+
+static void test_context_fork(void) {
+#ifdef _WIN32
+  CU_ASSERT_EQUAL(try_context(PP_CONTEXT_FORK), PP_ENOTSUP);
+  CU_ASSERT_EQUAL(try_context(PP_CONTEXT_FORKSERVER), PP_ENOTSUP);
+#else
+  CU_ASSERT_EQUAL(try_context(PP_CONTEXT_FORK), PP_OK);
+#endif
+}
+
+/* spawn is meant to work everywhere and forkserver on POSIX; until their
+   backends exist, PP_ENOTSUP is the one acceptable refusal. */
+static void test_context_spawn_forkserver(void) {
+  pp_status st = try_context(PP_CONTEXT_SPAWN);
+  CU_ASSERT(st == PP_OK || st == PP_ENOTSUP);
+#ifndef _WIN32
+  st = try_context(PP_CONTEXT_FORKSERVER);
+  CU_ASSERT(st == PP_OK || st == PP_ENOTSUP);
+#endif
+}
+
+/* A result bigger than max_message_size fails that call (not the process)
+   and the pool carries on. */
+static void test_max_message_size(void) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  o.max_message_size = 4096;
+  pp_pool *pool = tu_pool_opts(&o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static char big[64 * 1024];
+  memset(big, 'x', sizeof big);
+  pp_bytes arg = {big, sizeof big};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "echo", &arg, 1, NULL, &r), PP_OK);
+  pp_status st = pp_result_get(r, TU_WAIT);
+  CU_ASSERT_NOT_EQUAL(st, PP_OK);
+  CU_ASSERT_NOT_EQUAL(st, PP_ETIMEOUT);
+  pp_result_free(r);
+  pp_bytes small = {"abc", 3};
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_apply(pool, "echo", &small, 1, &v), PP_OK);
+  CU_ASSERT_EQUAL(v.len, 3);
+  pp_value_clear(&v);
+  pp_pool_destroy(pool);
+}
+
+int pp_test_suite_options(void) {
+  static const tu_test tests[] = {
+      {"pp_options_init defaults; NULL ignored", test_options_init},
+      {"processes 0, -1, NULL options: the CPU count",
+       test_processes_cpu_count},
+      {"processes above PP_MAX_PROCESSES: PP_EINVAL", test_processes_too_many},
+      {"processes = 2: two distinct worker pids", test_processes_two},
+      {"processes = 1", test_processes_one},
+      {"bad initializer options: PP_EINVAL", test_bad_initializer},
+      {"invalid context value: PP_EINVAL", test_bad_context},
+      {"context names and round trip", test_context_names},
+      {"explicit fork context", test_context_fork},
+      {"explicit spawn / forkserver contexts", test_context_spawn_forkserver},
+      {"max_message_size: an oversized result fails, pool carries on",
+       test_max_message_size},
+  };
+  return tu_add_suite("options", tests, TU_NTESTS(tests));
+}

@@ -1,0 +1,460 @@
+/* Suite "results": result objects (get, wait, ready, successful, value)
+   and callbacks. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "procpool.h"
+#include "suites.h"
+#include "tasks.h"
+#include "util.h"
+
+/* What the callbacks saw (whether pp_result_ready() is already 1 inside a
+   callback is not specified: Python runs callbacks before waking get()).
+   The fields are written by the callback before it
+   increments its counter, and read by the test after it sees the counter. */
+typedef struct cb_record {
+  tu_counter calls;  /* callback runs */
+  tu_counter errors; /* error_callback runs */
+  int successful;    /* pp_result_successful()'s ok, or -1 */
+  int64_t value;     /* apply: the value */
+  size_t count;      /* pp_result_count() */
+  int items_ok;      /* map: every item had the expected value */
+  char msg[256];     /* error_callback: pp_result_error() */
+} cb_record;
+
+static void record_init(cb_record *rec) {
+  memset(rec, 0, sizeof *rec);
+  tu_counter_init(&rec->calls);
+  tu_counter_init(&rec->errors);
+  rec->successful = -1;
+  rec->value = -1;
+}
+
+static void record_common(cb_record *rec, pp_result *result) {
+  int ok = -1;
+  if (pp_result_successful(result, &ok) == PP_OK) {
+    rec->successful = ok;
+  }
+  rec->count = pp_result_count(result);
+}
+
+static void on_value(pp_result *result, void *user) {
+  cb_record *rec = user;
+  record_common(rec, result);
+  (void)pp_result_i64(result, &rec->value);
+  tu_counter_inc(&rec->calls);
+}
+
+/* map of "square" over 0..count-1 */
+static void on_squares(pp_result *result, void *user) {
+  cb_record *rec = user;
+  record_common(rec, result);
+  int ok = rec->count > 0;
+  for (size_t i = 0; i < rec->count; i++) {
+    int64_t v = -1;
+    if (pp_result_item_i64(result, i, &v) != PP_OK || v != (int64_t)(i * i)) {
+      ok = 0;
+    }
+  }
+  rec->items_ok = ok;
+  tu_counter_inc(&rec->calls);
+}
+
+static void on_error(pp_result *result, void *user) {
+  cb_record *rec = user;
+  record_common(rec, result);
+  const char *e = pp_result_error(result);
+  if (e != NULL) {
+    snprintf(rec->msg, sizeof rec->msg, "%s", e);
+  }
+  tu_counter_inc(&rec->errors);
+}
+
+/* Waits (bounded) for @p target runs of the counter, then a little longer,
+   and checks the count did not move past it. */
+static void expect_runs(tu_counter *c, long target) {
+  CU_ASSERT_EQUAL(tu_counter_wait(c, target, TU_WAIT), target);
+  tu_sleep_ms(100);
+  CU_ASSERT_EQUAL(tu_counter_get(c), target);
+}
+
+static void test_callback_once_with_value(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  cb_record rec;
+  record_init(&rec);
+  pp_callbacks cbs = {on_value, on_error, &rec};
+  int64_t x = 7;
+  pp_bytes arg = tu_i64(&x);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &arg, 1, &cbs, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  expect_runs(&rec.calls, 1);
+  CU_ASSERT_EQUAL(tu_counter_get(&rec.errors), 0);
+  CU_ASSERT_EQUAL(rec.value, 49);
+  CU_ASSERT_EQUAL(rec.successful, 1);
+  CU_ASSERT_EQUAL(rec.count, 1);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+/* A result freed while pending still completes and its callback runs. */
+static void test_callback_after_free(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  cb_record rec;
+  record_init(&rec);
+  pp_callbacks cbs = {on_value, on_error, &rec};
+  int64_t ms = 100;
+  pp_bytes arg = tu_i64(&ms);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, &cbs, &r),
+                        PP_OK);
+  pp_result_free(r);
+  expect_runs(&rec.calls, 1);
+  CU_ASSERT_EQUAL(tu_counter_get(&rec.errors), 0);
+  CU_ASSERT_EQUAL(rec.value, 100);
+  pp_pool_destroy(pool);
+}
+
+static void test_map_callback_sees_whole_list(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 50 };
+  int64_t vals[N];
+  pp_bytes items[N];
+  tu_i64_items(vals, items, N, 0);
+  cb_record rec;
+  record_init(&rec);
+  pp_callbacks cbs = {on_squares, on_error, &rec};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", items, N, 3, &cbs, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  expect_runs(&rec.calls, 1);
+  CU_ASSERT_EQUAL(tu_counter_get(&rec.errors), 0);
+  CU_ASSERT_EQUAL(rec.count, N);
+  CU_ASSERT_EQUAL(rec.items_ok, 1);
+  CU_ASSERT_EQUAL(rec.successful, 1);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+static void test_starmap_callback(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 20 };
+  int64_t vals[N][2];
+  pp_bytes argv[N][2];
+  pp_args items[N];
+  for (size_t i = 0; i < N; i++) {
+    /* i*i = (i*i - i) + i */
+    vals[i][0] = (int64_t)(i * i) - (int64_t)i;
+    vals[i][1] = (int64_t)i;
+    argv[i][0] = tu_i64(&vals[i][0]);
+    argv[i][1] = tu_i64(&vals[i][1]);
+    items[i].argv = argv[i];
+    items[i].argc = 2;
+  }
+  cb_record rec;
+  record_init(&rec);
+  pp_callbacks cbs = {on_squares, on_error, &rec};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_starmap_async(pool, "add", items, N, 0, &cbs, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  expect_runs(&rec.calls, 1);
+  CU_ASSERT_EQUAL(tu_counter_get(&rec.errors), 0);
+  CU_ASSERT_EQUAL(rec.count, N);
+  CU_ASSERT_EQUAL(rec.items_ok, 1);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+static void test_error_callback_once_with_message(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  cb_record rec;
+  record_init(&rec);
+  pp_callbacks cbs = {on_value, on_error, &rec};
+  int64_t x = 31;
+  pp_bytes arg = tu_i64(&x);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "fail", &arg, 1, &cbs, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETASK);
+  expect_runs(&rec.errors, 1);
+  CU_ASSERT_EQUAL(tu_counter_get(&rec.calls), 0);
+  CU_ASSERT(tu_contains(rec.msg, TASK_FAIL_PREFIX "31"));
+  CU_ASSERT_EQUAL(rec.successful, 0);
+  CU_ASSERT(tu_contains(pp_result_error(r), TASK_FAIL_PREFIX "31"));
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+/* Only an error callback given: it runs; only a callback given: nothing
+   runs on failure, and nothing crashes. */
+static void test_callbacks_partial(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t x = 2;
+  pp_bytes arg = tu_i64(&x);
+
+  cb_record rec;
+  record_init(&rec);
+  pp_callbacks only_value = {on_value, NULL, &rec};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "fail", &arg, 1, &only_value, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETASK);
+  tu_sleep_ms(100);
+  CU_ASSERT_EQUAL(tu_counter_get(&rec.calls), 0);
+  pp_result_free(r);
+
+  cb_record rec2;
+  record_init(&rec2);
+  pp_callbacks only_error = {NULL, on_error, &rec2};
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "fail", &arg, 1, &only_error, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETASK);
+  expect_runs(&rec2.errors, 1);
+  CU_ASSERT(tu_contains(rec2.msg, TASK_FAIL_PREFIX "2"));
+  pp_result_free(r);
+
+  cb_record rec3;
+  record_init(&rec3);
+  pp_callbacks only_error2 = {NULL, on_error, &rec3};
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "square", &arg, 1, &only_error2, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  tu_sleep_ms(100);
+  CU_ASSERT_EQUAL(tu_counter_get(&rec3.errors), 0);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+static void test_map_failing_item_error_callback(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t vals[10];
+  pp_bytes items[10];
+  tu_i64_items(vals, items, 10, 0);
+  cb_record rec;
+  record_init(&rec);
+  pp_callbacks cbs = {on_squares, on_error, &rec};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "fail_on", items, 10, 2, &cbs, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETASK);
+  expect_runs(&rec.errors, 1);
+  CU_ASSERT_EQUAL(tu_counter_get(&rec.calls), 0);
+  CU_ASSERT(tu_contains(rec.msg, TASK_FAIL_ON_MSG));
+  CU_ASSERT_EQUAL(rec.successful, 0);
+  CU_ASSERT_EQUAL(rec.count, 10);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+static void test_successful(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t ms = 10000, x = 4;
+  pp_bytes slow = tu_i64(&ms), arg = tu_i64(&x);
+  pp_result *pending = NULL, *good = NULL, *bad = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &pending), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &arg, 1, NULL, &good),
+                        PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "fail", &arg, 1, NULL, &bad),
+                        PP_OK);
+
+  /* not ready: an error code, never an abort (Python raises) */
+  int ok = 42;
+  CU_ASSERT_EQUAL(pp_result_successful(pending, &ok), PP_ENOTREADY);
+  pp_bytes b;
+  CU_ASSERT_EQUAL(pp_result_value(pending, &b), PP_ENOTREADY);
+  CU_ASSERT_PTR_NULL(pp_result_error(pending));
+
+  CU_ASSERT_EQUAL(pp_result_get(good, TU_WAIT), PP_OK);
+  ok = -1;
+  CU_ASSERT_EQUAL(pp_result_successful(good, &ok), PP_OK);
+  CU_ASSERT_EQUAL(ok, 1);
+
+  CU_ASSERT_EQUAL(pp_result_get(bad, TU_WAIT), PP_ETASK);
+  ok = -1;
+  CU_ASSERT_EQUAL(pp_result_successful(bad, &ok), PP_OK);
+  CU_ASSERT_EQUAL(ok, 0);
+
+  pp_pool_destroy(pool); /* terminates the 10 s task */
+  ok = -1;
+  CU_ASSERT_EQUAL(pp_result_successful(pending, &ok), PP_OK);
+  CU_ASSERT_EQUAL(ok, 0);
+  pp_result_free(pending);
+  pp_result_free(good);
+  pp_result_free(bad);
+}
+
+static void test_ready_and_wait(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t ms = 400;
+  pp_bytes arg = tu_i64(&ms);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_ready(r), 0);
+  CU_ASSERT_EQUAL(pp_result_wait(r, 0.0), PP_ETIMEOUT);
+  CU_ASSERT_EQUAL(pp_result_get(r, 0.0), PP_ETIMEOUT);
+  double t0 = tu_now();
+  CU_ASSERT_EQUAL(pp_result_wait(r, 0.05), PP_ETIMEOUT);
+  double dt = tu_now() - t0;
+  CU_ASSERT(dt >= 0.04);
+  CU_ASSERT(dt < 1.0);
+  CU_ASSERT_EQUAL(pp_result_ready(r), 0);
+  CU_ASSERT_EQUAL(pp_result_wait(r, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_ready(r), 1);
+  /* once ready, waits return at once */
+  CU_ASSERT_EQUAL(pp_result_wait(r, 0.0), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, 0.0), PP_OK);
+  int64_t v = 0;
+  CU_ASSERT_EQUAL(pp_result_i64(r, &v), PP_OK);
+  CU_ASSERT_EQUAL(v, 400);
+  pp_result_free(r);
+
+  /* wait is PP_OK on a failed result too (ready, whatever the outcome) */
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "fail", &arg, 1, NULL, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_wait(r, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_ready(r), 1);
+  CU_ASSERT_EQUAL(pp_result_get(r, 0.0), PP_ETASK);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+/* A negative timeout waits until the result is ready. */
+static void test_get_forever(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t ms = 50;
+  pp_bytes arg = tu_i64(&ms);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, -1.0), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_ready(r), 1);
+  pp_result_free(r);
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_wait(r, -1.0), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_ready(r), 1);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+/* Accessors of an apply result and of a map result. */
+static void test_value_accessors(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_bytes arg = {"hello", 5};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "echo", &arg, 1, NULL, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  pp_bytes b = {NULL, 0};
+  CU_ASSERT_EQUAL(pp_result_value(r, &b), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(b.len, 5);
+  CU_ASSERT(memcmp(b.data, "hello", 5) == 0);
+  int64_t v;
+  CU_ASSERT_EQUAL(pp_result_i64(r, &v), PP_EINVAL); /* 5 bytes, not 8 */
+  CU_ASSERT_PTR_NULL(pp_result_error(r));
+  CU_ASSERT_EQUAL(pp_result_count(r), 1);
+  pp_result_free(r);
+
+  /* failed apply: value gives the failure status */
+  int64_t x = 9;
+  pp_bytes a9 = tu_i64(&x);
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "fail", &a9, 1, NULL, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETASK);
+  CU_ASSERT_EQUAL(pp_result_value(r, &b), PP_ETASK);
+  CU_ASSERT_EQUAL(pp_result_i64(r, &v), PP_ETASK);
+  CU_ASSERT(tu_contains(pp_result_error(r), TASK_FAIL_PREFIX "9"));
+  pp_result_free(r);
+
+  /* map result: pp_result_value is PP_ESTATE */
+  int64_t vals[3];
+  pp_bytes items[3];
+  tu_i64_items(vals, items, 3, 1);
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", items, 3, 0, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_value(r, &b), PP_ESTATE);
+  CU_ASSERT_EQUAL(pp_result_count(r), 3);
+  CU_ASSERT_EQUAL(pp_result_item(r, 2, &b), PP_OK);
+  CU_ASSERT_EQUAL(b.len, 8);
+  CU_ASSERT_EQUAL(pp_result_item_i64(r, 2, &v), PP_OK);
+  CU_ASSERT_EQUAL(v, 9);
+  pp_result_free(r);
+
+  /* not-ready map result: items are PP_ENOTREADY */
+  int64_t ms[2] = {300, 300};
+  pp_bytes slow[2] = {tu_i64(&ms[0]), tu_i64(&ms[1])};
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "sleep_ms", slow, 2, 1, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_item(r, 0, &b), PP_ENOTREADY);
+  CU_ASSERT_EQUAL(pp_result_item_i64(r, 1, &v), PP_ENOTREADY);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_item_i64(r, 1, &v), PP_OK);
+  CU_ASSERT_EQUAL(v, 300);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+/* Many results in flight at once, collected in reverse order. */
+static void test_many_results(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 200 };
+  int64_t vals[N];
+  pp_bytes args[N];
+  pp_result *rs[N] = {0};
+  tu_i64_items(vals, args, N, 0);
+  for (size_t i = 0; i < N; i++) {
+    CU_ASSERT_EQUAL(pp_apply_async(pool, "square", &args[i], 1, NULL, &rs[i]),
+                    PP_OK);
+  }
+  for (size_t i = N; i-- > 0;) {
+    int64_t v = -1;
+    if (rs[i] == NULL) {
+      continue;
+    }
+    CU_ASSERT_EQUAL(pp_result_get(rs[i], TU_WAIT), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_i64(rs[i], &v), PP_OK);
+    CU_ASSERT_EQUAL(v, (int64_t)(i * i));
+    pp_result_free(rs[i]);
+  }
+  pp_pool_destroy(pool);
+}
+
+int pp_test_suite_results(void) {
+  static const tu_test tests[] = {
+      {"callback runs exactly once with the value",
+       test_callback_once_with_value},
+      {"callback of a freed pending result still runs",
+       test_callback_after_free},
+      {"map_async callback sees the whole list",
+       test_map_callback_sees_whole_list},
+      {"starmap_async callback sees the whole list", test_starmap_callback},
+      {"error_callback runs once with the message",
+       test_error_callback_once_with_message},
+      {"only the matching callback runs", test_callbacks_partial},
+      {"map with a failing item: error_callback once",
+       test_map_failing_item_error_callback},
+      {"successful: ENOTREADY, then 1 or 0", test_successful},
+      {"ready and wait with timeouts", test_ready_and_wait},
+      {"negative timeout waits until ready", test_get_forever},
+      {"value, i64, error, count, item accessors", test_value_accessors},
+      {"200 results in flight, collected in reverse", test_many_results},
+  };
+  return tu_add_suite("results", tests, TU_NTESTS(tests));
+}

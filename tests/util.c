@@ -1,0 +1,273 @@
+/* Helpers shared by the procpool CUnit suites. */
+#ifndef _WIN32
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#endif
+
+#include "util.h"
+
+#include <CUnit/CUnit.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <process.h>
+#include <windows.h>
+#else
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#endif
+
+double tu_now(void) {
+#ifdef _WIN32
+  LARGE_INTEGER freq, now;
+  QueryPerformanceFrequency(&freq);
+  QueryPerformanceCounter(&now);
+  return (double)now.QuadPart / (double)freq.QuadPart;
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+#endif
+}
+
+void tu_sleep_ms(long ms) {
+  if (ms <= 0) {
+    return;
+  }
+#ifdef _WIN32
+  Sleep((DWORD)ms);
+#else
+  struct timespec req, rem;
+  req.tv_sec = ms / 1000;
+  req.tv_nsec = (ms % 1000) * 1000000L;
+  while (nanosleep(&req, &rem) == -1 && errno == EINTR) {
+    req = rem;
+  }
+#endif
+}
+
+long tu_self_pid(void) {
+#ifdef _WIN32
+  return (long)GetCurrentProcessId();
+#else
+  return (long)getpid();
+#endif
+}
+
+#ifndef _WIN32
+int tu_pid_gone(long pid) {
+  if (pid <= 0) {
+    return 0;
+  }
+  return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+#endif
+
+void tu_counter_init(tu_counter *c) {
+#if defined(_MSC_VER)
+  InterlockedExchange(&c->v, 0);
+#else
+  atomic_init(&c->v, 0);
+#endif
+}
+
+long tu_counter_inc(tu_counter *c) {
+#if defined(_MSC_VER)
+  return InterlockedIncrement(&c->v);
+#else
+  return atomic_fetch_add(&c->v, 1) + 1;
+#endif
+}
+
+long tu_counter_get(tu_counter *c) {
+#if defined(_MSC_VER)
+  return InterlockedCompareExchange(&c->v, 0, 0);
+#else
+  return atomic_load(&c->v);
+#endif
+}
+
+long tu_counter_wait(tu_counter *c, long target, double timeout) {
+  double deadline = tu_now() + timeout;
+  long v = tu_counter_get(c);
+  while (v < target && tu_now() < deadline) {
+    tu_sleep_ms(2);
+    v = tu_counter_get(c);
+  }
+  return v;
+}
+
+pp_bytes tu_i64(const int64_t *value) {
+  pp_bytes b;
+  b.data = value;
+  b.len = sizeof *value;
+  return b;
+}
+
+void tu_i64_items(int64_t *vals, pp_bytes *items, size_t n, int64_t first) {
+  for (size_t i = 0; i < n; i++) {
+    vals[i] = first + (int64_t)i;
+    items[i] = tu_i64(&vals[i]);
+  }
+}
+
+void tu_range_init(tu_range *range, int64_t first, int64_t end) {
+  range->next = first;
+  range->end = end;
+  range->current = 0;
+  range->pulled = 0;
+}
+
+pp_status tu_range_next(void *state, pp_bytes *item) {
+  tu_range *range = state;
+  if (range->next >= range->end) {
+    return PP_EOF;
+  }
+  range->current = range->next++;
+  range->pulled++;
+  *item = tu_i64(&range->current);
+  return PP_OK;
+}
+
+pp_pool *tu_pool_opts(const pp_options *options) {
+  pp_pool *pool = NULL;
+  pp_status st = pp_pool_create(&pool, options);
+  if (st != PP_OK) {
+    fprintf(stderr, "pp_pool_create: %s\n", pp_strerror(st));
+    return NULL;
+  }
+  return pool;
+}
+
+pp_pool *tu_pool(int processes) {
+  pp_options opts;
+  pp_options_init(&opts);
+  opts.processes = processes;
+  return tu_pool_opts(&opts);
+}
+
+int tu_contains(const char *haystack, const char *needle) {
+  return haystack != NULL && needle != NULL && strstr(haystack, needle) != NULL;
+}
+
+int tu_bytes_contain(pp_bytes b, const char *needle) {
+  size_t n = strlen(needle);
+  const char *p = b.data;
+  if (p == NULL || b.len < n) {
+    return 0;
+  }
+  for (size_t i = 0; i + n <= b.len; i++) {
+    if (memcmp(p + i, needle, n) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+pp_status tu_apply_i64(pp_pool *pool, const char *task, int64_t arg,
+                       int64_t *out) {
+  pp_result *r = NULL;
+  pp_bytes a = tu_i64(&arg);
+  pp_status st = pp_apply_async(pool, task, &a, 1, NULL, &r);
+  if (st != PP_OK) {
+    return st;
+  }
+  st = pp_result_get(r, TU_WAIT);
+  if (st == PP_OK) {
+    st = pp_result_i64(r, out);
+  }
+  pp_result_free(r);
+  return st;
+}
+
+int tu_add_suite(const char *name, const tu_test *tests, size_t n) {
+  CU_pSuite suite = CU_add_suite(name, NULL, NULL);
+  if (suite == NULL) {
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (CU_add_test(suite, tests[i].name, tests[i].fn) == NULL) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+struct tu_joiner {
+  pp_pool *pool;
+  tu_counter done;
+  pp_status status;
+#ifdef _WIN32
+  HANDLE thread;
+#else
+  pthread_t thread;
+#endif
+};
+
+#ifdef _WIN32
+static unsigned __stdcall joiner_main(void *arg) {
+#else
+static void *joiner_main(void *arg) {
+#endif
+  tu_joiner *j = arg;
+  j->status = pp_pool_join(j->pool);
+  tu_counter_inc(&j->done); /* publishes status */
+#ifdef _WIN32
+  return 0;
+#else
+  return NULL;
+#endif
+}
+
+tu_joiner *tu_joiner_start(pp_pool *pool) {
+  tu_joiner *j = calloc(1, sizeof *j);
+  if (j == NULL) {
+    return NULL;
+  }
+  j->pool = pool;
+  j->status = PP_ESYSTEM;
+  tu_counter_init(&j->done);
+#ifdef _WIN32
+  uintptr_t h = _beginthreadex(NULL, 0, joiner_main, j, 0, NULL);
+  if (h == 0) {
+    free(j);
+    return NULL;
+  }
+  j->thread = (HANDLE)h;
+#else
+  if (pthread_create(&j->thread, NULL, joiner_main, j) != 0) {
+    free(j);
+    return NULL;
+  }
+#endif
+  return j;
+}
+
+int tu_joiner_wait(tu_joiner *j, double timeout) {
+  return tu_counter_wait(&j->done, 1, timeout) >= 1;
+}
+
+pp_status tu_joiner_status(tu_joiner *j) {
+  return tu_counter_get(&j->done) >= 1 ? j->status : PP_ETIMEOUT;
+}
+
+void tu_joiner_free(tu_joiner *j) {
+  if (j == NULL) {
+    return;
+  }
+#ifdef _WIN32
+  WaitForSingleObject(j->thread, INFINITE);
+  CloseHandle(j->thread);
+#else
+  pthread_join(j->thread, NULL);
+#endif
+  free(j);
+}

@@ -1,0 +1,111 @@
+/* Helpers shared by the procpool CUnit suites. */
+#ifndef PP_TEST_UTIL_H
+#define PP_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "procpool.h"
+
+#if !defined(_MSC_VER)
+#include <stdatomic.h>
+#endif
+
+/** Generous bound for waits that should finish quickly (seconds). */
+#define TU_WAIT 10.0
+
+/** Monotonic clock in seconds. */
+double tu_now(void);
+
+/** Sleeps @p ms milliseconds (nanosleep on POSIX). */
+void tu_sleep_ms(long ms);
+
+/** The calling process's id. */
+long tu_self_pid(void);
+
+#ifndef _WIN32
+/** 1 when no process @p pid exists (kill(pid, 0) fails with ESRCH). */
+int tu_pid_gone(long pid);
+#endif
+
+/** A counter shared between a callback (scheduler thread) and the test. */
+typedef struct tu_counter {
+#if defined(_MSC_VER)
+  volatile long v;
+#else
+  atomic_long v;
+#endif
+} tu_counter;
+
+void tu_counter_init(tu_counter *c);
+long tu_counter_inc(tu_counter *c);
+long tu_counter_get(tu_counter *c);
+/** Polls until @p c reaches at least @p target or @p timeout seconds pass;
+    returns the last value read. */
+long tu_counter_wait(tu_counter *c, long target, double timeout);
+
+/** A thread running pp_pool_join(), so that a test can bound the wait. */
+typedef struct tu_joiner tu_joiner;
+
+/** Starts a thread calling pp_pool_join(@p pool); NULL on failure. */
+tu_joiner *tu_joiner_start(pp_pool *pool);
+
+/** Waits up to @p timeout seconds for the join to return; 1 if it did. */
+int tu_joiner_wait(tu_joiner *j, double timeout);
+
+/** The status pp_pool_join() returned (after tu_joiner_wait() gave 1). */
+pp_status tu_joiner_status(tu_joiner *j);
+
+/** Joins the thread (blocks until pp_pool_join() returns) and frees it. */
+void tu_joiner_free(tu_joiner *j);
+
+/** A pp_bytes viewing one int64_t. */
+pp_bytes tu_i64(const int64_t *value);
+
+/** Fills vals[i] = first + i and items[i] viewing vals[i], for i < n. */
+void tu_i64_items(int64_t *vals, pp_bytes *items, size_t n, int64_t first);
+
+/** Generator for imap: yields the int64 values [next, end). */
+typedef struct tu_range {
+  int64_t next;
+  int64_t end;
+  int64_t current; /* storage of the item handed out last */
+  size_t pulled;   /* how many items were handed out */
+} tu_range;
+
+void tu_range_init(tu_range *range, int64_t first, int64_t end);
+pp_status tu_range_next(void *state, pp_bytes *item);
+
+/** Creates a pool with default options and @p processes workers; NULL on
+    failure (the status is printed). */
+pp_pool *tu_pool(int processes);
+
+/** Creates a pool from @p options; NULL on failure. */
+pp_pool *tu_pool_opts(const pp_options *options);
+
+/** 1 when @p haystack is non-NULL and contains @p needle. */
+int tu_contains(const char *haystack, const char *needle);
+
+/** 1 when the bytes @p b contain the string @p needle. */
+int tu_bytes_contain(pp_bytes b, const char *needle);
+
+/**
+ * Runs @p task on one int64 argument through pp_apply_async() and
+ * pp_result_get() with a TU_WAIT timeout; stores the int64 result in @p out.
+ * @return the get status, or the pp_result_i64 status.
+ */
+pp_status tu_apply_i64(pp_pool *pool, const char *task, int64_t arg,
+                       int64_t *out);
+
+/** One CUnit test. */
+typedef struct tu_test {
+  const char *name;
+  void (*fn)(void);
+} tu_test;
+
+/** Adds suite @p name with @p n tests; 0 on success. */
+int tu_add_suite(const char *name, const tu_test *tests, size_t n);
+
+#define TU_NTESTS(array) (sizeof(array) / sizeof((array)[0]))
+
+#endif /* PP_TEST_UTIL_H */
