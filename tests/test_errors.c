@@ -517,7 +517,12 @@ static void test_unknown_task(void) {
   long before[8], after[8];
   size_t nb = 0, na = 0;
   CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 1, &x), PP_OK);
-  CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, before, 8, &nb), PP_OK);
+  /* workers start asynchronously: wait (bounded) until both are listed */
+  double t0 = tu_now();
+  do {
+    CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, before, 8, &nb), PP_OK);
+  } while (nb < 2 && tu_now() - t0 < TU_WAIT && (tu_sleep_ms(10), 1));
+  CU_ASSERT_EQUAL(nb, 2);
   pp_value v = {0};
   pp_status st = pp_apply(pool, name, &arg, 1, &v);
   CU_ASSERT(st == PP_EUNKNOWNTASK || st == PP_ETASK);
