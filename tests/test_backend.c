@@ -27,7 +27,8 @@
 /* ---- worker programs ---- */
 
 /* Sends back every byte until EOF. */
-static int echo_main(pp__wchan *chan) {
+static int echo_main(pp__wchan *chan, const char *key) {
+  (void)key;
   pp__buf buf = {0};
   int code = 0;
   for (;;) {
@@ -49,7 +50,8 @@ static int echo_main(pp__wchan *chan) {
 }
 
 /* Echoes, and dies by SIGKILL on a 'K'. */
-static int suicide_main(pp__wchan *chan) {
+static int suicide_main(pp__wchan *chan, const char *key) {
+  (void)key;
   pp__buf buf = {0};
   for (;;) {
     if (pp__wchan_read(chan, &buf) != PP_OK)
@@ -64,13 +66,15 @@ static int suicide_main(pp__wchan *chan) {
   return 0;
 }
 
-static int exit7_main(pp__wchan *chan) {
+static int exit7_main(pp__wchan *chan, const char *key) {
+  (void)key;
   (void)chan;
   return 7;
 }
 
 /* Never reads, never ends by itself. */
-static int stubborn_main(pp__wchan *chan) {
+static int stubborn_main(pp__wchan *chan, const char *key) {
+  (void)key;
   (void)chan;
   signal(SIGTERM, SIG_IGN);
   for (;;) {
@@ -81,7 +85,8 @@ static int stubborn_main(pp__wchan *chan) {
 
 /* Reports how many descriptors above 2 it holds (its channel alone,
  * expected), then echoes. */
-static int fdcount_main(pp__wchan *chan) {
+static int fdcount_main(pp__wchan *chan, const char *key) {
+  (void)key;
   long max = sysconf(_SC_OPEN_MAX);
   if (max < 0 || max > 65536)
     max = 65536;
@@ -91,20 +96,22 @@ static int fdcount_main(pp__wchan *chan) {
       count++;
   if (pp__wchan_write(chan, &count, 1) != PP_OK)
     return 12;
-  return echo_main(chan);
+  return echo_main(chan, key);
 }
 
 /* Writes its parent's pid (the launcher's), then echoes. */
-static int ppid_main(pp__wchan *chan) {
+static int ppid_main(pp__wchan *chan, const char *key) {
+  (void)key;
   long ppid = (long)getppid();
   if (pp__wchan_write(chan, &ppid, sizeof ppid) != PP_OK)
     return 12;
-  return echo_main(chan);
+  return echo_main(chan, key);
 }
 
 /* Writes only after the parent hung up: the write must fail with PP_EOF,
  * not kill the worker with SIGPIPE. */
-static int late_writer_main(pp__wchan *chan) {
+static int late_writer_main(pp__wchan *chan, const char *key) {
+  (void)key;
   pp__buf buf = {0};
   pp_status st;
   while ((st = pp__wchan_read(chan, &buf)) == PP_OK)

@@ -21,14 +21,23 @@ typedef struct pp__backend pp__backend;
 typedef struct pp__wchan pp__wchan;
 
 /* The worker loop, implemented by the core (worker.c): the backend calls it
- * in a new worker process once its channel is connected; its return value is
- * the process's exit code. */
-typedef int (*pp__worker_main_fn)(pp__wchan *chan);
+ * in a new worker process once its channel is connected, with the pool's
+ * key (see pp__backend_config); its return value is the process's exit
+ * code. */
+typedef int (*pp__worker_main_fn)(pp__wchan *chan, const char *key);
+
+/* The name of the environment variable that carries the key to a spawned
+ * worker: never the command line, which other users can read. */
+#define PP__KEY_ENV "PROCPOOL_WORKER_KEY"
 
 typedef struct pp__backend_config {
   pp_context context; /* resolved: never PP_CONTEXT_DEFAULT */
   unsigned max_slots; /* slot numbers are < max_slots */
   pp__worker_main_fn worker_main;
+  /* The pool's secret, as hex (NUL-terminated), that a worker proves it
+   * knows before it gets any work. A forked worker is passed it by
+   * worker_main's argument; a spawned one finds it in PP__KEY_ENV. */
+  const char *key;
 } pp__backend_config;
 
 /* How a worker process ended. */
@@ -110,6 +119,9 @@ void pp__exit_describe(const pp__exit *exit, char *buf, size_t cap);
 /* The platform's default start context (never PP_CONTEXT_DEFAULT). */
 pp_context pp__backend_default_context(void);
 
+/* Fills `buf` with `len` bytes from the OS's CSPRNG. */
+pp_status pp__random_bytes(void *buf, size_t len);
+
 /* The number of CPUs available to this process (at least 1). */
 int pp__cpu_count(void);
 
@@ -126,5 +138,11 @@ pp_status pp__wchan_write(pp__wchan *chan, const void *data, size_t len);
  * worker's channel from the command line and returns 1, or returns 0 when
  * this process is not a worker. Used by pp_worker_main(). */
 int pp__backend_worker_attach(int argc, char **argv, pp__wchan **out);
+
+/* In a process the backend launched as a helper service (the forkserver):
+ * runs it, sets *exit_code and returns 1; otherwise returns 0 at once.
+ * Called by pp_worker_main() before pp__backend_worker_attach(). */
+int pp__backend_run_service(int argc, char **argv, pp__worker_main_fn main,
+                            int *exit_code);
 
 #endif

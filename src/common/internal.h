@@ -21,13 +21,16 @@
 #define PP__EXIT_INIT_FAILED 122 /* the initializer failed */
 #define PP__EXIT_NOMEM 123       /* the worker ran out of memory */
 
+/* Bytes of the per-pool secret. */
+#define PP__KEY_BYTES 32
+
 /* Default limit on one frame from a worker. */
 #define PP__DEFAULT_MAX_MESSAGE ((size_t)1 << 30)
 
 /* ---- process-wide ---- */
 pp_status pp__runtime_init(void); /* APR, once */
 pp_task_fn pp__registry_find(const char *name);
-int pp__worker_run(pp__wchan *chan);
+int pp__worker_run(pp__wchan *chan, const char *key);
 pp_status pp__context_resolve(pp_context requested, pp_context *out);
 char *pp__strdup(const char *s);
 char *pp__format(const char *format, ...)
@@ -203,6 +206,7 @@ struct pp_pool {
   unsigned char *config_frame;
   size_t config_len;
   char initializer[PP__WIRE_MAX_NAME + 1];
+  char key[2 * PP__KEY_BYTES + 1]; /* hex */
 
   /* under shared->lock */
   pp__pool_state state;

@@ -44,6 +44,22 @@ static pp_status encode_config(pp_pool *pool, const pp_options *o) {
   return PP_OK;
 }
 
+/* A fresh secret per pool, which workers prove they know (Python's
+ * authkey). */
+static pp_status make_key(pp_pool *pool) {
+  unsigned char raw[PP__KEY_BYTES];
+  static const char hex[] = "0123456789abcdef";
+  pp_status st = pp__random_bytes(raw, sizeof raw);
+  if (st != PP_OK)
+    return st;
+  for (size_t i = 0; i < sizeof raw; i++) {
+    pool->key[2 * i] = hex[raw[i] >> 4];
+    pool->key[2 * i + 1] = hex[raw[i] & 15];
+  }
+  pool->key[2 * sizeof raw] = '\0';
+  return PP_OK;
+}
+
 static void pool_free(pp_pool *pool) {
   if (pool->backend)
     pp__backend_destroy(pool->backend);
@@ -96,8 +112,10 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   pool->nslots = 2 * (unsigned)pool->processes;
   pool->workers = calloc(pool->nslots, sizeof *pool->workers);
   st = pool->workers ? encode_config(pool, options) : PP_ENOMEM;
+  if (st == PP_OK)
+    st = make_key(pool);
   if (st == PP_OK) {
-    pp__backend_config cfg = {context, pool->nslots, pp__worker_run};
+    pp__backend_config cfg = {context, pool->nslots, pp__worker_run, pool->key};
     st = pp__backend_create(&pool->backend, &cfg);
   }
   if (st == PP_OK && apr_thread_create(&pool->thread, NULL, pp__scheduler_main,

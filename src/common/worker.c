@@ -280,7 +280,8 @@ static int serve(worker *w) {
   }
 }
 
-int pp__worker_run(pp__wchan *chan) {
+int pp__worker_run(pp__wchan *chan, const char *key) {
+  (void)key; /* the handshake that proves it is not written yet */
   worker w;
   memset(&w, 0, sizeof w);
   w.chan = chan;
@@ -297,9 +298,12 @@ int pp__worker_run(pp__wchan *chan) {
 
 int pp_worker_main(int argc, char **argv) {
   pp__wchan *chan;
+  int code;
   if (pp__runtime_init() != PP_OK)
     return 0;
+  if (pp__backend_run_service(argc, argv, pp__worker_run, &code))
+    exit(code);
   if (!pp__backend_worker_attach(argc, argv, &chan))
     return 0;
-  exit(pp__worker_run(chan));
+  exit(pp__worker_run(chan, getenv(PP__KEY_ENV)));
 }

@@ -153,7 +153,7 @@ static pid_t launch_worker(launcher *L, int parent_end, int worker_end) {
 #endif
   struct pp__wchan chan;
   chan.fd = worker_end;
-  int code = L->cfg.worker_main(&chan);
+  int code = L->cfg.worker_main(&chan, L->cfg.key);
   /* _exit skips stdio: keep what the tasks printed. */
   fflush(stdout);
   fflush(stderr);

@@ -182,3 +182,25 @@ int pp__cpu_count(void) {
     return 1;
   return n > INT_MAX ? INT_MAX : (int)n;
 }
+
+/* The key must be unguessable by other local users: the kernel's CSPRNG,
+ * read from /dev/urandom, which every POSIX system we target has. */
+pp_status pp__random_bytes(void *buf, size_t len) {
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return PP_ESYSTEM;
+  unsigned char *p = buf;
+  while (len > 0) {
+    ssize_t n = read(fd, p, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      close(fd);
+      return PP_ESYSTEM;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  close(fd);
+  return PP_OK;
+}

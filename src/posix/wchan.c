@@ -80,3 +80,13 @@ int pp__backend_worker_attach(int argc, char **argv, pp__wchan **out) {
   (void)out;
   return 0;
 }
+
+/* No helper service exists yet (the forkserver comes with the spawn work). */
+int pp__backend_run_service(int argc, char **argv, pp__worker_main_fn main,
+                            int *exit_code) {
+  (void)argc;
+  (void)argv;
+  (void)main;
+  (void)exit_code;
+  return 0;
+}
