@@ -19,10 +19,15 @@ static const struct {
   const char *name;
   int (*add)(void);
 } suites[] = {
-    {"backend", pp_test_suite_backend}, {"core", pp_test_suite_core},
-    {"results", pp_test_suite_results}, {"map", pp_test_suite_map},
-    {"imap", pp_test_suite_imap},       {"lifecycle", pp_test_suite_lifecycle},
-    {"options", pp_test_suite_options}, {"errors", pp_test_suite_errors},
+    {"backend", pp_test_suite_backend},
+    {"core", pp_test_suite_core},
+    {"results", pp_test_suite_results},
+    {"map", pp_test_suite_map},
+    {"imap", pp_test_suite_imap},
+    {"lifecycle", pp_test_suite_lifecycle},
+    {"options", pp_test_suite_options},
+    {"errors", pp_test_suite_errors},
+    {"reliability", pp_test_suite_reliability},
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])
@@ -37,6 +42,8 @@ static void usage(const char *argv0) {
 
 int main(int argc, char **argv) {
   pp_status st = tasks_register();
+  if (st == PP_OK)
+    st = reliability_tasks_register();
   if (st != PP_OK) {
     fprintf(stderr, "pp_tests: registering tasks: %s\n", pp_strerror(st));
     return 1;

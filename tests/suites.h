@@ -11,5 +11,11 @@ int pp_test_suite_imap(void);
 int pp_test_suite_lifecycle(void);
 int pp_test_suite_options(void);
 int pp_test_suite_errors(void);
+int pp_test_suite_reliability(void);
+
+/* Tasks of the reliability suite (registered by main before the worker
+   hook, like every task). */
+#include "procpool.h"
+pp_status reliability_tasks_register(void);
 
 #endif /* PP_TEST_SUITES_H */

@@ -5,12 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Results are held back (to share one write among several frames) only while
- * more work is already buffered, the batch is small and the last frame was
- * quick, so a slow task never delays the results before it. */
-#define PP__BATCH_BYTES ((size_t)1 << 20)
-#define PP__BATCH_US 1000
-
 typedef struct worker {
   pp__wchan *chan;
   pp__buf in, out, errs;
@@ -201,12 +195,6 @@ static pp_status next_frame(worker *w, pp__frame *f) {
   }
 }
 
-static int has_frame(worker *w) {
-  pp__frame f;
-  int complete = 0;
-  return pp__frame_peek(&w->in, UINT32_MAX, &f, &complete) == PP_OK && complete;
-}
-
 /* The first frame is CONFIG: run the initializer, answer READY or
  * INIT_FAILED. Returns the exit code to use, or -1 to go on. */
 static int configure(worker *w) {
@@ -259,7 +247,6 @@ static int serve(worker *w) {
       return 0;
     if (st != PP_OK)
       return PP__EXIT_PROTOCOL;
-    apr_time_t began = apr_time_now();
     if (f.type == PP__F_CALLS)
       st = run_calls(w, &f);
     else if (f.type == PP__F_RECORDS)
@@ -273,9 +260,11 @@ static int serve(worker *w) {
     if (st != PP_OK)
       return 0;
     pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f.len);
-    int batch = has_frame(w) && pp__buf_len(&w->out) < PP__BATCH_BYTES &&
-                apr_time_now() - began < PP__BATCH_US;
-    if (!batch && flush(w) != PP_OK)
+    /* Every answer leaves before the next frame runs. Held back to share a
+     * write, it would die with the worker if the next task crashed it, and
+     * the parent would blame the wrong chunk: it takes the oldest unanswered
+     * chunk to be the one that was running. */
+    if (flush(w) != PP_OK)
       return 0;
   }
 }

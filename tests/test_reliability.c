@@ -1,0 +1,352 @@
+/* Suite "reliability": a worker that dies never hangs the pool and never
+   loses a result; descriptors and processes do not leak across many pools;
+   workers do not outlive their pool's owner. */
+#ifndef _WIN32
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "procpool.h"
+#include "suites.h"
+#include "util.h"
+
+#ifndef _WIN32
+#include <dirent.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+/* How the "die" task ends its worker. */
+enum { DIE_SIGKILL = 1, DIE_ABORT, DIE_NULL, DIE_EXIT3 };
+
+static pp_status die(pp_call *call) {
+  int64_t how = 0;
+  if (pp_call_arg_i64(call, 0, &how) != PP_OK)
+    return pp_call_fail(call, "die: needs an int64");
+  switch (how) {
+#ifndef _WIN32
+  case DIE_SIGKILL:
+    raise(SIGKILL);
+    break;
+#endif
+  case DIE_ABORT:
+    abort();
+  case DIE_NULL: {
+    volatile int *volatile p = NULL;
+    *p = 1;
+    break;
+  }
+  case DIE_EXIT3:
+    exit(3);
+  default:
+    break;
+  }
+  return pp_call_fail(call, "die: unknown way %d", (int)how);
+}
+
+/* x * x, except that every item with x % 100 == 99 kills its worker. */
+static pp_status square_or_die(pp_call *call) {
+  int64_t x = 0;
+  if (pp_call_arg_i64(call, 0, &x) != PP_OK)
+    return pp_call_fail(call, "square_or_die: needs an int64");
+  if (x % 100 == 99)
+    exit(9);
+  return pp_call_return_i64(call, x * x);
+}
+
+pp_status reliability_tasks_register(void) {
+  pp_status st = pp_register("die", die);
+  return st != PP_OK ? st : pp_register("square_or_die", square_or_die);
+}
+
+/* The pid a "worker N died ..." message names, or -1. */
+static long named_pid(const char *message) {
+  const char *p = message ? strstr(message, "worker ") : NULL;
+  return p ? strtol(p + 7, NULL, 10) : -1;
+}
+
+static int listed(const long *pids, size_t n, long pid) {
+  for (size_t i = 0; i < n; i++)
+    if (pids[i] == pid)
+      return 1;
+  return 0;
+}
+
+/* Waits (bounded) until the pool lists `want` workers. */
+static size_t wait_workers(pp_pool *pool, long *pids, size_t cap, size_t want) {
+  size_t n = 0;
+  double t0 = tu_now();
+  for (;;) {
+    pp_pool_worker_pids(pool, pids, cap, &n);
+    if (n >= want || tu_now() - t0 > TU_WAIT)
+      return n;
+    tu_sleep_ms(5);
+  }
+}
+
+/* One way of dying: exactly that task fails with PP_EWORKERDIED, the message
+ * names the worker's pid and how it ended, and the pool works on. */
+static void check_death(int64_t how, const char *how_text) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  long pids[8];
+  size_t n = wait_workers(pool, pids, 8, 2);
+  CU_ASSERT_EQUAL(n, 2);
+
+  pp_value v = {0};
+  pp_bytes arg = tu_i64(&how);
+  CU_ASSERT_EQUAL(pp_apply(pool, "die", &arg, 1, &v), PP_EWORKERDIED);
+  CU_ASSERT_EQUAL(v.status, PP_EWORKERDIED);
+  CU_ASSERT(tu_contains(v.error, "died"));
+  CU_ASSERT(tu_contains(v.error, "'die'"));
+  CU_ASSERT(listed(pids, n, named_pid(v.error)));
+  if (how_text)
+    CU_ASSERT(tu_contains(v.error, how_text));
+  pp_value_clear(&v);
+
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 12, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 144);
+  pp_pool_destroy(pool);
+}
+
+#ifndef _WIN32
+static void test_death_sigkill(void) { check_death(DIE_SIGKILL, "signal 9"); }
+#endif
+static void test_death_abort(void) { check_death(DIE_ABORT, NULL); }
+/* Under a sanitizer the crash may end as an exit code instead of SIGSEGV,
+ * so only "died" and the pid are checked for it. */
+static void test_death_null(void) { check_death(DIE_NULL, NULL); }
+static void test_death_exit3(void) { check_death(DIE_EXIT3, "code 3"); }
+
+/* Work queued behind the dying task on the same worker was not started:
+ * it is sent to a worker again and succeeds. One worker, so everything
+ * queues behind the task that kills it. */
+static void test_queued_work_is_resent(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  /* quick tasks first, so that the pool pipelines work to the worker */
+  for (int64_t i = 0; i < 20; i++) {
+    int64_t y;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", i, &y), PP_OK);
+  }
+  enum { N = 30 };
+  pp_result *rs[N];
+  int64_t how = DIE_EXIT3, xs[N];
+  pp_bytes arg = tu_i64(&how);
+  pp_result *dying = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "die", &arg, 1, NULL, &dying),
+                        PP_OK);
+  for (int i = 0; i < N; i++) {
+    xs[i] = i;
+    pp_bytes a = tu_i64(&xs[i]);
+    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &a, 1, NULL, &rs[i]),
+                          PP_OK);
+  }
+  CU_ASSERT_EQUAL(pp_result_get(dying, TU_WAIT), PP_EWORKERDIED);
+  for (int i = 0; i < N; i++) {
+    int64_t y = -1;
+    CU_ASSERT_EQUAL(pp_result_get(rs[i], TU_WAIT), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_i64(rs[i], &y), PP_OK);
+    CU_ASSERT_EQUAL(y, (int64_t)i * i);
+    pp_result_free(rs[i]);
+  }
+  pp_result_free(dying);
+  pp_pool_destroy(pool);
+}
+
+/* A map of 1,000 items where every 100th item kills its worker completes:
+ * those 10 items fail, the 990 others succeed, nothing hangs. */
+static void test_map_with_deaths(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 1000 };
+  static int64_t vals[N];
+  static pp_bytes items[N];
+  tu_i64_items(vals, items, N, 0);
+  pp_result *r = NULL;
+  pp_status st = pp_map_async(pool, "square_or_die", items, N, 1, NULL, &r);
+  CU_ASSERT_EQUAL_FATAL(st, PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, 60.0), PP_EWORKERDIED);
+  size_t died = 0, ok = 0;
+  for (size_t i = 0; i < N; i++) {
+    int64_t y = -1;
+    pp_status s = pp_result_item_i64(r, i, &y);
+    if (i % 100 == 99) {
+      died += s == PP_EWORKERDIED;
+    } else {
+      ok += s == PP_OK && y == (int64_t)(i * i);
+    }
+  }
+  CU_ASSERT_EQUAL(died, 10);
+  CU_ASSERT_EQUAL(ok, 990);
+  CU_ASSERT(tu_contains(pp_result_error(r), "code 9"));
+  pp_result_free(r);
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 5, &y), PP_OK);
+  pp_pool_destroy(pool);
+}
+
+#ifdef __linux__
+static size_t count_fds(void) {
+  size_t n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return 0;
+  while (readdir(d))
+    n++;
+  closedir(d);
+  return n;
+}
+
+/* Processes whose parent is this one. */
+static size_t count_children(void) {
+  size_t n = 0;
+  long self = (long)getpid();
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    char path[300], buf[512];
+    if (e->d_name[0] < '0' || e->d_name[0] > '9')
+      continue;
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    /* pid (comm) state ppid ...: comm may hold spaces, so from the last ')' */
+    const char *p = strrchr(buf, ')');
+    long ppid = -1;
+    if (p && sscanf(p + 1, " %*c %ld", &ppid) == 1 && ppid == self)
+      n++;
+  }
+  if (d)
+    closedir(d);
+  return n;
+}
+
+/* 200 pools created, used and terminated: the open descriptors and the
+ * child processes are the same before and after. */
+static void test_many_pools_leak_nothing(void) {
+  size_t fds = count_fds(), children = count_children();
+  for (int i = 0; i < 200; i++) {
+    pp_pool *pool = tu_pool(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    int64_t y = 0;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", i, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, (int64_t)i * i);
+    pp_pool_terminate(pool);
+    pp_pool_destroy(pool);
+  }
+  CU_ASSERT_EQUAL(count_fds(), fds);
+  CU_ASSERT_EQUAL(count_children(), children);
+}
+#endif
+
+#ifndef _WIN32
+/* The owner of a pool is SIGKILLed: its workers go away within seconds. */
+static void test_owner_killed(void) {
+  int fds[2];
+  CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+  pid_t owner = fork();
+  CU_ASSERT_FATAL(owner >= 0);
+  if (owner == 0) {
+    close(fds[0]);
+    pp_pool *pool = NULL;
+    long pids[2] = {0, 0};
+    size_t n = 0;
+    if (pp_pool_create(&pool, NULL) == PP_OK)
+      n = wait_workers(pool, pids, 2, 2);
+    ssize_t w = write(fds[1], pids, sizeof pids);
+    (void)w;
+    (void)n;
+    for (;;)
+      pause();
+  }
+  close(fds[1]);
+  long pids[2] = {0, 0};
+  ssize_t got = read(fds[0], pids, sizeof pids);
+  close(fds[0]);
+  CU_ASSERT_EQUAL(got, (ssize_t)sizeof pids);
+  CU_ASSERT(pids[0] > 0 && pids[1] > 0);
+  kill(owner, SIGKILL);
+  waitpid(owner, NULL, 0);
+  double t0 = tu_now();
+  while (!(tu_pid_gone(pids[0]) && tu_pid_gone(pids[1])) && tu_now() - t0 < 5.0)
+    tu_sleep_ms(20);
+  CU_ASSERT(tu_pid_gone(pids[0]));
+  CU_ASSERT(tu_pid_gone(pids[1]));
+}
+#endif
+
+/* 5,000 mixed tasks with random worker deaths and task errors: every result
+ * is delivered exactly once, with the right value or the right error. */
+static void test_mixed_campaign(void) {
+  enum { N = 5000 };
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static pp_result *rs[N];
+  static int64_t xs[N];
+  static int kind[N];
+  unsigned seed = 12345;
+  for (int i = 0; i < N; i++) {
+    seed = seed * 1103515245u + 12345u;
+    unsigned roll = (seed >> 16) % 100;
+    kind[i] = roll < 1 ? 2 : roll < 6 ? 1 : 0; /* 1% die, 5% fail */
+    xs[i] = kind[i] == 2 ? DIE_EXIT3 : i;
+    pp_bytes a = tu_i64(&xs[i]);
+    const char *task = kind[i] == 2 ? "die" : kind[i] == 1 ? "fail" : "square";
+    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, task, &a, 1, NULL, &rs[i]),
+                          PP_OK);
+  }
+  size_t right = 0;
+  for (int i = 0; i < N; i++) {
+    pp_status st = pp_result_get(rs[i], 60.0);
+    int64_t y = -1;
+    if (kind[i] == 0)
+      right += st == PP_OK && pp_result_i64(rs[i], &y) == PP_OK &&
+               y == (int64_t)i * i;
+    else if (kind[i] == 1)
+      right += st == PP_ETASK;
+    else
+      right += st == PP_EWORKERDIED;
+    pp_result_free(rs[i]);
+  }
+  CU_ASSERT_EQUAL(right, N);
+  pp_pool_destroy(pool);
+}
+
+int pp_test_suite_reliability(void) {
+  static const tu_test tests[] = {
+#ifndef _WIN32
+      {"worker SIGKILLs itself: that task fails, pool goes on",
+       test_death_sigkill},
+#endif
+      {"worker aborts: that task fails, pool goes on", test_death_abort},
+      {"worker dereferences NULL: that task fails", test_death_null},
+      {"worker calls exit(3): that task fails with code 3", test_death_exit3},
+      {"work queued behind a dying task is re-sent",
+       test_queued_work_is_resent},
+      {"map of 1000 with every 100th killing its worker", test_map_with_deaths},
+      {"5000 mixed tasks: every result exactly once", test_mixed_campaign},
+#ifdef __linux__
+      {"200 pools: no descriptor or process leaks",
+       test_many_pools_leak_nothing},
+#endif
+#ifndef _WIN32
+      {"owner SIGKILLed: its workers exit", test_owner_killed},
+#endif
+  };
+  return tu_add_suite("reliability", tests, TU_NTESTS(tests));
+}
