@@ -57,7 +57,10 @@ typedef enum pp_status {
   PP_EUNKNOWNTASK, /**< no task is registered under that name */
   PP_EPROTOCOL,    /**< a malformed frame came from a worker */
   PP_ETOOBIG,      /**< a buffer or count exceeds the configured limit */
-  PP_EOF, /**< an iterator has no more items (Python's StopIteration) */
+  PP_EOF,        /**< an iterator has no more items (Python's StopIteration) */
+  PP_ETIMELIMIT, /**< the task ran past its time limit; its worker was
+                      stopped */
+  PP_ECANCELLED, /**< the call was cancelled with pp_result_cancel() */
   PP_STATUS_COUNT_ /**< number of status codes (not a status) */
 } pp_status;
 
@@ -223,6 +226,10 @@ typedef struct pp_options {
   pp_context context;
   /** Largest frame accepted from a worker, in bytes; 0: 1 GiB. */
   size_t max_message_size;
+  /** Longest a task (a chunk, for maps) may run, in seconds; 0: no limit.
+      An overdue task's worker is killed and replaced, the task fails with
+      PP_ETIMELIMIT. pp_callbacks::time_limit overrides it per call. */
+  double task_time_limit;
 } pp_options;
 
 /** @brief Fills @p options with defaults. NULL is ignored. */
@@ -303,6 +310,9 @@ typedef struct pp_callbacks {
   pp_result_fn callback;       /**< on success */
   pp_result_fn error_callback; /**< on failure */
   void *user_data;             /**< passed to both */
+  /** Time limit of this call in seconds: 0 takes the pool's
+      pp_options::task_time_limit, a negative value means none. */
+  double time_limit;
 } pp_callbacks;
 
 /**
@@ -372,6 +382,15 @@ PP_API size_t pp_result_chunksize(const pp_result *result);
  * until it completes (its callbacks still run). NULL is ignored.
  */
 PP_API void pp_result_free(pp_result *result);
+
+/**
+ * @brief Cancels a pending call. Work not started never runs; a task already
+ * running has its worker killed (and replaced). The result completes with
+ * PP_ECANCELLED, and its error callback runs.
+ * @return PP_OK when the cancellation was taken; PP_ESTATE when the result
+ *         was already complete; PP_EINVAL for NULL.
+ */
+PP_API pp_status pp_result_cancel(pp_result *result);
 /**@}*/
 
 /* ------------------------------------------------------------------------ */

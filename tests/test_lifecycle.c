@@ -143,7 +143,7 @@ static void test_close_join_delivers(void) {
   pp_result *rs[N] = {0};
   tu_counter done;
   tu_counter_init(&done);
-  pp_callbacks cbs = {on_done, on_done, &done};
+  pp_callbacks cbs = {on_done, on_done, &done, 0};
   for (size_t i = 0; i < N; i++) {
     CU_ASSERT_EQUAL(pp_apply_async(pool, "sleep_ms", &arg, 1, &cbs, &rs[i]),
                     PP_OK);
@@ -265,7 +265,7 @@ static void test_terminate_in_flight(void) {
   pp_result *rs[N] = {0};
   tu_counter errors;
   tu_counter_init(&errors);
-  pp_callbacks cbs = {NULL, on_done, &errors};
+  pp_callbacks cbs = {NULL, on_done, &errors, 0};
   for (size_t i = 0; i < N; i++) {
     CU_ASSERT_EQUAL_FATAL(
         pp_apply_async(pool, "sleep_ms", &arg, 1, &cbs, &rs[i]), PP_OK);
@@ -347,7 +347,7 @@ static void test_destroy_pending(void) {
   pp_result *rs[N] = {0};
   tu_counter errors;
   tu_counter_init(&errors);
-  pp_callbacks cbs = {NULL, on_done, &errors};
+  pp_callbacks cbs = {NULL, on_done, &errors, 0};
   for (size_t i = 0; i < N; i++) {
     CU_ASSERT_EQUAL_FATAL(
         pp_apply_async(pool, "sleep_ms", &arg, 1, &cbs, &rs[i]), PP_OK);

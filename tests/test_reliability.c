@@ -290,40 +290,147 @@ static void test_owner_killed(void) {
 }
 #endif
 
-/* 5,000 mixed tasks with random worker deaths and task errors: every result
- * is delivered exactly once, with the right value or the right error. */
+/* 5,000 mixed tasks with random worker deaths, time-outs and task errors:
+ * every result is delivered exactly once, with the right value or error. */
 static void test_mixed_campaign(void) {
-  enum { N = 5000 };
+  enum { N = 5000, OK = 0, FAIL, DIE, OVERDUE };
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   static pp_result *rs[N];
   static int64_t xs[N];
   static int kind[N];
+  static const char *const task[] = {"square", "fail", "die", "sleep_ms"};
+  pp_callbacks overdue = {NULL, NULL, NULL, 0.05};
   unsigned seed = 12345;
   for (int i = 0; i < N; i++) {
     seed = seed * 1103515245u + 12345u;
-    unsigned roll = (seed >> 16) % 100;
-    kind[i] = roll < 1 ? 2 : roll < 6 ? 1 : 0; /* 1% die, 5% fail */
-    xs[i] = kind[i] == 2 ? DIE_EXIT3 : i;
+    unsigned roll = (seed >> 16) % 200;
+    kind[i] = roll < 1 ? OVERDUE : roll < 3 ? DIE : roll < 13 ? FAIL : OK;
+    xs[i] = kind[i] == DIE ? DIE_EXIT3 : kind[i] == OVERDUE ? 5000 : i;
     pp_bytes a = tu_i64(&xs[i]);
-    const char *task = kind[i] == 2 ? "die" : kind[i] == 1 ? "fail" : "square";
-    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, task, &a, 1, NULL, &rs[i]),
+    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, task[kind[i]], &a, 1,
+                                         kind[i] == OVERDUE ? &overdue : NULL,
+                                         &rs[i]),
                           PP_OK);
   }
+  static const pp_status expected[] = {PP_OK, PP_ETASK, PP_EWORKERDIED,
+                                       PP_ETIMELIMIT};
   size_t right = 0;
   for (int i = 0; i < N; i++) {
     pp_status st = pp_result_get(rs[i], 60.0);
     int64_t y = -1;
-    if (kind[i] == 0)
-      right += st == PP_OK && pp_result_i64(rs[i], &y) == PP_OK &&
-               y == (int64_t)i * i;
-    else if (kind[i] == 1)
-      right += st == PP_ETASK;
-    else
-      right += st == PP_EWORKERDIED;
+    if (st == expected[kind[i]] &&
+        (kind[i] != OK ||
+         (pp_result_i64(rs[i], &y) == PP_OK && y == (int64_t)i * i)))
+      right++;
     pp_result_free(rs[i]);
   }
   CU_ASSERT_EQUAL(right, N);
+  pp_pool_destroy(pool);
+}
+
+static pp_pool *pool_with_limit(int processes, double limit) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = processes;
+  o.task_time_limit = limit;
+  return tu_pool_opts(&o);
+}
+
+/* An overdue task: its worker is killed and replaced, the task fails with
+ * PP_ETIMELIMIT, later tasks run normally. */
+static void test_time_limit_pool(void) {
+  pp_pool *pool = pool_with_limit(2, 0.3);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  long before[4];
+  size_t nb = wait_workers(pool, before, 4, 2);
+  int64_t ms = 10000;
+  pp_bytes arg = tu_i64(&ms);
+  pp_value v = {0};
+  double t0 = tu_now();
+  CU_ASSERT_EQUAL(pp_apply(pool, "sleep_ms", &arg, 1, &v), PP_ETIMELIMIT);
+  double took = tu_now() - t0;
+  CU_ASSERT(took >= 0.29 && took < 3.0);
+  CU_ASSERT(tu_contains(v.error, "time limit"));
+  long killed = named_pid(v.error);
+  CU_ASSERT(listed(before, nb, killed));
+  pp_value_clear(&v);
+  /* quick tasks are untouched by the limit */
+  for (int64_t i = 0; i < 10; i++) {
+    int64_t y = -1;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", i, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, i * i);
+  }
+#ifndef _WIN32
+  double t1 = tu_now();
+  while (!tu_pid_gone(killed) && tu_now() - t1 < TU_WAIT)
+    tu_sleep_ms(10);
+  CU_ASSERT(tu_pid_gone(killed));
+#endif
+  long after[4];
+  CU_ASSERT_EQUAL(wait_workers(pool, after, 4, 2), 2);
+  pp_pool_destroy(pool);
+}
+
+/* The per-call limit overrides the pool's, both ways. */
+static void test_time_limit_per_call(void) {
+  pp_pool *pool = pool_with_limit(2, 0.2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t ms = 500;
+  pp_bytes arg = tu_i64(&ms);
+  pp_callbacks none = {NULL, NULL, NULL, -1.0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, &none, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+
+  pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  ms = 10000;
+  pp_callbacks tight = {NULL, NULL, NULL, 0.2};
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, &tight, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETIMELIMIT);
+  pp_result_free(r);
+  pp_options o;
+  pp_options_init(&o);
+  o.task_time_limit = -1;
+  pp_pool *bad = NULL;
+  CU_ASSERT_EQUAL(pp_pool_create(&bad, &o), PP_EINVAL);
+  pp_pool_destroy(pool);
+}
+
+/* Cancel a pending call: it never runs and completes as cancelled; cancel a
+ * running one: its worker is stopped and replaced. */
+static void test_cancel(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t ms = 10000, x = 3;
+  pp_bytes slow = tu_i64(&ms), quick = tu_i64(&x);
+  pp_result *running = NULL, *queued = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &running), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "square", &quick, 1, NULL, &queued), PP_OK);
+  /* the only worker is busy for 10 s: the queued call cannot have run */
+  CU_ASSERT_EQUAL(pp_result_cancel(queued), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(queued, TU_WAIT), PP_ECANCELLED);
+  CU_ASSERT_EQUAL(pp_result_ready(running), 0);
+  CU_ASSERT_EQUAL(pp_result_cancel(queued), PP_ESTATE);
+
+  double t0 = tu_now();
+  CU_ASSERT_EQUAL(pp_result_cancel(running), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(running, TU_WAIT), PP_ECANCELLED);
+  CU_ASSERT(tu_now() - t0 < 3.0);
+  CU_ASSERT(tu_contains(pp_result_error(running), "cancelled"));
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 9, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 81);
+  CU_ASSERT_EQUAL(pp_result_cancel(NULL), PP_EINVAL);
+  pp_result_free(running);
+  pp_result_free(queued);
   pp_pool_destroy(pool);
 }
 
@@ -340,6 +447,10 @@ int pp_test_suite_reliability(void) {
        test_queued_work_is_resent},
       {"map of 1000 with every 100th killing its worker", test_map_with_deaths},
       {"5000 mixed tasks: every result exactly once", test_mixed_campaign},
+      {"time limit (pool option): overdue worker killed, replaced",
+       test_time_limit_pool},
+      {"time limit per call overrides the pool's", test_time_limit_per_call},
+      {"cancel a queued call and a running one", test_cancel},
 #ifdef __linux__
       {"200 pools: no descriptor or process leaks",
        test_many_pools_leak_nothing},

@@ -86,7 +86,7 @@ static void test_callback_once_with_value(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   cb_record rec;
   record_init(&rec);
-  pp_callbacks cbs = {on_value, on_error, &rec};
+  pp_callbacks cbs = {on_value, on_error, &rec, 0};
   int64_t x = 7;
   pp_bytes arg = tu_i64(&x);
   pp_result *r = NULL;
@@ -108,7 +108,7 @@ static void test_callback_after_free(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   cb_record rec;
   record_init(&rec);
-  pp_callbacks cbs = {on_value, on_error, &rec};
+  pp_callbacks cbs = {on_value, on_error, &rec, 0};
   int64_t ms = 100;
   pp_bytes arg = tu_i64(&ms);
   pp_result *r = NULL;
@@ -130,7 +130,7 @@ static void test_map_callback_sees_whole_list(void) {
   tu_i64_items(vals, items, N, 0);
   cb_record rec;
   record_init(&rec);
-  pp_callbacks cbs = {on_squares, on_error, &rec};
+  pp_callbacks cbs = {on_squares, on_error, &rec, 0};
   pp_result *r = NULL;
   CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", items, N, 3, &cbs, &r),
                         PP_OK);
@@ -162,7 +162,7 @@ static void test_starmap_callback(void) {
   }
   cb_record rec;
   record_init(&rec);
-  pp_callbacks cbs = {on_squares, on_error, &rec};
+  pp_callbacks cbs = {on_squares, on_error, &rec, 0};
   pp_result *r = NULL;
   CU_ASSERT_EQUAL_FATAL(pp_starmap_async(pool, "add", items, N, 0, &cbs, &r),
                         PP_OK);
@@ -180,7 +180,7 @@ static void test_error_callback_once_with_message(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   cb_record rec;
   record_init(&rec);
-  pp_callbacks cbs = {on_value, on_error, &rec};
+  pp_callbacks cbs = {on_value, on_error, &rec, 0};
   int64_t x = 31;
   pp_bytes arg = tu_i64(&x);
   pp_result *r = NULL;
@@ -205,7 +205,7 @@ static void test_callbacks_partial(void) {
 
   cb_record rec;
   record_init(&rec);
-  pp_callbacks only_value = {on_value, NULL, &rec};
+  pp_callbacks only_value = {on_value, NULL, &rec, 0};
   pp_result *r = NULL;
   CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "fail", &arg, 1, &only_value, &r),
                         PP_OK);
@@ -216,7 +216,7 @@ static void test_callbacks_partial(void) {
 
   cb_record rec2;
   record_init(&rec2);
-  pp_callbacks only_error = {NULL, on_error, &rec2};
+  pp_callbacks only_error = {NULL, on_error, &rec2, 0};
   CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "fail", &arg, 1, &only_error, &r),
                         PP_OK);
   CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETASK);
@@ -226,7 +226,7 @@ static void test_callbacks_partial(void) {
 
   cb_record rec3;
   record_init(&rec3);
-  pp_callbacks only_error2 = {NULL, on_error, &rec3};
+  pp_callbacks only_error2 = {NULL, on_error, &rec3, 0};
   CU_ASSERT_EQUAL_FATAL(
       pp_apply_async(pool, "square", &arg, 1, &only_error2, &r), PP_OK);
   CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
@@ -244,7 +244,7 @@ static void test_map_failing_item_error_callback(void) {
   tu_i64_items(vals, items, 10, 0);
   cb_record rec;
   record_init(&rec);
-  pp_callbacks cbs = {on_squares, on_error, &rec};
+  pp_callbacks cbs = {on_squares, on_error, &rec, 0};
   pp_result *r = NULL;
   CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "fail_on", items, 10, 2, &cbs, &r),
                         PP_OK);

@@ -105,10 +105,12 @@ typedef struct pp__outcome {
 struct pp__job {
   pp__job_kind kind;
   char task[PP__WIRE_MAX_NAME + 1];
-  size_t count;       /* items, when known up front */
-  size_t chunksize;   /* as used */
-  size_t nchunks;     /* chunks made so far */
-  size_t chunks_left; /* sent or queued, not yet answered */
+  size_t count;                   /* items, when known up front */
+  size_t chunksize;               /* as used */
+  size_t nchunks;                 /* chunks made so far */
+  size_t chunks_left;             /* sent or queued, not yet answered */
+  apr_interval_time_t time_limit; /* per chunk, in µs; 0: none */
+  int cancelled;                  /* pp_result_cancel() was called */
 };
 
 typedef struct pp__item {
@@ -125,7 +127,9 @@ typedef struct pp__record_error {
 struct pp_result {
   pp__job job;
   pp__shared *shared;
-  int apply;     /* one call: pp_result_value() applies */
+  struct pp_pool *pool; /* valid while pending (a pool completes all its
+                           results before it goes away) */
+  int apply;            /* one call: pp_result_value() applies */
   unsigned refs; /* the caller's and, while pending, the pool's; under lock */
   int done;      /* outcome final: accessors work (callbacks see this) */
   int ready;     /* done and callbacks have run: waiters may return */
@@ -189,7 +193,8 @@ typedef struct pp__worker {
   size_t outstanding;
   unsigned long chunks_done;
   unsigned long chunks_sent;
-  apr_time_t service_us; /* smoothed time per chunk; 0: unknown */
+  apr_time_t service_us;   /* smoothed time per chunk; 0: unknown */
+  apr_time_t head_started; /* when the oldest unanswered chunk began */
   int closed, exited;
   pp__exit exit;
   int killed_by_pool;    /* terminate or a protocol error */
@@ -202,6 +207,7 @@ struct pp_pool {
   int processes;
   pp_context context;
   size_t max_message;
+  double time_limit; /* the pool's default, seconds; 0: none */
   unsigned long maxtasksperchild;
   unsigned char *config_frame;
   size_t config_len;
@@ -220,6 +226,7 @@ struct pp_pool {
   pp__worker *workers; /* nslots; the scheduler changes them */
   unsigned nslots;
   size_t inflight_jobs; /* results and iterators not yet complete */
+  int cancels;          /* a pp_result_cancel() awaits the scheduler */
 
   /* scheduler thread only */
   int terminate_handled;
@@ -235,6 +242,8 @@ struct pp_pool {
 };
 
 /* submit.c */
+/* A call's time limit in µs (0: none) from its callbacks and the pool. */
+apr_interval_time_t pp__time_limit(const pp_pool *pool, const pp_callbacks *cb);
 pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
                          const pp_callbacks *cb, pp_result **out);
 void pp__enqueue_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last);

@@ -37,6 +37,7 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
   it->job.kind = PP__JOB_IMAP;
   strcpy(it->job.task, task);
   it->job.chunksize = chunksize;
+  it->job.time_limit = pp__time_limit(pool, NULL);
   it->shared = pool->shared;
   it->pool = pool;
   it->ordered = ordered;

@@ -21,6 +21,8 @@ static pp_status check_options(const pp_options *o) {
     return PP_EINVAL;
   if (o->context != PP_CONTEXT_DEFAULT && !pp_context_name(o->context))
     return PP_EINVAL;
+  if (!(o->task_time_limit >= 0)) /* also refuses NaN */
+    return PP_EINVAL;
   return PP_OK;
 }
 
@@ -105,6 +107,7 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   pool->max_message = options->max_message_size ? options->max_message_size
                                                 : PP__DEFAULT_MAX_MESSAGE;
   pool->maxtasksperchild = options->maxtasksperchild;
+  pool->time_limit = options->task_time_limit;
   if (options->initializer)
     strcpy(pool->initializer, options->initializer);
   /* Twice the workers: a replacement can start while the one it replaces

@@ -134,6 +134,21 @@ void pp_result_free(pp_result *r) {
   pp__shared_unref_unlock(s);
 }
 
+pp_status pp_result_cancel(pp_result *r) {
+  if (!r)
+    return PP_EINVAL;
+  apr_thread_mutex_lock(r->shared->lock);
+  if (r->done) {
+    apr_thread_mutex_unlock(r->shared->lock);
+    return PP_ESTATE;
+  }
+  r->job.cancelled = 1;
+  r->pool->cancels = 1;
+  pp__backend_wake(r->pool->backend);
+  apr_thread_mutex_unlock(r->shared->lock);
+  return PP_OK;
+}
+
 pp_status pp_result_wait(pp_result *r, double timeout) {
   if (!r)
     return PP_EINVAL;

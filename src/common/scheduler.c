@@ -261,6 +261,8 @@ static void pop_answered(pp__worker *w) {
   w->head = w->head->next;
   if (!w->head)
     w->tail = NULL;
+  else
+    w->head_started = apr_time_now(); /* a worker runs its chunks in order */
   w->outstanding--;
   w->chunks_done++;
 }
@@ -294,7 +296,10 @@ static const char *on_results(pp_pool *pool, pp__worker *w,
     return "bytes after the last result";
   note_service_time(w, c);
   pop_answered(w);
-  chunk_done(pool, c, outs, NULL, NULL, 0, NULL);
+  if (c->job->cancelled)
+    chunk_failed(pool, c, PP_ECANCELLED, NULL);
+  else
+    chunk_done(pool, c, outs, NULL, NULL, 0, NULL);
   return NULL;
 }
 
@@ -326,7 +331,10 @@ static const char *on_records(pp_pool *pool, pp__worker *w,
     return "bytes after the records answer";
   note_service_time(w, c);
   pop_answered(w);
-  chunk_done(pool, c, NULL, NULL, out, nerr, &errors);
+  if (c->job->cancelled)
+    chunk_failed(pool, c, PP_ECANCELLED, NULL);
+  else
+    chunk_done(pool, c, NULL, NULL, out, nerr, &errors);
   return NULL;
 }
 
@@ -516,14 +524,16 @@ static void dispatch(pp_pool *pool) {
       pool->queue_tail = NULL;
     pp__worker *w = &pool->workers[slot];
     c->next = NULL;
-    if (w->tail)
+    c->sent_at = apr_time_now();
+    if (w->tail) {
       w->tail->next = c;
-    else
+    } else {
       w->head = c;
+      w->head_started = c->sent_at;
+    }
     w->tail = c;
     w->outstanding++;
     w->chunks_sent++;
-    c->sent_at = apr_time_now();
     if (c->job->kind == PP__JOB_RECORDS)
       send_records(pool, slot, c);
     else
@@ -564,6 +574,58 @@ static void handle_broken(pp_pool *pool) {
       retire(pool, &pool->workers[i], i);
 }
 
+/* Cancelled work still queued never runs; a cancelled chunk that a worker
+ * is running costs that worker its life. Chunks queued behind it in a
+ * worker are answered normally and then discarded (see on_results). */
+static void handle_cancels(pp_pool *pool) {
+  if (!pool->cancels)
+    return;
+  pool->cancels = 0;
+  pp__chunk **link = &pool->queue_head, *last = NULL;
+  while (*link) {
+    pp__chunk *c = *link;
+    if (c->job->cancelled) {
+      *link = c->next;
+      chunk_failed(pool, c, PP_ECANCELLED, NULL);
+    } else {
+      last = c;
+      link = &c->next;
+    }
+  }
+  pool->queue_tail = last;
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    pp__worker *w = &pool->workers[i];
+    if (w->head && w->head->job->cancelled && w->state == PP__W_READY)
+      kill_worker(pool, w, i, PP_ECANCELLED,
+                  pp__format("the call was cancelled while task '%s' ran; "
+                             "worker %ld was stopped",
+                             w->head->job->task, w->pid));
+  }
+}
+
+/* Kills the workers whose running chunk is past its time limit, and returns
+ * how long until the next limit falls due (ms; -1: none). */
+static long enforce_time_limits(pp_pool *pool) {
+  apr_time_t now = apr_time_now();
+  apr_interval_time_t next = -1;
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    pp__worker *w = &pool->workers[i];
+    if (!w->head || w->state != PP__W_READY || !w->head->job->time_limit)
+      continue;
+    apr_interval_time_t left = w->head_started + w->head->job->time_limit - now;
+    if (left <= 0) {
+      kill_worker(pool, w, i, PP_ETIMELIMIT,
+                  pp__format("task '%s' ran past its time limit of %.3f s; "
+                             "worker %ld was killed",
+                             w->head->job->task,
+                             (double)w->head->job->time_limit / 1e6, w->pid));
+    } else if (next < 0 || left < next) {
+      next = left;
+    }
+  }
+  return next < 0 ? -1 : (long)(next / 1000) + 1;
+}
+
 static void drop_finished_iters(pp_pool *pool) {
   pp_iter **link = &pool->active_iters;
   while (*link) {
@@ -586,6 +648,7 @@ static int step(pp_pool *pool) {
     handle_terminate(pool);
   if (pool->broken != PP_OK)
     handle_broken(pool);
+  handle_cancels(pool);
   for (pp_iter *it = pool->active_iters; it; it = it->next_active)
     more |= pp__iter_fill_locked(pool, it);
   dispatch(pool);
@@ -631,9 +694,12 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     apr_thread_cond_broadcast(pool->shared->changed);
     if (finished(pool))
       break;
+    long timeout = enforce_time_limits(pool);
+    if (more)
+      timeout = 0;
     unlock(pool);
     size_t n = 0;
-    pp__backend_wait(pool->backend, more ? 0 : -1, events, PP__EVENTS, &n);
+    pp__backend_wait(pool->backend, timeout, events, PP__EVENTS, &n);
     lock(pool);
     for (size_t i = 0; i < n; i++) {
       /* A worker that started while terminating is stopped at once. */

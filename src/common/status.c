@@ -21,6 +21,8 @@ static const char *const names[PP_STATUS_COUNT_] = {
     [PP_EPROTOCOL] = "a malformed message came from a worker",
     [PP_ETOOBIG] = "too big",
     [PP_EOF] = "no more items",
+    [PP_ETIMELIMIT] = "the task exceeded its time limit",
+    [PP_ECANCELLED] = "the call was cancelled",
 };
 
 const char *pp_strerror(pp_status status) {

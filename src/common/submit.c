@@ -27,6 +27,15 @@ uint32_t pp__next_job_id(pp_pool *pool) {
   return id;
 }
 
+apr_interval_time_t pp__time_limit(const pp_pool *pool,
+                                   const pp_callbacks *cb) {
+  double limit = cb && cb->time_limit != 0 ? cb->time_limit : pool->time_limit;
+  if (!(limit > 0)) /* negative or NaN: none */
+    return 0;
+  /* Past ~30 years a limit is no limit, and must not overflow. */
+  return limit > 1e9 ? 0 : (apr_interval_time_t)(limit * 1e6) + 1;
+}
+
 pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
                          const pp_callbacks *cb, pp_result **out) {
   pp_result *r = calloc(1, sizeof *r);
@@ -35,6 +44,8 @@ pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
   r->job.kind = kind;
   strcpy(r->job.task, task);
   r->shared = pool->shared;
+  r->pool = pool;
+  r->job.time_limit = pp__time_limit(pool, cb);
   if (cb)
     r->cb = *cb;
   *out = r;
