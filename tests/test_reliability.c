@@ -13,6 +13,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "internal.h" /* pp__call_send_raw: a worker that misbehaves */
 #include "procpool.h"
 #include "suites.h"
 #include "util.h"
@@ -63,8 +64,44 @@ static pp_status square_or_die(pp_call *call) {
   return pp_call_return_i64(call, x * x);
 }
 
+/* How the "garbage" task breaks the protocol. */
+enum { BAD_MAGIC = 1, BAD_VERSION, BAD_LENGTH, TRUNCATED };
+
+static void put_header(unsigned char *h, unsigned version, uint32_t len) {
+  static const unsigned char magic[4] = {'P', 'P', 'F', '1'};
+  memcpy(h, magic, 4);
+  h[4] = (unsigned char)version;
+  h[5] = 18; /* RESULTS */
+  h[6] = h[7] = 0;
+  for (int i = 0; i < 4; i++)
+    h[8 + i] = (unsigned char)(len >> (8 * i));
+  memset(h + 12, 0, 8);
+}
+
+/* Writes a malformed frame onto its own channel, as a broken or hostile
+ * worker would. */
+static pp_status garbage(pp_call *call) {
+  int64_t how = 0;
+  unsigned char h[32];
+  memset(h, 'X', sizeof h);
+  if (pp_call_arg_i64(call, 0, &how) != PP_OK)
+    return pp_call_fail(call, "garbage: needs an int64");
+  if (how == BAD_VERSION)
+    put_header(h, 99, 0);
+  else if (how == BAD_LENGTH)
+    put_header(h, 1, 0xFFFFFFF0u);
+  else if (how == TRUNCATED)
+    put_header(h, 1, 100);
+  pp__call_send_raw(call, h, how == TRUNCATED ? 30 : 20);
+  if (how == TRUNCATED)
+    exit(0);
+  return pp_call_return_i64(call, 1);
+}
+
 pp_status reliability_tasks_register(void) {
   pp_status st = pp_register("die", die);
+  if (st == PP_OK)
+    st = pp_register("garbage", garbage);
   return st != PP_OK ? st : pp_register("square_or_die", square_or_die);
 }
 
@@ -329,6 +366,36 @@ static void test_mixed_campaign(void) {
   pp_pool_destroy(pool);
 }
 
+/* Malformed frames from a worker (bad magic, wrong version, a length beyond
+ * the limit, a truncated frame): that worker is killed, its task fails, the
+ * parent and the pool carry on. */
+static void test_malformed_frames(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static const struct {
+    int64_t how;
+    pp_status expect;
+    const char *says;
+  } cases[] = {{BAD_MAGIC, PP_EPROTOCOL, "malformed"},
+               {BAD_VERSION, PP_EPROTOCOL, "version"},
+               {BAD_LENGTH, PP_EPROTOCOL, "size limit"},
+               {TRUNCATED, PP_EWORKERDIED, "died"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    long pids[4];
+    size_t n = wait_workers(pool, pids, 4, 2);
+    pp_bytes arg = tu_i64(&cases[i].how);
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_apply(pool, "garbage", &arg, 1, &v), cases[i].expect);
+    CU_ASSERT(tu_contains(v.error, cases[i].says));
+    CU_ASSERT(listed(pids, n, named_pid(v.error)));
+    pp_value_clear(&v);
+    int64_t y = 0;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 6, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, 36);
+  }
+  pp_pool_destroy(pool);
+}
+
 static pp_pool *pool_with_limit(int processes, double limit) {
   pp_options o;
   pp_options_init(&o);
@@ -451,6 +518,8 @@ int pp_test_suite_reliability(void) {
        test_time_limit_pool},
       {"time limit per call overrides the pool's", test_time_limit_per_call},
       {"cancel a queued call and a running one", test_cancel},
+      {"malformed frames from a worker: it is killed, its task fails",
+       test_malformed_frames},
 #ifdef __linux__
       {"200 pools: no descriptor or process leaks",
        test_many_pools_leak_nothing},

@@ -16,12 +16,13 @@ typedef struct pp__buf {
 
 /* Readable bytes: data + start .. data + end. */
 static inline size_t pp__buf_len(const pp__buf *b) { return b->end - b->start; }
+/* An empty buffer may have no allocation: NULL + 0 is undefined in C. */
 static inline unsigned char *pp__buf_head(const pp__buf *b) {
-  return b->data + b->start;
+  return b->data ? b->data + b->start : b->data;
 }
 /* Writable room after the end: call pp__buf_reserve() first. */
 static inline unsigned char *pp__buf_tail(const pp__buf *b) {
-  return b->data + b->end;
+  return b->data ? b->data + b->end : b->data;
 }
 
 /* Makes room for at least `extra` more bytes at the tail (may move data). */

@@ -119,3 +119,9 @@ void pp__call_free(pp_call *call) {
   pp__call_reset(call);
   pp__buf_free(&call->value);
 }
+
+pp_status pp__call_send_raw(pp_call *call, const void *data, size_t len) {
+  if (!call || !call->chan)
+    return PP_EINVAL;
+  return pp__wchan_write(call->chan, data, len);
+}

@@ -46,8 +46,9 @@ struct pp_call {
   pp__buf value;         /* the result, for calls */
   unsigned char *record; /* where the result goes, for records */
   size_t record_size;
-  int returned; /* a result was set */
-  int failed;   /* pp_call_fail() was called */
+  pp__wchan *chan; /* the worker's channel (for pp__call_send_raw) */
+  int returned;    /* a result was set */
+  int failed;      /* pp_call_fail() was called */
   char *message;
 };
 /* Runs `fn` (NULL: unknown task `name`) on the call and returns its status;
@@ -55,6 +56,9 @@ struct pp_call {
 pp_status pp__call_run(pp_call *call, const char *name, pp_task_fn fn);
 void pp__call_reset(pp_call *call);
 void pp__call_free(pp_call *call);
+/* Writes raw bytes onto the worker's channel, bypassing the protocol: lets
+ * the tests act as a misbehaving worker. */
+pp_status pp__call_send_raw(pp_call *call, const void *data, size_t len);
 
 /* ---- parent side ---- */
 
@@ -93,13 +97,6 @@ typedef struct pp__chunk {
   size_t frame_len;
   apr_time_t sent_at;
 } pp__chunk;
-
-/* Outcome of one item as decoded from a worker, or made by the parent. */
-typedef struct pp__outcome {
-  pp_status status;
-  const unsigned char *data; /* value, or message when status != PP_OK */
-  size_t len;
-} pp__outcome;
 
 /* What results and iterators share: the work the scheduler tracks. */
 struct pp__job {

@@ -5,6 +5,7 @@
  * lock is dropped only to wait for events and to run user code. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -243,10 +244,6 @@ static pp__outcome *outcomes(pp_pool *pool, size_t n) {
   return pool->outcomes;
 }
 
-static int valid_status(unsigned s) {
-  return s != PP_OK && s < PP_STATUS_COUNT_;
-}
-
 /* The chunk a RESULTS/RECORDS_DONE frame answers: the oldest sent. */
 static pp__chunk *answered_chunk(pp__worker *w, const pp__frame *f,
                                  pp__job_kind kind) {
@@ -277,23 +274,12 @@ static const char *on_results(pp_pool *pool, pp__worker *w,
   pp__chunk *c = answered_chunk(w, f, PP__JOB_CALLS);
   if (!c)
     return "an answer to no task it was sent";
-  pp__reader r;
-  pp__reader_init(&r, f->payload, f->len);
-  size_t n = pp__get_u32(&r);
-  if (r.bad || n != c->count)
-    return "a wrong number of results";
-  pp__outcome *outs = outcomes(pool, n ? n : 1);
+  pp__outcome *outs = outcomes(pool, c->count ? c->count : 1);
   if (!outs)
     return "results too many to hold in memory";
-  for (size_t i = 0; i < n; i++) {
-    unsigned s = pp__get_u8(&r);
-    outs[i].data = pp__get_str32(&r, &outs[i].len);
-    if (r.bad || (s != PP_OK && !valid_status(s)))
-      return "a truncated or invalid result";
-    outs[i].status = (pp_status)s;
-  }
-  if (r.off != r.len)
-    return "bytes after the last result";
+  const char *bad = pp__decode_results(f, c->count, outs);
+  if (bad)
+    return bad;
   note_service_time(w, c);
   pop_answered(w);
   if (c->job->cancelled)
@@ -309,26 +295,13 @@ static const char *on_records(pp_pool *pool, pp__worker *w,
   if (!c)
     return "an answer to no task it was sent";
   const pp_result *res = (const pp_result *)c->job;
-  pp__reader r;
-  pp__reader_init(&r, f->payload, f->len);
-  size_t n = pp__get_u32(&r);
-  if (r.bad || n != c->count)
-    return "a wrong number of records";
-  const unsigned char *out = pp__get_bytes(&r, n * res->rec.out_size);
-  size_t nerr = pp__get_u32(&r);
-  if (!out || r.bad || nerr > n)
-    return "a truncated records answer";
-  /* Check the error list completely before anything is applied. */
-  pp__reader errors = r;
-  for (size_t i = 0; i < nerr; i++) {
-    size_t index = pp__get_u32(&r), len;
-    unsigned s = pp__get_u8(&r);
-    pp__get_str32(&r, &len);
-    if (r.bad || index >= n || !valid_status(s))
-      return "an invalid records error";
-  }
-  if (r.off != r.len)
-    return "bytes after the records answer";
+  const unsigned char *out;
+  size_t nerr;
+  pp__reader errors;
+  const char *bad = pp__decode_records_done(f, c->count, res->rec.out_size,
+                                            &out, &nerr, &errors);
+  if (bad)
+    return bad;
   note_service_time(w, c);
   pop_answered(w);
   if (c->job->cancelled)
@@ -362,6 +335,15 @@ static void on_input(pp_pool *pool, unsigned slot) {
     pp__frame f;
     int complete;
     pp_status st = pp__frame_peek(in, pool->max_message, &f, &complete);
+    if (st == PP_ENOTSUP) {
+      char what[96];
+      snprintf(what, sizeof what,
+               "protocol version mismatch: it speaks version %u, this "
+               "process version %u",
+               pp__frame_version(in), PP__WIRE_VERSION);
+      protocol_error(pool, slot, what);
+      return;
+    }
     if (st != PP_OK) {
       protocol_error(pool, slot,
                      st == PP_ETOOBIG ? "a frame beyond the size limit"

@@ -48,8 +48,11 @@ pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
       return PP_EPROTOCOL;
     return PP_OK;
   }
-  if (load_u32(p) != PP__WIRE_MAGIC || p[4] != PP__WIRE_VERSION ||
-      !known_type(p[5]))
+  if (load_u32(p) != PP__WIRE_MAGIC)
+    return PP_EPROTOCOL;
+  if (p[4] != PP__WIRE_VERSION)
+    return PP_ENOTSUP;
+  if (!known_type(p[5]))
     return PP_EPROTOCOL;
   size_t len = load_u32(p + 8);
   if (len > max_len)
@@ -62,6 +65,10 @@ pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
   frame->len = len;
   *complete = 1;
   return PP_OK;
+}
+
+unsigned pp__frame_version(const pp__buf *in) {
+  return pp__buf_len(in) > 4 ? pp__buf_head(in)[4] : 0;
 }
 
 pp_status pp__frame_begin(pp__buf *out, pp__frame_type type, uint64_t id,
@@ -179,4 +186,50 @@ const unsigned char *pp__get_str32(pp__reader *r, size_t *len) {
   if (!p)
     *len = 0;
   return p;
+}
+
+/* A failure status a worker may report (PP_OK is not a failure). */
+static int failure_status(unsigned s) {
+  return s != PP_OK && s < PP_STATUS_COUNT_;
+}
+
+const char *pp__decode_results(const pp__frame *f, size_t count,
+                               pp__outcome *outs) {
+  pp__reader r;
+  pp__reader_init(&r, f->payload, f->len);
+  size_t n = pp__get_u32(&r);
+  if (r.bad || n != count)
+    return "a wrong number of results";
+  for (size_t i = 0; i < n; i++) {
+    unsigned s = pp__get_u8(&r);
+    outs[i].data = pp__get_str32(&r, &outs[i].len);
+    if (r.bad || (s != PP_OK && !failure_status(s)))
+      return "a truncated or invalid result";
+    outs[i].status = (pp_status)s;
+  }
+  return r.off == r.len ? NULL : "bytes after the last result";
+}
+
+const char *pp__decode_records_done(const pp__frame *f, size_t count,
+                                    size_t out_size, const unsigned char **out,
+                                    size_t *nerr, pp__reader *errors) {
+  pp__reader r;
+  pp__reader_init(&r, f->payload, f->len);
+  size_t n = pp__get_u32(&r);
+  if (r.bad || n != count || (out_size && n > (size_t)-1 / out_size))
+    return "a wrong number of records";
+  *out = pp__get_bytes(&r, n * out_size);
+  *nerr = pp__get_u32(&r);
+  if (!*out || r.bad || *nerr > n)
+    return "a truncated records answer";
+  /* The whole error list is checked before anything is applied. */
+  *errors = r;
+  for (size_t i = 0; i < *nerr; i++) {
+    size_t index = pp__get_u32(&r), len;
+    unsigned s = pp__get_u8(&r);
+    pp__get_str32(&r, &len);
+    if (r.bad || index >= n || !failure_status(s))
+      return "an invalid records error";
+  }
+  return r.off == r.len ? NULL : "bytes after the records answer";
 }

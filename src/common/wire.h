@@ -51,10 +51,14 @@ typedef struct pp__frame {
 /* Looks at the head of `in`. PP_OK with *complete = 1 and `frame` filled when
  * a whole frame is there (consume PP__WIRE_HEADER_SIZE + frame->len bytes
  * after use); PP_OK with *complete = 0 when more bytes are needed;
- * PP_EPROTOCOL for a bad magic, version or type, and PP_ETOOBIG for a length
+ * PP_EPROTOCOL for a bad magic or type, PP_ENOTSUP for another protocol
+ * version (pp__frame_version() tells which), and PP_ETOOBIG for a length
  * above `max_len`. */
 pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
                          int *complete);
+
+/* The version byte of the frame at the head of `in` (0 if not there yet). */
+unsigned pp__frame_version(const pp__buf *in);
 
 /* ---- writing ---- */
 
@@ -91,5 +95,27 @@ const unsigned char *pp__get_bytes(pp__reader *r, size_t n);
 void pp__get_name(pp__reader *r, char *name, size_t cap);
 /* A str32, borrowed. */
 const unsigned char *pp__get_str32(pp__reader *r, size_t *len);
+
+/* ---- decoding a worker's answers (bad input never crashes the parent) ---- */
+
+/* Outcome of one item as decoded from a worker, or made by the parent. */
+typedef struct pp__outcome {
+  pp_status status;
+  const unsigned char *data; /* value, or message when status != PP_OK */
+  size_t len;
+} pp__outcome;
+
+/* Decodes a RESULTS payload that must hold exactly `count` outcomes into
+ * `outs` (borrowing from the frame). NULL when well formed, else a phrase
+ * saying what is wrong. */
+const char *pp__decode_results(const pp__frame *f, size_t count,
+                               pp__outcome *outs);
+
+/* Checks a whole RECORDS_DONE payload for `count` records of `out_size`
+ * bytes: `*out` gets the records, `*nerr` and `*errors` (a reader placed at
+ * the error list) the failures. NULL when well formed, else what is wrong. */
+const char *pp__decode_records_done(const pp__frame *f, size_t count,
+                                    size_t out_size, const unsigned char **out,
+                                    size_t *nerr, pp__reader *errors);
 
 #endif

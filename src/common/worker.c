@@ -274,6 +274,7 @@ int pp__worker_run(pp__wchan *chan, const char *key) {
   worker w;
   memset(&w, 0, sizeof w);
   w.chan = chan;
+  w.call.chan = chan;
   int code = configure(&w);
   if (code < 0)
     code = serve(&w);
