@@ -230,6 +230,10 @@ typedef struct pp_options {
       An overdue task's worker is killed and replaced, the task fails with
       PP_ETIMELIMIT. pp_callbacks::time_limit overrides it per call. */
   double task_time_limit;
+  /** Resident memory, in bytes, above which a worker is replaced after the
+      task that left it there (its answer is delivered first); 0: no
+      limit. */
+  size_t max_memory_per_child;
 } pp_options;
 
 /** @brief Fills @p options with defaults. NULL is ignored. */

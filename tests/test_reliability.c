@@ -98,8 +98,40 @@ static pp_status garbage(pp_call *call) {
   return pp_call_return_i64(call, 1);
 }
 
+/* Allocates and touches the given number of MiB and keeps them (a worker
+ * that grows), then returns its pid. */
+static void *volatile hoard; /* volatile: the memory must really be used */
+static pp_status hog(pp_call *call) {
+  int64_t mib = 0;
+  if (pp_call_arg_i64(call, 0, &mib) != PP_OK || mib <= 0)
+    return pp_call_fail(call, "hog: needs a positive int64");
+  size_t n = (size_t)mib << 20;
+  char *p = malloc(n);
+  if (!p)
+    return pp_call_fail(call, "hog: out of memory");
+  memset(p, 1, n);
+  hoard = p;
+  return pp_call_return_i64(call, tu_self_pid());
+}
+
+/* An initializer that crashes its worker. */
+static pp_status init_crash(pp_call *call) {
+  (void)call;
+  abort();
+}
+
+static pp_status rss(pp_call *call) {
+  return pp_call_return_i64(call, (int64_t)pp__current_rss());
+}
+
 pp_status reliability_tasks_register(void) {
   pp_status st = pp_register("die", die);
+  if (st == PP_OK)
+    st = pp_register("hog", hog);
+  if (st == PP_OK)
+    st = pp_register("rss", rss);
+  if (st == PP_OK)
+    st = pp_register("init_crash", init_crash);
   if (st == PP_OK)
     st = pp_register("garbage", garbage);
   return st != PP_OK ? st : pp_register("square_or_die", square_or_die);
@@ -396,6 +428,86 @@ static void test_malformed_frames(void) {
   pp_pool_destroy(pool);
 }
 
+/* A worker whose resident memory passes the limit after a task is replaced;
+ * the work queued for it runs elsewhere and nothing is lost. */
+static void test_max_memory_per_child(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t base = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "rss", 0, &base), PP_OK);
+  CU_ASSERT(base > 0);
+  pp_pool_destroy(pool);
+
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 1;
+  o.max_memory_per_child = (size_t)base + ((size_t)64 << 20);
+  pool = tu_pool_opts(&o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t first = 0, grown = 0, later = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "getpid", 0, &first), PP_OK);
+  for (int64_t i = 0; i < 20; i++) /* quick tasks: the pool pipelines */
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", i, &later), PP_OK);
+  enum { N = 20 };
+  int64_t mib = 128, xs[N];
+  pp_bytes a = tu_i64(&mib);
+  pp_result *h = NULL, *rs[N];
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "hog", &a, 1, NULL, &h), PP_OK);
+  for (int i = 0; i < N; i++) {
+    xs[i] = i;
+    pp_bytes x = tu_i64(&xs[i]);
+    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &x, 1, NULL, &rs[i]),
+                          PP_OK);
+  }
+  CU_ASSERT_EQUAL(pp_result_get(h, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_i64(h, &grown), PP_OK);
+  CU_ASSERT_EQUAL(grown, first);
+  for (int i = 0; i < N; i++) {
+    int64_t y = -1;
+    CU_ASSERT_EQUAL(pp_result_get(rs[i], TU_WAIT), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_i64(rs[i], &y), PP_OK);
+    CU_ASSERT_EQUAL(y, (int64_t)i * i);
+    pp_result_free(rs[i]);
+  }
+  pp_result_free(h);
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "getpid", 0, &later), PP_OK);
+  CU_ASSERT(later > 0 && later != first);
+  pp_pool_destroy(pool);
+}
+
+/* An initializer that crashes: no endless respawn; pending and later calls
+ * fail with PP_EINITIALIZER and a message that says what happened. */
+static void test_initializer_crash(void) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  o.initializer = "init_crash";
+  pp_pool *pool = tu_pool_opts(&o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t y = 0;
+  double t0 = tu_now();
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 2, &y), PP_EINITIALIZER);
+  CU_ASSERT(tu_now() - t0 < 5.0);
+  pp_value v = {0};
+  pp_bytes arg = tu_i64(&y);
+  CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_EINITIALIZER);
+  CU_ASSERT(tu_contains(v.error, "init_crash"));
+  CU_ASSERT(tu_contains(v.error, "did not finish"));
+  pp_value_clear(&v);
+  /* the pool starts no more workers: none is listed for long */
+  long pids[8];
+  size_t n = 8;
+  double t1 = tu_now();
+  do {
+    pp_pool_worker_pids(pool, pids, 8, &n);
+  } while (n > 0 && tu_now() - t1 < TU_WAIT && (tu_sleep_ms(10), 1));
+  CU_ASSERT_EQUAL(n, 0);
+  tu_sleep_ms(200);
+  pp_pool_worker_pids(pool, pids, 8, &n);
+  CU_ASSERT_EQUAL(n, 0);
+  pp_pool_destroy(pool);
+}
+
 static pp_pool *pool_with_limit(int processes, double limit) {
   pp_options o;
   pp_options_init(&o);
@@ -520,6 +632,10 @@ int pp_test_suite_reliability(void) {
       {"cancel a queued call and a running one", test_cancel},
       {"malformed frames from a worker: it is killed, its task fails",
        test_malformed_frames},
+      {"max_memory_per_child: a grown worker is replaced, nothing lost",
+       test_max_memory_per_child},
+      {"an initializer that crashes: reported, no respawn loop",
+       test_initializer_crash},
 #ifdef __linux__
       {"200 pools: no descriptor or process leaks",
        test_many_pools_leak_nothing},

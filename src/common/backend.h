@@ -122,6 +122,9 @@ pp_context pp__backend_default_context(void);
 /* Fills `buf` with `len` bytes from the OS's CSPRNG. */
 pp_status pp__random_bytes(void *buf, size_t len);
 
+/* This process's resident memory in bytes (0 if it cannot be told). */
+size_t pp__current_rss(void);
+
 /* The number of CPUs available to this process (at least 1). */
 int pp__cpu_count(void);
 

@@ -20,6 +20,7 @@
 #define PP__EXIT_PROTOCOL 121    /* the parent sent a malformed frame */
 #define PP__EXIT_INIT_FAILED 122 /* the initializer failed */
 #define PP__EXIT_NOMEM 123       /* the worker ran out of memory */
+#define PP__EXIT_RECYCLE 124     /* past max_memory_per_child: replace me */
 
 /* Bytes of the per-pool secret. */
 #define PP__KEY_BYTES 32

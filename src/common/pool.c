@@ -35,6 +35,11 @@ static pp_status encode_config(pp_pool *pool, const pp_options *o) {
     st = pp__put_str16(&b, o->initializer);
   if (st == PP_OK)
     st = pp__put_args(&b, o->initargs, o->ninitargs);
+  uint64_t max_rss = o->max_memory_per_child;
+  if (st == PP_OK)
+    st = pp__put_u32(&b, (uint32_t)max_rss);
+  if (st == PP_OK)
+    st = pp__put_u32(&b, (uint32_t)(max_rss >> 32));
   if (st == PP_OK)
     st = pp__frame_end(&b, at);
   if (st != PP_OK) {

@@ -177,6 +177,18 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
                             "last, %ld, %s",
                             w->pid, how));
   }
+  /* A worker that left for its memory limit had started none of the chunks
+   * it still held: they all go back to the front of the queue. */
+  int started_none = !w->killed_by_pool && !w->exit.signaled &&
+                     w->exit.code == PP__EXIT_RECYCLE;
+  if (w->head && started_none) {
+    w->tail->next = pool->queue_head;
+    pool->queue_head = w->head;
+    if (!pool->queue_tail)
+      pool->queue_tail = w->tail;
+    w->head = w->tail = NULL;
+    w->outstanding = 0;
+  }
   if (w->head) {
     /* The oldest chunk is the one it was running: workers answer in order.
      * The rest never started: they go back to the front of the queue. */

@@ -5,7 +5,8 @@
  *                      | payload length u32 | chunk id u64
  *
  * Frames, parent -> worker:
- *   CONFIG   initializer name (str16), its arguments (args)
+ *   CONFIG   initializer name (str16), its arguments (args), u32 low and u32
+ *            high half of the worker's resident-memory limit (0: none)
  *   CALLS    task name (str16), u32 n, n x args          (apply, map, starmap)
  *   RECORDS  task name (str16), u32 n, u32 in_size, u32 out_size, u32 nfields,
  *            nfields x u32 field size, n * in_size bytes

@@ -8,6 +8,7 @@
 typedef struct worker {
   pp__wchan *chan;
   pp__buf in, out, errs;
+  uint64_t max_rss; /* recycle above this resident size; 0: never */
   pp_bytes *argv;
   size_t capargv;
   pp_call call;
@@ -211,6 +212,10 @@ static int configure(worker *w) {
   pp__get_name(&r, name, sizeof name);
   if (r.bad || read_args(w, &r, &argc) != PP_OK)
     return PP__EXIT_PROTOCOL;
+  w->max_rss = pp__get_u32(&r);
+  w->max_rss |= (uint64_t)pp__get_u32(&r) << 32;
+  if (r.bad)
+    return PP__EXIT_PROTOCOL;
   pp_status cs = PP_OK;
   if (name[0]) {
     pp__call_reset(&w->call);
@@ -266,6 +271,11 @@ static int serve(worker *w) {
      * chunk to be the one that was running. */
     if (flush(w) != PP_OK)
       return 0;
+    /* Its answers are out and it has started nothing else: a worker past
+     * its memory limit leaves here, and the parent re-sends what it had
+     * queued. */
+    if (w->max_rss && pp__current_rss() > w->max_rss)
+      return PP__EXIT_RECYCLE;
   }
 }
 

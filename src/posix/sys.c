@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -203,4 +204,26 @@ pp_status pp__random_bytes(void *buf, size_t len) {
   }
   close(fd);
   return PP_OK;
+}
+
+/* Linux reports the current resident set in /proc/self/statm (in pages);
+ * elsewhere getrusage's peak is the closest portable figure. */
+size_t pp__current_rss(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    unsigned long size = 0, resident = 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    if (n == 2 && page > 0)
+      return (size_t)resident * (size_t)page;
+  }
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return 0;
+#ifdef __APPLE__
+  return (size_t)ru.ru_maxrss; /* bytes on macOS */
+#else
+  return (size_t)ru.ru_maxrss * 1024; /* KiB elsewhere */
+#endif
 }
