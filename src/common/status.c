@@ -1,4 +1,4 @@
-/* Status names, the version, and the process-wide runtime set-up. */
+/* Status names and the process-wide runtime set-up. */
 #include "internal.h"
 
 #include <apr_general.h>
@@ -29,13 +29,6 @@ const char *pp_strerror(pp_status status) {
   if ((unsigned)status >= PP_STATUS_COUNT_)
     return "unknown status";
   return names[status];
-}
-
-#define PP__STR2(x) #x
-#define PP__STR(x) PP__STR2(x)
-const char *pp_version(void) {
-  return PP__STR(PP_VERSION_MAJOR) "." PP__STR(PP_VERSION_MINOR) "." PP__STR(
-      PP_VERSION_PATCH);
 }
 
 /* APR must be initialised once per process before its pools are used. The
