@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Prints the table of ratios from one benchmark run (scripts/bench.sh).
+
+Reads the JSON lines of pp_bench, pp_bench_raw and peer_python.py, and
+prints, as Markdown: per case and start context, procpool next to
+multiprocessing.Pool and ProcessPoolExecutor on the same context, the ratio
+to mp.Pool, the target and whether it is met; then the checks against the
+machine's raw limits; then the raw limits themselves.
+
+Ratios read "how many times better procpool is": throughput over
+throughput, and time over time the other way round.
+
+Usage: report.py RESULTS.jsonl
+"""
+
+import json
+import sys
+
+CONTEXTS = ("fork", "spawn", "forkserver")
+POOL, EXECUTOR = "mp.Pool", "ProcessPoolExecutor"
+
+# case: (lower is better, minimum ratio to mp.Pool or None, note)
+CASES = [
+    ("startup_ms", True, None, "fork, spawn: >= 10x Python's same context"),
+    ("apply_rtt_us", True, 2.0, ">= 2x Python; see the raw check below"),
+    ("apply_async_per_s", False, 20.0, ">= 20x mp.Pool"),
+    ("map_default_per_s", False, 30.0, ">= 30x mp.Pool"),
+    ("map_chunk1_per_s", False, 10.0, ">= 10x mp.Pool"),
+    ("imap_c1000_per_s", False, 20.0, ">= 20x mp.Pool"),
+    ("imap_unordered_c1000_per_s", False, 20.0, ">= 20x mp.Pool"),
+    ("payload_roundtrip_MiB_per_s", False, 10.0,
+     ">= 10x mp.Pool and >= 5 GiB/s"),
+    ("cpu_speedup", False, None, ">= 1.95x on 2 cores"),
+    ("imap_peak_rss_MiB_small", True, None, "(1 M items; reference)"),
+    ("imap_peak_rss_MiB_large", True, None, "(100 M items; see below)"),
+]
+STARTUP_TARGET = {"fork": 10.0, "spawn": 10.0}
+PAYLOAD_MIN_MIB = 5 * 1024.0
+CPU_TARGET = 1.95
+RSS_TARGET = 1.5
+
+
+def fmt(value, unit):
+    if value is None:
+        return "-"
+    if unit == "items/s":
+        if value >= 1e6:
+            return "%.2f M/s" % (value / 1e6)
+        return "%.1f k/s" % (value / 1e3)
+    if unit == "us":
+        return "%.1f µs" % value
+    if unit == "ms":
+        return "%.2f ms" % value
+    if unit == "x":
+        return "%.2fx" % value
+    if unit in ("MiB", "MiB/s"):
+        return "%.0f %s" % (value, unit) if value >= 100 else \
+            "%.1f %s" % (value, unit)
+    return "%g %s" % (value, unit)
+
+
+def ratio_text(r):
+    return "-" if r is None else "%.2fx" % r
+
+
+def load(path):
+    data = {}
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                d = json.loads(line)
+                data[(d["peer"], d["ctx"], d["case"])] = (float(d["value"]),
+                                                          d["unit"])
+            except (ValueError, KeyError) as e:
+                sys.exit("report.py: %s:%d: not a result line (%s)"
+                         % (path, n, e))
+    return data
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: report.py RESULTS.jsonl")
+    data = load(sys.argv[1])
+
+    def get(peer, ctx, case):
+        v = data.get((peer, ctx, case))
+        return (v[0], v[1]) if v else (None, None)
+
+    contexts = [c for c in CONTEXTS if any(k[1] == c for k in data)]
+    missing = [c for c in contexts
+               if not any(k[0] == "procpool" and k[1] == c for k in data)]
+    verdicts = []  # (what, met)
+
+    print("| case | ctx | procpool | mp.Pool | ProcessPoolExecutor "
+          "| vs mp.Pool | target | met |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case, lower, minimum, note in CASES:
+        for ctx in contexts:
+            pp, unit = get("procpool", ctx, case)
+            py, py_unit = get(POOL, ctx, case)
+            ex, ex_unit = get(EXECUTOR, ctx, case)
+            if pp is None and py is None:
+                continue
+            ratio = None
+            if pp and py:
+                ratio = py / pp if lower else pp / py
+            target, met = note, ""
+            if case == "startup_ms":
+                t = STARTUP_TARGET.get(ctx)
+                target = ">= %gx Python %s" % (t, ctx) if t else "-"
+                if t and ratio is not None:
+                    met = ratio >= t
+            elif case == "cpu_speedup":
+                if pp is not None:
+                    met = pp >= CPU_TARGET
+            elif case == "payload_roundtrip_MiB_per_s":
+                if ratio is not None:
+                    met = ratio >= minimum and pp >= PAYLOAD_MIN_MIB
+            elif minimum is not None and ratio is not None:
+                met = ratio >= minimum
+            if met != "":
+                verdicts.append(("%s (%s)" % (case, ctx), met))
+            print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                case, ctx, fmt(pp, unit), fmt(py, py_unit or unit),
+                fmt(ex, ex_unit or unit), ratio_text(ratio), target,
+                "" if met == "" else ("yes" if met else "**no**")))
+
+    print()
+    print("| check | ctx | value | target | met |")
+    print("|---|---|---|---|---|")
+    raw, _ = get("raw", "-", "pingpong_cross_core_us")
+    for ctx in contexts:
+        pp, _ = get("procpool", ctx, "apply_rtt_us")
+        if pp is not None and raw:
+            r = pp / raw
+            met = r <= 1.0
+            verdicts.append(("apply_rtt_us vs raw (%s)" % ctx, met))
+            print("| apply_rtt_us / raw cross-core ping-pong | %s | %.2fx "
+                  "(%.1f / %.1f µs) | <= 1.0x | %s |"
+                  % (ctx, r, pp, raw, "yes" if met else "**no**"))
+    for peer in ("procpool", POOL, EXECUTOR):
+        for ctx in contexts:
+            small, _ = get(peer, ctx, "imap_peak_rss_MiB_small")
+            large, _ = get(peer, ctx, "imap_peak_rss_MiB_large")
+            if small and large:
+                r = large / small
+                met = r <= RSS_TARGET
+                if peer == "procpool":
+                    verdicts.append(("imap_peak_rss (%s)" % ctx, met))
+                print("| %s imap peak RSS, large / small input | %s | "
+                      "%.2fx (%.1f / %.1f MiB) | %s | %s |"
+                      % (peer, ctx, r, large, small,
+                         "<= %.1fx" % RSS_TARGET if peer == "procpool"
+                         else "-",
+                         ("yes" if met else "**no**")
+                         if peer == "procpool" else "-"))
+
+    print()
+    print("| raw limit | value |")
+    print("|---|---|")
+    for case in ("pingpong_same_core_us", "pingpong_cross_core_us",
+                 "pipe_stream_MiB_per_s", "memcpy_MiB_per_s", "fork_exit_ms",
+                 "spawn_self_ms"):
+        v, unit = get("raw", "-", case)
+        if v is not None:
+            print("| %s | %s |" % (case, fmt(v, unit)))
+
+    print()
+    met = sum(1 for _, m in verdicts if m)
+    print("Targets met: %d of %d." % (met, len(verdicts)))
+    if missing:
+        print("Contexts without procpool results (not offered yet, or "
+              "failed): %s." % ", ".join(missing))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
