@@ -7,8 +7,50 @@
  * results cross between processes as byte buffers. Every call returns a
  * ::pp_status; pp_strerror() names it.
  *
- * Threads: every function may be called from any thread unless its comment
- * says otherwise. Callbacks run on the pool's scheduler thread.
+ * A program registers its tasks and calls pp_worker_main() at the top of
+ * main(), then creates a pool with pp_pool_create() and submits work to it:
+ * pp_apply() and pp_apply_async() for one call, pp_map(), pp_starmap() and
+ * pp_map_records() (and their _async forms) for a whole input known up front,
+ * pp_imap() and pp_imap_unordered() for an input pulled lazily. It ends the
+ * pool with pp_pool_close() or pp_pool_terminate(), pp_pool_join() and
+ * pp_pool_destroy().
+ *
+ * @anchor pp_threads
+ * @par Threads
+ * Every function may be called from any thread of the parent process unless
+ * its comment says otherwise. The exceptions: pp_register() and
+ * pp_worker_main() belong at the top of main(); the pp_call_ functions are
+ * for a task, in the worker running it; and each pool has one scheduler
+ * thread, which runs the callbacks (::pp_result_fn) and the imap input
+ * functions (::pp_next_fn), on which the calls that wait for the pool are
+ * refused or must not be made (each says so).
+ *
+ * @anchor pp_outcomes
+ * @par How a call ends
+ * Every call submitted to a pool completes exactly once, with one of these
+ * statuses (and, for a failure, a message):
+ * - PP_OK: the task set its result, or returned PP_OK without one (an empty
+ *   result).
+ * - PP_ETASK: the task failed with pp_call_fail(), or returned a status
+ *   other than PP_OK.
+ * - PP_EUNKNOWNTASK: no task of that name is registered in the worker.
+ * - PP_EWORKERDIED: the worker died while running it; the message names the
+ *   process id and the exit code or signal. The worker is replaced and the
+ *   pool goes on (Python's Pool would wait forever). Also the status of every
+ *   pending call when workers keep dying before they can take work.
+ * - PP_EINITIALIZER: the pool's initializer failed (the message is its
+ *   message); the pool starts no more workers, and every pending and later
+ *   call fails so.
+ * - PP_ETIMELIMIT: the task ran past its time limit
+ *   (pp_options::task_time_limit or pp_callbacks::time_limit); its worker was
+ *   killed and replaced.
+ * - PP_ECANCELLED: the call was cancelled with pp_result_cancel().
+ * - PP_ETERMINATED: the pool was terminated (or destroyed) first.
+ * - PP_EPROTOCOL: the worker sent a malformed message; it was stopped.
+ * - PP_ESYSTEM: the pool could not start a worker, or the process that
+ *   starts workers died; as with PP_EINITIALIZER every pending and later call
+ *   fails so.
+ * - PP_ENOMEM: the parent ran out of memory while storing the outcome.
  */
 #ifndef PROCPOOL_H
 #define PROCPOOL_H
@@ -21,6 +63,11 @@ extern "C" {
 #endif
 
 /** @cond INTERNAL */
+/* PP_API marks the public functions. A shared build exports only them (the
+ * library is compiled with hidden visibility); on Windows it is
+ * __declspec(dllexport) in the DLL and __declspec(dllimport) in its users,
+ * which define PP_SHARED_LIBRARY (the installed CMake package and
+ * procpool.pc do that for a shared build). */
 #if defined(_WIN32) && defined(PP_SHARED_LIBRARY)
 #ifdef PP_BUILDING_LIBRARY
 #define PP_API __declspec(dllexport)
@@ -34,12 +81,21 @@ extern "C" {
 #endif
 /** @endcond */
 
-/** Library version. */
-#define PP_VERSION_MAJOR 0
-#define PP_VERSION_MINOR 1
-#define PP_VERSION_PATCH 0
+/**
+ * @name Version
+ * The version of this header; pp_version() gives the library's. The build
+ * reads the version from these three lines.
+ */
+/**@{*/
+#define PP_VERSION_MAJOR 0 /**< Incremented for incompatible API changes. */
+#define PP_VERSION_MINOR 1 /**< Incremented for compatible additions. */
+#define PP_VERSION_PATCH 0 /**< Incremented for fixes. */
+/**@}*/
 
-/** Status codes returned by every procpool function. */
+/**
+ * Status codes returned by every procpool function. Outcomes of calls run by
+ * a pool are listed under @ref pp_outcomes "How a call ends".
+ */
 typedef enum pp_status {
   PP_OK = 0,       /**< success */
   PP_EINVAL,       /**< an argument is NULL, out of range or malformed */
@@ -66,11 +122,18 @@ typedef enum pp_status {
 
 /**
  * @brief The name of a status code, as a short English sentence.
+ * @param status any value; values that are not status codes are accepted.
  * @return a static string; an unknown code gives "unknown status".
  */
 PP_API const char *pp_strerror(pp_status status);
 
-/** @brief The library's version as "MAJOR.MINOR.PATCH" (a static string). */
+/**
+ * @brief The version of the library as "MAJOR.MINOR.PATCH".
+ *
+ * It can differ from the PP_VERSION_ macros of the header a program was
+ * compiled with when the program runs with another shared libprocpool.
+ * @return a static string.
+ */
 PP_API const char *pp_version(void);
 
 /* ------------------------------------------------------------------------ */
@@ -100,19 +163,28 @@ typedef struct pp_value {
   char *error;      /**< the error message when status != PP_OK, else NULL */
 } pp_value;
 
-/** @brief Frees what @p value holds and zeroes it. NULL is ignored. */
+/**
+ * @brief Frees what @p value holds and zeroes it.
+ * @param value a value filled by pp_apply() or pp_iter_next(); NULL is
+ *        ignored.
+ */
 PP_API void pp_value_clear(pp_value *value);
 
 /**
  * @brief Reads a result of exactly 8 bytes as an int64_t.
- * @return PP_EINVAL if @p value is NULL or does not hold 8 bytes;
- *         the value's own status if the call failed.
+ * @param value the outcome of a call.
+ * @param out receives the integer.
+ * @return PP_OK; PP_EINVAL if @p value or @p out is NULL or the value does
+ *         not hold 8 bytes; the value's own status if the call failed.
  */
 PP_API pp_status pp_value_i64(const pp_value *value, int64_t *out);
 /**@}*/
 
 /* ------------------------------------------------------------------------ */
-/** @name Tasks (worker side) */
+/** @name Tasks (worker side)
+ * These functions are for a task: they take the ::pp_call it was given and
+ * are called from the task, in the worker process running it.
+ */
 /**@{*/
 
 /** The context of one task call inside a worker. */
@@ -122,40 +194,68 @@ typedef struct pp_call pp_call;
  * A task. It reads its arguments with pp_call_arg(), sets its result with
  * pp_call_return() and fails with pp_call_fail(). Returning a status other
  * than PP_OK without pp_call_fail() fails the call with that status's name.
+ * A task that returns PP_OK without setting a result gives an empty result
+ * (except in a records map, where that fails the record).
+ * @param call the call: its arguments in, its result out.
+ * @return PP_OK, or why the task failed.
  */
 typedef pp_status (*pp_task_fn)(pp_call *call);
 
-/** @brief Number of arguments of this call. */
+/**
+ * @brief Number of arguments of this call.
+ * @param call the task's call.
+ * @return the number of arguments; 0 for NULL.
+ */
 PP_API size_t pp_call_argc(const pp_call *call);
 
 /**
  * @brief Argument @p index of this call (borrowed until the task returns).
- * @return PP_EINVAL if @p call or @p out is NULL or @p index is out of range.
+ * @param call the task's call.
+ * @param index from 0 to pp_call_argc() - 1.
+ * @param out receives the argument's bytes.
+ * @return PP_OK; PP_EINVAL if @p call or @p out is NULL or @p index is out
+ *         of range.
  */
 PP_API pp_status pp_call_arg(const pp_call *call, size_t index, pp_bytes *out);
 
 /**
  * @brief Argument @p index read as an int64_t (it must be 8 bytes).
- * @return PP_EINVAL on a missing argument or a size other than 8.
+ * @param call the task's call.
+ * @param index from 0 to pp_call_argc() - 1.
+ * @param out receives the integer.
+ * @return PP_OK; PP_EINVAL for a NULL argument, an index out of range or an
+ *         argument of a size other than 8.
  */
 PP_API pp_status pp_call_arg_i64(const pp_call *call, size_t index,
                                  int64_t *out);
 
 /**
  * @brief Sets the result of this call (copied). A later call replaces it.
- * @return PP_EINVAL on NULL @p call, or NULL @p data with a non-zero @p len;
- *         PP_ENOMEM; PP_ETOOBIG when @p len exceeds the record size of a
- *         records map.
+ * @param call the task's call.
+ * @param data the result's bytes; may be NULL when @p len is 0.
+ * @param len the result's length in bytes.
+ * @return PP_OK; PP_EINVAL on NULL @p call, or NULL @p data with a non-zero
+ *         @p len; PP_ENOMEM; PP_ETOOBIG when @p len is not the record size of
+ *         a records map (pp_records::out_size).
  */
 PP_API pp_status pp_call_return(pp_call *call, const void *data, size_t len);
 
-/** @brief Sets an 8-byte int64_t result. Errors as pp_call_return(). */
+/**
+ * @brief Sets an 8-byte int64_t result.
+ * @param call the task's call.
+ * @param value the result.
+ * @return as pp_call_return().
+ */
 PP_API pp_status pp_call_return_i64(pp_call *call, int64_t value);
 
 /**
  * @brief Fails this call with a printf-style message, which the parent gets
  * back (as Python re-raises a task's exception).
- * @return PP_ETASK, so a task can write `return pp_call_fail(call, ...)`.
+ * @param call the task's call.
+ * @param format a printf format, or NULL for a message naming the task.
+ * @param ... the format's arguments.
+ * @return PP_ETASK, so a task can write `return pp_call_fail(call, ...)`;
+ *         PP_EINVAL for NULL @p call.
  */
 PP_API pp_status pp_call_fail(pp_call *call, const char *format, ...)
 #if defined(__GNUC__)
@@ -164,14 +264,20 @@ PP_API pp_status pp_call_fail(pp_call *call, const char *format, ...)
     ;
 
 /**
- * @brief Registers @p fn under @p name (at most 255 bytes).
+ * @brief Registers @p fn under @p name.
  *
  * Tasks are found by name in a worker, so that a program runs unchanged when
  * workers are fresh copies of the executable (the spawn context). Register
- * every task at the top of main(), before pp_worker_main().
- * Not thread-safe: call it before creating any pool.
- * @return PP_EINVAL for NULL or an over-long name; PP_ESTATE if the name is
- *         already registered to another function; PP_ENOMEM.
+ * every task at the top of main(), before pp_worker_main(), so that a worker
+ * knows the same names as its parent.
+ * @param name 1 to 255 bytes, NUL-terminated (copied).
+ * @param fn the task.
+ * @return PP_OK, also when @p name is already registered to @p fn;
+ *         PP_EINVAL for NULL arguments or an empty or over-long name;
+ *         PP_ESTATE if the name is already registered to another function;
+ *         PP_ENOMEM.
+ * @par Threads
+ * Not thread-safe: call it from one thread, before creating any pool.
  */
 PP_API pp_status pp_register(const char *name, pp_task_fn fn);
 
@@ -181,7 +287,11 @@ PP_API pp_status pp_register(const char *name, pp_task_fn fn);
  *
  * In a process launched by procpool as a worker it runs the worker loop and
  * exits the process; in any other process it returns 0 at once.
- * @return 0 in a parent.
+ * @param argc main()'s argc.
+ * @param argv main()'s argv.
+ * @return 0 in a parent; in a worker it does not return.
+ * @par Threads
+ * The main thread, before the program starts other threads or creates a pool.
  */
 PP_API int pp_worker_main(int argc, char **argv);
 /**@}*/
@@ -190,9 +300,11 @@ PP_API int pp_worker_main(int argc, char **argv);
 /** @name Pools */
 /**@{*/
 
-/** How workers are started. */
+/** How workers are started (Python's start methods). */
 typedef enum pp_context {
-  PP_CONTEXT_DEFAULT = 0, /**< the platform's default (fork on POSIX) */
+  PP_CONTEXT_DEFAULT = 0, /**< the platform's default (fork on POSIX), or the
+                               one named by the environment variable
+                               PROCPOOL_START_METHOD */
   PP_CONTEXT_FORK,        /**< copy of the parent (POSIX only) */
   PP_CONTEXT_SPAWN,       /**< fresh copy of the executable */
   PP_CONTEXT_FORKSERVER   /**< forked by a clean server process (POSIX only) */
@@ -200,11 +312,18 @@ typedef enum pp_context {
 
 /**
  * @brief Looks up a context by name: "fork", "spawn" or "forkserver".
- * @return PP_EINVAL for NULL arguments or an unknown name.
+ * @param name the name.
+ * @param out receives the context.
+ * @return PP_OK; PP_EINVAL for NULL arguments or an unknown name.
  */
 PP_API pp_status pp_context_from_name(const char *name, pp_context *out);
 
-/** @brief The name of a context ("fork", ...), or NULL for an invalid value. */
+/**
+ * @brief The name of a context.
+ * @param context PP_CONTEXT_FORK, PP_CONTEXT_SPAWN or PP_CONTEXT_FORKSERVER.
+ * @return "fork", "spawn" or "forkserver" (static strings); NULL for
+ *         PP_CONTEXT_DEFAULT or an invalid value.
+ */
 PP_API const char *pp_context_name(pp_context context);
 
 /** The largest accepted value of pp_options::processes. */
@@ -236,29 +355,50 @@ typedef struct pp_options {
   size_t max_memory_per_child;
 } pp_options;
 
-/** @brief Fills @p options with defaults. NULL is ignored. */
+/**
+ * @brief Fills @p options with defaults: as many workers as CPUs, no
+ * initializer, workers never recycled, the default context, a 1 GiB frame
+ * limit, no time limit, no memory limit.
+ * @param options the options to fill; NULL is ignored.
+ */
 PP_API void pp_options_init(pp_options *options);
 
 /** A pool of worker processes. */
 typedef struct pp_pool pp_pool;
 
 /**
- * @brief Creates a pool and starts its workers.
- * @param options NULL for defaults.
- * @return PP_EINVAL for NULL @p out or bad options (processes above
+ * @brief Creates a pool and starts its workers (Python's Pool()).
+ *
+ * In the fork context a worker is a copy of the parent as it was when the
+ * pool was created: create pools early, before starting threads that hold
+ * locks.
+ * @param out receives the pool, to end with pp_pool_destroy().
+ * @param options NULL for defaults (copied).
+ * @return PP_OK; PP_EINVAL for NULL @p out or bad options (processes above
  *         PP_MAX_PROCESSES, initargs without initializer, an unregistered
- *         initializer); PP_ENOTSUP for a context this platform lacks;
- *         PP_ESYSTEM, PP_ENOMEM.
+ *         or over-long initializer name, an invalid context, an unknown
+ *         name in PROCPOOL_START_METHOD, or a negative or NaN
+ *         task_time_limit); PP_ENOTSUP for a context this
+ *         platform or build lacks; PP_ESYSTEM; PP_ENOMEM.
  */
 PP_API pp_status pp_pool_create(pp_pool **out, const pp_options *options);
 
-/** @brief Number of worker processes the pool keeps. 0 for NULL. */
+/**
+ * @brief Number of worker processes the pool keeps.
+ * @param pool the pool.
+ * @return the number of workers; 0 for NULL.
+ */
 PP_API int pp_pool_processes(const pp_pool *pool);
 
 /**
  * @brief Fills @p pids with the process ids of the live workers.
- * @param capacity size of @p pids; @param count receives the number written.
- * @return PP_EINVAL for NULL arguments.
+ * @param pool the pool.
+ * @param pids receives up to @p capacity process ids; may be NULL when
+ *        @p capacity is 0.
+ * @param capacity size of @p pids.
+ * @param count receives the number written.
+ * @return PP_OK; PP_EINVAL for NULL @p pool or @p count, or NULL @p pids
+ *         with a non-zero @p capacity.
  */
 PP_API pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
                                      size_t *count);
@@ -266,30 +406,45 @@ PP_API pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
 /**
  * @brief Stops accepting work; workers exit once all submitted work is done
  * (Python's close()).
- * @return PP_EINVAL for NULL; PP_OK if already closed or terminated.
+ * @param pool the pool.
+ * @return PP_OK, also if already closed or terminated; PP_EINVAL for NULL.
+ * @par Threads
+ * Any thread, callbacks included.
  */
 PP_API pp_status pp_pool_close(pp_pool *pool);
 
 /**
  * @brief Stops the workers at once (Python's terminate()). Every pending
- * result completes with PP_ETERMINATED. Returns without waiting; use
- * pp_pool_join() to wait until every worker is reaped.
- * @return PP_EINVAL for NULL.
+ * result completes with PP_ETERMINATED (its error callback runs). Returns
+ * without waiting; use pp_pool_join() to wait until every worker is reaped.
+ * @param pool the pool.
+ * @return PP_OK; PP_EINVAL for NULL.
+ * @par Threads
+ * Any thread, callbacks included.
  */
 PP_API pp_status pp_pool_terminate(pp_pool *pool);
 
 /**
  * @brief Waits until every worker has exited and been reaped. After close()
  * it waits for all outstanding work first.
- * @return PP_EINVAL for NULL; PP_ESTATE before close() or terminate(), or
- *         when called from a callback (it would wait for itself).
+ * @param pool the pool.
+ * @return PP_OK; PP_EINVAL for NULL; PP_ESTATE before close() or
+ *         terminate(), or on the pool's scheduler thread (it would wait for
+ *         itself).
+ * @par Threads
+ * Any thread but the pool's scheduler thread (not from a callback or an imap
+ * input function). Several threads may join at once.
  */
 PP_API pp_status pp_pool_join(pp_pool *pool);
 
 /**
  * @brief Terminates, joins and frees the pool (Python's `with` exit).
- * Results still held stay valid until pp_result_free(). NULL is ignored.
- * Must not be called from a callback.
+ * Results and iterators still held stay valid until pp_result_free() or
+ * pp_iter_free().
+ * @param pool the pool; NULL is ignored.
+ * @par Threads
+ * Any thread but the pool's scheduler thread, where it does nothing.
+ * No other thread may use the pool once this is called.
  */
 PP_API void pp_pool_destroy(pp_pool *pool);
 /**@}*/
@@ -303,9 +458,14 @@ typedef struct pp_result pp_result;
 
 /**
  * Called once, on the scheduler thread, when a result completes: @p callback
- * when it succeeded, @p error_callback when it failed. Keep it short; it may
- * read the result but must not block on the pool (no join, no get of
- * another result).
+ * when it succeeded, @p error_callback when it failed. It runs before the
+ * result is ready: pp_result_ready() and a wait on it see it complete only
+ * after it returns (as in Python). Keep it short; it may read the result
+ * (pp_result_successful(), pp_result_value(), pp_result_item(),
+ * pp_result_error()), submit work and close or terminate the pool, but must
+ * not block on the pool (no join, no blocking call, no wait on a result).
+ * @param result the completed result (borrowed).
+ * @param user_data pp_callbacks::user_data.
  */
 typedef void (*pp_result_fn)(pp_result *result, void *user_data);
 
@@ -320,70 +480,124 @@ typedef struct pp_callbacks {
 } pp_callbacks;
 
 /**
- * @brief Waits up to @p timeout seconds (negative: forever) for the result.
+ * @brief Waits up to @p timeout seconds (negative: forever) for the result
+ * (Python's get()).
+ * @param result the result.
+ * @param timeout seconds; 0 does not wait, a negative value waits forever.
  * @return PP_OK when it succeeded; PP_ETIMEOUT if not ready in time; the
- *         failure status (PP_ETASK, PP_EWORKERDIED, PP_ETERMINATED,
- *         PP_EINITIALIZER, ...) when it failed; PP_EINVAL for NULL.
+ *         failure status (see @ref pp_outcomes "How a call ends") when it
+ *         failed, pp_result_error() giving the message; PP_EINVAL for NULL.
+ * @par Threads
+ * Any thread but the scheduler thread of the result's pool, where it would
+ * wait for itself.
  */
 PP_API pp_status pp_result_get(pp_result *result, double timeout);
 
 /**
- * @brief Waits up to @p timeout seconds (negative: forever).
- * @return PP_OK when ready (whatever the outcome), PP_ETIMEOUT, PP_EINVAL.
+ * @brief Waits up to @p timeout seconds (negative: forever) for the result
+ * to be ready (Python's wait()).
+ * @param result the result.
+ * @param timeout seconds; 0 does not wait, a negative value waits forever.
+ * @return PP_OK when ready (whatever the outcome); PP_ETIMEOUT; PP_EINVAL for
+ *         NULL.
+ * @par Threads
+ * As pp_result_get().
  */
 PP_API pp_status pp_result_wait(pp_result *result, double timeout);
 
-/** @brief 1 when the result is complete, 0 when not or for NULL. */
+/**
+ * @brief Whether the result is complete (Python's ready()).
+ * @param result the result.
+ * @return 1 when complete; 0 when not (or while its callback runs) or for
+ *         NULL.
+ */
 PP_API int pp_result_ready(const pp_result *result);
 
 /**
  * @brief Whether the call succeeded (Python's successful()).
+ * @param result the result.
  * @param ok receives 1 or 0.
- * @return PP_ENOTREADY if not ready yet (Python raises); PP_EINVAL for NULL.
+ * @return PP_OK; PP_ENOTREADY if not complete yet (Python raises);
+ *         PP_EINVAL for NULL.
  */
 PP_API pp_status pp_result_successful(const pp_result *result, int *ok);
 
 /**
- * @brief The value of a completed apply (borrowed from @p result).
- * @return PP_ENOTREADY if not ready; the failure status if it failed;
- *         PP_ESTATE on a map result; PP_EINVAL for NULL.
+ * @brief The value of a completed apply.
+ * @param result the result of pp_apply_async().
+ * @param out receives the value (borrowed from @p result, valid until
+ *        pp_result_free()), or the message when the call failed.
+ * @return PP_OK; PP_ENOTREADY if not complete; the failure status if it
+ *         failed; PP_ESTATE on a map result; PP_EINVAL for NULL.
  */
 PP_API pp_status pp_result_value(const pp_result *result, pp_bytes *out);
 
-/** @brief pp_result_value() read as an int64_t (8 bytes, else PP_EINVAL). */
+/**
+ * @brief pp_result_value() read as an int64_t.
+ * @param result the result of pp_apply_async().
+ * @param out receives the integer.
+ * @return as pp_result_value(), and PP_EINVAL for a value other than 8
+ *         bytes.
+ */
 PP_API pp_status pp_result_i64(const pp_result *result, int64_t *out);
 
 /**
  * @brief The failure message of a completed, failed result (for a map: the
- * first failed item's), or NULL when it succeeded, is not ready, or is NULL.
+ * first failed item's).
+ * @param result the result.
+ * @return the message (borrowed, valid until pp_result_free()); NULL when
+ *         the call succeeded, is not complete, or @p result is NULL.
  */
 PP_API const char *pp_result_error(const pp_result *result);
 
-/** @brief Number of items of a map result (1 for an apply), 0 for NULL. */
+/**
+ * @brief Number of items of a map result (1 for an apply).
+ * @param result the result.
+ * @return the number of items; 0 for NULL.
+ */
 PP_API size_t pp_result_count(const pp_result *result);
 
 /**
- * @brief Item @p index of a completed map result (borrowed).
+ * @brief Item @p index of a completed result.
+ * @param result the result.
+ * @param index from 0 to pp_result_count() - 1.
+ * @param out receives the item (borrowed from @p result, or for a records
+ *        map from pp_records::out), or its failure message.
  * @return that item's status (PP_OK, PP_ETASK, PP_EWORKERDIED, ...);
  *         PP_ENOTREADY if the result is not complete; PP_EINVAL for NULL or
- *         an index out of range. On failure @p out holds the message.
+ *         an index out of range.
  */
 PP_API pp_status pp_result_item(const pp_result *result, size_t index,
                                 pp_bytes *out);
 
-/** @brief Item @p index read as an int64_t. */
+/**
+ * @brief Item @p index read as an int64_t.
+ * @param result the result.
+ * @param index from 0 to pp_result_count() - 1.
+ * @param out receives the integer.
+ * @return as pp_result_item(), and PP_EINVAL for an item other than 8 bytes.
+ */
 PP_API pp_status pp_result_item_i64(const pp_result *result, size_t index,
                                     int64_t *out);
 
-/** @brief Number of chunks the work was cut into (0 for NULL). */
+/**
+ * @brief Number of chunks the work was cut into.
+ * @param result the result.
+ * @return the number of chunks; 0 for an empty map or NULL.
+ */
 PP_API size_t pp_result_chunks(const pp_result *result);
 
-/** @brief The chunk size that was used (the default when 0 was asked). */
+/**
+ * @brief The chunk size that was used (the default when 0 was asked).
+ * @param result the result.
+ * @return the chunk size; 0 for NULL.
+ */
 PP_API size_t pp_result_chunksize(const pp_result *result);
 
 /**
  * @brief Releases the caller's reference. A pending result stays in the pool
- * until it completes (its callbacks still run). NULL is ignored.
+ * until it completes (its callbacks still run).
+ * @param result the result; NULL is ignored.
  */
 PP_API void pp_result_free(pp_result *result);
 
@@ -391,23 +605,42 @@ PP_API void pp_result_free(pp_result *result);
  * @brief Cancels a pending call. Work not started never runs; a task already
  * running has its worker killed (and replaced). The result completes with
  * PP_ECANCELLED, and its error callback runs.
+ * @param result the result of an apply or a map (all of its chunks).
  * @return PP_OK when the cancellation was taken; PP_ESTATE when the result
  *         was already complete; PP_EINVAL for NULL.
+ * @par Threads
+ * Any thread, callbacks included.
  */
 PP_API pp_status pp_result_cancel(pp_result *result);
 /**@}*/
 
 /* ------------------------------------------------------------------------ */
-/** @name Calls */
+/** @name Calls
+ * A task name is 1 to 255 bytes; a name no worker knows is not an error at
+ * submission: the call completes with PP_EUNKNOWNTASK. Arguments and items
+ * are copied before the submitting function returns (except the arrays of a
+ * records map).
+ */
 /**@{*/
 
 /**
  * @brief Runs @p task with @p args in a worker and waits (Python's apply()).
- * @param out receives the result or the error; clear it with
- *        pp_value_clear(). Its status equals the return value.
- * @return PP_OK; the task's failure (PP_ETASK, ...); PP_EINVAL for NULL
- *         pool/task/out or NULL @p args with @p nargs > 0; PP_ECLOSED after
- *         close or terminate; PP_ESTATE from a callback.
+ * @param pool the pool.
+ * @param task the task's registered name.
+ * @param args @p nargs arguments; may be NULL when @p nargs is 0.
+ * @param nargs number of arguments.
+ * @param out receives the result or the error (a submission error leaves
+ *        only its status); clear it with pp_value_clear(). Its status equals
+ *        the return value.
+ * @return PP_OK; a failure status (see @ref pp_outcomes "How a call ends");
+ *         PP_EINVAL for NULL pool/task/out, a bad task name, NULL @p args
+ *         with @p nargs > 0 or an argument with NULL data and a non-zero
+ *         length; PP_ECLOSED after close or terminate; PP_ENOMEM;
+ *         PP_ETOOBIG for arguments beyond the frame format's 4 GiB limits;
+ *         PP_ESTATE on the scheduler thread.
+ * @par Threads
+ * Any thread but the pool's scheduler thread (not from a callback or an imap
+ * input function).
  */
 PP_API pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
                           size_t nargs, pp_value *out);
@@ -415,21 +648,42 @@ PP_API pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
 /**
  * @brief Submits @p task with @p args (copied) and returns at once
  * (Python's apply_async()).
- * @param callbacks NULL for none.
- * @param out receives a result to free with pp_result_free().
- * @return PP_EINVAL, PP_ECLOSED, PP_ENOMEM.
+ * @param pool the pool.
+ * @param task the task's registered name.
+ * @param args @p nargs arguments; may be NULL when @p nargs is 0.
+ * @param nargs number of arguments.
+ * @param callbacks NULL for none (copied).
+ * @param out receives a result to free with pp_result_free(); NULL on error.
+ * @return PP_OK; PP_EINVAL (as pp_apply()); PP_ECLOSED after close or
+ *         terminate; PP_ENOMEM; PP_ETOOBIG (as pp_apply()).
  */
 PP_API pp_status pp_apply_async(pp_pool *pool, const char *task,
                                 const pp_bytes *args, size_t nargs,
                                 const pp_callbacks *callbacks, pp_result **out);
 
-/** @brief The chunk size Python uses: ceil(n / (4 * processes)), at least 1. */
+/**
+ * @brief The chunk size Python uses: ceil(n / (4 * processes)), at least 1.
+ * @param n number of items.
+ * @param processes number of workers; a value <= 0 counts as 1.
+ * @return the chunk size.
+ */
 PP_API size_t pp_default_chunksize(size_t n, int processes);
 
 /**
  * @brief Calls @p task once per item, each item its one argument (copied),
- * in chunks of @p chunksize (0: default). Python's map_async().
- * @return PP_EINVAL, PP_ECLOSED, PP_ENOMEM, PP_ETOOBIG.
+ * in chunks of @p chunksize (Python's map_async()). Results keep the order
+ * of the items; the first failed item decides the result's status.
+ * @param pool the pool.
+ * @param task the task's registered name.
+ * @param items @p count items; may be NULL when @p count is 0.
+ * @param count number of items; 0 gives a result with no items.
+ * @param chunksize items per chunk; 0: pp_default_chunksize().
+ * @param callbacks NULL for none (copied).
+ * @param out receives a result to free with pp_result_free(); NULL on error.
+ * @return PP_OK; PP_EINVAL for NULL pool/task/out, a bad task name, NULL
+ *         @p items with @p count > 0 or an item with NULL data and a
+ *         non-zero length; PP_ECLOSED; PP_ENOMEM; PP_ETOOBIG for a chunk
+ *         beyond the frame format's 4 GiB limits.
  */
 PP_API pp_status pp_map_async(pp_pool *pool, const char *task,
                               const pp_bytes *items, size_t count,
@@ -437,29 +691,67 @@ PP_API pp_status pp_map_async(pp_pool *pool, const char *task,
                               pp_result **out);
 
 /**
- * @brief pp_map_async() then pp_result_get() with no timeout. On PP_OK and
- * on a task failure @p out is set; free it with pp_result_free().
+ * @brief pp_map_async() then pp_result_get() with no timeout (Python's
+ * map()).
+ * @param pool the pool.
+ * @param task the task's registered name.
+ * @param items @p count items; may be NULL when @p count is 0.
+ * @param count number of items.
+ * @param chunksize items per chunk; 0: pp_default_chunksize().
+ * @param out receives the result whenever the work was submitted, also when
+ *        it failed (free it with pp_result_free()); NULL when submission
+ *        failed.
+ * @return PP_OK; the first failed item's status (see @ref pp_outcomes
+ *         "How a call ends"); the errors of pp_map_async(); PP_ESTATE on the
+ *         scheduler thread (@p out is then left as it was).
+ * @par Threads
+ * Any thread but the pool's scheduler thread.
  */
 PP_API pp_status pp_map(pp_pool *pool, const char *task, const pp_bytes *items,
                         size_t count, size_t chunksize, pp_result **out);
 
-/** @brief Like pp_map_async(), each item an argument list (starmap). */
+/**
+ * @brief Like pp_map_async(), each item an argument list (Python's
+ * starmap_async()).
+ * @param pool the pool.
+ * @param task the task's registered name.
+ * @param items @p count argument lists; may be NULL when @p count is 0.
+ * @param count number of items.
+ * @param chunksize items per chunk; 0: pp_default_chunksize().
+ * @param callbacks NULL for none (copied).
+ * @param out receives a result to free with pp_result_free(); NULL on error.
+ * @return as pp_map_async(); PP_EINVAL also for an argument list with NULL
+ *         argv and a non-zero argc.
+ */
 PP_API pp_status pp_starmap_async(pp_pool *pool, const char *task,
                                   const pp_args *items, size_t count,
                                   size_t chunksize,
                                   const pp_callbacks *callbacks,
                                   pp_result **out);
 
-/** @brief Like pp_map(), each item an argument list (starmap). */
+/**
+ * @brief Like pp_map(), each item an argument list (Python's starmap()).
+ * @param pool the pool.
+ * @param task the task's registered name.
+ * @param items @p count argument lists; may be NULL when @p count is 0.
+ * @param count number of items.
+ * @param chunksize items per chunk; 0: pp_default_chunksize().
+ * @param out as pp_map().
+ * @return as pp_map() and pp_starmap_async().
+ * @par Threads
+ * Any thread but the pool's scheduler thread.
+ */
 PP_API pp_status pp_starmap(pp_pool *pool, const char *task,
                             const pp_args *items, size_t count,
                             size_t chunksize, pp_result **out);
 
 /**
  * Layout of a records map: @p count records of @p in_size bytes at @p in,
- * results of @p out_size bytes written to @p out (both borrowed until the
- * result completes). With @p nfields > 0 each record is cut into nfields
- * arguments of field_sizes[i] bytes (summing to in_size): a starmap.
+ * results of @p out_size bytes written to @p out. Both arrays are borrowed
+ * until the result completes, even if the caller frees the result before.
+ * With @p nfields > 0 each record is cut into nfields arguments of
+ * field_sizes[i] bytes (summing to in_size): a starmap. The output of a
+ * failed record is unspecified.
  */
 typedef struct pp_records {
   const void *in;            /**< count * in_size bytes */
@@ -467,16 +759,26 @@ typedef struct pp_records {
   size_t in_size;            /**< bytes per input record, > 0 */
   void *out;                 /**< count * out_size bytes */
   size_t out_size;           /**< bytes per result, > 0 */
-  const size_t *field_sizes; /**< NULL: one argument per record */
+  const size_t *field_sizes; /**< NULL: one argument per record (copied) */
   size_t nfields;            /**< number of field_sizes */
 } pp_records;
 
 /**
  * @brief The fast path for arrays of fixed-size records: each chunk crosses
  * in one copy each way, results land in records->out. A task must return
- * exactly out_size bytes per record.
- * @return PP_EINVAL (zero sizes, bad field sizes, NULL arrays),
- *         PP_ETOOBIG (count * size overflows), PP_ECLOSED, PP_ENOMEM.
+ * exactly out_size bytes per record. The chunk size is capped so that a
+ * chunk fits pp_options::max_message_size.
+ * @param pool the pool.
+ * @param task the task's registered name.
+ * @param records the records (the struct is copied, the arrays borrowed).
+ * @param chunksize records per chunk; 0: pp_default_chunksize().
+ * @param callbacks NULL for none (copied).
+ * @param out receives a result to free with pp_result_free(); NULL on error.
+ * @return PP_OK; PP_EINVAL for NULL pool/task/records/out, a bad task name,
+ *         zero sizes, NULL arrays with a non-zero count, or field sizes that
+ *         are zero or do not sum to in_size; PP_ETOOBIG when count * size
+ *         overflows, a size exceeds 4 GiB, or one record does not fit
+ *         pp_options::max_message_size; PP_ECLOSED; PP_ENOMEM.
  */
 PP_API pp_status pp_map_records_async(pp_pool *pool, const char *task,
                                       const pp_records *records,
@@ -484,7 +786,18 @@ PP_API pp_status pp_map_records_async(pp_pool *pool, const char *task,
                                       const pp_callbacks *callbacks,
                                       pp_result **out);
 
-/** @brief pp_map_records_async() and wait; @p out as pp_map(). */
+/**
+ * @brief pp_map_records_async() and wait.
+ * @param pool the pool.
+ * @param task the task's registered name.
+ * @param records the records.
+ * @param chunksize records per chunk; 0: pp_default_chunksize().
+ * @param out as pp_map().
+ * @return PP_OK; the first failed record's status; the errors of
+ *         pp_map_records_async(); PP_ESTATE on the scheduler thread.
+ * @par Threads
+ * Any thread but the pool's scheduler thread.
+ */
 PP_API pp_status pp_map_records(pp_pool *pool, const char *task,
                                 const pp_records *records, size_t chunksize,
                                 pp_result **out);
@@ -496,9 +809,16 @@ PP_API pp_status pp_map_records(pp_pool *pool, const char *task,
 
 /**
  * Produces the next input item of an imap. Called on the scheduler thread,
- * only when the pool has room for more work. Return PP_OK with @p item set
- * (the bytes are copied before the next call), PP_EOF when done, or any other
- * status to stop the input with an error.
+ * only when the pool has room for more work, never again after it returned
+ * something other than PP_OK or after pp_iter_free(). It must not block on
+ * the pool nor free its own iterator.
+ * @param state the state given to pp_imap().
+ * @param item receives the next item (its bytes are copied before the next
+ *        call).
+ * @return PP_OK with @p item set; PP_EOF when done; any other status to stop
+ *         the input with an error (pp_iter_next() reports it once, after the
+ *         items before it). An item with NULL data and a non-zero length
+ *         stops the input with PP_EINVAL.
  */
 typedef pp_status (*pp_next_fn)(void *state, pp_bytes *item);
 
@@ -507,28 +827,64 @@ typedef struct pp_iter pp_iter;
 
 /**
  * @brief Python's imap(): results in input order, input pulled lazily with
- * bounded work in flight. @p chunksize 0 means 1, as in Python.
- * @return PP_EINVAL, PP_ECLOSED, PP_ENOMEM.
+ * bounded work in flight (a few chunks per worker), so memory stays bounded
+ * however long the input. After pp_pool_close() the input is still pulled
+ * to its end. The pool's pp_options::task_time_limit applies to each chunk.
+ * @param pool the pool.
+ * @param task the task's registered name.
+ * @param next the input function.
+ * @param state passed to @p next.
+ * @param chunksize items per chunk; 0 means 1, as in Python.
+ * @param out receives the iterator, to free with pp_iter_free(); NULL on
+ *        error.
+ * @return PP_OK; PP_EINVAL for NULL pool/task/next/out or a bad task name;
+ *         PP_ECLOSED; PP_ENOMEM.
  */
 PP_API pp_status pp_imap(pp_pool *pool, const char *task, pp_next_fn next,
                          void *state, size_t chunksize, pp_iter **out);
 
-/** @brief Python's imap_unordered(): results as they complete. */
+/**
+ * @brief Python's imap_unordered(): as pp_imap(), results handed out as
+ * they complete.
+ * @param pool the pool.
+ * @param task the task's registered name.
+ * @param next the input function.
+ * @param state passed to @p next.
+ * @param chunksize items per chunk; 0 means 1.
+ * @param out receives the iterator, to free with pp_iter_free(); NULL on
+ *        error.
+ * @return as pp_imap().
+ */
 PP_API pp_status pp_imap_unordered(pp_pool *pool, const char *task,
                                    pp_next_fn next, void *state,
                                    size_t chunksize, pp_iter **out);
 
 /**
- * @brief The next result, waiting up to @p timeout seconds (negative:
- * forever).
+ * @brief The next result, waiting up to @p timeout seconds (Python's
+ * next(timeout)).
+ * @param iter the iterator.
+ * @param timeout seconds; 0 does not wait, a negative value waits forever.
  * @param out receives the item (status PP_OK) or its error; clear it with
  *        pp_value_clear().
- * @return PP_OK; the item's failure status; PP_ETIMEOUT (try again);
- *         PP_EOF when every item was handed out; PP_EINVAL for NULL.
+ * @return PP_OK; the item's failure status (see @ref pp_outcomes
+ *         "How a call ends"); once, the status that stopped the input (the
+ *         input function's error, PP_ETERMINATED, PP_EINITIALIZER, ...) with
+ *         its message in @p out; PP_ETIMEOUT (try again); PP_EOF when every
+ *         item was handed out; PP_EINVAL for NULL.
+ * @par Threads
+ * Any thread but the pool's scheduler thread, where it would wait for
+ * itself.
  */
 PP_API pp_status pp_iter_next(pp_iter *iter, double timeout, pp_value *out);
 
-/** @brief Frees the iterator; remaining work is still run. NULL ignored. */
+/**
+ * @brief Frees the iterator. No more input is pulled (once this returns the
+ * input function is not running and is not called again, so its state may
+ * be freed); items already pulled still run and their results are dropped.
+ * @param iter the iterator; NULL is ignored.
+ * @par Threads
+ * Any thread but from the iterator's own input function.
+ */
 PP_API void pp_iter_free(pp_iter *iter);
 /**@}*/
 
