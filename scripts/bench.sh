@@ -29,12 +29,8 @@ case "${1:-}" in
   ;;
 esac
 
-"$root/scripts/deps.sh"
-if ! command -v python3 >/dev/null 2>&1; then
-  echo "scripts/bench.sh: python3 is needed for the Python peer and the" \
-    "report (apt-get install python3)" >&2
-  exit 1
-fi
+# python3: the Python peer and the report (standard library only).
+"$root/scripts/deps.sh" python3
 
 echo "== configure (Release) in $build_dir"
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPP_SANITIZE= \
@@ -51,7 +47,7 @@ report=$build_dir/report.md
 
 machine() {
   echo "- nproc: $(nproc)"
-  echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null |
+  echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
     head -n 1)"
   echo "- memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' \
     /proc/meminfo 2>/dev/null)"
