@@ -60,7 +60,8 @@ build_and_install() { # build_and_install NAME ON|OFF
   step "$name: configure, build, install to $prefix"
   cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DBUILD_SHARED_LIBS="$shared" -DPP_WERROR=ON \
-    -DPP_BUILD_TESTS=OFF -DPP_BUILD_EXAMPLES=OFF >"$bdir.configure.log" ||
+    -DPP_BUILD_TESTS=OFF -DPP_BUILD_EXAMPLES=OFF -DPP_BUILD_BENCH=OFF \
+    >"$bdir.configure.log" ||
     {
       cat "$bdir.configure.log"
       fail "$name: configure"
