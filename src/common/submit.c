@@ -374,8 +374,10 @@ pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
     memset(out, 0, sizeof *out);
   if (!out)
     return PP_EINVAL;
-  if (pool && pp__on_scheduler(pool))
+  if (pool && pp__on_scheduler(pool)) {
+    out->status = PP_ESTATE;
     return PP_ESTATE;
+  }
   pp_result *r;
   pp_status st = pp_apply_async(pool, task, args, nargs, NULL, &r);
   if (st != PP_OK) {
