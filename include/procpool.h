@@ -79,6 +79,19 @@ extern "C" {
 #else
 #define PP_API
 #endif
+
+/* printf-style argument checking. mingw-w64's "printf" archetype is the old
+   msvcrt dialect (no %zu); procpool formats with a C99 printf there (built
+   with __USE_MINGW_ANSI_STDIO), which is __MINGW_PRINTF_FORMAT's gnu_printf
+   whatever the including program chose. */
+#if defined(__MINGW32__)
+#define PP_PRINTF_FORMAT(fmt, args)                                            \
+  __attribute__((format(gnu_printf, fmt, args)))
+#elif defined(__GNUC__)
+#define PP_PRINTF_FORMAT(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define PP_PRINTF_FORMAT(fmt, args)
+#endif
 /** @endcond */
 
 /**
@@ -258,10 +271,7 @@ PP_API pp_status pp_call_return_i64(pp_call *call, int64_t value);
  *         PP_EINVAL for NULL @p call.
  */
 PP_API pp_status pp_call_fail(pp_call *call, const char *format, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+    PP_PRINTF_FORMAT(2, 3);
 
 /**
  * @brief Registers @p fn under @p name.

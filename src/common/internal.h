@@ -34,11 +34,7 @@ pp_task_fn pp__registry_find(const char *name);
 int pp__worker_run(pp__wchan *chan, const char *key);
 pp_status pp__context_resolve(pp_context requested, pp_context *out);
 char *pp__strdup(const char *s);
-char *pp__format(const char *format, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
+char *pp__format(const char *format, ...) PP_PRINTF_FORMAT(1, 2);
 
 /* ---- the worker side of one call (call.c) ---- */
 struct pp_call {
