@@ -1,0 +1,316 @@
+/* Worker processes: the job object, the command line, the environment
+ * block with the key, and CreateProcessW. */
+#include "win32.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+#include <wctype.h>
+
+pp_status pp__job_create(HANDLE *out) {
+  if (!out)
+    return PP_EINVAL;
+  HANDLE job = CreateJobObjectW(NULL, NULL);
+  if (!job)
+    return pp__win32_status(GetLastError());
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION info;
+  memset(&info, 0, sizeof info);
+  info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+  if (!SetInformationJobObject(job, JobObjectExtendedLimitInformation, &info,
+                               sizeof info)) {
+    DWORD err = GetLastError();
+    CloseHandle(job);
+    return pp__win32_status(err);
+  }
+  *out = job;
+  return PP_OK;
+}
+
+/* ---- the command line ---- */
+
+/* Appends `n` copies of `c`; 0, or -1 when `cmd` is full. */
+static int put(wchar_t *cmd, size_t cap, size_t *len, wchar_t c, size_t n) {
+  if (n >= cap - *len)
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    cmd[(*len)++] = c;
+  cmd[*len] = L'\0';
+  return 0;
+}
+
+/* The rules of CommandLineToArgvW and the C runtime: inside quotes,
+ * backslashes are literal unless they precede a quote, where 2n of them
+ * stand for n, and 2n+1 for n and a literal quote. */
+pp_status pp__cmdline_append(wchar_t *cmd, size_t cap, const wchar_t *arg) {
+  if (!cmd || cap == 0 || !arg)
+    return PP_EINVAL;
+  size_t len = wcslen(cmd);
+  if (len >= cap)
+    return PP_EINVAL;
+  if (len > 0 && put(cmd, cap, &len, L' ', 1))
+    return PP_ETOOBIG;
+  int quote = *arg == L'\0' || wcspbrk(arg, L" \t\n\v\"") != NULL;
+  if (!quote) {
+    size_t n = wcslen(arg);
+    if (n >= cap - len)
+      return PP_ETOOBIG;
+    wmemcpy(cmd + len, arg, n + 1);
+    return PP_OK;
+  }
+  if (put(cmd, cap, &len, L'"', 1))
+    return PP_ETOOBIG;
+  for (const wchar_t *p = arg;; p++) {
+    size_t slashes = 0;
+    while (*p == L'\\') {
+      p++;
+      slashes++;
+    }
+    if (*p == L'\0') {
+      /* Before the closing quote: every backslash doubled. */
+      if (put(cmd, cap, &len, L'\\', 2 * slashes) ||
+          put(cmd, cap, &len, L'"', 1))
+        return PP_ETOOBIG;
+      return PP_OK;
+    }
+    if (*p == L'"') {
+      if (put(cmd, cap, &len, L'\\', 2 * slashes + 1) ||
+          put(cmd, cap, &len, L'"', 1))
+        return PP_ETOOBIG;
+    } else if (put(cmd, cap, &len, L'\\', slashes) ||
+               put(cmd, cap, &len, *p, 1)) {
+      return PP_ETOOBIG;
+    }
+  }
+}
+
+/* This executable's full path (malloc'd), however long. */
+static wchar_t *self_path(void) {
+  for (DWORD cap = MAX_PATH; cap <= 32768; cap *= 2) {
+    wchar_t *path = malloc(cap * sizeof *path);
+    if (!path)
+      return NULL;
+    DWORD n = GetModuleFileNameW(NULL, path, cap);
+    if (n > 0 && n < cap)
+      return path;
+    free(path);
+    if (n == 0)
+      return NULL;
+  }
+  return NULL;
+}
+
+/* ---- the environment ---- */
+
+/* 1 when the block entry `entry` ("NAME=value") is named `name`
+ * (variable names are case-insensitive on Windows). */
+static int entry_named(const wchar_t *entry, const wchar_t *name) {
+  size_t n = wcslen(name);
+  return _wcsnicmp(entry, name, n) == 0 && entry[n] == L'=';
+}
+
+/* Compares entry names as the system sorts them (case-insensitively). */
+static int entry_cmp(const wchar_t *a, const wchar_t *b) {
+  for (;; a++, b++) {
+    wchar_t x = *a == L'=' ? L'\0' : towupper(*a);
+    wchar_t y = *b == L'=' ? L'\0' : towupper(*b);
+    if (x != y || x == L'\0')
+      return x < y ? -1 : x > y;
+  }
+}
+
+/* The parent's environment block with PP__KEY_ENV set to `key` (dropped
+ * when `key` is NULL), kept in the sorted order the system expects. The
+ * worker alone reads it: it is never on the command line, which any local
+ * user can read. */
+static wchar_t *env_block(const char *key) {
+  static const wchar_t name[] = L"" PP__KEY_ENV;
+  wchar_t *parent = GetEnvironmentStringsW();
+  if (!parent)
+    return NULL;
+  size_t total = 0;
+  for (const wchar_t *e = parent; *e; e += wcslen(e) + 1)
+    total += wcslen(e) + 1;
+  size_t keylen = key ? strlen(key) : 0;
+  size_t namelen = wcslen(name);
+  wchar_t *block = malloc((total + namelen + keylen + 3) * sizeof *block);
+  if (!block) {
+    FreeEnvironmentStringsW(parent);
+    return NULL;
+  }
+  wchar_t *out = block;
+  int placed = key == NULL;
+  for (const wchar_t *e = parent; *e; e += wcslen(e) + 1) {
+    if (entry_named(e, name))
+      continue;
+    /* Entries such as "=C:=C:\dir" come first and stay first. */
+    if (!placed && *e != L'=' && entry_cmp(name, e) < 0) {
+      wmemcpy(out, name, namelen);
+      out += namelen;
+      *out++ = L'=';
+      for (size_t i = 0; i < keylen; i++)
+        *out++ = (wchar_t)(unsigned char)key[i];
+      *out++ = L'\0';
+      placed = 1;
+    }
+    size_t n = wcslen(e) + 1;
+    wmemcpy(out, e, n);
+    out += n;
+  }
+  if (!placed) {
+    wmemcpy(out, name, namelen);
+    out += namelen;
+    *out++ = L'=';
+    for (size_t i = 0; i < keylen; i++)
+      *out++ = (wchar_t)(unsigned char)key[i];
+    *out++ = L'\0';
+  }
+  *out = L'\0';
+  FreeEnvironmentStringsW(parent);
+  return block;
+}
+
+/* ---- standard streams ---- */
+
+/* The worker shares the parent's standard streams, as a forked worker does
+ * on POSIX, and inherits nothing else: inheritable copies of the three
+ * handles are listed in PROC_THREAD_ATTRIBUTE_HANDLE_LIST, so handles
+ * other threads make inheritable meanwhile stay out. */
+typedef struct stdio_set {
+  HANDLE h[3];
+  HANDLE list[3];
+  DWORD nlist;
+} stdio_set;
+
+static void stdio_get(stdio_set *s) {
+  static const DWORD which[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
+                                 STD_ERROR_HANDLE};
+  memset(s, 0, sizeof *s);
+  HANDLE self = GetCurrentProcess();
+  for (int i = 0; i < 3; i++) {
+    HANDLE h = GetStdHandle(which[i]);
+    if (h == NULL || h == INVALID_HANDLE_VALUE)
+      continue;
+    /* The same handle twice (stdout and stderr to one pipe) is listed
+     * once, as the list requires. */
+    for (int j = 0; j < i; j++) {
+      if (GetStdHandle(which[j]) == h && s->h[j]) {
+        s->h[i] = s->h[j];
+        break;
+      }
+    }
+    if (s->h[i])
+      continue;
+    HANDLE dup;
+    if (DuplicateHandle(self, h, self, &dup, 0, TRUE, DUPLICATE_SAME_ACCESS)) {
+      s->h[i] = dup;
+      s->list[s->nlist++] = dup;
+    }
+  }
+}
+
+static void stdio_free(stdio_set *s) {
+  for (DWORD i = 0; i < s->nlist; i++)
+    CloseHandle(s->list[i]);
+  s->nlist = 0;
+}
+
+/* ---- CreateProcessW ---- */
+
+pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
+                            HANDLE job, HANDLE *process, DWORD *pid) {
+  if (!pipe_name || !job || !process || !pid)
+    return PP_EINVAL;
+  pp_status st = PP_ENOMEM;
+  wchar_t *exe = self_path();
+  wchar_t *env = env_block(key);
+  size_t cap = (exe ? wcslen(exe) : 0) + wcslen(pipe_name) + 64;
+  wchar_t *cmd = malloc(cap * sizeof *cmd);
+  wchar_t *arg = malloc(cap * sizeof *arg);
+  LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
+  stdio_set io;
+  memset(&io, 0, sizeof io);
+  if (!exe || !env || !cmd || !arg)
+    goto done;
+  cmd[0] = L'\0';
+  /* argv[0] is parsed by its own rule (up to the next quote): a path cannot
+   * hold a quote, so quoting it whole is enough. */
+  st = pp__cmdline_append(cmd, cap, exe);
+  if (st == PP_OK) {
+    wcscpy(arg, L"" PP__WORKER_ARG);
+    wcscat(arg, pipe_name);
+    st = pp__cmdline_append(cmd, cap, arg);
+  }
+  if (st != PP_OK)
+    goto done;
+
+  stdio_get(&io);
+  STARTUPINFOEXW si;
+  memset(&si, 0, sizeof si);
+  si.StartupInfo.cb = sizeof si;
+  si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+  si.StartupInfo.hStdInput = io.h[0];
+  si.StartupInfo.hStdOutput = io.h[1];
+  si.StartupInfo.hStdError = io.h[2];
+  DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT;
+  /* No console window pops up for the worker of a GUI program. */
+  if (!GetConsoleWindow())
+    flags |= CREATE_NO_WINDOW;
+  if (io.nlist > 0) {
+    SIZE_T size = 0;
+    InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+    attrs = malloc(size);
+    if (!attrs) {
+      st = PP_ENOMEM;
+      goto done;
+    }
+    if (!InitializeProcThreadAttributeList(attrs, 1, 0, &size)) {
+      free(attrs);
+      attrs = NULL;
+      st = pp__win32_status(GetLastError());
+      goto done;
+    }
+    if (!UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
+                                   io.list, io.nlist * sizeof(HANDLE), NULL,
+                                   NULL)) {
+      st = pp__win32_status(GetLastError());
+      goto done;
+    }
+    si.lpAttributeList = attrs;
+    flags |= EXTENDED_STARTUPINFO_PRESENT;
+  }
+
+  /* Suspended until it is in the job: a worker never runs outside it, so
+   * neither it nor anything it starts can outlive the parent. */
+  PROCESS_INFORMATION pi;
+  memset(&pi, 0, sizeof pi);
+  if (!CreateProcessW(exe, cmd, NULL, NULL, io.nlist > 0, flags, env, NULL,
+                      &si.StartupInfo, &pi)) {
+    st = pp__win32_status(GetLastError());
+    goto done;
+  }
+  if (!AssignProcessToJobObject(job, pi.hProcess)) {
+    st = pp__win32_status(GetLastError());
+    TerminateProcess(pi.hProcess, PP__KILL_CODE);
+    WaitForSingleObject(pi.hProcess, INFINITE);
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
+    goto done;
+  }
+  ResumeThread(pi.hThread);
+  CloseHandle(pi.hThread);
+  *process = pi.hProcess;
+  *pid = pi.dwProcessId;
+  st = PP_OK;
+
+done:
+  if (attrs) {
+    DeleteProcThreadAttributeList(attrs);
+    free(attrs);
+  }
+  stdio_free(&io);
+  free(arg);
+  free(cmd);
+  free(env);
+  free(exe);
+  return st;
+}

@@ -1,0 +1,133 @@
+/* Small Windows helpers: error mapping, Wine detection, exit descriptions,
+ * the CPU count and the CSPRNG. */
+#include "win32.h"
+
+#include <bcrypt.h>
+
+#include <limits.h>
+#include <stdio.h>
+
+pp_status pp__win32_status(DWORD err) {
+  switch (err) {
+  case ERROR_NOT_ENOUGH_MEMORY:
+  case ERROR_OUTOFMEMORY:
+  case ERROR_NO_SYSTEM_RESOURCES:
+  case ERROR_COMMITMENT_LIMIT:
+    return PP_ENOMEM;
+  default:
+    return PP_ESYSTEM;
+  }
+}
+
+int pp__win32_is_wine(void) {
+  HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+  return ntdll && GetProcAddress(ntdll, "wine_get_version") != NULL;
+}
+
+/* NTSTATUS codes a crashed process commonly ends with (its exit code is
+ * the code of the exception that ended it). */
+static const struct {
+  unsigned long code;
+  const char *text;
+} exceptions[] = {
+    {0x80000002ul, "datatype misalignment"},
+    {0x80000003ul, "breakpoint"},
+    {0x80000004ul, "single step"},
+    {0xC0000005ul, "access violation"},
+    {0xC0000006ul, "in-page error"},
+    {0xC0000008ul, "invalid handle"},
+    {0xC0000017ul, "out of memory"},
+    {0xC000001Dul, "illegal instruction"},
+    {0xC0000025ul, "noncontinuable exception"},
+    {0xC0000026ul, "invalid disposition"},
+    {0xC000008Cul, "array bounds exceeded"},
+    {0xC000008Dul, "floating-point denormal operand"},
+    {0xC000008Eul, "floating-point division by zero"},
+    {0xC000008Ful, "floating-point inexact result"},
+    {0xC0000090ul, "floating-point invalid operation"},
+    {0xC0000091ul, "floating-point overflow"},
+    {0xC0000092ul, "floating-point stack check"},
+    {0xC0000093ul, "floating-point underflow"},
+    {0xC0000094ul, "integer division by zero"},
+    {0xC0000095ul, "integer overflow"},
+    {0xC0000096ul, "privileged instruction"},
+    {0xC00000FDul, "stack overflow"},
+    {0xC0000135ul, "a DLL was not found"},
+    {0xC0000139ul, "an entry point was not found"},
+    {0xC000013Aul, "Ctrl+C"},
+    {0xC0000142ul, "a DLL failed to initialize"},
+    {0xC0000374ul, "heap corruption"},
+    {0xC0000409ul, "stack buffer overrun or fail-fast"},
+    {0xC0000417ul, "invalid C runtime parameter"},
+    {0xE06D7363ul, "unhandled C++ exception"},
+};
+
+/* An exit code is read as an exception when it is a valid NTSTATUS of
+ * warning or error severity (the reserved bit clear): exit(-1), 0xFFFFFFFF,
+ * is not one. */
+static int is_exception(unsigned long u) {
+  unsigned long top = u >> 28;
+  return top == 0x8 || top == 0xC || top == 0xE;
+}
+
+void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
+  if (!buf || cap == 0)
+    return;
+  if (!how) {
+    snprintf(buf, cap, "ended for an unknown reason");
+    return;
+  }
+  if (how->signaled) { /* not on Windows; described all the same */
+    snprintf(buf, cap, "killed by signal %ld", how->code);
+    return;
+  }
+  unsigned long u = (unsigned long)how->code & 0xFFFFFFFFul;
+  if (u == PP__KILL_CODE) {
+    snprintf(buf, cap, "was terminated (exit code 0x%lX)", u);
+    return;
+  }
+  if (is_exception(u)) {
+    for (size_t i = 0; i < sizeof exceptions / sizeof exceptions[0]; i++) {
+      if (exceptions[i].code == u) {
+        snprintf(buf, cap, "crashed with exception 0x%08lX (%s)", u,
+                 exceptions[i].text);
+        return;
+      }
+    }
+    snprintf(buf, cap, "crashed with exception 0x%08lX", u);
+    return;
+  }
+  /* Exit codes are 32 bits: exit(-1) reads back as -1. */
+  long code = u > 0x7FFFFFFFul ? -(long)(0xFFFFFFFFul - u) - 1 : (long)u;
+  snprintf(buf, cap, "exited with code %ld", code);
+}
+
+int pp__cpu_count(void) {
+  /* Every processor group; GetSystemInfo sees only the current group. */
+  DWORD n = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+  if (n == 0) {
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    n = si.dwNumberOfProcessors;
+  }
+  if (n < 1)
+    return 1;
+  return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+/* The key and the pipe names must be unguessable by other local users: the
+ * system's preferred CSPRNG. */
+pp_status pp__random_bytes(void *buf, size_t len) {
+  if (!buf && len)
+    return PP_EINVAL;
+  unsigned char *p = buf;
+  while (len > 0) {
+    ULONG n = len > 0x10000000u ? 0x10000000u : (ULONG)len;
+    if (!BCRYPT_SUCCESS(
+            BCryptGenRandom(NULL, p, n, BCRYPT_USE_SYSTEM_PREFERRED_RNG)))
+      return PP_ESYSTEM;
+    p += n;
+    len -= n;
+  }
+  return PP_OK;
+}

@@ -1,0 +1,105 @@
+/* Internal declarations shared by the Windows backend's files.
+ *
+ * Workers are fresh copies of the executable (the spawn context: Windows
+ * has no fork), started with CreateProcessW and a command line naming the
+ * worker's channel: one named pipe per worker. The parent drives every pipe
+ * with overlapped I/O on one I/O completion port (backend.c). */
+#ifndef PP_WIN32_H
+#define PP_WIN32_H
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+
+#include "backend.h"
+
+#include <stddef.h>
+#include <wchar.h>
+
+/* The worker's end of its channel: the client end of its named pipe,
+ * opened for blocking I/O. */
+struct pp__wchan {
+  HANDLE pipe;
+};
+
+/* The worker-mode argument: "--procpool-worker=<pipe name>". */
+#define PP__WORKER_ARG "--procpool-worker="
+
+/* Every channel's name starts with this; the rest is random. */
+#define PP__PIPE_PREFIX L"\\\\.\\pipe\\procpool-"
+
+/* Room for a pipe name: the prefix, the parent's pid, a dash, 32 hex
+ * digits and the NUL. */
+#define PP__PIPE_NAME_MAX 80
+
+/* The exit code pp__backend_kill() gives a worker, the one Python's
+ * multiprocessing uses for terminate() on Windows. */
+#define PP__KILL_CODE 0x10000u
+
+/* The exit code of a worker that could not open its channel. */
+#define PP__EXIT_ATTACH 120
+
+/* ---- system helpers (sys.c) ---- */
+
+/* Maps a GetLastError() value to a status (out of memory or resources:
+ * PP_ENOMEM, else PP_ESYSTEM). */
+pp_status pp__win32_status(DWORD err);
+
+/* 1 when running under Wine (ntdll exports wine_get_version). */
+int pp__win32_is_wine(void);
+
+/* ---- named pipes (pipe.c) ---- */
+
+/* What a channel's pipe is created with: a DACL that admits the current
+ * user alone. */
+typedef struct pp__pipe_security {
+  SECURITY_ATTRIBUTES sa;
+  SECURITY_DESCRIPTOR sd;
+  void *user; /* TOKEN_USER: the SID the ACL names */
+  ACL *acl;
+} pp__pipe_security;
+
+pp_status pp__pipe_security_init(pp__pipe_security *ps);
+void pp__pipe_security_free(pp__pipe_security *ps);
+
+/* A fresh name: PP__PIPE_PREFIX, this process's id and 128 bits from the
+ * OS's CSPRNG, so other users cannot guess it to connect first. */
+pp_status pp__pipe_name(wchar_t name[PP__PIPE_NAME_MAX]);
+
+/* Creates the server end of a channel: duplex, byte mode, overlapped, one
+ * instance that must be the first (FILE_FLAG_FIRST_PIPE_INSTANCE: a name
+ * somebody else already created is refused), local clients only. */
+pp_status pp__pipe_create(const wchar_t *name, const pp__pipe_security *ps,
+                          HANDLE *out);
+
+/* Opens the client end (worker side), for blocking I/O. */
+pp_status pp__pipe_open(const wchar_t *name, HANDLE *out);
+
+/* ---- worker processes (process.c) ---- */
+
+/* A job object that kills its processes when its last handle closes: the
+ * parent's handle, so workers end with the parent however it ends. */
+pp_status pp__job_create(HANDLE *out);
+
+/* Appends `arg` to the command line `cmd` (cap wide characters, NUL
+ * included) quoted as CommandLineToArgvW and the C runtime parse it back,
+ * after a space unless `cmd` is empty. PP_ETOOBIG when it does not fit. */
+pp_status pp__cmdline_append(wchar_t *cmd, size_t cap, const wchar_t *arg);
+
+/* Starts this executable as a worker for the pipe `pipe_name`, with `key`
+ * in the environment as PP__KEY_ENV (never on the command line), inside
+ * `job`. The process runs when this returns; *process is its handle. */
+pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
+                            HANDLE job, HANDLE *process, DWORD *pid);
+
+/* ---- worker side (wchan.c) ---- */
+
+/* Makes an unhandled exception end this process at once with its exception
+ * code: no debugger, no error dialog, no Windows Error Reporting. */
+void pp__worker_quiet_crashes(void);
+
+#endif
