@@ -19,7 +19,11 @@ static const struct {
   const char *name;
   int (*add)(void);
 } suites[] = {
+#ifndef _WIN32
     {"backend", pp_test_suite_backend},
+#else
+    {"win32", pp_test_suite_win32},
+#endif
     {"core", pp_test_suite_core},
     {"results", pp_test_suite_results},
     {"map", pp_test_suite_map},
@@ -44,6 +48,10 @@ int main(int argc, char **argv) {
   pp_status st = tasks_register();
   if (st == PP_OK)
     st = reliability_tasks_register();
+#ifdef _WIN32
+  if (st == PP_OK)
+    st = win32_tasks_register();
+#endif
   if (st != PP_OK) {
     fprintf(stderr, "pp_tests: registering tasks: %s\n", pp_strerror(st));
     return 1;
@@ -53,6 +61,12 @@ int main(int argc, char **argv) {
   if (wm != 0) {
     return wm;
   }
+#ifdef _WIN32
+  /* The pool owner the "win32" suite kills (Windows has no fork). */
+  if (argc == 2 && strcmp(argv[1], WIN32_OWNER_ARG) == 0) {
+    return win32_owner_main();
+  }
+#endif
 
   const char *only = NULL;
   for (int i = 1; i < argc; i++) {

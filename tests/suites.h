@@ -18,4 +18,13 @@ int pp_test_suite_reliability(void);
 #include "procpool.h"
 pp_status reliability_tasks_register(void);
 
+#ifdef _WIN32
+/* The Windows backend's suite (test_win32.c), its tasks, and the pool owner
+   it starts as a separate process and kills: `pp_tests WIN32_OWNER_ARG`. */
+int pp_test_suite_win32(void);
+pp_status win32_tasks_register(void);
+#define WIN32_OWNER_ARG "--win32-pool-owner"
+int win32_owner_main(void);
+#endif
+
 #endif /* PP_TEST_SUITES_H */

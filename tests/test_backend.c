@@ -2,6 +2,10 @@
  * starting workers, moving bytes, exits, kills, wake-ups, slot reuse and
  * cleanup. Workers here are plain worker_main functions, valid in the
  * child because the fork context forks. */
+#ifdef _WIN32
+/* Windows has its own backend suite, "win32" (test_win32.c). */
+typedef int pp_test_backend_is_posix_only;
+#else
 #define _POSIX_C_SOURCE 200809L
 
 #include "backend.h"
@@ -676,3 +680,5 @@ int pp_test_suite_backend(void) {
       return 1;
   return 0;
 }
+
+#endif /* _WIN32 */

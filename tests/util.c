@@ -62,7 +62,22 @@ long tu_self_pid(void) {
 #endif
 }
 
-#ifndef _WIN32
+#ifdef _WIN32
+int tu_pid_gone(long pid) {
+  if (pid <= 0) {
+    return 0;
+  }
+  /* No such process, or one that has ended but whose object some handle
+     still keeps. */
+  HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, (DWORD)pid);
+  if (h == NULL) {
+    return GetLastError() == ERROR_INVALID_PARAMETER;
+  }
+  int gone = WaitForSingleObject(h, 0) == WAIT_OBJECT_0;
+  CloseHandle(h);
+  return gone;
+}
+#else
 int tu_pid_gone(long pid) {
   if (pid <= 0) {
     return 0;

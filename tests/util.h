@@ -23,10 +23,9 @@ void tu_sleep_ms(long ms);
 /** The calling process's id. */
 long tu_self_pid(void);
 
-#ifndef _WIN32
-/** 1 when no process @p pid exists (kill(pid, 0) fails with ESRCH). */
+/** 1 when no process @p pid exists (POSIX: kill(pid, 0) fails with ESRCH;
+    Windows: OpenProcess finds none, or one that has ended). */
 int tu_pid_gone(long pid);
-#endif
 
 /** A counter shared between a callback (scheduler thread) and the test. */
 typedef struct tu_counter {
