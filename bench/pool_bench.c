@@ -11,10 +11,13 @@
  * that bench/report.py can print ratios measured on the same machine in the
  * same run.
  *
- * Usage: pp_bench [--quick] [--ctx NAME] [--case NAME]
+ * Usage: pp_bench [--quick] [--ctx NAME] [--case NAME] [--repeat N]
  *   --quick      every case scaled down (a smoke run of a few seconds)
  *   --ctx NAME   only this start context (fork, spawn, forkserver)
- *   --case NAME  only this case (e.g. apply_rtt_us), for profiling
+ *   --case NAME  only this case (e.g. apply_rtt_us), or the cases whose
+ *                names start with NAME_
+ *   --repeat N   run the steady-state cases N times in the same pool, to
+ *                profile the steady state rather than the first run
  * Internal: pp_bench --rss-child ITEMS CHUNKSIZE CTX CASE runs one imap in a
  * fresh process and prints its peak RSS (a process-lifetime figure, so each
  * size needs its own process).
@@ -177,6 +180,7 @@ static int run_self(const char *argv0, char **args) {
 /* Output */
 
 static const char *g_only_case;
+static int g_repeat = 1;
 static int g_failures;
 
 static void emit(const char *ctx, const char *name, double value,
@@ -634,21 +638,7 @@ static int rss_child(char **argv) {
 
 /* ---------------------------------------------------------------------- */
 
-static void run_context(const char *argv0, const char *cn, const sizes *sz) {
-  pp_context ctx;
-  pp_status st = pp_context_from_name(cn, &ctx);
-  pp_pool *pool = NULL;
-  if (st == PP_OK)
-    st = make_pool(ctx, &pool);
-  if (st == PP_ENOTSUP || st == PP_EINVAL) {
-    fprintf(stderr, "pp_bench: context %s: %s; skipped\n", cn, pp_strerror(st));
-    return;
-  }
-  if (st != PP_OK) {
-    fail(cn, "-", "pp_pool_create", st);
-    return;
-  }
-  /* One pool for the steady-state cases, as a program would keep one. */
+static void steady_cases(const char *cn, pp_pool *pool, const sizes *sz) {
   if (wanted("apply_rtt_us"))
     case_apply_rtt(cn, pool, sz);
   if (wanted("apply_async_per_s"))
@@ -665,6 +655,26 @@ static void run_context(const char *argv0, const char *cn, const sizes *sz) {
     case_payload(cn, pool, sz);
   if (wanted("cpu_speedup"))
     case_cpu(cn, pool, sz);
+}
+
+static void run_context(const char *argv0, const char *cn, const sizes *sz) {
+  pp_context ctx;
+  pp_status st = pp_context_from_name(cn, &ctx);
+  pp_pool *pool = NULL;
+  if (st == PP_OK)
+    st = make_pool(ctx, &pool);
+  if (st == PP_ENOTSUP || st == PP_EINVAL) {
+    fprintf(stderr, "pp_bench: context %s: %s; skipped\n", cn, pp_strerror(st));
+    return;
+  }
+  if (st != PP_OK) {
+    fail(cn, "-", "pp_pool_create", st);
+    return;
+  }
+  /* One pool for the steady-state cases, as a program would keep one.
+   * --repeat runs them again in the same pool, for profiling. */
+  for (int rep = 0; rep < g_repeat; rep++)
+    steady_cases(cn, pool, sz);
   end_pool(pool);
   if (wanted("startup_ms"))
     case_startup(cn, ctx, sz);
@@ -677,7 +687,8 @@ static void run_context(const char *argv0, const char *cn, const sizes *sz) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: pp_bench [--quick] [--ctx NAME] [--case NAME]\n");
+  fprintf(stderr, "usage: pp_bench [--quick] [--ctx NAME] [--case NAME] "
+                  "[--repeat N]\n");
   return 2;
 }
 
@@ -701,6 +712,9 @@ int main(int argc, char **argv) {
       only_ctx = argv[++i];
     else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc)
       g_only_case = argv[++i];
+    else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc &&
+             (g_repeat = atoi(argv[++i])) > 0)
+      continue;
     else
       return usage();
   }
