@@ -32,6 +32,7 @@ static const struct {
     {"options", pp_test_suite_options},
     {"errors", pp_test_suite_errors},
     {"reliability", pp_test_suite_reliability},
+    {"contexts", pp_test_suite_contexts},
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])
@@ -52,6 +53,8 @@ int main(int argc, char **argv) {
   if (st == PP_OK)
     st = win32_tasks_register();
 #endif
+  if (st == PP_OK)
+    st = contexts_tasks_register(argv[0]);
   if (st != PP_OK) {
     fprintf(stderr, "pp_tests: registering tasks: %s\n", pp_strerror(st));
     return 1;

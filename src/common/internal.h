@@ -5,6 +5,7 @@
 #include "backend.h"
 #include "buf.h"
 #include "procpool.h"
+#include "sha256.h"
 #include "wire.h"
 
 #include <apr_pools.h>
@@ -21,6 +22,7 @@
 #define PP__EXIT_INIT_FAILED 122 /* the initializer failed */
 #define PP__EXIT_NOMEM 123       /* the worker ran out of memory */
 #define PP__EXIT_RECYCLE 124     /* past max_memory_per_child: replace me */
+#define PP__EXIT_VERSION 125     /* the parent speaks another wire version */
 
 /* Bytes of the per-pool secret. */
 #define PP__KEY_BYTES 32
@@ -33,6 +35,14 @@ pp_status pp__runtime_init(void); /* APR, once */
 pp_task_fn pp__registry_find(const char *name);
 int pp__worker_run(pp__wchan *chan, const char *key);
 pp_status pp__context_resolve(pp_context requested, pp_context *out);
+/* The handshake (handshake.c): the proof of a key for a nonce, and its
+ * check in constant time (1: right). */
+void pp__handshake_proof(const char *key,
+                         const unsigned char nonce[PP__NONCE_SIZE],
+                         unsigned char proof[PP__SHA256_SIZE]);
+int pp__handshake_check(const char *key,
+                        const unsigned char nonce[PP__NONCE_SIZE],
+                        const unsigned char *proof, size_t len);
 char *pp__strdup(const char *s);
 char *pp__format(const char *format, ...) PP_PRINTF_FORMAT(1, 2);
 
@@ -175,6 +185,7 @@ typedef enum pp__pool_state {
 typedef enum pp__worker_state {
   PP__W_FREE = 0,
   PP__W_STARTING,    /* asked the backend, no STARTED yet */
+  PP__W_HANDSHAKING, /* CHALLENGE sent, waiting for PROOF */
   PP__W_CONFIGURING, /* CONFIG sent, waiting for READY */
   PP__W_READY,       /* takes work */
   PP__W_RETIRING,    /* hung up or killed; waiting for its end */
@@ -191,8 +202,10 @@ typedef struct pp__worker {
   apr_time_t head_started; /* when the oldest unanswered chunk began */
   int closed, exited;
   pp__exit exit;
-  int killed_by_pool;    /* terminate or a protocol error */
-  pp_status fail_status; /* for chunks lost when it ends */
+  int killed_by_pool;                  /* terminate or a protocol error */
+  int refused;                         /* failed the handshake, killed */
+  unsigned char nonce[PP__NONCE_SIZE]; /* the challenge it must answer */
+  pp_status fail_status;               /* for chunks lost when it ends */
   char *fail_message;
 } pp__worker;
 
@@ -234,6 +247,18 @@ struct pp_pool {
   uint32_t next_job;
   pp__buf scratch;
 };
+
+/* Test hooks, zero in programs: each makes pools misbehave in one way, so
+ * that tests can watch the misbehaviour refused. */
+typedef struct pp__test_hooks {
+  int wrong_key;              /* pools created now give their workers a key
+                                 other than their own */
+  unsigned challenge_version; /* parent: CHALLENGE frames carry this wire
+                                 version (0: the real one) */
+  unsigned proof_version;     /* worker: PROOF frames carry this version
+                                 (fork workers see the parent's value) */
+} pp__test_hooks;
+extern pp__test_hooks pp__test;
 
 /* submit.c */
 /* A call's time limit in µs (0: none) from its callbacks and the pool. */

@@ -67,6 +67,17 @@ static pp_status make_key(pp_pool *pool) {
   return PP_OK;
 }
 
+/* The key the workers are given: the pool's own, except under the test
+ * hook that checks that a wrong one is refused. */
+static const char *worker_key(const pp_pool *pool) {
+  static char wrong[sizeof pool->key];
+  if (!pp__test.wrong_key)
+    return pool->key;
+  memcpy(wrong, pool->key, sizeof wrong);
+  wrong[0] = wrong[0] == '0' ? '1' : '0';
+  return wrong;
+}
+
 static void pool_free(pp_pool *pool) {
   if (pool->backend)
     pp__backend_destroy(pool->backend);
@@ -123,7 +134,8 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   if (st == PP_OK)
     st = make_key(pool);
   if (st == PP_OK) {
-    pp__backend_config cfg = {context, pool->nslots, pp__worker_run, pool->key};
+    pp__backend_config cfg = {context, pool->nslots, pp__worker_run,
+                              worker_key(pool)};
     st = pp__backend_create(&pool->backend, &cfg);
   }
   if (st == PP_OK && apr_thread_create(&pool->thread, NULL, pp__scheduler_main,

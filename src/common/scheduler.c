@@ -155,28 +155,50 @@ static void protocol_error(pp_pool *pool, unsigned slot, const char *what) {
                          w->pid, what));
 }
 
+/* A worker ended before it was ready: say why when it is clear that every
+ * replacement would end the same way, and stop replacing workers that keep
+ * dying, which would otherwise go on forever. */
+static void early_end(pp_pool *pool, pp__worker *w, const char *how) {
+  if (w->refused) {
+    if (++pool->early_deaths > PP__MAX_EARLY_DEATHS)
+      set_broken(pool, PP_EPROTOCOL,
+                 pp__format("workers failed the handshake: %u in a row did "
+                            "not prove that they know the pool's key (the "
+                            "last was worker %ld); they were stopped before "
+                            "any task",
+                            pool->early_deaths, w->pid));
+  } else if (w->state == PP__W_HANDSHAKING && !w->exit.signaled &&
+             w->exit.code == PP__EXIT_VERSION) {
+    set_broken(pool, PP_EPROTOCOL,
+               pp__format("protocol version mismatch: worker %ld does not "
+                          "speak version %d of the procpool wire protocol, "
+                          "which this process speaks, and exited; is the "
+                          "worker executable the same build as this program?",
+                          w->pid, PP__WIRE_VERSION));
+  } else if (w->state == PP__W_CONFIGURING && pool->initializer[0]) {
+    /* A failure the initializer reported would have made the worker
+     * RETIRING: this one crashed. */
+    set_broken(pool, PP_EINITIALIZER,
+               pp__format("the initializer '%s' did not finish in worker "
+                          "%ld: it %s",
+                          pool->initializer, w->pid, how));
+  } else if (w->state == PP__W_HANDSHAKING || w->state == PP__W_CONFIGURING) {
+    if (++pool->early_deaths > PP__MAX_EARLY_DEATHS)
+      set_broken(pool, PP_EWORKERDIED,
+                 pp__format("workers keep dying before they are ready; the "
+                            "last, %ld, %s",
+                            w->pid, how));
+  }
+}
+
 /* A worker's process has ended and its channel is drained: account for the
  * work it held and free its slot. */
 static void worker_finished(pp_pool *pool, unsigned slot) {
   pp__worker *w = &pool->workers[slot];
   char how[128];
   pp__exit_describe(&w->exit, how, sizeof how);
-  /* Dying before READY with an initializer means the initializer crashed
-   * (a failure it reported would have made the worker RETIRING). */
-  if (w->state == PP__W_CONFIGURING && pool->state != PP__TERMINATE) {
-    if (pool->initializer[0])
-      set_broken(pool, PP_EINITIALIZER,
-                 pp__format("the initializer '%s' did not finish in worker "
-                            "%ld: it %s",
-                            pool->initializer, w->pid, how));
-    /* Workers that keep dying before they can take work would be replaced
-     * forever: after a few in a row the pool gives up and says why. */
-    else if (++pool->early_deaths > PP__MAX_EARLY_DEATHS)
-      set_broken(pool, PP_EWORKERDIED,
-                 pp__format("workers keep dying before they are ready; the "
-                            "last, %ld, %s",
-                            w->pid, how));
-  }
+  if (pool->state != PP__TERMINATE)
+    early_end(pool, w, how);
   /* A worker that left for its memory limit had started none of the chunks
    * it still held: they all go back to the front of the queue. */
   int started_none = !w->killed_by_pool && !w->exit.signaled &&
@@ -221,7 +243,8 @@ static int live_workers(const pp_pool *pool) {
   int n = 0;
   for (unsigned i = 0; i < pool->nslots; i++) {
     pp__worker_state s = pool->workers[i].state;
-    n += s == PP__W_STARTING || s == PP__W_CONFIGURING || s == PP__W_READY;
+    n += s == PP__W_STARTING || s == PP__W_HANDSHAKING ||
+         s == PP__W_CONFIGURING || s == PP__W_READY;
   }
   return n;
 }
@@ -340,13 +363,96 @@ static const char *on_init_failed(pp_pool *pool, pp__worker *w,
   return NULL;
 }
 
+/* ---- the handshake ---- */
+
+/* Sends the worker a fresh random nonce to prove the pool's key on. */
+static void send_challenge(pp_pool *pool, unsigned slot) {
+  pp__worker *w = &pool->workers[slot];
+  pp__buf *b = &pool->scratch;
+  size_t at;
+  w->state = PP__W_HANDSHAKING;
+  pp__buf_clear(b);
+  pp_status st = pp__random_bytes(w->nonce, sizeof w->nonce);
+  if (st != PP_OK) {
+    set_broken(pool, st,
+               pp__strdup("could not read random bytes for the worker "
+                          "handshake from the operating system"));
+    kill_worker(pool, w, slot, st, NULL);
+    return;
+  }
+  st = pp__frame_begin(b, PP__F_CHALLENGE, 0, &at);
+  if (st == PP_OK)
+    st = pp__buf_append(b, w->nonce, sizeof w->nonce);
+  if (st == PP_OK)
+    st = pp__frame_end(b, at);
+  if (st == PP_OK && pp__test.challenge_version)
+    pp__buf_head(b)[at + 4] = (unsigned char)pp__test.challenge_version;
+  if (st == PP_OK)
+    st = pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
+  /* PP_EOF: the worker is gone already, its events follow. */
+  if (st != PP_OK && st != PP_EOF)
+    kill_worker(pool, w, slot, st, NULL);
+}
+
+/* Stops a worker that did not prove the pool's key: it never gets the
+ * configuration, let alone a task. */
+static void refuse(pp_pool *pool, unsigned slot, const char *what) {
+  pp__worker *w = &pool->workers[slot];
+  w->refused = 1;
+  kill_worker(pool, w, slot, PP_EPROTOCOL,
+              pp__format("worker %ld failed the handshake (%s); it was "
+                         "stopped",
+                         w->pid, what));
+}
+
+/* The first frame of a worker: its proof. 1 when it was right and the
+ * worker may go on to its configuration. */
+static int check_proof(pp_pool *pool, unsigned slot, const pp__frame *f) {
+  pp__worker *w = &pool->workers[slot];
+  if (f->type != PP__F_PROOF) {
+    refuse(pool, slot, "it sent another message before its proof");
+    return 0;
+  }
+  if (!pp__handshake_check(pool->key, w->nonce, f->payload, f->len)) {
+    refuse(pool, slot, "its proof of the pool's key was wrong");
+    return 0;
+  }
+  w->state = PP__W_CONFIGURING;
+  pp__backend_send(pool->backend, slot, pool->config_frame, pool->config_len);
+  return 1;
+}
+
+/* A frame of another protocol version: every worker of this executable
+ * would send the same, so the pool cannot work. */
+static void version_mismatch(pp_pool *pool, unsigned slot, unsigned theirs) {
+  pp__worker *w = &pool->workers[slot];
+  set_broken(pool, PP_EPROTOCOL,
+             pp__format("protocol version mismatch: worker %ld speaks "
+                        "version %u of the procpool wire protocol, this "
+                        "process version %d; is the worker executable the "
+                        "same build as this program?",
+                        w->pid, theirs, PP__WIRE_VERSION));
+  kill_worker(pool, w, slot, PP_EPROTOCOL,
+              pp__format("worker %ld: protocol version mismatch (it speaks "
+                         "version %u, this process version %d)",
+                         w->pid, theirs, PP__WIRE_VERSION));
+}
+
 static void on_input(pp_pool *pool, unsigned slot) {
   pp__worker *w = &pool->workers[slot];
   pp__buf *in = pp__backend_input(pool->backend, slot);
   while (in && w->state != PP__W_FREE && !w->killed_by_pool) {
     pp__frame f;
     int complete;
-    pp_status st = pp__frame_peek(in, pool->max_message, &f, &complete);
+    /* Before its proof a worker is a stranger: it may not make the parent
+     * buffer more than a proof. */
+    size_t limit =
+        w->state == PP__W_HANDSHAKING ? PP__SHA256_SIZE : pool->max_message;
+    pp_status st = pp__frame_peek(in, limit, &f, &complete);
+    if (st == PP_ENOTSUP && w->state == PP__W_HANDSHAKING) {
+      version_mismatch(pool, slot, pp__frame_version(in));
+      return;
+    }
     if (st == PP_ENOTSUP) {
       char what[96];
       snprintf(what, sizeof what,
@@ -354,6 +460,10 @@ static void on_input(pp_pool *pool, unsigned slot) {
                "process version %u",
                pp__frame_version(in), PP__WIRE_VERSION);
       protocol_error(pool, slot, what);
+      return;
+    }
+    if (st != PP_OK && w->state == PP__W_HANDSHAKING) {
+      refuse(pool, slot, "it sent a malformed message");
       return;
     }
     if (st != PP_OK) {
@@ -364,6 +474,12 @@ static void on_input(pp_pool *pool, unsigned slot) {
     }
     if (!complete)
       return;
+    if (w->state == PP__W_HANDSHAKING) {
+      if (!check_proof(pool, slot, &f))
+        return;
+      pp__buf_consume(in, PP__WIRE_HEADER_SIZE + f.len);
+      continue;
+    }
     const char *bad = NULL;
     switch (f.type) {
     case PP__F_READY:
@@ -381,6 +497,9 @@ static void on_input(pp_pool *pool, unsigned slot) {
       break;
     case PP__F_RECORDS_DONE:
       bad = on_records(pool, w, &f);
+      break;
+    case PP__F_PROOF:
+      bad = "a second proof of the key";
       break;
     default:
       bad = "a frame only the parent sends";
@@ -402,9 +521,7 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
     break;
   case PP__EV_STARTED:
     w->pid = ev->pid;
-    w->state = PP__W_CONFIGURING;
-    pp__backend_send(pool->backend, ev->slot, pool->config_frame,
-                     pool->config_len);
+    send_challenge(pool, ev->slot);
     break;
   case PP__EV_START_FAILED:
     memset(w, 0, sizeof *w);

@@ -24,10 +24,12 @@ static int known_type(unsigned t) {
   case PP__F_CONFIG:
   case PP__F_CALLS:
   case PP__F_RECORDS:
+  case PP__F_CHALLENGE:
   case PP__F_READY:
   case PP__F_INIT_FAILED:
   case PP__F_RESULTS:
   case PP__F_RECORDS_DONE:
+  case PP__F_PROOF:
     return 1;
   default:
     return 0;
@@ -46,6 +48,8 @@ pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
     store_u32(magic, PP__WIRE_MAGIC);
     if (avail && memcmp(p, magic, avail < 4 ? avail : 4) != 0)
       return PP_EPROTOCOL;
+    if (avail > 4 && p[4] != PP__WIRE_VERSION)
+      return PP_ENOTSUP;
     return PP_OK;
   }
   if (load_u32(p) != PP__WIRE_MAGIC)

@@ -4,13 +4,22 @@
  *   header (20 bytes): magic u32 "PPF1" | version u8 | type u8 | flags u16
  *                      | payload length u32 | chunk id u64
  *
+ * Every connection starts with the key handshake: the parent sends
+ * CHALLENGE, the worker answers PROOF, and only a worker whose proof is
+ * right gets CONFIG and work. A frame of another version is refused by
+ * either side with a "protocol version mismatch" (pp__frame_peek() says
+ * PP_ENOTSUP).
+ *
  * Frames, parent -> worker:
+ *   CHALLENGE  PP__NONCE_SIZE random bytes
  *   CONFIG   initializer name (str16), its arguments (args), u32 low and u32
  *            high half of the worker's resident-memory limit (0: none)
  *   CALLS    task name (str16), u32 n, n x args          (apply, map, starmap)
  *   RECORDS  task name (str16), u32 n, u32 in_size, u32 out_size, u32 nfields,
  *            nfields x u32 field size, n * in_size bytes
  * worker -> parent:
+ *   PROOF    HMAC-SHA256(key, nonce): PP__SHA256_SIZE bytes, where key is
+ *            the pool's key as the hex text workers are given
  *   READY    (empty) the initializer succeeded; tasks may follow
  *   INIT_FAILED  u8 status, str32 message; the worker then exits
  *   RESULTS  u32 n, n x (u8 status, str32 value-or-message)  (answers CALLS)
@@ -31,15 +40,18 @@
 #define PP__WIRE_VERSION 1
 #define PP__WIRE_HEADER_SIZE 20
 #define PP__WIRE_MAX_NAME 255
+#define PP__NONCE_SIZE 32
 
 typedef enum pp__frame_type {
   PP__F_CONFIG = 1,
   PP__F_CALLS = 2,
   PP__F_RECORDS = 3,
+  PP__F_CHALLENGE = 4,
   PP__F_READY = 16,
   PP__F_INIT_FAILED = 17,
   PP__F_RESULTS = 18,
-  PP__F_RECORDS_DONE = 19
+  PP__F_RECORDS_DONE = 19,
+  PP__F_PROOF = 20
 } pp__frame_type;
 
 typedef struct pp__frame {

@@ -2,6 +2,8 @@
  * runs the named tasks and answers each frame in order. */
 #include "internal.h"
 
+#include <apr_env.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,6 +186,8 @@ static pp_status next_frame(worker *w, pp__frame *f) {
   for (;;) {
     int complete;
     pp_status st = pp__frame_peek(&w->in, UINT32_MAX, f, &complete);
+    if (st == PP_ENOTSUP)
+      return st; /* another protocol version */
     if (st != PP_OK)
       return PP_EPROTOCOL;
     if (complete)
@@ -196,13 +200,42 @@ static pp_status next_frame(worker *w, pp__frame *f) {
   }
 }
 
-/* The first frame is CONFIG: run the initializer, answer READY or
- * INIT_FAILED. Returns the exit code to use, or -1 to go on. */
+/* The first frame is CHALLENGE: answer it with the proof that this process
+ * knows the pool's key. Returns the exit code to use, or -1 to go on. */
+static int prove(worker *w, const char *key) {
+  pp__frame f;
+  pp_status st = next_frame(w, &f);
+  if (st == PP_EOF)
+    return 0;
+  if (st == PP_ENOTSUP)
+    return PP__EXIT_VERSION;
+  if (st != PP_OK || f.type != PP__F_CHALLENGE || f.len != PP__NONCE_SIZE)
+    return PP__EXIT_PROTOCOL;
+  unsigned char proof[PP__SHA256_SIZE];
+  pp__handshake_proof(key, f.payload, proof);
+  pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f.len);
+  size_t at;
+  st = pp__frame_begin(&w->out, PP__F_PROOF, 0, &at);
+  if (st == PP_OK)
+    st = pp__buf_append(&w->out, proof, sizeof proof);
+  if (st == PP_OK)
+    st = pp__frame_end(&w->out, at);
+  if (st == PP_OK && pp__test.proof_version)
+    pp__buf_head(&w->out)[at + 4] = (unsigned char)pp__test.proof_version;
+  if (st == PP_OK)
+    st = flush(w);
+  return st == PP_OK ? -1 : (st == PP_ENOMEM ? PP__EXIT_NOMEM : 0);
+}
+
+/* The frame after the proof is CONFIG: run the initializer, answer READY
+ * or INIT_FAILED. Returns the exit code to use, or -1 to go on. */
 static int configure(worker *w) {
   pp__frame f;
   pp_status st = next_frame(w, &f);
   if (st == PP_EOF)
     return 0;
+  if (st == PP_ENOTSUP)
+    return PP__EXIT_VERSION;
   if (st != PP_OK || f.type != PP__F_CONFIG)
     return PP__EXIT_PROTOCOL;
   pp__reader r;
@@ -250,6 +283,8 @@ static int serve(worker *w) {
     pp_status st = next_frame(w, &f);
     if (st == PP_EOF)
       return 0;
+    if (st == PP_ENOTSUP)
+      return PP__EXIT_VERSION;
     if (st != PP_OK)
       return PP__EXIT_PROTOCOL;
     if (f.type == PP__F_CALLS)
@@ -280,12 +315,13 @@ static int serve(worker *w) {
 }
 
 int pp__worker_run(pp__wchan *chan, const char *key) {
-  (void)key; /* the handshake that proves it is not written yet */
   worker w;
   memset(&w, 0, sizeof w);
   w.chan = chan;
   w.call.chan = chan;
-  int code = configure(&w);
+  int code = prove(&w, key);
+  if (code < 0)
+    code = configure(&w);
   if (code < 0)
     code = serve(&w);
   pp__call_free(&w.call);
@@ -296,14 +332,36 @@ int pp__worker_run(pp__wchan *chan, const char *key) {
   return code;
 }
 
+/* Copies the key a spawned worker was given and removes it from the
+ * environment that the processes its tasks start inherit (APR's delete:
+ * unsetenv on POSIX, the system's block on Windows, where the C runtime's
+ * getenv() copy keeps it). The kernel's copy of the initial environment,
+ * /proc/PID/environ on Linux, keeps it too; only this user and root can
+ * read that. A value of the wrong length is no key at all: the worker will
+ * be refused. */
+static void take_key(char *key, size_t cap, int apr_ready) {
+  const char *env = getenv(PP__KEY_ENV);
+  key[0] = '\0';
+  if (env && strlen(env) < cap)
+    strcpy(key, env);
+  apr_pool_t *mem;
+  if (env && apr_ready && apr_pool_create(&mem, NULL) == APR_SUCCESS) {
+    apr_env_delete(PP__KEY_ENV, mem);
+    apr_pool_destroy(mem);
+  }
+}
+
 int pp_worker_main(int argc, char **argv) {
   pp__wchan *chan;
   int code;
-  if (pp__runtime_init() != PP_OK)
-    return 0;
+  /* The worker loop and the service need no APR: a process launched as
+   * one must never fall through into the rest of main(). */
+  int apr_ready = pp__runtime_init() == PP_OK;
   if (pp__backend_run_service(argc, argv, pp__worker_run, &code))
     exit(code);
   if (!pp__backend_worker_attach(argc, argv, &chan))
     return 0;
-  exit(pp__worker_run(chan, getenv(PP__KEY_ENV)));
+  char key[2 * PP__KEY_BYTES + 1];
+  take_key(key, sizeof key, apr_ready);
+  exit(pp__worker_run(chan, key));
 }

@@ -1,0 +1,386 @@
+/* Suite "contexts": the key handshake every worker passes before it gets
+ * any work, in every context the platform has: the SHA-256 and HMAC it
+ * rests on, refusal of a wrong key, version mismatch. */
+#ifndef _WIN32
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "internal.h"
+
+#include <CUnit/CUnit.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+extern char **environ;
+#endif
+
+#include "suites.h"
+#include "util.h"
+
+/* ---- tasks (registered by main() before the worker hook) ---- */
+
+/* Changed by the parent before it creates pools: a fork worker sees the
+ * change, a spawned or forkserver worker the initial value. */
+#define MARKER_INITIAL 1
+#define MARKER_CHANGED 2
+static int64_t g_marker = MARKER_INITIAL;
+
+static pp_status task_get_marker(pp_call *call) {
+  return pp_call_return_i64(call, g_marker);
+}
+
+/* The open descriptors among 0..1023, as int32 values. */
+static pp_status task_open_fds(pp_call *call) {
+#ifdef _WIN32
+  return pp_call_fail(call, "open_fds: POSIX only");
+#else
+  int32_t fds[1024];
+  size_t n = 0;
+  for (int fd = 0; fd < 1024; fd++)
+    if (fcntl(fd, F_GETFD) >= 0)
+      fds[n++] = fd;
+  return pp_call_return(call, fds, n * sizeof fds[0]);
+#endif
+}
+
+/* Creates the file its argument names: proof that the task ran. */
+static pp_status task_touch(pp_call *call) {
+  pp_bytes b;
+  char path[512];
+  if (pp_call_arg(call, 0, &b) != PP_OK || b.len >= sizeof path)
+    return pp_call_fail(call, "touch: expected a path");
+  memcpy(path, b.data, b.len);
+  path[b.len] = '\0';
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return pp_call_fail(call, "touch: cannot create %s", path);
+  fclose(f);
+  return pp_call_return_i64(call, 1);
+}
+
+/* 1 when the key variable is in the environment the worker's own children
+ * would inherit (on Windows the system's block, which the C runtime's
+ * getenv() copy does not follow). */
+static pp_status task_has_key_env(pp_call *call) {
+#ifdef _WIN32
+  char value[8];
+  return pp_call_return_i64(
+      call, GetEnvironmentVariableA(PP__KEY_ENV, value, sizeof value) != 0);
+#else
+  return pp_call_return_i64(call, getenv(PP__KEY_ENV) != NULL);
+#endif
+}
+
+static const char *g_argv0;
+
+pp_status contexts_tasks_register(const char *argv0) {
+  g_argv0 = argv0;
+  pp_status st = pp_register("get_marker", task_get_marker);
+  if (st == PP_OK)
+    st = pp_register("open_fds", task_open_fds);
+  if (st == PP_OK)
+    st = pp_register("touch", task_touch);
+  if (st == PP_OK)
+    st = pp_register("has_key_env", task_has_key_env);
+  return st;
+}
+
+/* ---- helpers ---- */
+
+#ifdef _WIN32
+static const pp_context all_contexts[] = {PP_CONTEXT_SPAWN};
+#else
+static const pp_context all_contexts[] = {PP_CONTEXT_FORK};
+#endif
+#define NCONTEXTS (sizeof all_contexts / sizeof all_contexts[0])
+
+static pp_pool *pool_in(pp_context ctx, int processes, unsigned long maxtasks) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = processes;
+  o.context = ctx;
+  o.maxtasksperchild = maxtasks;
+  pp_pool *pool = NULL;
+  pp_status st = pp_pool_create(&pool, &o);
+  if (st != PP_OK)
+    fprintf(stderr, "\n  pool in context %s: %s\n", pp_context_name(ctx),
+            pp_strerror(st));
+  CU_ASSERT_EQUAL(st, PP_OK);
+  return pool;
+}
+
+static int from_hex(const char *hex, unsigned char *out, size_t cap) {
+  size_t n = strlen(hex) / 2;
+  if (n > cap)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned v;
+    if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+      return -1;
+    out[i] = (unsigned char)v;
+  }
+  return (int)n;
+}
+
+static void check_digest(const unsigned char *got, const char *want_hex,
+                         size_t len) {
+  unsigned char want[PP__SHA256_SIZE];
+  CU_ASSERT_EQUAL_FATAL(from_hex(want_hex, want, sizeof want), (int)len);
+  CU_ASSERT(memcmp(got, want, len) == 0);
+}
+
+/* ---- SHA-256 and HMAC-SHA256 ---- */
+
+/* FIPS 180-2 appendix B, plus the empty message and the 896-bit one. */
+static void test_sha256_vectors(void) {
+  static const struct {
+    const char *msg;
+    const char *digest;
+  } v[] = {
+      {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+      {"abc",
+       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+      {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+      {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmn"
+       "opjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+       "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
+  };
+  unsigned char out[PP__SHA256_SIZE];
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    pp__sha256(v[i].msg, strlen(v[i].msg), out);
+    check_digest(out, v[i].digest, sizeof out);
+  }
+  /* One million 'a', fed in uneven pieces: block boundaries everywhere. */
+  static char a[1000];
+  memset(a, 'a', sizeof a);
+  pp__sha256_ctx s;
+  pp__sha256_init(&s);
+  size_t left = 1000000, piece = 1;
+  while (left) {
+    size_t n = piece < left ? piece : left;
+    pp__sha256_update(&s, a, n);
+    left -= n;
+    piece = piece % 937 + 63; /* at most 999 */
+  }
+  pp__sha256_final(&s, out);
+  check_digest(
+      out, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+      sizeof out);
+}
+
+/* RFC 4231 test cases 1 to 7 (case 5 compares the first 128 bits, as the
+ * RFC does). */
+static void test_hmac_vectors(void) {
+  unsigned char k0b[20], kaa20[20], k25[25], k0c[20], kaa131[131];
+  unsigned char ddd[50], cdc[50];
+  memset(k0b, 0x0b, sizeof k0b);
+  memset(kaa20, 0xaa, sizeof kaa20);
+  for (int i = 0; i < 25; i++)
+    k25[i] = (unsigned char)(i + 1);
+  memset(k0c, 0x0c, sizeof k0c);
+  memset(kaa131, 0xaa, sizeof kaa131);
+  memset(ddd, 0xdd, sizeof ddd);
+  memset(cdc, 0xcd, sizeof cdc);
+  static const char big_data[] =
+      "This is a test using a larger than block-size key and a larger than "
+      "block-size data. The key needs to be hashed before being used by the "
+      "HMAC algorithm.";
+  static const char big_key[] =
+      "Test Using Larger Than Block-Size Key - Hash Key First";
+  const struct {
+    const void *key;
+    size_t klen;
+    const void *data;
+    size_t dlen;
+    const char *mac;
+    size_t check;
+  } v[] = {
+      {k0b, 20, "Hi There", 8,
+       "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7", 32},
+      {"Jefe", 4, "what do ya want for nothing?", 28,
+       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", 32},
+      {kaa20, 20, ddd, 50,
+       "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe", 32},
+      {k25, 25, cdc, 50,
+       "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b", 32},
+      {k0c, 20, "Test With Truncation", 20, "a3b6167473100ee06e0c796c2955552b",
+       16},
+      {kaa131, 131, big_key, sizeof big_key - 1,
+       "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54", 32},
+      {kaa131, 131, big_data, sizeof big_data - 1,
+       "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2", 32},
+  };
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    unsigned char out[PP__SHA256_SIZE];
+    pp__hmac_sha256(v[i].key, v[i].klen, v[i].data, v[i].dlen, out);
+    check_digest(out, v[i].mac, v[i].check);
+  }
+}
+
+static void test_handshake_check(void) {
+  unsigned char nonce[PP__NONCE_SIZE], proof[PP__SHA256_SIZE];
+  for (size_t i = 0; i < sizeof nonce; i++)
+    nonce[i] = (unsigned char)(i * 7);
+  pp__handshake_proof("secret", nonce, proof);
+  CU_ASSERT(pp__handshake_check("secret", nonce, proof, sizeof proof));
+  CU_ASSERT(!pp__handshake_check("secreT", nonce, proof, sizeof proof));
+  CU_ASSERT(!pp__handshake_check("secret", nonce, proof, sizeof proof - 1));
+  CU_ASSERT(!pp__handshake_check("secret", nonce, NULL, sizeof proof));
+  for (size_t i = 0; i < sizeof proof; i++) {
+    proof[i] ^= 1; /* a difference anywhere is seen */
+    CU_ASSERT(!pp__handshake_check("secret", nonce, proof, sizeof proof));
+    proof[i] ^= 1;
+  }
+  nonce[0] ^= 1;
+  CU_ASSERT(!pp__handshake_check("secret", nonce, proof, sizeof proof));
+  CU_ASSERT(pp__equal_ct("abc", "abc", 3));
+  CU_ASSERT(!pp__equal_ct("abc", "abd", 3));
+  CU_ASSERT(pp__equal_ct("a", "b", 0));
+}
+
+/* A frame of another version is told apart from garbage, on either side. */
+static void test_foreign_version(void) {
+  pp__buf b = {0};
+  size_t at;
+  CU_ASSERT_EQUAL_FATAL(pp__frame_begin(&b, PP__F_PROOF, 0, &at), PP_OK);
+  CU_ASSERT_EQUAL(pp__frame_end(&b, at), PP_OK);
+  pp__frame f;
+  int complete;
+  CU_ASSERT_EQUAL(pp__frame_peek(&b, 64, &f, &complete), PP_OK);
+  CU_ASSERT(complete);
+  CU_ASSERT_EQUAL(pp__frame_version(&b), PP__WIRE_VERSION);
+  pp__buf_head(&b)[4] = PP__WIRE_VERSION + 1;
+  CU_ASSERT_EQUAL(pp__frame_peek(&b, 64, &f, &complete), PP_ENOTSUP);
+  CU_ASSERT_EQUAL(pp__frame_version(&b), PP__WIRE_VERSION + 1);
+  /* Known from its first five bytes, before the header is complete. */
+  pp__buf head = {0};
+  CU_ASSERT_EQUAL(pp__buf_append(&head, pp__buf_head(&b), 5), PP_OK);
+  CU_ASSERT_EQUAL(pp__frame_peek(&head, 64, &f, &complete), PP_ENOTSUP);
+  /* A bad magic is garbage, whatever follows. */
+  pp__buf_head(&b)[0] ^= 0xff;
+  CU_ASSERT_EQUAL(pp__frame_peek(&b, 64, &f, &complete), PP_EPROTOCOL);
+  pp__buf_free(&b);
+  pp__buf_free(&head);
+}
+
+/* ---- what each context starts ---- */
+
+/* The spawned worker took its key out of its environment: processes its
+ * tasks start do not inherit it. */
+static void test_key_not_in_environment(void) {
+  for (size_t i = 0; i < NCONTEXTS; i++) {
+    pp_pool *pool = pool_in(all_contexts[i], 1, 0);
+    if (!pool)
+      continue;
+    int64_t has = -1;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "has_key_env", 0, &has), PP_OK);
+    CU_ASSERT_EQUAL(has, 0);
+    pp_pool_destroy(pool);
+  }
+}
+
+/* ---- the handshake, through a pool ---- */
+
+/* Workers given a key other than the pool's are refused before any task:
+ * the task never runs (its file is never made), and after a few refused
+ * workers in a row the pool is broken with a message that says why. */
+static void test_wrong_key_refused(void) {
+  for (size_t i = 0; i < NCONTEXTS; i++) {
+    char path[256];
+    snprintf(path, sizeof path, "pp_tests_touch_%ld_%d", tu_self_pid(), (int)i);
+    remove(path);
+    pp__test.wrong_key = 1;
+    pp_pool *pool = pool_in(all_contexts[i], 2, 0);
+    pp__test.wrong_key = 0;
+    if (!pool)
+      continue;
+    pp_bytes arg = {path, strlen(path)};
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "touch", &arg, 1, NULL, &r),
+                          PP_OK);
+    CU_ASSERT_EQUAL(pp_result_get(r, 30.0), PP_EPROTOCOL);
+    const char *msg = pp_result_error(r);
+    if (!tu_contains(msg, "handshake"))
+      fprintf(stderr, "\n  context %s: %s\n", pp_context_name(all_contexts[i]),
+              msg ? msg : "(no message)");
+    CU_ASSERT(tu_contains(msg, "failed the handshake"));
+    pp_result_free(r);
+    pp_pool_destroy(pool);
+    FILE *f = fopen(path, "r");
+    CU_ASSERT_PTR_NULL(f);
+    if (f) {
+      fclose(f);
+      remove(path);
+    }
+  }
+  /* The hook is off again: a new pool works. */
+  pp_pool *pool = pool_in(PP_CONTEXT_DEFAULT, 1, 0);
+  int64_t sq = 0;
+  if (pool)
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 5, &sq), PP_OK);
+  CU_ASSERT_EQUAL(sq, 25);
+  pp_pool_destroy(pool);
+}
+
+/* Parent and worker of different protocol versions: a clear error, in
+ * both directions. */
+static void check_mismatch(pp_context ctx) {
+  pp_pool *pool = pool_in(ctx, 1, 0);
+  if (!pool)
+    return;
+  pp_value v = {0};
+  int64_t x = 2;
+  pp_bytes arg = tu_i64(&x);
+  CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_EPROTOCOL);
+  if (!tu_contains(v.error, "protocol version mismatch"))
+    fprintf(stderr, "\n  context %s: %s\n", pp_context_name(ctx),
+            v.error ? v.error : "(no message)");
+  CU_ASSERT(tu_contains(v.error, "protocol version mismatch"));
+  pp_value_clear(&v);
+  pp_pool_destroy(pool);
+}
+
+static void test_version_mismatch(void) {
+  /* The parent speaks another version: the worker exits with its distinct
+   * code, and the parent names the cause. */
+  pp__test.challenge_version = PP__WIRE_VERSION + 1;
+  for (size_t i = 0; i < NCONTEXTS; i++)
+    check_mismatch(all_contexts[i]);
+  pp__test.challenge_version = 0;
+#ifndef _WIN32
+  /* The worker speaks another version (a fork worker inherits the hook). */
+  pp__test.proof_version = PP__WIRE_VERSION + 1;
+  check_mismatch(PP_CONTEXT_FORK);
+  pp__test.proof_version = 0;
+#endif
+}
+
+int pp_test_suite_contexts(void) {
+  static const tu_test tests[] = {
+      {"SHA-256: FIPS 180-2 vectors", test_sha256_vectors},
+      {"HMAC-SHA256: RFC 4231 vectors", test_hmac_vectors},
+      {"handshake proof and constant-time check", test_handshake_check},
+      {"a frame of another version is told from garbage", test_foreign_version},
+      {"the key is not left in a worker's environment",
+       test_key_not_in_environment},
+      {"workers with a wrong key are refused before any task",
+       test_wrong_key_refused},
+      {"protocol version mismatch, both directions", test_version_mismatch},
+  };
+  return tu_add_suite("contexts", tests, TU_NTESTS(tests));
+}
