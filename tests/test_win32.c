@@ -79,6 +79,26 @@ static pp_status win32_pid_after(pp_call *call) {
   return pp_call_return_i64(call, (int64_t)GetCurrentProcessId());
 }
 
+/* Sets the named event given as argument 0 (the task has started), then
+ * sleeps argument 1 ms and returns the worker's pid. */
+static pp_status win32_signal_sleep(pp_call *call) {
+  pp_bytes name;
+  int64_t ms = 0;
+  char buf[128];
+  if (pp_call_arg(call, 0, &name) != PP_OK || name.len >= sizeof buf ||
+      pp_call_arg_i64(call, 1, &ms) != PP_OK)
+    return pp_call_fail(call, "win32_signal_sleep: needs (name, int64)");
+  memcpy(buf, name.data, name.len);
+  buf[name.len] = '\0';
+  HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, buf);
+  if (!ev)
+    return pp_call_fail(call, "win32_signal_sleep: no event %s", buf);
+  SetEvent(ev);
+  CloseHandle(ev);
+  Sleep((DWORD)ms);
+  return pp_call_return_i64(call, (int64_t)GetCurrentProcessId());
+}
+
 /* "<key from the environment>\n<command line>" as the worker sees them. */
 static pp_status win32_env(pp_call *call) {
   const char *key = getenv(PP__KEY_ENV);
@@ -100,6 +120,8 @@ pp_status win32_tasks_register(void) {
   pp_status st = pp_register("win32_die", win32_die);
   if (st == PP_OK)
     st = pp_register("win32_pid_after", win32_pid_after);
+  if (st == PP_OK)
+    st = pp_register("win32_signal_sleep", win32_signal_sleep);
   if (st == PP_OK)
     st = pp_register("win32_env", win32_env);
   return st;
@@ -556,12 +578,19 @@ static void test_death_terminated(void) {
   size_t n = 0;
   CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, &pid, 1, &n), PP_OK);
   CU_ASSERT_EQUAL_FATAL(n, 1);
+  /* The task says when it runs, so the worker dies in the middle of it. */
+  char name[64];
+  snprintf(name, sizeof name, "procpool-test-started-%lu",
+           (unsigned long)GetCurrentProcessId());
+  HANDLE started = CreateEventA(NULL, TRUE, FALSE, name);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(started);
   int64_t ms = 30000;
-  pp_bytes arg = tu_i64(&ms);
+  pp_bytes args[2] = {{name, strlen(name)}, tu_i64(&ms)};
   pp_result *r = NULL;
   CU_ASSERT_EQUAL_FATAL(
-      pp_apply_async(pool, "win32_pid_after", &arg, 1, NULL, &r), PP_OK);
-  tu_sleep_ms(300);
+      pp_apply_async(pool, "win32_signal_sleep", args, 2, NULL, &r), PP_OK);
+  CU_ASSERT_EQUAL(WaitForSingleObject(started, 10000), WAIT_OBJECT_0);
+  CloseHandle(started);
   HANDLE h = OpenProcess(PROCESS_TERMINATE, FALSE, (DWORD)pid);
   CU_ASSERT_PTR_NOT_NULL_FATAL(h);
   CU_ASSERT(TerminateProcess(h, 42));
