@@ -99,19 +99,25 @@ static pp_status win32_signal_sleep(pp_call *call) {
   return pp_call_return_i64(call, (int64_t)GetCurrentProcessId());
 }
 
-/* "<key from the environment>\n<command line>" as the worker sees them. */
+/* What a worker sees of its key: "<C runtime's copy>\n<the process's
+ * environment block's copy>\n<command line>". */
 static pp_status win32_env(pp_call *call) {
   const char *key = getenv(PP__KEY_ENV);
+  char sys[256];
+  DWORD slen = GetEnvironmentVariableA(PP__KEY_ENV, sys, sizeof sys);
+  if (slen >= sizeof sys)
+    slen = 0;
   const char *cmd = GetCommandLineA();
   size_t klen = key ? strlen(key) : 0, clen = strlen(cmd);
-  char *out = malloc(klen + clen + 2);
+  char *out = malloc(klen + slen + clen + 3);
   if (!out)
     return pp_call_fail(call, "win32_env: out of memory");
-  if (klen)
-    memcpy(out, key, klen);
+  memcpy(out, key ? key : "", klen);
   out[klen] = '\n';
-  memcpy(out + klen + 1, cmd, clen + 1);
-  pp_status st = pp_call_return(call, out, klen + clen + 1);
+  memcpy(out + klen + 1, sys, slen);
+  out[klen + 1 + slen] = '\n';
+  memcpy(out + klen + slen + 2, cmd, clen + 1);
+  pp_status st = pp_call_return(call, out, klen + slen + clen + 2);
   free(out);
   return st;
 }
@@ -606,33 +612,35 @@ static void test_death_terminated(void) {
 }
 
 /* The key reaches the worker through its environment, never through its
- * command line; the parent's own environment does not get it. */
+ * command line (which other local users can read); the worker then takes
+ * it out of the environment block its own children would inherit. The
+ * parent's environment never holds it. The pool working at all shows the
+ * key arrived: without it the handshake refuses the worker. */
 static void test_key_in_environment(void) {
   pp_pool *pool = tu_pool(1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   pp_value v = {0};
   CU_ASSERT_EQUAL(pp_apply(pool, "win32_env", NULL, 0, &v), PP_OK);
   const char *text = v.data;
-  const char *nl = text ? strchr(text, '\n') : NULL;
-  CU_ASSERT_PTR_NOT_NULL(nl);
-  if (nl) {
-    size_t klen = (size_t)(nl - text);
-    const char *cmd = nl + 1;
-    CU_ASSERT(strstr(cmd, PP__WORKER_ARG) != NULL);
-    CU_ASSERT(strstr(cmd, PP__KEY_ENV) == NULL);
-    if (klen > 0) {
-      char key[256];
-      CU_ASSERT(klen >= 32 && klen < sizeof key);
-      if (klen < sizeof key) {
-        memcpy(key, text, klen);
-        key[klen] = '\0';
-        CU_ASSERT(strstr(cmd, key) == NULL);
-        CU_ASSERT(strspn(key, "0123456789abcdefABCDEF") == klen);
-      }
-    }
+  const char *nl1 = text ? strchr(text, '\n') : NULL;
+  const char *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
+  CU_ASSERT_PTR_NOT_NULL_FATAL(nl2);
+  size_t klen = (size_t)(nl1 - text);
+  const char *cmd = nl2 + 1;
+  CU_ASSERT(strstr(cmd, PP__WORKER_ARG) != NULL);
+  CU_ASSERT(strstr(cmd, PP__KEY_ENV) == NULL);
+  CU_ASSERT_EQUAL(nl2 - nl1 - 1, 0); /* gone from the block */
+  if (klen > 0) { /* the C runtime's copy, if it still has one */
+    char key[256];
+    CU_ASSERT_FATAL(klen >= 32 && klen < sizeof key);
+    memcpy(key, text, klen);
+    key[klen] = '\0';
+    CU_ASSERT(strspn(key, "0123456789abcdefABCDEF") == klen);
+    CU_ASSERT(strstr(cmd, key) == NULL);
   }
   pp_value_clear(&v);
   CU_ASSERT_PTR_NULL(getenv(PP__KEY_ENV));
+  CU_ASSERT_EQUAL(GetEnvironmentVariableA(PP__KEY_ENV, NULL, 0), 0);
   pp_pool_destroy(pool);
 }
 
@@ -764,7 +772,8 @@ int pp_test_suite_win32(void) {
        test_death_terminate_self},
       {"worker terminated by another process: task fails with its code",
        test_death_terminated},
-      {"the key travels in the environment, not the command line",
+      {"the key travels in the environment, not the command line, and is "
+       "dropped",
        test_key_in_environment},
       {"killing the pool's owner leaves no worker behind (job object)",
        test_owner_killed},
