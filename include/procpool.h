@@ -295,8 +295,20 @@ PP_API pp_status pp_register(const char *name, pp_task_fn fn);
  * @brief The worker-mode hook: call it at the top of main(), after
  * registering tasks.
  *
- * In a process launched by procpool as a worker it runs the worker loop and
- * exits the process; in any other process it returns 0 at once.
+ * In a process launched by procpool as a worker (spawn context) or as the
+ * forkserver, it runs that and exits the process without returning, so the
+ * rest of main() never runs there; in any other process it returns 0 at
+ * once. It must run before a spawn or forkserver pool is created (until
+ * then pp_pool_create() refuses them with PP_ESTATE): a copy of the program
+ * started without it would run the whole program again. It also records
+ * argv[0], which is how the executable is found on systems that have no
+ * better way (Linux uses /proc/self/exe, macOS _NSGetExecutablePath).
+ *
+ * Such processes are started with `--procpool-worker=FD` or
+ * `--procpool-forkserver=FD` as argv[1] and the pool's key in the
+ * environment variable PROCPOOL_WORKER_KEY, which this hook removes from
+ * the environment. Given those options without a channel on FD, it prints
+ * a message on stderr and exits with a non-zero code.
  * @param argc main()'s argc.
  * @param argv main()'s argv.
  * @return 0 in a parent; in a worker it does not return.
@@ -310,14 +322,32 @@ PP_API int pp_worker_main(int argc, char **argv);
 /** @name Pools */
 /**@{*/
 
-/** How workers are started (Python's start methods). */
+/**
+ * How workers are started (Python's start methods). The same program runs
+ * unchanged in each, as long as tasks are registered by name and main()
+ * calls pp_worker_main() first.
+ *
+ * The default is fork on POSIX and spawn on Windows. The environment
+ * variable PROCPOOL_START_METHOD ("fork", "spawn" or "forkserver") changes
+ * the default, never an explicit choice; a name it does not know makes
+ * pp_pool_create() fail with PP_EINVAL.
+ *
+ * Whatever the context, every worker proves that it knows the pool's
+ * random key before it gets any work, and holds no descriptor but the
+ * standard streams and its own channel.
+ */
 typedef enum pp_context {
-  PP_CONTEXT_DEFAULT = 0, /**< the platform's default (fork on POSIX), or the
-                               one named by the environment variable
-                               PROCPOOL_START_METHOD */
-  PP_CONTEXT_FORK,        /**< copy of the parent (POSIX only) */
-  PP_CONTEXT_SPAWN,       /**< fresh copy of the executable */
-  PP_CONTEXT_FORKSERVER   /**< forked by a clean server process (POSIX only) */
+  PP_CONTEXT_DEFAULT = 0, /**< the platform's default (see above) */
+  /** A copy of the parent as it was when the pool was created: fastest,
+      and workers see the parent's memory (POSIX only). */
+  PP_CONTEXT_FORK,
+  /** A fresh run of the program's executable in worker mode: globals have
+      their initial values; safe whatever threads the parent has. */
+  PP_CONTEXT_SPAWN,
+  /** Forked by a server process, itself a fresh run of the executable
+      started with the pool: clean like spawn, cheaper per worker
+      (POSIX only). */
+  PP_CONTEXT_FORKSERVER
 } pp_context;
 
 /**
@@ -388,8 +418,11 @@ typedef struct pp_pool pp_pool;
  *         PP_MAX_PROCESSES, initargs without initializer, an unregistered
  *         or over-long initializer name, an invalid context, an unknown
  *         name in PROCPOOL_START_METHOD, or a negative or NaN
- *         task_time_limit); PP_ENOTSUP for a context this
- *         platform or build lacks; PP_ESYSTEM; PP_ENOMEM.
+ *         task_time_limit); PP_ENOTSUP for a context this platform or build
+ *         lacks (fork and forkserver on Windows), or for spawn and
+ *         forkserver when the program's executable cannot be located;
+ *         PP_ESTATE for spawn and forkserver when pp_worker_main() has not
+ *         run in this process; PP_ESYSTEM; PP_ENOMEM.
  */
 PP_API pp_status pp_pool_create(pp_pool **out, const pp_options *options);
 

@@ -1,6 +1,9 @@
-/* Suite "contexts": the key handshake every worker passes before it gets
- * any work, in every context the platform has: the SHA-256 and HMAC it
- * rests on, refusal of a wrong key, version mismatch. */
+/* Suite "contexts": what tells the start contexts apart (a spawned worker
+ * is a new process image, a forked one a copy), what they share (only the
+ * channel and the standard streams reach a worker, replacement works), and
+ * the key handshake every worker passes before it gets any work: the
+ * SHA-256 and HMAC it rests on, refusal of a wrong key, version mismatch,
+ * and workers started by hand. */
 #ifndef _WIN32
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -104,7 +107,8 @@ pp_status contexts_tasks_register(const char *argv0) {
 #ifdef _WIN32
 static const pp_context all_contexts[] = {PP_CONTEXT_SPAWN};
 #else
-static const pp_context all_contexts[] = {PP_CONTEXT_FORK};
+static const pp_context all_contexts[] = {PP_CONTEXT_FORK, PP_CONTEXT_SPAWN,
+                                          PP_CONTEXT_FORKSERVER};
 #endif
 #define NCONTEXTS (sizeof all_contexts / sizeof all_contexts[0])
 
@@ -280,6 +284,28 @@ static void test_foreign_version(void) {
 
 /* ---- what each context starts ---- */
 
+/* A fork worker is a copy of the parent (as it was when the pool was
+ * created); a spawned or forkserver worker is a new process image. */
+static void test_global_variable(void) {
+  g_marker = MARKER_CHANGED;
+  for (size_t i = 0; i < NCONTEXTS; i++) {
+    pp_pool *pool = pool_in(all_contexts[i], 1, 0);
+    if (!pool)
+      continue;
+    int64_t seen = -1;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "get_marker", 0, &seen), PP_OK);
+    int64_t want =
+        all_contexts[i] == PP_CONTEXT_FORK ? MARKER_CHANGED : MARKER_INITIAL;
+    if (seen != want)
+      fprintf(stderr, "\n  context %s: marker %lld, expected %lld\n",
+              pp_context_name(all_contexts[i]), (long long)seen,
+              (long long)want);
+    CU_ASSERT_EQUAL(seen, want);
+    pp_pool_destroy(pool);
+  }
+  g_marker = MARKER_INITIAL;
+}
+
 /* The spawned worker took its key out of its environment: processes its
  * tasks start do not inherit it. */
 static void test_key_not_in_environment(void) {
@@ -292,6 +318,155 @@ static void test_key_not_in_environment(void) {
     CU_ASSERT_EQUAL(has, 0);
     pp_pool_destroy(pool);
   }
+}
+
+#ifndef _WIN32
+/* A task lists its open descriptors: the standard streams and its channel,
+ * nothing the parent had open (a file opened without O_CLOEXEC here). */
+static void test_descriptors(void) {
+  int leak = open("/dev/null", O_RDONLY); /* no O_CLOEXEC, on purpose */
+  CU_ASSERT_FATAL(leak >= 0);
+  int high = dup2(leak, 100); /* apart from any number a worker uses */
+  CU_ASSERT_FATAL(high == 100);
+  close(leak);
+  for (size_t i = 0; i < NCONTEXTS; i++) {
+    pp_context ctx = all_contexts[i];
+    pp_pool *pool = pool_in(ctx, 1, 0);
+    if (!pool)
+      continue;
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_apply(pool, "open_fds", NULL, 0, &v), PP_OK);
+    int32_t fds[1024];
+    size_t n = v.len / sizeof fds[0];
+    if (v.status == PP_OK && n <= 1024)
+      memcpy(fds, v.data, n * sizeof fds[0]);
+    else
+      n = 0;
+    pp_value_clear(&v);
+    char list[512] = "";
+    for (size_t k = 0; k < n; k++)
+      snprintf(list + strlen(list), sizeof list - strlen(list), " %d",
+               (int)fds[k]);
+    if (n != 4)
+      fprintf(stderr, "\n  context %s: worker descriptors:%s\n",
+              pp_context_name(ctx), list);
+    CU_ASSERT_EQUAL(n, 4);
+    if (n == 4) {
+      CU_ASSERT(fds[0] == 0 && fds[1] == 1 && fds[2] == 2);
+      CU_ASSERT(fds[3] >= 3 && fds[3] != 100);
+      if (ctx == PP_CONTEXT_SPAWN)
+        CU_ASSERT_EQUAL(fds[3], 3);
+    }
+    pp_pool_destroy(pool);
+  }
+  close(high);
+}
+#endif
+
+/* maxtasksperchild = 1: every task runs in a new worker, in every
+ * context. */
+static void test_maxtasksperchild(void) {
+  for (size_t i = 0; i < NCONTEXTS; i++) {
+    pp_pool *pool = pool_in(all_contexts[i], 1, 1);
+    if (!pool)
+      continue;
+    int64_t pids[4];
+    for (int k = 0; k < 4; k++) {
+      pids[k] = -1;
+      CU_ASSERT_EQUAL(tu_apply_i64(pool, "getpid", 0, &pids[k]), PP_OK);
+      CU_ASSERT(pids[k] > 0);
+      for (int j = 0; j < k; j++)
+        CU_ASSERT(pids[j] != pids[k]);
+    }
+    pp_pool_close(pool);
+    CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+    pp_pool_destroy(pool);
+  }
+}
+
+/* An unknown task name fails that task with a message naming it; the
+ * worker stays alive and runs the next task. */
+static void test_unknown_task_spawn(void) {
+  pp_pool *pool = pool_in(PP_CONTEXT_SPAWN, 1, 0);
+  if (!pool)
+    return;
+  int64_t before = -1, after = -2;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "getpid", 0, &before), PP_OK);
+  int64_t x = 3;
+  pp_bytes arg = tu_i64(&x);
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_apply(pool, "no_such_task_here", &arg, 1, &v),
+                  PP_EUNKNOWNTASK);
+  CU_ASSERT(tu_contains(v.error, "no_such_task_here"));
+  pp_value_clear(&v);
+  CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_OK);
+  int64_t sq = 0;
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &sq), PP_OK);
+  CU_ASSERT_EQUAL(sq, 9);
+  pp_value_clear(&v);
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "getpid", 0, &after), PP_OK);
+  CU_ASSERT_EQUAL(before, after);
+  pp_pool_destroy(pool);
+}
+
+/* ---- context selection ---- */
+
+static void test_context_selection(void) {
+  pp_context c;
+  CU_ASSERT_EQUAL(pp_context_from_name("spwan", &c), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_context_from_name("Spawn", &c), PP_EINVAL);
+
+  const char *saved = getenv("PROCPOOL_START_METHOD");
+  char keep[64] = "";
+  if (saved)
+    snprintf(keep, sizeof keep, "%s", saved);
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 1;
+  pp_pool *pool = NULL;
+#ifdef _WIN32
+  _putenv_s("PROCPOOL_START_METHOD", "bogus");
+#else
+  setenv("PROCPOOL_START_METHOD", "bogus", 1);
+#endif
+  /* The variable changes the default: a name it does not know is an
+   * error, not a silent fallback... */
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+  CU_ASSERT_PTR_NULL(pool);
+  /* ...and never overrides an explicit choice. */
+  o.context = PP_CONTEXT_SPAWN;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_OK);
+  pp_pool_destroy(pool);
+  pool = NULL;
+
+#ifndef _WIN32
+  /* The variable picks the default's context: a spawn worker does not see
+   * the parent's change. */
+  g_marker = MARKER_CHANGED;
+  o.context = PP_CONTEXT_DEFAULT;
+  const char *names[] = {"fork", "spawn", "forkserver"};
+  for (size_t i = 0; i < 3; i++) {
+    setenv("PROCPOOL_START_METHOD", names[i], 1);
+    CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_OK);
+    int64_t seen = -1;
+    if (pool)
+      CU_ASSERT_EQUAL(tu_apply_i64(pool, "get_marker", 0, &seen), PP_OK);
+    CU_ASSERT_EQUAL(seen, i == 0 ? MARKER_CHANGED : MARKER_INITIAL);
+    pp_pool_destroy(pool);
+    pool = NULL;
+  }
+  g_marker = MARKER_INITIAL;
+  if (saved)
+    setenv("PROCPOOL_START_METHOD", keep, 1);
+  else
+    unsetenv("PROCPOOL_START_METHOD");
+#else
+  _putenv_s("PROCPOOL_START_METHOD", saved ? keep : "");
+  o.context = PP_CONTEXT_FORK;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_ENOTSUP);
+  o.context = PP_CONTEXT_FORKSERVER;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_ENOTSUP);
+#endif
 }
 
 /* ---- the handshake, through a pool ---- */
@@ -370,17 +545,242 @@ static void test_version_mismatch(void) {
 #endif
 }
 
+#ifndef _WIN32
+/* ---- workers started by hand ---- */
+
+static const char *self_exe(void) {
+#ifdef __linux__
+  return "/proc/self/exe";
+#else
+  return g_argv0;
+#endif
+}
+
+typedef struct by_hand {
+  pid_t pid;
+  int sock;   /* the parent's end of the worker's channel */
+  int err_fd; /* the read end of the worker's stderr */
+} by_hand;
+
+/* Starts this test program with `option` and `key` (NULL: none) in its
+ * environment, its channel on descriptor 3, its stderr on a pipe. */
+static int launch(by_hand *h, const char *option, const char *key) {
+  int sv[2], ep[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || pipe(ep) != 0)
+    return 0;
+  size_t n = 0;
+  while (environ[n])
+    n++;
+  char **envp = calloc(n + 2, sizeof *envp);
+  char keyvar[256];
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], PP__KEY_ENV "=", strlen(PP__KEY_ENV) + 1) != 0)
+      envp[k++] = environ[i];
+  if (key) {
+    snprintf(keyvar, sizeof keyvar, "%s=%s", PP__KEY_ENV, key);
+    envp[k++] = keyvar;
+  }
+  envp[k] = NULL;
+  char *argv[] = {(char *)g_argv0, (char *)option, NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  /* Everything close-on-exec but what dup2 copies to 3 and 2 (the copy
+   * loses the flag). */
+  for (int i = 0; i < 2; i++) {
+    fcntl(sv[i], F_SETFD, FD_CLOEXEC);
+    fcntl(ep[i], F_SETFD, FD_CLOEXEC);
+  }
+  posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+  posix_spawn_file_actions_adddup2(&fa, ep[1], 2);
+  int rc = posix_spawn(&h->pid, self_exe(), &fa, NULL, argv, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  free(envp);
+  close(sv[1]);
+  close(ep[1]);
+  h->sock = sv[0];
+  h->err_fd = ep[0];
+  CU_ASSERT_EQUAL(rc, 0);
+  return rc == 0;
+}
+
+/* Reads the worker's stderr until EOF (after it exited). */
+static void read_stderr(by_hand *h, char *buf, size_t cap) {
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < cap && (r = read(h->err_fd, buf + n, cap - 1 - n)) > 0)
+    n += (size_t)r;
+  buf[n] = '\0';
+}
+
+/* Waits (bounded) for the process to end and returns its exit code, or -1;
+ * with `err`, what it wrote to stderr. */
+static int finish(by_hand *h, char *err, size_t cap) {
+  int status = 0, code = -1;
+  double until = tu_now() + TU_WAIT;
+  pid_t r;
+  while ((r = waitpid(h->pid, &status, WNOHANG)) == 0 && tu_now() < until)
+    tu_sleep_ms(5);
+  if (r == 0) {
+    kill(h->pid, SIGKILL);
+    waitpid(h->pid, &status, 0);
+  } else if (r == h->pid && WIFEXITED(status)) {
+    code = WEXITSTATUS(status);
+  }
+  if (err)
+    read_stderr(h, err, cap);
+  close(h->sock);
+  close(h->err_fd);
+  return code;
+}
+
+static void send_challenge(by_hand *h, const unsigned char *nonce,
+                           unsigned version) {
+  pp__buf b = {0};
+  size_t at;
+  CU_ASSERT_EQUAL(pp__frame_begin(&b, PP__F_CHALLENGE, 0, &at), PP_OK);
+  CU_ASSERT_EQUAL(pp__buf_append(&b, nonce, PP__NONCE_SIZE), PP_OK);
+  CU_ASSERT_EQUAL(pp__frame_end(&b, at), PP_OK);
+  pp__buf_head(&b)[at + 4] = (unsigned char)version;
+  CU_ASSERT_EQUAL(write(h->sock, pp__buf_head(&b), pp__buf_len(&b)),
+                  (ssize_t)pp__buf_len(&b));
+  pp__buf_free(&b);
+}
+
+/* Reads one whole frame from the worker (bounded); 1 when it came. */
+static int read_frame(by_hand *h, pp__buf *in, pp__frame *f) {
+  double until = tu_now() + TU_WAIT;
+  for (;;) {
+    int complete = 0;
+    if (pp__frame_peek(in, 1024, f, &complete) != PP_OK)
+      return 0;
+    if (complete)
+      return 1;
+    struct pollfd p = {h->sock, POLLIN, 0};
+    int left = (int)((until - tu_now()) * 1000);
+    if (left <= 0 || poll(&p, 1, left) <= 0)
+      return 0;
+    if (pp__buf_reserve(in, 256) != PP_OK)
+      return 0;
+    ssize_t n = read(h->sock, pp__buf_tail(in), 256);
+    if (n <= 0)
+      return 0;
+    pp__buf_commit(in, (size_t)n);
+  }
+}
+
+#define THE_KEY                                                                \
+  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define WRONG_KEY                                                              \
+  "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+
+/* The executable started in worker mode with a wrong key: the test plays
+ * the parent with the core's handshake functions. The worker answers the
+ * challenge for the key it has, which the parent's check refuses; the
+ * worker then waits for a configuration that never comes, and exits
+ * quietly at EOF, having run nothing. */
+static void test_by_hand_wrong_key(void) {
+  by_hand h;
+  if (!launch(&h, "--procpool-worker=3", WRONG_KEY))
+    return;
+  unsigned char nonce[PP__NONCE_SIZE];
+  CU_ASSERT_EQUAL(pp__random_bytes(nonce, sizeof nonce), PP_OK);
+  send_challenge(&h, nonce, PP__WIRE_VERSION);
+  pp__buf in = {0};
+  pp__frame f;
+  CU_ASSERT_FATAL(read_frame(&h, &in, &f));
+  CU_ASSERT_EQUAL(f.type, PP__F_PROOF);
+  CU_ASSERT_EQUAL(f.len, PP__SHA256_SIZE);
+  CU_ASSERT(!pp__handshake_check(THE_KEY, nonce, f.payload, f.len));
+  /* It did answer, for the key it was given: */
+  CU_ASSERT(pp__handshake_check(WRONG_KEY, nonce, f.payload, f.len));
+  pp__buf_free(&in);
+  shutdown(h.sock, SHUT_RDWR);
+  CU_ASSERT_EQUAL(finish(&h, NULL, 0), 0);
+
+  /* No key at all: the same, a proof nobody accepts. */
+  if (!launch(&h, "--procpool-worker=3", NULL))
+    return;
+  send_challenge(&h, nonce, PP__WIRE_VERSION);
+  CU_ASSERT_FATAL(read_frame(&h, &in, &f));
+  CU_ASSERT(!pp__handshake_check(THE_KEY, nonce, f.payload, f.len));
+  pp__buf_free(&in);
+  shutdown(h.sock, SHUT_RDWR);
+  CU_ASSERT_EQUAL(finish(&h, NULL, 0), 0);
+}
+
+/* The right key is accepted; a challenge of another protocol version
+ * makes the worker exit with its distinct code. */
+static void test_by_hand_handshake(void) {
+  by_hand h;
+  if (!launch(&h, "--procpool-worker=3", THE_KEY))
+    return;
+  unsigned char nonce[PP__NONCE_SIZE];
+  CU_ASSERT_EQUAL(pp__random_bytes(nonce, sizeof nonce), PP_OK);
+  send_challenge(&h, nonce, PP__WIRE_VERSION);
+  pp__buf in = {0};
+  pp__frame f;
+  CU_ASSERT_FATAL(read_frame(&h, &in, &f));
+  CU_ASSERT(pp__handshake_check(THE_KEY, nonce, f.payload, f.len));
+  pp__buf_free(&in);
+  shutdown(h.sock, SHUT_RDWR);
+  CU_ASSERT_EQUAL(finish(&h, NULL, 0), 0);
+
+  if (!launch(&h, "--procpool-worker=3", THE_KEY))
+    return;
+  send_challenge(&h, nonce, PP__WIRE_VERSION + 1);
+  CU_ASSERT_EQUAL(finish(&h, NULL, 0), PP__EXIT_VERSION);
+}
+
+/* The worker options with no usable descriptor: a message on stderr that
+ * names the option, and a non-zero exit code. */
+static void test_by_hand_bad_descriptor(void) {
+  static const char *const options[] = {
+      "--procpool-worker=57", "--procpool-worker=abc", "--procpool-worker=1",
+      "--procpool-worker=", "--procpool-forkserver=3"};
+  for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+    by_hand h;
+    if (!launch(&h, options[i], THE_KEY))
+      continue;
+    char err[1024];
+    int code = finish(&h, err, sizeof err);
+    CU_ASSERT(code > 0);
+    if (!tu_contains(err, options[i]))
+      fprintf(stderr, "\n  %s: exit %d, stderr: %s\n", options[i], code, err);
+    CU_ASSERT(tu_contains(err, options[i]));
+    CU_ASSERT(tu_contains(err, "procpool"));
+  }
+}
+#endif
+
 int pp_test_suite_contexts(void) {
   static const tu_test tests[] = {
       {"SHA-256: FIPS 180-2 vectors", test_sha256_vectors},
       {"HMAC-SHA256: RFC 4231 vectors", test_hmac_vectors},
       {"handshake proof and constant-time check", test_handshake_check},
       {"a frame of another version is told from garbage", test_foreign_version},
+      {"global changed before creation: fork sees it, spawn does not",
+       test_global_variable},
       {"the key is not left in a worker's environment",
        test_key_not_in_environment},
+#ifndef _WIN32
+      {"a worker holds only 0, 1, 2 and its channel", test_descriptors},
+#endif
+      {"maxtasksperchild = 1 replaces workers in every context",
+       test_maxtasksperchild},
+      {"unknown task under spawn: named error, worker lives on",
+       test_unknown_task_spawn},
+      {"context selection: names, PROCPOOL_START_METHOD, explicit wins",
+       test_context_selection},
       {"workers with a wrong key are refused before any task",
        test_wrong_key_refused},
       {"protocol version mismatch, both directions", test_version_mismatch},
+#ifndef _WIN32
+      {"by hand: a wrong key's proof is refused", test_by_hand_wrong_key},
+      {"by hand: right key accepted, other version exits",
+       test_by_hand_handshake},
+      {"by hand: worker option without a channel", test_by_hand_bad_descriptor},
+#endif
   };
   return tu_add_suite("contexts", tests, TU_NTESTS(tests));
 }

@@ -35,6 +35,9 @@ pp_status pp__runtime_init(void); /* APR, once */
 pp_task_fn pp__registry_find(const char *name);
 int pp__worker_run(pp__wchan *chan, const char *key);
 pp_status pp__context_resolve(pp_context requested, pp_context *out);
+/* 1 once pp_worker_main() ran in this process and returned (so this is not
+ * a worker): a spawned worker of this program will stop in it too. */
+int pp__worker_hook_ran(void);
 /* The handshake (handshake.c): the proof of a key for a nonce, and its
  * check in constant time (1: right). */
 void pp__handshake_proof(const char *key,

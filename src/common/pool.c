@@ -109,6 +109,12 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
     st = pp__runtime_init();
   if (st != PP_OK)
     return st;
+  /* A spawned process runs main() from the top: without the hook there it
+   * would not become a worker but run the whole program again, pools and
+   * all. */
+  if ((context == PP_CONTEXT_SPAWN || context == PP_CONTEXT_FORKSERVER) &&
+      !pp__worker_hook_ran())
+    return PP_ESTATE;
 
   pp_pool *pool = calloc(1, sizeof *pool);
   if (!pool)

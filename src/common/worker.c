@@ -332,6 +332,10 @@ int pp__worker_run(pp__wchan *chan, const char *key) {
   return code;
 }
 
+static int hook_ran;
+
+int pp__worker_hook_ran(void) { return hook_ran; }
+
 /* Copies the key a spawned worker was given and removes it from the
  * environment that the processes its tasks start inherit (APR's delete:
  * unsetenv on POSIX, the system's block on Windows, where the C runtime's
@@ -359,8 +363,10 @@ int pp_worker_main(int argc, char **argv) {
   int apr_ready = pp__runtime_init() == PP_OK;
   if (pp__backend_run_service(argc, argv, pp__worker_run, &code))
     exit(code);
-  if (!pp__backend_worker_attach(argc, argv, &chan))
+  if (!pp__backend_worker_attach(argc, argv, &chan)) {
+    hook_ran = 1;
     return 0;
+  }
   char key[2 * PP__KEY_BYTES + 1];
   take_key(key, sizeof key, apr_ready);
   exit(pp__worker_run(chan, key));

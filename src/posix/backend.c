@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -35,8 +36,6 @@
  * it wrote is there, so take it before reporting EXITED. The bound only
  * guards against a grandchild that inherited the channel and floods it. */
 #define DRAIN_LIMIT (16 * 1024 * 1024)
-/* Slot numbers beyond this are surely a caller's mistake. */
-#define MAX_SLOTS (1u << 20)
 /* Events one slot can produce in a single round (STARTED, INPUT twice,
  * CLOSED, EXITED), used to size the queue once. */
 #define EVENTS_PER_SLOT 5
@@ -461,20 +460,37 @@ static void backend_free(pp__backend *b) {
   free(b);
 }
 
+static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg) {
+  if (cfg->context == PP_CONTEXT_FORKSERVER)
+    return pp__launcher_spawn(cfg, &b->ctl, &b->launcher);
+  if (cfg->context == PP_CONTEXT_FORK)
+    return pp__launcher_fork(cfg, NULL, &b->ctl, &b->launcher);
+  /* spawn: the launcher gets the plan ready-made, as it may not allocate
+   * (see launcher.c). */
+  char opt[64];
+  snprintf(opt, sizeof opt, "%s%d", PP__WORKER_OPTION, PP__SPAWN_CHANNEL_FD);
+  pp__exec_plan plan;
+  pp_status st = pp__exec_plan_make(&plan, opt, NULL, cfg->key);
+  if (st == PP_OK)
+    st = pp__launcher_fork(cfg, &plan, &b->ctl, &b->launcher);
+  pp__exec_plan_free(&plan);
+  return st;
+}
+
 pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   if (!out || !cfg)
     return PP_EINVAL;
   *out = NULL;
   switch (cfg->context) {
   case PP_CONTEXT_FORK:
-    break;
   case PP_CONTEXT_SPAWN:
   case PP_CONTEXT_FORKSERVER:
-    return PP_ENOTSUP;
+    break;
   default:
     return PP_EINVAL;
   }
-  if (!cfg->worker_main || cfg->max_slots == 0 || cfg->max_slots > MAX_SLOTS)
+  if (!cfg->worker_main || cfg->max_slots == 0 ||
+      cfg->max_slots > PP__MAX_SLOTS)
     return PP_EINVAL;
 
   pp__backend *b = calloc(1, sizeof *b);
@@ -500,7 +516,7 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   /* Last: the launcher is a copy of this process as it is now, and every
    * failure path above needs no launcher to stop. */
   if (st == PP_OK)
-    st = pp__launcher_fork(cfg, &b->ctl, &b->launcher);
+    st = start_launcher(b, cfg);
   if (st != PP_OK) {
     backend_free(b);
     return st;

@@ -4,6 +4,20 @@
  * it is the workers' parent: it alone reaps them, which is what makes KILL
  * race-free (an unreaped pid cannot be reused).
  *
+ * The start contexts differ only in how the launcher comes to be and how
+ * it starts a worker:
+ *   fork        forked from the parent; forks workers that run the worker
+ *               loop at once (copies of the parent as it was at pool
+ *               creation)
+ *   spawn       forked from the parent; each worker is a child that
+ *               executes the program afresh in worker mode
+ *   forkserver  a fresh copy of the program (pp__launcher_spawn), so a
+ *               clean process with none of the parent's memory; forks
+ *               workers like the fork context
+ * The launcher may be a fork of a multi-threaded process, where only
+ * async-signal-safe calls are safe: everything it needs, memory included,
+ * is prepared before it is forked.
+ *
  * It talks to the parent over one stream socket (records in posix.h) and
  * leaves when that socket reaches EOF, killing and reaping the workers it
  * still has. */
@@ -16,6 +30,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +44,7 @@
 
 /* The control socket's number in the launcher: everything above it is
  * closed at once. */
-#define LAUNCHER_CTL_FD 3
+#define LAUNCHER_CTL_FD PP__LAUNCHER_CTL_FD
 
 /* How often the launcher checks that its parent still lives (ms): a copy
  * of the parent's control socket leaked into another process would
@@ -42,7 +57,8 @@ typedef struct launcher {
   int sig_r, sig_w; /* SIGCHLD self-pipe */
   pid_t self;
   pid_t parent;
-  pid_t *pids; /* by slot: the unreaped worker, or 0 */
+  pid_t *pids;               /* by slot: the unreaped worker, or 0 */
+  const pp__exec_plan *plan; /* spawn: how a worker is executed */
   /* What a worker gets back: the parent's signal state at fork time. */
   struct sigaction old_chld, old_int;
   sigset_t old_mask;
@@ -131,10 +147,80 @@ static void restore_signals(launcher *L) {
   sigprocmask(SIG_SETMASK, &L->old_mask, NULL);
 }
 
+/* A pipe whose ends close on exec; the read end blocks. */
+static int cloexec_pipe(int p[2]) {
+#if defined(__linux__)
+  if (pipe2(p, O_CLOEXEC) == 0)
+    return 0;
+#endif
+  if (pipe(p) != 0)
+    return -1;
+  /* Not atomic, and need not be: the launcher has one thread. */
+  if (pp__set_cloexec(p[0]) || pp__set_cloexec(p[1])) {
+    pp__close(p[0]);
+    pp__close(p[1]);
+    return -1;
+  }
+  return 0;
+}
+
+/* The spawn context: a child that executes the program afresh, with the
+ * worker's end of the channel as its descriptor PP__SPAWN_CHANNEL_FD and
+ * nothing else but the standard streams (every other descriptor here is
+ * close-on-exec). An exec failure comes back through a close-on-exec pipe,
+ * as libuv does it: EOF on the pipe means the exec happened. */
+static pid_t exec_worker(launcher *L, int worker_end) {
+  int ep[2];
+  if (cloexec_pipe(ep) != 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    restore_signals(L);
+#ifdef __linux__
+    /* Survives the exec: the worker dies with its launcher. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != L->self)
+      _exit(1);
+#endif
+    /* dup2 onto another number clears close-on-exec on the copy; the
+     * control socket it replaces was close-on-exec anyway. */
+    if (dup2(worker_end, PP__SPAWN_CHANNEL_FD) >= 0)
+      execve(L->plan->path, L->plan->argv, L->plan->envp);
+    int err = errno;
+    if (write(ep[1], &err, sizeof err) < 0) {
+      /* The launcher sees EOF and then this child's exit code. */
+    }
+    _exit(127);
+  }
+  int saved = errno;
+  pp__close(ep[1]);
+  if (pid < 0) {
+    pp__close(ep[0]);
+    errno = saved;
+    return -1;
+  }
+  int err = 0;
+  ssize_t n;
+  do
+    n = read(ep[0], &err, sizeof err);
+  while (n < 0 && errno == EINTR);
+  pp__close(ep[0]);
+  if (n == (ssize_t)sizeof err) {
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    errno = err;
+    return -1;
+  }
+  return pid;
+}
+
 /* How a worker comes to life; the one place that differs per context. In
- * the fork context: fork, keep 0, 1, 2 and the worker's end, run the
- * worker loop. Returns the pid, or -1 with errno. */
+ * the fork and forkserver contexts: fork, keep 0, 1, 2 and the worker's
+ * end, run the worker loop. In the spawn context: exec_worker(). Returns
+ * the pid, or -1 with errno. */
 static pid_t launch_worker(launcher *L, int parent_end, int worker_end) {
+  if (L->plan)
+    return exec_worker(L, worker_end);
   pid_t pid = fork();
   if (pid != 0)
     return pid;
@@ -333,15 +419,16 @@ static void stop_workers(launcher *L) {
   }
 }
 
-static _Noreturn void launcher_main(launcher *L) {
+/* Serves the parent until it goes away; returns the exit code. */
+static int launcher_run(launcher *L) {
   int sp[2];
   if (clean_descriptors(L) != 0 || make_self_pipe(sp) != 0)
-    _exit(1);
+    return 1;
   L->sig_r = sp[0];
   L->sig_w = sp[1];
   sigchld_fd = sp[1];
   if (setup_signals(L) != 0)
-    _exit(1);
+    return 1;
 
   for (;;) {
     struct pollfd p[2];
@@ -364,10 +451,11 @@ static _Noreturn void launcher_main(launcher *L) {
       break;
   }
   stop_workers(L);
-  _exit(0);
+  return 0;
 }
 
-pp_status pp__launcher_fork(const pp__backend_config *cfg, int *ctl,
+pp_status pp__launcher_fork(const pp__backend_config *cfg,
+                            const pp__exec_plan *plan, int *ctl,
                             pid_t *pid_out) {
   int sv[2];
   if (pp__socketpair(sv) != 0)
@@ -397,8 +485,9 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg, int *ctl,
     L.self = getpid();
     L.parent = parent;
     L.pids = pids;
+    L.plan = plan;
     close(sv[0]);
-    launcher_main(&L);
+    _exit(launcher_run(&L));
   }
   int err = errno;
   free(pids);
@@ -410,4 +499,100 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg, int *ctl,
   *ctl = sv[0];
   *pid_out = pid;
   return PP_OK;
+}
+
+pp_status pp__launcher_spawn(const pp__backend_config *cfg, int *ctl,
+                             pid_t *pid_out) {
+  char fd_opt[64], slots_opt[64];
+  snprintf(fd_opt, sizeof fd_opt, "%s%d", PP__FORKSERVER_OPTION,
+           LAUNCHER_CTL_FD);
+  snprintf(slots_opt, sizeof slots_opt, "%s%u", PP__SLOTS_OPTION,
+           cfg->max_slots);
+  pp__exec_plan plan;
+  pp_status st = pp__exec_plan_make(&plan, fd_opt, slots_opt, cfg->key);
+  if (st != PP_OK)
+    return st;
+  int sv[2];
+  if (pp__socketpair(sv) != 0) {
+    st = pp__errno_status(errno);
+    pp__exec_plan_free(&plan);
+    return st;
+  }
+  /* dup2 onto the same number would leave close-on-exec set: the server
+   * would start without its socket. */
+  if (sv[1] == LAUNCHER_CTL_FD) {
+    int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, LAUNCHER_CTL_FD + 1);
+    pp__close(sv[1]);
+    sv[1] = moved;
+  }
+  /* posix_spawn, not fork: this process may have threads, and posix_spawn
+   * is the one safe way to start a program from a threaded process. Only
+   * descriptors without close-on-exec are inherited; the server closes
+   * any the user's code left open before it starts a worker. */
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  int fa_ok = 0, attr_ok = 0, rc = -1;
+  pid_t pid = -1;
+  if (sv[1] >= 0 && (rc = posix_spawn_file_actions_init(&fa)) == 0) {
+    fa_ok = 1;
+    rc = posix_spawn_file_actions_adddup2(&fa, sv[1], LAUNCHER_CTL_FD);
+  }
+  if (rc == 0 && (rc = posix_spawnattr_init(&attr)) == 0) {
+    attr_ok = 1;
+    /* The calling thread's blocked signals are its own business, not the
+     * server's. */
+    sigset_t none;
+    sigemptyset(&none);
+    rc = posix_spawnattr_setsigmask(&attr, &none);
+    if (rc == 0)
+      rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  }
+  if (rc == 0)
+    rc = posix_spawn(&pid, plan.path, &fa, &attr, plan.argv, plan.envp);
+  if (sv[1] < 0)
+    rc = errno;
+  if (fa_ok)
+    posix_spawn_file_actions_destroy(&fa);
+  if (attr_ok)
+    posix_spawnattr_destroy(&attr);
+  pp__exec_plan_free(&plan);
+  pp__close(sv[1]);
+  if (rc == 0 && pp__set_nonblock(sv[0]) != 0) {
+    /* The server sees EOF and exits; it is reaped here. */
+    rc = errno;
+    pp__close_socket(sv[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    return pp__errno_status(rc);
+  }
+  if (rc != 0) {
+    pp__close(sv[0]);
+    return pp__errno_status(rc);
+  }
+  *ctl = sv[0];
+  *pid_out = pid;
+  return PP_OK;
+}
+
+int pp__launcher_serve(int ctl, unsigned max_slots, pp__worker_main_fn main,
+                       const char *key) {
+  launcher L;
+  memset(&L, 0, sizeof L);
+  L.cfg.context = PP_CONTEXT_FORKSERVER;
+  L.cfg.max_slots = max_slots;
+  L.cfg.worker_main = main;
+  L.cfg.key = key;
+  L.ctl = ctl;
+  L.sig_r = L.sig_w = -1;
+  L.self = getpid();
+  L.parent = getppid();
+  L.pids = calloc(max_slots, sizeof *L.pids);
+  if (!L.pids)
+    return PP__EXIT_BAD_LAUNCH;
+  int code = launcher_run(&L);
+  free(L.pids);
+  pp__close(L.sig_r);
+  pp__close(L.sig_w);
+  pp__close(L.ctl);
+  return code;
 }

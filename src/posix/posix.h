@@ -15,10 +15,53 @@ struct pp__wchan {
   int fd;
 };
 
+/* The descriptor numbers a re-launched process finds its socket on: the
+ * launcher's control socket, and a spawned worker's channel. */
+#define PP__LAUNCHER_CTL_FD 3
+#define PP__SPAWN_CHANNEL_FD 3
+
+/* Slot numbers beyond this are surely a caller's mistake. */
+#define PP__MAX_SLOTS (1u << 20)
+
+/* The exit code of a process started with one of the options below but
+ * without a usable descriptor (next to internal.h's worker exit codes). */
+#define PP__EXIT_BAD_LAUNCH 120
+
+/* The command-line options that make a re-launched copy of the program a
+ * worker or the forkserver (see worker_mode.c). They are always argv[1]
+ * (and argv[2]), so a program's own options are never mistaken for them. */
+#define PP__WORKER_OPTION "--procpool-worker="
+#define PP__FORKSERVER_OPTION "--procpool-forkserver="
+#define PP__SLOTS_OPTION "--procpool-slots="
+
+/* ---- re-launching this program (exe.c) ---- */
+
+/* What execve() needs to start a fresh copy of this program: built in the
+ * parent, where memory may be allocated, and used as is in the launcher. */
+typedef struct pp__exec_plan {
+  const char *path; /* the executable */
+  char **argv;      /* NULL-terminated: argv[0], the options */
+  char **envp;      /* NULL-terminated: this environment and the key */
+  char *block;      /* owns everything above but `path` */
+} pp__exec_plan;
+
+/* Remembers argv[0] at the top of main(), before the program can chdir,
+ * resolved to an absolute path (through PATH when it has no '/'): the way
+ * to find the executable where the system offers none. */
+void pp__exe_note_argv0(const char *argv0);
+
+/* Builds a plan that runs this program with the options `opt1` and `opt2`
+ * (NULL: none) and the environment plus PP__KEY_ENV=`key` (NULL: no key).
+ * PP_ENOTSUP when the executable cannot be located; PP_ENOMEM. */
+pp_status pp__exec_plan_make(pp__exec_plan *plan, const char *opt1,
+                             const char *opt2, const char *key);
+void pp__exec_plan_free(pp__exec_plan *plan);
+
 /* ---- control protocol between the parent and the launcher ----
  *
  * Fixed-size records on a stream socket. The launcher is a fork of the
- * parent, so both sides share one binary layout. STARTED carries the
+ * parent, or in the forkserver context the same executable started
+ * afresh, so both sides share one binary layout. STARTED carries the
  * parent's end of the new worker's channel as SCM_RIGHTS ancillary data,
  * attached to the record's first byte. */
 enum {
@@ -40,9 +83,22 @@ typedef struct pp__ctl_msg {
 
 /* Forks the launcher (launcher.c). On success *ctl is the parent's end of
  * the control socket (close-on-exec, non-blocking) and *pid the launcher's
- * process id. The launcher never returns into the caller's code. */
-pp_status pp__launcher_fork(const pp__backend_config *cfg, int *ctl,
-                            pid_t *pid);
+ * process id. The launcher never returns into the caller's code. With a
+ * `plan` (the spawn context) it starts each worker by running the plan in
+ * a child; without one (fork) the child runs cfg->worker_main. */
+pp_status pp__launcher_fork(const pp__backend_config *cfg,
+                            const pp__exec_plan *plan, int *ctl, pid_t *pid);
+
+/* Starts the launcher as a fresh copy of this program, the forkserver:
+ * *ctl and *pid as pp__launcher_fork(). */
+pp_status pp__launcher_spawn(const pp__backend_config *cfg, int *ctl,
+                             pid_t *pid);
+
+/* In the forkserver process: runs the launcher on the control socket `ctl`
+ * with `max_slots` slots, forking workers that run `main` with `key`.
+ * Returns the process's exit code once the pool's owner is gone. */
+int pp__launcher_serve(int ctl, unsigned max_slots, pp__worker_main_fn main,
+                       const char *key);
 
 /* ---- system helpers (sys.c) ---- */
 

@@ -71,22 +71,3 @@ pp_status pp__wchan_write(pp__wchan *chan, const void *data, size_t len) {
   }
   return PP_OK;
 }
-
-int pp__backend_worker_attach(int argc, char **argv, pp__wchan **out) {
-  /* Only the spawn context starts workers from main(); fork workers get
-   * their channel from the launcher directly. */
-  (void)argc;
-  (void)argv;
-  (void)out;
-  return 0;
-}
-
-/* No helper service exists yet (the forkserver comes with the spawn work). */
-int pp__backend_run_service(int argc, char **argv, pp__worker_main_fn main,
-                            int *exit_code) {
-  (void)argc;
-  (void)argv;
-  (void)main;
-  (void)exit_code;
-  return 0;
-}
