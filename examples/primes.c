@@ -13,7 +13,15 @@
  * The environment variable PROCPOOL_START_METHOD (fork, spawn, forkserver)
  * chooses how workers are started; the default is the platform's.
  */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#endif
+
 #include <procpool.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#endif
 
 #include <errno.h>
 #include <inttypes.h>
@@ -26,13 +34,20 @@
 #define DEFAULT_LIMIT 20000000
 #define DEFAULT_RANGES 200
 
-/* Wall-clock seconds. C11's timespec_get() is portable; it is not monotonic,
- * which is good enough for timing a demo. */
+/* Monotonic seconds, for timing. (C11's timespec_get() is missing from some
+ * mingw-w64 runtimes, and is not monotonic anyway.) */
 static double now_seconds(void) {
+#ifdef _WIN32
+  LARGE_INTEGER freq, now;
+  QueryPerformanceFrequency(&freq);
+  QueryPerformanceCounter(&now);
+  return (double)now.QuadPart / (double)freq.QuadPart;
+#else
   struct timespec ts;
-  if (timespec_get(&ts, TIME_UTC) != TIME_UTC)
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
     return 0.0;
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+#endif
 }
 
 static int is_prime(uint32_t n) {
