@@ -59,6 +59,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "pp_tests: registering tasks: %s\n", pp_strerror(st));
     return 1;
   }
+  if (argc == 2 && strcmp(argv[1], CONTEXTS_WITHOUT_HOOK_ARG) == 0) {
+    return contexts_without_hook_main();
+  }
   /* In a worker process this runs the worker loop and never returns. */
   int wm = pp_worker_main(argc, argv);
   if (wm != 0) {

@@ -21,6 +21,11 @@ pp_status reliability_tasks_register(void);
 /* Tasks of the contexts suite; argv0 is main's argv[0], with which that
    suite starts this program by hand. */
 pp_status contexts_tasks_register(const char *argv0);
+/* Run by main() instead of the suites, before pp_worker_main(), when argv[1]
+   is CONTEXTS_WITHOUT_HOOK_ARG: checks that pools which re-launch the program
+   are refused there; 0 when they are. */
+#define CONTEXTS_WITHOUT_HOOK_ARG "--contexts-without-hook"
+int contexts_without_hook_main(void);
 
 #ifdef _WIN32
 /* The Windows backend's suite (test_win32.c), its tasks, and the pool owner

@@ -90,6 +90,34 @@ static pp_status task_has_key_env(pp_call *call) {
 
 static const char *g_argv0;
 
+int contexts_without_hook_main(void) {
+  /* This process skipped pp_worker_main(): a copy of it started by spawn
+   * or forkserver would run main() from the top, so those pools are
+   * refused; fork needs no hook. */
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 1;
+  int bad = 0;
+  const pp_context refused[] = {PP_CONTEXT_SPAWN, PP_CONTEXT_FORKSERVER};
+  for (size_t i = 0; i < 2; i++) {
+    pp_pool *pool = NULL;
+    o.context = refused[i];
+    pp_status st = pp_pool_create(&pool, &o);
+    if (st != PP_ESTATE || pool) {
+      fprintf(stderr, "%s without the hook: %s\n", pp_context_name(refused[i]),
+              pp_strerror(st));
+      bad = 1;
+    }
+    pp_pool_destroy(pool);
+  }
+  pp_pool *pool = NULL;
+  o.context = PP_CONTEXT_FORK;
+  if (pp_pool_create(&pool, &o) != PP_OK)
+    bad = 1;
+  pp_pool_destroy(pool);
+  return bad;
+}
+
 pp_status contexts_tasks_register(const char *argv0) {
   g_argv0 = argv0;
   pp_status st = pp_register("get_marker", task_get_marker);
@@ -732,6 +760,20 @@ static void test_by_hand_handshake(void) {
   CU_ASSERT_EQUAL(finish(&h, NULL, 0), PP__EXIT_VERSION);
 }
 
+/* A program that creates a spawn or forkserver pool without having called
+ * pp_worker_main() is refused with PP_ESTATE (tests/main.c runs
+ * contexts_without_hook_main() for this option, before the hook). */
+static void test_without_hook(void) {
+  by_hand h;
+  if (!launch(&h, CONTEXTS_WITHOUT_HOOK_ARG, NULL))
+    return;
+  char err[1024];
+  int code = finish(&h, err, sizeof err);
+  if (code != 0)
+    fprintf(stderr, "\n  exit %d: %s\n", code, err);
+  CU_ASSERT_EQUAL(code, 0);
+}
+
 /* The worker options with no usable descriptor: a message on stderr that
  * names the option, and a non-zero exit code. */
 static void test_by_hand_bad_descriptor(void) {
@@ -780,6 +822,8 @@ int pp_test_suite_contexts(void) {
       {"by hand: right key accepted, other version exits",
        test_by_hand_handshake},
       {"by hand: worker option without a channel", test_by_hand_bad_descriptor},
+      {"spawn and forkserver refused before pp_worker_main()",
+       test_without_hook},
 #endif
   };
   return tu_add_suite("contexts", tests, TU_NTESTS(tests));

@@ -281,14 +281,11 @@ static void test_context_fork(void) {
 #endif
 }
 
-/* spawn is meant to work everywhere and forkserver on POSIX; until their
-   backends exist, PP_ENOTSUP is the one acceptable refusal. */
+/* spawn works everywhere, forkserver on POSIX. */
 static void test_context_spawn_forkserver(void) {
-  pp_status st = try_context(PP_CONTEXT_SPAWN);
-  CU_ASSERT(st == PP_OK || st == PP_ENOTSUP);
+  CU_ASSERT_EQUAL(try_context(PP_CONTEXT_SPAWN), PP_OK);
 #ifndef _WIN32
-  st = try_context(PP_CONTEXT_FORKSERVER);
-  CU_ASSERT(st == PP_OK || st == PP_ENOTSUP);
+  CU_ASSERT_EQUAL(try_context(PP_CONTEXT_FORKSERVER), PP_OK);
 #endif
 }
 
