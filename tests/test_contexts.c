@@ -795,6 +795,31 @@ static void test_by_hand_bad_descriptor(void) {
 }
 #endif
 
+#ifndef _WIN32
+/* A worker that never answers the challenge holds no slot for ever: it is
+ * stopped when the handshake's time is up, and after a few in a row the
+ * pool says that workers failed the handshake. (Fork only: the worker must
+ * see the hook.) */
+static void test_silent_worker(void) {
+  pp__test.mute_proof = 1;
+  pp__test.handshake_limit_ms = 50;
+  pp_pool *pool = pool_in(PP_CONTEXT_FORK, 1, 0);
+  pp__test.mute_proof = 0;
+  if (pool) {
+    pp_value v = {0};
+    int64_t x = 2;
+    pp_bytes arg = tu_i64(&x);
+    double t0 = tu_now();
+    CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_EPROTOCOL);
+    CU_ASSERT(tu_now() - t0 < TU_WAIT);
+    CU_ASSERT(tu_contains(v.error, "failed the handshake"));
+    pp_value_clear(&v);
+    pp_pool_destroy(pool);
+  }
+  pp__test.handshake_limit_ms = 0;
+}
+#endif
+
 int pp_test_suite_contexts(void) {
   static const tu_test tests[] = {
       {"SHA-256: FIPS 180-2 vectors", test_sha256_vectors},
@@ -824,6 +849,7 @@ int pp_test_suite_contexts(void) {
       {"by hand: worker option without a channel", test_by_hand_bad_descriptor},
       {"spawn and forkserver refused before pp_worker_main()",
        test_without_hook},
+      {"a worker silent in the handshake is stopped", test_silent_worker},
 #endif
   };
   return tu_add_suite("contexts", tests, TU_NTESTS(tests));

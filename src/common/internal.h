@@ -203,6 +203,7 @@ typedef struct pp__worker {
   unsigned long chunks_sent;
   apr_time_t service_us;   /* smoothed time per chunk; 0: unknown */
   apr_time_t head_started; /* when the oldest unanswered chunk began */
+  apr_time_t challenged;   /* when the handshake's challenge went out */
   int closed, exited;
   pp__exit exit;
   int killed_by_pool;                  /* terminate or a protocol error */
@@ -260,6 +261,9 @@ typedef struct pp__test_hooks {
                                  version (0: the real one) */
   unsigned proof_version;     /* worker: PROOF frames carry this version
                                  (fork workers see the parent's value) */
+  int mute_proof;             /* worker: never answers the challenge */
+  long handshake_limit_ms;    /* parent: waits this long for a proof
+                                 (0: the real limit) */
 } pp__test_hooks;
 extern pp__test_hooks pp__test;
 

@@ -16,6 +16,9 @@
 #define PP__PIPELINE_MAX_US 2000
 #define PP__EVENTS 64
 #define PP__MAX_EARLY_DEATHS 8
+/* A started worker answers the challenge in milliseconds; one that has not
+ * in this long is stuck or is not ours, and would hold its slot forever. */
+#define PP__HANDSHAKE_LIMIT_US (10 * APR_USEC_PER_SEC)
 
 static void lock(pp_pool *p) { apr_thread_mutex_lock(p->shared->lock); }
 static void unlock(pp_pool *p) { apr_thread_mutex_unlock(p->shared->lock); }
@@ -371,6 +374,7 @@ static void send_challenge(pp_pool *pool, unsigned slot) {
   pp__buf *b = &pool->scratch;
   size_t at;
   w->state = PP__W_HANDSHAKING;
+  w->challenged = apr_time_now();
   pp__buf_clear(b);
   pp_status st = pp__random_bytes(w->nonce, sizeof w->nonce);
   if (st != PP_OK) {
@@ -721,6 +725,20 @@ static long enforce_time_limits(pp_pool *pool) {
   apr_interval_time_t next = -1;
   for (unsigned i = 0; i < pool->nslots; i++) {
     pp__worker *w = &pool->workers[i];
+    if (w->state == PP__W_HANDSHAKING) {
+      apr_interval_time_t limit =
+          pp__test.handshake_limit_ms
+              ? (apr_interval_time_t)pp__test.handshake_limit_ms * 1000
+              : PP__HANDSHAKE_LIMIT_US;
+      apr_interval_time_t left = w->challenged + limit - now;
+      if (left <= 0) {
+        w->refused = 1; /* counts as a failed handshake */
+        kill_worker(pool, w, i, PP_EPROTOCOL, NULL);
+      } else if (next < 0 || left < next) {
+        next = left;
+      }
+      continue;
+    }
     if (!w->head || w->state != PP__W_READY || !w->head->job->time_limit)
       continue;
     apr_interval_time_t left = w->head_started + w->head->job->time_limit - now;
