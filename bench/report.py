@@ -31,8 +31,9 @@ CASES = [
     ("payload_roundtrip_MiB_per_s", False, 10.0,
      ">= 10x mp.Pool and >= 5 GiB/s"),
     ("cpu_speedup", False, None, ">= 1.95x on 2 cores"),
-    ("imap_peak_rss_MiB_small", True, None, "(1 M items; reference)"),
-    ("imap_peak_rss_MiB_large", True, None, "(100 M items; see below)"),
+    ("imap_peak_rss_MiB_small", True, None, "(1 M items in a full run)"),
+    ("imap_peak_rss_MiB_large", True, None,
+     "(100 M items in a full run; see below)"),
 ]
 STARTUP_TARGET = {"fork": 10.0, "spawn": 10.0}
 PAYLOAD_MIN_MIB = 5 * 1024.0
