@@ -204,6 +204,7 @@ typedef struct pp__worker {
   apr_time_t service_us;   /* smoothed time per chunk; 0: unknown */
   apr_time_t head_started; /* when the oldest unanswered chunk began */
   apr_time_t challenged;   /* when the handshake's challenge went out */
+  pp__buf batch;           /* frames of this dispatch round, sent as one */
   int closed, exited;
   pp__exit exit;
   int killed_by_pool;                  /* terminate or a protocol error */

@@ -81,6 +81,8 @@ static const char *worker_key(const pp_pool *pool) {
 static void pool_free(pp_pool *pool) {
   if (pool->backend)
     pp__backend_destroy(pool->backend);
+  for (unsigned i = 0; pool->workers && i < pool->nslots; i++)
+    pp__buf_free(&pool->workers[i].batch);
   free(pool->workers);
   free(pool->config_frame);
   free(pool->outcomes);

@@ -12,8 +12,8 @@
 /* A second chunk goes to a busy worker only when its chunks are short, so
  * that it never waits for the parent; long tasks would instead hold the
  * second chunk hostage while another worker sits idle. */
-#define PP__PIPELINE_DEPTH 2
-#define PP__PIPELINE_MAX_US 2000
+#define PP__PIPELINE_US 2000
+#define PP__PIPELINE_MAX 32
 #define PP__EVENTS 64
 #define PP__MAX_EARLY_DEATHS 8
 /* A started worker answers the challenge in milliseconds; one that has not
@@ -238,6 +238,7 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
     }
   }
   free(w->fail_message);
+  pp__buf_free(&w->batch);
   pp__backend_release(pool->backend, slot);
   memset(w, 0, sizeof *w);
 }
@@ -302,8 +303,10 @@ static void pop_answered(pp__worker *w) {
   w->chunks_done++;
 }
 
-static void note_service_time(pp__worker *w, pp__chunk *c) {
-  apr_time_t took = apr_time_now() - c->sent_at;
+/* From when the chunk became the worker's oldest (it started then), not from
+ * when it was sent: chunks queued behind others would seem slow. */
+static void note_service_time(pp__worker *w) {
+  apr_time_t took = apr_time_now() - w->head_started;
   w->service_us = w->service_us ? (3 * w->service_us + took) / 4 : took + 1;
 }
 
@@ -318,7 +321,7 @@ static const char *on_results(pp_pool *pool, pp__worker *w,
   const char *bad = pp__decode_results(f, c->count, outs);
   if (bad)
     return bad;
-  note_service_time(w, c);
+  note_service_time(w);
   pop_answered(w);
   if (c->job->cancelled)
     chunk_failed(pool, c, PP_ECANCELLED, NULL);
@@ -340,7 +343,7 @@ static const char *on_records(pp_pool *pool, pp__worker *w,
                                             &out, &nerr, &errors);
   if (bad)
     return bad;
-  note_service_time(w, c);
+  note_service_time(w);
   pop_answered(w);
   if (c->job->cancelled)
     chunk_failed(pool, c, PP_ECANCELLED, NULL);
@@ -567,11 +570,16 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
 
 /* ---- dispatch ---- */
 
+/* Appends a records chunk's frame to the worker's batch. A big one goes out
+ * at once instead, straight from the caller's array, after what the batch
+ * already holds: copying it into the batch would cost more than the write
+ * it saves. */
+#define PP__BATCH_COPY_MAX ((size_t)64 << 10)
+
 static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
   const pp_result *r = (const pp_result *)c->job;
-  pp__buf *b = &pool->scratch;
+  pp__buf *b = &pool->workers[slot].batch;
   size_t at;
-  pp__buf_clear(b);
   pp_status st = pp__frame_begin(b, PP__F_RECORDS, c->id, &at);
   if (st == PP_OK)
     st = pp__put_str16(b, r->job.task);
@@ -587,40 +595,50 @@ static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
     st = pp__put_u32(b, (uint32_t)r->rec.field_sizes[i]);
   if (st != PP_OK)
     return st;
-  /* The records go out straight from the caller's array, not through the
-   * scratch buffer: the header says how many bytes follow. */
+  /* The header says how many record bytes follow it. */
   size_t data = c->count * r->rec.in_size;
+  const unsigned char *in =
+      (const unsigned char *)r->rec.in + c->first * r->rec.in_size;
   pp__patch_u32(b, at + 8,
                 (uint32_t)(pp__buf_len(b) - at - PP__WIRE_HEADER_SIZE + data));
+  if (data <= PP__BATCH_COPY_MAX)
+    return pp__buf_append(b, in, data);
   st = pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
-  if (st == PP_OK)
-    st = pp__backend_send(
-        pool->backend, slot,
-        (const unsigned char *)r->rec.in + c->first * r->rec.in_size, data);
-  return st;
+  pp__buf_clear(b);
+  return st == PP_OK ? pp__backend_send(pool->backend, slot, in, data) : st;
 }
 
-static int takes_work(const pp_pool *pool, const pp__worker *w, size_t depth) {
-  if (w->state != PP__W_READY || w->outstanding >= depth)
-    return 0;
-  if (pool->maxtasksperchild && w->chunks_sent >= pool->maxtasksperchild)
-    return 0;
-  return depth == 1 || (w->service_us && w->service_us < PP__PIPELINE_MAX_US);
+/* How many chunks a worker may hold: one while its chunks are long or their
+ * length is unknown, so that a long task never holds a second chunk hostage
+ * while another worker sits idle; for short chunks, about PP__PIPELINE_US of
+ * work, so that the worker never waits for the parent and one write carries
+ * many chunks. */
+static size_t pipeline_cap(const pp__worker *w) {
+  if (!w->service_us || w->service_us >= PP__PIPELINE_US)
+    return 1;
+  size_t cap = (size_t)(PP__PIPELINE_US / w->service_us);
+  return cap < 2 ? 2 : cap > PP__PIPELINE_MAX ? PP__PIPELINE_MAX : cap;
 }
 
+/* The ready worker with the fewest chunks, among those with room. */
 static int pick_worker(const pp_pool *pool, unsigned *slot) {
-  for (size_t depth = 1; depth <= PP__PIPELINE_DEPTH; depth++) {
-    for (unsigned i = 0; i < pool->nslots; i++) {
-      if (takes_work(pool, &pool->workers[i], depth)) {
-        *slot = i;
-        return 1;
-      }
-    }
+  size_t best = (size_t)-1;
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    const pp__worker *w = &pool->workers[i];
+    if (w->state != PP__W_READY || w->outstanding >= best ||
+        w->outstanding >= pipeline_cap(w))
+      continue;
+    if (pool->maxtasksperchild && w->chunks_sent >= pool->maxtasksperchild)
+      continue;
+    best = w->outstanding;
+    *slot = i;
   }
-  return 0;
+  return best != (size_t)-1;
 }
 
+/* Chunks go to workers' batches; each batch then leaves in one write. */
 static void dispatch(pp_pool *pool) {
+  int batched = 0;
   while (pool->queue_head) {
     pp__chunk *c = pool->queue_head;
     if (c->count == 0) { /* an empty map completes at once */
@@ -631,9 +649,9 @@ static void dispatch(pp_pool *pool) {
       chunk_done(pool, c, NULL, &none, NULL, 0, NULL);
       continue;
     }
-    unsigned slot;
+    unsigned slot = 0;
     if (!pick_worker(pool, &slot))
-      return;
+      break;
     pool->queue_head = c->next;
     if (!pool->queue_head)
       pool->queue_tail = NULL;
@@ -649,12 +667,22 @@ static void dispatch(pp_pool *pool) {
     w->tail = c;
     w->outstanding++;
     w->chunks_sent++;
-    if (c->job->kind == PP__JOB_RECORDS)
-      send_records(pool, slot, c);
-    else
-      pp__backend_send(pool->backend, slot, c->frame, c->frame_len);
-    /* A failed send means the channel is closing: its CLOSED event comes,
-     * and the chunk is accounted for there. */
+    batched = 1;
+    /* A failed send means the channel is closing (or memory ran out, and
+     * the worker is stopped below): either way its end comes, and the
+     * chunk is accounted for there. */
+    pp_status st = c->job->kind == PP__JOB_RECORDS
+                       ? send_records(pool, slot, c)
+                       : pp__buf_append(&w->batch, c->frame, c->frame_len);
+    if (st == PP_ENOMEM || st == PP_ETOOBIG)
+      kill_worker(pool, w, slot, st,
+                  pp__strdup("out of memory queueing work for the worker"));
+  }
+  for (unsigned i = 0; batched && i < pool->nslots; i++) {
+    pp__buf *b = &pool->workers[i].batch;
+    if (pp__buf_len(b))
+      pp__backend_send(pool->backend, i, pp__buf_head(b), pp__buf_len(b));
+    pp__buf_clear(b);
   }
 }
 
