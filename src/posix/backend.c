@@ -8,6 +8,7 @@
 #define _GNU_SOURCE 1      /* glibc: MSG_CMSG_CLOEXEC, eventfd */
 #define _DARWIN_C_SOURCE 1 /* macOS: BSD socket names next to POSIX */
 
+#include "event_queue.h"
 #include "posix.h"
 
 #include <errno.h>
@@ -84,20 +85,11 @@ static long now_ms(void) {
 
 static void emit(pp__backend *b, pp__event_type type, unsigned slot,
                  const pp__event *base) {
-  pp__event ev;
-  if (base)
-    ev = *base;
-  else
-    memset(&ev, 0, sizeof ev);
-  ev.type = type;
-  ev.slot = slot;
-  /* Cannot fail: the queue is empty when a round starts and was sized for
-   * the most one round can produce. */
-  (void)pp__buf_append(&b->events, &ev, sizeof ev);
+  pp__event_push(&b->events, type, slot, base);
 }
 
 static size_t queued(const pp__backend *b) {
-  return pp__buf_len(&b->events) / sizeof(pp__event);
+  return pp__event_count(&b->events);
 }
 
 static wslot *slot_at(pp__backend *b, unsigned i) {
@@ -650,16 +642,7 @@ void pp__backend_release(pp__backend *b, unsigned slot) {
     return;
   reset_slot(s);
   /* Events of the old worker must not reach a new one in the same slot. */
-  size_t n = queued(b), kept = 0;
-  pp__event *ev = (pp__event *)(void *)pp__buf_head(&b->events);
-  for (size_t k = 0; k < n; k++) {
-    pp__event e;
-    memcpy(&e, ev + k, sizeof e);
-    if (e.slot == slot && e.type != PP__EV_WAKE && e.type != PP__EV_BROKEN)
-      continue;
-    memcpy(ev + kept++, &e, sizeof e);
-  }
-  b->events.end = b->events.start + kept * sizeof(pp__event);
+  pp__event_drop_slot(&b->events, slot);
 }
 
 /* ---- waiting ---- */
@@ -769,11 +752,6 @@ pp_status pp__backend_wait(pp__backend *b, long timeout_ms, pp__event *events,
     if (st != PP_OK)
       return st;
   }
-  size_t n = queued(b);
-  if (n > capacity)
-    n = capacity;
-  memcpy(events, pp__buf_head(&b->events), n * sizeof(pp__event));
-  pp__buf_consume(&b->events, n * sizeof(pp__event));
-  *count = n;
+  *count = pp__event_take(&b->events, events, capacity);
   return PP_OK;
 }
