@@ -137,6 +137,66 @@ static pp_status submit(pp_pool *pool, pp_result *r, pp__chunk *first,
   return PP_OK;
 }
 
+/* What cut_and_submit() cuts a map into chunks with: the frame of items
+ * [at, at + n) for calls, a bare range for records (their frame is built
+ * when sent, from the caller's array). */
+typedef pp_status (*make_chunk_fn)(const void *source, size_t at, size_t n,
+                                   uint64_t id, pp__chunk **out);
+
+typedef struct calls_source {
+  const char *task;
+  const pp_args *calls;
+  const pp_bytes *single;
+} calls_source;
+
+static pp_status make_calls_chunk(const void *source, size_t at, size_t n,
+                                  uint64_t id, pp__chunk **out) {
+  const calls_source *src = source;
+  return pp__encode_calls(src->task, id, src->calls ? src->calls + at : NULL,
+                          src->single ? src->single + at : NULL, n, out);
+}
+
+static pp_status make_records_chunk(const void *source, size_t at, size_t n,
+                                    uint64_t id, pp__chunk **out) {
+  (void)source;
+  pp_status st = new_chunk(at, n, out);
+  if (st == PP_OK)
+    (*out)->id = id;
+  return st;
+}
+
+/* Cuts `count` items into chunks of r->job.chunksize and hands them to the
+ * pool. An empty map still gets one empty chunk, so that it completes (and
+ * runs its callback) on the scheduler like any other. */
+static pp_status cut_and_submit(pp_pool *pool, pp_result *r, size_t count,
+                                make_chunk_fn make, const void *source) {
+  uint64_t job_id = (uint64_t)pp__next_job_id(pool) << 32;
+  pp__chunk *first = NULL, *last = NULL;
+  pp_status st = PP_OK;
+  for (size_t at = 0; st == PP_OK && (at < count || !first);) {
+    size_t n = count - at < r->job.chunksize ? count - at : r->job.chunksize;
+    pp__chunk *c;
+    st = make(source, at, n, job_id | r->job.nchunks, &c);
+    if (st != PP_OK)
+      break;
+    c->first = at;
+    if (n)
+      r->job.nchunks++;
+    r->job.chunks_left++;
+    if (last)
+      last->next = c;
+    else
+      first = c;
+    last = c;
+    at += n;
+  }
+  if (st == PP_OK)
+    st = submit(pool, r, first, last);
+  if (st != PP_OK)
+    free_chunks(first);
+  return st;
+}
+
 pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
                          size_t nargs, const pp_callbacks *callbacks,
                          pp_result **out) {
@@ -168,9 +228,8 @@ pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
   return PP_OK;
 }
 
-/* Cuts `count` items into chunks of `chunksize` (0: Python's default). An
- * empty map still gets one empty chunk, so that it completes (and runs its
- * callback) on the scheduler like any other. */
+/* map and starmap: `count` items in chunks of `chunksize` (0: Python's
+ * default), encoded now so that the caller may reuse its buffers. */
 static pp_status map_common(pp_pool *pool, const char *task,
                             const pp_args *calls, const pp_bytes *single,
                             size_t count, size_t chunksize,
@@ -191,31 +250,10 @@ static pp_status map_common(pp_pool *pool, const char *task,
   r->items = calloc(count ? count : 1, sizeof *r->items);
   if (!r->items)
     st = PP_ENOMEM;
-  uint64_t job_id = (uint64_t)pp__next_job_id(pool) << 32;
-  pp__chunk *first = NULL, *last = NULL;
-  for (size_t at = 0; st == PP_OK && (at < count || !first);) {
-    size_t n = count - at < r->job.chunksize ? count - at : r->job.chunksize;
-    pp__chunk *c;
-    st = pp__encode_calls(task, job_id | r->job.nchunks,
-                          calls ? calls + at : NULL,
-                          single ? single + at : NULL, n, &c);
-    if (st != PP_OK)
-      break;
-    c->first = at;
-    if (n)
-      r->job.nchunks++;
-    r->job.chunks_left++;
-    if (last)
-      last->next = c;
-    else
-      first = c;
-    last = c;
-    at += n;
-  }
+  calls_source src = {task, calls, single};
   if (st == PP_OK)
-    st = submit(pool, r, first, last);
+    st = cut_and_submit(pool, r, count, make_calls_chunk, &src);
   if (st != PP_OK) {
-    free_chunks(first);
     free(r->items);
     free(r);
     return st;
@@ -301,29 +339,8 @@ pp_status pp_map_records_async(pp_pool *pool, const char *task,
       chunksize ? chunksize : pp_default_chunksize(count, pool->processes);
   if (r->job.chunksize > limit)
     r->job.chunksize = limit;
-  uint64_t job_id = (uint64_t)pp__next_job_id(pool) << 32;
-  pp__chunk *first = NULL, *last = NULL;
-  for (size_t at = 0; st == PP_OK && (at < count || !first);) {
-    size_t n = count - at < r->job.chunksize ? count - at : r->job.chunksize;
-    pp__chunk *c;
-    st = new_chunk(at, n, &c);
-    if (st != PP_OK)
-      break;
-    c->id = job_id | r->job.nchunks;
-    if (n)
-      r->job.nchunks++;
-    r->job.chunks_left++;
-    if (last)
-      last->next = c;
-    else
-      first = c;
-    last = c;
-    at += n;
-  }
-  if (st == PP_OK)
-    st = submit(pool, r, first, last);
+  st = cut_and_submit(pool, r, count, make_records_chunk, NULL);
   if (st != PP_OK) {
-    free_chunks(first);
     free(r->field_sizes);
     free(r);
     return st;
