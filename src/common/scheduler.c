@@ -310,6 +310,19 @@ static void note_service_time(pp__worker *w) {
   w->service_us = w->service_us ? (3 * w->service_us + took) / 4 : took + 1;
 }
 
+/* The worker's oldest chunk `c` is answered: record what it says, or drop
+ * it when the call was cancelled meanwhile. */
+static void answered(pp_pool *pool, pp__worker *w, pp__chunk *c,
+                     const pp__outcome *outs, const unsigned char *records,
+                     size_t nerr, pp__reader *errors) {
+  note_service_time(w);
+  pop_answered(w);
+  if (c->job->cancelled)
+    chunk_failed(pool, c, PP_ECANCELLED, NULL);
+  else
+    chunk_done(pool, c, outs, NULL, records, nerr, errors);
+}
+
 static const char *on_results(pp_pool *pool, pp__worker *w,
                               const pp__frame *f) {
   pp__chunk *c = answered_chunk(w, f, PP__JOB_CALLS);
@@ -321,12 +334,7 @@ static const char *on_results(pp_pool *pool, pp__worker *w,
   const char *bad = pp__decode_results(f, c->count, outs);
   if (bad)
     return bad;
-  note_service_time(w);
-  pop_answered(w);
-  if (c->job->cancelled)
-    chunk_failed(pool, c, PP_ECANCELLED, NULL);
-  else
-    chunk_done(pool, c, outs, NULL, NULL, 0, NULL);
+  answered(pool, w, c, outs, NULL, 0, NULL);
   return NULL;
 }
 
@@ -343,12 +351,7 @@ static const char *on_records(pp_pool *pool, pp__worker *w,
                                             &out, &nerr, &errors);
   if (bad)
     return bad;
-  note_service_time(w);
-  pop_answered(w);
-  if (c->job->cancelled)
-    chunk_failed(pool, c, PP_ECANCELLED, NULL);
-  else
-    chunk_done(pool, c, NULL, NULL, out, nerr, &errors);
+  answered(pool, w, c, NULL, out, nerr, &errors);
   return NULL;
 }
 
