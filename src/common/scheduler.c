@@ -573,11 +573,25 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
 
 /* ---- dispatch ---- */
 
-/* Appends a records chunk's frame to the worker's batch. A big one goes out
- * at once instead, straight from the caller's array, after what the batch
- * already holds: copying it into the batch would cost more than the write
- * it saves. */
+/* Appends bytes to the worker's batch. Big ones go out at once instead,
+ * after what the batch already holds: copying them into the batch would
+ * cost more than the write it saves. */
 #define PP__BATCH_COPY_MAX ((size_t)64 << 10)
+
+static pp_status send_frame(pp_pool *pool, unsigned slot, const void *data,
+                            size_t len) {
+  pp__buf *b = &pool->workers[slot].batch;
+  if (len <= PP__BATCH_COPY_MAX)
+    return pp__buf_append(b, data, len);
+  pp_status st = PP_OK;
+  if (pp__buf_len(b))
+    st = pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
+  pp__buf_clear(b);
+  return st == PP_OK ? pp__backend_send(pool->backend, slot, data, len) : st;
+}
+
+/* A records chunk: its header goes to the batch, and its records follow
+ * from the caller's array. */
 
 static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
   const pp_result *r = (const pp_result *)c->job;
@@ -604,11 +618,7 @@ static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
       (const unsigned char *)r->rec.in + c->first * r->rec.in_size;
   pp__patch_u32(b, at + 8,
                 (uint32_t)(pp__buf_len(b) - at - PP__WIRE_HEADER_SIZE + data));
-  if (data <= PP__BATCH_COPY_MAX)
-    return pp__buf_append(b, in, data);
-  st = pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
-  pp__buf_clear(b);
-  return st == PP_OK ? pp__backend_send(pool->backend, slot, in, data) : st;
+  return send_frame(pool, slot, in, data);
 }
 
 /* How many chunks a worker may hold: one while its chunks are long or their
@@ -676,7 +686,7 @@ static void dispatch(pp_pool *pool) {
      * chunk is accounted for there. */
     pp_status st = c->job->kind == PP__JOB_RECORDS
                        ? send_records(pool, slot, c)
-                       : pp__buf_append(&w->batch, c->frame, c->frame_len);
+                       : send_frame(pool, slot, c->frame, c->frame_len);
     if (st == PP_ENOMEM || st == PP_ETOOBIG)
       kill_worker(pool, w, slot, st,
                   pp__strdup("out of memory queueing work for the worker"));
