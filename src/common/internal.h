@@ -8,6 +8,7 @@
 #include "sha256.h"
 #include "wire.h"
 
+#include <apr_atomic.h>
 #include <apr_pools.h>
 #include <apr_portable.h>
 #include <apr_thread_cond.h>
@@ -242,6 +243,7 @@ struct pp_pool {
 
   /* scheduler thread only */
   int terminate_handled;
+  int batched;           /* some worker's batch holds frames to send */
   unsigned early_deaths; /* workers in a row that died before READY */
   pp_result *notify_head, *notify_tail; /* completed, callbacks to run */
   pp__outcome *outcomes;                /* decoding scratch */
@@ -249,7 +251,7 @@ struct pp_pool {
   pp__backend *backend;
   apr_thread_t *thread;
   apr_os_thread_t scheduler_id;
-  uint32_t next_job;
+  volatile apr_uint32_t next_job; /* atomic */
   pp__buf scratch;
 };
 

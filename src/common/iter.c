@@ -151,7 +151,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
      * grows instead of stopping the input. */
     if (room(it) < it->job.chunksize && (!pool->joining || grow(it) != PP_OK))
       return 0;
-    uint64_t id = (uint64_t)++pool->next_job << 32;
+    uint64_t id = (uint64_t)pp__next_job_id(pool) << 32;
     pp__buf frame = {0};
     size_t n;
     pp_status end;

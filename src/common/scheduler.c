@@ -691,7 +691,17 @@ static void dispatch(pp_pool *pool) {
       kill_worker(pool, w, slot, st,
                   pp__strdup("out of memory queueing work for the worker"));
   }
-  for (unsigned i = 0; batched && i < pool->nslots; i++) {
+  pool->batched |= batched;
+}
+
+/* Sends each worker's batch in one write. Called without the lock: the
+ * batches and the backend belong to this thread alone, and callers that
+ * queue work should not wait on our system calls. */
+static void flush_batches(pp_pool *pool) {
+  if (!pool->batched)
+    return;
+  pool->batched = 0;
+  for (unsigned i = 0; i < pool->nslots; i++) {
     pp__buf *b = &pool->workers[i].batch;
     if (pp__buf_len(b))
       pp__backend_send(pool->backend, i, pp__buf_head(b), pp__buf_len(b));
@@ -868,6 +878,7 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     if (more)
       timeout = 0;
     unlock(pool);
+    flush_batches(pool);
     size_t n = 0;
     pp__backend_wait(pool->backend, timeout, events, PP__EVENTS, &n);
     lock(pool);
