@@ -20,6 +20,7 @@
 
 #ifndef _WIN32
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -114,6 +115,33 @@ static pp_status hog(pp_call *call) {
   return pp_call_return_i64(call, tu_self_pid());
 }
 
+#ifndef _WIN32
+/* "on_term": writes a marker file when SIGTERM comes, then exits. */
+static char term_marker[256];
+static void on_sigterm(int sig) {
+  (void)sig;
+  int fd = open(term_marker, O_WRONLY | O_CREAT, 0600);
+  if (fd >= 0)
+    close(fd);
+  _exit(0);
+}
+
+/* Sleeps 10 s; argument 1: cleans up on SIGTERM (marker file named by
+ * argument 2), 0: ignores SIGTERM. */
+static pp_status slow_with_term(pp_call *call) {
+  int64_t mode = 0;
+  pp_bytes path = {NULL, 0};
+  if (pp_call_arg_i64(call, 0, &mode) != PP_OK ||
+      pp_call_arg(call, 1, &path) != PP_OK || path.len >= sizeof term_marker)
+    return pp_call_fail(call, "slow_with_term: needs (int64, path)");
+  memcpy(term_marker, path.data, path.len);
+  term_marker[path.len] = '\0';
+  signal(SIGTERM, mode ? on_sigterm : SIG_IGN);
+  tu_sleep_ms(10000);
+  return pp_call_return_i64(call, 0);
+}
+#endif
+
 /* An initializer that crashes its worker. */
 static pp_status init_crash(pp_call *call) {
   (void)call;
@@ -132,6 +160,10 @@ pp_status reliability_tasks_register(void) {
     st = pp_register("rss", rss);
   if (st == PP_OK)
     st = pp_register("init_crash", init_crash);
+#ifndef _WIN32
+  if (st == PP_OK)
+    st = pp_register("slow_with_term", slow_with_term);
+#endif
   if (st == PP_OK)
     st = pp_register("garbage", garbage);
   return st != PP_OK ? st : pp_register("square_or_die", square_or_die);
@@ -579,6 +611,39 @@ static void test_time_limit_per_call(void) {
   pp_pool_destroy(pool);
 }
 
+#ifndef _WIN32
+/* An overdue task's worker is asked to stop first (SIGTERM: a task can
+ * clean up), then killed after a short grace if it ignores that. */
+static void test_time_limit_terminate_then_kill(void) {
+  pp_pool *pool = pool_with_limit(1, 0.2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  char marker[128];
+  snprintf(marker, sizeof marker, "pp_tests_term_%ld", tu_self_pid());
+  remove(marker);
+  for (int64_t mode = 1; mode >= 0; mode--) {
+    pp_bytes args[2] = {tu_i64(&mode), {marker, strlen(marker)}};
+    pp_value v = {0};
+    double t0 = tu_now();
+    CU_ASSERT_EQUAL(pp_apply(pool, "slow_with_term", args, 2, &v),
+                    PP_ETIMELIMIT);
+    CU_ASSERT(tu_now() - t0 < 3.0);
+    CU_ASSERT(tu_contains(v.error, "time limit"));
+    pp_value_clear(&v);
+    FILE *f = fopen(marker, "r");
+    if (mode == 1) {
+      CU_ASSERT_PTR_NOT_NULL(f); /* it was asked first, and cleaned up */
+    }
+    if (f)
+      fclose(f);
+    remove(marker);
+  }
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 4, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 16);
+  pp_pool_destroy(pool);
+}
+#endif
+
 /* Cancel a pending call: it never runs and completes as cancelled; cancel a
  * running one: its worker is stopped and replaced. */
 static void test_cancel(void) {
@@ -627,6 +692,10 @@ int pp_test_suite_reliability(void) {
       {"time limit (pool option): overdue worker killed, replaced",
        test_time_limit_pool},
       {"time limit per call overrides the pool's", test_time_limit_per_call},
+#ifndef _WIN32
+      {"time limit: SIGTERM first, SIGKILL after a grace",
+       test_time_limit_terminate_then_kill},
+#endif
       {"cancel a queued call and a running one", test_cancel},
       {"malformed frames from a worker: it is killed, its task fails",
        test_malformed_frames},

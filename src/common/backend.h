@@ -95,6 +95,11 @@ pp_status pp__backend_hangup(pp__backend *b, unsigned slot);
  * already reaped is left alone. PP__EV_EXITED follows. */
 pp_status pp__backend_kill(pp__backend *b, unsigned slot);
 
+/* Asks the slot's worker to stop (SIGTERM: a task may clean up), where the
+ * platform has such a request; elsewhere it is pp__backend_kill(). The
+ * caller follows with pp__backend_kill() after a grace period. */
+pp_status pp__backend_stop(pp__backend *b, unsigned slot);
+
 /* Frees the slot after its PP__EV_EXITED; the slot may then be reused. */
 void pp__backend_release(pp__backend *b, unsigned slot);
 

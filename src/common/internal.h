@@ -205,6 +205,7 @@ typedef struct pp__worker {
   apr_time_t service_us;   /* smoothed time per chunk; 0: unknown */
   apr_time_t head_started; /* when the oldest unanswered chunk began */
   apr_time_t challenged;   /* when the handshake's challenge went out */
+  apr_time_t kill_at;      /* asked to stop: killed if still alive then */
   pp__buf batch;           /* frames of this dispatch round, sent as one */
   int closed, exited;
   pp__exit exit;

@@ -133,11 +133,12 @@ static void retire(pp_pool *pool, pp__worker *w, unsigned slot) {
   w->closed = 1;
 }
 
-static void kill_worker(pp_pool *pool, pp__worker *w, unsigned slot,
-                        pp_status why, char *message) {
+/* The pool ends a worker: the chunk it runs will fail with `why` and
+ * `message` (the first reason given wins). 0 when there is no worker. */
+static int mark_ending(pp__worker *w, pp_status why, char *message) {
   if (w->state == PP__W_FREE) {
     free(message);
-    return;
+    return 0;
   }
   if (!w->fail_status) {
     w->fail_status = why;
@@ -147,7 +148,25 @@ static void kill_worker(pp_pool *pool, pp__worker *w, unsigned slot,
   }
   w->killed_by_pool = 1;
   w->state = PP__W_RETIRING;
-  pp__backend_kill(pool->backend, slot);
+  return 1;
+}
+
+static void kill_worker(pp_pool *pool, pp__worker *w, unsigned slot,
+                        pp_status why, char *message) {
+  if (mark_ending(w, why, message))
+    pp__backend_kill(pool->backend, slot);
+}
+
+/* Like kill_worker(), but asks first (SIGTERM), so that a task can clean
+ * up; the worker is killed if it is still there after a grace period. */
+#define PP__STOP_GRACE_US (200 * 1000)
+
+static void stop_worker(pp_pool *pool, pp__worker *w, unsigned slot,
+                        pp_status why, char *message) {
+  if (!mark_ending(w, why, message))
+    return;
+  w->kill_at = apr_time_now() + PP__STOP_GRACE_US;
+  pp__backend_stop(pool->backend, slot);
 }
 
 static void protocol_error(pp_pool *pool, unsigned slot, const char *what) {
@@ -776,6 +795,17 @@ static long enforce_time_limits(pp_pool *pool) {
   apr_interval_time_t next = -1;
   for (unsigned i = 0; i < pool->nslots; i++) {
     pp__worker *w = &pool->workers[i];
+    if (w->kill_at && !w->exited) {
+      /* Asked to stop and still there after the grace period: killed. */
+      apr_interval_time_t left = w->kill_at - now;
+      if (left <= 0) {
+        w->kill_at = 0;
+        pp__backend_kill(pool->backend, i);
+      } else if (next < 0 || left < next) {
+        next = left;
+      }
+      continue;
+    }
     if (w->state == PP__W_HANDSHAKING) {
       apr_interval_time_t limit =
           pp__test.handshake_limit_ms
@@ -794,11 +824,13 @@ static long enforce_time_limits(pp_pool *pool) {
       continue;
     apr_interval_time_t left = w->head_started + w->head->job->time_limit - now;
     if (left <= 0) {
-      kill_worker(pool, w, i, PP_ETIMELIMIT,
+      stop_worker(pool, w, i, PP_ETIMELIMIT,
                   pp__format("task '%s' ran past its time limit of %.3f s; "
-                             "worker %ld was killed",
+                             "worker %ld was stopped",
                              w->head->job->task,
                              (double)w->head->job->time_limit / 1e6, w->pid));
+      if (next < 0 || PP__STOP_GRACE_US < next)
+        next = PP__STOP_GRACE_US; /* to kill it if it ignores the request */
     } else if (next < 0 || left < next) {
       next = left;
     }

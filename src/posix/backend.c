@@ -616,7 +616,7 @@ pp_status pp__backend_hangup(pp__backend *b, unsigned slot) {
   }
 }
 
-pp_status pp__backend_kill(pp__backend *b, unsigned slot) {
+static pp_status signal_slot(pp__backend *b, unsigned slot, int32_t type) {
   wslot *s = slot_at(b, slot);
   if (!s)
     return PP_EINVAL;
@@ -626,12 +626,20 @@ pp_status pp__backend_kill(pp__backend *b, unsigned slot) {
   case SLOT_STARTING:
     /* The launcher reads requests in order: pid 0 means whoever it has
      * started in that slot by then. */
-    return ctl_request(b, PP__CTL_KILL, slot, 0);
+    return ctl_request(b, type, slot, 0);
   case SLOT_LIVE:
-    return ctl_request(b, PP__CTL_KILL, slot, s->pid);
+    return ctl_request(b, type, slot, s->pid);
   default:
     return PP_OK; /* reaped already */
   }
+}
+
+pp_status pp__backend_kill(pp__backend *b, unsigned slot) {
+  return signal_slot(b, slot, PP__CTL_KILL);
+}
+
+pp_status pp__backend_stop(pp__backend *b, unsigned slot) {
+  return signal_slot(b, slot, PP__CTL_TERM);
 }
 
 void pp__backend_release(pp__backend *b, unsigned slot) {

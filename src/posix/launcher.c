@@ -272,12 +272,12 @@ static int start_worker(launcher *L, uint32_t slot) {
   return rc;
 }
 
-static void kill_worker(launcher *L, uint32_t slot, int64_t pid) {
+static void kill_worker(launcher *L, uint32_t slot, int64_t pid, int sig) {
   if (slot >= L->cfg.max_slots || L->pids[slot] == 0)
     return;
   if (pid != 0 && L->pids[slot] != pid)
     return;
-  kill(L->pids[slot], SIGKILL);
+  kill(L->pids[slot], sig);
 }
 
 /* Reads and runs the parent's requests. -1 when the parent is gone. */
@@ -297,8 +297,8 @@ static int read_requests(launcher *L) {
     if (m.type == PP__CTL_START) {
       if (start_worker(L, m.slot) != 0)
         return -1;
-    } else if (m.type == PP__CTL_KILL) {
-      kill_worker(L, m.slot, m.pid);
+    } else if (m.type == PP__CTL_KILL || m.type == PP__CTL_TERM) {
+      kill_worker(L, m.slot, m.pid, m.type == PP__CTL_KILL ? SIGKILL : SIGTERM);
     }
   }
   memmove(L->in, L->in + at, L->inlen - at);

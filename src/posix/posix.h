@@ -67,6 +67,7 @@ void pp__exec_plan_free(pp__exec_plan *plan);
 enum {
   PP__CTL_START = 1,    /* parent -> launcher: slot */
   PP__CTL_KILL,         /* parent -> launcher: slot, pid (0: whoever runs) */
+  PP__CTL_TERM,         /* parent -> launcher: as KILL, with SIGTERM */
   PP__CTL_STARTED,      /* launcher -> parent: slot, pid, + channel fd */
   PP__CTL_START_FAILED, /* launcher -> parent: slot, status */
   PP__CTL_EXITED        /* launcher -> parent: slot, pid, signaled, code */

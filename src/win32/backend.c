@@ -624,6 +624,12 @@ pp_status pp__backend_kill(pp__backend *b, unsigned slot) {
   return PP_OK;
 }
 
+/* Windows has no request a process may answer by cleaning up: stopping is
+ * killing. */
+pp_status pp__backend_stop(pp__backend *b, unsigned slot) {
+  return pp__backend_kill(b, slot);
+}
+
 void pp__backend_release(pp__backend *b, unsigned slot) {
   wslot *s = slot_at(b, slot);
   if (!s || s->state != SLOT_EXITED)
