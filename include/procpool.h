@@ -43,7 +43,7 @@
  *   call fails so.
  * - PP_ETIMELIMIT: the task ran past its time limit
  *   (pp_options::task_time_limit or pp_callbacks::time_limit); its worker was
- *   killed and replaced.
+ *   stopped and replaced.
  * - PP_ECANCELLED: the call was cancelled with pp_result_cancel().
  * - PP_ETERMINATED: the pool was terminated (or destroyed) first.
  * - PP_EPROTOCOL: the worker sent a malformed message; it was stopped.
@@ -386,7 +386,8 @@ typedef struct pp_options {
   /** Largest frame accepted from a worker, in bytes; 0: 1 GiB. */
   size_t max_message_size;
   /** Longest a task (a chunk, for maps) may run, in seconds; 0: no limit.
-      An overdue task's worker is killed and replaced, the task fails with
+      An overdue task's worker is asked to stop (SIGTERM on POSIX), killed
+      200 ms later if still there, and replaced; the task fails with
       PP_ETIMELIMIT. pp_callbacks::time_limit overrides it per call. */
   double task_time_limit;
   /** Resident memory, in bytes, above which a worker is replaced after the
