@@ -547,7 +547,10 @@ static void check_death(int64_t how, const char *text1, const char *text2) {
     printf("\n    message: %s\n", v.error ? v.error : "(none)");
   pp_value_clear(&v);
   int64_t y = 0;
-  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 12, &y), PP_OK);
+  pp_status st = tu_apply_i64(pool, "square", 12, &y);
+  if (st != PP_OK)
+    printf("\n    the next task: %s\n", pp_strerror(st));
+  CU_ASSERT_EQUAL(st, PP_OK);
   CU_ASSERT_EQUAL(y, 144);
   pp_pool_destroy(pool);
 }
