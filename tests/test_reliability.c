@@ -424,6 +424,9 @@ static void test_mixed_campaign(void) {
         (kind[i] != OK ||
          (pp_result_i64(rs[i], &y) == PP_OK && y == (int64_t)i * i)))
       right++;
+    else if (right == (size_t)i) /* the first wrong one says why */
+      printf("\n    item %d (%s): %s (%s)\n", i, task[kind[i]], pp_strerror(st),
+             pp_result_error(rs[i]) ? pp_result_error(rs[i]) : "-");
     pp_result_free(rs[i]);
   }
   CU_ASSERT_EQUAL(right, N);

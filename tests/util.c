@@ -198,6 +198,11 @@ pp_status tu_apply_i64(pp_pool *pool, const char *task, int64_t arg,
   st = pp_result_get(r, TU_WAIT);
   if (st == PP_OK) {
     st = pp_result_i64(r, out);
+  } else {
+    /* Say why in the test's output: a bare status says too little when a
+       failure is rare. */
+    const char *why = pp_result_error(r);
+    printf("\n    %s: %s (%s)\n", task, pp_strerror(st), why ? why : "-");
   }
   pp_result_free(r);
   return st;

@@ -272,16 +272,34 @@ static int live_workers(const pp_pool *pool) {
   return n;
 }
 
+/* A worker that could not be started: a passing failure (no memory or
+ * process slot for a moment) is retried after a pause; one that keeps
+ * happening breaks the pool with the reason, like any early death. */
+#define PP__START_RETRY_US (50 * 1000)
+
+static void start_failed(pp_pool *pool, pp_status why) {
+  pool->start_retry_at = apr_time_now() + PP__START_RETRY_US;
+  if (++pool->early_deaths > PP__MAX_EARLY_DEATHS)
+    set_broken(pool, why,
+               pp__format("could not start a worker: %s (%u attempts in a "
+                          "row failed)",
+                          pp_strerror(why), pool->early_deaths));
+}
+
 static void start_workers(pp_pool *pool) {
   int want = pool->processes - live_workers(pool);
+  if (want > 0 && pool->start_retry_at) {
+    if (apr_time_now() < pool->start_retry_at)
+      return;
+    pool->start_retry_at = 0;
+  }
   for (unsigned i = 0; want > 0 && i < pool->nslots; i++) {
     pp__worker *w = &pool->workers[i];
     if (w->state != PP__W_FREE)
       continue;
     pp_status st = pp__backend_start(pool->backend, i);
     if (st != PP_OK) {
-      set_broken(pool, st,
-                 pp__format("could not start a worker: %s", pp_strerror(st)));
+      start_failed(pool, st);
       return;
     }
     w->state = PP__W_STARTING;
@@ -553,10 +571,9 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
     send_challenge(pool, ev->slot);
     break;
   case PP__EV_START_FAILED:
+    pp__buf_free(&w->batch);
     memset(w, 0, sizeof *w);
-    set_broken(
-        pool, ev->status,
-        pp__format("could not start a worker: %s", pp_strerror(ev->status)));
+    start_failed(pool, ev->status);
     break;
   case PP__EV_INPUT:
     on_input(pool, ev->slot);
@@ -793,6 +810,8 @@ static void handle_cancels(pp_pool *pool) {
 static long enforce_time_limits(pp_pool *pool) {
   apr_time_t now = apr_time_now();
   apr_interval_time_t next = -1;
+  if (pool->start_retry_at) /* wake up to start the workers again */
+    next = pool->start_retry_at > now ? pool->start_retry_at - now : 0;
   for (unsigned i = 0; i < pool->nslots; i++) {
     pp__worker *w = &pool->workers[i];
     if (w->kill_at && !w->exited) {
