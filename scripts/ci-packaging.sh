@@ -104,7 +104,7 @@ check_consumers() { # check_consumers NAME
   echo "pkg-config --libs --static:   $(pkg-config --libs --static procpool)"
   [ "$(pkg-config --modversion procpool)" = "$version" ] ||
     fail "$name: procpool.pc says version $(pkg-config --modversion procpool)"
-  make -C "$pdir"
+  make -C "$pdir" SRC="$root/examples/consumer-cmake/main.c"
   LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     "$pdir/consumer" || fail "$name: consumer-pkgconfig"
   unset PKG_CONFIG_PATH

@@ -1,6 +1,7 @@
 /* A program that uses an installed procpool: it squares 10 in a worker
  * process and checks the answer. Exits 0 when it got 100, 1 otherwise.
- * Built by CMakeLists.txt, with find_package(procpool). */
+ * Built by CMakeLists.txt, with find_package(procpool), and by
+ * ../consumer-pkgconfig/Makefile, with pkg-config. */
 #include <procpool.h>
 
 #include <stdio.h>
