@@ -381,7 +381,7 @@ static void test_worker_killed_by_signal(void) {
   CU_ASSERT_EQUAL(h.s[2].exit.code, SIGKILL);
   char text[64];
   pp__exit_describe(&h.s[2].exit, text, sizeof text);
-  CU_ASSERT_STRING_EQUAL(text, "killed by signal 9 (Killed)");
+  CU_ASSERT_STRING_EQUAL(text, "was killed by signal 9 (Killed)");
   CU_ASSERT_EQUAL(pp__backend_send(h.b, 2, "x", 1), PP_EOF);
   CU_ASSERT_EQUAL(pp__backend_kill(h.b, 2), PP_OK); /* reaped: left alone */
   pp__backend_release(h.b, 2);

@@ -153,9 +153,9 @@ void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
   }
   const char *text = signal_text(how->code);
   if (text && *text)
-    snprintf(buf, cap, "killed by signal %ld (%s)", how->code, text);
+    snprintf(buf, cap, "was killed by signal %ld (%s)", how->code, text);
   else
-    snprintf(buf, cap, "killed by signal %ld", how->code);
+    snprintf(buf, cap, "was killed by signal %ld", how->code);
 }
 
 int pp__cpu_count(void) {

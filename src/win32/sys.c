@@ -78,7 +78,7 @@ void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
     return;
   }
   if (how->signaled) { /* not on Windows; described all the same */
-    snprintf(buf, cap, "killed by signal %ld", how->code);
+    snprintf(buf, cap, "was killed by signal %ld", how->code);
     return;
   }
   unsigned long u = (unsigned long)how->code & 0xFFFFFFFFul;
