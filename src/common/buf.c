@@ -53,8 +53,6 @@ void pp__buf_consume(pp__buf *b, size_t n) {
     b->start = b->end = 0;
 }
 
-void pp__buf_clear(pp__buf *b) { b->start = b->end = 0; }
-
 void pp__buf_free(pp__buf *b) {
   free(b->data);
   b->data = NULL;

@@ -32,7 +32,8 @@ void pp__buf_commit(pp__buf *b, size_t n);
 pp_status pp__buf_append(pp__buf *b, const void *data, size_t len);
 /* Drops `n` bytes from the head. */
 void pp__buf_consume(pp__buf *b, size_t n);
-void pp__buf_clear(pp__buf *b); /* empties, keeps the allocation */
-void pp__buf_free(pp__buf *b);  /* frees and zeroes */
+/* Empties, keeps the allocation. */
+static inline void pp__buf_clear(pp__buf *b) { b->start = b->end = 0; }
+void pp__buf_free(pp__buf *b); /* frees and zeroes */
 
 #endif
