@@ -394,12 +394,23 @@ typedef struct pp_options {
       task that left it there (its answer is delivered first); 0: no
       limit. */
   size_t max_memory_per_child;
+  /** Bytes of shared memory per worker and direction through which large
+      messages (32 KiB and more: big arguments, results and record chunks)
+      travel instead of the channel; rounded up to a power of two from 64
+      KiB to 1 GiB; 0: 8 MiB; #PP_NO_SHARED_MEMORY: none, everything goes
+      through the channel. Pages are committed as they are first used. A
+      message that does not fit at the moment goes through the channel. */
+  size_t shared_memory_size;
 } pp_options;
+
+/** pp_options::shared_memory_size: use no shared memory. */
+#define PP_NO_SHARED_MEMORY ((size_t)-1)
 
 /**
  * @brief Fills @p options with defaults: as many workers as CPUs, no
  * initializer, workers never recycled, the default context, a 1 GiB frame
- * limit, no time limit, no memory limit.
+ * limit, no time limit, no memory limit, 8 MiB of shared memory per worker
+ * and direction.
  * @param options the options to fill; NULL is ignored.
  */
 PP_API void pp_options_init(pp_options *options);

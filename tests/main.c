@@ -33,6 +33,7 @@ static const struct {
     {"errors", pp_test_suite_errors},
     {"reliability", pp_test_suite_reliability},
     {"contexts", pp_test_suite_contexts},
+    {"lanes", pp_test_suite_lanes},
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])
@@ -49,6 +50,8 @@ int main(int argc, char **argv) {
   pp_status st = tasks_register();
   if (st == PP_OK)
     st = reliability_tasks_register();
+  if (st == PP_OK)
+    st = lanes_tasks_register();
 #ifdef _WIN32
   if (st == PP_OK)
     st = win32_tasks_register();

@@ -90,9 +90,9 @@ static pp_status garbage(pp_call *call) {
   if (how == BAD_VERSION)
     put_header(h, 99, 0);
   else if (how == BAD_LENGTH)
-    put_header(h, 1, 0xFFFFFFF0u);
+    put_header(h, PP__WIRE_VERSION, 0xFFFFFFF0u);
   else if (how == TRUNCATED)
-    put_header(h, 1, 100);
+    put_header(h, PP__WIRE_VERSION, 100);
   pp__call_send_raw(call, h, how == TRUNCATED ? 30 : 20);
   if (how == TRUNCATED)
     exit(0);

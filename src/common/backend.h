@@ -117,7 +117,7 @@ void pp__backend_wake(pp__backend *b);
  * everything. Called after the scheduler thread has ended. */
 void pp__backend_destroy(pp__backend *b);
 
-/* Writes a sentence such as "killed by signal 9 (Killed)" or "exited with
+/* Writes a phrase such as "was killed by signal 9 (Killed)" or "exited with
  * code 3" into buf (always NUL-terminated). */
 void pp__exit_describe(const pp__exit *exit, char *buf, size_t cap);
 
@@ -132,6 +132,35 @@ size_t pp__current_rss(void);
 
 /* The number of CPUs available to this process (at least 1). */
 int pp__cpu_count(void);
+
+/* ---- shared memory ----
+ * A segment mapped by the parent and one worker: big frames travel through
+ * it (lane.h) and the channel carries only where they lie. */
+
+typedef struct pp__shm pp__shm;
+
+/* The longest token pp__backend_shm_create() writes, NUL included. */
+#define PP__SHM_TOKEN_MAX 64
+
+/* Parent: creates and maps a segment of `size` bytes for the slot's started
+ * worker, and writes into `token` what that worker gives pp__shm_open().
+ * Only this user's processes can open it. */
+pp_status pp__backend_shm_create(pp__backend *b, unsigned slot, size_t size,
+                                 pp__shm **out, char token[PP__SHM_TOKEN_MAX]);
+
+/* Parent: the worker has opened the segment, or never will: whatever name
+ * it could be opened by goes now, so that nothing outlives the processes. */
+void pp__shm_forget(pp__shm *shm);
+
+/* Worker: opens and maps the segment a token names; it must be `size`
+ * bytes. */
+pp_status pp__shm_open(const char *token, size_t size, pp__shm **out);
+
+/* The mapping's first byte (page-aligned). */
+unsigned char *pp__shm_base(const pp__shm *shm);
+
+/* Unmaps the segment (forgetting its name); NULL is ignored. */
+void pp__shm_free(pp__shm *shm);
 
 /* ---- worker side ---- */
 

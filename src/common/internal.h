@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "buf.h"
+#include "lane.h"
 #include "procpool.h"
 #include "sha256.h"
 #include "wire.h"
@@ -107,6 +108,8 @@ typedef struct pp__chunk {
   unsigned char *frame; /* encoded frame; NULL for records (built at send) */
   size_t frame_len;
   apr_time_t sent_at;
+  int in_lane;       /* sent through the worker's down lane ... */
+  uint32_t lane_end; /* ... which its answer releases up to here */
 } pp__chunk;
 
 /* What results and iterators share: the work the scheduler tracks. */
@@ -207,6 +210,8 @@ typedef struct pp__worker {
   apr_time_t challenged;   /* when the handshake's challenge went out */
   apr_time_t kill_at;      /* asked to stop: killed if still alive then */
   pp__buf batch;           /* frames of this dispatch round, sent as one */
+  pp__shm *shm;            /* the lanes' segment, once offered */
+  pp__lane down, up;       /* usable once the worker said it mapped them */
   int closed, exited;
   pp__exit exit;
   int killed_by_pool;                  /* terminate or a protocol error */
@@ -221,6 +226,7 @@ struct pp_pool {
   int processes;
   pp_context context;
   size_t max_message;
+  size_t lane_size;  /* per worker and direction; 0: no shared memory */
   double time_limit; /* the pool's default, seconds; 0: none */
   unsigned long maxtasksperchild;
   unsigned char *config_frame;

@@ -23,6 +23,9 @@ static pp_status check_options(const pp_options *o) {
     return PP_EINVAL;
   if (!(o->task_time_limit >= 0)) /* also refuses NaN */
     return PP_EINVAL;
+  if (o->shared_memory_size != PP_NO_SHARED_MEMORY &&
+      o->shared_memory_size > PP__LANE_SIZE_MAX)
+    return PP_EINVAL;
   return PP_OK;
 }
 
@@ -131,6 +134,10 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   pool->max_message = options->max_message_size ? options->max_message_size
                                                 : PP__DEFAULT_MAX_MESSAGE;
   pool->maxtasksperchild = options->maxtasksperchild;
+  if (options->shared_memory_size != PP_NO_SHARED_MEMORY)
+    pool->lane_size = pp__lane_size_for(options->shared_memory_size
+                                            ? options->shared_memory_size
+                                            : PP__LANE_SIZE_DEFAULT);
   pool->time_limit = options->task_time_limit;
   if (options->initializer)
     strcpy(pool->initializer, options->initializer);

@@ -258,6 +258,7 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
   }
   free(w->fail_message);
   pp__buf_free(&w->batch);
+  pp__shm_free(w->shm);
   pp__backend_release(pool->backend, slot);
   memset(w, 0, sizeof *w);
 }
@@ -331,6 +332,9 @@ static pp__chunk *answered_chunk(pp__worker *w, const pp__frame *f,
 }
 
 static void pop_answered(pp__worker *w) {
+  /* Its answer is in: the worker is done with the frame's lane bytes. */
+  if (w->head->in_lane)
+    pp__lane_release(&w->down, w->head->lane_end);
   w->head = w->head->next;
   if (!w->head)
     w->tail = NULL;
@@ -452,6 +456,49 @@ static void refuse(pp_pool *pool, unsigned slot, const char *what) {
                          w->pid, what));
 }
 
+/* Offers a proven worker its lanes: a segment it maps before it reads its
+ * configuration. Without one (none wanted, or none to be had here) all
+ * goes through the channel, only slower. */
+static void offer_lanes(pp_pool *pool, unsigned slot) {
+  pp__worker *w = &pool->workers[slot];
+  char token[PP__SHM_TOKEN_MAX];
+  if (!pool->lane_size ||
+      pp__backend_shm_create(pool->backend, slot,
+                             pp__segment_size(pool->lane_size), &w->shm,
+                             token) != PP_OK)
+    return;
+  pp__buf *b = &pool->scratch;
+  size_t at;
+  pp__buf_clear(b);
+  pp_status st = pp__frame_begin(b, PP__F_LANES, 0, &at);
+  if (st == PP_OK)
+    st = pp__put_str16(b, token);
+  if (st == PP_OK)
+    st = pp__put_u32(b, (uint32_t)pool->lane_size);
+  if (st == PP_OK)
+    st = pp__frame_end(b, at);
+  if (st == PP_OK)
+    st = pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
+  if (st != PP_OK) {
+    pp__shm_free(w->shm);
+    w->shm = NULL;
+  }
+}
+
+/* READY says whether the worker mapped its lanes; either way the segment's
+ * name is no longer needed. */
+static void lanes_ready(pp_pool *pool, pp__worker *w, const pp__frame *f) {
+  if (!w->shm)
+    return;
+  pp__shm_forget(w->shm);
+  if (f->len >= 1 && f->payload[0] == 1) {
+    pp__lanes_init(pp__shm_base(w->shm), pool->lane_size, &w->down, &w->up);
+  } else {
+    pp__shm_free(w->shm);
+    w->shm = NULL;
+  }
+}
+
 /* The first frame of a worker: its proof. 1 when it was right and the
  * worker may go on to its configuration. */
 static int check_proof(pp_pool *pool, unsigned slot, const pp__frame *f) {
@@ -465,6 +512,7 @@ static int check_proof(pp_pool *pool, unsigned slot, const pp__frame *f) {
     return 0;
   }
   w->state = PP__W_CONFIGURING;
+  offer_lanes(pool, slot);
   pp__backend_send(pool->backend, slot, pool->config_frame, pool->config_len);
   return 1;
 }
@@ -527,12 +575,19 @@ static void on_input(pp_pool *pool, unsigned slot) {
       pp__buf_consume(in, PP__WIRE_HEADER_SIZE + f.len);
       continue;
     }
-    const char *bad = NULL;
-    switch (f.type) {
+    size_t wire_len = PP__WIRE_HEADER_SIZE + f.len;
+    uint32_t lane_end = 0;
+    const char *bad = pp__lane_resolve(&w->up, &f, &lane_end);
+    if (!bad && f.len > pool->max_message)
+      bad = "a frame beyond the size limit";
+    switch (bad ? 0 : f.type) {
+    case 0:
+      break;
     case PP__F_READY:
       if (w->state == PP__W_CONFIGURING) {
         w->state = PP__W_READY;
         pool->early_deaths = 0;
+        lanes_ready(pool, w, &f);
       } else if (w->state != PP__W_RETIRING)
         bad = "a ready report out of place";
       break;
@@ -555,7 +610,10 @@ static void on_input(pp_pool *pool, unsigned slot) {
       protocol_error(pool, slot, bad);
       return;
     }
-    pp__buf_consume(in, PP__WIRE_HEADER_SIZE + f.len);
+    /* Decoded and copied out: the worker may reuse those lane bytes. */
+    if (f.flags & PP__FRAME_LANE)
+      pp__lane_publish(pp__shm_base(w->shm), lane_end);
+    pp__buf_consume(in, wire_len);
   }
 }
 
@@ -626,34 +684,70 @@ static pp_status send_frame(pp_pool *pool, unsigned slot, const void *data,
   return st == PP_OK ? pp__backend_send(pool->backend, slot, data, len) : st;
 }
 
-/* A records chunk: its header goes to the batch, and its records follow
- * from the caller's array. */
+/* A big payload (`a` then `b`) goes into the worker's down lane when there
+ * is room, and a lane frame saying where into its batch: 1. Otherwise 0,
+ * and the caller sends the frame through the channel. */
+static int send_in_lane(pp__worker *w, pp__chunk *c, pp__frame_type type,
+                        const void *a, size_t na, const void *b, size_t nb,
+                        pp_status *st) {
+  uint32_t pos;
+  unsigned char *dst = na + nb >= PP__LANE_MIN
+                           ? pp__lane_reserve(&w->down, na + nb, &pos)
+                           : NULL;
+  c->in_lane = dst != NULL;
+  if (!dst)
+    return 0;
+  memcpy(dst, a, na);
+  if (nb)
+    memcpy(dst + na, b, nb);
+  c->lane_end = pos + (uint32_t)(na + nb);
+  *st = pp__lane_put_frame(&w->batch, type, c->id, pos, na + nb);
+  return 1;
+}
 
+static pp_status send_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
+  pp_status st;
+  if (send_in_lane(&pool->workers[slot], c, PP__F_CALLS,
+                   c->frame + PP__WIRE_HEADER_SIZE,
+                   c->frame_len - PP__WIRE_HEADER_SIZE, NULL, 0, &st))
+    return st;
+  return send_frame(pool, slot, c->frame, c->frame_len);
+}
+
+/* A records chunk: its fields, then its records straight from the caller's
+ * array. */
 static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
   const pp_result *r = (const pp_result *)c->job;
-  pp__buf *b = &pool->workers[slot].batch;
-  size_t at;
-  pp_status st = pp__frame_begin(b, PP__F_RECORDS, c->id, &at);
+  pp__buf *f = &pool->scratch;
+  pp__buf_clear(f);
+  pp_status st = pp__put_str16(f, r->job.task);
   if (st == PP_OK)
-    st = pp__put_str16(b, r->job.task);
+    st = pp__put_u32(f, (uint32_t)c->count);
   if (st == PP_OK)
-    st = pp__put_u32(b, (uint32_t)c->count);
+    st = pp__put_u32(f, (uint32_t)r->rec.in_size);
   if (st == PP_OK)
-    st = pp__put_u32(b, (uint32_t)r->rec.in_size);
+    st = pp__put_u32(f, (uint32_t)r->rec.out_size);
   if (st == PP_OK)
-    st = pp__put_u32(b, (uint32_t)r->rec.out_size);
-  if (st == PP_OK)
-    st = pp__put_u32(b, (uint32_t)r->rec.nfields);
+    st = pp__put_u32(f, (uint32_t)r->rec.nfields);
   for (size_t i = 0; st == PP_OK && i < r->rec.nfields; i++)
-    st = pp__put_u32(b, (uint32_t)r->rec.field_sizes[i]);
+    st = pp__put_u32(f, (uint32_t)r->rec.field_sizes[i]);
   if (st != PP_OK)
     return st;
-  /* The header says how many record bytes follow it. */
   size_t data = c->count * r->rec.in_size;
   const unsigned char *in =
       (const unsigned char *)r->rec.in + c->first * r->rec.in_size;
-  pp__patch_u32(b, at + 8,
-                (uint32_t)(pp__buf_len(b) - at - PP__WIRE_HEADER_SIZE + data));
+  if (send_in_lane(&pool->workers[slot], c, PP__F_RECORDS, pp__buf_head(f),
+                   pp__buf_len(f), in, data, &st))
+    return st;
+  pp__buf *b = &pool->workers[slot].batch;
+  size_t at;
+  st = pp__frame_begin(b, PP__F_RECORDS, c->id, &at);
+  if (st == PP_OK)
+    st = pp__buf_append(b, pp__buf_head(f), pp__buf_len(f));
+  if (st != PP_OK)
+    return st;
+  /* The header says how many record bytes follow it. */
+  pp__patch_u32(b, at + 8, (uint32_t)(pp__buf_len(f) + data));
   return send_frame(pool, slot, in, data);
 }
 
@@ -720,9 +814,8 @@ static void dispatch(pp_pool *pool) {
     /* A failed send means the channel is closing (or memory ran out, and
      * the worker is stopped below): either way its end comes, and the
      * chunk is accounted for there. */
-    pp_status st = c->job->kind == PP__JOB_RECORDS
-                       ? send_records(pool, slot, c)
-                       : send_frame(pool, slot, c->frame, c->frame_len);
+    pp_status st = c->job->kind == PP__JOB_RECORDS ? send_records(pool, slot, c)
+                                                   : send_calls(pool, slot, c);
     if (st == PP_ENOMEM || st == PP_ETOOBIG)
       kill_worker(pool, w, slot, st,
                   pp__strdup("out of memory queueing work for the worker"));

@@ -25,6 +25,7 @@ static int known_type(unsigned t) {
   case PP__F_CALLS:
   case PP__F_RECORDS:
   case PP__F_CHALLENGE:
+  case PP__F_LANES:
   case PP__F_READY:
   case PP__F_INIT_FAILED:
   case PP__F_RESULTS:
@@ -34,6 +35,11 @@ static int known_type(unsigned t) {
   default:
     return 0;
   }
+}
+
+static int travels_in_lane(unsigned t) {
+  return t == PP__F_CALLS || t == PP__F_RECORDS || t == PP__F_RESULTS ||
+         t == PP__F_RECORDS_DONE;
 }
 
 pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
@@ -58,12 +64,18 @@ pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
     return PP_ENOTSUP;
   if (!known_type(p[5]))
     return PP_EPROTOCOL;
+  unsigned flags = (unsigned)p[6] | (unsigned)p[7] << 8;
   size_t len = load_u32(p + 8);
+  if (flags & ~PP__FRAME_LANE)
+    return PP_EPROTOCOL;
+  if (flags && (!travels_in_lane(p[5]) || len != PP__LANE_REF_SIZE))
+    return PP_EPROTOCOL;
   if (len > max_len)
     return PP_ETOOBIG;
   if (avail - PP__WIRE_HEADER_SIZE < len)
     return PP_OK;
   frame->type = (pp__frame_type)p[5];
+  frame->flags = flags;
   frame->id = load_u64(p + 12);
   frame->payload = p + PP__WIRE_HEADER_SIZE;
   frame->len = len;
@@ -77,6 +89,12 @@ unsigned pp__frame_version(const pp__buf *in) {
 
 pp_status pp__frame_begin(pp__buf *out, pp__frame_type type, uint64_t id,
                           size_t *header_at) {
+  return pp__frame_begin_flagged(out, type, 0, id, header_at);
+}
+
+pp_status pp__frame_begin_flagged(pp__buf *out, pp__frame_type type,
+                                  unsigned flags, uint64_t id,
+                                  size_t *header_at) {
   pp_status st = pp__buf_reserve(out, PP__WIRE_HEADER_SIZE);
   if (st != PP_OK)
     return st;
@@ -84,7 +102,8 @@ pp_status pp__frame_begin(pp__buf *out, pp__frame_type type, uint64_t id,
   store_u32(h, PP__WIRE_MAGIC);
   h[4] = PP__WIRE_VERSION;
   h[5] = (unsigned char)type;
-  h[6] = h[7] = 0;
+  h[6] = (unsigned char)flags;
+  h[7] = (unsigned char)(flags >> 8);
   store_u32(h + 8, 0);
   store_u32(h + 12, (uint32_t)id);
   store_u32(h + 16, (uint32_t)(id >> 32));

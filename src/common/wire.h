@@ -4,6 +4,11 @@
  *   header (20 bytes): magic u32 "PPF1" | version u8 | type u8 | flags u16
  *                      | payload length u32 | chunk id u64
  *
+ * The one flag, PP__FRAME_LANE, marks a lane frame: its payload, u32
+ * position and u32 length, says where the real payload lies in the
+ * sender's lane of shared memory (lane.h). CALLS and RECORDS travel so
+ * down, RESULTS and RECORDS_DONE up; any other flag is an error.
+ *
  * Every connection starts with the key handshake: the parent sends
  * CHALLENGE, the worker answers PROOF, and only a worker whose proof is
  * right gets CONFIG and work. A frame of another version is refused by
@@ -12,6 +17,8 @@
  *
  * Frames, parent -> worker:
  *   CHALLENGE  PP__NONCE_SIZE random bytes
+ *   LANES    (optional, right before CONFIG) str16 shared-memory token, u32
+ *            lane size: the segment the worker maps for its lanes
  *   CONFIG   initializer name (str16), its arguments (args), u32 low and u32
  *            high half of the worker's resident-memory limit (0: none)
  *   CALLS    task name (str16), u32 n, n x args          (apply, map, starmap)
@@ -20,7 +27,8 @@
  * worker -> parent:
  *   PROOF    HMAC-SHA256(key, nonce): PP__SHA256_SIZE bytes, where key is
  *            the pool's key as the hex text workers are given
- *   READY    (empty) the initializer succeeded; tasks may follow
+ *   READY    u8: 1 when the worker mapped the LANES segment; the
+ *            initializer succeeded and tasks may follow
  *   INIT_FAILED  u8 status, str32 message; the worker then exits
  *   RESULTS  u32 n, n x (u8 status, str32 value-or-message)  (answers CALLS)
  *   RECORDS_DONE u32 n, n * out_size bytes, u32 nerr,
@@ -37,16 +45,19 @@
 #include <stdint.h>
 
 #define PP__WIRE_MAGIC 0x31465050u /* "PPF1" read little-endian */
-#define PP__WIRE_VERSION 1
+#define PP__WIRE_VERSION 2
 #define PP__WIRE_HEADER_SIZE 20
 #define PP__WIRE_MAX_NAME 255
 #define PP__NONCE_SIZE 32
+#define PP__FRAME_LANE 1u   /* header flag: the payload is in a lane */
+#define PP__LANE_REF_SIZE 8 /* a lane frame's payload: u32 pos, u32 len */
 
 typedef enum pp__frame_type {
   PP__F_CONFIG = 1,
   PP__F_CALLS = 2,
   PP__F_RECORDS = 3,
   PP__F_CHALLENGE = 4,
+  PP__F_LANES = 5,
   PP__F_READY = 16,
   PP__F_INIT_FAILED = 17,
   PP__F_RESULTS = 18,
@@ -56,6 +67,7 @@ typedef enum pp__frame_type {
 
 typedef struct pp__frame {
   pp__frame_type type;
+  unsigned flags; /* PP__FRAME_LANE or 0 */
   uint64_t id;
   const unsigned char *payload; /* borrowed from the input buffer */
   size_t len;
@@ -64,7 +76,8 @@ typedef struct pp__frame {
 /* Looks at the head of `in`. PP_OK with *complete = 1 and `frame` filled when
  * a whole frame is there (consume PP__WIRE_HEADER_SIZE + frame->len bytes
  * after use); PP_OK with *complete = 0 when more bytes are needed;
- * PP_EPROTOCOL for a bad magic or type, PP_ENOTSUP for another protocol
+ * PP_EPROTOCOL for a bad magic, type or flag, or a lane frame of a type
+ * that never travels so or of the wrong length; PP_ENOTSUP for another protocol
  * version (pp__frame_version() tells which), and PP_ETOOBIG for a length
  * above `max_len`. */
 pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
@@ -79,6 +92,10 @@ unsigned pp__frame_version(const pp__buf *in);
  * by pp__frame_end() once the payload is appended. */
 pp_status pp__frame_begin(pp__buf *out, pp__frame_type type, uint64_t id,
                           size_t *header_at);
+/* The same with header flags. */
+pp_status pp__frame_begin_flagged(pp__buf *out, pp__frame_type type,
+                                  unsigned flags, uint64_t id,
+                                  size_t *header_at);
 /* PP_ETOOBIG when the payload exceeds what a u32 length can say. */
 pp_status pp__frame_end(pp__buf *out, size_t header_at);
 

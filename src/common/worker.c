@@ -10,6 +10,9 @@
 typedef struct worker {
   pp__wchan *chan;
   pp__buf in, out, errs;
+  pp__buf lane_frame; /* the small frame that points into the up lane */
+  pp__shm *shm;       /* the lanes' segment, when the parent offered one */
+  pp__lane down, up;
   uint64_t max_rss; /* recycle above this resident size; 0: never */
   pp_bytes *argv;
   size_t capargv;
@@ -172,12 +175,42 @@ static pp_status run_records(worker *w, const pp__frame *f) {
   return st == PP_OK ? pp__frame_end(&w->out, at) : st;
 }
 
+/* A big answer goes through the up lane when the parent has consumed enough
+ * of it, and only a lane frame through the channel. 1 when it did. */
+static int answer_in_lane(worker *w) {
+  pp__frame f;
+  int complete;
+  size_t len = pp__buf_len(&w->out);
+  if (!w->up.base || len < PP__WIRE_HEADER_SIZE + PP__LANE_MIN)
+    return 0;
+  /* w->out holds exactly one answer: serve() flushes after each frame. */
+  if (pp__frame_peek(&w->out, UINT32_MAX, &f, &complete) != PP_OK ||
+      !complete || PP__WIRE_HEADER_SIZE + f.len != len ||
+      (f.type != PP__F_RESULTS && f.type != PP__F_RECORDS_DONE))
+    return 0;
+  pp__lane_release(&w->up, pp__lane_published(pp__shm_base(w->shm)));
+  uint32_t pos;
+  unsigned char *dst = pp__lane_reserve(&w->up, f.len, &pos);
+  if (!dst)
+    return 0;
+  memcpy(dst, f.payload, f.len);
+  pp__buf_clear(&w->lane_frame);
+  if (pp__lane_put_frame(&w->lane_frame, f.type, f.id, pos, f.len) != PP_OK) {
+    /* Nothing was said about those bytes: give them back. */
+    w->up.head = pos;
+    return 0;
+  }
+  pp__buf_clear(&w->out);
+  return 1;
+}
+
 static pp_status flush(worker *w) {
   if (!pp__buf_len(&w->out))
     return PP_OK;
+  pp__buf *frame = answer_in_lane(w) ? &w->lane_frame : &w->out;
   pp_status st =
-      pp__wchan_write(w->chan, pp__buf_head(&w->out), pp__buf_len(&w->out));
-  pp__buf_clear(&w->out);
+      pp__wchan_write(w->chan, pp__buf_head(frame), pp__buf_len(frame));
+  pp__buf_clear(frame);
   return st;
 }
 
@@ -231,11 +264,33 @@ static int prove(worker *w, const char *key) {
   return st == PP_OK ? -1 : (st == PP_ENOMEM ? PP__EXIT_NOMEM : 0);
 }
 
-/* The frame after the proof is CONFIG: run the initializer, answer READY
- * or INIT_FAILED. Returns the exit code to use, or -1 to go on. */
+/* LANES: maps the segment the parent offers. A worker that cannot goes on
+ * without it (READY says so); a malformed offer is a protocol error. */
+static int take_lanes(worker *w, const pp__frame *f) {
+  pp__reader r;
+  char token[PP__WIRE_MAX_NAME + 1];
+  pp__reader_init(&r, f->payload, f->len);
+  pp__get_name(&r, token, sizeof token);
+  uint32_t size = pp__get_u32(&r);
+  if (r.bad || pp__lane_size_for(size) != size)
+    return PP__EXIT_PROTOCOL;
+  if (pp__shm_open(token, pp__segment_size(size), &w->shm) == PP_OK)
+    pp__lanes_init(pp__shm_base(w->shm), size, &w->down, &w->up);
+  pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f->len);
+  return -1;
+}
+
+/* After the proof: LANES maybe, then CONFIG: run the initializer, answer
+ * READY or INIT_FAILED. Returns the exit code to use, or -1 to go on. */
 static int configure(worker *w) {
   pp__frame f;
   pp_status st = next_frame(w, &f);
+  if (st == PP_OK && f.type == PP__F_LANES && !f.flags) {
+    int code = take_lanes(w, &f);
+    if (code >= 0)
+      return code;
+    st = next_frame(w, &f);
+  }
   if (st == PP_EOF)
     return 0;
   if (st == PP_ENOTSUP)
@@ -264,6 +319,8 @@ static int configure(worker *w) {
   size_t at;
   if (cs == PP_OK) {
     st = pp__frame_begin(&w->out, PP__F_READY, 0, &at);
+    if (st == PP_OK)
+      st = pp__put_u8(&w->out, w->shm != NULL);
   } else {
     st = pp__frame_begin(&w->out, PP__F_INIT_FAILED, 0, &at);
     if (st == PP_OK)
@@ -291,6 +348,9 @@ static int serve(worker *w) {
       return PP__EXIT_VERSION;
     if (st != PP_OK)
       return PP__EXIT_PROTOCOL;
+    size_t wire_len = PP__WIRE_HEADER_SIZE + f.len;
+    if (pp__lane_resolve(&w->down, &f, NULL))
+      return PP__EXIT_PROTOCOL;
     if (f.type == PP__F_CALLS)
       st = run_calls(w, &f);
     else if (f.type == PP__F_RECORDS)
@@ -303,7 +363,7 @@ static int serve(worker *w) {
       return PP__EXIT_NOMEM;
     if (st != PP_OK)
       return 0;
-    pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f.len);
+    pp__buf_consume(&w->in, wire_len);
     /* Every answer leaves before the next frame runs. Held back to share a
      * write, it would die with the worker if the next task crashed it, and
      * the parent would blame the wrong chunk: it takes the oldest unanswered
@@ -332,6 +392,8 @@ int pp__worker_run(pp__wchan *chan, const char *key) {
   pp__buf_free(&w.in);
   pp__buf_free(&w.out);
   pp__buf_free(&w.errs);
+  pp__buf_free(&w.lane_frame);
+  pp__shm_free(w.shm);
   free(w.argv);
   return code;
 }

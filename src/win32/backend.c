@@ -121,6 +121,11 @@ static wslot *slot_at(pp__backend *b, unsigned i) {
   return (b && i < b->cfg.max_slots) ? &b->slots[i] : NULL;
 }
 
+HANDLE pp__backend_slot_process(pp__backend *b, unsigned slot) {
+  wslot *s = slot_at(b, slot);
+  return s && s->state == SLOT_LIVE ? s->process : NULL;
+}
+
 /* The status the system stored in the OVERLAPPED (an NTSTATUS). */
 static int op_ok(const io_op *op) { return (LONG)(DWORD)op->ov.Internal >= 0; }
 

@@ -96,6 +96,9 @@ pp_status pp__cmdline_append(wchar_t *cmd, size_t cap, const wchar_t *arg);
 pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
                             HANDLE job, HANDLE *process, DWORD *pid);
 
+/* The process handle of the slot's started worker (backend.c), or NULL. */
+HANDLE pp__backend_slot_process(pp__backend *b, unsigned slot);
+
 /* ---- worker side (wchan.c) ---- */
 
 /* Makes an unhandled exception end this process at once with its exception

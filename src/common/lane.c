@@ -1,0 +1,99 @@
+/* Lanes of shared memory for big frames (see lane.h). */
+#include "lane.h"
+
+#include <apr_atomic.h>
+
+#include <string.h>
+
+size_t pp__segment_size(size_t lane_size) {
+  return PP__LANE_CONTROL + 2 * lane_size;
+}
+
+void pp__lanes_init(unsigned char *segment, size_t lane_size, pp__lane *down,
+                    pp__lane *up) {
+  memset(down, 0, sizeof *down);
+  memset(up, 0, sizeof *up);
+  down->base = segment + PP__LANE_CONTROL;
+  up->base = down->base + lane_size;
+  down->size = up->size = (uint32_t)lane_size;
+}
+
+unsigned char *pp__lane_reserve(pp__lane *lane, size_t len, uint32_t *pos) {
+  if (!lane->base || len == 0 || len > lane->size)
+    return NULL;
+  uint32_t mask = lane->size - 1;
+  /* An empty lane starts again at its first byte: the pages used last are
+   * the ones already mapped and in cache, where fresh ones would cost a
+   * page fault each. */
+  if (lane->head == lane->tail)
+    lane->head = lane->tail = (lane->head + mask) & ~mask;
+  uint32_t off = lane->head & mask;
+  /* An extent never wraps: one that would is placed at the lane's start,
+   * and the bytes skipped are released with it. */
+  uint32_t skip = off + len > lane->size ? lane->size - off : 0;
+  uint32_t used = lane->head - lane->tail;
+  if ((size_t)used + skip + len > lane->size)
+    return NULL;
+  *pos = lane->head + skip;
+  lane->head = *pos + (uint32_t)len;
+  return lane->base + (*pos & mask);
+}
+
+void pp__lane_release(pp__lane *lane, uint32_t end) { lane->tail = end; }
+
+/* The control page's first word: the up lane's consumed position. APR's
+ * 32-bit atomics are lock-free on every platform it runs on, so they work
+ * across processes on shared memory. */
+static volatile apr_uint32_t *published(const unsigned char *segment) {
+  return (volatile apr_uint32_t *)(void *)(uintptr_t)segment;
+}
+
+void pp__lane_publish(unsigned char *segment, uint32_t end) {
+  apr_atomic_set32(published(segment), end);
+}
+
+uint32_t pp__lane_published(const unsigned char *segment) {
+  return apr_atomic_read32(published(segment));
+}
+
+static uint32_t load_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
+
+const char *pp__lane_resolve(const pp__lane *lane, pp__frame *frame,
+                             uint32_t *end) {
+  if (!(frame->flags & PP__FRAME_LANE))
+    return NULL;
+  if (!lane->base)
+    return "a frame in shared memory it was not given";
+  /* Read once: the other process can write the lane while we look. */
+  uint32_t pos = load_u32(frame->payload);
+  uint32_t len = load_u32(frame->payload + 4);
+  uint32_t off = pos & (lane->size - 1);
+  if (len > lane->size || off + (size_t)len > lane->size)
+    return "a frame outside its shared memory";
+  frame->payload = lane->base + off;
+  frame->len = len;
+  if (end)
+    *end = pos + len;
+  return NULL;
+}
+
+pp_status pp__lane_put_frame(pp__buf *out, pp__frame_type type, uint64_t id,
+                             uint32_t pos, size_t len) {
+  size_t at;
+  pp_status st = pp__frame_begin_flagged(out, type, PP__FRAME_LANE, id, &at);
+  if (st == PP_OK)
+    st = pp__put_u32(out, pos);
+  if (st == PP_OK)
+    st = pp__put_u32(out, (uint32_t)len);
+  return st == PP_OK ? pp__frame_end(out, at) : st;
+}
+
+size_t pp__lane_size_for(size_t requested) {
+  size_t size = PP__LANE_SIZE_MIN;
+  while (size < requested && size < PP__LANE_SIZE_MAX)
+    size <<= 1;
+  return size;
+}

@@ -1,0 +1,87 @@
+/* Shared-memory segments for a worker's lanes: an unnamed file mapping
+ * backed by the paging file. The parent duplicates its handle straight
+ * into the worker's process, so there is no name for anyone else to open
+ * and nothing to remove: the handle dies with the worker. */
+#include "win32.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pp__shm {
+  HANDLE mapping;
+  unsigned char *base;
+};
+
+static pp_status map_view(pp__shm *shm, size_t size) {
+  shm->base = MapViewOfFile(shm->mapping, FILE_MAP_ALL_ACCESS, 0, 0, size);
+  return shm->base ? PP_OK : pp__win32_status(GetLastError());
+}
+
+pp_status pp__backend_shm_create(pp__backend *b, unsigned slot, size_t size,
+                                 pp__shm **out, char token[PP__SHM_TOKEN_MAX]) {
+  *out = NULL;
+  HANDLE process = pp__backend_slot_process(b, slot);
+  if (!process)
+    return PP_EINVAL;
+  pp__shm *shm = calloc(1, sizeof *shm);
+  if (!shm)
+    return PP_ENOMEM;
+  unsigned long long wide = size;
+  shm->mapping = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
+                                    (DWORD)(wide >> 32), (DWORD)wide, NULL);
+  if (!shm->mapping) {
+    free(shm);
+    return pp__win32_status(GetLastError());
+  }
+  HANDLE theirs = NULL;
+  pp_status st = map_view(shm, size);
+  if (st == PP_OK &&
+      !DuplicateHandle(GetCurrentProcess(), shm->mapping, process, &theirs, 0,
+                       FALSE, DUPLICATE_SAME_ACCESS))
+    st = pp__win32_status(GetLastError());
+  if (st != PP_OK) {
+    pp__shm_free(shm);
+    return st;
+  }
+  /* A handle value means something in the worker's process only. */
+  snprintf(token, PP__SHM_TOKEN_MAX, "h%llx",
+           (unsigned long long)(uintptr_t)theirs);
+  *out = shm;
+  return PP_OK;
+}
+
+void pp__shm_forget(pp__shm *shm) { (void)shm; }
+
+pp_status pp__shm_open(const char *token, size_t size, pp__shm **out) {
+  *out = NULL;
+  unsigned long long value = 0;
+  char extra;
+  if (!token || sscanf(token, "h%llx%c", &value, &extra) != 1 || !value)
+    return PP_EINVAL;
+  pp__shm *shm = calloc(1, sizeof *shm);
+  if (!shm)
+    return PP_ENOMEM;
+  shm->mapping = (HANDLE)(uintptr_t)value;
+  /* A view larger than the mapping fails, so a size the parent did not
+   * make is refused here. */
+  pp_status st = map_view(shm, size);
+  if (st != PP_OK) {
+    free(shm); /* the handle is left alone: it may not be a mapping */
+    return st;
+  }
+  *out = shm;
+  return PP_OK;
+}
+
+unsigned char *pp__shm_base(const pp__shm *shm) { return shm->base; }
+
+void pp__shm_free(pp__shm *shm) {
+  if (!shm)
+    return;
+  if (shm->base)
+    UnmapViewOfFile(shm->base);
+  if (shm->mapping)
+    CloseHandle(shm->mapping);
+  free(shm);
+}

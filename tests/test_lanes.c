@@ -1,0 +1,434 @@
+/* Suite "lanes": big arguments, results and record chunks travel through
+   shared memory, with the same outcomes as through the channel; a lane that
+   is full or absent falls back to the channel; a worker that lies about
+   its lane is stopped; no shared-memory name outlives the handshake. */
+#ifndef _WIN32
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "internal.h" /* the lane ring, pp__call_send_raw */
+#include "procpool.h"
+#include "suites.h"
+#include "util.h"
+
+#ifndef _WIN32
+#include <dirent.h>
+#include <unistd.h>
+#endif
+
+/* ---- tasks ---- */
+
+/* A byte pattern that differs per buffer and per position. */
+static unsigned char pattern(size_t buffer, size_t i) {
+  return (unsigned char)(buffer * 131u + i * 7u + (i >> 12));
+}
+
+/* blob_make(n, k): n bytes of pattern k (a big result from a small call). */
+static pp_status blob_make(pp_call *call) {
+  int64_t n = 0, k = 0;
+  if (pp_call_arg_i64(call, 0, &n) != PP_OK ||
+      pp_call_arg_i64(call, 1, &k) != PP_OK || n < 0)
+    return pp_call_fail(call, "blob_make: needs n >= 0 and k");
+  unsigned char *p = malloc(n ? (size_t)n : 1);
+  if (!p)
+    return pp_call_fail(call, "blob_make: out of memory");
+  for (size_t i = 0; i < (size_t)n; i++)
+    p[i] = pattern((size_t)k, i);
+  pp_status st = pp_call_return(call, p, (size_t)n);
+  free(p);
+  return st;
+}
+
+/* blob_check(bytes, k): 1 when the bytes are pattern k (a big argument for
+ * a small result). */
+static pp_status blob_check(pp_call *call) {
+  pp_bytes b;
+  int64_t k = 0;
+  if (pp_call_arg(call, 0, &b) != PP_OK ||
+      pp_call_arg_i64(call, 1, &k) != PP_OK)
+    return pp_call_fail(call, "blob_check: needs bytes and k");
+  const unsigned char *p = b.data;
+  for (size_t i = 0; i < b.len; i++)
+    if (p[i] != pattern((size_t)k, i))
+      return pp_call_return_i64(call, 0);
+  return pp_call_return_i64(call, 1);
+}
+
+/* The echo of a buffer, except that a buffer starting with 0xDD kills the
+ * worker. */
+static pp_status echo_or_die(pp_call *call) {
+  pp_bytes b;
+  if (pp_call_arg(call, 0, &b) != PP_OK)
+    return pp_call_fail(call, "echo_or_die: needs bytes");
+  if (b.len && ((const unsigned char *)b.data)[0] == 0xDD)
+    exit(7);
+  return pp_call_return(call, b.data, b.len);
+}
+
+/* x * x for int64 records, failing every multiple of 7 with its value. */
+static pp_status square_but_7s(pp_call *call) {
+  int64_t x = 0;
+  if (pp_call_arg_i64(call, 0, &x) != PP_OK)
+    return pp_call_fail(call, "square_but_7s: needs an int64");
+  if (x % 7 == 0)
+    return pp_call_fail(call, "refused %lld", (long long)x);
+  return pp_call_return_i64(call, x * x);
+}
+
+/* Sends a lane frame that points where it should not: "outside" points
+ * past the lane's end. */
+static pp_status lying_lane(pp_call *call) {
+  unsigned char h[PP__WIRE_HEADER_SIZE + PP__LANE_REF_SIZE];
+  memset(h, 0, sizeof h);
+  memcpy(h, "PPF1", 4);
+  h[4] = PP__WIRE_VERSION;
+  h[5] = PP__F_RESULTS;
+  h[6] = PP__FRAME_LANE;
+  h[8] = PP__LANE_REF_SIZE;
+  /* position 16, length 0xFFFFFF00: beyond any lane */
+  h[PP__WIRE_HEADER_SIZE] = 16;
+  h[PP__WIRE_HEADER_SIZE + 4] = 0x00;
+  h[PP__WIRE_HEADER_SIZE + 5] = 0xFF;
+  h[PP__WIRE_HEADER_SIZE + 6] = 0xFF;
+  h[PP__WIRE_HEADER_SIZE + 7] = 0xFF;
+  pp__call_send_raw(call, h, sizeof h);
+  return pp_call_return_i64(call, 1);
+}
+
+pp_status lanes_tasks_register(void) {
+  static const struct {
+    const char *name;
+    pp_task_fn fn;
+  } table[] = {{"blob_make", blob_make},
+               {"blob_check", blob_check},
+               {"echo_or_die", echo_or_die},
+               {"square_but_7s", square_but_7s},
+               {"lying_lane", lying_lane}};
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    pp_status st = pp_register(table[i].name, table[i].fn);
+    if (st != PP_OK)
+      return st;
+  }
+  return PP_OK;
+}
+
+/* ---- helpers ---- */
+
+static pp_pool *pool_with_lanes(size_t lane_size) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  o.shared_memory_size = lane_size;
+  return tu_pool_opts(&o);
+}
+
+/* Maps echo over n buffers of `len` bytes (each its own pattern) and
+ * checks every result; returns the number of right results. */
+static size_t echo_round_trip(pp_pool *pool, size_t n, size_t len,
+                              size_t chunksize) {
+  unsigned char **bufs = calloc(n, sizeof *bufs);
+  pp_bytes *items = calloc(n, sizeof *items);
+  size_t right = 0;
+  for (size_t k = 0; bufs && items && k < n; k++) {
+    bufs[k] = malloc(len ? len : 1);
+    if (!bufs[k])
+      goto out;
+    for (size_t i = 0; i < len; i++)
+      bufs[k][i] = pattern(k, i);
+    items[k] = (pp_bytes){bufs[k], len};
+  }
+  pp_result *r = NULL;
+  pp_status st = pp_map(pool, "echo", items, n, chunksize, &r);
+  CU_ASSERT_EQUAL(st, PP_OK);
+  for (size_t k = 0; st == PP_OK && k < n; k++) {
+    pp_bytes out;
+    if (pp_result_item(r, k, &out) == PP_OK && out.len == len &&
+        (len == 0 || memcmp(out.data, bufs[k], len) == 0))
+      right++;
+  }
+  pp_result_free(r);
+out:
+  for (size_t k = 0; bufs && k < n; k++)
+    free(bufs[k]);
+  free(bufs);
+  free(items);
+  return right;
+}
+
+/* ---- tests ---- */
+
+/* The ring itself: extents in order, none wraps, a full lane says no, an
+ * empty one starts again at its first byte. */
+static void test_ring(void) {
+  static unsigned char mem[PP__LANE_CONTROL + 2 * 1024];
+  pp__lane down, up;
+  memset(mem, 0, sizeof mem);
+  pp__lanes_init(mem, 1024, &down, &up);
+  CU_ASSERT_PTR_EQUAL(down.base, mem + PP__LANE_CONTROL);
+  CU_ASSERT_PTR_EQUAL(up.base, mem + PP__LANE_CONTROL + 1024);
+  uint32_t a, b, c;
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 400, &a), down.base);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 400, &b), down.base + 400);
+  /* 224 bytes left at the end: 300 would wrap, and the start is taken. */
+  CU_ASSERT_PTR_NULL(pp__lane_reserve(&down, 300, &c));
+  CU_ASSERT_PTR_NULL(pp__lane_reserve(&down, 1025, &c));
+  pp__lane_release(&down, a + 400);
+  /* Now it fits at the start; the skipped tail is released with it. */
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 300, &c), down.base);
+  CU_ASSERT_EQUAL(c & 1023u, 0u);
+  pp__lane_release(&down, b + 400);
+  pp__lane_release(&down, c + 300);
+  /* Empty: the next extent starts at the first byte again. */
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 1024, &a), down.base);
+
+  /* A lane frame is resolved only inside the lane. */
+  pp__buf out = {0};
+  pp__frame f;
+  int complete = 0;
+  CU_ASSERT_EQUAL(pp__lane_put_frame(&out, PP__F_RESULTS, 5, 1024 + 8, 100),
+                  PP_OK);
+  CU_ASSERT_EQUAL(pp__frame_peek(&out, 1 << 20, &f, &complete), PP_OK);
+  CU_ASSERT_EQUAL(complete, 1);
+  CU_ASSERT_EQUAL(f.flags, PP__FRAME_LANE);
+  uint32_t end = 0;
+  CU_ASSERT_PTR_NULL(pp__lane_resolve(&up, &f, &end));
+  CU_ASSERT_PTR_EQUAL(f.payload, up.base + 8);
+  CU_ASSERT_EQUAL(f.len, 100u);
+  CU_ASSERT_EQUAL(end, 1024u + 8 + 100);
+  pp__buf_clear(&out);
+  pp__lane_put_frame(&out, PP__F_RESULTS, 5, 1000, 100); /* runs past */
+  pp__frame_peek(&out, 1 << 20, &f, &complete);
+  CU_ASSERT_PTR_NOT_NULL(pp__lane_resolve(&up, &f, &end));
+  pp__lane none = {0};
+  pp__buf_clear(&out);
+  pp__lane_put_frame(&out, PP__F_RESULTS, 5, 0, 8);
+  pp__frame_peek(&out, 1 << 20, &f, &complete);
+  CU_ASSERT_PTR_NOT_NULL(pp__lane_resolve(&none, &f, &end));
+  /* Only answers and work travel in lanes, and a lane frame is 8 bytes. */
+  pp__buf_clear(&out);
+  pp__lane_put_frame(&out, PP__F_READY, 0, 0, 8);
+  CU_ASSERT_EQUAL(pp__frame_peek(&out, 1 << 20, &f, &complete), PP_EPROTOCOL);
+  pp__buf_free(&out);
+  CU_ASSERT_EQUAL(pp__lane_size_for(0), PP__LANE_SIZE_MIN);
+  CU_ASSERT_EQUAL(pp__lane_size_for((5u << 20) + 1), (size_t)8 << 20);
+}
+
+/* Big buffers both ways, one per chunk and three per chunk, through the
+ * default lanes: every byte comes back. */
+static void test_big_echo(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 12, (size_t)1 << 20, 1), 12);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 12, (size_t)1 << 20, 3), 12);
+  /* Bigger than a lane: through the channel. */
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 2, (size_t)9 << 20, 1), 2);
+  /* Just below and above the size that takes the lane. */
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 40, PP__LANE_MIN - 64, 1), 40);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 40, PP__LANE_MIN + 64, 1), 40);
+  pp_pool_destroy(pool);
+}
+
+/* Big results from small calls and big calls with small results, under
+ * apply_async, many in flight. */
+static void test_big_one_way(void) {
+  enum { N = 24 };
+  const int64_t len = 300 << 10;
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_result *made[N];
+  for (int64_t k = 0; k < N; k++) {
+    int64_t a[2] = {len + k, k};
+    pp_bytes args[2] = {tu_i64(&a[0]), tu_i64(&a[1])};
+    CU_ASSERT_EQUAL(pp_apply_async(pool, "blob_make", args, 2, NULL, &made[k]),
+                    PP_OK);
+  }
+  size_t right = 0;
+  for (int64_t k = 0; k < N; k++) {
+    pp_bytes v;
+    CU_ASSERT_EQUAL(pp_result_get(made[k], TU_WAIT), PP_OK);
+    if (pp_result_value(made[k], &v) != PP_OK || v.len != (size_t)(len + k))
+      continue;
+    /* Sent back for checking: a big argument, a small result. */
+    pp_bytes args[2] = {v, tu_i64(&k)};
+    pp_value ok = {0};
+    int64_t yes = 0;
+    if (pp_apply(pool, "blob_check", args, 2, &ok) == PP_OK &&
+        pp_value_i64(&ok, &yes) == PP_OK && yes == 1)
+      right++;
+    pp_value_clear(&ok);
+  }
+  CU_ASSERT_EQUAL(right, N);
+  for (int k = 0; k < N; k++)
+    pp_result_free(made[k]);
+  pp_pool_destroy(pool);
+}
+
+/* Records in big chunks, some failing: the same outcome as anywhere. */
+static void test_records(void) {
+  enum { N = 300000 };
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t *in = malloc(N * sizeof *in), *out = calloc(N, sizeof *out);
+  CU_ASSERT_FATAL(in && out);
+  for (size_t i = 0; i < N; i++)
+    in[i] = (int64_t)i + 1;
+  pp_records rec = {in, N, sizeof *in, out, sizeof *out, NULL, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
+  size_t right = 0;
+  for (size_t i = 0; i < N; i++)
+    right += out[i] == in[i] * in[i];
+  CU_ASSERT_EQUAL(right, N);
+  pp_result_free(r);
+
+  memset(out, 0, N * sizeof *out);
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square_but_7s", &rec, 0, &r), PP_ETASK);
+  CU_ASSERT(tu_contains(pp_result_error(r), "refused 7"));
+  right = 0;
+  for (size_t i = 0; i < N; i++)
+    right += in[i] % 7 == 0 || out[i] == in[i] * in[i];
+  CU_ASSERT_EQUAL(right, N);
+  pp_result_free(r);
+  free(in);
+  free(out);
+  pp_pool_destroy(pool);
+}
+
+/* Small lanes: items that fit share it, items that do not take the
+ * channel, and when the lane is busy the channel takes them too. */
+static void test_small_lane_falls_back(void) {
+  pp_pool *pool = pool_with_lanes(PP__LANE_SIZE_MIN);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 60, 40 << 10, 1), 60);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 60, 40 << 10, 2), 60);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 6, 200 << 10, 1), 6);
+  pp_pool_destroy(pool);
+}
+
+/* No shared memory at all: the same results through the channel. */
+static void test_without_shared_memory(void) {
+  pp_pool *pool = pool_with_lanes(PP_NO_SHARED_MEMORY);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 8, (size_t)1 << 20, 1), 8);
+  pp_pool_destroy(pool);
+  pp_options o;
+  pp_options_init(&o);
+  o.shared_memory_size = PP__LANE_SIZE_MAX + 1;
+  pp_pool *bad = NULL;
+  CU_ASSERT_EQUAL(pp_pool_create(&bad, &o), PP_EINVAL);
+  CU_ASSERT_PTR_NULL(bad);
+}
+
+/* A worker that dies while a big argument is in its lane: that call fails,
+ * the next big ones run on its replacement, with a lane of its own. */
+static void test_death_with_big_argument(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  size_t len = (size_t)1 << 20;
+  unsigned char *buf = malloc(len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+  for (int round = 0; round < 3; round++) {
+    memset(buf, 0xDD, len);
+    pp_bytes arg = {buf, len};
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_apply(pool, "echo_or_die", &arg, 1, &v), PP_EWORKERDIED);
+    CU_ASSERT(tu_contains(v.error, "code 7"));
+    pp_value_clear(&v);
+    memset(buf, 0x11, len);
+    CU_ASSERT_EQUAL(pp_apply(pool, "echo_or_die", &arg, 1, &v), PP_OK);
+    CU_ASSERT(v.len == len && memcmp(v.data, buf, len) == 0);
+    pp_value_clear(&v);
+  }
+  free(buf);
+  pp_pool_destroy(pool);
+}
+
+/* A worker whose lane frame points outside its lane is stopped, its call
+ * fails, the pool goes on; with no lanes at all, likewise. */
+static void test_lying_worker(void) {
+  static const size_t sizes[2] = {0, PP_NO_SHARED_MEMORY};
+  static const char *const says[2] = {"outside", "not given"};
+  for (int i = 0; i < 2; i++) {
+    pp_pool *pool = pool_with_lanes(sizes[i]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_apply(pool, "lying_lane", NULL, 0, &v), PP_EPROTOCOL);
+    CU_ASSERT(tu_contains(v.error, says[i]));
+    pp_value_clear(&v);
+    CU_ASSERT_EQUAL(echo_round_trip(pool, 4, (size_t)1 << 20, 1), 4);
+    pp_pool_destroy(pool);
+  }
+}
+
+#ifndef _WIN32
+/* Shared-memory objects named for this process. */
+static int our_shm_names(void) {
+  char prefix[32];
+  snprintf(prefix, sizeof prefix, "pp.%ld.", (long)getpid());
+  DIR *d = opendir("/dev/shm");
+  if (!d)
+    return 0; /* no such directory to leave names in */
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  closedir(d);
+  return n;
+}
+
+/* The name a worker opens its segment by is gone once it is ready, and
+ * none is left when the pool or its workers end. */
+static void test_no_names_left(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 4, (size_t)1 << 20, 1), 4);
+  CU_ASSERT_EQUAL(our_shm_names(), 0);
+  pp_value v = {0};
+  unsigned char dd[64];
+  memset(dd, 0xDD, sizeof dd);
+  pp_bytes arg = {dd, sizeof dd};
+  CU_ASSERT_EQUAL(pp_apply(pool, "echo_or_die", &arg, 1, &v), PP_EWORKERDIED);
+  pp_value_clear(&v);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 4, (size_t)1 << 20, 1), 4);
+  CU_ASSERT_EQUAL(pp_pool_terminate(pool), PP_OK);
+  pp_pool_destroy(pool);
+  CU_ASSERT_EQUAL(our_shm_names(), 0);
+}
+#endif
+
+int pp_test_suite_lanes(void) {
+  CU_pSuite s = CU_add_suite("lanes", NULL, NULL);
+  if (!s)
+    return -1;
+  static const struct {
+    const char *name;
+    CU_TestFunc fn;
+  } tests[] = {
+      {"the ring: order, no wrapping extent, full, empty restarts", test_ring},
+      {"big buffers both ways through the lanes", test_big_echo},
+      {"big results, then big arguments, many in flight", test_big_one_way},
+      {"records in big chunks, some failing", test_records},
+      {"a small lane: what does not fit takes the channel",
+       test_small_lane_falls_back},
+      {"no shared memory: the same through the channel",
+       test_without_shared_memory},
+      {"a worker dies with a big argument in its lane",
+       test_death_with_big_argument},
+      {"a worker pointing outside its lane is stopped", test_lying_worker},
+#ifndef _WIN32
+      {"no shared-memory name outlives the handshake", test_no_names_left},
+#endif
+  };
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+    if (!CU_add_test(s, tests[i].name, tests[i].fn))
+      return -1;
+  return 0;
+}
