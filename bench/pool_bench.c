@@ -183,8 +183,23 @@ static const char *g_only_case;
 static int g_repeat = 1;
 static int g_failures;
 
+/* While a throughput case is taken several times, emit() collects its
+ * values here instead of printing them (see measure()). */
+static struct {
+  int on;
+  size_t n;
+  double values[8];
+  const char *unit;
+} g_capture;
+
 static void emit(const char *ctx, const char *name, double value,
                  const char *unit) {
+  if (g_capture.on) {
+    if (g_capture.n < sizeof g_capture.values / sizeof g_capture.values[0])
+      g_capture.values[g_capture.n++] = value;
+    g_capture.unit = unit;
+    return;
+  }
   /* Plain decimals for readability; %g keeps tiny values meaningful. */
   if (value >= 100.0)
     printf("{\"peer\": \"procpool\", \"ctx\": \"%s\", \"case\": \"%s\", "
@@ -234,6 +249,7 @@ typedef struct sizes {
   size_t payload_bytes;
   size_t cpu_items, cpu_runs; /* runs: at most 3 */
   size_t rss_small, rss_large, rss_chunksize;
+  size_t warmups, runs; /* of each throughput case; runs: at most 7 */
 } sizes;
 
 /* The imap RSS runs use the imap cases' chunk size: 100 M items take about
@@ -250,7 +266,9 @@ static const sizes FULL = {.startup_reps = 20,
                            .cpu_runs = 3,
                            .rss_small = 1000000,
                            .rss_large = 100000000,
-                           .rss_chunksize = 1000};
+                           .rss_chunksize = 1000,
+                           .warmups = 1,
+                           .runs = 3};
 static const sizes QUICK = {.startup_reps = 3,
                             .apply_calls = 200,
                             .async_tasks = 5000,
@@ -263,7 +281,9 @@ static const sizes QUICK = {.startup_reps = 3,
                             .cpu_runs = 1,
                             .rss_small = 100000,
                             .rss_large = 1000000,
-                            .rss_chunksize = 1000};
+                            .rss_chunksize = 1000,
+                            .warmups = 0,
+                            .runs = 1};
 
 static pp_status make_pool(pp_context ctx, pp_pool **pool) {
   pp_options o;
@@ -638,23 +658,73 @@ static int rss_child(char **argv) {
 
 /* ---------------------------------------------------------------------- */
 
+static void case_map_default(const char *cn, pp_pool *pool, const sizes *sz) {
+  map_records_case(cn, "map_default_per_s", pool, sz->map_items, 0);
+}
+
+static void case_map_chunk1(const char *cn, pp_pool *pool, const sizes *sz) {
+  map_records_case(cn, "map_chunk1_per_s", pool, sz->chunk1_items, 1);
+}
+
+static void case_imap_ordered(const char *cn, pp_pool *pool, const sizes *sz) {
+  case_imap(cn, pool, 1, sz);
+}
+
+static void case_imap_unordered(const char *cn, pp_pool *pool,
+                                const sizes *sz) {
+  case_imap(cn, pool, 0, sz);
+}
+
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* A throughput case, as peer_python.py takes it too: after sz->warmups
+ * untimed runs (first-touch page faults, lazily grown buffers and caches
+ * are not what a program that keeps its pool pays), the median of
+ * sz->runs. */
+static void measure(const char *cn, const char *name, pp_pool *pool,
+                    const sizes *sz,
+                    void (*run)(const char *, pp_pool *, const sizes *)) {
+  g_capture.on = 1;
+  g_capture.n = 0;
+  for (size_t i = 0; i < sz->warmups; i++)
+    run(cn, pool, sz);
+  g_capture.n = 0;
+  int failures = g_failures;
+  for (size_t i = 0; i < sz->runs; i++)
+    run(cn, pool, sz);
+  g_capture.on = 0;
+  if (g_failures != failures || g_capture.n == 0)
+    return; /* said on stderr already */
+  qsort(g_capture.values, g_capture.n, sizeof g_capture.values[0], by_value);
+  emit(cn, name, g_capture.values[g_capture.n / 2], g_capture.unit);
+}
+
 static void steady_cases(const char *cn, pp_pool *pool, const sizes *sz) {
-  if (wanted("apply_rtt_us"))
-    case_apply_rtt(cn, pool, sz);
-  if (wanted("apply_async_per_s"))
-    case_apply_async(cn, pool, sz);
-  if (wanted("map_default_per_s"))
-    map_records_case(cn, "map_default_per_s", pool, sz->map_items, 0);
-  if (wanted("map_chunk1_per_s"))
-    map_records_case(cn, "map_chunk1_per_s", pool, sz->chunk1_items, 1);
-  if (wanted("imap_c1000_per_s"))
-    case_imap(cn, pool, 1, sz);
-  if (wanted("imap_unordered_c1000_per_s"))
-    case_imap(cn, pool, 0, sz);
-  if (wanted("payload_roundtrip_MiB_per_s"))
-    case_payload(cn, pool, sz);
-  if (wanted("cpu_speedup"))
-    case_cpu(cn, pool, sz);
+  static const struct {
+    const char *name;
+    void (*run)(const char *, pp_pool *, const sizes *);
+    int throughput; /* else the case takes its own median */
+  } cases[] = {
+      {"apply_rtt_us", case_apply_rtt, 0},
+      {"apply_async_per_s", case_apply_async, 1},
+      {"map_default_per_s", case_map_default, 1},
+      {"map_chunk1_per_s", case_map_chunk1, 1},
+      {"imap_c1000_per_s", case_imap_ordered, 1},
+      {"imap_unordered_c1000_per_s", case_imap_unordered, 1},
+      {"payload_roundtrip_MiB_per_s", case_payload, 1},
+      {"cpu_speedup", case_cpu, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (!wanted(cases[i].name))
+      continue;
+    if (cases[i].throughput)
+      measure(cn, cases[i].name, pool, sz, cases[i].run);
+    else
+      cases[i].run(cn, pool, sz);
+  }
 }
 
 static void run_context(const char *argv0, const char *cn, const sizes *sz) {
