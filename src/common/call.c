@@ -94,7 +94,10 @@ pp_status pp__call_run(pp_call *call, const char *name, pp_task_fn fn) {
         pp__format("no task named '%s' is registered in the worker", name);
     return PP_EUNKNOWNTASK;
   }
-  pp_status st = fn(call);
+  return pp__call_outcome(call, name, fn(call));
+}
+
+pp_status pp__call_outcome(pp_call *call, const char *name, pp_status st) {
   if (call->failed) {
     if (!call->message)
       call->message = pp__format("task '%s' failed", name);

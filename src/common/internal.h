@@ -66,6 +66,9 @@ struct pp_call {
 /* Runs `fn` (NULL: unknown task `name`) on the call and returns its status;
  * on failure call->message holds a message. */
 pp_status pp__call_run(pp_call *call, const char *name, pp_task_fn fn);
+/* What a task that returned `st` on the call amounts to (pp__call_run()'s
+ * second half, for loops that call the task themselves). */
+pp_status pp__call_outcome(pp_call *call, const char *name, pp_status st);
 void pp__call_reset(pp_call *call);
 void pp__call_free(pp_call *call);
 /* Writes raw bytes onto the worker's channel, bypassing the protocol: lets

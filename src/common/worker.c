@@ -135,6 +135,7 @@ static pp_status run_records(worker *w, const pp__frame *f) {
   memset(outp, 0, (size_t)n * out_size);
   pp__buf_commit(&w->out, (size_t)n * out_size);
   pp__buf_clear(&w->errs);
+  pp__call_reset(&w->call);
   for (uint32_t i = 0; st == PP_OK && i < n; i++) {
     const unsigned char *rec = in + (size_t)i * in_size;
     size_t argc = 1;
@@ -150,12 +151,17 @@ static pp_status run_records(worker *w, const pp__frame *f) {
       w->argv[0].data = rec;
       w->argv[0].len = in_size;
     }
-    pp__call_reset(&w->call);
+    /* The call is reset in full only after a failure: this loop runs once
+     * per record, and a record's success leaves nothing to clear. */
     w->call.argv = w->argv;
     w->call.argc = argc;
     w->call.record = outp + (size_t)i * out_size;
     w->call.record_size = out_size;
-    pp_status cs = pp__call_run(&w->call, name, fn);
+    w->call.returned = 0;
+    pp_status cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
+    if (cs != PP_OK || w->call.failed || !w->call.returned)
+      cs = fn ? pp__call_outcome(&w->call, name, cs)
+              : pp__call_run(&w->call, name, NULL);
     if (cs != PP_OK) {
       nerr++;
       st = pp__put_u32(&w->errs, i);
@@ -164,6 +170,7 @@ static pp_status run_records(worker *w, const pp__frame *f) {
       if (st == PP_OK)
         st = pp__put_str32(&w->errs, w->call.message,
                            w->call.message ? strlen(w->call.message) : 0);
+      pp__call_reset(&w->call);
     }
   }
   w->call.record = NULL;
