@@ -244,8 +244,9 @@ struct pp_pool {
 
   /* scheduler thread only */
   int terminate_handled;
-  int batched;               /* some worker's batch holds frames to send */
-  unsigned early_deaths;     /* workers in a row that died before READY */
+  int starts_over;       /* no worker will be started again (backend told) */
+  int batched;           /* some worker's batch holds frames to send */
+  unsigned early_deaths; /* workers in a row that died before READY */
   apr_time_t start_retry_at; /* a start failed: try again at this time */
   pp_result *notify_head, *notify_tail; /* completed, callbacks to run */
   pp__outcome *outcomes;                /* decoding scratch */

@@ -895,9 +895,17 @@ static int step(pp_pool *pool) {
       pool->state == PP__RUN || (pool->state == PP__CLOSE && work_left(pool));
   if (wanted && pool->broken == PP_OK)
     start_workers(pool);
+  int over = pool->state == PP__TERMINATE ||
+             (pool->state == PP__CLOSE && !work_left(pool));
   if (pool->state == PP__CLOSE && !work_left(pool))
     for (unsigned i = 0; i < pool->nslots; i++)
       retire(pool, &pool->workers[i], i);
+  /* Neither state is ever left, and neither starts a worker: what the
+   * backend keeps for starting them can go while the workers leave. */
+  if (over && !pool->starts_over) {
+    pool->starts_over = 1;
+    pp__backend_shutdown(pool->backend);
+  }
   return more;
 }
 

@@ -63,6 +63,7 @@ struct pp__backend {
   int ctl;        /* -1 once the launcher is gone */
   int ctl_failed; /* a send to the launcher failed */
   int broken;     /* PP__EV_BROKEN was queued */
+  int quit_sent;  /* pp__backend_shutdown(): the launcher leaves when done */
   pp__buf ctl_in, ctl_out;
   pp__buf fds; /* received channel ends (int), in arrival order */
   int wake_r, wake_w;
@@ -371,6 +372,26 @@ static void go_broken(pp__backend *b) {
   }
 }
 
+/* Whether a slot still has a worker the launcher must start or reap. */
+static int any_worker(const pp__backend *b) {
+  for (unsigned i = 0; i < b->cfg.max_slots; i++)
+    if (b->slots[i].state == SLOT_STARTING || b->slots[i].state == SLOT_LIVE)
+      return 1;
+  return 0;
+}
+
+/* The launcher's socket ended. After QUIT, with every worker reported, that
+ * is the launcher leaving as asked; otherwise it died. */
+static void ctl_ended(pp__backend *b) {
+  if (b->quit_sent && !any_worker(b)) {
+    pp__close_socket(b->ctl);
+    b->ctl = -1;
+    pp__buf_free(&b->ctl_out);
+    return;
+  }
+  go_broken(b);
+}
+
 /* ---- wake-ups ---- */
 
 static int make_wake(pp__backend *b) {
@@ -530,12 +551,23 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
     return PP_ESTATE;
   if (b->broken)
     return PP_ESYSTEM;
+  if (b->quit_sent)
+    return PP_ESTATE;
   pp_status st = ctl_request(b, PP__CTL_START, slot, 0);
   if (st != PP_OK)
     return st;
   reset_slot(s);
   s->state = SLOT_STARTING;
   return PP_OK;
+}
+
+void pp__backend_shutdown(pp__backend *b) {
+  if (!b || b->quit_sent)
+    return;
+  b->quit_sent = 1;
+  /* Lost only with the launcher itself, and then nothing is left for it to
+   * do: ctl_ended() or go_broken() settles the rest. */
+  ctl_request(b, PP__CTL_QUIT, 0, 0);
 }
 
 pp_status pp__backend_send(pp__backend *b, unsigned slot, const void *data,
@@ -711,8 +743,10 @@ static pp_status handle_ready(pp__backend *b, nfds_t n, nfds_t ctl_at) {
       ended = ctl_read(b);
     if (ended < 0)
       st = PP_ENOMEM;
-    if (ctl_parse(b) != 0 || ended > 0)
+    if (ctl_parse(b) != 0)
       go_broken(b);
+    else if (ended > 0)
+      ctl_ended(b);
   }
   return st;
 }

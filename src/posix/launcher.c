@@ -59,6 +59,7 @@ typedef struct launcher {
   pid_t parent;
   pid_t *pids;               /* by slot: the unreaped worker, or 0 */
   const pp__exec_plan *plan; /* spawn: how a worker is executed */
+  int quitting;              /* QUIT came: leave once no worker is left */
   /* What a worker gets back: the parent's signal state at fork time. */
   struct sigaction old_chld, old_int;
   sigset_t old_mask;
@@ -299,6 +300,8 @@ static int read_requests(launcher *L) {
         return -1;
     } else if (m.type == PP__CTL_KILL || m.type == PP__CTL_TERM) {
       kill_worker(L, m.slot, m.pid, m.type == PP__CTL_KILL ? SIGKILL : SIGTERM);
+    } else if (m.type == PP__CTL_QUIT) {
+      L->quitting = 1;
     }
   }
   memmove(L->in, L->in + at, L->inlen - at);
@@ -406,6 +409,13 @@ static int setup_signals(launcher *L) {
   return sigprocmask(SIG_UNBLOCK, &unblock, &L->old_mask);
 }
 
+static int has_workers(const launcher *L) {
+  for (uint32_t slot = 0; slot < L->cfg.max_slots; slot++)
+    if (L->pids[slot] != 0)
+      return 1;
+  return 0;
+}
+
 static void stop_workers(launcher *L) {
   for (uint32_t slot = 0; slot < L->cfg.max_slots; slot++)
     if (L->pids[slot] != 0)
@@ -448,6 +458,10 @@ static int launcher_run(launcher *L) {
     if (reap(L) != 0)
       break;
     if (n > 0 && p[0].revents && read_requests(L) != 0)
+      break;
+    /* Leaving as soon as the pool needs us no more lets our exit overlap
+     * the pool's own shutdown, instead of following it. */
+    if (L->quitting && !has_workers(L))
       break;
   }
   stop_workers(L);

@@ -70,7 +70,9 @@ enum {
   PP__CTL_TERM,         /* parent -> launcher: as KILL, with SIGTERM */
   PP__CTL_STARTED,      /* launcher -> parent: slot, pid, + channel fd */
   PP__CTL_START_FAILED, /* launcher -> parent: slot, status */
-  PP__CTL_EXITED        /* launcher -> parent: slot, pid, signaled, code */
+  PP__CTL_EXITED,       /* launcher -> parent: slot, pid, signaled, code */
+  PP__CTL_QUIT          /* parent -> launcher: no more START; leave once
+                           every worker is reaped and reported */
 };
 
 typedef struct pp__ctl_msg {
