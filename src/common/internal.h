@@ -209,8 +209,9 @@ typedef struct pp__worker {
   pp__buf batch;           /* frames of this dispatch round, sent as one */
   int closed, exited;
   pp__exit exit;
-  int killed_by_pool;                  /* terminate or a protocol error */
-  int refused;                         /* failed the handshake, killed */
+  int killed_by_pool; /* terminate or a protocol error */
+  int refused;        /* failed the handshake, killed */
+  int ready_owed;     /* took work before its READY came (no initializer) */
   unsigned char nonce[PP__NONCE_SIZE]; /* the challenge it must answer */
   pp_status fail_status;               /* for chunks lost when it ends */
   char *fail_message;
@@ -308,6 +309,10 @@ void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message);
 void pp__item_set(pp__item *item, const pp__outcome *o);
 
 /* scheduler.c */
+/* Asks for the pool's first workers and queues their challenges, on the
+ * creating thread before the scheduler thread exists: they start while
+ * that thread is being made. */
+void pp__scheduler_prime(pp_pool *pool);
 void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg);
 
 #endif

@@ -204,7 +204,8 @@ static void early_end(pp_pool *pool, pp__worker *w, const char *how) {
                pp__format("the initializer '%s' did not finish in worker "
                           "%ld: it %s",
                           pool->initializer, w->pid, how));
-  } else if (w->state == PP__W_HANDSHAKING || w->state == PP__W_CONFIGURING) {
+  } else if (w->state == PP__W_HANDSHAKING || w->state == PP__W_CONFIGURING ||
+             (w->state == PP__W_READY && w->ready_owed)) {
     if (++pool->early_deaths > PP__MAX_EARLY_DEATHS)
       set_broken(pool, PP_EWORKERDIED,
                  pp__format("workers keep dying before they are ready; the "
@@ -221,10 +222,12 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
   pp__exit_describe(&w->exit, how, sizeof how);
   if (pool->state != PP__TERMINATE)
     early_end(pool, w, how);
-  /* A worker that left for its memory limit had started none of the chunks
-   * it still held: they all go back to the front of the queue. */
-  int started_none = !w->killed_by_pool && !w->exit.signaled &&
-                     w->exit.code == PP__EXIT_RECYCLE;
+  /* A worker that left for its memory limit, or before its READY, had
+   * started none of the chunks it still held: they all go back to the
+   * front of the queue. */
+  int started_none = (!w->killed_by_pool && !w->exit.signaled &&
+                      w->exit.code == PP__EXIT_RECYCLE) ||
+                     w->ready_owed;
   if (w->head && started_none) {
     w->tail->next = pool->queue_head;
     pool->queue_head = w->head;
@@ -232,6 +235,7 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
       pool->queue_tail = w->tail;
     w->head = w->tail = NULL;
     w->outstanding = 0;
+    pool->cancels = 1; /* one of them may have been cancelled meanwhile */
   }
   if (w->head) {
     /* The oldest chunk is the one it was running: workers answer in order.
@@ -286,6 +290,11 @@ static void start_failed(pp_pool *pool, pp_status why) {
                           pp_strerror(why), pool->early_deaths));
 }
 
+static void send_challenge(pp_pool *pool, unsigned slot);
+
+/* Each new worker's challenge is queued with its start, not when it is
+ * reported started: the backend hands it over as soon as the channel
+ * exists, and the worker need not wait for this thread to answer. */
 static void start_workers(pp_pool *pool) {
   int want = pool->processes - live_workers(pool);
   if (want > 0 && pool->start_retry_at) {
@@ -303,6 +312,7 @@ static void start_workers(pp_pool *pool) {
       return;
     }
     w->state = PP__W_STARTING;
+    send_challenge(pool, i);
     want--;
   }
 }
@@ -436,8 +446,9 @@ static void send_challenge(pp_pool *pool, unsigned slot) {
     pp__buf_head(b)[at + 4] = (unsigned char)pp__test.challenge_version;
   if (st == PP_OK)
     st = pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
-  /* PP_EOF: the worker is gone already, its events follow. */
-  if (st != PP_OK && st != PP_EOF)
+  /* PP_EOF: the worker is gone already; PP_ESTATE: its start failed at
+   * once. Either way its events follow. */
+  if (st != PP_OK && st != PP_EOF && st != PP_ESTATE)
     kill_worker(pool, w, slot, st, NULL);
 }
 
@@ -464,8 +475,24 @@ static int check_proof(pp_pool *pool, unsigned slot, const pp__frame *f) {
     refuse(pool, slot, "its proof of the pool's key was wrong");
     return 0;
   }
-  w->state = PP__W_CONFIGURING;
-  pp__backend_send(pool->backend, slot, pool->config_frame, pool->config_len);
+  /* The configuration goes out with this round's batch. Without an
+   * initializer the worker has nothing to fail or wait for: it takes work
+   * at once, which shares that write, and its READY is owed. Work that
+   * reaches it before READY has not started (a worker answers in order),
+   * so if it dies first that work goes back to the queue. */
+  if (pp__buf_append(&w->batch, pool->config_frame, pool->config_len) !=
+      PP_OK) {
+    kill_worker(pool, w, slot, PP_ENOMEM,
+                pp__strdup("out of memory configuring the worker"));
+    return 0;
+  }
+  pool->batched = 1;
+  if (pool->initializer[0]) {
+    w->state = PP__W_CONFIGURING;
+  } else {
+    w->state = PP__W_READY;
+    w->ready_owed = 1;
+  }
   return 1;
 }
 
@@ -533,8 +560,13 @@ static void on_input(pp_pool *pool, unsigned slot) {
       if (w->state == PP__W_CONFIGURING) {
         w->state = PP__W_READY;
         pool->early_deaths = 0;
-      } else if (w->state != PP__W_RETIRING)
+      } else if (w->ready_owed && w->state == PP__W_READY) {
+        w->ready_owed = 0;
+        pool->early_deaths = 0;
+      } else if (w->state != PP__W_RETIRING) {
         bad = "a ready report out of place";
+      }
+      w->ready_owed = 0;
       break;
     case PP__F_INIT_FAILED:
       bad = on_init_failed(pool, w, &f);
@@ -567,8 +599,7 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
   case PP__EV_WAKE:
     break;
   case PP__EV_STARTED:
-    w->pid = ev->pid;
-    send_challenge(pool, ev->slot);
+    w->pid = ev->pid; /* its challenge went out with the start */
     break;
   case PP__EV_START_FAILED:
     pp__buf_free(&w->batch);
@@ -916,6 +947,12 @@ static int finished(const pp_pool *pool) {
     if (pool->workers[i].state != PP__W_FREE)
       return 0;
   return 1;
+}
+
+void pp__scheduler_prime(pp_pool *pool) {
+  lock(pool);
+  start_workers(pool);
+  unlock(pool);
 }
 
 void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
