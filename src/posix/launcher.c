@@ -46,6 +46,10 @@
  * closed at once. */
 #define LAUNCHER_CTL_FD PP__LAUNCHER_CTL_FD
 
+/* Channel ends received with START records and not yet used: records are
+ * handled as they arrive, so a few at most. */
+#define LAUNCHER_MAX_FDS 16
+
 /* How often the launcher checks that its parent still lives (ms): a copy
  * of the parent's control socket leaked into another process would
  * otherwise hide the parent's death. */
@@ -65,6 +69,8 @@ typedef struct launcher {
   sigset_t old_mask;
   unsigned char in[64 * sizeof(pp__ctl_msg)];
   size_t inlen;
+  int fds[LAUNCHER_MAX_FDS]; /* workers' channel ends, for the STARTs */
+  unsigned nfds;
 } launcher;
 
 /* The handler's end of the self-pipe (one launcher per process). */
@@ -80,45 +86,13 @@ static void on_sigchld(int sig) {
   errno = saved;
 }
 
-/* Sends one record, with `fd` attached as SCM_RIGHTS when >= 0. Blocking:
- * the parent never blocks on us, so this cannot deadlock; a parent that
- * went away makes it fail with EPIPE. */
-static int send_msg(launcher *L, const pp__ctl_msg *m, int fd) {
+/* Sends one record. Blocking: the parent never blocks on us, so this
+ * cannot deadlock; a parent that went away makes it fail with EPIPE. */
+static int send_msg(launcher *L, const pp__ctl_msg *m) {
   const unsigned char *p = (const unsigned char *)m;
   size_t left = sizeof *m;
-  ssize_t n;
-  if (fd >= 0) {
-    union {
-      struct cmsghdr align;
-      char buf[CMSG_SPACE(sizeof(int))];
-    } control;
-    struct iovec iov;
-    struct msghdr mh;
-    memset(&control, 0, sizeof control);
-    memset(&mh, 0, sizeof mh);
-    iov.iov_base = (void *)m;
-    iov.iov_len = left;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int));
-    struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
-    h->cmsg_level = SOL_SOCKET;
-    h->cmsg_type = SCM_RIGHTS;
-    h->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(h), &fd, sizeof fd);
-    do
-      n = sendmsg(L->ctl, &mh, PP__SEND_FLAGS);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0)
-      return -1;
-    /* A signal may cut a stream send short; the descriptor went with the
-     * first byte, the rest follows plain. */
-    p += n;
-    left -= (size_t)n;
-  }
   while (left > 0) {
-    n = send(L->ctl, p, left, PP__SEND_FLAGS);
+    ssize_t n = send(L->ctl, p, left, PP__SEND_FLAGS);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -137,7 +111,7 @@ static int send_simple(launcher *L, int32_t type, uint32_t slot, pid_t pid,
   m.slot = slot;
   m.pid = pid;
   m.status = (int32_t)status;
-  return send_msg(L, &m, -1);
+  return send_msg(L, &m);
 }
 
 /* In a new worker process: back to the parent's signal state, so a fork
@@ -219,7 +193,7 @@ static pid_t exec_worker(launcher *L, int worker_end) {
  * the fork and forkserver contexts: fork, keep 0, 1, 2 and the worker's
  * end, run the worker loop. In the spawn context: exec_worker(). Returns
  * the pid, or -1 with errno. */
-static pid_t launch_worker(launcher *L, int parent_end, int worker_end) {
+static pid_t launch_worker(launcher *L, int worker_end) {
   if (L->plan)
     return exec_worker(L, worker_end);
   pid_t pid = fork();
@@ -229,7 +203,9 @@ static pid_t launch_worker(launcher *L, int parent_end, int worker_end) {
   pp__close(L->ctl);
   pp__close(L->sig_r);
   pp__close(L->sig_w);
-  pp__close(parent_end);
+  /* Other workers' ends that came already are not this worker's to hold. */
+  for (unsigned k = 0; k < L->nfds; k++)
+    pp__close(L->fds[k]);
   restore_signals(L);
 #ifdef __linux__
   /* A worker never outlives its launcher (killed by hand, say): nobody
@@ -247,30 +223,53 @@ static pid_t launch_worker(launcher *L, int parent_end, int worker_end) {
   _exit(code);
 }
 
-static int start_worker(launcher *L, uint32_t slot) {
-  if (slot >= L->cfg.max_slots || L->pids[slot] != 0)
+/* The channel end that came with the oldest START not yet handled, or -1. */
+static int take_fd(launcher *L) {
+  if (L->nfds == 0)
+    return -1;
+  int fd = L->fds[0];
+  L->nfds--;
+  memmove(L->fds, L->fds + 1, L->nfds * sizeof *L->fds);
+  return fd;
+}
+
+/* `fd`: the worker's end of the channel the parent made for it. */
+static int start_worker(launcher *L, uint32_t slot, int fd) {
+  if (fd < 0)
+    return send_simple(L, PP__CTL_START_FAILED, slot, 0, PP_ESYSTEM);
+  if (slot >= L->cfg.max_slots || L->pids[slot] != 0) {
+    pp__close(fd);
     return send_simple(L, PP__CTL_START_FAILED, slot, 0, PP_ESTATE);
-  int sv[2];
-  if (pp__socketpair(sv) != 0)
-    return send_simple(L, PP__CTL_START_FAILED, slot, 0,
-                       pp__errno_status(errno));
-  pid_t pid = launch_worker(L, sv[0], sv[1]);
-  int err = errno;
-  pp__close(sv[1]);
-  if (pid < 0) {
-    pp__close(sv[0]);
-    return send_simple(L, PP__CTL_START_FAILED, slot, 0, pp__errno_status(err));
   }
+  pid_t pid = launch_worker(L, fd);
+  int err = errno;
+  /* Our copy must go, or the parent would not see EOF when that worker
+   * ends (or, when none started, at once). */
+  pp__close(fd);
+  if (pid < 0)
+    return send_simple(L, PP__CTL_START_FAILED, slot, 0, pp__errno_status(err));
   L->pids[slot] = pid;
-  pp__ctl_msg m;
-  memset(&m, 0, sizeof m);
-  m.type = PP__CTL_STARTED;
-  m.slot = slot;
-  m.pid = pid;
-  int rc = send_msg(L, &m, sv[0]);
-  /* Our copy must go, or that worker would never see the parent's EOF. */
-  pp__close(sv[0]);
-  return rc;
+  return send_simple(L, PP__CTL_STARTED, slot, pid, PP_OK);
+}
+
+/* Keeps the channel ends that came with the bytes (SCM_RIGHTS), in order. */
+static void keep_fds(launcher *L, struct msghdr *mh) {
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h)) {
+    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+      continue;
+    size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t k = 0; k < n; k++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(h) + k * sizeof(int), sizeof fd);
+#ifndef MSG_CMSG_CLOEXEC
+      pp__set_cloexec(fd);
+#endif
+      if (L->nfds < LAUNCHER_MAX_FDS)
+        L->fds[L->nfds++] = fd;
+      else
+        pp__close(fd); /* its START fails for want of it */
+    }
+  }
 }
 
 static void kill_worker(launcher *L, uint32_t slot, int64_t pid, int sig) {
@@ -283,12 +282,30 @@ static void kill_worker(launcher *L, uint32_t slot, int64_t pid, int sig) {
 
 /* Reads and runs the parent's requests. -1 when the parent is gone. */
 static int read_requests(launcher *L) {
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(LAUNCHER_MAX_FDS * sizeof(int))];
+  } control;
+  struct iovec iov;
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  iov.iov_base = L->in + L->inlen;
+  iov.iov_len = sizeof L->in - L->inlen;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control.buf;
+  mh.msg_controllen = sizeof control.buf;
+  int flags = 0;
+#ifdef MSG_CMSG_CLOEXEC
+  flags |= MSG_CMSG_CLOEXEC;
+#endif
   ssize_t n;
   do
-    n = recv(L->ctl, L->in + L->inlen, sizeof L->in - L->inlen, 0);
+    n = recvmsg(L->ctl, &mh, flags);
   while (n < 0 && errno == EINTR);
   if (n <= 0)
     return -1;
+  keep_fds(L, &mh);
   L->inlen += (size_t)n;
   size_t at = 0;
   while (L->inlen - at >= sizeof(pp__ctl_msg)) {
@@ -296,7 +313,7 @@ static int read_requests(launcher *L) {
     memcpy(&m, L->in + at, sizeof m);
     at += sizeof m;
     if (m.type == PP__CTL_START) {
-      if (start_worker(L, m.slot) != 0)
+      if (start_worker(L, m.slot, take_fd(L)) != 0)
         return -1;
     } else if (m.type == PP__CTL_KILL || m.type == PP__CTL_TERM) {
       kill_worker(L, m.slot, m.pid, m.type == PP__CTL_KILL ? SIGKILL : SIGTERM);
@@ -333,7 +350,7 @@ static int reap(launcher *L) {
       } else {
         m.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       }
-      if (send_msg(L, &m, -1) != 0)
+      if (send_msg(L, &m) != 0)
         return -1;
       break;
     }
