@@ -895,6 +895,7 @@ static void drop_finished_iters(pp_pool *pool) {
     if (it->input_done && it->job.chunks_left == 0 && !it->pulling) {
       *link = it->next_active;
       it->pool = NULL;
+      pool->iters_dropped = 1; /* its last waiter must see it end */
       pool->inflight_jobs--;
       pp__iter_release_locked(it);
     } else {
@@ -967,7 +968,14 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     do {
       more = step(pool);
     } while (run_callbacks(pool));
-    apr_thread_cond_broadcast(pool->shared->changed);
+    /* Iterators' items and ends arrive in any pass: their waiters are woken
+     * after each. Results wake theirs when they complete (run_callbacks),
+     * join at the end. Waking those on every pass would be for nothing, and
+     * takes CPU from the workers being started or stopped. */
+    if (pool->active_iters || pool->iters_dropped) {
+      pool->iters_dropped = 0;
+      apr_thread_cond_broadcast(pool->shared->changed);
+    }
     if (finished(pool))
       break;
     long timeout = enforce_time_limits(pool);

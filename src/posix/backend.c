@@ -320,6 +320,10 @@ static void on_started(pp__backend *b, const pp__ctl_msg *m) {
   ev.pid = s->pid;
   emit(b, PP__EV_STARTED, m->slot, &ev);
   slot_flush(s); /* what did not fit in the socket while it started */
+  /* The worker may have answered already (its challenge was waiting for
+   * it): take that now rather than in another round of poll(). */
+  if (s->fd >= 0)
+    slot_read(b, m->slot, READ_LIMIT);
 }
 
 static void on_exited(pp__backend *b, unsigned i, long pid, pp__exit how) {
