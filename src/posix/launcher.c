@@ -63,7 +63,12 @@ typedef struct launcher {
   pid_t parent;
   pid_t *pids;               /* by slot: the unreaped worker, or 0 */
   const pp__exec_plan *plan; /* spawn: how a worker is executed */
-  int quitting;              /* QUIT came: leave once no worker is left */
+  /* Spawn only: by slot, 1 + the read end of the exec-error pipe of a
+   * child whose exec is not settled yet (0: none); and room to poll them
+   * next to the control socket and the self-pipe. */
+  int *execs;
+  struct pollfd *pfd;
+  int quitting; /* QUIT came: leave once no worker is left */
   /* What a worker gets back: the parent's signal state at fork time. */
   struct sigaction old_chld, old_int;
   sigset_t old_mask;
@@ -143,8 +148,12 @@ static int cloexec_pipe(int p[2]) {
  * worker's end of the channel as its descriptor PP__SPAWN_CHANNEL_FD and
  * nothing else but the standard streams (every other descriptor here is
  * close-on-exec). An exec failure comes back through a close-on-exec pipe,
- * as libuv does it: EOF on the pipe means the exec happened. */
-static pid_t exec_worker(launcher *L, int worker_end) {
+ * as libuv does it: EOF on the pipe means the exec happened. That is not
+ * waited for here: the pipe is kept in L->execs and watched by
+ * launcher_run(), so that the next worker's exec runs at the same time as
+ * this one (an exec and the program's start take most of a millisecond);
+ * exec_settle() then reports the start. */
+static pid_t exec_worker(launcher *L, uint32_t slot, int worker_end) {
   int ep[2];
   if (cloexec_pipe(ep) != 0)
     return -1;
@@ -174,18 +183,7 @@ static pid_t exec_worker(launcher *L, int worker_end) {
     errno = saved;
     return -1;
   }
-  int err = 0;
-  ssize_t n;
-  do
-    n = read(ep[0], &err, sizeof err);
-  while (n < 0 && errno == EINTR);
-  pp__close(ep[0]);
-  if (n == (ssize_t)sizeof err) {
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-    errno = err;
-    return -1;
-  }
+  L->execs[slot] = ep[0] + 1;
   return pid;
 }
 
@@ -193,9 +191,9 @@ static pid_t exec_worker(launcher *L, int worker_end) {
  * the fork and forkserver contexts: fork, keep 0, 1, 2 and the worker's
  * end, run the worker loop. In the spawn context: exec_worker(). Returns
  * the pid, or -1 with errno. */
-static pid_t launch_worker(launcher *L, int worker_end) {
+static pid_t launch_worker(launcher *L, uint32_t slot, int worker_end) {
   if (L->plan)
-    return exec_worker(L, worker_end);
+    return exec_worker(L, slot, worker_end);
   pid_t pid = fork();
   if (pid != 0)
     return pid;
@@ -241,7 +239,7 @@ static int start_worker(launcher *L, uint32_t slot, int fd) {
     pp__close(fd);
     return send_simple(L, PP__CTL_START_FAILED, slot, 0, PP_ESTATE);
   }
-  pid_t pid = launch_worker(L, fd);
+  pid_t pid = launch_worker(L, slot, fd);
   int err = errno;
   /* Our copy must go, or the parent would not see EOF when that worker
    * ends (or, when none started, at once). */
@@ -249,6 +247,32 @@ static int start_worker(launcher *L, uint32_t slot, int fd) {
   if (pid < 0)
     return send_simple(L, PP__CTL_START_FAILED, slot, 0, pp__errno_status(err));
   L->pids[slot] = pid;
+  if (L->plan)
+    return 0; /* STARTED once its exec is settled (exec_settle) */
+  return send_simple(L, PP__CTL_STARTED, slot, pid, PP_OK);
+}
+
+/* Spawn: the slot's child has exec'd (EOF on its pipe: STARTED) or failed
+ * to (an errno: START_FAILED, and the child, which exits at once, is
+ * reaped unless `reaped` says it was). Blocks only until one of the two,
+ * which poll() or the child's end has shown. -1 when the parent is gone. */
+static int exec_settle(launcher *L, uint32_t slot, int reaped) {
+  int fd = L->execs[slot] - 1;
+  L->execs[slot] = 0;
+  int err = 0;
+  ssize_t n;
+  do
+    n = read(fd, &err, sizeof err);
+  while (n < 0 && errno == EINTR);
+  pp__close(fd);
+  pid_t pid = L->pids[slot];
+  if (n == (ssize_t)sizeof err) {
+    if (!reaped)
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+      }
+    L->pids[slot] = 0;
+    return send_simple(L, PP__CTL_START_FAILED, slot, 0, pp__errno_status(err));
+  }
   return send_simple(L, PP__CTL_STARTED, slot, pid, PP_OK);
 }
 
@@ -338,6 +362,14 @@ static int reap(launcher *L) {
     for (uint32_t slot = 0; slot < L->cfg.max_slots; slot++) {
       if (L->pids[slot] != pid)
         continue;
+      /* Ended before its exec was seen to settle: the start is reported
+       * first, and a failed one is all there is to report. */
+      if (L->execs && L->execs[slot]) {
+        if (exec_settle(L, slot, 1) != 0)
+          return -1;
+        if (L->pids[slot] == 0)
+          break;
+      }
       L->pids[slot] = 0;
       pp__ctl_msg m;
       memset(&m, 0, sizeof m);
@@ -458,21 +490,39 @@ static int launcher_run(launcher *L) {
     return 1;
 
   for (;;) {
-    struct pollfd p[2];
+    struct pollfd two[2];
+    struct pollfd *p = L->pfd ? L->pfd : two;
+    nfds_t np = 2;
     p[0].fd = L->ctl;
     p[0].events = POLLIN;
     p[0].revents = 0;
     p[1].fd = L->sig_r;
     p[1].events = POLLIN;
     p[1].revents = 0;
-    int n = poll(p, 2, LAUNCHER_PARENT_CHECK_MS);
+    for (uint32_t slot = 0; L->execs && slot < L->cfg.max_slots; slot++) {
+      if (!L->execs[slot])
+        continue;
+      p[np].fd = L->execs[slot] - 1;
+      p[np].events = POLLIN;
+      p[np++].revents = 0;
+    }
+    int n = poll(p, np, LAUNCHER_PARENT_CHECK_MS);
     if (n < 0 && errno != EINTR)
       break;
     if (getppid() != L->parent)
       break;
     if (n > 0 && p[1].revents)
       drain(L->sig_r);
-    if (reap(L) != 0)
+    /* The same slots in the same order as above: nothing changed them. */
+    int failed = 0;
+    nfds_t k = 2;
+    for (uint32_t slot = 0; n > 0 && k < np; slot++) {
+      if (!L->execs[slot])
+        continue;
+      if (p[k++].revents && exec_settle(L, slot, 0) != 0)
+        failed = 1;
+    }
+    if (failed || reap(L) != 0)
       break;
     if (n > 0 && p[0].revents && read_requests(L) != 0)
       break;
@@ -494,9 +544,15 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
   /* Allocated here so that the launcher, a fork of a process that may
    * have threads, needs no malloc of its own. */
   pid_t *pids = calloc(cfg->max_slots, sizeof *pids);
-  if (!pids || pp__set_nonblock(sv[0]) != 0) {
-    pp_status st = pids ? pp__errno_status(errno) : PP_ENOMEM;
+  int *execs = plan ? calloc(cfg->max_slots, sizeof *execs) : NULL;
+  struct pollfd *pfd =
+      plan ? calloc((size_t)cfg->max_slots + 2, sizeof *pfd) : NULL;
+  int nomem = !pids || (plan && (!execs || !pfd));
+  if (nomem || pp__set_nonblock(sv[0]) != 0) {
+    pp_status st = nomem ? PP_ENOMEM : pp__errno_status(errno);
     free(pids);
+    free(execs);
+    free(pfd);
     pp__close(sv[0]);
     pp__close(sv[1]);
     return st;
@@ -517,11 +573,15 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
     L.parent = parent;
     L.pids = pids;
     L.plan = plan;
+    L.execs = execs;
+    L.pfd = pfd;
     close(sv[0]);
     _exit(launcher_run(&L));
   }
   int err = errno;
   free(pids);
+  free(execs);
+  free(pfd);
   pp__close(sv[1]);
   if (pid < 0) {
     pp__close(sv[0]);
