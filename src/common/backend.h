@@ -74,6 +74,14 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg);
  * follows from pp__backend_wait(). */
 pp_status pp__backend_start(pp__backend *b, unsigned slot);
 
+/* The core will start no more workers in this pool (it was closed with no
+ * work left, or terminated). Workers still running are reported as before;
+ * a backend may release what it kept for starting workers (the POSIX
+ * launcher leaves once its last worker is reaped, while the pool is still
+ * shutting down, rather than in pp__backend_destroy()). The core calls
+ * pp__backend_start() no more afterwards. */
+void pp__backend_shutdown(pp__backend *b);
+
 /* Queues `len` bytes (copied) for the slot's worker and writes what it can
  * without blocking; the rest goes out from pp__backend_wait(). After the
  * channel closed it returns PP_EOF and drops the bytes. */

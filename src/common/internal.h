@@ -217,8 +217,9 @@ typedef struct pp__worker {
   pp__lane down, up;       /* usable once the worker said it mapped them */
   int closed, exited;
   pp__exit exit;
-  int killed_by_pool;                  /* terminate or a protocol error */
-  int refused;                         /* failed the handshake, killed */
+  int killed_by_pool; /* terminate or a protocol error */
+  int refused;        /* failed the handshake, killed */
+  int ready_owed;     /* took work before its READY came (no initializer) */
   unsigned char nonce[PP__NONCE_SIZE]; /* the challenge it must answer */
   pp_status fail_status;               /* for chunks lost when it ends */
   char *fail_message;
@@ -253,8 +254,10 @@ struct pp_pool {
 
   /* scheduler thread only */
   int terminate_handled;
-  int batched;               /* some worker's batch holds frames to send */
-  unsigned early_deaths;     /* workers in a row that died before READY */
+  int starts_over;       /* no worker will be started again (backend told) */
+  int iters_dropped;     /* an iterator ended this pass: wake its waiters */
+  int batched;           /* some worker's batch holds frames to send */
+  unsigned early_deaths; /* workers in a row that died before READY */
   apr_time_t start_retry_at; /* a start failed: try again at this time */
   pp_result *notify_head, *notify_tail; /* completed, callbacks to run */
   pp__outcome *outcomes;                /* decoding scratch */
@@ -316,6 +319,10 @@ void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message);
 void pp__item_set(pp__item *item, const pp__outcome *o);
 
 /* scheduler.c */
+/* Asks for the pool's first workers and queues their challenges, on the
+ * creating thread before the scheduler thread exists: they start while
+ * that thread is being made. */
+void pp__scheduler_prime(pp_pool *pool);
 void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg);
 
 #endif

@@ -153,6 +153,8 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
                               worker_key(pool)};
     st = pp__backend_create(&pool->backend, &cfg);
   }
+  if (st == PP_OK)
+    pp__scheduler_prime(pool);
   if (st == PP_OK && apr_thread_create(&pool->thread, NULL, pp__scheduler_main,
                                        pool, pool->shared->mem) != APR_SUCCESS)
     st = PP_ESYSTEM;

@@ -204,7 +204,8 @@ static void early_end(pp_pool *pool, pp__worker *w, const char *how) {
                pp__format("the initializer '%s' did not finish in worker "
                           "%ld: it %s",
                           pool->initializer, w->pid, how));
-  } else if (w->state == PP__W_HANDSHAKING || w->state == PP__W_CONFIGURING) {
+  } else if (w->state == PP__W_HANDSHAKING || w->state == PP__W_CONFIGURING ||
+             (w->state == PP__W_READY && w->ready_owed)) {
     if (++pool->early_deaths > PP__MAX_EARLY_DEATHS)
       set_broken(pool, PP_EWORKERDIED,
                  pp__format("workers keep dying before they are ready; the "
@@ -221,10 +222,12 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
   pp__exit_describe(&w->exit, how, sizeof how);
   if (pool->state != PP__TERMINATE)
     early_end(pool, w, how);
-  /* A worker that left for its memory limit had started none of the chunks
-   * it still held: they all go back to the front of the queue. */
-  int started_none = !w->killed_by_pool && !w->exit.signaled &&
-                     w->exit.code == PP__EXIT_RECYCLE;
+  /* A worker that left for its memory limit, or before its READY, had
+   * started none of the chunks it still held: they all go back to the
+   * front of the queue. */
+  int started_none = (!w->killed_by_pool && !w->exit.signaled &&
+                      w->exit.code == PP__EXIT_RECYCLE) ||
+                     w->ready_owed;
   if (w->head && started_none) {
     w->tail->next = pool->queue_head;
     pool->queue_head = w->head;
@@ -232,6 +235,7 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
       pool->queue_tail = w->tail;
     w->head = w->tail = NULL;
     w->outstanding = 0;
+    pool->cancels = 1; /* one of them may have been cancelled meanwhile */
   }
   if (w->head) {
     /* The oldest chunk is the one it was running: workers answer in order.
@@ -287,6 +291,11 @@ static void start_failed(pp_pool *pool, pp_status why) {
                           pp_strerror(why), pool->early_deaths));
 }
 
+static void send_challenge(pp_pool *pool, unsigned slot);
+
+/* Each new worker's challenge is queued with its start, not when it is
+ * reported started: the backend hands it over as soon as the channel
+ * exists, and the worker need not wait for this thread to answer. */
 static void start_workers(pp_pool *pool) {
   int want = pool->processes - live_workers(pool);
   if (want > 0 && pool->start_retry_at) {
@@ -304,6 +313,7 @@ static void start_workers(pp_pool *pool) {
       return;
     }
     w->state = PP__W_STARTING;
+    send_challenge(pool, i);
     want--;
   }
 }
@@ -440,8 +450,9 @@ static void send_challenge(pp_pool *pool, unsigned slot) {
     pp__buf_head(b)[at + 4] = (unsigned char)pp__test.challenge_version;
   if (st == PP_OK)
     st = pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
-  /* PP_EOF: the worker is gone already, its events follow. */
-  if (st != PP_OK && st != PP_EOF)
+  /* PP_EOF: the worker is gone already; PP_ESTATE: its start failed at
+   * once. Either way its events follow. */
+  if (st != PP_OK && st != PP_EOF && st != PP_ESTATE)
     kill_worker(pool, w, slot, st, NULL);
 }
 
@@ -457,8 +468,10 @@ static void refuse(pp_pool *pool, unsigned slot, const char *what) {
 }
 
 /* Offers a proven worker its lanes: a segment it maps before it reads its
- * configuration. Without one (none wanted, or none to be had here) all
- * goes through the channel, only slower. */
+ * configuration, which follows in the same batch. Without one (none
+ * wanted, or none to be had here) all goes through the channel, only
+ * slower. The parent uses the lanes once READY says the worker mapped
+ * them; work sent before goes through the channel. */
 static void offer_lanes(pp_pool *pool, unsigned slot) {
   pp__worker *w = &pool->workers[slot];
   char token[PP__SHM_TOKEN_MAX];
@@ -467,9 +480,8 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
                              pp__segment_size(pool->lane_size), &w->shm,
                              token) != PP_OK)
     return;
-  pp__buf *b = &pool->scratch;
-  size_t at;
-  pp__buf_clear(b);
+  pp__buf *b = &w->batch;
+  size_t before = pp__buf_len(b), at;
   pp_status st = pp__frame_begin(b, PP__F_LANES, 0, &at);
   if (st == PP_OK)
     st = pp__put_str16(b, token);
@@ -477,12 +489,12 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
     st = pp__put_u32(b, (uint32_t)pool->lane_size);
   if (st == PP_OK)
     st = pp__frame_end(b, at);
-  if (st == PP_OK)
-    st = pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
   if (st != PP_OK) {
+    b->end = b->start + before; /* no half frame */
     pp__shm_free(w->shm);
     w->shm = NULL;
   }
+  pool->batched = 1;
 }
 
 /* READY says whether the worker mapped its lanes; either way the segment's
@@ -511,9 +523,25 @@ static int check_proof(pp_pool *pool, unsigned slot, const pp__frame *f) {
     refuse(pool, slot, "its proof of the pool's key was wrong");
     return 0;
   }
-  w->state = PP__W_CONFIGURING;
   offer_lanes(pool, slot);
-  pp__backend_send(pool->backend, slot, pool->config_frame, pool->config_len);
+  /* The configuration goes out with this round's batch. Without an
+   * initializer the worker has nothing to fail or wait for: it takes work
+   * at once, which shares that write, and its READY is owed. Work that
+   * reaches it before READY has not started (a worker answers in order),
+   * so if it dies first that work goes back to the queue. */
+  if (pp__buf_append(&w->batch, pool->config_frame, pool->config_len) !=
+      PP_OK) {
+    kill_worker(pool, w, slot, PP_ENOMEM,
+                pp__strdup("out of memory configuring the worker"));
+    return 0;
+  }
+  pool->batched = 1;
+  if (pool->initializer[0]) {
+    w->state = PP__W_CONFIGURING;
+  } else {
+    w->state = PP__W_READY;
+    w->ready_owed = 1;
+  }
   return 1;
 }
 
@@ -588,8 +616,14 @@ static void on_input(pp_pool *pool, unsigned slot) {
         w->state = PP__W_READY;
         pool->early_deaths = 0;
         lanes_ready(pool, w, &f);
-      } else if (w->state != PP__W_RETIRING)
+      } else if (w->ready_owed && w->state == PP__W_READY) {
+        w->ready_owed = 0;
+        pool->early_deaths = 0;
+        lanes_ready(pool, w, &f);
+      } else if (w->state != PP__W_RETIRING) {
         bad = "a ready report out of place";
+      }
+      w->ready_owed = 0;
       break;
     case PP__F_INIT_FAILED:
       bad = on_init_failed(pool, w, &f);
@@ -625,8 +659,7 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
   case PP__EV_WAKE:
     break;
   case PP__EV_STARTED:
-    w->pid = ev->pid;
-    send_challenge(pool, ev->slot);
+    w->pid = ev->pid; /* its challenge went out with the start */
     break;
   case PP__EV_START_FAILED:
     pp__buf_free(&w->batch);
@@ -957,6 +990,7 @@ static void drop_finished_iters(pp_pool *pool) {
     if (it->input_done && it->job.chunks_left == 0 && !it->pulling) {
       *link = it->next_active;
       it->pool = NULL;
+      pool->iters_dropped = 1; /* its last waiter must see it end */
       pool->inflight_jobs--;
       pp__iter_release_locked(it);
     } else {
@@ -988,9 +1022,17 @@ static int step(pp_pool *pool) {
       pool->state == PP__RUN || (pool->state == PP__CLOSE && work_left(pool));
   if (wanted && pool->broken == PP_OK)
     start_workers(pool);
+  int over = pool->state == PP__TERMINATE ||
+             (pool->state == PP__CLOSE && !work_left(pool));
   if (pool->state == PP__CLOSE && !work_left(pool))
     for (unsigned i = 0; i < pool->nslots; i++)
       retire(pool, &pool->workers[i], i);
+  /* Neither state is ever left, and neither starts a worker: what the
+   * backend keeps for starting them can go while the workers leave. */
+  if (over && !pool->starts_over) {
+    pool->starts_over = 1;
+    pp__backend_shutdown(pool->backend);
+  }
   return more;
 }
 
@@ -1001,6 +1043,12 @@ static int finished(const pp_pool *pool) {
     if (pool->workers[i].state != PP__W_FREE)
       return 0;
   return 1;
+}
+
+void pp__scheduler_prime(pp_pool *pool) {
+  lock(pool);
+  start_workers(pool);
+  unlock(pool);
 }
 
 void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
@@ -1015,7 +1063,14 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     do {
       more = step(pool);
     } while (run_callbacks(pool));
-    apr_thread_cond_broadcast(pool->shared->changed);
+    /* Iterators' items and ends arrive in any pass: their waiters are woken
+     * after each. Results wake theirs when they complete (run_callbacks),
+     * join at the end. Waking those on every pass would be for nothing, and
+     * takes CPU from the workers being started or stopped. */
+    if (pool->active_iters || pool->iters_dropped) {
+      pool->iters_dropped = 0;
+      apr_thread_cond_broadcast(pool->shared->changed);
+    }
     if (finished(pool))
       break;
     long timeout = enforce_time_limits(pool);

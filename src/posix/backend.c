@@ -50,11 +50,10 @@ enum slot_state {
 
 typedef struct wslot {
   enum slot_state state;
-  int fd; /* parent's end; -1 before STARTED and once closed or hung up */
+  int fd; /* parent's end, made with the START request; -1 once closed */
   long pid;
   pp__buf in, out;
-  int hup_pending; /* hangup asked before STARTED */
-  int write_dead;  /* a send failed: the read side will report CLOSED */
+  int write_dead; /* a send failed: the read side will report CLOSED */
 } wslot;
 
 struct pp__backend {
@@ -63,8 +62,12 @@ struct pp__backend {
   int ctl;        /* -1 once the launcher is gone */
   int ctl_failed; /* a send to the launcher failed */
   int broken;     /* PP__EV_BROKEN was queued */
+  int quit_sent;  /* pp__backend_shutdown(): the launcher leaves when done */
   pp__buf ctl_in, ctl_out;
-  pp__buf fds; /* received channel ends (int), in arrival order */
+  /* Workers' ends of the channels (int) for the START records in ctl_out,
+   * in order; each leaves with its record's first byte. */
+  pp__buf start_fds;
+  size_t ctl_out_off; /* bytes of ctl_out's first record already sent */
   int wake_r, wake_w;
   int wake_is_eventfd;
   atomic_int wake_pending;
@@ -107,7 +110,6 @@ static void reset_slot(wslot *s) {
   pp__buf_free(&s->in);
   s->state = SLOT_FREE;
   s->pid = 0;
-  s->hup_pending = 0;
   s->write_dead = 0;
 }
 
@@ -171,12 +173,65 @@ static void slot_flush(wslot *s) {
 
 /* ---- the launcher's control socket ---- */
 
+static void close_fds(pp__buf *fds) {
+  while (pp__buf_len(fds) >= sizeof(int)) {
+    int fd;
+    memcpy(&fd, pp__buf_head(fds), sizeof fd);
+    pp__buf_consume(fds, sizeof fd);
+    pp__close_socket(fd);
+  }
+}
+
+/* Sends the bytes of one record, the START record's channel end attached
+ * (SCM_RIGHTS) to its first byte. */
+static ssize_t ctl_send_record(pp__backend *b, const unsigned char *p,
+                               size_t len, int fd) {
+  struct iovec iov;
+  struct msghdr mh;
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&mh, 0, sizeof mh);
+  iov.iov_base = (void *)p;
+  iov.iov_len = len;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (fd >= 0) {
+    memset(&control, 0, sizeof control);
+    mh.msg_control = control.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int));
+    struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(h), &fd, sizeof fd);
+  }
+  return sendmsg(b->ctl, &mh, PP__SEND_FLAGS);
+}
+
+/* Writes queued records without blocking, one record per call, so that
+ * each channel end travels with the first byte of its own START. */
 static void ctl_flush(pp__backend *b) {
   while (b->ctl >= 0 && pp__buf_len(&b->ctl_out)) {
-    ssize_t n = send(b->ctl, pp__buf_head(&b->ctl_out),
-                     pp__buf_len(&b->ctl_out), PP__SEND_FLAGS);
+    const unsigned char *p = pp__buf_head(&b->ctl_out);
+    size_t len = sizeof(pp__ctl_msg) - b->ctl_out_off;
+    int fd = -1;
+    if (b->ctl_out_off == 0) {
+      pp__ctl_msg m;
+      memcpy(&m, p, sizeof m);
+      if (m.type == PP__CTL_START && pp__buf_len(&b->start_fds) >= sizeof fd)
+        memcpy(&fd, pp__buf_head(&b->start_fds), sizeof fd);
+    }
+    ssize_t n = ctl_send_record(b, p, len, fd);
     if (n > 0) {
+      if (fd >= 0) {
+        /* In flight now: the launcher holds it once it reads. */
+        pp__buf_consume(&b->start_fds, sizeof fd);
+        pp__close(fd);
+      }
       pp__buf_consume(&b->ctl_out, (size_t)n);
+      b->ctl_out_off = (b->ctl_out_off + (size_t)n) % sizeof(pp__ctl_msg);
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -184,6 +239,7 @@ static void ctl_flush(pp__backend *b) {
     } else {
       b->ctl_failed = 1;
       pp__buf_clear(&b->ctl_out);
+      b->ctl_out_off = 0;
     }
   }
 }
@@ -203,10 +259,8 @@ static pp_status ctl_request(pp__backend *b, int32_t type, unsigned slot,
   return st;
 }
 
-/* Takes the channel ends that came with the bytes as SCM_RIGHTS. 0, or -1
- * when one was lost (the records could no longer be matched). */
-static int take_fds(pp__backend *b, struct msghdr *mh) {
-  int lost = (mh->msg_flags & MSG_CTRUNC) != 0;
+/* The launcher sends no descriptors: any that came anyway are closed. */
+static void drop_fds(struct msghdr *mh) {
   for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h)) {
     if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
       continue;
@@ -214,16 +268,9 @@ static int take_fds(pp__backend *b, struct msghdr *mh) {
     for (size_t k = 0; k < n; k++) {
       int fd;
       memcpy(&fd, CMSG_DATA(h) + k * sizeof(int), sizeof fd);
-#ifndef MSG_CMSG_CLOEXEC
-      pp__set_cloexec(fd);
-#endif
-      if (pp__buf_append(&b->fds, &fd, sizeof fd) != PP_OK) {
-        pp__close(fd);
-        lost = 1;
-      }
+      pp__close(fd);
     }
   }
-  return lost ? -1 : 0;
 }
 
 /* Reads what the launcher sent. 1 when its socket ended (EOF, error), -1
@@ -255,36 +302,28 @@ static int ctl_read(pp__backend *b) {
         continue;
       return !(errno == EAGAIN || errno == EWOULDBLOCK);
     }
-    if (take_fds(b, &mh) != 0 || n == 0)
+    drop_fds(&mh);
+    if (n == 0)
       return 1;
     pp__buf_commit(&b->ctl_in, (size_t)n);
   }
 }
 
-static void on_started(pp__backend *b, const pp__ctl_msg *m, int fd) {
+static void on_started(pp__backend *b, const pp__ctl_msg *m) {
   wslot *s = slot_at(b, m->slot);
-  if (!s || s->state != SLOT_STARTING) {
-    /* Not ours to run: its EOF makes that worker exit. */
-    pp__close_socket(fd);
+  if (!s || s->state != SLOT_STARTING)
     return;
-  }
   s->state = SLOT_LIVE;
   s->pid = (long)m->pid;
-  s->fd = fd;
   pp__event ev;
   memset(&ev, 0, sizeof ev);
   ev.pid = s->pid;
   emit(b, PP__EV_STARTED, m->slot, &ev);
-  if (s->hup_pending || pp__set_nonblock(fd) != 0) {
-    /* A blocking channel could stall the scheduler: give it up, the
-     * worker sees EOF and EXITED follows. */
-    int hup = s->hup_pending;
-    close_channel(s);
-    if (!hup)
-      emit(b, PP__EV_CLOSED, m->slot, NULL);
-    return;
-  }
-  slot_flush(s); /* what the core queued while the worker started */
+  slot_flush(s); /* what did not fit in the socket while it started */
+  /* The worker may have answered already (its challenge was waiting for
+   * it): take that now rather than in another round of poll(). */
+  if (s->fd >= 0)
+    slot_read(b, m->slot, READ_LIMIT);
 }
 
 static void on_exited(pp__backend *b, unsigned i, long pid, pp__exit how) {
@@ -308,12 +347,7 @@ static int ctl_parse(pp__backend *b) {
     pp__buf_consume(&b->ctl_in, sizeof m);
     wslot *s = slot_at(b, m.slot);
     if (m.type == PP__CTL_STARTED) {
-      int fd;
-      if (pp__buf_len(&b->fds) < sizeof fd)
-        return 1;
-      memcpy(&fd, pp__buf_head(&b->fds), sizeof fd);
-      pp__buf_consume(&b->fds, sizeof fd);
-      on_started(b, &m, fd);
+      on_started(b, &m);
     } else if (m.type == PP__CTL_START_FAILED) {
       if (!s || s->state != SLOT_STARTING)
         continue;
@@ -347,12 +381,7 @@ static void go_broken(pp__backend *b) {
   pp__close_socket(b->ctl);
   b->ctl = -1;
   pp__buf_free(&b->ctl_out);
-  while (pp__buf_len(&b->fds) >= sizeof(int)) {
-    int fd;
-    memcpy(&fd, pp__buf_head(&b->fds), sizeof fd);
-    pp__buf_consume(&b->fds, sizeof fd);
-    pp__close_socket(fd);
-  }
+  close_fds(&b->start_fds);
   pp__event ev;
   memset(&ev, 0, sizeof ev);
   ev.status = PP_ESYSTEM;
@@ -369,6 +398,28 @@ static void go_broken(pp__backend *b) {
       on_exited(b, i, s->pid, how);
     }
   }
+}
+
+/* Whether a slot still has a worker the launcher must start or reap. */
+static int any_worker(const pp__backend *b) {
+  for (unsigned i = 0; i < b->cfg.max_slots; i++)
+    if (b->slots[i].state == SLOT_STARTING || b->slots[i].state == SLOT_LIVE)
+      return 1;
+  return 0;
+}
+
+/* The launcher's socket ended. After QUIT, with every worker reported, that
+ * is the launcher leaving as asked; otherwise it died. */
+static void ctl_ended(pp__backend *b) {
+  if (b->quit_sent && !any_worker(b)) {
+    pp__close_socket(b->ctl);
+    b->ctl = -1;
+    pp__buf_free(&b->ctl_out);
+    b->ctl_out_off = 0;
+    close_fds(&b->start_fds);
+    return;
+  }
+  go_broken(b);
 }
 
 /* ---- wake-ups ---- */
@@ -433,18 +484,13 @@ static void backend_free(pp__backend *b) {
     while (waitpid(b->launcher, NULL, 0) < 0 && errno == EINTR) {
     }
   }
-  while (pp__buf_len(&b->fds) >= sizeof(int)) {
-    int fd;
-    memcpy(&fd, pp__buf_head(&b->fds), sizeof fd);
-    pp__buf_consume(&b->fds, sizeof fd);
-    pp__close(fd);
-  }
+  close_fds(&b->start_fds);
   pp__close(b->wake_r);
   if (b->wake_w != b->wake_r)
     pp__close(b->wake_w);
   pp__buf_free(&b->ctl_in);
   pp__buf_free(&b->ctl_out);
-  pp__buf_free(&b->fds);
+  pp__buf_free(&b->start_fds);
   pp__buf_free(&b->events);
   free(b->slots);
   free(b->pfd);
@@ -500,7 +546,7 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   pp_status st = PP_ENOMEM;
   if (b->slots && b->pfd && b->pfd_slot &&
       pp__buf_reserve(&b->events, b->events_room) == PP_OK &&
-      pp__buf_reserve(&b->fds, (n + 8) * sizeof(int)) == PP_OK) {
+      pp__buf_reserve(&b->start_fds, (n + 8) * sizeof(int)) == PP_OK) {
     for (size_t i = 0; i < n; i++)
       b->slots[i].fd = -1;
     st = make_wake(b) == 0 ? PP_OK : pp__errno_status(errno);
@@ -530,12 +576,41 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
     return PP_ESTATE;
   if (b->broken)
     return PP_ESYSTEM;
-  pp_status st = ctl_request(b, PP__CTL_START, slot, 0);
-  if (st != PP_OK)
+  if (b->quit_sent)
+    return PP_ESTATE;
+  /* The channel is made here and the worker's end goes to the launcher
+   * with the request: what the core sends now (the challenge) waits in the
+   * socket, and the worker finds it there as it starts, without a round
+   * trip through this thread after STARTED. */
+  int sv[2];
+  if (pp__socketpair(sv) != 0)
+    return pp__errno_status(errno);
+  pp_status st = pp__set_nonblock(sv[0]) == 0 ? PP_OK : pp__errno_status(errno);
+  if (st == PP_OK)
+    st = pp__buf_append(&b->start_fds, &sv[1], sizeof sv[1]);
+  if (st == PP_OK) {
+    st = ctl_request(b, PP__CTL_START, slot, 0);
+    if (st != PP_OK) /* not queued, so not sent: still the last one */
+      b->start_fds.end -= sizeof sv[1];
+  }
+  if (st != PP_OK) {
+    pp__close(sv[0]);
+    pp__close(sv[1]);
     return st;
+  }
   reset_slot(s);
   s->state = SLOT_STARTING;
+  s->fd = sv[0];
   return PP_OK;
+}
+
+void pp__backend_shutdown(pp__backend *b) {
+  if (!b || b->quit_sent)
+    return;
+  b->quit_sent = 1;
+  /* Lost only with the launcher itself, and then nothing is left for it to
+   * do: ctl_ended() or go_broken() settles the rest. */
+  ctl_request(b, PP__CTL_QUIT, 0, 0);
 }
 
 pp_status pp__backend_send(pp__backend *b, unsigned slot, const void *data,
@@ -545,8 +620,6 @@ pp_status pp__backend_send(pp__backend *b, unsigned slot, const void *data,
     return PP_EINVAL;
   if (s->state == SLOT_FREE)
     return PP_ESTATE;
-  if (s->state == SLOT_STARTING)
-    return s->hup_pending ? PP_EOF : pp__buf_append(&s->out, data, len);
   if (s->fd < 0 || s->write_dead)
     return PP_EOF;
   if (len == 0)
@@ -606,8 +679,8 @@ pp_status pp__backend_hangup(pp__backend *b, unsigned slot) {
   case SLOT_FREE:
     return PP_ESTATE;
   case SLOT_STARTING:
-    s->hup_pending = 1;
-    pp__buf_free(&s->out);
+    /* The worker sees EOF as soon as it starts, and exits. */
+    close_channel(s);
     return PP_OK;
   default:
     /* Queued output is dropped with the channel: EOF is the message. */
@@ -669,7 +742,10 @@ static nfds_t build_pollfds(pp__backend *b, nfds_t *ctl_at) {
   }
   for (unsigned i = 0; i < b->cfg.max_slots; i++) {
     wslot *s = &b->slots[i];
-    if (s->fd < 0)
+    /* Not before STARTED: no event of a slot may come before that one (a
+     * start that fails closes the worker's end, and only START_FAILED must
+     * tell). What is written meanwhile waits in the socket. */
+    if (s->fd < 0 || s->state == SLOT_STARTING)
       continue;
     b->pfd_slot[n] = i;
     b->pfd[n].fd = s->fd;
@@ -711,8 +787,10 @@ static pp_status handle_ready(pp__backend *b, nfds_t n, nfds_t ctl_at) {
       ended = ctl_read(b);
     if (ended < 0)
       st = PP_ENOMEM;
-    if (ctl_parse(b) != 0 || ended > 0)
+    if (ctl_parse(b) != 0)
       go_broken(b);
+    else if (ended > 0)
+      ctl_ended(b);
   }
   return st;
 }

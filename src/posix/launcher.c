@@ -46,6 +46,10 @@
  * closed at once. */
 #define LAUNCHER_CTL_FD PP__LAUNCHER_CTL_FD
 
+/* Channel ends received with START records and not yet used: records are
+ * handled as they arrive, so a few at most. */
+#define LAUNCHER_MAX_FDS 16
+
 /* How often the launcher checks that its parent still lives (ms): a copy
  * of the parent's control socket leaked into another process would
  * otherwise hide the parent's death. */
@@ -59,11 +63,19 @@ typedef struct launcher {
   pid_t parent;
   pid_t *pids;               /* by slot: the unreaped worker, or 0 */
   const pp__exec_plan *plan; /* spawn: how a worker is executed */
+  /* Spawn only: by slot, 1 + the read end of the exec-error pipe of a
+   * child whose exec is not settled yet (0: none); and room to poll them
+   * next to the control socket and the self-pipe. */
+  int *execs;
+  struct pollfd *pfd;
+  int quitting; /* QUIT came: leave once no worker is left */
   /* What a worker gets back: the parent's signal state at fork time. */
   struct sigaction old_chld, old_int;
   sigset_t old_mask;
   unsigned char in[64 * sizeof(pp__ctl_msg)];
   size_t inlen;
+  int fds[LAUNCHER_MAX_FDS]; /* workers' channel ends, for the STARTs */
+  unsigned nfds;
 } launcher;
 
 /* The handler's end of the self-pipe (one launcher per process). */
@@ -79,45 +91,13 @@ static void on_sigchld(int sig) {
   errno = saved;
 }
 
-/* Sends one record, with `fd` attached as SCM_RIGHTS when >= 0. Blocking:
- * the parent never blocks on us, so this cannot deadlock; a parent that
- * went away makes it fail with EPIPE. */
-static int send_msg(launcher *L, const pp__ctl_msg *m, int fd) {
+/* Sends one record. Blocking: the parent never blocks on us, so this
+ * cannot deadlock; a parent that went away makes it fail with EPIPE. */
+static int send_msg(launcher *L, const pp__ctl_msg *m) {
   const unsigned char *p = (const unsigned char *)m;
   size_t left = sizeof *m;
-  ssize_t n;
-  if (fd >= 0) {
-    union {
-      struct cmsghdr align;
-      char buf[CMSG_SPACE(sizeof(int))];
-    } control;
-    struct iovec iov;
-    struct msghdr mh;
-    memset(&control, 0, sizeof control);
-    memset(&mh, 0, sizeof mh);
-    iov.iov_base = (void *)m;
-    iov.iov_len = left;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int));
-    struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
-    h->cmsg_level = SOL_SOCKET;
-    h->cmsg_type = SCM_RIGHTS;
-    h->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(h), &fd, sizeof fd);
-    do
-      n = sendmsg(L->ctl, &mh, PP__SEND_FLAGS);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0)
-      return -1;
-    /* A signal may cut a stream send short; the descriptor went with the
-     * first byte, the rest follows plain. */
-    p += n;
-    left -= (size_t)n;
-  }
   while (left > 0) {
-    n = send(L->ctl, p, left, PP__SEND_FLAGS);
+    ssize_t n = send(L->ctl, p, left, PP__SEND_FLAGS);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -136,7 +116,7 @@ static int send_simple(launcher *L, int32_t type, uint32_t slot, pid_t pid,
   m.slot = slot;
   m.pid = pid;
   m.status = (int32_t)status;
-  return send_msg(L, &m, -1);
+  return send_msg(L, &m);
 }
 
 /* In a new worker process: back to the parent's signal state, so a fork
@@ -168,8 +148,12 @@ static int cloexec_pipe(int p[2]) {
  * worker's end of the channel as its descriptor PP__SPAWN_CHANNEL_FD and
  * nothing else but the standard streams (every other descriptor here is
  * close-on-exec). An exec failure comes back through a close-on-exec pipe,
- * as libuv does it: EOF on the pipe means the exec happened. */
-static pid_t exec_worker(launcher *L, int worker_end) {
+ * as libuv does it: EOF on the pipe means the exec happened. That is not
+ * waited for here: the pipe is kept in L->execs and watched by
+ * launcher_run(), so that the next worker's exec runs at the same time as
+ * this one (an exec and the program's start take most of a millisecond);
+ * exec_settle() then reports the start. */
+static pid_t exec_worker(launcher *L, uint32_t slot, int worker_end) {
   int ep[2];
   if (cloexec_pipe(ep) != 0)
     return -1;
@@ -199,18 +183,7 @@ static pid_t exec_worker(launcher *L, int worker_end) {
     errno = saved;
     return -1;
   }
-  int err = 0;
-  ssize_t n;
-  do
-    n = read(ep[0], &err, sizeof err);
-  while (n < 0 && errno == EINTR);
-  pp__close(ep[0]);
-  if (n == (ssize_t)sizeof err) {
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-    errno = err;
-    return -1;
-  }
+  L->execs[slot] = ep[0] + 1;
   return pid;
 }
 
@@ -218,9 +191,9 @@ static pid_t exec_worker(launcher *L, int worker_end) {
  * the fork and forkserver contexts: fork, keep 0, 1, 2 and the worker's
  * end, run the worker loop. In the spawn context: exec_worker(). Returns
  * the pid, or -1 with errno. */
-static pid_t launch_worker(launcher *L, int parent_end, int worker_end) {
+static pid_t launch_worker(launcher *L, uint32_t slot, int worker_end) {
   if (L->plan)
-    return exec_worker(L, worker_end);
+    return exec_worker(L, slot, worker_end);
   pid_t pid = fork();
   if (pid != 0)
     return pid;
@@ -228,7 +201,9 @@ static pid_t launch_worker(launcher *L, int parent_end, int worker_end) {
   pp__close(L->ctl);
   pp__close(L->sig_r);
   pp__close(L->sig_w);
-  pp__close(parent_end);
+  /* Other workers' ends that came already are not this worker's to hold. */
+  for (unsigned k = 0; k < L->nfds; k++)
+    pp__close(L->fds[k]);
   restore_signals(L);
 #ifdef __linux__
   /* A worker never outlives its launcher (killed by hand, say): nobody
@@ -246,30 +221,79 @@ static pid_t launch_worker(launcher *L, int parent_end, int worker_end) {
   _exit(code);
 }
 
-static int start_worker(launcher *L, uint32_t slot) {
-  if (slot >= L->cfg.max_slots || L->pids[slot] != 0)
+/* The channel end that came with the oldest START not yet handled, or -1. */
+static int take_fd(launcher *L) {
+  if (L->nfds == 0)
+    return -1;
+  int fd = L->fds[0];
+  L->nfds--;
+  memmove(L->fds, L->fds + 1, L->nfds * sizeof *L->fds);
+  return fd;
+}
+
+/* `fd`: the worker's end of the channel the parent made for it. */
+static int start_worker(launcher *L, uint32_t slot, int fd) {
+  if (fd < 0)
+    return send_simple(L, PP__CTL_START_FAILED, slot, 0, PP_ESYSTEM);
+  if (slot >= L->cfg.max_slots || L->pids[slot] != 0) {
+    pp__close(fd);
     return send_simple(L, PP__CTL_START_FAILED, slot, 0, PP_ESTATE);
-  int sv[2];
-  if (pp__socketpair(sv) != 0)
-    return send_simple(L, PP__CTL_START_FAILED, slot, 0,
-                       pp__errno_status(errno));
-  pid_t pid = launch_worker(L, sv[0], sv[1]);
+  }
+  pid_t pid = launch_worker(L, slot, fd);
   int err = errno;
-  pp__close(sv[1]);
-  if (pid < 0) {
-    pp__close(sv[0]);
+  /* Our copy must go, or the parent would not see EOF when that worker
+   * ends (or, when none started, at once). */
+  pp__close(fd);
+  if (pid < 0)
+    return send_simple(L, PP__CTL_START_FAILED, slot, 0, pp__errno_status(err));
+  L->pids[slot] = pid;
+  if (L->plan)
+    return 0; /* STARTED once its exec is settled (exec_settle) */
+  return send_simple(L, PP__CTL_STARTED, slot, pid, PP_OK);
+}
+
+/* Spawn: the slot's child has exec'd (EOF on its pipe: STARTED) or failed
+ * to (an errno: START_FAILED, and the child, which exits at once, is
+ * reaped unless `reaped` says it was). Blocks only until one of the two,
+ * which poll() or the child's end has shown. -1 when the parent is gone. */
+static int exec_settle(launcher *L, uint32_t slot, int reaped) {
+  int fd = L->execs[slot] - 1;
+  L->execs[slot] = 0;
+  int err = 0;
+  ssize_t n;
+  do
+    n = read(fd, &err, sizeof err);
+  while (n < 0 && errno == EINTR);
+  pp__close(fd);
+  pid_t pid = L->pids[slot];
+  if (n == (ssize_t)sizeof err) {
+    if (!reaped)
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+      }
+    L->pids[slot] = 0;
     return send_simple(L, PP__CTL_START_FAILED, slot, 0, pp__errno_status(err));
   }
-  L->pids[slot] = pid;
-  pp__ctl_msg m;
-  memset(&m, 0, sizeof m);
-  m.type = PP__CTL_STARTED;
-  m.slot = slot;
-  m.pid = pid;
-  int rc = send_msg(L, &m, sv[0]);
-  /* Our copy must go, or that worker would never see the parent's EOF. */
-  pp__close(sv[0]);
-  return rc;
+  return send_simple(L, PP__CTL_STARTED, slot, pid, PP_OK);
+}
+
+/* Keeps the channel ends that came with the bytes (SCM_RIGHTS), in order. */
+static void keep_fds(launcher *L, struct msghdr *mh) {
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h)) {
+    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+      continue;
+    size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t k = 0; k < n; k++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(h) + k * sizeof(int), sizeof fd);
+#ifndef MSG_CMSG_CLOEXEC
+      pp__set_cloexec(fd);
+#endif
+      if (L->nfds < LAUNCHER_MAX_FDS)
+        L->fds[L->nfds++] = fd;
+      else
+        pp__close(fd); /* its START fails for want of it */
+    }
+  }
 }
 
 static void kill_worker(launcher *L, uint32_t slot, int64_t pid, int sig) {
@@ -282,12 +306,30 @@ static void kill_worker(launcher *L, uint32_t slot, int64_t pid, int sig) {
 
 /* Reads and runs the parent's requests. -1 when the parent is gone. */
 static int read_requests(launcher *L) {
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(LAUNCHER_MAX_FDS * sizeof(int))];
+  } control;
+  struct iovec iov;
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  iov.iov_base = L->in + L->inlen;
+  iov.iov_len = sizeof L->in - L->inlen;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control.buf;
+  mh.msg_controllen = sizeof control.buf;
+  int flags = 0;
+#ifdef MSG_CMSG_CLOEXEC
+  flags |= MSG_CMSG_CLOEXEC;
+#endif
   ssize_t n;
   do
-    n = recv(L->ctl, L->in + L->inlen, sizeof L->in - L->inlen, 0);
+    n = recvmsg(L->ctl, &mh, flags);
   while (n < 0 && errno == EINTR);
   if (n <= 0)
     return -1;
+  keep_fds(L, &mh);
   L->inlen += (size_t)n;
   size_t at = 0;
   while (L->inlen - at >= sizeof(pp__ctl_msg)) {
@@ -295,10 +337,12 @@ static int read_requests(launcher *L) {
     memcpy(&m, L->in + at, sizeof m);
     at += sizeof m;
     if (m.type == PP__CTL_START) {
-      if (start_worker(L, m.slot) != 0)
+      if (start_worker(L, m.slot, take_fd(L)) != 0)
         return -1;
     } else if (m.type == PP__CTL_KILL || m.type == PP__CTL_TERM) {
       kill_worker(L, m.slot, m.pid, m.type == PP__CTL_KILL ? SIGKILL : SIGTERM);
+    } else if (m.type == PP__CTL_QUIT) {
+      L->quitting = 1;
     }
   }
   memmove(L->in, L->in + at, L->inlen - at);
@@ -318,6 +362,14 @@ static int reap(launcher *L) {
     for (uint32_t slot = 0; slot < L->cfg.max_slots; slot++) {
       if (L->pids[slot] != pid)
         continue;
+      /* Ended before its exec was seen to settle: the start is reported
+       * first, and a failed one is all there is to report. */
+      if (L->execs && L->execs[slot]) {
+        if (exec_settle(L, slot, 1) != 0)
+          return -1;
+        if (L->pids[slot] == 0)
+          break;
+      }
       L->pids[slot] = 0;
       pp__ctl_msg m;
       memset(&m, 0, sizeof m);
@@ -330,7 +382,7 @@ static int reap(launcher *L) {
       } else {
         m.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       }
-      if (send_msg(L, &m, -1) != 0)
+      if (send_msg(L, &m) != 0)
         return -1;
       break;
     }
@@ -406,6 +458,13 @@ static int setup_signals(launcher *L) {
   return sigprocmask(SIG_UNBLOCK, &unblock, &L->old_mask);
 }
 
+static int has_workers(const launcher *L) {
+  for (uint32_t slot = 0; slot < L->cfg.max_slots; slot++)
+    if (L->pids[slot] != 0)
+      return 1;
+  return 0;
+}
+
 static void stop_workers(launcher *L) {
   for (uint32_t slot = 0; slot < L->cfg.max_slots; slot++)
     if (L->pids[slot] != 0)
@@ -431,23 +490,45 @@ static int launcher_run(launcher *L) {
     return 1;
 
   for (;;) {
-    struct pollfd p[2];
+    struct pollfd two[2];
+    struct pollfd *p = L->pfd ? L->pfd : two;
+    nfds_t np = 2;
     p[0].fd = L->ctl;
     p[0].events = POLLIN;
     p[0].revents = 0;
     p[1].fd = L->sig_r;
     p[1].events = POLLIN;
     p[1].revents = 0;
-    int n = poll(p, 2, LAUNCHER_PARENT_CHECK_MS);
+    for (uint32_t slot = 0; L->execs && slot < L->cfg.max_slots; slot++) {
+      if (!L->execs[slot])
+        continue;
+      p[np].fd = L->execs[slot] - 1;
+      p[np].events = POLLIN;
+      p[np++].revents = 0;
+    }
+    int n = poll(p, np, LAUNCHER_PARENT_CHECK_MS);
     if (n < 0 && errno != EINTR)
       break;
     if (getppid() != L->parent)
       break;
     if (n > 0 && p[1].revents)
       drain(L->sig_r);
-    if (reap(L) != 0)
+    /* The same slots in the same order as above: nothing changed them. */
+    int failed = 0;
+    nfds_t k = 2;
+    for (uint32_t slot = 0; n > 0 && k < np; slot++) {
+      if (!L->execs[slot])
+        continue;
+      if (p[k++].revents && exec_settle(L, slot, 0) != 0)
+        failed = 1;
+    }
+    if (failed || reap(L) != 0)
       break;
     if (n > 0 && p[0].revents && read_requests(L) != 0)
+      break;
+    /* Leaving as soon as the pool needs us no more lets our exit overlap
+     * the pool's own shutdown, instead of following it. */
+    if (L->quitting && !has_workers(L))
       break;
   }
   stop_workers(L);
@@ -463,9 +544,15 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
   /* Allocated here so that the launcher, a fork of a process that may
    * have threads, needs no malloc of its own. */
   pid_t *pids = calloc(cfg->max_slots, sizeof *pids);
-  if (!pids || pp__set_nonblock(sv[0]) != 0) {
-    pp_status st = pids ? pp__errno_status(errno) : PP_ENOMEM;
+  int *execs = plan ? calloc(cfg->max_slots, sizeof *execs) : NULL;
+  struct pollfd *pfd =
+      plan ? calloc((size_t)cfg->max_slots + 2, sizeof *pfd) : NULL;
+  int nomem = !pids || (plan && (!execs || !pfd));
+  if (nomem || pp__set_nonblock(sv[0]) != 0) {
+    pp_status st = nomem ? PP_ENOMEM : pp__errno_status(errno);
     free(pids);
+    free(execs);
+    free(pfd);
     pp__close(sv[0]);
     pp__close(sv[1]);
     return st;
@@ -486,11 +573,15 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
     L.parent = parent;
     L.pids = pids;
     L.plan = plan;
+    L.execs = execs;
+    L.pfd = pfd;
     close(sv[0]);
     _exit(launcher_run(&L));
   }
   int err = errno;
   free(pids);
+  free(execs);
+  free(pfd);
   pp__close(sv[1]);
   if (pid < 0) {
     pp__close(sv[0]);

@@ -61,16 +61,18 @@ void pp__exec_plan_free(pp__exec_plan *plan);
  *
  * Fixed-size records on a stream socket. The launcher is a fork of the
  * parent, or in the forkserver context the same executable started
- * afresh, so both sides share one binary layout. STARTED carries the
- * parent's end of the new worker's channel as SCM_RIGHTS ancillary data,
- * attached to the record's first byte. */
+ * afresh, so both sides share one binary layout. START carries the
+ * worker's end of the channel the parent made for it, as SCM_RIGHTS
+ * ancillary data attached to the record's first byte. */
 enum {
-  PP__CTL_START = 1,    /* parent -> launcher: slot */
+  PP__CTL_START = 1,    /* parent -> launcher: slot, + channel fd */
   PP__CTL_KILL,         /* parent -> launcher: slot, pid (0: whoever runs) */
   PP__CTL_TERM,         /* parent -> launcher: as KILL, with SIGTERM */
-  PP__CTL_STARTED,      /* launcher -> parent: slot, pid, + channel fd */
+  PP__CTL_STARTED,      /* launcher -> parent: slot, pid */
   PP__CTL_START_FAILED, /* launcher -> parent: slot, status */
-  PP__CTL_EXITED        /* launcher -> parent: slot, pid, signaled, code */
+  PP__CTL_EXITED,       /* launcher -> parent: slot, pid, signaled, code */
+  PP__CTL_QUIT          /* parent -> launcher: no more START; leave once
+                           every worker is reaped and reported */
 };
 
 typedef struct pp__ctl_msg {

@@ -567,6 +567,11 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
   return PP_OK;
 }
 
+void pp__backend_shutdown(pp__backend *b) {
+  /* Workers are started by this process itself: nothing to let go early. */
+  (void)b;
+}
+
 pp_status pp__backend_send(pp__backend *b, unsigned slot, const void *data,
                            size_t len) {
   wslot *s = slot_at(b, slot);
