@@ -98,6 +98,16 @@ typedef enum pp__job_kind {
 
 typedef struct pp__job pp__job;
 
+/* Where a chunk's memory comes from, so that one pp__chunk_free() frees
+ * each kind right: small calls cost one allocation, not three. */
+typedef enum pp__chunk_mem {
+  PP__CHUNK_OWN = 0,      /* chunk and frame malloc'd apart (frame may be
+                             NULL) */
+  PP__CHUNK_FRAME_INLINE, /* the frame follows the chunk in its allocation */
+  PP__CHUNK_IN_JOB        /* chunk and frame live in the job's allocation
+                             (an apply), freed with the result */
+} pp__chunk_mem;
+
 /* One unit sent to one worker: a frame holding `count` calls. */
 typedef struct pp__chunk {
   struct pp__chunk *next;
@@ -107,6 +117,7 @@ typedef struct pp__chunk {
   unsigned char *frame; /* encoded frame; NULL for records (built at send) */
   size_t frame_len;
   apr_time_t sent_at;
+  pp__chunk_mem mem;
 } pp__chunk;
 
 /* What results and iterators share: the work the scheduler tracks. */
@@ -150,6 +161,11 @@ struct pp_result {
   size_t nrec_errors, caprec_errors;
   pp_callbacks cb;
   struct pp_result *next_done; /* scheduler's list of completions to notify */
+  /* An apply is one allocation: the result, its item, its chunk and frame,
+   * and room for a small value, which then needs no allocation either. */
+  int one_block;              /* items (and the chunk) are inside r */
+  unsigned char *small_value; /* NULL, or inline room for a value */
+  size_t small_cap;           /* bytes of it, the NUL included */
 };
 
 typedef struct pp__slot {
@@ -284,6 +300,8 @@ int pp__on_scheduler(pp_pool *pool);
 pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
                            const pp_bytes *single, size_t count,
                            pp__chunk **out);
+/* Frees a finished chunk as its `mem` says. */
+void pp__chunk_free(pp__chunk *c);
 
 /* result.c */
 /* Records one chunk's outcomes into the job (lock held). `outcomes` has

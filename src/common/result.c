@@ -48,8 +48,20 @@ static void finish(pp_result *r) {
 
 int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
                           const pp__outcome *outcomes, const pp__outcome *all) {
-  for (size_t i = 0; i < chunk->count; i++)
-    pp__item_set(&r->items[chunk->first + i], outcomes ? &outcomes[i] : all);
+  const pp__outcome *o = outcomes ? outcomes : all;
+  if (r->small_value && chunk->count == 1 && o->len < r->small_cap) {
+    /* An apply's small value goes into the result's own block. */
+    pp__item *item = &r->items[chunk->first];
+    item->status = o->status;
+    item->len = o->len;
+    item->data = r->small_value;
+    if (o->len)
+      memcpy(item->data, o->data, o->len);
+    item->data[o->len] = '\0';
+  } else {
+    for (size_t i = 0; i < chunk->count; i++)
+      pp__item_set(&r->items[chunk->first + i], outcomes ? &outcomes[i] : all);
+  }
   if (--r->job.chunks_left)
     return 0;
   finish(r);
@@ -103,11 +115,13 @@ int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
 static void result_destroy(pp_result *r) {
   if (r->items)
     for (size_t i = 0; i < r->job.count; i++)
-      free(r->items[i].data);
+      if (r->items[i].data != r->small_value)
+        free(r->items[i].data);
   for (size_t i = 0; i < r->nrec_errors; i++)
     free(r->rec_errors[i].item.data);
   free(r->rec_errors);
-  free(r->items);
+  if (!r->one_block) /* else the items, chunk and frame go with r */
+    free(r->items);
   free(r->field_sizes);
   free(r->error);
   free(r);

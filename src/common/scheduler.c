@@ -50,8 +50,7 @@ static void chunk_done(pp_pool *pool, pp__chunk *c, const pp__outcome *outs,
     if (finished)
       notify_later(pool, r);
   }
-  free(c->frame);
-  free(c);
+  pp__chunk_free(c);
 }
 
 static void chunk_failed(pp_pool *pool, pp__chunk *c, pp_status why,
