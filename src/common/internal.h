@@ -2,6 +2,7 @@
 #ifndef PP_INTERNAL_H
 #define PP_INTERNAL_H
 
+#include "atomic.h"
 #include "backend.h"
 #include "buf.h"
 #include "procpool.h"
@@ -168,6 +169,16 @@ struct pp_result {
   size_t small_cap;           /* bytes of it, the NUL included */
 };
 
+/* The values of one imap chunk in one allocation, each NUL-terminated:
+ * one malloc per chunk instead of one per item. Each pp_value handed out
+ * holds a reference; the last pp_value_clear() frees the block. */
+typedef struct pp__value_block {
+  pp__atomic_u32 refs;
+  /* the values' bytes follow */
+} pp__value_block;
+
+void pp__value_block_release(pp__value_block *block);
+
 typedef struct pp__slot {
   int filled;
   pp_value value;
@@ -194,6 +205,15 @@ struct pp_iter {
   pp__slot *slots;  /* ordered: by index mod window; unordered: a FIFO */
   size_t fifo_head, fifo_len;
   struct pp_iter *next_active;
+  size_t frame_hint; /* bytes the last input frame took (scheduler only) */
+  /* Items pp_iter_next() took from the slots in one go, handed out one by
+   * one under take_lock alone, so that the pool's lock, which the scheduler
+   * holds much of the time, is taken once per batch, not once per item.
+   * They count as delivered already. */
+  apr_pool_t *mem; /* holds take_lock */
+  apr_thread_mutex_t *take_lock;
+  pp_value *cache;
+  size_t cache_cap, cache_pos, cache_len;
 };
 
 typedef enum pp__pool_state {
