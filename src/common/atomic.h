@@ -10,8 +10,12 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 typedef apr_uint32_t pp__atomic_u32;
+/* Stores `v`, publishing every write made before it to pp__atomic_get(). */
 static inline void pp__atomic_set(pp__atomic_u32 *a, apr_uint32_t v) {
   __atomic_store_n(a, v, __ATOMIC_RELEASE);
+}
+static inline apr_uint32_t pp__atomic_get(const pp__atomic_u32 *a) {
+  return __atomic_load_n(a, __ATOMIC_ACQUIRE);
 }
 /* Decrements; 1 when that made it zero. Acquire and release both: whoever
  * drops the last reference sees every write made before the others'. */
@@ -22,6 +26,11 @@ static inline int pp__atomic_dec_is_zero(pp__atomic_u32 *a) {
 typedef volatile apr_uint32_t pp__atomic_u32;
 static inline void pp__atomic_set(pp__atomic_u32 *a, apr_uint32_t v) {
   apr_atomic_set32(a, v);
+}
+static inline apr_uint32_t pp__atomic_get(pp__atomic_u32 *a) {
+  /* An interlocked no-op: a full barrier, where a volatile read might be
+   * none (ARM64). */
+  return apr_atomic_cas32(a, 0, 0);
 }
 static inline int pp__atomic_dec_is_zero(pp__atomic_u32 *a) {
   return apr_atomic_dec32(a) == 0; /* a full barrier on Windows */

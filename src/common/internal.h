@@ -151,8 +151,11 @@ struct pp_result {
                            results before it goes away) */
   int apply;            /* one call: pp_result_value() applies */
   unsigned refs; /* the caller's and, while pending, the pool's; under lock */
-  int done;      /* outcome final: accessors work (callbacks see this) */
-  int ready;     /* done and callbacks have run: waiters may return */
+  /* Set under the lock, read without it: a caller that sees one set (an
+   * acquire) sees the outcome recorded before it, and needs no lock. */
+  pp__atomic_u32 done;  /* outcome final: accessors work (callbacks see
+                           this) */
+  pp__atomic_u32 ready; /* done and callbacks have run: waiters may return */
   pp_status status;
   char *error;     /* first failure's message */
   pp__item *items; /* job.count items (calls) */

@@ -100,7 +100,7 @@ static int run_callbacks(pp_pool *pool) {
     lock(pool);
     while (list) {
       pp_result *next = list->next_done;
-      list->ready = 1;
+      pp__atomic_set(&list->ready, 1);
       pool->inflight_jobs--;
       pp__result_release_locked(list);
       list = next;
