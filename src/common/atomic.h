@@ -22,6 +22,15 @@ static inline apr_uint32_t pp__atomic_get(const pp__atomic_u32 *a) {
 static inline int pp__atomic_dec_is_zero(pp__atomic_u32 *a) {
   return __atomic_sub_fetch(a, 1, __ATOMIC_ACQ_REL) == 0;
 }
+/* A lock word: 1 when taken by a winning exchange, 0 again by a release
+ * store, which on x86 is a plain store where a mutex's unlock is a second
+ * locked instruction. */
+static inline int pp__atomic_try_take(pp__atomic_u32 *a) {
+  return __atomic_exchange_n(a, 1, __ATOMIC_ACQUIRE) == 0;
+}
+static inline void pp__atomic_give(pp__atomic_u32 *a) {
+  __atomic_store_n(a, 0, __ATOMIC_RELEASE);
+}
 #else
 typedef volatile apr_uint32_t pp__atomic_u32;
 static inline void pp__atomic_set(pp__atomic_u32 *a, apr_uint32_t v) {
@@ -34,6 +43,12 @@ static inline apr_uint32_t pp__atomic_get(pp__atomic_u32 *a) {
 }
 static inline int pp__atomic_dec_is_zero(pp__atomic_u32 *a) {
   return apr_atomic_dec32(a) == 0; /* a full barrier on Windows */
+}
+static inline int pp__atomic_try_take(pp__atomic_u32 *a) {
+  return apr_atomic_xchg32(a, 1) == 0;
+}
+static inline void pp__atomic_give(pp__atomic_u32 *a) {
+  apr_atomic_xchg32(a, 0);
 }
 #endif
 

@@ -213,8 +213,8 @@ struct pp_iter {
    * one under take_lock alone, so that the pool's lock, which the scheduler
    * holds much of the time, is taken once per batch, not once per item.
    * They count as delivered already. */
-  apr_pool_t *mem; /* holds take_lock */
-  apr_thread_mutex_t *take_lock;
+  pp__atomic_u32 taking; /* take_lock (iter.c): a spin lock, as it is
+                            taken once per item and held briefly */
   pp_value *cache;
   size_t cache_cap, cache_pos, cache_len;
 };
