@@ -124,10 +124,18 @@ static pp_status slot_read(pp__backend *b, unsigned i, size_t limit) {
     st = pp__buf_reserve(&s->in, READ_CHUNK);
     if (st != PP_OK)
       break; /* the bytes wait in the socket */
-    ssize_t n = recv(s->fd, pp__buf_tail(&s->in), s->in.cap - s->in.end, 0);
+    size_t room = s->in.cap - s->in.end;
+    ssize_t n = recv(s->fd, pp__buf_tail(&s->in), room, 0);
     if (n > 0) {
       pp__buf_commit(&s->in, (size_t)n);
       got += (size_t)n;
+      /* A stream socket fills a read while it holds bytes: a short one
+       * emptied it, and another recv() would only say EAGAIN (one system
+       * call per answer when workers answer one task at a time). poll()
+       * reports what comes next. A drain after the worker's exit reads
+       * on to the EOF, which it reports before EXITED. */
+      if ((size_t)n < room && limit != DRAIN_LIMIT)
+        break;
     } else if (n == 0) {
       eof = 1;
       break;
