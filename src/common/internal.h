@@ -124,7 +124,9 @@ typedef struct pp__chunk {
 /* What results and iterators share: the work the scheduler tracks. */
 struct pp__job {
   pp__job_kind kind;
-  char task[PP__WIRE_MAX_NAME + 1];
+  /* NUL-terminated, in the job's own allocation: a name's length, not the
+   * longest name's, as an apply allocates this for every task. */
+  const char *task;
   size_t count;                   /* items, when known up front */
   size_t chunksize;               /* as used */
   size_t nchunks;                 /* chunks made so far */

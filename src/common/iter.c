@@ -34,7 +34,7 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
                                                            : chunks * chunksize;
   if (window < 2 * chunksize)
     window = 2 * chunksize;
-  pp_iter *it = calloc(1, sizeof *it);
+  pp_iter *it = calloc(1, sizeof *it + strlen(task) + 1);
   if (!it)
     return PP_ENOMEM;
   it->cache_cap = window < PP__ITER_CACHE ? window : PP__ITER_CACHE;
@@ -45,7 +45,8 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
     return PP_ENOMEM;
   }
   it->job.kind = PP__JOB_IMAP;
-  strcpy(it->job.task, task);
+  strcpy((char *)(it + 1), task);
+  it->job.task = (const char *)(it + 1);
   it->job.chunksize = chunksize;
   it->job.time_limit = pp__time_limit(pool, NULL);
   it->shared = pool->shared;

@@ -35,11 +35,13 @@ apr_interval_time_t pp__time_limit(const pp_pool *pool,
   return limit > 1e9 ? 0 : (apr_interval_time_t)(limit * 1e6) + 1;
 }
 
-/* Fills a zeroed result. */
+/* Fills a zeroed result; `name` is room for the task's name (with its NUL)
+ * in the result's allocation. */
 static void result_init(pp_result *r, pp_pool *pool, pp__job_kind kind,
-                        const char *task, const pp_callbacks *cb) {
+                        const char *task, char *name, const pp_callbacks *cb) {
   r->job.kind = kind;
-  strcpy(r->job.task, task);
+  strcpy(name, task);
+  r->job.task = name;
   r->shared = pool->shared;
   r->pool = pool;
   r->job.time_limit = pp__time_limit(pool, cb);
@@ -49,10 +51,10 @@ static void result_init(pp_result *r, pp_pool *pool, pp__job_kind kind,
 
 pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
                          const pp_callbacks *cb, pp_result **out) {
-  pp_result *r = calloc(1, sizeof *r);
+  pp_result *r = calloc(1, sizeof *r + strlen(task) + 1);
   if (!r)
     return PP_ENOMEM;
-  result_init(r, pool, kind, task, cb);
+  result_init(r, pool, kind, task, (char *)(r + 1), cb);
   *out = r;
   return PP_OK;
 }
@@ -284,13 +286,15 @@ pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
   size_t size;
   if ((st = calls_frame_size(task, &one, NULL, 1, &size)) != PP_OK)
     return st;
-  /* One allocation for all a task needs: result, item, chunk and frame. */
-  apply_block *blk = malloc(sizeof *blk + size);
+  /* One allocation for all a task needs: result, item, chunk, frame and
+   * the task's name (checked short by pp__check_submit). */
+  apply_block *blk = malloc(sizeof *blk + size + strlen(task) + 1);
   if (!blk)
     return PP_ENOMEM;
   memset(blk, 0, sizeof *blk);
   pp_result *r = &blk->r;
-  result_init(r, pool, PP__JOB_CALLS, task, callbacks);
+  result_init(r, pool, PP__JOB_CALLS, task, (char *)(blk + 1) + size,
+              callbacks);
   r->apply = 1;
   r->one_block = 1;
   r->items = &blk->item;
