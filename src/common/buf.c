@@ -34,14 +34,6 @@ pp_status pp__buf_grow(pp__buf *b, size_t extra) {
   return PP_OK;
 }
 
-void pp__buf_consume(pp__buf *b, size_t n) {
-  b->start += n;
-  if (b->start >= b->end)
-    b->start = b->end = 0;
-}
-
-void pp__buf_clear(pp__buf *b) { b->start = b->end = 0; }
-
 void pp__buf_free(pp__buf *b) {
   free(b->data);
   b->data = NULL;

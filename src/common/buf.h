@@ -54,8 +54,16 @@ static inline pp_status pp__buf_append(pp__buf *b, const void *data,
   return PP_OK;
 }
 /* Drops `n` bytes from the head. */
-void pp__buf_consume(pp__buf *b, size_t n);
-void pp__buf_clear(pp__buf *b); /* empties, keeps the allocation */
-void pp__buf_free(pp__buf *b);  /* frees and zeroes */
+static inline void pp__buf_consume(pp__buf *b, size_t n) {
+  b->start += n;
+  if (b->start >= b->end)
+    b->start = b->end = 0;
+}
+
+/* Empties, keeps the allocation. Inline: a worker clears a buffer for
+ * every call it runs. */
+static inline void pp__buf_clear(pp__buf *b) { b->start = b->end = 0; }
+
+void pp__buf_free(pp__buf *b); /* frees and zeroes */
 
 #endif

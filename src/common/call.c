@@ -109,8 +109,10 @@ pp_status pp__call_run(pp_call *call, const char *name, pp_task_fn fn) {
 
 void pp__call_reset(pp_call *call) {
   pp__buf_clear(&call->value);
-  free(call->message);
-  call->message = NULL;
+  if (call->message) { /* rare: skip the call to free() for every task */
+    free(call->message);
+    call->message = NULL;
+  }
   call->returned = call->failed = 0;
   call->record = NULL;
 }

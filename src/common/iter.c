@@ -243,6 +243,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
 static void slot_set_alone(pp__slot *slot, const pp__outcome *o) {
   pp__item item;
   pp__item_set(&item, o);
+  memset(&slot->value, 0, sizeof slot->value); /* take() leaves it as is */
   slot->filled = 1;
   slot->value.status = item.status;
   if (item.status == PP_OK) {
@@ -289,9 +290,10 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
       memcpy(at, o->data, o->len);
     at[o->len] = '\0';
     slot->filled = 1;
-    slot->value.status = PP_OK;
     slot->value.data = at;
     slot->value.len = o->len;
+    slot->value.status = PP_OK;
+    slot->value.error = NULL;
     slot->value.owner = block;
     at += o->len + 1;
   }
@@ -326,18 +328,20 @@ void pp__iter_release_locked(pp_iter *it) {
  * be handed out, into `out`; returns how many. */
 static size_t take(pp_iter *it, pp_value *out, size_t cap) {
   size_t n = 0;
+  /* An emptied slot keeps stale fields: only `filled` says anything, and a
+   * slot is filled whole (pp__iter_chunk_done). */
   if (it->ordered) {
     size_t index = it->delivered % it->window;
     while (n < cap && it->slots[index].filled) {
       out[n++] = it->slots[index].value;
-      memset(&it->slots[index], 0, sizeof it->slots[index]);
+      it->slots[index].filled = 0;
       if (++index == it->window)
         index = 0;
     }
   } else {
     while (n < cap && it->fifo_len) {
       out[n++] = it->slots[it->fifo_head].value;
-      memset(&it->slots[it->fifo_head], 0, sizeof it->slots[it->fifo_head]);
+      it->slots[it->fifo_head].filled = 0;
       if (++it->fifo_head == it->window)
         it->fifo_head = 0;
       it->fifo_len--;
@@ -359,26 +363,27 @@ static void take_lock(pp_iter *it) {
 
 static void take_unlock(pp_iter *it) { pp__atomic_give(&it->taking); }
 
-/* take_lock held: hands out the next cached item, if any. */
+/* take_lock held: hands out the next cached item, if any. Entries before
+ * cache_pos are stale copies, never read again. */
 static int from_cache(pp_iter *it, pp_value *out) {
   if (it->cache_pos == it->cache_len)
     return 0;
-  *out = it->cache[it->cache_pos];
-  memset(&it->cache[it->cache_pos], 0, sizeof *out);
-  it->cache_pos++;
+  *out = it->cache[it->cache_pos++];
   return 1;
 }
 
 pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
-  if (out)
-    memset(out, 0, sizeof *out);
-  if (!it || !out)
+  if (!it || !out) {
+    if (out)
+      memset(out, 0, sizeof *out);
     return PP_EINVAL;
+  }
   take_lock(it);
-  if (from_cache(it, out)) {
+  if (from_cache(it, out)) { /* the common case: a whole value copied */
     take_unlock(it);
     return out->status;
   }
+  memset(out, 0, sizeof *out);
   /* Lock order: take_lock, then the pool's lock. */
   apr_time_t deadline = pp__deadline(timeout);
   pp__shared *s = it->shared;
