@@ -167,17 +167,24 @@ typedef struct pp_args {
 
 /**
  * An owned outcome of one call: the result bytes, or the task's error.
- * Release with pp_value_clear().
+ * Release with pp_value_clear(), never with free(): the values that
+ * pp_iter_next() hands out share one allocation per chunk, which goes when
+ * the last of them is cleared (so one value kept holds its chunk's bytes).
  */
 typedef struct pp_value {
-  void *data;       /**< result bytes (malloc'd, NUL-terminated past len) */
+  void *data;       /**< result bytes (NUL-terminated past len), valid until
+                         pp_value_clear() */
   size_t len;       /**< length of the result in bytes */
   pp_status status; /**< PP_OK, or why the call failed */
   char *error;      /**< the error message when status != PP_OK, else NULL */
+  void *owner;      /**< internal: the shared allocation @c data lies in, or
+                         NULL when @c data is an allocation of its own; leave
+                         it alone (NULL in a value built by hand) */
 } pp_value;
 
 /**
- * @brief Frees what @p value holds and zeroes it.
+ * @brief Frees what @p value holds and zeroes it. Values may be cleared in
+ * any order and from any thread, each once.
  * @param value a value filled by pp_apply() or pp_iter_next(); NULL is
  *        ignored.
  */

@@ -690,7 +690,9 @@ static int read_frame(by_hand *h, pp__buf *in, pp__frame *f) {
       return 0;
     if (pp__buf_reserve(in, 256) != PP_OK)
       return 0;
-    ssize_t n = read(h->sock, pp__buf_tail(in), 256);
+    /* Not pp__buf_tail(): after a reserve the buffer has memory, but GCC's
+     * -O3 sees its NULL branch and refuses read() into it (-Wnonnull). */
+    ssize_t n = read(h->sock, in->data + in->end, 256);
     if (n <= 0)
       return 0;
     pp__buf_commit(in, (size_t)n);

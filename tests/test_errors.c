@@ -44,7 +44,7 @@ static void test_value_functions(void) {
 
   /* values built by hand; not cleared (they own nothing) */
   int64_t eight = 1234;
-  pp_value v = {&eight, sizeof eight, PP_OK, NULL};
+  pp_value v = {&eight, sizeof eight, PP_OK, NULL, NULL};
   CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
   CU_ASSERT_EQUAL(x, 1234);
   CU_ASSERT_NOT_EQUAL(pp_value_i64(&v, NULL), PP_OK);
@@ -56,7 +56,7 @@ static void test_value_functions(void) {
   v.data = NULL;
   CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_EINVAL);
   char msg[] = "boom";
-  pp_value failed = {NULL, 0, PP_ETASK, msg};
+  pp_value failed = {NULL, 0, PP_ETASK, msg, NULL};
   CU_ASSERT_EQUAL(pp_value_i64(&failed, &x), PP_ETASK);
 }
 

@@ -109,6 +109,107 @@ static void test_imap_unordered_each_once(void) {
   pp_pool_destroy(pool);
 }
 
+/* One of several threads taking items from one iterator: what it got, in
+   the order it got them. */
+typedef struct consumer {
+  pp_iter *it;
+  int64_t *got;
+  size_t max, n;
+  size_t failed; /* items that were not PP_OK */
+  pp_status end;
+} consumer;
+
+static void consume(void *arg) {
+  consumer *c = arg;
+  c->end = PP_OK;
+  for (;;) {
+    pp_value v = {0};
+    pp_status s = pp_iter_next(c->it, TU_WAIT, &v);
+    int64_t y = -1;
+    if (s == PP_OK) {
+      s = pp_value_i64(&v, &y);
+    }
+    pp_value_clear(&v);
+    if (s == PP_EOF || s == PP_ETIMEOUT || s == PP_EINVAL) {
+      c->end = s;
+      return;
+    }
+    if (s != PP_OK) {
+      c->failed++;
+    } else if (c->n < c->max) {
+      c->got[c->n++] = y;
+    } else {
+      c->failed++;
+    }
+  }
+}
+
+/* Several threads share one iterator (pp_iter_next hands out cached items
+   under a lock of the iterator's own): together they get every item
+   exactly once, each sees PP_EOF, and with imap each sees its items in
+   input order. */
+static void test_imap_shared_by_threads(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 20000, T = 3 };
+  static int64_t got[T][N];
+  for (int ordered = 0; ordered < 2; ordered++) {
+    tu_range range;
+    tu_range_init(&range, 0, N);
+    pp_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        ordered
+            ? pp_imap(pool, "square", tu_range_next, &range, 50, &it)
+            : pp_imap_unordered(pool, "square", tu_range_next, &range, 50, &it),
+        PP_OK);
+    consumer c[T];
+    tu_thread *th[T];
+    for (int k = 0; k < T; k++) {
+      memset(&c[k], 0, sizeof c[k]);
+      c[k].it = it;
+      c[k].got = got[k];
+      c[k].max = N;
+      th[k] = tu_thread_start(consume, &c[k]);
+      CU_ASSERT_PTR_NOT_NULL(th[k]);
+    }
+    for (int k = 0; k < T; k++) {
+      tu_thread_join(th[k]);
+    }
+    static unsigned char seen[N];
+    memset(seen, 0, sizeof seen);
+    size_t total = 0, bad = 0, disordered = 0;
+    for (int k = 0; k < T; k++) {
+      CU_ASSERT_EQUAL(c[k].end, PP_EOF);
+      CU_ASSERT_EQUAL(c[k].failed, 0);
+      total += c[k].n;
+      for (size_t i = 0; i < c[k].n; i++) {
+        int64_t y = c[k].got[i];
+        int64_t lo = 0, hi = N; /* the x < N with x * x == y, if any */
+        while (lo + 1 < hi) {
+          int64_t mid = (lo + hi) / 2;
+          if (mid * mid <= y) {
+            lo = mid;
+          } else {
+            hi = mid;
+          }
+        }
+        int64_t x = lo * lo == y ? lo : -1;
+        if (x < 0 || seen[x]++) {
+          bad++;
+        }
+        if (ordered && i > 0 && c[k].got[i - 1] >= y) {
+          disordered++;
+        }
+      }
+    }
+    CU_ASSERT_EQUAL(total, N);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(disordered, 0);
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
 /* Generator over an array of int64. */
 typedef struct array_gen {
   const int64_t *v;
@@ -372,6 +473,8 @@ int pp_test_suite_imap(void) {
       {"next(timeout) times out, then delivers", test_imap_next_timeout},
       {"freeing an iterator early is safe", test_imap_free_early},
       {"two iterators and a map share the pool", test_imap_interleaved},
+      {"threads sharing an iterator get every item once",
+       test_imap_shared_by_threads},
   };
   return tu_add_suite("imap", tests, TU_NTESTS(tests));
 }

@@ -291,3 +291,63 @@ void tu_joiner_free(tu_joiner *j) {
 #endif
   free(j);
 }
+
+struct tu_thread {
+  void (*fn)(void *);
+  void *arg;
+#ifdef _WIN32
+  HANDLE thread;
+#else
+  pthread_t thread;
+#endif
+};
+
+#ifdef _WIN32
+static unsigned __stdcall thread_main(void *arg) {
+#else
+static void *thread_main(void *arg) {
+#endif
+  tu_thread *t = arg;
+  t->fn(t->arg);
+#ifdef _WIN32
+  return 0;
+#else
+  return NULL;
+#endif
+}
+
+tu_thread *tu_thread_start(void (*fn)(void *), void *arg) {
+  tu_thread *t = calloc(1, sizeof *t);
+  if (t == NULL) {
+    return NULL;
+  }
+  t->fn = fn;
+  t->arg = arg;
+#ifdef _WIN32
+  uintptr_t h = _beginthreadex(NULL, 0, thread_main, t, 0, NULL);
+  if (h == 0) {
+    free(t);
+    return NULL;
+  }
+  t->thread = (HANDLE)h;
+#else
+  if (pthread_create(&t->thread, NULL, thread_main, t) != 0) {
+    free(t);
+    return NULL;
+  }
+#endif
+  return t;
+}
+
+void tu_thread_join(tu_thread *t) {
+  if (t == NULL) {
+    return;
+  }
+#ifdef _WIN32
+  WaitForSingleObject(t->thread, INFINITE);
+  CloseHandle(t->thread);
+#else
+  pthread_join(t->thread, NULL);
+#endif
+  free(t);
+}

@@ -58,6 +58,15 @@ pp_status tu_joiner_status(tu_joiner *j);
 /** Joins the thread (blocks until pp_pool_join() returns) and frees it. */
 void tu_joiner_free(tu_joiner *j);
 
+/** A thread running a test's function. */
+typedef struct tu_thread tu_thread;
+
+/** Starts a thread calling @p fn(@p arg); NULL on failure. */
+tu_thread *tu_thread_start(void (*fn)(void *), void *arg);
+
+/** Waits for the thread's function to return and frees the thread. */
+void tu_thread_join(tu_thread *t);
+
 /** A pp_bytes viewing one int64_t. */
 pp_bytes tu_i64(const int64_t *value);
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-pp_status pp__buf_reserve(pp__buf *b, size_t extra) {
+pp_status pp__buf_grow(pp__buf *b, size_t extra) {
   if (b->cap - b->end >= extra)
     return PP_OK;
   size_t len = pp__buf_len(b);
@@ -32,25 +32,6 @@ pp_status pp__buf_reserve(pp__buf *b, size_t extra) {
   b->end = len;
   b->cap = cap;
   return PP_OK;
-}
-
-void pp__buf_commit(pp__buf *b, size_t n) { b->end += n; }
-
-pp_status pp__buf_append(pp__buf *b, const void *data, size_t len) {
-  if (len == 0)
-    return PP_OK;
-  pp_status st = pp__buf_reserve(b, len);
-  if (st != PP_OK)
-    return st;
-  memcpy(b->data + b->end, data, len);
-  b->end += len;
-  return PP_OK;
-}
-
-void pp__buf_consume(pp__buf *b, size_t n) {
-  b->start += n;
-  if (b->start >= b->end)
-    b->start = b->end = 0;
 }
 
 void pp__buf_free(pp__buf *b) {

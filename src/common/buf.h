@@ -6,6 +6,7 @@
 #include "procpool.h"
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct pp__buf {
   unsigned char *data; /* allocation */
@@ -25,15 +26,44 @@ static inline unsigned char *pp__buf_tail(const pp__buf *b) {
   return b->data ? b->data + b->end : b->data;
 }
 
-/* Makes room for at least `extra` more bytes at the tail (may move data). */
-pp_status pp__buf_reserve(pp__buf *b, size_t extra);
+/* The slow path of pp__buf_reserve(): slides or reallocates. */
+pp_status pp__buf_grow(pp__buf *b, size_t extra);
+
+/* Makes room for at least `extra` more bytes at the tail (may move data).
+ * Inline, as is pp__buf_append(): frames are built a few bytes at a time
+ * (a u32 here, a u8 there), and a call plus a capacity check per field was
+ * a good part of encoding a small item. */
+static inline pp_status pp__buf_reserve(pp__buf *b, size_t extra) {
+  return b->cap - b->end >= extra ? PP_OK : pp__buf_grow(b, extra);
+}
+
 /* Marks `n` bytes at the tail as written (after filling pp__buf_tail()). */
-void pp__buf_commit(pp__buf *b, size_t n);
-pp_status pp__buf_append(pp__buf *b, const void *data, size_t len);
+static inline void pp__buf_commit(pp__buf *b, size_t n) { b->end += n; }
+
+static inline pp_status pp__buf_append(pp__buf *b, const void *data,
+                                       size_t len) {
+  if (len == 0) /* data may be NULL then, and memcpy() must not see it */
+    return PP_OK;
+  if (b->cap - b->end < len) {
+    pp_status st = pp__buf_grow(b, len);
+    if (st != PP_OK)
+      return st;
+  }
+  memcpy(b->data + b->end, data, len);
+  b->end += len;
+  return PP_OK;
+}
 /* Drops `n` bytes from the head. */
-void pp__buf_consume(pp__buf *b, size_t n);
-/* Empties, keeps the allocation. */
+static inline void pp__buf_consume(pp__buf *b, size_t n) {
+  b->start += n;
+  if (b->start >= b->end)
+    b->start = b->end = 0;
+}
+
+/* Empties, keeps the allocation. Inline: a worker clears a buffer for
+ * every call it runs. */
 static inline void pp__buf_clear(pp__buf *b) { b->start = b->end = 0; }
+
 void pp__buf_free(pp__buf *b); /* frees and zeroes */
 
 #endif

@@ -119,7 +119,7 @@ pp_status pp__call_outcome(pp_call *call, const char *name, pp_status st) {
 
 void pp__call_reset(pp_call *call) {
   pp__buf_clear(&call->value);
-  if (call->message) { /* rare: only after a failure */
+  if (call->message) { /* rare: skip the call to free() for every task */
     free(call->message);
     call->message = NULL;
   }

@@ -2,6 +2,7 @@
 #ifndef PP_INTERNAL_H
 #define PP_INTERNAL_H
 
+#include "atomic.h"
 #include "backend.h"
 #include "buf.h"
 #include "lane.h"
@@ -102,6 +103,16 @@ typedef enum pp__job_kind {
 
 typedef struct pp__job pp__job;
 
+/* Where a chunk's memory comes from, so that one pp__chunk_free() frees
+ * each kind right: small calls cost one allocation, not three. */
+typedef enum pp__chunk_mem {
+  PP__CHUNK_OWN = 0,      /* chunk and frame malloc'd apart (frame may be
+                             NULL) */
+  PP__CHUNK_FRAME_INLINE, /* the frame follows the chunk in its allocation */
+  PP__CHUNK_IN_JOB        /* chunk and frame live in the job's allocation
+                             (an apply), freed with the result */
+} pp__chunk_mem;
+
 /* One unit sent to one worker: a frame holding `count` calls. */
 typedef struct pp__chunk {
   struct pp__chunk *next;
@@ -113,12 +124,15 @@ typedef struct pp__chunk {
   apr_time_t sent_at;
   int in_lane;       /* sent through the worker's down lane ... */
   uint32_t lane_end; /* ... which its answer releases up to here */
+  pp__chunk_mem mem;
 } pp__chunk;
 
 /* What results and iterators share: the work the scheduler tracks. */
 struct pp__job {
   pp__job_kind kind;
-  char task[PP__WIRE_MAX_NAME + 1];
+  /* NUL-terminated, in the job's own allocation: a name's length, not the
+   * longest name's, as an apply allocates this for every task. */
+  const char *task;
   size_t count;                   /* items, when known up front */
   size_t chunksize;               /* as used */
   size_t nchunks;                 /* chunks made so far */
@@ -145,8 +159,11 @@ struct pp_result {
                            results before it goes away) */
   int apply;            /* one call: pp_result_value() applies */
   unsigned refs; /* the caller's and, while pending, the pool's; under lock */
-  int done;      /* outcome final: accessors work (callbacks see this) */
-  int ready;     /* done and callbacks have run: waiters may return */
+  /* Set under the lock, read without it: a caller that sees one set (an
+   * acquire) sees the outcome recorded before it, and needs no lock. */
+  pp__atomic_u32 done;  /* outcome final: accessors work (callbacks see
+                           this) */
+  pp__atomic_u32 ready; /* done and callbacks have run: waiters may return */
   pp_status status;
   char *error;     /* first failure's message */
   pp__item *items; /* job.count items (calls) */
@@ -156,7 +173,22 @@ struct pp_result {
   size_t nrec_errors, caprec_errors;
   pp_callbacks cb;
   struct pp_result *next_done; /* scheduler's list of completions to notify */
+  /* An apply is one allocation: the result, its item, its chunk and frame,
+   * and room for a small value, which then needs no allocation either. */
+  int one_block;              /* items (and the chunk) are inside r */
+  unsigned char *small_value; /* NULL, or inline room for a value */
+  size_t small_cap;           /* bytes of it, the NUL included */
 };
+
+/* The values of one imap chunk in one allocation, each NUL-terminated:
+ * one malloc per chunk instead of one per item. Each pp_value handed out
+ * holds a reference; the last pp_value_clear() frees the block. */
+typedef struct pp__value_block {
+  pp__atomic_u32 refs;
+  /* the values' bytes follow */
+} pp__value_block;
+
+void pp__value_block_release(pp__value_block *block);
 
 typedef struct pp__slot {
   int filled;
@@ -184,6 +216,15 @@ struct pp_iter {
   pp__slot *slots;  /* ordered: by index mod window; unordered: a FIFO */
   size_t fifo_head, fifo_len;
   struct pp_iter *next_active;
+  size_t frame_hint; /* bytes the last input frame took (scheduler only) */
+  /* Items pp_iter_next() took from the slots in one go, handed out one by
+   * one under take_lock alone, so that the pool's lock, which the scheduler
+   * holds much of the time, is taken once per batch, not once per item.
+   * They count as delivered already. */
+  pp__atomic_u32 taking; /* take_lock (iter.c): a spin lock, as it is
+                            taken once per item and held briefly */
+  pp_value *cache;
+  size_t cache_cap, cache_pos, cache_len;
 };
 
 typedef enum pp__pool_state {
@@ -296,6 +337,8 @@ int pp__on_scheduler(pp_pool *pool);
 pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
                            const pp_bytes *single, size_t count,
                            pp__chunk **out);
+/* Frees a finished chunk as its `mem` says. */
+void pp__chunk_free(pp__chunk *c);
 
 /* result.c */
 /* Records one chunk's outcomes into the job (lock held). `outcomes` has

@@ -1,7 +1,8 @@
 /* imap and imap_unordered: input pulled lazily on the scheduler thread,
  * results handed out by pp_iter_next(). Items taken from the input but not
- * yet handed out never exceed the window, so memory stays bounded however
- * long the input is and however slowly the caller consumes. */
+ * yet handed out never exceed the window (plus the few pp_iter_next() has
+ * taken into its cache), so memory stays bounded however long the input is
+ * and however slowly the caller consumes. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -10,6 +11,13 @@
 /* Chunks in flight per worker: one running, one queued behind it. */
 #define PP__ITER_CHUNKS_PER_WORKER 2
 #define PP__ITER_MAX_WINDOW ((size_t)1 << 16)
+/* Items pp_iter_next() takes at once under the pool's lock (see
+ * pp_iter.cache); beyond the window, so memory stays bounded. */
+#define PP__ITER_CACHE ((size_t)512)
+/* The most an input frame reserves up front, from the last one's size. */
+#define PP__ITER_FRAME_HINT_MAX ((size_t)1 << 20)
+
+static void iter_destroy(pp_iter *it);
 
 static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
                              void *state, size_t chunksize, int ordered,
@@ -26,16 +34,19 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
                                                            : chunks * chunksize;
   if (window < 2 * chunksize)
     window = 2 * chunksize;
-  pp_iter *it = calloc(1, sizeof *it);
+  pp_iter *it = calloc(1, sizeof *it + strlen(task) + 1);
   if (!it)
     return PP_ENOMEM;
+  it->cache_cap = window < PP__ITER_CACHE ? window : PP__ITER_CACHE;
   it->slots = calloc(window, sizeof *it->slots);
-  if (!it->slots) {
-    free(it);
+  it->cache = calloc(it->cache_cap, sizeof *it->cache);
+  if (!it->slots || !it->cache) {
+    iter_destroy(it);
     return PP_ENOMEM;
   }
   it->job.kind = PP__JOB_IMAP;
-  strcpy(it->job.task, task);
+  strcpy((char *)(it + 1), task);
+  it->job.task = (const char *)(it + 1);
   it->job.chunksize = chunksize;
   it->job.time_limit = pp__time_limit(pool, NULL);
   it->shared = pool->shared;
@@ -44,12 +55,14 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
   it->next = next;
   it->state = state;
   it->window = window;
+  it->frame_hint = chunksize < PP__ITER_FRAME_HINT_MAX / 16
+                       ? 64 + 16 * chunksize
+                       : PP__ITER_FRAME_HINT_MAX;
 
   apr_thread_mutex_lock(pool->shared->lock);
   if (pool->state != PP__RUN) {
     apr_thread_mutex_unlock(pool->shared->lock);
-    free(it->slots);
-    free(it);
+    iter_destroy(it);
     return PP_ECLOSED;
   }
   it->refs = 2; /* the caller's and the pool's while it is active */
@@ -85,14 +98,26 @@ void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message) {
   it->input_message = pp__strdup(message ? message : pp_strerror(why));
 }
 
+static void store_le32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
 /* Encodes up to one chunk of input into a CALLS frame; `*n` items, `*end`
- * PP_EOF or an error when the input stopped. Runs without the lock. */
+ * PP_EOF or an error when the input stopped. Runs without the lock. Each
+ * item is written in place (argc 1, its length, its bytes: wire.h's args)
+ * into a frame reserved at the last frame's size, as this runs for every
+ * item of the input. */
 static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
                             pp_status *end) {
   size_t at;
   *n = 0;
   *end = PP_OK;
-  pp_status st = pp__frame_begin(frame, PP__F_CALLS, id, &at);
+  pp_status st = pp__buf_reserve(frame, it->frame_hint);
+  if (st == PP_OK)
+    st = pp__frame_begin(frame, PP__F_CALLS, id, &at);
   if (st == PP_OK)
     st = pp__put_str16(frame, it->job.task);
   size_t count_at = pp__buf_len(frame);
@@ -109,12 +134,28 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
       *end = PP_EINVAL;
       break;
     }
-    st = pp__put_args(frame, &item, 1);
-    if (st == PP_OK)
-      (*n)++;
+    if (item.len > UINT32_MAX - 8) {
+      st = PP_ETOOBIG;
+      break;
+    }
+    st = pp__buf_reserve(frame, 8 + item.len);
+    if (st != PP_OK)
+      break;
+    unsigned char *p = pp__buf_tail(frame);
+    store_le32(p, 1);
+    store_le32(p + 4, (uint32_t)item.len);
+    if (item.len)
+      memcpy(p + 8, item.data, item.len);
+    pp__buf_commit(frame, 8 + item.len);
+    (*n)++;
   }
+  if (st != PP_OK)
+    return st;
   pp__patch_u32(frame, count_at, (uint32_t)*n);
-  return st == PP_OK ? pp__frame_end(frame, at) : st;
+  size_t used = pp__buf_len(frame);
+  it->frame_hint =
+      used < PP__ITER_FRAME_HINT_MAX ? used : PP__ITER_FRAME_HINT_MAX;
+  return pp__frame_end(frame, at);
 }
 
 /* Doubles the window, keeping every held item at its place. */
@@ -198,39 +239,80 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
   }
 }
 
+/* Puts one outcome into a slot, its value in a malloc of its own. */
+static void slot_set_alone(pp__slot *slot, const pp__outcome *o) {
+  pp__item item;
+  pp__item_set(&item, o);
+  memset(&slot->value, 0, sizeof slot->value); /* take() leaves it as is */
+  slot->filled = 1;
+  slot->value.status = item.status;
+  if (item.status == PP_OK) {
+    slot->value.data = item.data;
+    slot->value.len = item.len;
+  } else {
+    slot->value.error = (char *)item.data;
+    if (!slot->value.error)
+      slot->value.error = pp__strdup(pp_strerror(item.status));
+  }
+}
+
 void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
                          const pp__outcome *outcomes, const pp__outcome *all) {
-  for (size_t i = 0; i < chunk->count; i++) {
-    const pp__outcome *o = outcomes ? &outcomes[i] : all;
-    pp__slot *slot;
-    if (it->ordered) {
-      slot = &it->slots[(chunk->first + i) % it->window];
-    } else {
-      slot = &it->slots[(it->fifo_head + it->fifo_len) % it->window];
-      it->fifo_len++;
+  /* The chunk's values go into one block (see pp__value_block); failures
+   * keep a message of their own, as they are rare. */
+  pp__value_block *block = NULL;
+  unsigned char *at = NULL;
+  if (outcomes) {
+    size_t bytes = 0, ok = 0;
+    for (size_t i = 0; i < chunk->count; i++) {
+      if (outcomes[i].status == PP_OK) {
+        bytes += outcomes[i].len + 1; /* bounded by the frame's size */
+        ok++;
+      }
     }
-    pp__item item;
-    pp__item_set(&item, o);
-    slot->filled = 1;
-    slot->value.status = item.status;
-    if (item.status == PP_OK) {
-      slot->value.data = item.data;
-      slot->value.len = item.len;
-    } else {
-      slot->value.error = (char *)item.data;
-      if (!slot->value.error)
-        slot->value.error = pp__strdup(pp_strerror(item.status));
+    if (ok && (block = malloc(sizeof *block + bytes)) != NULL) {
+      pp__atomic_set(&block->refs, (apr_uint32_t)ok);
+      at = (unsigned char *)(block + 1);
     }
   }
+  size_t index = it->ordered ? chunk->first % it->window
+                             : (it->fifo_head + it->fifo_len) % it->window;
+  for (size_t i = 0; i < chunk->count; i++) {
+    const pp__outcome *o = outcomes ? &outcomes[i] : all;
+    pp__slot *slot = &it->slots[index];
+    if (++index == it->window)
+      index = 0;
+    if (!block || o->status != PP_OK) {
+      slot_set_alone(slot, o);
+      continue;
+    }
+    if (o->len)
+      memcpy(at, o->data, o->len);
+    at[o->len] = '\0';
+    slot->filled = 1;
+    slot->value.data = at;
+    slot->value.len = o->len;
+    slot->value.status = PP_OK;
+    slot->value.error = NULL;
+    slot->value.owner = block;
+    at += o->len + 1;
+  }
+  if (!it->ordered)
+    it->fifo_len += chunk->count;
   it->finished += chunk->count;
   it->job.chunks_left--;
 }
 
 static void iter_destroy(pp_iter *it) {
-  for (size_t i = 0; i < it->window; i++)
-    if (it->slots[i].filled)
-      pp_value_clear(&it->slots[i].value);
+  if (it->slots)
+    for (size_t i = 0; i < it->window; i++)
+      if (it->slots[i].filled)
+        pp_value_clear(&it->slots[i].value);
+  if (it->cache)
+    for (size_t i = it->cache_pos; i < it->cache_len; i++)
+      pp_value_clear(&it->cache[i]);
   free(it->slots);
+  free(it->cache);
   free(it->input_message);
   free(it);
 }
@@ -242,43 +324,84 @@ void pp__iter_release_locked(pp_iter *it) {
   iter_destroy(it);
 }
 
-/* Takes the next deliverable item, if any, into `out`. */
-static int take(pp_iter *it, pp_value *out) {
-  pp__slot *slot;
+/* Lock held: moves up to `cap` deliverable items, in the order they are to
+ * be handed out, into `out`; returns how many. */
+static size_t take(pp_iter *it, pp_value *out, size_t cap) {
+  size_t n = 0;
+  /* An emptied slot keeps stale fields: only `filled` says anything, and a
+   * slot is filled whole (pp__iter_chunk_done). */
   if (it->ordered) {
-    slot = &it->slots[it->delivered % it->window];
-    if (!slot->filled)
-      return 0;
+    size_t index = it->delivered % it->window;
+    while (n < cap && it->slots[index].filled) {
+      out[n++] = it->slots[index].value;
+      it->slots[index].filled = 0;
+      if (++index == it->window)
+        index = 0;
+    }
   } else {
-    if (!it->fifo_len)
-      return 0;
-    slot = &it->slots[it->fifo_head];
-    it->fifo_head = (it->fifo_head + 1) % it->window;
-    it->fifo_len--;
+    while (n < cap && it->fifo_len) {
+      out[n++] = it->slots[it->fifo_head].value;
+      it->slots[it->fifo_head].filled = 0;
+      if (++it->fifo_head == it->window)
+        it->fifo_head = 0;
+      it->fifo_len--;
+    }
   }
-  *out = slot->value;
-  memset(slot, 0, sizeof *slot);
-  it->delivered++;
+  it->delivered += n;
+  return n;
+}
+
+/* The iterator's own lock, over its cache. Taken for every item, by
+ * one consumer thread as a rule, and held only to move a few values (and,
+ * to refill the cache, for the pool's lock): a spin lock costs one atomic
+ * exchange, a mutex two locked instructions. A thread that finds it taken
+ * yields rather than burn the CPU the holder may need. */
+static void take_lock(pp_iter *it) {
+  while (!pp__atomic_try_take(&it->taking))
+    apr_thread_yield();
+}
+
+static void take_unlock(pp_iter *it) { pp__atomic_give(&it->taking); }
+
+/* take_lock held: hands out the next cached item, if any. Entries before
+ * cache_pos are stale copies, never read again. */
+static int from_cache(pp_iter *it, pp_value *out) {
+  if (it->cache_pos == it->cache_len)
+    return 0;
+  *out = it->cache[it->cache_pos++];
   return 1;
 }
 
 pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
-  if (out)
-    memset(out, 0, sizeof *out);
-  if (!it || !out)
+  if (!it || !out) {
+    if (out)
+      memset(out, 0, sizeof *out);
     return PP_EINVAL;
+  }
+  take_lock(it);
+  if (from_cache(it, out)) { /* the common case: a whole value copied */
+    take_unlock(it);
+    return out->status;
+  }
+  memset(out, 0, sizeof *out);
+  /* Lock order: take_lock, then the pool's lock. */
   apr_time_t deadline = pp__deadline(timeout);
   pp__shared *s = it->shared;
   apr_thread_mutex_lock(s->lock);
   for (;;) {
     int was_full = room(it) < it->job.chunksize;
-    if (take(it, out)) {
+    size_t n = take(it, it->cache, it->cache_cap);
+    if (n) {
       /* Room for another chunk of input just appeared: let the scheduler
        * pull it (once per chunk, not once per item). */
       if (was_full && room(it) >= it->job.chunksize && it->pool &&
           !it->input_done)
         pp__backend_wake(it->pool->backend);
       apr_thread_mutex_unlock(s->lock);
+      it->cache_pos = 0;
+      it->cache_len = n;
+      from_cache(it, out);
+      take_unlock(it);
       return out->status;
     }
     if (it->input_done && it->delivered == it->pulled) {
@@ -289,18 +412,33 @@ pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
         out->error = pp__strdup(it->input_message);
       }
       apr_thread_mutex_unlock(s->lock);
+      take_unlock(it);
       return st;
     }
-    if (pp__shared_wait(s, deadline) == PP_ETIMEOUT) {
-      apr_thread_mutex_unlock(s->lock);
+    /* Waits without take_lock, so that another thread's pp_iter_next()
+     * keeps its own timeout; then takes the locks again in their order. */
+    take_unlock(it);
+    pp_status waited = pp__shared_wait(s, deadline);
+    apr_thread_mutex_unlock(s->lock);
+    if (waited == PP_ETIMEOUT)
       return PP_ETIMEOUT;
+    take_lock(it);
+    if (from_cache(it, out)) { /* another thread filled it meanwhile */
+      take_unlock(it);
+      return out->status;
     }
+    apr_thread_mutex_lock(s->lock);
   }
 }
 
 void pp_iter_free(pp_iter *it) {
   if (!it)
     return;
+  /* Items taken but not handed out are dropped now. */
+  take_lock(it);
+  while (it->cache_pos < it->cache_len)
+    pp_value_clear(&it->cache[it->cache_pos++]);
+  take_unlock(it);
   pp__shared *s = it->shared;
   apr_thread_mutex_lock(s->lock);
   it->abandoned = 1;

@@ -43,13 +43,25 @@ static void finish(pp_result *r) {
     r->error = first->data ? pp__strdup((const char *)first->data)
                            : pp__strdup(pp_strerror(first->status));
   }
-  r->done = 1;
+  pp__atomic_set(&r->done, 1);
 }
 
 int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
                           const pp__outcome *outcomes, const pp__outcome *all) {
-  for (size_t i = 0; i < chunk->count; i++)
-    pp__item_set(&r->items[chunk->first + i], outcomes ? &outcomes[i] : all);
+  const pp__outcome *o = outcomes ? outcomes : all;
+  if (r->small_value && chunk->count == 1 && o->len < r->small_cap) {
+    /* An apply's small value goes into the result's own block. */
+    pp__item *item = &r->items[chunk->first];
+    item->status = o->status;
+    item->len = o->len;
+    item->data = r->small_value;
+    if (o->len)
+      memcpy(item->data, o->data, o->len);
+    item->data[o->len] = '\0';
+  } else {
+    for (size_t i = 0; i < chunk->count; i++)
+      pp__item_set(&r->items[chunk->first + i], outcomes ? &outcomes[i] : all);
+  }
   if (--r->job.chunks_left)
     return 0;
   finish(r);
@@ -103,11 +115,13 @@ int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
 static void result_destroy(pp_result *r) {
   if (r->items)
     for (size_t i = 0; i < r->job.count; i++)
-      free(r->items[i].data);
+      if (r->items[i].data != r->small_value)
+        free(r->items[i].data);
   for (size_t i = 0; i < r->nrec_errors; i++)
     free(r->rec_errors[i].item.data);
   free(r->rec_errors);
-  free(r->items);
+  if (!r->one_block) /* else the items, chunk and frame go with r */
+    free(r->items);
   free(r->field_sizes);
   free(r->error);
   free(r);
@@ -138,7 +152,7 @@ pp_status pp_result_cancel(pp_result *r) {
   if (!r)
     return PP_EINVAL;
   apr_thread_mutex_lock(r->shared->lock);
-  if (r->done) {
+  if (pp__atomic_get(&r->done)) {
     apr_thread_mutex_unlock(r->shared->lock);
     return PP_ESTATE;
   }
@@ -152,11 +166,14 @@ pp_status pp_result_cancel(pp_result *r) {
 pp_status pp_result_wait(pp_result *r, double timeout) {
   if (!r)
     return PP_EINVAL;
+  if (pp__atomic_get(&r->ready)) /* no lock, no clock */
+    return PP_OK;
   apr_time_t deadline = pp__deadline(timeout);
   apr_thread_mutex_lock(r->shared->lock);
-  while (!r->ready && pp__shared_wait(r->shared, deadline) == PP_OK) {
+  while (!pp__atomic_get(&r->ready) &&
+         pp__shared_wait(r->shared, deadline) == PP_OK) {
   }
-  int ready = r->ready;
+  int ready = pp__atomic_get(&r->ready) != 0;
   apr_thread_mutex_unlock(r->shared->lock);
   return ready ? PP_OK : PP_ETIMEOUT;
 }
@@ -167,21 +184,13 @@ pp_status pp_result_get(pp_result *r, double timeout) {
 }
 
 int pp_result_ready(const pp_result *r) {
-  if (!r)
-    return 0;
-  apr_thread_mutex_lock(r->shared->lock);
-  int ready = r->ready;
-  apr_thread_mutex_unlock(r->shared->lock);
-  return ready;
+  return r ? pp__atomic_get(&((pp_result *)r)->ready) != 0 : 0;
 }
 
-/* Outcomes are final once `done` is seen under the lock; callbacks see them
- * before `ready`, as Python runs callbacks before waking get(). */
+/* Outcomes are final once `done` is seen; callbacks see them before
+ * `ready`, as Python runs callbacks before waking get(). */
 static int is_done(const pp_result *r) {
-  apr_thread_mutex_lock(r->shared->lock);
-  int done = r->done;
-  apr_thread_mutex_unlock(r->shared->lock);
-  return done;
+  return pp__atomic_get(&((pp_result *)r)->done) != 0;
 }
 
 pp_status pp_result_successful(const pp_result *r, int *ok) {

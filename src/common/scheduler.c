@@ -13,7 +13,11 @@
  * that it never waits for the parent; long tasks would instead hold the
  * second chunk hostage while another worker sits idle. */
 #define PP__PIPELINE_US 2000
-#define PP__PIPELINE_MAX 32
+/* Tiny tasks take a few µs each in a worker: 32 of them lasted less than a
+ * time slice of the scheduler thread, which shares the CPUs with the
+ * workers, so workers ran dry and slept in recv() (perf sched_switch). The
+ * PP__PIPELINE_US bound still holds for anything longer. */
+#define PP__PIPELINE_MAX 256
 #define PP__EVENTS 64
 #define PP__MAX_EARLY_DEATHS 8
 /* A started worker answers the challenge in milliseconds; one that has not
@@ -50,8 +54,7 @@ static void chunk_done(pp_pool *pool, pp__chunk *c, const pp__outcome *outs,
     if (finished)
       notify_later(pool, r);
   }
-  free(c->frame);
-  free(c);
+  pp__chunk_free(c);
 }
 
 static void chunk_failed(pp_pool *pool, pp__chunk *c, pp_status why,
@@ -101,7 +104,7 @@ static int run_callbacks(pp_pool *pool) {
     lock(pool);
     while (list) {
       pp_result *next = list->next_done;
-      list->ready = 1;
+      pp__atomic_set(&list->ready, 1);
       pool->inflight_jobs--;
       pp__result_release_locked(list);
       list = next;

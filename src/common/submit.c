@@ -35,18 +35,26 @@ apr_interval_time_t pp__time_limit(const pp_pool *pool,
   return limit > 1e9 ? 0 : (apr_interval_time_t)(limit * 1e6) + 1;
 }
 
-pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
-                         const pp_callbacks *cb, pp_result **out) {
-  pp_result *r = calloc(1, sizeof *r);
-  if (!r)
-    return PP_ENOMEM;
+/* Fills a zeroed result; `name` is room for the task's name (with its NUL)
+ * in the result's allocation. */
+static void result_init(pp_result *r, pp_pool *pool, pp__job_kind kind,
+                        const char *task, char *name, const pp_callbacks *cb) {
   r->job.kind = kind;
-  strcpy(r->job.task, task);
+  strcpy(name, task);
+  r->job.task = name;
   r->shared = pool->shared;
   r->pool = pool;
   r->job.time_limit = pp__time_limit(pool, cb);
   if (cb)
     r->cb = *cb;
+}
+
+pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
+                         const pp_callbacks *cb, pp_result **out) {
+  pp_result *r = calloc(1, sizeof *r + strlen(task) + 1);
+  if (!r)
+    return PP_ENOMEM;
+  result_init(r, pool, kind, task, (char *)(r + 1), cb);
   *out = r;
   return PP_OK;
 }
@@ -61,49 +69,107 @@ static pp_status new_chunk(size_t first, size_t count, pp__chunk **out) {
   return PP_OK;
 }
 
+void pp__chunk_free(pp__chunk *c) {
+  switch (c->mem) {
+  case PP__CHUNK_OWN:
+    free(c->frame);
+    free(c);
+    break;
+  case PP__CHUNK_FRAME_INLINE:
+    free(c);
+    break;
+  case PP__CHUNK_IN_JOB:
+    break;
+  }
+}
+
 static void free_chunks(pp__chunk *c) {
   while (c) {
     pp__chunk *next = c->next;
-    free(c->frame);
-    free(c);
+    pp__chunk_free(c);
     c = next;
   }
 }
 
-pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
-                           const pp_bytes *single, size_t count,
-                           pp__chunk **out) {
-  pp__buf b = {0};
+/* The exact size of a CALLS frame, so that it is encoded into one
+ * allocation without growing a buffer; refuses what encoding would. */
+static pp_status calls_frame_size(const char *task, const pp_args *calls,
+                                  const pp_bytes *single, size_t count,
+                                  size_t *out) {
+  if (count > UINT32_MAX)
+    return PP_ETOOBIG;
+  /* The payload's length is a u32; counted in 64 bits, as every term is
+   * below 2^32 once checked, no sum can wrap before the check. */
+  uint64_t payload = 2 + strlen(task) + 4;
+  for (size_t i = 0; i < count; i++) {
+    const pp_bytes *argv = calls ? calls[i].argv : &single[i];
+    size_t argc = calls ? calls[i].argc : 1;
+    if (!argv && argc)
+      return PP_EINVAL;
+    if (argc > UINT32_MAX)
+      return PP_ETOOBIG;
+    payload += 4;
+    for (size_t k = 0; k < argc && payload <= UINT32_MAX; k++) {
+      if (!argv[k].data && argv[k].len)
+        return PP_EINVAL;
+      if (argv[k].len > UINT32_MAX)
+        return PP_ETOOBIG;
+      payload += 4 + (uint64_t)argv[k].len;
+    }
+    if (payload > UINT32_MAX)
+      return PP_ETOOBIG;
+  }
+  if (payload > (size_t)-1 - PP__WIRE_HEADER_SIZE - 4096)
+    return PP_ETOOBIG; /* 32-bit: the frame and its block must fit */
+  *out = (size_t)payload + PP__WIRE_HEADER_SIZE;
+  return PP_OK;
+}
+
+/* Encodes a CALLS frame into `frame`, which calls_frame_size() sized. */
+static pp_status encode_calls_into(unsigned char *frame, size_t size,
+                                   const char *task, uint64_t id,
+                                   const pp_args *calls, const pp_bytes *single,
+                                   size_t count) {
+  /* A buffer over memory of the right size: the appends never grow it. */
+  pp__buf b = {frame, 0, 0, size};
   size_t at;
   pp_status st = pp__frame_begin(&b, PP__F_CALLS, id, &at);
   if (st == PP_OK)
     st = pp__put_str16(&b, task);
   if (st == PP_OK)
-    st = count > UINT32_MAX ? PP_ETOOBIG : PP_OK;
-  if (st == PP_OK)
     st = pp__put_u32(&b, (uint32_t)count);
-  for (size_t i = 0; st == PP_OK && i < count; i++) {
-    if (calls) {
-      if (!calls[i].argv && calls[i].argc)
-        st = PP_EINVAL;
-      else
-        st = pp__put_args(&b, calls[i].argv, calls[i].argc);
-    } else {
-      st = pp__put_args(&b, &single[i], 1);
-    }
-  }
+  for (size_t i = 0; st == PP_OK && i < count; i++)
+    st = calls ? pp__put_args(&b, calls[i].argv, calls[i].argc)
+               : pp__put_args(&b, &single[i], 1);
   if (st == PP_OK)
     st = pp__frame_end(&b, at);
-  pp__chunk *c = NULL;
-  if (st == PP_OK)
-    st = new_chunk(0, count, &c);
+  if (st == PP_OK && (b.data != frame || b.end != size))
+    st = PP_EINVAL; /* the size and the encoding disagree: a bug */
+  return st;
+}
+
+pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
+                           const pp_bytes *single, size_t count,
+                           pp__chunk **out) {
+  size_t size;
+  pp_status st = calls_frame_size(task, calls, single, count, &size);
+  if (st != PP_OK)
+    return st;
+  /* The chunk and its frame in one allocation. */
+  pp__chunk *c = malloc(sizeof *c + size);
+  if (!c)
+    return PP_ENOMEM;
+  memset(c, 0, sizeof *c);
+  c->mem = PP__CHUNK_FRAME_INLINE;
+  c->frame = (unsigned char *)(c + 1);
+  c->frame_len = size;
+  c->count = count;
+  c->id = id;
+  st = encode_calls_into(c->frame, size, task, id, calls, single, count);
   if (st != PP_OK) {
-    pp__buf_free(&b);
+    free(c);
     return st;
   }
-  c->id = id;
-  c->frame = b.data; /* never consumed, so the frame starts at data */
-  c->frame_len = b.end;
   *out = c;
   return PP_OK;
 }
@@ -196,6 +262,18 @@ static pp_status cut_and_submit(pp_pool *pool, pp_result *r, size_t count,
   return st;
 }
 
+/* Small results of an apply are kept in its block: an i64 and the like
+ * then cost no allocation. */
+#define PP__SMALL_VALUE 32
+
+typedef struct apply_block {
+  pp_result r;
+  pp__item item;
+  pp__chunk chunk;
+  unsigned char value[PP__SMALL_VALUE];
+  /* the frame follows */
+} apply_block;
+
 pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
                          size_t nargs, const pp_callbacks *callbacks,
                          pp_result **out) {
@@ -204,23 +282,36 @@ pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
   pp_status st = pp__check_submit(pool, task, out);
   if (st != PP_OK || (!args && nargs))
     return st != PP_OK ? st : PP_EINVAL;
-  pp_result *r;
-  if ((st = pp__result_new(pool, PP__JOB_CALLS, task, callbacks, &r)) != PP_OK)
-    return st;
-  r->apply = 1;
-  r->job.count = r->job.nchunks = r->job.chunks_left = r->job.chunksize = 1;
-  r->items = calloc(1, sizeof *r->items);
   pp_args one = {args, nargs};
-  pp__chunk *c = NULL;
-  st = r->items ? pp__encode_calls(task, (uint64_t)pp__next_job_id(pool) << 32,
-                                   &one, NULL, 1, &c)
-                : PP_ENOMEM;
+  size_t size;
+  if ((st = calls_frame_size(task, &one, NULL, 1, &size)) != PP_OK)
+    return st;
+  /* One allocation for all a task needs: result, item, chunk, frame and
+   * the task's name (checked short by pp__check_submit). */
+  apply_block *blk = malloc(sizeof *blk + size + strlen(task) + 1);
+  if (!blk)
+    return PP_ENOMEM;
+  memset(blk, 0, sizeof *blk);
+  pp_result *r = &blk->r;
+  result_init(r, pool, PP__JOB_CALLS, task, (char *)(blk + 1) + size,
+              callbacks);
+  r->apply = 1;
+  r->one_block = 1;
+  r->items = &blk->item;
+  r->small_value = blk->value;
+  r->small_cap = sizeof blk->value;
+  r->job.count = r->job.nchunks = r->job.chunks_left = r->job.chunksize = 1;
+  pp__chunk *c = &blk->chunk;
+  c->mem = PP__CHUNK_IN_JOB;
+  c->frame = (unsigned char *)(blk + 1);
+  c->frame_len = size;
+  c->count = 1;
+  c->id = (uint64_t)pp__next_job_id(pool) << 32;
+  st = encode_calls_into(c->frame, size, task, c->id, &one, NULL, 1);
   if (st == PP_OK)
     st = submit(pool, r, c, c);
   if (st != PP_OK) {
-    free_chunks(c);
-    free(r->items);
-    free(r);
+    free(blk);
     return st;
   }
   *out = r;
@@ -403,7 +494,17 @@ pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
   st = pp_result_get(r, -1);
   const pp__item *item = &r->items[0];
   out->status = st;
-  if (st == PP_OK) {
+  if (st == PP_OK && item->data == r->small_value) {
+    /* The value sits in the result's block, which goes: copy it out. */
+    out->data = malloc(item->len + 1);
+    if (out->data) {
+      memcpy(out->data, item->data, item->len + 1);
+      out->len = item->len;
+    } else {
+      st = out->status = PP_ENOMEM;
+      out->error = pp__strdup(pp_strerror(st));
+    }
+  } else if (st == PP_OK) {
     out->data = item->data; /* ownership moves to the caller */
     out->len = item->len;
     r->items[0].data = NULL;

@@ -7,7 +7,10 @@
 void pp_value_clear(pp_value *value) {
   if (!value)
     return;
-  free(value->data);
+  if (value->owner)
+    pp__value_block_release(value->owner);
+  else
+    free(value->data);
   free(value->error);
   memset(value, 0, sizeof *value);
 }
@@ -21,6 +24,11 @@ pp_status pp_value_i64(const pp_value *value, int64_t *out) {
     return PP_EINVAL;
   memcpy(out, value->data, sizeof *out);
   return PP_OK;
+}
+
+void pp__value_block_release(pp__value_block *block) {
+  if (pp__atomic_dec_is_zero(&block->refs))
+    free(block);
 }
 
 size_t pp_default_chunksize(size_t n, int processes) {

@@ -30,6 +30,9 @@
 
 /* Room reserved per recv on a channel. */
 #define READ_CHUNK (64 * 1024)
+/* A read shorter than this that did not fill the buffer ends a channel's
+ * reading for this round (see slot_read). */
+#define SMALL_READ (16 * 1024)
 /* Bytes taken from one channel per wait: one busy worker cannot starve the
  * others. */
 #define READ_LIMIT (1024 * 1024)
@@ -126,10 +129,21 @@ static pp_status slot_read(pp__backend *b, unsigned i, size_t limit) {
     st = pp__buf_reserve(&s->in, READ_CHUNK);
     if (st != PP_OK)
       break; /* the bytes wait in the socket */
-    ssize_t n = recv(s->fd, pp__buf_tail(&s->in), s->in.cap - s->in.end, 0);
+    size_t room = s->in.cap - s->in.end;
+    ssize_t n = recv(s->fd, pp__buf_tail(&s->in), room, 0);
     if (n > 0) {
       pp__buf_commit(&s->in, (size_t)n);
       got += (size_t)n;
+      /* A stream socket fills a read while it holds bytes: a short one
+       * emptied it, and another recv() would mostly say EAGAIN (one system
+       * call per poll() round when workers answer one task at a time).
+       * poll() reports what comes next. Only after a small read, though: a
+       * worker streaming a big answer refills the socket while we read,
+       * and going back to poll() for each piece slowed big payloads by a
+       * few percent. A drain after the worker's exit reads on to the EOF,
+       * which it reports before EXITED. */
+      if ((size_t)n < room && (size_t)n < SMALL_READ && limit != DRAIN_LIMIT)
+        break;
     } else if (n == 0) {
       eof = 1;
       break;

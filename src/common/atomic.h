@@ -1,0 +1,55 @@
+/* The few atomic operations the core needs, portable to the compilers it
+ * is built with. GCC and Clang get their __atomic builtins, which the
+ * thread sanitizer understands (APR's atomics live in an uninstrumented
+ * library, so the sanitizer would not see them order anything); MSVC,
+ * which has no C11 <stdatomic.h> in its C mode, gets APR's. */
+#ifndef PP_ATOMIC_H
+#define PP_ATOMIC_H
+
+#include <apr_atomic.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+typedef apr_uint32_t pp__atomic_u32;
+/* Stores `v`, publishing every write made before it to pp__atomic_get(). */
+static inline void pp__atomic_set(pp__atomic_u32 *a, apr_uint32_t v) {
+  __atomic_store_n(a, v, __ATOMIC_RELEASE);
+}
+static inline apr_uint32_t pp__atomic_get(const pp__atomic_u32 *a) {
+  return __atomic_load_n(a, __ATOMIC_ACQUIRE);
+}
+/* Decrements; 1 when that made it zero. Acquire and release both: whoever
+ * drops the last reference sees every write made before the others'. */
+static inline int pp__atomic_dec_is_zero(pp__atomic_u32 *a) {
+  return __atomic_sub_fetch(a, 1, __ATOMIC_ACQ_REL) == 0;
+}
+/* A lock word: 1 when taken by a winning exchange, 0 again by a release
+ * store, which on x86 is a plain store where a mutex's unlock is a second
+ * locked instruction. */
+static inline int pp__atomic_try_take(pp__atomic_u32 *a) {
+  return __atomic_exchange_n(a, 1, __ATOMIC_ACQUIRE) == 0;
+}
+static inline void pp__atomic_give(pp__atomic_u32 *a) {
+  __atomic_store_n(a, 0, __ATOMIC_RELEASE);
+}
+#else
+typedef volatile apr_uint32_t pp__atomic_u32;
+static inline void pp__atomic_set(pp__atomic_u32 *a, apr_uint32_t v) {
+  apr_atomic_set32(a, v);
+}
+static inline apr_uint32_t pp__atomic_get(pp__atomic_u32 *a) {
+  /* An interlocked no-op: a full barrier, where a volatile read might be
+   * none (ARM64). */
+  return apr_atomic_cas32(a, 0, 0);
+}
+static inline int pp__atomic_dec_is_zero(pp__atomic_u32 *a) {
+  return apr_atomic_dec32(a) == 0; /* a full barrier on Windows */
+}
+static inline int pp__atomic_try_take(pp__atomic_u32 *a) {
+  return apr_atomic_xchg32(a, 1) == 0;
+}
+static inline void pp__atomic_give(pp__atomic_u32 *a) {
+  apr_atomic_xchg32(a, 0);
+}
+#endif
+
+#endif
