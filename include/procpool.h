@@ -679,9 +679,12 @@ PP_API pp_status pp_result_cancel(pp_result *result);
 /* ------------------------------------------------------------------------ */
 /** @name Calls
  * A task name is 1 to 255 bytes; a name no worker knows is not an error at
- * submission: the call completes with PP_EUNKNOWNTASK. Arguments and items
- * are copied before the submitting function returns (except the arrays of a
- * records map).
+ * submission: the call completes with PP_EUNKNOWNTASK. The _async forms copy
+ * arguments and items before they return (except the arrays of a records
+ * map), so the caller may reuse them at once. The blocking forms
+ * (pp_apply(), pp_map(), pp_starmap(), pp_map_records()) read them while
+ * they run instead, straight into shared memory when big: they must stay
+ * unchanged until the call returns.
  */
 /**@{*/
 

@@ -271,6 +271,44 @@ static void test_big_one_way(void) {
   pp_pool_destroy(pool);
 }
 
+/* A blocking starmap lends its big arguments: encoded into the lanes when
+ * sent, re-sent from the caller's memory if a worker dies first. */
+static void test_lent_starmap(void) {
+  enum { N = 16 };
+  size_t len = (size_t)600 << 10;
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  unsigned char *bufs[N];
+  int64_t keys[N];
+  pp_bytes argv[N][2];
+  pp_args items[N];
+  for (size_t k = 0; k < N; k++) {
+    bufs[k] = malloc(len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bufs[k]);
+    for (size_t i = 0; i < len; i++)
+      bufs[k][i] = pattern(k, i);
+    keys[k] = (int64_t)k;
+    argv[k][0] = (pp_bytes){bufs[k], len};
+    argv[k][1] = tu_i64(&keys[k]);
+    items[k] = (pp_args){argv[k], 2};
+  }
+  for (size_t chunksize = 1; chunksize <= 4; chunksize *= 2) {
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL(pp_starmap(pool, "blob_check", items, N, chunksize, &r),
+                    PP_OK);
+    size_t right = 0;
+    for (size_t k = 0; k < N; k++) {
+      int64_t yes = 0;
+      right += pp_result_item_i64(r, k, &yes) == PP_OK && yes == 1;
+    }
+    CU_ASSERT_EQUAL(right, N);
+    pp_result_free(r);
+  }
+  for (size_t k = 0; k < N; k++)
+    free(bufs[k]);
+  pp_pool_destroy(pool);
+}
+
 /* Records in big chunks, some failing: the same outcome as anywhere. */
 static void test_records(void) {
   enum { N = 300000 };
@@ -415,6 +453,7 @@ int pp_test_suite_lanes(void) {
       {"the ring: order, no wrapping extent, full, empty restarts", test_ring},
       {"big buffers both ways through the lanes", test_big_echo},
       {"big results, then big arguments, many in flight", test_big_one_way},
+      {"a blocking starmap lends its big arguments", test_lent_starmap},
       {"records in big chunks, some failing", test_records},
       {"a small lane: what does not fit takes the channel",
        test_small_lane_falls_back},

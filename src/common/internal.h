@@ -175,7 +175,12 @@ struct pp_result {
   struct pp_result *next_done; /* scheduler's list of completions to notify */
   /* An apply is one allocation: the result, its item, its chunk and frame,
    * and room for a small value, which then needs no allocation either. */
-  int one_block;              /* items (and the chunk) are inside r */
+  int one_block; /* items (and the chunk) are inside r */
+  /* A blocking apply, map or starmap lends its arguments until the result
+   * completes, which its caller waits for: its chunks carry no frame, and
+   * each is encoded when sent, straight into the worker's lane or batch. */
+  const pp_args *lent_calls;
+  const pp_bytes *lent_single;
   unsigned char *small_value; /* NULL, or inline room for a value */
   size_t small_cap;           /* bytes of it, the NUL included */
 };

@@ -741,7 +741,42 @@ static int send_in_lane(pp__worker *w, pp__chunk *c, pp__frame_type type,
   return 1;
 }
 
+/* A chunk whose arguments a blocking call lent: encoded now, into the
+ * worker's down lane when big and there is room (no copy of the arguments
+ * is ever made on the caller's side), else into its batch. */
+static pp_status send_lent_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
+  const pp_result *r = (const pp_result *)c->job;
+  const pp_args *calls = r->lent_calls ? r->lent_calls + c->first : NULL;
+  const pp_bytes *single = r->lent_single ? r->lent_single + c->first : NULL;
+  pp__worker *w = &pool->workers[slot];
+  size_t size = c->frame_len; /* checked by pp__calls_frame_size() */
+  uint32_t pos;
+  unsigned char *dst = size - PP__WIRE_HEADER_SIZE >= PP__LANE_MIN
+                           ? pp__lane_reserve(&w->down, size, &pos)
+                           : NULL;
+  c->in_lane = dst != NULL;
+  if (dst) {
+    /* The whole frame goes in; the lane frame points past its header. */
+    c->lane_end = pos + (uint32_t)size;
+    pp_status st = pp__calls_frame_encode(dst, size, r->job.task, c->id, calls,
+                                          single, c->count);
+    return st == PP_OK ? pp__lane_put_frame(&w->batch, PP__F_CALLS, c->id,
+                                            pos + PP__WIRE_HEADER_SIZE,
+                                            size - PP__WIRE_HEADER_SIZE)
+                       : st;
+  }
+  pp_status st = pp__buf_reserve(&w->batch, size);
+  if (st == PP_OK)
+    st = pp__calls_frame_encode(pp__buf_tail(&w->batch), size, r->job.task,
+                                c->id, calls, single, c->count);
+  if (st == PP_OK)
+    pp__buf_commit(&w->batch, size);
+  return st;
+}
+
 static pp_status send_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
+  if (!c->frame)
+    return send_lent_calls(pool, slot, c);
   pp_status st;
   if (send_in_lane(&pool->workers[slot], c, PP__F_CALLS,
                    c->frame + PP__WIRE_HEADER_SIZE,

@@ -91,68 +91,11 @@ static void free_chunks(pp__chunk *c) {
   }
 }
 
-/* The exact size of a CALLS frame, so that it is encoded into one
- * allocation without growing a buffer; refuses what encoding would. */
-static pp_status calls_frame_size(const char *task, const pp_args *calls,
-                                  const pp_bytes *single, size_t count,
-                                  size_t *out) {
-  if (count > UINT32_MAX)
-    return PP_ETOOBIG;
-  /* The payload's length is a u32; counted in 64 bits, as every term is
-   * below 2^32 once checked, no sum can wrap before the check. */
-  uint64_t payload = 2 + strlen(task) + 4;
-  for (size_t i = 0; i < count; i++) {
-    const pp_bytes *argv = calls ? calls[i].argv : &single[i];
-    size_t argc = calls ? calls[i].argc : 1;
-    if (!argv && argc)
-      return PP_EINVAL;
-    if (argc > UINT32_MAX)
-      return PP_ETOOBIG;
-    payload += 4;
-    for (size_t k = 0; k < argc && payload <= UINT32_MAX; k++) {
-      if (!argv[k].data && argv[k].len)
-        return PP_EINVAL;
-      if (argv[k].len > UINT32_MAX)
-        return PP_ETOOBIG;
-      payload += 4 + (uint64_t)argv[k].len;
-    }
-    if (payload > UINT32_MAX)
-      return PP_ETOOBIG;
-  }
-  if (payload > (size_t)-1 - PP__WIRE_HEADER_SIZE - 4096)
-    return PP_ETOOBIG; /* 32-bit: the frame and its block must fit */
-  *out = (size_t)payload + PP__WIRE_HEADER_SIZE;
-  return PP_OK;
-}
-
-/* Encodes a CALLS frame into `frame`, which calls_frame_size() sized. */
-static pp_status encode_calls_into(unsigned char *frame, size_t size,
-                                   const char *task, uint64_t id,
-                                   const pp_args *calls, const pp_bytes *single,
-                                   size_t count) {
-  /* A buffer over memory of the right size: the appends never grow it. */
-  pp__buf b = {frame, 0, 0, size};
-  size_t at;
-  pp_status st = pp__frame_begin(&b, PP__F_CALLS, id, &at);
-  if (st == PP_OK)
-    st = pp__put_str16(&b, task);
-  if (st == PP_OK)
-    st = pp__put_u32(&b, (uint32_t)count);
-  for (size_t i = 0; st == PP_OK && i < count; i++)
-    st = calls ? pp__put_args(&b, calls[i].argv, calls[i].argc)
-               : pp__put_args(&b, &single[i], 1);
-  if (st == PP_OK)
-    st = pp__frame_end(&b, at);
-  if (st == PP_OK && (b.data != frame || b.end != size))
-    st = PP_EINVAL; /* the size and the encoding disagree: a bug */
-  return st;
-}
-
 pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
                            const pp_bytes *single, size_t count,
                            pp__chunk **out) {
   size_t size;
-  pp_status st = calls_frame_size(task, calls, single, count, &size);
+  pp_status st = pp__calls_frame_size(task, calls, single, count, &size);
   if (st != PP_OK)
     return st;
   /* The chunk and its frame in one allocation. */
@@ -165,7 +108,7 @@ pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
   c->frame_len = size;
   c->count = count;
   c->id = id;
-  st = encode_calls_into(c->frame, size, task, id, calls, single, count);
+  st = pp__calls_frame_encode(c->frame, size, task, id, calls, single, count);
   if (st != PP_OK) {
     free(c);
     return st;
@@ -221,6 +164,23 @@ static pp_status make_calls_chunk(const void *source, size_t at, size_t n,
                           src->single ? src->single + at : NULL, n, out);
 }
 
+/* A lent chunk: checked now as its frame would be, encoded when sent. */
+static pp_status make_lent_chunk(const void *source, size_t at, size_t n,
+                                 uint64_t id, pp__chunk **out) {
+  const calls_source *src = source;
+  size_t size;
+  pp_status st =
+      pp__calls_frame_size(src->task, src->calls ? src->calls + at : NULL,
+                           src->single ? src->single + at : NULL, n, &size);
+  if (st == PP_OK)
+    st = new_chunk(at, n, out);
+  if (st == PP_OK) {
+    (*out)->id = id;
+    (*out)->frame_len = size;
+  }
+  return st;
+}
+
 static pp_status make_records_chunk(const void *source, size_t at, size_t n,
                                     uint64_t id, pp__chunk **out) {
   (void)source;
@@ -270,13 +230,17 @@ typedef struct apply_block {
   pp_result r;
   pp__item item;
   pp__chunk chunk;
+  pp_args lent; /* a blocking apply's arguments, lent */
   unsigned char value[PP__SMALL_VALUE];
-  /* the frame follows */
+  /* the frame follows (none when lent) */
 } apply_block;
 
-pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
-                         size_t nargs, const pp_callbacks *callbacks,
-                         pp_result **out) {
+/* apply_async, or with `lend` the first half of a blocking apply, whose
+ * caller waits for the result and so may lend its arguments. */
+static pp_status apply_submit(pp_pool *pool, const char *task,
+                              const pp_bytes *args, size_t nargs,
+                              const pp_callbacks *callbacks, int lend,
+                              pp_result **out) {
   if (out)
     *out = NULL;
   pp_status st = pp__check_submit(pool, task, out);
@@ -284,16 +248,17 @@ pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
     return st != PP_OK ? st : PP_EINVAL;
   pp_args one = {args, nargs};
   size_t size;
-  if ((st = calls_frame_size(task, &one, NULL, 1, &size)) != PP_OK)
+  if ((st = pp__calls_frame_size(task, &one, NULL, 1, &size)) != PP_OK)
     return st;
+  size_t framed = lend ? 0 : size;
   /* One allocation for all a task needs: result, item, chunk, frame and
    * the task's name (checked short by pp__check_submit). */
-  apply_block *blk = malloc(sizeof *blk + size + strlen(task) + 1);
+  apply_block *blk = malloc(sizeof *blk + framed + strlen(task) + 1);
   if (!blk)
     return PP_ENOMEM;
   memset(blk, 0, sizeof *blk);
   pp_result *r = &blk->r;
-  result_init(r, pool, PP__JOB_CALLS, task, (char *)(blk + 1) + size,
+  result_init(r, pool, PP__JOB_CALLS, task, (char *)(blk + 1) + framed,
               callbacks);
   r->apply = 1;
   r->one_block = 1;
@@ -303,11 +268,16 @@ pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
   r->job.count = r->job.nchunks = r->job.chunks_left = r->job.chunksize = 1;
   pp__chunk *c = &blk->chunk;
   c->mem = PP__CHUNK_IN_JOB;
-  c->frame = (unsigned char *)(blk + 1);
   c->frame_len = size;
   c->count = 1;
   c->id = (uint64_t)pp__next_job_id(pool) << 32;
-  st = encode_calls_into(c->frame, size, task, c->id, &one, NULL, 1);
+  if (lend) {
+    blk->lent = one;
+    r->lent_calls = &blk->lent;
+  } else {
+    c->frame = (unsigned char *)(blk + 1);
+    st = pp__calls_frame_encode(c->frame, size, task, c->id, &one, NULL, 1);
+  }
   if (st == PP_OK)
     st = submit(pool, r, c, c);
   if (st != PP_OK) {
@@ -318,12 +288,19 @@ pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
   return PP_OK;
 }
 
+pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
+                         size_t nargs, const pp_callbacks *callbacks,
+                         pp_result **out) {
+  return apply_submit(pool, task, args, nargs, callbacks, 0, out);
+}
+
 /* map and starmap: `count` items in chunks of `chunksize` (0: Python's
- * default), encoded now so that the caller may reuse its buffers. */
+ * default), encoded now so that the caller may reuse its buffers, or with
+ * `lend` (a blocking map, whose caller waits) encoded when sent. */
 static pp_status map_common(pp_pool *pool, const char *task,
                             const pp_args *calls, const pp_bytes *single,
                             size_t count, size_t chunksize,
-                            const pp_callbacks *cb, pp_result **out) {
+                            const pp_callbacks *cb, int lend, pp_result **out) {
   if (out)
     *out = NULL;
   pp_status st = pp__check_submit(pool, task, out);
@@ -341,8 +318,13 @@ static pp_status map_common(pp_pool *pool, const char *task,
   if (!r->items)
     st = PP_ENOMEM;
   calls_source src = {task, calls, single};
+  if (lend) {
+    r->lent_calls = calls;
+    r->lent_single = single;
+  }
   if (st == PP_OK)
-    st = cut_and_submit(pool, r, count, make_calls_chunk, &src);
+    st = cut_and_submit(pool, r, count,
+                        lend ? make_lent_chunk : make_calls_chunk, &src);
   if (st != PP_OK) {
     free(r->items);
     free(r);
@@ -355,13 +337,15 @@ static pp_status map_common(pp_pool *pool, const char *task,
 pp_status pp_map_async(pp_pool *pool, const char *task, const pp_bytes *items,
                        size_t count, size_t chunksize,
                        const pp_callbacks *callbacks, pp_result **out) {
-  return map_common(pool, task, NULL, items, count, chunksize, callbacks, out);
+  return map_common(pool, task, NULL, items, count, chunksize, callbacks, 0,
+                    out);
 }
 
 pp_status pp_starmap_async(pp_pool *pool, const char *task,
                            const pp_args *items, size_t count, size_t chunksize,
                            const pp_callbacks *callbacks, pp_result **out) {
-  return map_common(pool, task, items, NULL, count, chunksize, callbacks, out);
+  return map_common(pool, task, items, NULL, count, chunksize, callbacks, 0,
+                    out);
 }
 
 /* The largest chunk of records whose frames (either way) fit the limits. */
@@ -448,12 +432,15 @@ static pp_status wait_map(pp_pool *pool, pp_status st, pp_result **out) {
   return pp_result_get(*out, -1);
 }
 
+/* The blocking map and starmap wait for their result, so they lend their
+ * items rather than copy them. */
 pp_status pp_map(pp_pool *pool, const char *task, const pp_bytes *items,
                  size_t count, size_t chunksize, pp_result **out) {
   if (pool && pp__on_scheduler(pool))
     return PP_ESTATE;
   return wait_map(
-      pool, pp_map_async(pool, task, items, count, chunksize, NULL, out), out);
+      pool, map_common(pool, task, NULL, items, count, chunksize, NULL, 1, out),
+      out);
 }
 
 pp_status pp_starmap(pp_pool *pool, const char *task, const pp_args *items,
@@ -461,7 +448,7 @@ pp_status pp_starmap(pp_pool *pool, const char *task, const pp_args *items,
   if (pool && pp__on_scheduler(pool))
     return PP_ESTATE;
   return wait_map(
-      pool, pp_starmap_async(pool, task, items, count, chunksize, NULL, out),
+      pool, map_common(pool, task, items, NULL, count, chunksize, NULL, 1, out),
       out);
 }
 
@@ -486,7 +473,7 @@ pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
     return PP_ESTATE;
   }
   pp_result *r;
-  pp_status st = pp_apply_async(pool, task, args, nargs, NULL, &r);
+  pp_status st = apply_submit(pool, task, args, nargs, NULL, 1, &r);
   if (st != PP_OK) {
     out->status = st;
     return st;

@@ -256,3 +256,59 @@ const char *pp__decode_records_done(const pp__frame *f, size_t count,
   }
   return r.off == r.len ? NULL : "bytes after the records answer";
 }
+
+/* ---- CALLS frames ---- */
+
+pp_status pp__calls_frame_size(const char *task, const pp_args *calls,
+                               const pp_bytes *single, size_t count,
+                               size_t *out) {
+  if (count > UINT32_MAX)
+    return PP_ETOOBIG;
+  /* The payload's length is a u32; counted in 64 bits, as every term is
+   * below 2^32 once checked, no sum can wrap before the check. */
+  uint64_t payload = 2 + strlen(task) + 4;
+  for (size_t i = 0; i < count; i++) {
+    const pp_bytes *argv = calls ? calls[i].argv : &single[i];
+    size_t argc = calls ? calls[i].argc : 1;
+    if (!argv && argc)
+      return PP_EINVAL;
+    if (argc > UINT32_MAX)
+      return PP_ETOOBIG;
+    payload += 4;
+    for (size_t k = 0; k < argc && payload <= UINT32_MAX; k++) {
+      if (!argv[k].data && argv[k].len)
+        return PP_EINVAL;
+      if (argv[k].len > UINT32_MAX)
+        return PP_ETOOBIG;
+      payload += 4 + (uint64_t)argv[k].len;
+    }
+    if (payload > UINT32_MAX)
+      return PP_ETOOBIG;
+  }
+  if (payload > (size_t)-1 - PP__WIRE_HEADER_SIZE - 4096)
+    return PP_ETOOBIG; /* 32-bit: the frame and its block must fit */
+  *out = (size_t)payload + PP__WIRE_HEADER_SIZE;
+  return PP_OK;
+}
+
+pp_status pp__calls_frame_encode(unsigned char *frame, size_t size,
+                                 const char *task, uint64_t id,
+                                 const pp_args *calls, const pp_bytes *single,
+                                 size_t count) {
+  /* A buffer over memory of the right size: the appends never grow it. */
+  pp__buf b = {frame, 0, 0, size};
+  size_t at;
+  pp_status st = pp__frame_begin(&b, PP__F_CALLS, id, &at);
+  if (st == PP_OK)
+    st = pp__put_str16(&b, task);
+  if (st == PP_OK)
+    st = pp__put_u32(&b, (uint32_t)count);
+  for (size_t i = 0; st == PP_OK && i < count; i++)
+    st = calls ? pp__put_args(&b, calls[i].argv, calls[i].argc)
+               : pp__put_args(&b, &single[i], 1);
+  if (st == PP_OK)
+    st = pp__frame_end(&b, at);
+  if (st == PP_OK && (b.data != frame || b.end != size))
+    st = PP_EINVAL; /* the size and the encoding disagree: a bug */
+  return st;
+}

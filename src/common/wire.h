@@ -107,6 +107,22 @@ pp_status pp__put_args(pp__buf *out, const pp_bytes *argv, size_t argc);
 /* Overwrites the u32 at `at` bytes past the head (a count known late). */
 void pp__patch_u32(pp__buf *out, size_t at, uint32_t v);
 
+/* ---- CALLS frames, sized exactly before they are encoded ---- */
+
+/* The size of the CALLS frame (header included) of `count` calls, each
+ * calls[i] or, when calls is NULL, the one argument single[i]: encoded into
+ * memory of that size, it never grows a buffer. PP_EINVAL for NULL data
+ * with a length, PP_ETOOBIG past what a frame can say. */
+pp_status pp__calls_frame_size(const char *task, const pp_args *calls,
+                               const pp_bytes *single, size_t count,
+                               size_t *out);
+/* Encodes that frame into `frame`, `size` bytes from
+ * pp__calls_frame_size(). */
+pp_status pp__calls_frame_encode(unsigned char *frame, size_t size,
+                                 const char *task, uint64_t id,
+                                 const pp_args *calls, const pp_bytes *single,
+                                 size_t count);
+
 /* ---- reading: a cursor that refuses to run past the end ---- */
 
 typedef struct pp__reader {
