@@ -163,12 +163,36 @@ pp_status pp_result_cancel(pp_result *r) {
   return PP_OK;
 }
 
+/* How long a waiter spins before it sleeps, in µs. */
+#define PP__SPIN_US 100
+
+/* Waits a little without sleeping: an answer that is due in microseconds
+ * then costs no wake-up of this thread, and this thread's CPU does not
+ * halt meanwhile, so the scheduler's own wake-up on it is quick too. On a
+ * virtual machine whose idle vCPUs halt, each such wake-up costs tens of
+ * µs. It yields on every turn, so it takes no CPU from a thread with work.
+ * 1 when the result became ready. */
+static int spin_until_ready(pp_result *r, apr_time_t deadline) {
+  apr_time_t until = apr_time_now() + PP__SPIN_US;
+  if (deadline && deadline < until)
+    until = deadline;
+  for (unsigned turn = 0;; turn++) {
+    if (pp__atomic_get(&r->ready))
+      return 1;
+    if ((turn & 7) == 7 && apr_time_now() >= until)
+      return 0;
+    apr_thread_yield();
+  }
+}
+
 pp_status pp_result_wait(pp_result *r, double timeout) {
   if (!r)
     return PP_EINVAL;
   if (pp__atomic_get(&r->ready)) /* no lock, no clock */
     return PP_OK;
   apr_time_t deadline = pp__deadline(timeout);
+  if (timeout != 0 && spin_until_ready(r, deadline))
+    return PP_OK;
   apr_thread_mutex_lock(r->shared->lock);
   while (!pp__atomic_get(&r->ready) &&
          pp__shared_wait(r->shared, deadline) == PP_OK) {
