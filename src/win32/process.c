@@ -252,9 +252,14 @@ pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
   si.StartupInfo.hStdOutput = io.h[1];
   si.StartupInfo.hStdError = io.h[2];
   DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT;
-  /* No console window pops up for the worker of a GUI program. */
+  /* A worker of a program without a console window (a GUI program, a
+   * service, a test under CTest) gets no console at all: not a window
+   * popping up, and not a hidden console either, whose host process
+   * (conhost.exe) would be one more process holding the standard handles
+   * it inherited, such as a CI runner's output pipe, for as long as it
+   * lingers. The worker's standard handles are the ones passed above. */
   if (!GetConsoleWindow())
-    flags |= CREATE_NO_WINDOW;
+    flags |= DETACHED_PROCESS;
   if (io.nlist > 0) {
     SIZE_T size = 0;
     InitializeProcThreadAttributeList(NULL, 1, 0, &size);
