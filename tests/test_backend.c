@@ -19,6 +19,7 @@ typedef int pp_test_backend_is_posix_only;
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,6 +111,33 @@ static int ppid_main(pp__wchan *chan, const char *key) {
   if (pp__wchan_write(chan, &ppid, sizeof ppid) != PP_OK)
     return 12;
   return echo_main(chan, key);
+}
+
+/* Writes its parent's pid and how many descriptors above 2 it holds, then
+ * echoes; exits with code 7 on an 'X', dies by SIGKILL on a 'K'. */
+static int report_main(pp__wchan *chan, const char *key) {
+  (void)key;
+  long head[2] = {(long)getppid(), 0};
+  for (int fd = 3; fd < 1024; fd++)
+    if (fcntl(fd, F_GETFD) >= 0)
+      head[1]++;
+  if (pp__wchan_write(chan, head, sizeof head) != PP_OK)
+    return 12;
+  pp__buf buf = {0};
+  int code = 0;
+  while (pp__wchan_read(chan, &buf) == PP_OK) {
+    if (memchr(pp__buf_head(&buf), 'X', pp__buf_len(&buf))) {
+      code = 7;
+      break;
+    }
+    if (memchr(pp__buf_head(&buf), 'K', pp__buf_len(&buf)))
+      raise(SIGKILL);
+    if (pp__wchan_write(chan, pp__buf_head(&buf), pp__buf_len(&buf)) != PP_OK)
+      break;
+    pp__buf_clear(&buf);
+  }
+  pp__buf_free(&buf);
+  return code;
 }
 
 /* Writes only after the parent hung up: the write must fail with PP_EOF,
@@ -209,16 +237,21 @@ static void pump(harness *h, long ms) {
       pump((h), 100);                                                          \
   } while (0)
 
-static int open_harness(harness *h, pp__worker_main_fn fn) {
+static int open_harness_as(harness *h, pp__worker_main_fn fn, int early) {
   memset(h, 0, sizeof *h);
   pp__backend_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.context = PP_CONTEXT_FORK;
   cfg.max_slots = NSLOTS;
   cfg.worker_main = fn;
+  cfg.early_start = early;
   pp_status st = pp__backend_create(&h->b, &cfg);
   CU_ASSERT_EQUAL(st, PP_OK);
   return st == PP_OK;
+}
+
+static int open_harness(harness *h, pp__worker_main_fn fn) {
+  return open_harness_as(h, fn, 0);
 }
 
 static void forget_slot(harness *h, unsigned slot) {
@@ -643,6 +676,191 @@ static void test_launcher_death(void) {
   CU_ASSERT(pid_gone(launcher));
 }
 
+/* ---- early starts: the pool's first worker forked by this process ---- */
+
+/* Takes what report_main wrote first: its parent and its descriptors. */
+static void read_report(harness *h, unsigned slot, long *ppid, long *nfds) {
+  pp__buf *in = pp__backend_input(h->b, slot);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  PUMP_UNTIL(h, pp__buf_len(in) >= 2 * sizeof(long) || h->s[slot].closed);
+  CU_ASSERT_EQUAL_FATAL(pp__buf_len(in), 2 * sizeof(long));
+  long head[2];
+  memcpy(head, pp__buf_head(in), sizeof head);
+  pp__buf_consume(in, sizeof head);
+  *ppid = head[0];
+  *nfds = head[1];
+}
+
+/* Early starts, as a pool makes them: the first worker is this process's
+ * child, the next ones (before and after pp__backend_ready()) the
+ * launcher's. Each holds its channel alone, none outlives the backend,
+ * and the direct one's exit code is reported like any other. */
+static void test_early_start(void) {
+  harness h;
+  if (!open_harness_as(&h, report_main, 1))
+    return;
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 0), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 1), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_ready(h.b), PP_OK);
+  PUMP_UNTIL(&h, h.s[0].started && h.s[1].started);
+  long ppid[2], nfds[2];
+  for (unsigned i = 0; i < 2; i++) {
+    read_report(&h, i, &ppid[i], &nfds[i]);
+    CU_ASSERT_EQUAL(nfds[i], 1);
+  }
+  CU_ASSERT_EQUAL(ppid[0], (long)getpid());
+  CU_ASSERT(ppid[1] > 1 && ppid[1] != (long)getpid());
+  round_trip(&h, 0, (const unsigned char *)"direct", 6);
+  round_trip(&h, 1, (const unsigned char *)"launched", 8);
+
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, 0, "X", 1), PP_OK);
+  PUMP_UNTIL(&h, h.s[0].closed && h.s[0].exited);
+  CU_ASSERT(h.s[0].closed && h.s[0].exited);
+  CU_ASSERT_EQUAL(h.s[0].exit.signaled, 0);
+  CU_ASSERT_EQUAL(h.s[0].exit.code, 7);
+  CU_ASSERT(pid_gone(h.s[0].pid));                  /* reaped, not a zombie */
+  CU_ASSERT_EQUAL(pp__backend_kill(h.b, 0), PP_OK); /* reaped: left alone */
+
+  /* A replacement in the same slot comes from the launcher. */
+  pp__backend_release(h.b, 0);
+  forget_slot(&h, 0);
+  start_and_wait(&h, 0);
+  long again, n;
+  read_report(&h, 0, &again, &n);
+  CU_ASSERT_EQUAL(again, ppid[1]);
+  CU_ASSERT_EQUAL(n, 1);
+  hangup_and_reap(&h, 0);
+  hangup_and_reap(&h, 1);
+  pp__backend_destroy(h.b);
+  CU_ASSERT(pid_gone(h.s[0].pid));
+  CU_ASSERT(pid_gone(h.s[1].pid));
+}
+
+/* The direct worker is stopped, killed, hung up on or dies by itself:
+ * each is reported with how it ended. */
+static void test_early_start_endings(void) {
+  enum { KILL, STOP, HANGUP, SUICIDE, NENDINGS };
+  for (int how = 0; how < NENDINGS; how++) {
+    harness h;
+    if (!open_harness_as(&h, report_main, 1))
+      return;
+    CU_ASSERT_EQUAL(pp__backend_start(h.b, 2), PP_OK);
+    CU_ASSERT_EQUAL(pp__backend_ready(h.b), PP_OK);
+    PUMP_UNTIL(&h, h.s[2].started);
+    long ppid, nfds;
+    read_report(&h, 2, &ppid, &nfds);
+    CU_ASSERT_EQUAL(ppid, (long)getpid());
+    if (how == KILL)
+      CU_ASSERT_EQUAL(pp__backend_kill(h.b, 2), PP_OK);
+    if (how == STOP)
+      CU_ASSERT_EQUAL(pp__backend_stop(h.b, 2), PP_OK);
+    if (how == HANGUP)
+      CU_ASSERT_EQUAL(pp__backend_hangup(h.b, 2), PP_OK);
+    if (how == SUICIDE)
+      CU_ASSERT_EQUAL(pp__backend_send(h.b, 2, "K", 1), PP_OK);
+    PUMP_UNTIL(&h, h.s[2].exited);
+    CU_ASSERT(h.s[2].exited);
+    CU_ASSERT_EQUAL(h.s[2].exit.signaled, how != HANGUP);
+    CU_ASSERT_EQUAL(h.s[2].exit.code, how == HANGUP ? 0
+                                      : how == STOP ? SIGTERM
+                                                    : SIGKILL);
+    CU_ASSERT(pid_gone(h.s[2].pid));
+    pp__backend_release(h.b, 2);
+    pp__backend_destroy(h.b);
+  }
+}
+
+/* Destroyed with its direct worker still running (a pool whose creation
+ * failed late): that worker is killed and reaped. */
+static void test_early_start_destroy(void) {
+  harness h;
+  if (!open_harness_as(&h, stubborn_main, 1))
+    return;
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 0), PP_OK);
+  PUMP_UNTIL(&h, h.s[0].started);
+  pp__backend_destroy(h.b); /* before pp__backend_ready(): no launcher */
+  CU_ASSERT(h.s[0].pid > 0 && pid_gone(h.s[0].pid));
+}
+
+/* The launcher dies: the pool is broken and its direct worker is ended
+ * with the launcher's ones. */
+static void test_early_start_launcher_death(void) {
+  harness h;
+  if (!open_harness_as(&h, report_main, 1))
+    return;
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 0), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 1), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_ready(h.b), PP_OK);
+  PUMP_UNTIL(&h, h.s[0].started && h.s[1].started);
+  long ppid[2], nfds;
+  read_report(&h, 0, &ppid[0], &nfds);
+  read_report(&h, 1, &ppid[1], &nfds);
+  CU_ASSERT_EQUAL(kill((pid_t)ppid[1], SIGKILL), 0);
+  PUMP_UNTIL(&h, h.broken && h.s[0].exited && h.s[1].exited);
+  CU_ASSERT_EQUAL(h.broken, 1);
+  CU_ASSERT(h.s[0].exited && h.s[1].exited);
+  CU_ASSERT_EQUAL(h.s[0].exit.signaled, 1);
+  CU_ASSERT_EQUAL(h.s[0].exit.code, SIGKILL);
+  CU_ASSERT(pid_gone(h.s[0].pid));
+  pp__backend_release(h.b, 0);
+  pp__backend_release(h.b, 1);
+  pp__backend_destroy(h.b);
+  CU_ASSERT(pid_gone(ppid[1]));
+}
+
+/* The backend's owner is SIGKILLed while its workers are busy (they read
+ * nothing, so their channels' EOF cannot stop them): the direct worker
+ * and the launcher's both go. */
+static void test_early_start_owner_death(void) {
+  int p[2];
+  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+  pid_t owner = fork();
+  CU_ASSERT_FATAL(owner >= 0);
+  if (owner == 0) {
+    close(p[0]);
+    long pids[2] = {0, 0};
+    pp__backend *b = NULL;
+    pp__backend_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.context = PP_CONTEXT_FORK;
+    cfg.max_slots = 2;
+    cfg.worker_main = stubborn_main;
+    cfg.early_start = 1;
+    if (pp__backend_create(&b, &cfg) == PP_OK &&
+        pp__backend_start(b, 0) == PP_OK && pp__backend_start(b, 1) == PP_OK &&
+        pp__backend_ready(b) == PP_OK) {
+      long until = now_ms() + DEADLINE_MS;
+      while ((!pids[0] || !pids[1]) && now_ms() < until) {
+        pp__event ev[4];
+        size_t n = 0;
+        pp__backend_wait(b, 100, ev, 4, &n);
+        for (size_t k = 0; k < n; k++)
+          if (ev[k].type == PP__EV_STARTED && ev[k].slot < 2)
+            pids[ev[k].slot] = ev[k].pid;
+      }
+    }
+    if (write(p[1], pids, sizeof pids) < 0)
+      _exit(1);
+    for (;;)
+      pause();
+  }
+  close(p[1]);
+  long pids[2] = {0, 0};
+  ssize_t got = read(p[0], pids, sizeof pids);
+  close(p[0]);
+  CU_ASSERT_EQUAL(got, (ssize_t)sizeof pids);
+  CU_ASSERT(pids[0] > 0 && pids[1] > 0);
+  kill(owner, SIGKILL);
+  waitpid(owner, NULL, 0);
+  long until = now_ms() + 5000;
+  while (!(pid_gone(pids[0]) && pid_gone(pids[1])) && now_ms() < until) {
+    struct timespec ms = {0, 20 * 1000000L};
+    nanosleep(&ms, NULL);
+  }
+  CU_ASSERT(pids[0] > 0 && pid_gone(pids[0]));
+  CU_ASSERT(pids[1] > 0 && pid_gone(pids[1]));
+}
+
 static void test_describe_and_cpus(void) {
   char text[64];
   pp__exit e = {0, 3};
@@ -674,6 +892,14 @@ int pp_test_suite_backend(void) {
       {"no SIGPIPE", test_no_sigpipe},
       {"two backends", test_two_backends},
       {"launcher death", test_launcher_death},
+      {"early start: first worker forked here, the rest by the launcher",
+       test_early_start},
+      {"early start: the direct worker's endings", test_early_start_endings},
+      {"early start: destroy ends the direct worker", test_early_start_destroy},
+      {"early start: launcher death ends the direct worker",
+       test_early_start_launcher_death},
+      {"early start: owner SIGKILLed, busy workers go",
+       test_early_start_owner_death},
       {"describe and cpu count", test_describe_and_cpus},
       /* Last: a thread was created, and forks after that show glibc's
        * cached thread stack as "possibly lost" under valgrind. */

@@ -9,6 +9,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifndef _WIN32
+#include <pthread.h>
+#endif
+
 #include <CUnit/CUnit.h>
 
 #include "procpool.h"
@@ -556,6 +560,53 @@ static void test_initializer_fails(void) {
   CU_ASSERT(tu_now() - t0 < 5.0);
 }
 
+#ifndef _WIN32
+typedef struct made_on_thread {
+  pp_pool *pool;
+  long pids[2];
+  size_t npids;
+} made_on_thread;
+
+static void *make_pool_thread(void *arg) {
+  made_on_thread *m = arg;
+  m->pool = tu_pool(2);
+  double t0 = tu_now();
+  while (m->pool && m->npids < 2 && tu_now() - t0 < TU_WAIT) {
+    pp_pool_worker_pids(m->pool, m->pids, 2, &m->npids);
+    tu_sleep_ms(5);
+  }
+  return NULL;
+}
+
+/* The thread that created a pool ends; the pool and its workers go on
+ * (Linux's parent-death signal follows the creating thread, not the
+ * process: no worker may depend on it). */
+static void test_creating_thread_ends(void) {
+  made_on_thread m;
+  memset(&m, 0, sizeof m);
+  pthread_t t;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, make_pool_thread, &m), 0);
+  pthread_join(t, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m.pool);
+  CU_ASSERT_EQUAL(m.npids, 2);
+  tu_sleep_ms(100);
+  for (int64_t i = 0; i < 8; i++) {
+    int64_t y = 0;
+    CU_ASSERT_EQUAL(tu_apply_i64(m.pool, "square", i, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, i * i);
+  }
+  long now[4];
+  size_t n = 0;
+  CU_ASSERT_EQUAL(pp_pool_worker_pids(m.pool, now, 4, &n), PP_OK);
+  CU_ASSERT_EQUAL(n, 2);
+  for (size_t i = 0; i < n && i < 2; i++)
+    CU_ASSERT(now[i] == m.pids[0] || now[i] == m.pids[1]);
+  CU_ASSERT_EQUAL(pp_pool_close(m.pool), PP_OK);
+  CU_ASSERT_EQUAL(pp_pool_join(m.pool), PP_OK);
+  pp_pool_destroy(m.pool);
+}
+#endif
+
 int pp_test_suite_lifecycle(void) {
   static const tu_test tests[] = {
       {"join before close/terminate is PP_ESTATE", test_join_before_close},
@@ -583,6 +634,10 @@ int pp_test_suite_lifecycle(void) {
        test_initializer_once_per_worker},
       {"a failing initializer gives PP_EINITIALIZER and its message",
        test_initializer_fails},
+#ifndef _WIN32
+      {"the thread that created the pool ends: its workers go on",
+       test_creating_thread_ends},
+#endif
   };
   return tu_add_suite("lifecycle", tests, TU_NTESTS(tests));
 }

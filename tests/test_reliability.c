@@ -20,6 +20,7 @@
 
 #ifndef _WIN32
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -389,6 +390,87 @@ static void test_owner_killed(void) {
   CU_ASSERT(tu_pid_gone(pids[0]));
   CU_ASSERT(tu_pid_gone(pids[1]));
 }
+
+/* The owner is SIGKILLed while its workers run long tasks: they do not
+ * read their channels, so EOF cannot stop them; they are killed. */
+static void test_owner_killed_busy(void) {
+  int fds[2];
+  CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+  pid_t owner = fork();
+  CU_ASSERT_FATAL(owner >= 0);
+  if (owner == 0) {
+    close(fds[0]);
+    pp_pool *pool = NULL;
+    long pids[2] = {0, 0};
+    if (pp_pool_create(&pool, NULL) == PP_OK &&
+        wait_workers(pool, pids, 2, 2) == 2) {
+      static const int64_t ms = 60000;
+      pp_bytes arg = tu_i64(&ms);
+      pp_result *r;
+      for (int i = 0; i < 2; i++)
+        pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r);
+      tu_sleep_ms(300); /* both running */
+    }
+    ssize_t w = write(fds[1], pids, sizeof pids);
+    (void)w;
+    for (;;)
+      pause();
+  }
+  close(fds[1]);
+  long pids[2] = {0, 0};
+  ssize_t got = read(fds[0], pids, sizeof pids);
+  close(fds[0]);
+  CU_ASSERT_EQUAL(got, (ssize_t)sizeof pids);
+  CU_ASSERT(pids[0] > 0 && pids[1] > 0);
+  kill(owner, SIGKILL);
+  waitpid(owner, NULL, 0);
+  double t0 = tu_now();
+  while (!(tu_pid_gone(pids[0]) && tu_pid_gone(pids[1])) && tu_now() - t0 < 5.0)
+    tu_sleep_ms(20);
+  CU_ASSERT(pids[0] > 0 && tu_pid_gone(pids[0]));
+  CU_ASSERT(pids[1] > 0 && tu_pid_gone(pids[1]));
+}
+
+static void reap_every_child(int sig) {
+  int saved = errno;
+  (void)sig;
+  while (waitpid(-1, NULL, WNOHANG) > 0) {
+  }
+  errno = saved;
+}
+
+/* An owner that ignores SIGCHLD (its children are reaped by the kernel),
+ * or reaps every child in a handler: worker deaths are still reported with
+ * how the worker ended, and the pool carries on. */
+static void test_owner_sigchld(void) {
+  struct sigaction old, sa;
+  for (int with_handler = 0; with_handler < 2; with_handler++) {
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = with_handler ? reap_every_child : SIG_IGN;
+    sa.sa_flags = SA_RESTART;
+    CU_ASSERT_EQUAL_FATAL(sigaction(SIGCHLD, &sa, &old), 0);
+    pp_pool *pool = tu_pool(2);
+    CU_ASSERT_PTR_NOT_NULL(pool);
+    if (pool) {
+      for (int i = 0; i < 3; i++) {
+        int64_t how = DIE_EXIT3;
+        pp_value v = {0};
+        pp_bytes arg = tu_i64(&how);
+        CU_ASSERT_EQUAL(pp_apply(pool, "die", &arg, 1, &v), PP_EWORKERDIED);
+        CU_ASSERT(tu_contains(v.error, "exited with code 3"));
+        pp_value_clear(&v);
+      }
+      int64_t y = 0;
+      CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 5, &y), PP_OK);
+      CU_ASSERT_EQUAL(y, 25);
+      CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+      CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+      pp_pool_destroy(pool);
+    }
+    sigaction(SIGCHLD, &old, NULL);
+  }
+}
 #endif
 
 /* 5,000 mixed tasks with random worker deaths, time-outs and task errors:
@@ -712,6 +794,10 @@ int pp_test_suite_reliability(void) {
 #endif
 #ifndef _WIN32
       {"owner SIGKILLed: its workers exit", test_owner_killed},
+      {"owner SIGKILLed while its workers run tasks: they exit",
+       test_owner_killed_busy},
+      {"owner ignores or reaps SIGCHLD: deaths still say how",
+       test_owner_sigchld},
 #endif
   };
   return tu_add_suite("reliability", tests, TU_NTESTS(tests));

@@ -38,6 +38,13 @@ typedef struct pp__backend_config {
    * knows before it gets any work. A forked worker is passed it by
    * worker_main's argument; a spawned one finds it in PP__KEY_ENV. */
   const char *key;
+  /* 1: the creating thread asks for the pool's first workers itself, then
+   * calls pp__backend_ready(), before the pool has a thread of its own.
+   * Those starts may then be made from that thread (the POSIX fork context
+   * forks them there, sparing them the trip through its launcher). 0:
+   * every start takes the usual path and pp__backend_ready() does
+   * nothing. */
+  int early_start;
 } pp__backend_config;
 
 /* How a worker process ended. */
@@ -71,8 +78,16 @@ typedef struct pp__event {
 pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg);
 
 /* Asks for a worker in a free slot. PP__EV_STARTED or PP__EV_START_FAILED
- * follows from pp__backend_wait(). */
+ * follows from pp__backend_wait(). Called on the creating thread before
+ * pp__backend_ready() (see early_start), on the scheduler thread after. */
 pp_status pp__backend_start(pp__backend *b, unsigned slot);
+
+/* With early_start: the first workers were asked for and the pool's
+ * scheduler thread is about to be created, on the thread that created the
+ * backend. What must happen while this process may still have no thread
+ * of the pool's happens here (POSIX fork context: forking the launcher,
+ * after the first workers). An error fails the pool's creation. */
+pp_status pp__backend_ready(pp__backend *b);
 
 /* The core will start no more workers in this pool (it was closed with no
  * work left, or terminated). Workers still running are reported as before;

@@ -150,11 +150,13 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
     st = make_key(pool);
   if (st == PP_OK) {
     pp__backend_config cfg = {context, pool->nslots, pp__worker_run,
-                              worker_key(pool)};
+                              worker_key(pool), 1};
     st = pp__backend_create(&pool->backend, &cfg);
   }
-  if (st == PP_OK)
+  if (st == PP_OK) {
     pp__scheduler_prime(pool);
+    st = pp__backend_ready(pool->backend);
+  }
   if (st == PP_OK && apr_thread_create(&pool->thread, NULL, pp__scheduler_main,
                                        pool, pool->shared->mem) != APR_SUCCESS)
     st = PP_ESYSTEM;

@@ -1,10 +1,21 @@
 /* The parent's side of the POSIX backend: the slot table, the poll loop,
  * the send queues, the wake-up descriptor and the event queue. Everything
- * here runs on the scheduler thread, except pp__backend_wake().
+ * here runs on the scheduler thread, except pp__backend_wake() and what
+ * pool creation calls before that thread exists.
  *
- * Workers are children of the launcher (launcher.c), never of this
- * process: this side only talks to the launcher and reaps the launcher
- * itself, in pp__backend_destroy(). */
+ * Workers are children of the launcher (launcher.c), with one exception:
+ * in the fork context, on Linux, the pool's first worker is forked here,
+ * on the thread creating the pool, and the launcher right after it
+ * (early_start; a "direct" worker). Through the launcher, that worker
+ * would wait for the launcher's fork, its waking up and its own fork: the
+ * first result of every pool would. Only the first: each fork here is
+ * time the creating thread spends (about 85 us on a small VM), while the
+ * launcher forks the others at the same time as the pool gets going;
+ * forking every first worker here measured no faster than none. A direct
+ * worker is known by its pidfd, which says when it ended (poll, no SIGCHLD
+ * handler) and carries its signals; this process reaps it with waitpid()
+ * on its pid alone. No worker is forked here once the launcher exists,
+ * and so none once the pool has its thread. */
 #define _GNU_SOURCE 1      /* glibc: MSG_CMSG_CLOEXEC, eventfd */
 #define _DARWIN_C_SOURCE 1 /* macOS: BSD socket names next to POSIX */
 
@@ -55,6 +66,7 @@ typedef struct wslot {
   enum slot_state state;
   int fd; /* parent's end, made with the START request; -1 once closed */
   long pid;
+  int pidfd; /* a direct worker not reaped yet; else -1 */
   pp__buf in, out;
   int write_dead; /* a send failed: the read side will report CLOSED */
 } wslot;
@@ -62,10 +74,12 @@ typedef struct wslot {
 struct pp__backend {
   pp__backend_config cfg;
   pid_t launcher;
-  int ctl;        /* -1 once the launcher is gone */
-  int ctl_failed; /* a send to the launcher failed */
-  int broken;     /* PP__EV_BROKEN was queued */
-  int quit_sent;  /* pp__backend_shutdown(): the launcher leaves when done */
+  int ctl;         /* -1 once the launcher is gone */
+  int ctl_failed;  /* a send to the launcher failed */
+  int broken;      /* PP__EV_BROKEN was queued */
+  int quit_sent;   /* pp__backend_shutdown(): the launcher leaves when done */
+  int early;       /* no launcher yet: the first start forks here */
+  int direct_done; /* that start was made (or tried) */
   pp__buf ctl_in, ctl_out;
   /* Workers' ends of the channels (int) for the START records in ctl_out,
    * in order; each leaves with its record's first byte. */
@@ -108,7 +122,55 @@ static void close_channel(wslot *s) {
   pp__buf_free(&s->out);
 }
 
+/* Decodes a waitpid() status. */
+static pp__exit exit_of(int status) {
+  pp__exit how;
+  if (WIFSIGNALED(status)) {
+    how.signaled = 1;
+    how.code = WTERMSIG(status);
+  } else {
+    how.signaled = 0;
+    how.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  return how;
+}
+
+/* Reaps a direct worker whose pidfd said it ended (or, with `block`, one
+ * just killed). 0 when it has not ended after all. Its pid alone: other
+ * children of this process are none of ours. */
+static int reap_direct(wslot *s, int block, pp__exit *how) {
+  int status = 0;
+  pid_t r;
+  do
+    r = waitpid((pid_t)s->pid, &status, block ? 0 : WNOHANG);
+  while (r < 0 && errno == EINTR);
+  if (r == 0)
+    return 0;
+  if (r > 0) {
+    *how = exit_of(status);
+  } else {
+    /* ECHILD: someone else's waitpid(-1) took it. Its end is certain, how
+     * it ended is lost. */
+    how->signaled = 0;
+    how->code = -1;
+  }
+  pp__close(s->pidfd);
+  s->pidfd = -1;
+  return 1;
+}
+
+/* Kills and reaps a direct worker at once (the pool is being torn down or
+ * broken). */
+static pp__exit end_direct(wslot *s) {
+  pp__exit how = {1, SIGKILL};
+  pp__pidfd_kill(s->pidfd, SIGKILL);
+  reap_direct(s, 1, &how);
+  return how;
+}
+
 static void reset_slot(wslot *s) {
+  if (s->pidfd >= 0)
+    end_direct(s);
   close_channel(s);
   pp__buf_free(&s->in);
   s->state = SLOT_FREE;
@@ -371,7 +433,7 @@ static int ctl_parse(pp__backend *b) {
       ev.status = (pp_status)m.status;
       emit(b, PP__EV_START_FAILED, m.slot, &ev);
     } else if (m.type == PP__CTL_EXITED) {
-      if (!s || s->state != SLOT_LIVE || s->pid != (long)m.pid)
+      if (!s || s->state != SLOT_LIVE || s->pid != (long)m.pid || s->pidfd >= 0)
         continue;
       pp__exit how;
       how.signaled = m.signaled != 0;
@@ -387,7 +449,9 @@ static int ctl_parse(pp__backend *b) {
 /* The launcher is gone: no worker can start and none will be reported,
  * so report every one now. Its workers die with it (Linux: their
  * parent-death signal is SIGKILL, which is what EXITED says); elsewhere an
- * orphan exits when its channel closes at release. */
+ * orphan exits when its channel closes at release. Direct workers are
+ * killed and reaped here, so that they end with the pool's other workers
+ * and their slots are done with like theirs. */
 static void go_broken(pp__backend *b) {
   if (b->broken)
     return;
@@ -409,6 +473,8 @@ static void go_broken(pp__backend *b) {
       pp__exit how;
       how.signaled = 1;
       how.code = SIGKILL;
+      if (s->pidfd >= 0)
+        how = end_direct(s);
       on_exited(b, i, s->pid, how);
     }
   }
@@ -416,9 +482,11 @@ static void go_broken(pp__backend *b) {
 
 /* Whether a slot still has a worker the launcher must start or reap. */
 static int any_worker(const pp__backend *b) {
-  for (unsigned i = 0; i < b->cfg.max_slots; i++)
-    if (b->slots[i].state == SLOT_STARTING || b->slots[i].state == SLOT_LIVE)
+  for (unsigned i = 0; i < b->cfg.max_slots; i++) {
+    const wslot *s = &b->slots[i];
+    if (s->state == SLOT_STARTING || (s->state == SLOT_LIVE && s->pidfd < 0))
       return 1;
+  }
   return 0;
 }
 
@@ -515,8 +583,20 @@ static void backend_free(pp__backend *b) {
 static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg) {
   if (cfg->context == PP_CONTEXT_FORKSERVER)
     return pp__launcher_spawn(cfg, &b->ctl, &b->launcher);
-  if (cfg->context == PP_CONTEXT_FORK)
-    return pp__launcher_fork(cfg, NULL, &b->ctl, &b->launcher);
+  if (cfg->context == PP_CONTEXT_FORK) {
+    /* The direct workers' pidfds, for the launcher to guard. */
+    int *guards = malloc(cfg->max_slots * sizeof *guards);
+    if (!guards)
+      return PP_ENOMEM;
+    unsigned n = 0;
+    for (unsigned i = 0; i < cfg->max_slots; i++)
+      if (b->slots[i].pidfd >= 0)
+        guards[n++] = b->slots[i].pidfd;
+    pp_status st =
+        pp__launcher_fork(cfg, NULL, guards, n, &b->ctl, &b->launcher);
+    free(guards);
+    return st;
+  }
   /* spawn: the launcher gets the plan ready-made, as it may not allocate
    * (see launcher.c). */
   char opt[64];
@@ -524,9 +604,29 @@ static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg) {
   pp__exec_plan plan;
   pp_status st = pp__exec_plan_make(&plan, opt, NULL, cfg->key);
   if (st == PP_OK)
-    st = pp__launcher_fork(cfg, &plan, &b->ctl, &b->launcher);
+    st = pp__launcher_fork(cfg, &plan, NULL, 0, &b->ctl, &b->launcher);
   pp__exec_plan_free(&plan);
   return st;
+}
+
+/* Whether the first workers can be forked here: the fork context, early
+ * starts, pidfds (Linux >= 5.3), and SIGCHLD left at its default. A
+ * process that ignores SIGCHLD (or sets SA_NOCLDWAIT) has its children
+ * reaped by the kernel, and one with a handler usually reaps every child
+ * in it: either way their exit statuses would be lost to us. Those
+ * processes get every worker from the launcher, as before. */
+static int direct_ok(const pp__backend_config *cfg) {
+  if (cfg->context != PP_CONTEXT_FORK || !cfg->early_start)
+    return 0;
+  struct sigaction sa;
+  if (sigaction(SIGCHLD, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL ||
+      (sa.sa_flags & SA_NOCLDWAIT))
+    return 0;
+  int fd = pp__pidfd_open(getpid());
+  if (fd < 0)
+    return 0;
+  pp__close(fd);
+  return 1;
 }
 
 pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
@@ -554,20 +654,25 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   atomic_init(&b->wake_pending, 0);
   size_t n = cfg->max_slots;
   b->slots = calloc(n, sizeof *b->slots);
-  b->pfd = calloc(n + 2, sizeof *b->pfd);
-  b->pfd_slot = calloc(n + 2, sizeof *b->pfd_slot);
+  /* Per slot: its channel, and a direct worker's pidfd. */
+  b->pfd = calloc(2 * n + 2, sizeof *b->pfd);
+  b->pfd_slot = calloc(2 * n + 2, sizeof *b->pfd_slot);
   b->events_room = (EVENTS_PER_SLOT * n + 4) * sizeof(pp__event);
   pp_status st = PP_ENOMEM;
   if (b->slots && b->pfd && b->pfd_slot &&
       pp__buf_reserve(&b->events, b->events_room) == PP_OK &&
       pp__buf_reserve(&b->start_fds, (n + 8) * sizeof(int)) == PP_OK) {
-    for (size_t i = 0; i < n; i++)
-      b->slots[i].fd = -1;
     st = make_wake(b) == 0 ? PP_OK : pp__errno_status(errno);
   }
+  for (size_t i = 0; b->slots && i < n; i++)
+    b->slots[i].fd = b->slots[i].pidfd = -1;
   /* Last: the launcher is a copy of this process as it is now, and every
-   * failure path above needs no launcher to stop. */
-  if (st == PP_OK)
+   * failure path above needs no launcher to stop. With early starts in
+   * the fork context it comes later, after the first workers
+   * (pp__backend_ready()), when they can be forked here. */
+  if (st == PP_OK && direct_ok(cfg))
+    b->early = 1;
+  else if (st == PP_OK)
     st = start_launcher(b, cfg);
   if (st != PP_OK) {
     backend_free(b);
@@ -582,6 +687,60 @@ void pp__backend_destroy(pp__backend *b) {
     backend_free(b);
 }
 
+pp_status pp__backend_ready(pp__backend *b) {
+  if (!b)
+    return PP_EINVAL;
+  if (!b->early)
+    return PP_OK;
+  /* Still early when it fails: the next start, or this call from the
+   * pool's creation, tries again; a pool whose call fails is not made. */
+  pp_status st = start_launcher(b, &b->cfg);
+  if (st == PP_OK)
+    b->early = 0;
+  return st;
+}
+
+/* A direct worker (see the top of this file): forked here, reported
+ * started at once. */
+static pp_status start_direct(pp__backend *b, unsigned slot) {
+  wslot *s = &b->slots[slot];
+  int sv[2];
+  if (pp__socketpair(sv) != 0)
+    return pp__errno_status(errno);
+  if (pp__set_nonblock(sv[0]) != 0) {
+    pp_status st = pp__errno_status(errno);
+    pp__close(sv[0]);
+    pp__close(sv[1]);
+    return st;
+  }
+  pid_t pid = pp__worker_fork(&b->cfg, sv[1]);
+  int err = errno;
+  pp__close(sv[1]);
+  int pidfd = pid > 0 ? pp__pidfd_open(pid) : -1;
+  if (pid > 0 && pidfd < 0) {
+    /* Unwatchable (out of descriptors): undone. Not reaped by anyone
+     * else yet, so the pid is still that child's. */
+    err = errno;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (pidfd < 0) {
+    pp__close(sv[0]);
+    return pp__errno_status(err);
+  }
+  reset_slot(s);
+  s->state = SLOT_LIVE;
+  s->fd = sv[0];
+  s->pid = (long)pid;
+  s->pidfd = pidfd;
+  pp__event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.pid = s->pid;
+  emit(b, PP__EV_STARTED, slot, &ev);
+  return PP_OK;
+}
+
 pp_status pp__backend_start(pp__backend *b, unsigned slot) {
   wslot *s = slot_at(b, slot);
   if (!s)
@@ -592,6 +751,15 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
     return PP_ESYSTEM;
   if (b->quit_sent)
     return PP_ESTATE;
+  if (b->early) {
+    if (!b->direct_done) {
+      b->direct_done = 1;
+      return start_direct(b, slot);
+    }
+    pp_status ls = pp__backend_ready(b);
+    if (ls != PP_OK)
+      return ls;
+  }
   /* The channel is made here and the worker's end goes to the launcher
    * with the request: what the core sends now (the challenge) waits in the
    * socket, and the worker finds it there as it starts, without a round
@@ -715,6 +883,11 @@ static pp_status signal_slot(pp__backend *b, unsigned slot, int32_t type) {
      * started in that slot by then. */
     return ctl_request(b, type, slot, 0);
   case SLOT_LIVE:
+    if (s->pidfd >= 0) {
+      /* ESRCH: it ended and its pidfd will say so. */
+      pp__pidfd_kill(s->pidfd, type == PP__CTL_KILL ? SIGKILL : SIGTERM);
+      return PP_OK;
+    }
     return ctl_request(b, type, slot, s->pid);
   default:
     return PP_OK; /* reaped already */
@@ -759,13 +932,21 @@ static nfds_t build_pollfds(pp__backend *b, nfds_t *ctl_at) {
     /* Not before STARTED: no event of a slot may come before that one (a
      * start that fails closes the worker's end, and only START_FAILED must
      * tell). What is written meanwhile waits in the socket. */
-    if (s->fd < 0 || s->state == SLOT_STARTING)
-      continue;
-    b->pfd_slot[n] = i;
-    b->pfd[n].fd = s->fd;
-    b->pfd[n].events =
-        POLLIN | ((pp__buf_len(&s->out) && !s->write_dead) ? POLLOUT : 0);
-    b->pfd[n++].revents = 0;
+    if (s->fd >= 0 && s->state != SLOT_STARTING) {
+      b->pfd_slot[n] = i;
+      b->pfd[n].fd = s->fd;
+      b->pfd[n].events =
+          POLLIN | ((pp__buf_len(&s->out) && !s->write_dead) ? POLLOUT : 0);
+      b->pfd[n++].revents = 0;
+    }
+    /* Readable once the direct worker has ended; after its channel, so
+     * that the channel's last bytes are taken first. */
+    if (s->pidfd >= 0) {
+      b->pfd_slot[n] = i;
+      b->pfd[n].fd = s->pidfd;
+      b->pfd[n].events = POLLIN;
+      b->pfd[n++].revents = 0;
+    }
   }
   return n;
 }
@@ -783,6 +964,12 @@ static pp_status handle_ready(pp__backend *b, nfds_t n, nfds_t ctl_at) {
       continue;
     unsigned i = b->pfd_slot[k];
     wslot *s = &b->slots[i];
+    if (s->pidfd >= 0 && s->pidfd == b->pfd[k].fd) {
+      pp__exit how;
+      if (s->state == SLOT_LIVE && reap_direct(s, 0, &how))
+        on_exited(b, i, s->pid, how);
+      continue;
+    }
     if (s->fd != b->pfd[k].fd)
       continue;
     if (b->pfd[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {

@@ -1,8 +1,15 @@
-/* The launcher ("zygote"): one single-threaded process, forked when the
- * backend is created, before the pool has any thread. It starts every
- * worker, so no worker is ever forked from the multi-threaded parent, and
- * it is the workers' parent: it alone reaps them, which is what makes KILL
- * race-free (an unreaped pid cannot be reused).
+/* The launcher ("zygote"): one single-threaded process, forked while the
+ * pool is created, before the pool has any thread. It starts every worker
+ * but one, so no worker is ever forked from the parent once the pool's
+ * thread may hold a lock, and it is those workers' parent: it alone reaps
+ * them, which is what makes KILL race-free (an unreaped pid cannot be
+ * reused).
+ *
+ * The one is the fork context's first worker (pp__worker_fork; Linux):
+ * the parent forks it itself while it creates the pool, just before it
+ * forks the launcher, so it is the same copy of the parent the launcher
+ * is. The launcher keeps its pidfd (a "guard") and kills it when the
+ * parent goes away, as it kills its own workers.
  *
  * The start contexts differ only in how the launcher comes to be and how
  * it starts a worker:
@@ -76,6 +83,8 @@ typedef struct launcher {
   size_t inlen;
   int fds[LAUNCHER_MAX_FDS]; /* workers' channel ends, for the STARTs */
   unsigned nfds;
+  int *guards; /* pidfds of the parent's own workers */
+  unsigned nguards;
 } launcher;
 
 /* The handler's end of the self-pipe (one launcher per process). */
@@ -204,6 +213,8 @@ static pid_t launch_worker(launcher *L, uint32_t slot, int worker_end) {
   /* Other workers' ends that came already are not this worker's to hold. */
   for (unsigned k = 0; k < L->nfds; k++)
     pp__close(L->fds[k]);
+  for (unsigned k = 0; k < L->nguards; k++)
+    pp__close(L->guards[k]);
   restore_signals(L);
 #ifdef __linux__
   /* A worker never outlives its launcher (killed by hand, say): nobody
@@ -413,21 +424,9 @@ static int make_self_pipe(int p[2]) {
   return 0;
 }
 
-/* Keeps 0, 1, 2 and the control socket (moved to LAUNCHER_CTL_FD): the
- * parent's other descriptors, other pools' channels among them, must not
- * reach the workers. */
-static int clean_descriptors(launcher *L) {
-  if (L->ctl != LAUNCHER_CTL_FD) {
-    if (dup2(L->ctl, LAUNCHER_CTL_FD) < 0)
-      return -1;
-    close(L->ctl);
-    L->ctl = LAUNCHER_CTL_FD;
-  }
-  if (pp__set_cloexec(L->ctl) != 0)
-    return -1;
-  pp__close_from(LAUNCHER_CTL_FD + 1);
-  /* Fill closed standard descriptors, so a channel never lands on 0..2
-   * where a task's stdio would use it. */
+/* Fills closed standard descriptors, so a channel never lands on 0..2
+ * where a task's stdio would use it. */
+static void fill_standard_fds(void) {
   for (int fd = 0; fd < 3; fd++) {
     if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
       continue;
@@ -435,6 +434,52 @@ static int clean_descriptors(launcher *L) {
     if (null >= 0 && null != fd)
       close(null);
   }
+}
+
+/* Moves *fd to `to`, close-on-exec. */
+static int move_fd(int *fd, int to) {
+  if (*fd != to) {
+    if (dup2(*fd, to) < 0)
+      return -1;
+    close(*fd);
+    *fd = to;
+  }
+  return pp__set_cloexec(to);
+}
+
+/* Keeps 0, 1, 2, the control socket (moved to LAUNCHER_CTL_FD) and the
+ * guards (right after it): the parent's other descriptors, other pools'
+ * channels among them, must not reach the workers. */
+static int clean_descriptors(launcher *L) {
+  if (L->nguards) {
+    /* First above every number in play, then down into place: a guard
+     * may sit where the socket or another guard goes. */
+    int top = LAUNCHER_CTL_FD + (int)L->nguards;
+    if (L->ctl > top)
+      top = L->ctl;
+    for (unsigned k = 0; k < L->nguards; k++)
+      if (L->guards[k] > top)
+        top = L->guards[k];
+    int moved = fcntl(L->ctl, F_DUPFD_CLOEXEC, top + 1);
+    if (moved < 0)
+      return -1;
+    close(L->ctl);
+    L->ctl = moved;
+    for (unsigned k = 0; k < L->nguards; k++) {
+      moved = fcntl(L->guards[k], F_DUPFD_CLOEXEC, top + 1);
+      if (moved < 0)
+        return -1;
+      close(L->guards[k]);
+      L->guards[k] = moved;
+    }
+  }
+  if (move_fd(&L->ctl, LAUNCHER_CTL_FD) != 0)
+    return -1;
+  for (unsigned k = 0; k < L->nguards; k++)
+    if (move_fd(&L->guards[k], LAUNCHER_CTL_FD + 1 + (int)k) != 0)
+      return -1;
+  pp__close_from(LAUNCHER_CTL_FD + 1 + (int)L->nguards);
+  fill_standard_fds();
   return 0;
 }
 
@@ -489,6 +534,7 @@ static int launcher_run(launcher *L) {
   if (setup_signals(L) != 0)
     return 1;
 
+  int asked = 0; /* leaving on QUIT, not for the parent's end */
   for (;;) {
     struct pollfd two[2];
     struct pollfd *p = L->pfd ? L->pfd : two;
@@ -528,16 +574,24 @@ static int launcher_run(launcher *L) {
       break;
     /* Leaving as soon as the pool needs us no more lets our exit overlap
      * the pool's own shutdown, instead of following it. */
-    if (L->quitting && !has_workers(L))
+    if (L->quitting && !has_workers(L)) {
+      asked = 1;
       break;
+    }
   }
   stop_workers(L);
+  /* The parent's own workers are its business while it lives (it is
+   * hanging them up). When it is gone, nobody else stops one busy in a
+   * long task: its channel's EOF waits for the task's end. A pidfd never
+   * names another process, even once that worker was reaped. */
+  for (unsigned k = 0; !asked && k < L->nguards; k++)
+    pp__pidfd_kill(L->guards[k], SIGKILL);
   return 0;
 }
 
 pp_status pp__launcher_fork(const pp__backend_config *cfg,
-                            const pp__exec_plan *plan, int *ctl,
-                            pid_t *pid_out) {
+                            const pp__exec_plan *plan, const int *guards,
+                            unsigned nguards, int *ctl, pid_t *pid_out) {
   int sv[2];
   if (pp__socketpair(sv) != 0)
     return pp__errno_status(errno);
@@ -547,16 +601,20 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
   int *execs = plan ? calloc(cfg->max_slots, sizeof *execs) : NULL;
   struct pollfd *pfd =
       plan ? calloc((size_t)cfg->max_slots + 2, sizeof *pfd) : NULL;
-  int nomem = !pids || (plan && (!execs || !pfd));
+  int *gcopy = nguards ? malloc(nguards * sizeof *gcopy) : NULL;
+  int nomem = !pids || (plan && (!execs || !pfd)) || (nguards && !gcopy);
   if (nomem || pp__set_nonblock(sv[0]) != 0) {
     pp_status st = nomem ? PP_ENOMEM : pp__errno_status(errno);
     free(pids);
     free(execs);
     free(pfd);
+    free(gcopy);
     pp__close(sv[0]);
     pp__close(sv[1]);
     return st;
   }
+  if (nguards)
+    memcpy(gcopy, guards, nguards * sizeof *gcopy);
   pid_t parent = getpid();
   /* Buffered output would be copied into the launcher and written again
    * by every worker that flushes its stdio. */
@@ -575,6 +633,8 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
     L.plan = plan;
     L.execs = execs;
     L.pfd = pfd;
+    L.guards = gcopy;
+    L.nguards = nguards;
     close(sv[0]);
     _exit(launcher_run(&L));
   }
@@ -582,6 +642,7 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
   free(pids);
   free(execs);
   free(pfd);
+  free(gcopy);
   pp__close(sv[1]);
   if (pid < 0) {
     pp__close(sv[0]);
@@ -590,6 +651,34 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
   *ctl = sv[0];
   *pid_out = pid;
   return PP_OK;
+}
+
+pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end) {
+  /* As for the launcher: buffered output is written once, here. */
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid != 0)
+    return pid;
+  /* The launcher's work for its workers, done here: only 0, 1, 2 and the
+   * channel stay (other workers' channels, pidfds, the user's files must
+   * not). The signal state needs nothing: the launcher gives its workers
+   * the parent's, which this child has. There is no PR_SET_PDEATHSIG: its
+   * parent is the thread that created the pool, and it would fire when
+   * that thread ends, not the process; the launcher kills this worker when
+   * the process goes (its guards), and a worker sees EOF anyway. */
+  int fd = worker_end; /* on 3, as a spawned worker's */
+  if (move_fd(&fd, PP__SPAWN_CHANNEL_FD) != 0)
+    _exit(PP__EXIT_BAD_LAUNCH);
+  pp__close_from(PP__SPAWN_CHANNEL_FD + 1);
+  fill_standard_fds();
+  struct pp__wchan chan;
+  chan.fd = fd;
+  int code = cfg->worker_main(&chan, cfg->key);
+  /* _exit skips stdio: keep what the tasks printed. */
+  fflush(stdout);
+  fflush(stderr);
+  _exit(code);
 }
 
 pp_status pp__launcher_spawn(const pp__backend_config *cfg, int *ctl,

@@ -88,9 +88,18 @@ typedef struct pp__ctl_msg {
  * the control socket (close-on-exec, non-blocking) and *pid the launcher's
  * process id. The launcher never returns into the caller's code. With a
  * `plan` (the spawn context) it starts each worker by running the plan in
- * a child; without one (fork) the child runs cfg->worker_main. */
+ * a child; without one (fork) the child runs cfg->worker_main. `guards`:
+ * pidfds of `nguards` workers the parent forked itself; the launcher keeps
+ * them and SIGKILLs those workers when the parent goes away. */
 pp_status pp__launcher_fork(const pp__backend_config *cfg,
-                            const pp__exec_plan *plan, int *ctl, pid_t *pid);
+                            const pp__exec_plan *plan, const int *guards,
+                            unsigned nguards, int *ctl, pid_t *pid);
+
+/* Forks a worker from this very process (the fork context's first workers,
+ * see backend.c): the child keeps 0, 1, 2 and `worker_end` (moved to
+ * descriptor 3) and runs cfg->worker_main. Returns the pid, or -1 with
+ * errno. The caller closes its copy of `worker_end`. */
+pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end);
 
 /* Starts the launcher as a fresh copy of this program, the forkserver:
  * *ctl and *pid as pp__launcher_fork(). */
@@ -133,6 +142,12 @@ void pp__close(int fd);
  * even when a copy of this descriptor leaked into another process (a fork
  * made by the user's own code, for example). */
 void pp__close_socket(int fd);
+
+/* pidfd_open() and pidfd_send_signal() (Linux >= 5.3): a descriptor that
+ * names one process for good, so a signal sent through it can never hit a
+ * recycled pid. -1 with errno (ENOSYS elsewhere). */
+int pp__pidfd_open(pid_t pid);
+int pp__pidfd_kill(int pidfd, int sig);
 
 /* Closes every descriptor >= lowfd (the launcher's clean start). Uses
  * close_range / closefrom where available, else the process's fd

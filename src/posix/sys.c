@@ -123,6 +123,28 @@ void pp__close_from(int lowfd) {
     close((int)fd);
 }
 
+int pp__pidfd_open(pid_t pid) {
+#if defined(__linux__) && defined(SYS_pidfd_open)
+  /* Close-on-exec always (Linux >= 5.3). */
+  return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+  (void)pid;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+int pp__pidfd_kill(int pidfd, int sig) {
+#if defined(__linux__) && defined(SYS_pidfd_send_signal)
+  return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+#else
+  (void)pidfd;
+  (void)sig;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
 /* A signal's description, or NULL. glibc's sigdescr_np is thread-safe
  * where strsignal may use a shared buffer. */
 static const char *signal_text(long sig) {

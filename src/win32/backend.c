@@ -483,6 +483,10 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   return PP_OK;
 }
 
+/* Every worker is started the same way, from any thread: nothing waits for
+ * the end of pool creation. */
+pp_status pp__backend_ready(pp__backend *b) { return b ? PP_OK : PP_EINVAL; }
+
 void pp__backend_destroy(pp__backend *b) {
   if (b)
     backend_free(b);
