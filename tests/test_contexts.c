@@ -46,16 +46,37 @@ static pp_status task_get_marker(pp_call *call) {
   return pp_call_return_i64(call, g_marker);
 }
 
-/* The open descriptors among 0..1023, as int32 values. */
+#if defined(__linux__)
+/* 1 when `fd` is the worker's own shared-memory segment (its lanes), which
+ * it opens itself after it starts: not something it inherited. */
+static int is_lanes_segment(int fd) {
+  char link[64], target[256];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n <= 0)
+    return 0;
+  target[n] = '\0';
+  return strncmp(target, "/dev/shm/pp.", 12) == 0;
+}
+#endif
+
+/* The open descriptors among 0..1023, as int32 values (on Linux, but for
+ * the worker's own lanes segment). */
 static pp_status task_open_fds(pp_call *call) {
 #ifdef _WIN32
   return pp_call_fail(call, "open_fds: POSIX only");
 #else
   int32_t fds[1024];
   size_t n = 0;
-  for (int fd = 0; fd < 1024; fd++)
-    if (fcntl(fd, F_GETFD) >= 0)
-      fds[n++] = fd;
+  for (int fd = 0; fd < 1024; fd++) {
+    if (fcntl(fd, F_GETFD) < 0)
+      continue;
+#if defined(__linux__)
+    if (is_lanes_segment(fd))
+      continue;
+#endif
+    fds[n++] = fd;
+  }
   return pp_call_return(call, fds, n * sizeof fds[0]);
 #endif
 }

@@ -171,7 +171,7 @@ static void test_ring(void) {
   static unsigned char mem[PP__LANE_CONTROL + 2 * 1024];
   pp__lane down, up;
   memset(mem, 0, sizeof mem);
-  pp__lanes_init(mem, 1024, &down, &up);
+  pp__lanes_init(mem, NULL, 1024, &down, &up);
   CU_ASSERT_PTR_EQUAL(down.base, mem + PP__LANE_CONTROL);
   CU_ASSERT_PTR_EQUAL(up.base, mem + PP__LANE_CONTROL + 1024);
   uint32_t a, b, c;
@@ -351,6 +351,22 @@ static void test_small_lane_falls_back(void) {
   pp_pool_destroy(pool);
 }
 
+/* Shared memory that cannot get memory behind its pages (a full
+ * /dev/shm): every frame takes the channel instead, nothing is lost and
+ * nothing crashes. The hook is seen by fork workers only; spawned ones
+ * have the memory and use their up lane. */
+static void test_unbacked_lanes(void) {
+  pp__test.lanes_unbacked = 1;
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL(pool);
+  if (pool) {
+    CU_ASSERT_EQUAL(echo_round_trip(pool, 6, (size_t)1 << 20, 1), 6);
+    CU_ASSERT_EQUAL(echo_round_trip(pool, 6, (size_t)1 << 20, 2), 6);
+    pp_pool_destroy(pool);
+  }
+  pp__test.lanes_unbacked = 0;
+}
+
 /* No shared memory at all: the same results through the channel. */
 static void test_without_shared_memory(void) {
   pp_pool *pool = pool_with_lanes(PP_NO_SHARED_MEMORY);
@@ -459,6 +475,8 @@ int pp_test_suite_lanes(void) {
        test_small_lane_falls_back},
       {"no shared memory: the same through the channel",
        test_without_shared_memory},
+      {"lanes without memory behind them: the channel instead",
+       test_unbacked_lanes},
       {"a worker dies with a big argument in its lane",
        test_death_with_big_argument},
       {"a worker pointing outside its lane is stopped", test_lying_worker},

@@ -182,6 +182,13 @@ pp_status pp__shm_open(const char *token, size_t size, pp__shm **out);
 /* The mapping's first byte (page-aligned). */
 unsigned char *pp__shm_base(const pp__shm *shm);
 
+/* Makes sure `len` bytes at `offset` have memory behind them before either
+ * side writes there: where shared memory is a file system of limited size
+ * (a container's small /dev/shm), touching a page it has no room for would
+ * kill the process with SIGBUS, while this fails and the caller uses the
+ * channel instead. PP_OK where memory is committed up front (Windows). */
+pp_status pp__shm_back(pp__shm *shm, size_t offset, size_t len);
+
 /* Unmaps the segment (forgetting its name); NULL is ignored. */
 void pp__shm_free(pp__shm *shm);
 

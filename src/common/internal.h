@@ -327,6 +327,8 @@ typedef struct pp__test_hooks {
   int mute_proof;             /* worker: never answers the challenge */
   long handshake_limit_ms;    /* parent: waits this long for a proof
                                  (0: the real limit) */
+  int lanes_unbacked;         /* no memory can be had behind a lane's pages
+                                 (fork workers see the parent's value) */
 } pp__test_hooks;
 extern pp__test_hooks pp__test;
 

@@ -1,5 +1,6 @@
 /* Lanes of shared memory for big frames (see lane.h). */
 #include "lane.h"
+#include "internal.h"
 
 #include <apr_atomic.h>
 
@@ -9,13 +10,34 @@ size_t pp__segment_size(size_t lane_size) {
   return PP__LANE_CONTROL + 2 * lane_size;
 }
 
-void pp__lanes_init(unsigned char *segment, size_t lane_size, pp__lane *down,
-                    pp__lane *up) {
+void pp__lanes_init(unsigned char *segment, pp__shm *shm, size_t lane_size,
+                    pp__lane *down, pp__lane *up) {
   memset(down, 0, sizeof *down);
   memset(up, 0, sizeof *up);
   down->base = segment + PP__LANE_CONTROL;
   up->base = down->base + lane_size;
   down->size = up->size = (uint32_t)lane_size;
+  down->shm = up->shm = shm;
+  down->at = PP__LANE_CONTROL;
+  up->at = PP__LANE_CONTROL + lane_size;
+}
+
+/* Gives memory to the lane's bytes up to `end` (from its start) before
+ * they are first written. 0 when there is none to be had. */
+static int back(pp__lane *lane, uint32_t end) {
+  if (!lane->shm || end <= lane->backed)
+    return 1;
+  if (pp__test.lanes_unbacked)
+    return 0;
+  uint32_t want =
+      (end + PP__LANE_BACK_STEP - 1) / PP__LANE_BACK_STEP * PP__LANE_BACK_STEP;
+  if (want > lane->size)
+    want = lane->size;
+  if (pp__shm_back(lane->shm, lane->at + lane->backed, want - lane->backed) !=
+      PP_OK)
+    return 0;
+  lane->backed = want;
+  return 1;
 }
 
 unsigned char *pp__lane_reserve(pp__lane *lane, size_t len, uint32_t *pos) {
@@ -34,9 +56,12 @@ unsigned char *pp__lane_reserve(pp__lane *lane, size_t len, uint32_t *pos) {
   uint32_t used = lane->head - lane->tail;
   if ((size_t)used + skip + len > lane->size)
     return NULL;
-  *pos = lane->head + skip;
-  lane->head = *pos + (uint32_t)len;
-  return lane->base + (*pos & mask);
+  uint32_t at = lane->head + skip;
+  if (!back(lane, (at & mask) + (uint32_t)len))
+    return NULL;
+  *pos = at;
+  lane->head = at + (uint32_t)len;
+  return lane->base + (at & mask);
 }
 
 void pp__lane_release(pp__lane *lane, uint32_t end) { lane->tail = end; }

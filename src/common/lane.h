@@ -25,6 +25,7 @@
 #ifndef PP_LANE_H
 #define PP_LANE_H
 
+#include "backend.h"
 #include "wire.h"
 
 #include <stddef.h>
@@ -47,18 +48,27 @@ typedef struct pp__lane {
   uint32_t size;       /* a power of two */
   uint32_t head;       /* writer: next free position */
   uint32_t tail;       /* writer: oldest position not yet released */
+  /* The writer gives the lane's pages memory before it first writes them
+   * (pp__shm_back): bytes [0, backed) of the lane have it. */
+  pp__shm *shm; /* NULL: memory that needs no backing */
+  size_t at;    /* the lane's offset in the segment */
+  uint32_t backed;
 } pp__lane;
+
+/* Pages are backed this many bytes at a time. */
+#define PP__LANE_BACK_STEP ((uint32_t)256 << 10)
 
 /* The size of a segment holding two lanes of `lane_size` bytes. */
 size_t pp__segment_size(size_t lane_size);
 
-/* Lays the two lanes over a mapped segment (zeroed when new). */
-void pp__lanes_init(unsigned char *segment, size_t lane_size, pp__lane *down,
-                    pp__lane *up);
+/* Lays the two lanes over a mapped segment (zeroed when new); `shm` is the
+ * segment, or NULL for memory that needs no backing. */
+void pp__lanes_init(unsigned char *segment, pp__shm *shm, size_t lane_size,
+                    pp__lane *down, pp__lane *up);
 
 /* Reserves `len` contiguous bytes at the writer's head: their address, and
  * in `*pos` the position to put in the lane frame; NULL when the lane has no
- * room for them now. */
+ * room for them now, or no memory could be had behind them. */
 unsigned char *pp__lane_reserve(pp__lane *lane, size_t len, uint32_t *pos);
 
 /* The writer learns that everything before position `end` is released. */

@@ -483,6 +483,13 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
                              pp__segment_size(pool->lane_size), &w->shm,
                              token) != PP_OK)
     return;
+  /* The control page is written from the start; the lanes' pages get
+   * memory as they come into use. */
+  if (pp__shm_back(w->shm, 0, PP__LANE_CONTROL) != PP_OK) {
+    pp__shm_free(w->shm);
+    w->shm = NULL;
+    return;
+  }
   pp__buf *b = &w->batch;
   size_t before = pp__buf_len(b), at;
   pp_status st = pp__frame_begin(b, PP__F_LANES, 0, &at);
@@ -507,7 +514,8 @@ static void lanes_ready(pp_pool *pool, pp__worker *w, const pp__frame *f) {
     return;
   pp__shm_forget(w->shm);
   if (f->len >= 1 && f->payload[0] == 1) {
-    pp__lanes_init(pp__shm_base(w->shm), pool->lane_size, &w->down, &w->up);
+    pp__lanes_init(pp__shm_base(w->shm), w->shm, pool->lane_size, &w->down,
+                   &w->up);
   } else {
     pp__shm_free(w->shm);
     w->shm = NULL;

@@ -282,7 +282,7 @@ static int take_lanes(worker *w, const pp__frame *f) {
   if (r.bad || pp__lane_size_for(size) != size)
     return PP__EXIT_PROTOCOL;
   if (pp__shm_open(token, pp__segment_size(size), &w->shm) == PP_OK)
-    pp__lanes_init(pp__shm_base(w->shm), size, &w->down, &w->up);
+    pp__lanes_init(pp__shm_base(w->shm), w->shm, size, &w->down, &w->up);
   pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f->len);
   return -1;
 }

@@ -22,18 +22,22 @@
 struct pp__shm {
   unsigned char *base;
   size_t size;
+  int fd;                       /* kept to allocate its pages (pp__shm_back) */
   char name[PP__SHM_TOKEN_MAX]; /* "" once removed */
 };
 
-/* Maps `fd` (closed here) as a segment of `size` bytes. */
+/* Maps `fd` (kept in shm, or closed on failure) as a segment of `size`
+ * bytes. */
 static pp_status map_fd(int fd, size_t size, pp__shm *shm) {
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  int err = errno;
-  pp__close(fd);
-  if (p == MAP_FAILED)
+  if (p == MAP_FAILED) {
+    int err = errno;
+    pp__close(fd);
     return pp__errno_status(err);
+  }
   shm->base = p;
   shm->size = size;
+  shm->fd = fd;
   return PP_OK;
 }
 
@@ -117,10 +121,32 @@ pp_status pp__shm_open(const char *token, size_t size, pp__shm **out) {
 
 unsigned char *pp__shm_base(const pp__shm *shm) { return shm->base; }
 
+pp_status pp__shm_back(pp__shm *shm, size_t offset, size_t len) {
+#if defined(__APPLE__)
+  /* No posix_fallocate(); macOS's shared memory is not a file system that
+   * fills up. */
+  (void)shm;
+  (void)offset;
+  (void)len;
+  return PP_OK;
+#else
+  int err;
+  do
+    err = posix_fallocate(shm->fd, (off_t)offset, (off_t)len);
+  while (err == EINTR);
+  /* A file system that cannot say (EOPNOTSUPP, EINVAL) is taken as one
+   * that does not run out: tmpfs, the usual one, can. */
+  if (err == 0 || err == EOPNOTSUPP || err == EINVAL)
+    return PP_OK;
+  return err == ENOSPC || err == EFBIG ? PP_ENOMEM : PP_ESYSTEM;
+#endif
+}
+
 void pp__shm_free(pp__shm *shm) {
   if (!shm)
     return;
   pp__shm_forget(shm);
   munmap(shm->base, shm->size);
+  pp__close(shm->fd);
   free(shm);
 }

@@ -76,6 +76,15 @@ pp_status pp__shm_open(const char *token, size_t size, pp__shm **out) {
 
 unsigned char *pp__shm_base(const pp__shm *shm) { return shm->base; }
 
+/* A mapping backed by the paging file is committed when it is created:
+ * there is nothing left to fail when its pages are first touched. */
+pp_status pp__shm_back(pp__shm *shm, size_t offset, size_t len) {
+  (void)shm;
+  (void)offset;
+  (void)len;
+  return PP_OK;
+}
+
 void pp__shm_free(pp__shm *shm) {
   if (!shm)
     return;
