@@ -357,6 +357,23 @@ static void test_many_pools_leak_nothing(void) {
 #endif
 
 #ifndef _WIN32
+/* The owner (a child that wrote its two workers' pids to `fd`) is
+ * SIGKILLed: both workers must be gone within 5 s. */
+static void kill_owner_expect_workers_gone(pid_t owner, int fd) {
+  long pids[2] = {0, 0};
+  ssize_t got = read(fd, pids, sizeof pids);
+  close(fd);
+  CU_ASSERT_EQUAL(got, (ssize_t)sizeof pids);
+  CU_ASSERT(pids[0] > 0 && pids[1] > 0);
+  kill(owner, SIGKILL);
+  waitpid(owner, NULL, 0);
+  double t0 = tu_now();
+  while (!(tu_pid_gone(pids[0]) && tu_pid_gone(pids[1])) && tu_now() - t0 < 5.0)
+    tu_sleep_ms(20);
+  CU_ASSERT(pids[0] > 0 && tu_pid_gone(pids[0]));
+  CU_ASSERT(pids[1] > 0 && tu_pid_gone(pids[1]));
+}
+
 /* The owner of a pool is SIGKILLed: its workers go away within seconds. */
 static void test_owner_killed(void) {
   int fds[2];
@@ -377,18 +394,7 @@ static void test_owner_killed(void) {
       pause();
   }
   close(fds[1]);
-  long pids[2] = {0, 0};
-  ssize_t got = read(fds[0], pids, sizeof pids);
-  close(fds[0]);
-  CU_ASSERT_EQUAL(got, (ssize_t)sizeof pids);
-  CU_ASSERT(pids[0] > 0 && pids[1] > 0);
-  kill(owner, SIGKILL);
-  waitpid(owner, NULL, 0);
-  double t0 = tu_now();
-  while (!(tu_pid_gone(pids[0]) && tu_pid_gone(pids[1])) && tu_now() - t0 < 5.0)
-    tu_sleep_ms(20);
-  CU_ASSERT(tu_pid_gone(pids[0]));
-  CU_ASSERT(tu_pid_gone(pids[1]));
+  kill_owner_expect_workers_gone(owner, fds[0]);
 }
 
 /* The owner is SIGKILLed while its workers run long tasks: they do not
@@ -417,18 +423,7 @@ static void test_owner_killed_busy(void) {
       pause();
   }
   close(fds[1]);
-  long pids[2] = {0, 0};
-  ssize_t got = read(fds[0], pids, sizeof pids);
-  close(fds[0]);
-  CU_ASSERT_EQUAL(got, (ssize_t)sizeof pids);
-  CU_ASSERT(pids[0] > 0 && pids[1] > 0);
-  kill(owner, SIGKILL);
-  waitpid(owner, NULL, 0);
-  double t0 = tu_now();
-  while (!(tu_pid_gone(pids[0]) && tu_pid_gone(pids[1])) && tu_now() - t0 < 5.0)
-    tu_sleep_ms(20);
-  CU_ASSERT(pids[0] > 0 && tu_pid_gone(pids[0]));
-  CU_ASSERT(pids[1] > 0 && tu_pid_gone(pids[1]));
+  kill_owner_expect_workers_gone(owner, fds[0]);
 }
 
 static void reap_every_child(int sig) {
