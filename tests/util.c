@@ -221,77 +221,6 @@ int tu_add_suite(const char *name, const tu_test *tests, size_t n) {
   return 0;
 }
 
-struct tu_joiner {
-  pp_pool *pool;
-  tu_counter done;
-  pp_status status;
-#ifdef _WIN32
-  HANDLE thread;
-#else
-  pthread_t thread;
-#endif
-};
-
-#ifdef _WIN32
-static unsigned __stdcall joiner_main(void *arg) {
-#else
-static void *joiner_main(void *arg) {
-#endif
-  tu_joiner *j = arg;
-  j->status = pp_pool_join(j->pool);
-  tu_counter_inc(&j->done); /* publishes status */
-#ifdef _WIN32
-  return 0;
-#else
-  return NULL;
-#endif
-}
-
-tu_joiner *tu_joiner_start(pp_pool *pool) {
-  tu_joiner *j = calloc(1, sizeof *j);
-  if (j == NULL) {
-    return NULL;
-  }
-  j->pool = pool;
-  j->status = PP_ESYSTEM;
-  tu_counter_init(&j->done);
-#ifdef _WIN32
-  uintptr_t h = _beginthreadex(NULL, 0, joiner_main, j, 0, NULL);
-  if (h == 0) {
-    free(j);
-    return NULL;
-  }
-  j->thread = (HANDLE)h;
-#else
-  if (pthread_create(&j->thread, NULL, joiner_main, j) != 0) {
-    free(j);
-    return NULL;
-  }
-#endif
-  return j;
-}
-
-int tu_joiner_wait(tu_joiner *j, double timeout) {
-  return tu_counter_wait(&j->done, 1, timeout) >= 1;
-}
-
-pp_status tu_joiner_status(tu_joiner *j) {
-  return tu_counter_get(&j->done) >= 1 ? j->status : PP_ETIMEOUT;
-}
-
-void tu_joiner_free(tu_joiner *j) {
-  if (j == NULL) {
-    return;
-  }
-#ifdef _WIN32
-  WaitForSingleObject(j->thread, INFINITE);
-  CloseHandle(j->thread);
-#else
-  pthread_join(j->thread, NULL);
-#endif
-  free(j);
-}
-
 struct tu_thread {
   void (*fn)(void *);
   void *arg;
@@ -350,4 +279,50 @@ void tu_thread_join(tu_thread *t) {
   pthread_join(t->thread, NULL);
 #endif
   free(t);
+}
+
+/* A joiner is a tu_thread running pp_pool_join(). */
+struct tu_joiner {
+  pp_pool *pool;
+  tu_counter done;
+  pp_status status;
+  tu_thread *thread;
+};
+
+static void joiner_main(void *arg) {
+  tu_joiner *j = arg;
+  j->status = pp_pool_join(j->pool);
+  tu_counter_inc(&j->done); /* publishes status */
+}
+
+tu_joiner *tu_joiner_start(pp_pool *pool) {
+  tu_joiner *j = calloc(1, sizeof *j);
+  if (j == NULL) {
+    return NULL;
+  }
+  j->pool = pool;
+  j->status = PP_ESYSTEM;
+  tu_counter_init(&j->done);
+  j->thread = tu_thread_start(joiner_main, j);
+  if (j->thread == NULL) {
+    free(j);
+    return NULL;
+  }
+  return j;
+}
+
+int tu_joiner_wait(tu_joiner *j, double timeout) {
+  return tu_counter_wait(&j->done, 1, timeout) >= 1;
+}
+
+pp_status tu_joiner_status(tu_joiner *j) {
+  return tu_counter_get(&j->done) >= 1 ? j->status : PP_ETIMEOUT;
+}
+
+void tu_joiner_free(tu_joiner *j) {
+  if (j == NULL) {
+    return;
+  }
+  tu_thread_join(j->thread);
+  free(j);
 }
