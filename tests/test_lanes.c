@@ -73,6 +73,21 @@ static pp_status echo_or_die(pp_call *call) {
   return pp_call_return(call, b.data, b.len);
 }
 
+/* Sets the echo of its buffer as its value, then fails when the buffer's
+ * first byte is odd: a failure must drop a value already written. */
+static pp_status echo_then_fail_odd(pp_call *call) {
+  pp_bytes b;
+  if (pp_call_arg(call, 0, &b) != PP_OK || b.len == 0)
+    return pp_call_fail(call, "echo_then_fail_odd: needs bytes");
+  pp_status st = pp_call_return(call, b.data, b.len);
+  if (st != PP_OK)
+    return st;
+  if (((const unsigned char *)b.data)[0] & 1)
+    return pp_call_fail(call, "odd first byte %u",
+                        (unsigned)((const unsigned char *)b.data)[0]);
+  return PP_OK;
+}
+
 /* x * x for int64 records, failing every multiple of 7 with its value. */
 static pp_status square_but_7s(pp_call *call) {
   int64_t x = 0;
@@ -110,6 +125,7 @@ pp_status lanes_tasks_register(void) {
   } table[] = {{"blob_make", blob_make},
                {"blob_check", blob_check},
                {"echo_or_die", echo_or_die},
+               {"echo_then_fail_odd", echo_then_fail_odd},
                {"square_but_7s", square_but_7s},
                {"lying_lane", lying_lane}};
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -309,6 +325,48 @@ static void test_lent_starmap(void) {
   pp_pool_destroy(pool);
 }
 
+/* Values are written where the answer is built: in a chunk mixing values
+ * and failures, a failure that follows a value it had set reports only its
+ * message, and the values around it arrive whole. Big items (the lane) and
+ * small ones (the channel). */
+static void test_value_then_failure(void) {
+  enum { N = 12 };
+  static const size_t lens[] = {100, PP__LANE_MIN + 64};
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+    unsigned char *bufs[N] = {0};
+    pp_bytes items[N];
+    for (size_t k = 0; k < N; k++) {
+      bufs[k] = malloc(lens[l]);
+      CU_ASSERT_PTR_NOT_NULL_FATAL(bufs[k]);
+      for (size_t i = 0; i < lens[l]; i++)
+        bufs[k][i] = pattern(k, i);
+      bufs[k][0] = (unsigned char)k;
+      items[k] = (pp_bytes){bufs[k], lens[l]};
+    }
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL(pp_map(pool, "echo_then_fail_odd", items, N, 4, &r),
+                    PP_ETASK);
+    size_t right = 0;
+    for (size_t k = 0; k < N; k++) {
+      pp_bytes out;
+      pp_status st = pp_result_item(r, k, &out);
+      if (k & 1)
+        right += st == PP_ETASK &&
+                 tu_contains((const char *)out.data, "odd first byte");
+      else
+        right += st == PP_OK && out.len == lens[l] &&
+                 memcmp(out.data, bufs[k], lens[l]) == 0;
+    }
+    CU_ASSERT_EQUAL(right, N);
+    pp_result_free(r);
+    for (size_t k = 0; k < N; k++)
+      free(bufs[k]);
+  }
+  pp_pool_destroy(pool);
+}
+
 /* Records in big chunks, some failing: the same outcome as anywhere. */
 static void test_records(void) {
   enum { N = 300000 };
@@ -470,6 +528,8 @@ int pp_test_suite_lanes(void) {
       {"big buffers both ways through the lanes", test_big_echo},
       {"big results, then big arguments, many in flight", test_big_one_way},
       {"a blocking starmap lends its big arguments", test_lent_starmap},
+      {"a failure after a value: the message only, its neighbours whole",
+       test_value_then_failure},
       {"records in big chunks, some failing", test_records},
       {"a small lane: what does not fit takes the channel",
        test_small_lane_falls_back},

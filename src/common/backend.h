@@ -156,6 +156,12 @@ size_t pp__current_rss(void);
 /* The number of CPUs available to this process (at least 1). */
 int pp__cpu_count(void);
 
+/* Gives [p, p + len) its pages, writable, in one call, before a big copy
+ * into memory that may be fresh: otherwise the copy stops on a fault for
+ * every page. The contents do not change. A hint: where the system has no
+ * such call, or for a copy too small to gain from it, it does nothing. */
+void pp__prefault(void *p, size_t len);
+
 /* ---- shared memory ----
  * A segment mapped by the parent and one worker: big frames travel through
  * it (lane.h) and the channel carries only where they lie. */

@@ -60,6 +60,11 @@ static inline void pp__buf_consume(pp__buf *b, size_t n) {
     b->start = b->end = 0;
 }
 
+/* Keeps the first `len` readable bytes (len <= pp__buf_len()). */
+static inline void pp__buf_truncate(pp__buf *b, size_t len) {
+  b->end = b->start + len;
+}
+
 /* Empties, keeps the allocation. Inline: a worker clears a buffer for
  * every call it runs. */
 static inline void pp__buf_clear(pp__buf *b) { b->start = b->end = 0; }

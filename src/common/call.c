@@ -34,8 +34,9 @@ pp_status pp_call_return(pp_call *call, const void *data, size_t len) {
       return PP_ETOOBIG;
     memcpy(call->record, data, len);
   } else {
-    pp__buf_clear(&call->value);
-    pp_status st = pp__buf_append(&call->value, data, len);
+    pp__buf *to = call->sink ? call->sink : &call->value;
+    pp__buf_truncate(to, call->sink ? call->sink_at : 0); /* replaces */
+    pp_status st = pp__buf_append(to, data, len);
     if (st != PP_OK)
       return st;
   }

@@ -56,7 +56,11 @@ char *pp__format(const char *format, ...) PP_PRINTF_FORMAT(1, 2);
 struct pp_call {
   const pp_bytes *argv;
   size_t argc;
-  pp__buf value;         /* the result, for calls */
+  pp__buf value; /* the result, for calls without a sink */
+  /* Where a call's value is written instead: the answer being built, from
+   * its byte sink_at on, so that the value is copied once. */
+  pp__buf *sink;
+  size_t sink_at;
   unsigned char *record; /* where the result goes, for records */
   size_t record_size;
   pp__wchan *chan; /* the worker's channel (for pp__call_send_raw) */

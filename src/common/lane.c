@@ -81,11 +81,6 @@ uint32_t pp__lane_published(const unsigned char *segment) {
   return apr_atomic_read32(published(segment));
 }
 
-static uint32_t load_u32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
-}
-
 const char *pp__lane_resolve(const pp__lane *lane, pp__frame *frame,
                              uint32_t *end) {
   if (!(frame->flags & PP__FRAME_LANE))
@@ -93,8 +88,8 @@ const char *pp__lane_resolve(const pp__lane *lane, pp__frame *frame,
   if (!lane->base)
     return "a frame in shared memory it was not given";
   /* Read once: the other process can write the lane while we look. */
-  uint32_t pos = load_u32(frame->payload);
-  uint32_t len = load_u32(frame->payload + 4);
+  uint32_t pos = pp__load_u32(frame->payload);
+  uint32_t len = pp__load_u32(frame->payload + 4);
   uint32_t off = pos & (lane->size - 1);
   if (len > lane->size || off + (size_t)len > lane->size)
     return "a frame outside its shared memory";

@@ -15,6 +15,7 @@ void pp__item_set(pp__item *item, const pp__outcome *o) {
     item->len = 0;
     return;
   }
+  pp__prefault(item->data, o->len);
   if (o->len)
     memcpy(item->data, o->data, o->len);
   item->data[o->len] = '\0';
@@ -90,6 +91,7 @@ int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
   unsigned char *dst =
       (unsigned char *)r->rec.out + chunk->first * r->rec.out_size;
   if (out) {
+    pp__prefault(dst, chunk->count * r->rec.out_size);
     memcpy(dst, out, chunk->count * r->rec.out_size);
     for (size_t i = 0; i < nerr; i++) {
       pp__outcome o;

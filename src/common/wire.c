@@ -3,20 +3,20 @@
 
 #include <string.h>
 
-static void store_u32(unsigned char *p, uint32_t v) {
+void pp__store_u32(unsigned char *p, uint32_t v) {
   p[0] = (unsigned char)v;
   p[1] = (unsigned char)(v >> 8);
   p[2] = (unsigned char)(v >> 16);
   p[3] = (unsigned char)(v >> 24);
 }
 
-static uint32_t load_u32(const unsigned char *p) {
+uint32_t pp__load_u32(const unsigned char *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
          (uint32_t)p[3] << 24;
 }
 
 static uint64_t load_u64(const unsigned char *p) {
-  return (uint64_t)load_u32(p) | (uint64_t)load_u32(p + 4) << 32;
+  return (uint64_t)pp__load_u32(p) | (uint64_t)pp__load_u32(p + 4) << 32;
 }
 
 static int known_type(unsigned t) {
@@ -51,21 +51,21 @@ pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
     /* Reject a bad magic as soon as its bytes are in, not only once a whole
      * header arrived: garbage fails fast. */
     unsigned char magic[4];
-    store_u32(magic, PP__WIRE_MAGIC);
+    pp__store_u32(magic, PP__WIRE_MAGIC);
     if (avail && memcmp(p, magic, avail < 4 ? avail : 4) != 0)
       return PP_EPROTOCOL;
     if (avail > 4 && p[4] != PP__WIRE_VERSION)
       return PP_ENOTSUP;
     return PP_OK;
   }
-  if (load_u32(p) != PP__WIRE_MAGIC)
+  if (pp__load_u32(p) != PP__WIRE_MAGIC)
     return PP_EPROTOCOL;
   if (p[4] != PP__WIRE_VERSION)
     return PP_ENOTSUP;
   if (!known_type(p[5]))
     return PP_EPROTOCOL;
   unsigned flags = (unsigned)p[6] | (unsigned)p[7] << 8;
-  size_t len = load_u32(p + 8);
+  size_t len = pp__load_u32(p + 8);
   if (flags & ~PP__FRAME_LANE)
     return PP_EPROTOCOL;
   if (flags && (!travels_in_lane(p[5]) || len != PP__LANE_REF_SIZE))
@@ -99,14 +99,14 @@ pp_status pp__frame_begin_flagged(pp__buf *out, pp__frame_type type,
   if (st != PP_OK)
     return st;
   unsigned char *h = pp__buf_tail(out);
-  store_u32(h, PP__WIRE_MAGIC);
+  pp__store_u32(h, PP__WIRE_MAGIC);
   h[4] = PP__WIRE_VERSION;
   h[5] = (unsigned char)type;
   h[6] = (unsigned char)flags;
   h[7] = (unsigned char)(flags >> 8);
-  store_u32(h + 8, 0);
-  store_u32(h + 12, (uint32_t)id);
-  store_u32(h + 16, (uint32_t)(id >> 32));
+  pp__store_u32(h + 8, 0);
+  pp__store_u32(h + 12, (uint32_t)id);
+  pp__store_u32(h + 16, (uint32_t)(id >> 32));
   *header_at = out->end - out->start;
   pp__buf_commit(out, PP__WIRE_HEADER_SIZE);
   return PP_OK;
@@ -116,7 +116,7 @@ pp_status pp__frame_end(pp__buf *out, size_t header_at) {
   size_t len = pp__buf_len(out) - header_at - PP__WIRE_HEADER_SIZE;
   if (len > UINT32_MAX)
     return PP_ETOOBIG;
-  store_u32(pp__buf_head(out) + header_at + 8, (uint32_t)len);
+  pp__store_u32(pp__buf_head(out) + header_at + 8, (uint32_t)len);
   return PP_OK;
 }
 
@@ -127,7 +127,7 @@ pp_status pp__put_u8(pp__buf *out, unsigned v) {
 
 pp_status pp__put_u32(pp__buf *out, uint32_t v) {
   unsigned char b[4];
-  store_u32(b, v);
+  pp__store_u32(b, v);
   return pp__buf_append(out, b, 4);
 }
 
@@ -160,7 +160,7 @@ pp_status pp__put_args(pp__buf *out, const pp_bytes *argv, size_t argc) {
 }
 
 void pp__patch_u32(pp__buf *out, size_t at, uint32_t v) {
-  store_u32(pp__buf_head(out) + at, v);
+  pp__store_u32(pp__buf_head(out) + at, v);
 }
 
 void pp__reader_init(pp__reader *r, const void *data, size_t len) {
@@ -187,7 +187,7 @@ unsigned pp__get_u8(pp__reader *r) {
 
 uint32_t pp__get_u32(pp__reader *r) {
   const unsigned char *p = pp__get_bytes(r, 4);
-  return p ? load_u32(p) : 0;
+  return p ? pp__load_u32(p) : 0;
 }
 
 void pp__get_name(pp__reader *r, char *name, size_t cap) {

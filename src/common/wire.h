@@ -99,6 +99,10 @@ pp_status pp__frame_begin_flagged(pp__buf *out, pp__frame_type type,
 /* PP_ETOOBIG when the payload exceeds what a u32 length can say. */
 pp_status pp__frame_end(pp__buf *out, size_t header_at);
 
+/* The wire's little-endian u32, in and out of raw memory. */
+void pp__store_u32(unsigned char *p, uint32_t v);
+uint32_t pp__load_u32(const unsigned char *p);
+
 pp_status pp__put_u8(pp__buf *out, unsigned v);
 pp_status pp__put_u32(pp__buf *out, uint32_t v);
 pp_status pp__put_str16(pp__buf *out, const char *s);

@@ -72,18 +72,56 @@ static pp_status run_calls(worker *w, const pp__frame *f) {
     pp__call_reset(&w->call);
     w->call.argv = w->argv;
     w->call.argc = argc;
-    pp_status cs = pp__call_run(&w->call, name, fn);
-    st = pp__put_u8(&w->out, (unsigned)cs);
+    /* The value is written in place, behind room for its status and
+     * length, which are filled in once the task is done. */
+    size_t mark = pp__buf_len(&w->out);
+    st = pp__buf_reserve(&w->out, 5);
     if (st != PP_OK)
       break;
-    if (cs == PP_OK)
-      st = pp__put_str32(&w->out, pp__buf_head(&w->call.value),
-                         pp__buf_len(&w->call.value));
-    else
+    pp__buf_commit(&w->out, 5);
+    w->call.sink = &w->out;
+    w->call.sink_at = mark + 5;
+    pp_status cs = pp__call_run(&w->call, name, fn);
+    w->call.sink = NULL;
+    size_t len = pp__buf_len(&w->out) - (mark + 5);
+    if (cs == PP_OK) {
+      if (len > UINT32_MAX) {
+        st = PP_ETOOBIG;
+        break;
+      }
+      unsigned char *head = pp__buf_head(&w->out) + mark;
+      head[0] = (unsigned char)PP_OK;
+      pp__store_u32(head + 1, (uint32_t)len);
+      continue;
+    }
+    pp__buf_truncate(&w->out, mark);
+    st = pp__put_u8(&w->out, (unsigned)cs);
+    if (st == PP_OK)
       st = pp__put_str32(&w->out, w->call.message,
                          w->call.message ? strlen(w->call.message) : 0);
   }
   return st == PP_OK ? pp__frame_end(&w->out, at) : st;
+}
+
+/* `len` bytes of answer payload in the up lane, or NULL when they are few
+ * enough for the channel or the parent has not consumed enough of the lane
+ * yet. */
+static unsigned char *reserve_up(worker *w, size_t len, uint32_t *pos) {
+  if (!w->up.base || len < PP__LANE_MIN)
+    return NULL;
+  pp__lane_release(&w->up, pp__lane_published(pp__shm_base(w->shm)));
+  return pp__lane_reserve(&w->up, len, pos);
+}
+
+/* Makes the lane frame for a payload written at `pos` in the up lane; on
+ * failure the bytes are given back, since nothing was said about them. */
+static pp_status point_up(worker *w, pp__frame_type type, uint64_t id,
+                          uint32_t pos, size_t len) {
+  pp__buf_clear(&w->lane_frame);
+  pp_status st = pp__lane_put_frame(&w->lane_frame, type, id, pos, len);
+  if (st != PP_OK)
+    w->up.head = pos;
+  return st;
 }
 
 static pp_status run_records(worker *w, const pp__frame *f) {
@@ -121,19 +159,28 @@ static pp_status run_records(worker *w, const pp__frame *f) {
     return PP_EPROTOCOL;
   }
   pp_task_fn fn = pp__registry_find(name);
-  size_t at, nerr = 0;
-  st = pp__frame_begin(&w->out, PP__F_RECORDS_DONE, f->id, &at);
-  if (st == PP_OK)
-    st = pp__put_u32(&w->out, n);
-  if (st == PP_OK)
-    st = pp__buf_reserve(&w->out, (size_t)n * out_size);
-  if (st != PP_OK) {
-    free(sizes);
-    return st;
+  size_t at = 0, nerr = 0, body = 4 + (size_t)n * out_size;
+  uint32_t pos = 0;
+  /* The records go straight into the up lane when they can: written once,
+   * never copied there from w->out afterwards. */
+  unsigned char *lane = reserve_up(w, body + 4, &pos);
+  unsigned char *outp;
+  if (lane) {
+    pp__store_u32(lane, n);
+    outp = lane + 4;
+  } else {
+    st = pp__frame_begin(&w->out, PP__F_RECORDS_DONE, f->id, &at);
+    if (st == PP_OK)
+      st = pp__put_u32(&w->out, n);
+    if (st == PP_OK)
+      st = pp__buf_reserve(&w->out, (size_t)n * out_size);
+    if (st != PP_OK) {
+      free(sizes);
+      return st;
+    }
+    outp = pp__buf_tail(&w->out);
+    pp__buf_commit(&w->out, (size_t)n * out_size);
   }
-  unsigned char *outp = pp__buf_tail(&w->out);
-  memset(outp, 0, (size_t)n * out_size);
-  pp__buf_commit(&w->out, (size_t)n * out_size);
   pp__buf_clear(&w->errs);
   pp__call_reset(&w->call);
   for (uint32_t i = 0; st == PP_OK && i < n; i++) {
@@ -163,6 +210,8 @@ static pp_status run_records(worker *w, const pp__frame *f) {
       cs = fn ? pp__call_outcome(&w->call, name, cs)
               : pp__call_run(&w->call, name, NULL);
     if (cs != PP_OK) {
+      /* A failed record's output is unspecified, but never stale bytes. */
+      memset(w->call.record, 0, out_size);
       nerr++;
       st = pp__put_u32(&w->errs, i);
       if (st == PP_OK)
@@ -175,6 +224,19 @@ static pp_status run_records(worker *w, const pp__frame *f) {
   }
   w->call.record = NULL;
   free(sizes);
+  if (lane && st == PP_OK && nerr == 0) {
+    pp__store_u32(lane + body, 0);
+    return point_up(w, PP__F_RECORDS_DONE, f->id, pos, body + 4);
+  }
+  if (lane) {
+    /* Failures carry messages of their own sizes: the answer is built in
+     * w->out after all, and the lane's bytes are given back. */
+    st = st == PP_OK ? pp__frame_begin(&w->out, PP__F_RECORDS_DONE, f->id, &at)
+                     : st;
+    if (st == PP_OK)
+      st = pp__buf_append(&w->out, lane, body);
+    w->up.head = pos;
+  }
   if (st == PP_OK)
     st = pp__put_u32(&w->out, (uint32_t)nerr);
   if (st == PP_OK)
@@ -195,26 +257,25 @@ static int answer_in_lane(worker *w) {
       !complete || PP__WIRE_HEADER_SIZE + f.len != len ||
       (f.type != PP__F_RESULTS && f.type != PP__F_RECORDS_DONE))
     return 0;
-  pp__lane_release(&w->up, pp__lane_published(pp__shm_base(w->shm)));
   uint32_t pos;
-  unsigned char *dst = pp__lane_reserve(&w->up, f.len, &pos);
+  unsigned char *dst = reserve_up(w, f.len, &pos);
   if (!dst)
     return 0;
   memcpy(dst, f.payload, f.len);
-  pp__buf_clear(&w->lane_frame);
-  if (pp__lane_put_frame(&w->lane_frame, f.type, f.id, pos, f.len) != PP_OK) {
-    /* Nothing was said about those bytes: give them back. */
-    w->up.head = pos;
+  if (point_up(w, f.type, f.id, pos, f.len) != PP_OK)
     return 0;
-  }
   pp__buf_clear(&w->out);
   return 1;
 }
 
 static pp_status flush(worker *w) {
-  if (!pp__buf_len(&w->out))
-    return PP_OK;
-  pp__buf *frame = answer_in_lane(w) ? &w->lane_frame : &w->out;
+  /* A lane frame already made: the answer was built in the lane. */
+  pp__buf *frame = &w->lane_frame;
+  if (!pp__buf_len(frame)) {
+    if (!pp__buf_len(&w->out))
+      return PP_OK;
+    frame = answer_in_lane(w) ? &w->lane_frame : &w->out;
+  }
   pp_status st =
       pp__wchan_write(w->chan, pp__buf_head(frame), pp__buf_len(frame));
   pp__buf_clear(frame);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -271,5 +272,25 @@ size_t pp__current_rss(void) {
   return (size_t)ru.ru_maxrss; /* bytes on macOS */
 #else
   return (size_t)ru.ru_maxrss * 1024; /* KiB elsewhere */
+#endif
+}
+
+/* Below this a copy's faults are too few to pay for the call. */
+#define PREFAULT_MIN ((size_t)64 << 10)
+
+void pp__prefault(void *p, size_t len) {
+#ifdef MADV_POPULATE_WRITE /* Linux 5.14 */
+  long page = sysconf(_SC_PAGESIZE);
+  if (len < PREFAULT_MIN || page <= 0)
+    return;
+  /* Whole pages: each one holds bytes the copy is about to write, so
+   * making it writable early changes nothing the caller can see. */
+  uintptr_t mask = (uintptr_t)page - 1;
+  uintptr_t start = (uintptr_t)p & ~mask;
+  uintptr_t end = ((uintptr_t)p + len + mask) & ~mask;
+  (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)len;
 #endif
 }

@@ -131,3 +131,11 @@ pp_status pp__random_bytes(void *buf, size_t len) {
   }
   return PP_OK;
 }
+
+/* Windows has no call that commits and maps a private range in one go
+ * (PrefetchVirtualMemory reads file-backed pages): the copy faults pages in
+ * as it goes. */
+void pp__prefault(void *p, size_t len) {
+  (void)p;
+  (void)len;
+}
