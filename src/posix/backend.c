@@ -16,7 +16,7 @@
  * handler) and carries its signals; this process reaps it with waitpid()
  * on its pid alone. No worker is forked here once the launcher exists,
  * and so none once the pool has its thread. */
-#define _GNU_SOURCE 1      /* glibc: MSG_CMSG_CLOEXEC, eventfd */
+#define _GNU_SOURCE 1      /* glibc: eventfd */
 #define _DARWIN_C_SOURCE 1 /* macOS: BSD socket names next to POSIX */
 
 #include "event_queue.h"
@@ -335,50 +335,18 @@ static pp_status ctl_request(pp__backend *b, int32_t type, unsigned slot,
   return st;
 }
 
-/* The launcher sends no descriptors: any that came anyway are closed. */
-static void drop_fds(struct msghdr *mh) {
-  for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h)) {
-    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-      continue;
-    size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t k = 0; k < n; k++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(h) + k * sizeof(int), sizeof fd);
-      pp__close(fd);
-    }
-  }
-}
-
 /* Reads what the launcher sent. 1 when its socket ended (EOF, error), -1
  * when out of memory (the bytes wait in the socket). */
 static int ctl_read(pp__backend *b) {
   for (;;) {
     if (pp__buf_reserve(&b->ctl_in, 64 * sizeof(pp__ctl_msg)) != PP_OK)
       return -1;
-    union {
-      struct cmsghdr align;
-      char buf[CMSG_SPACE(8 * sizeof(int))];
-    } control;
-    struct iovec iov;
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    iov.iov_base = pp__buf_tail(&b->ctl_in);
-    iov.iov_len = b->ctl_in.cap - b->ctl_in.end;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control.buf;
-    mh.msg_controllen = sizeof control.buf;
-    int flags = 0;
-#ifdef MSG_CMSG_CLOEXEC
-    flags |= MSG_CMSG_CLOEXEC;
-#endif
-    ssize_t n = recvmsg(b->ctl, &mh, flags);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
+    /* The launcher sends no descriptors: room 0 closes any that came. */
+    size_t nfds;
+    ssize_t n = pp__recv_fds(b->ctl, pp__buf_tail(&b->ctl_in),
+                             b->ctl_in.cap - b->ctl_in.end, NULL, 0, &nfds);
+    if (n < 0)
       return !(errno == EAGAIN || errno == EWOULDBLOCK);
-    }
-    drop_fds(&mh);
     if (n == 0)
       return 1;
     pp__buf_commit(&b->ctl_in, (size_t)n);

@@ -1,5 +1,6 @@
 /* Small POSIX helpers: descriptors, exit descriptions, the CPU count. */
-#define _GNU_SOURCE 1 /* glibc: sched_getaffinity, CPU_COUNT, sigdescr_np */
+/* glibc: sched_getaffinity, CPU_COUNT, sigdescr_np, MSG_CMSG_CLOEXEC */
+#define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1 /* macOS: SO_NOSIGPIPE next to the POSIX names */
 
 #include "posix.h"
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sched.h>
@@ -40,6 +42,54 @@ int pp__set_nonblock(int fd) {
   if (flags & O_NONBLOCK)
     return 0;
   return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+ssize_t pp__recv_fds(int sock, void *buf, size_t len, int *fds, size_t room,
+                     size_t *nfds) {
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(PP__RECV_FDS_MAX * sizeof(int))];
+  } control;
+  struct iovec iov;
+  struct msghdr mh;
+  int flags = 0;
+#ifdef MSG_CMSG_CLOEXEC
+  /* Close-on-exec as they arrive: another thread's fork and exec in the
+   * meantime must not inherit them. */
+  flags |= MSG_CMSG_CLOEXEC;
+#endif
+  ssize_t n;
+  *nfds = 0;
+  do {
+    memset(&mh, 0, sizeof mh);
+    iov.iov_base = buf;
+    iov.iov_len = len;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.buf;
+    mh.msg_controllen = sizeof control.buf;
+    n = recvmsg(sock, &mh, flags);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return -1;
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+      continue;
+    size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t k = 0; k < count; k++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(h) + k * sizeof(int), sizeof fd);
+      if (*nfds < room) {
+#ifndef MSG_CMSG_CLOEXEC
+        pp__set_cloexec(fd);
+#endif
+        fds[(*nfds)++] = fd;
+      } else {
+        pp__close(fd);
+      }
+    }
+  }
+  return n;
 }
 
 void pp__close(int fd) {
