@@ -258,34 +258,6 @@ static void close_fds(pp__buf *fds) {
   }
 }
 
-/* Sends the bytes of one record, the START record's channel end attached
- * (SCM_RIGHTS) to its first byte. */
-static ssize_t ctl_send_record(pp__backend *b, const unsigned char *p,
-                               size_t len, int fd) {
-  struct iovec iov;
-  struct msghdr mh;
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control;
-  memset(&mh, 0, sizeof mh);
-  iov.iov_base = (void *)p;
-  iov.iov_len = len;
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  if (fd >= 0) {
-    memset(&control, 0, sizeof control);
-    mh.msg_control = control.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int));
-    struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
-    h->cmsg_level = SOL_SOCKET;
-    h->cmsg_type = SCM_RIGHTS;
-    h->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(h), &fd, sizeof fd);
-  }
-  return sendmsg(b->ctl, &mh, PP__SEND_FLAGS);
-}
-
 /* Writes queued records without blocking, one record per call, so that
  * each channel end travels with the first byte of its own START. */
 static void ctl_flush(pp__backend *b) {
@@ -299,7 +271,8 @@ static void ctl_flush(pp__backend *b) {
       if (m.type == PP__CTL_START && pp__buf_len(&b->start_fds) >= sizeof fd)
         memcpy(&fd, pp__buf_head(&b->start_fds), sizeof fd);
     }
-    ssize_t n = ctl_send_record(b, p, len, fd);
+    /* The START record's channel end goes with its first byte. */
+    ssize_t n = pp__send_fds(b->ctl, p, len, &fd, (size_t)(fd >= 0));
     if (n > 0) {
       if (fd >= 0) {
         /* In flight now: the launcher holds it once it reads. */

@@ -142,6 +142,13 @@ int pp__set_nonblock(int fd); /* 0 or -1 with errno */
 ssize_t pp__recv_fds(int sock, void *buf, size_t len, int *fds, size_t room,
                      size_t *nfds);
 
+/* One sendmsg() of `len` bytes on `sock` with PP__SEND_FLAGS, the `nfds`
+ * descriptors (at most PP__RECV_FDS_MAX) attached to the first byte as
+ * SCM_RIGHTS; they go only if some bytes do. EINTR is not retried.
+ * Returns what sendmsg() does. */
+ssize_t pp__send_fds(int sock, const void *buf, size_t len, const int *fds,
+                     size_t nfds);
+
 /* A connected AF_UNIX stream pair, both ends close-on-exec and (where the
  * platform needs it) SO_NOSIGPIPE. 0 or -1 with errno. */
 int pp__socketpair(int sv[2]);

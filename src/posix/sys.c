@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,35 +45,70 @@ int pp__set_nonblock(int fd) {
   return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-ssize_t pp__recv_fds(int sock, void *buf, size_t len, int *fds, size_t room,
-                     size_t *nfds) {
+/* One message of one buffer, with control room for PP__RECV_FDS_MAX
+ * descriptors. The room is aligned by max_align_t, not struct cmsghdr:
+ * that has a flexible array member on glibc, which ISO C keeps out of a
+ * structure. */
+typedef struct fd_msg {
+  struct msghdr mh;
+  struct iovec iov;
   union {
-    struct cmsghdr align;
+    max_align_t align;
     char buf[CMSG_SPACE(PP__RECV_FDS_MAX * sizeof(int))];
   } control;
-  struct iovec iov;
-  struct msghdr mh;
+} fd_msg;
+
+/* `controllen`: how much of the control room the message offers (0:
+ * none). */
+static void fd_msg_init(fd_msg *m, void *buf, size_t len, size_t controllen) {
+  memset(m, 0, sizeof *m);
+  m->iov.iov_base = buf;
+  m->iov.iov_len = len;
+  m->mh.msg_iov = &m->iov;
+  m->mh.msg_iovlen = 1;
+  if (controllen > 0) {
+    m->mh.msg_control = m->control.buf;
+    m->mh.msg_controllen = controllen;
+  }
+}
+
+ssize_t pp__send_fds(int sock, const void *buf, size_t len, const int *fds,
+                     size_t nfds) {
+  if (nfds > PP__RECV_FDS_MAX) {
+    errno = EINVAL;
+    return -1;
+  }
+  fd_msg m;
+  fd_msg_init(&m, (void *)buf, len,
+              nfds > 0 ? CMSG_SPACE(nfds * sizeof(int)) : 0);
+  if (nfds > 0) {
+    struct cmsghdr *h = CMSG_FIRSTHDR(&m.mh);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(h), fds, nfds * sizeof(int));
+  }
+  return sendmsg(sock, &m.mh, PP__SEND_FLAGS);
+}
+
+ssize_t pp__recv_fds(int sock, void *buf, size_t len, int *fds, size_t room,
+                     size_t *nfds) {
   int flags = 0;
 #ifdef MSG_CMSG_CLOEXEC
   /* Close-on-exec as they arrive: another thread's fork and exec in the
    * meantime must not inherit them. */
   flags |= MSG_CMSG_CLOEXEC;
 #endif
+  fd_msg m;
   ssize_t n;
   *nfds = 0;
   do {
-    memset(&mh, 0, sizeof mh);
-    iov.iov_base = buf;
-    iov.iov_len = len;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control.buf;
-    mh.msg_controllen = sizeof control.buf;
-    n = recvmsg(sock, &mh, flags);
+    fd_msg_init(&m, buf, len, sizeof m.control.buf);
+    n = recvmsg(sock, &m.mh, flags);
   } while (n < 0 && errno == EINTR);
   if (n < 0)
     return -1;
-  for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(&m.mh); h; h = CMSG_NXTHDR(&m.mh, h)) {
     if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
       continue;
     size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
