@@ -937,7 +937,7 @@ static pp_status handle_ready(pp__backend *b, nfds_t n, nfds_t ctl_at) {
   return st;
 }
 
-static pp_status run_round(pp__backend *b, long timeout_ms) {
+pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {
   if (pp__buf_reserve(&b->events, b->events_room) != PP_OK)
     return PP_ENOMEM;
   long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
@@ -970,16 +970,4 @@ static pp_status run_round(pp__backend *b, long timeout_ms) {
   }
 }
 
-pp_status pp__backend_wait(pp__backend *b, long timeout_ms, pp__event *events,
-                           size_t capacity, size_t *count) {
-  if (!b || !events || capacity == 0 || !count)
-    return PP_EINVAL;
-  *count = 0;
-  if (!queued(b)) {
-    pp_status st = run_round(b, timeout_ms);
-    if (st != PP_OK)
-      return st;
-  }
-  *count = pp__event_take(&b->events, events, capacity);
-  return PP_OK;
-}
+pp__buf *pp__backend_events(pp__backend *b) { return &b->events; }
