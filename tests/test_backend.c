@@ -9,6 +9,7 @@ typedef int pp_test_backend_is_posix_only;
 #define _POSIX_C_SOURCE 200809L
 
 #include "backend.h"
+#include "posix.h"
 
 #include <CUnit/CUnit.h>
 
@@ -861,6 +862,64 @@ static void test_early_start_owner_death(void) {
   CU_ASSERT(pids[1] > 0 && pid_gone(pids[1]));
 }
 
+/* 1 when every write end of the pipe read by `r` (non-blocking) is
+ * closed: the read sees EOF rather than EAGAIN. */
+static int writers_gone(int r) {
+  char c;
+  return read(r, &c, 1) == 0;
+}
+
+/* The control socket's descriptor passing: channel ends arrive in order
+ * and close-on-exec, and those the receiver has no room for are closed
+ * rather than left open in this process. */
+static void test_descriptor_passing(void) {
+  int sv[2], p[3][2];
+  CU_ASSERT_FATAL(pp__socketpair(sv) == 0);
+  int ends[3];
+  for (int k = 0; k < 3; k++) {
+    CU_ASSERT_FATAL(pipe(p[k]) == 0);
+    CU_ASSERT_FATAL(pp__set_nonblock(p[k][0]) == 0);
+    ends[k] = p[k][1];
+  }
+  CU_ASSERT_EQUAL(pp__send_fds(sv[0], "abc", 3, ends, 3), 3);
+  for (int k = 0; k < 3; k++)
+    close(p[k][1]); /* the copies in flight are the only ones left */
+  char buf[8];
+  int got[2] = {-1, -1};
+  size_t n = 99;
+  CU_ASSERT_EQUAL(pp__recv_fds(sv[1], buf, sizeof buf, got, 2, &n), 3);
+  CU_ASSERT_EQUAL(memcmp(buf, "abc", 3), 0);
+  CU_ASSERT_EQUAL_FATAL(n, 2);
+  for (int k = 0; k < 2; k++) {
+    CU_ASSERT(fcntl(got[k], F_GETFD) & FD_CLOEXEC);
+    char c = (char)('x' + k);
+    CU_ASSERT_EQUAL(write(got[k], &c, 1), 1);
+    CU_ASSERT_EQUAL(read(p[k][0], &c, 1), 1);
+    CU_ASSERT_EQUAL(c, 'x' + k); /* got[k] is the k-th sent */
+    close(got[k]);
+    CU_ASSERT(writers_gone(p[k][0]));
+  }
+  CU_ASSERT(writers_gone(p[2][0]));
+
+  /* No room at all, as in the parent: every descriptor is closed. */
+  int q[2];
+  CU_ASSERT_FATAL(pipe(q) == 0);
+  CU_ASSERT_FATAL(pp__set_nonblock(q[0]) == 0);
+  CU_ASSERT_EQUAL(pp__send_fds(sv[0], "d", 1, &q[1], 1), 1);
+  close(q[1]);
+  CU_ASSERT_EQUAL(pp__recv_fds(sv[1], buf, sizeof buf, NULL, 0, &n), 1);
+  CU_ASSERT_EQUAL(n, 0);
+  CU_ASSERT(writers_gone(q[0]));
+
+  close(sv[0]);
+  CU_ASSERT_EQUAL(pp__recv_fds(sv[1], buf, sizeof buf, NULL, 0, &n), 0);
+  CU_ASSERT_EQUAL(n, 0);
+  close(sv[1]);
+  close(q[0]);
+  for (int k = 0; k < 3; k++)
+    close(p[k][0]);
+}
+
 static void test_describe_and_cpus(void) {
   char text[64];
   pp__exit e = {0, 3};
@@ -901,6 +960,7 @@ int pp_test_suite_backend(void) {
       {"early start: owner SIGKILLed, busy workers go",
        test_early_start_owner_death},
       {"describe and cpu count", test_describe_and_cpus},
+      {"descriptor passing", test_descriptor_passing},
       /* Last: a thread was created, and forks after that show glibc's
        * cached thread stack as "possibly lost" under valgrind. */
       {"wake", test_wake},

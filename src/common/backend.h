@@ -1,6 +1,8 @@
 /* The one interface between the portable core (src/common) and an operating
  * system backend (src/posix, src/win32). Each backend implements every
- * function here, with these names; the core calls nothing else of the OS.
+ * function here, with these names, but pp__backend_wait(), which the core
+ * builds on pp__backend_events() and pp__backend_poll() (event_queue.c);
+ * the core calls nothing else of the OS.
  *
  * Model: the core's scheduler thread owns a pp__backend. Workers live in
  * numbered slots (0 .. max_slots-1, chosen by the core). Starting a worker is
@@ -128,9 +130,25 @@ void pp__backend_release(pp__backend *b, unsigned slot);
 
 /* Waits up to `timeout_ms` (negative: forever) for events, writes up to
  * `capacity` of them and their number to `*count`; also flushes queued
- * output. Scheduler thread only. */
+ * output. Scheduler thread only. The core's (event_queue.c): it hands out
+ * the events already queued, and calls pp__backend_poll() only when there
+ * are none, so that a backend reporting many at once is asked for more
+ * only once they are taken. */
 pp_status pp__backend_wait(pp__backend *b, long timeout_ms, pp__event *events,
                            size_t capacity, size_t *count);
+
+/* The backend's queue of events (event_queue.h), oldest first: the backend
+ * pushes each event there as it happens, having reserved room for it, and
+ * pp__backend_wait() takes them from the head. */
+pp__buf *pp__backend_events(pp__backend *b);
+
+/* Called by pp__backend_wait() when no event is queued: writes what it can
+ * of the queued output and waits up to `timeout_ms` (negative: forever; 0:
+ * only looks) for something to happen, queueing the events it finds.
+ * Returns PP_OK once any are queued or the time is up; an error
+ * (PP_ENOMEM, PP_ESYSTEM) when it cannot go on, and then what it queued
+ * stays queued for the next call. Scheduler thread only. */
+pp_status pp__backend_poll(pp__backend *b, long timeout_ms);
 
 /* Makes a pp__backend_wait() return PP__EV_WAKE soon. Any thread; cheap
  * when a wake-up is already pending. */

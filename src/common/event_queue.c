@@ -1,4 +1,5 @@
-/* The backends' event queue (see event_queue.h). */
+/* The backends' event queue (see event_queue.h), and pp__backend_wait()
+ * on top of it. */
 #include "event_queue.h"
 
 #include <string.h>
@@ -41,4 +42,19 @@ void pp__event_drop_slot(pp__buf *q, unsigned slot) {
     memcpy(head + kept++ * sizeof e, &e, sizeof e);
   }
   q->end = q->start + kept * sizeof(pp__event);
+}
+
+pp_status pp__backend_wait(pp__backend *b, long timeout_ms, pp__event *events,
+                           size_t capacity, size_t *count) {
+  if (!b || !events || capacity == 0 || !count)
+    return PP_EINVAL;
+  *count = 0;
+  pp__buf *q = pp__backend_events(b);
+  if (pp__event_count(q) == 0) {
+    pp_status st = pp__backend_poll(b, timeout_ms);
+    if (st != PP_OK)
+      return st;
+  }
+  *count = pp__event_take(q, events, capacity);
+  return PP_OK;
 }

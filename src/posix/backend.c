@@ -16,7 +16,7 @@
  * handler) and carries its signals; this process reaps it with waitpid()
  * on its pid alone. No worker is forked here once the launcher exists,
  * and so none once the pool has its thread. */
-#define _GNU_SOURCE 1      /* glibc: MSG_CMSG_CLOEXEC, eventfd */
+#define _GNU_SOURCE 1      /* glibc: eventfd */
 #define _DARWIN_C_SOURCE 1 /* macOS: BSD socket names next to POSIX */
 
 #include "event_queue.h"
@@ -258,34 +258,6 @@ static void close_fds(pp__buf *fds) {
   }
 }
 
-/* Sends the bytes of one record, the START record's channel end attached
- * (SCM_RIGHTS) to its first byte. */
-static ssize_t ctl_send_record(pp__backend *b, const unsigned char *p,
-                               size_t len, int fd) {
-  struct iovec iov;
-  struct msghdr mh;
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control;
-  memset(&mh, 0, sizeof mh);
-  iov.iov_base = (void *)p;
-  iov.iov_len = len;
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  if (fd >= 0) {
-    memset(&control, 0, sizeof control);
-    mh.msg_control = control.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int));
-    struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
-    h->cmsg_level = SOL_SOCKET;
-    h->cmsg_type = SCM_RIGHTS;
-    h->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(h), &fd, sizeof fd);
-  }
-  return sendmsg(b->ctl, &mh, PP__SEND_FLAGS);
-}
-
 /* Writes queued records without blocking, one record per call, so that
  * each channel end travels with the first byte of its own START. */
 static void ctl_flush(pp__backend *b) {
@@ -299,7 +271,8 @@ static void ctl_flush(pp__backend *b) {
       if (m.type == PP__CTL_START && pp__buf_len(&b->start_fds) >= sizeof fd)
         memcpy(&fd, pp__buf_head(&b->start_fds), sizeof fd);
     }
-    ssize_t n = ctl_send_record(b, p, len, fd);
+    /* The START record's channel end goes with its first byte. */
+    ssize_t n = pp__send_fds(b->ctl, p, len, &fd, (size_t)(fd >= 0));
     if (n > 0) {
       if (fd >= 0) {
         /* In flight now: the launcher holds it once it reads. */
@@ -335,50 +308,18 @@ static pp_status ctl_request(pp__backend *b, int32_t type, unsigned slot,
   return st;
 }
 
-/* The launcher sends no descriptors: any that came anyway are closed. */
-static void drop_fds(struct msghdr *mh) {
-  for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h)) {
-    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-      continue;
-    size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t k = 0; k < n; k++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(h) + k * sizeof(int), sizeof fd);
-      pp__close(fd);
-    }
-  }
-}
-
 /* Reads what the launcher sent. 1 when its socket ended (EOF, error), -1
  * when out of memory (the bytes wait in the socket). */
 static int ctl_read(pp__backend *b) {
   for (;;) {
     if (pp__buf_reserve(&b->ctl_in, 64 * sizeof(pp__ctl_msg)) != PP_OK)
       return -1;
-    union {
-      struct cmsghdr align;
-      char buf[CMSG_SPACE(8 * sizeof(int))];
-    } control;
-    struct iovec iov;
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    iov.iov_base = pp__buf_tail(&b->ctl_in);
-    iov.iov_len = b->ctl_in.cap - b->ctl_in.end;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control.buf;
-    mh.msg_controllen = sizeof control.buf;
-    int flags = 0;
-#ifdef MSG_CMSG_CLOEXEC
-    flags |= MSG_CMSG_CLOEXEC;
-#endif
-    ssize_t n = recvmsg(b->ctl, &mh, flags);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
+    /* The launcher sends no descriptors: room 0 closes any that came. */
+    size_t nfds;
+    ssize_t n = pp__recv_fds(b->ctl, pp__buf_tail(&b->ctl_in),
+                             b->ctl_in.cap - b->ctl_in.end, NULL, 0, &nfds);
+    if (n < 0)
       return !(errno == EAGAIN || errno == EWOULDBLOCK);
-    }
-    drop_fds(&mh);
     if (n == 0)
       return 1;
     pp__buf_commit(&b->ctl_in, (size_t)n);
@@ -996,7 +937,7 @@ static pp_status handle_ready(pp__backend *b, nfds_t n, nfds_t ctl_at) {
   return st;
 }
 
-static pp_status run_round(pp__backend *b, long timeout_ms) {
+pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {
   if (pp__buf_reserve(&b->events, b->events_room) != PP_OK)
     return PP_ENOMEM;
   long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
@@ -1029,16 +970,4 @@ static pp_status run_round(pp__backend *b, long timeout_ms) {
   }
 }
 
-pp_status pp__backend_wait(pp__backend *b, long timeout_ms, pp__event *events,
-                           size_t capacity, size_t *count) {
-  if (!b || !events || capacity == 0 || !count)
-    return PP_EINVAL;
-  *count = 0;
-  if (!queued(b)) {
-    pp_status st = run_round(b, timeout_ms);
-    if (st != PP_OK)
-      return st;
-  }
-  *count = pp__event_take(&b->events, events, capacity);
-  return PP_OK;
-}
+pp__buf *pp__backend_events(pp__backend *b) { return &b->events; }

@@ -56,6 +56,8 @@
 /* Channel ends received with START records and not yet used: records are
  * handled as they arrive, so a few at most. */
 #define LAUNCHER_MAX_FDS 16
+_Static_assert(LAUNCHER_MAX_FDS <= PP__RECV_FDS_MAX,
+               "a START's channel end must fit in one receive");
 
 /* How often the launcher checks that its parent still lives (ms): a copy
  * of the parent's control socket leaked into another process would
@@ -287,26 +289,6 @@ static int exec_settle(launcher *L, uint32_t slot, int reaped) {
   return send_simple(L, PP__CTL_STARTED, slot, pid, PP_OK);
 }
 
-/* Keeps the channel ends that came with the bytes (SCM_RIGHTS), in order. */
-static void keep_fds(launcher *L, struct msghdr *mh) {
-  for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h)) {
-    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-      continue;
-    size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t k = 0; k < n; k++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(h) + k * sizeof(int), sizeof fd);
-#ifndef MSG_CMSG_CLOEXEC
-      pp__set_cloexec(fd);
-#endif
-      if (L->nfds < LAUNCHER_MAX_FDS)
-        L->fds[L->nfds++] = fd;
-      else
-        pp__close(fd); /* its START fails for want of it */
-    }
-  }
-}
-
 static void kill_worker(launcher *L, uint32_t slot, int64_t pid, int sig) {
   if (slot >= L->cfg.max_slots || L->pids[slot] == 0)
     return;
@@ -317,30 +299,15 @@ static void kill_worker(launcher *L, uint32_t slot, int64_t pid, int sig) {
 
 /* Reads and runs the parent's requests. -1 when the parent is gone. */
 static int read_requests(launcher *L) {
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(LAUNCHER_MAX_FDS * sizeof(int))];
-  } control;
-  struct iovec iov;
-  struct msghdr mh;
-  memset(&mh, 0, sizeof mh);
-  iov.iov_base = L->in + L->inlen;
-  iov.iov_len = sizeof L->in - L->inlen;
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control.buf;
-  mh.msg_controllen = sizeof control.buf;
-  int flags = 0;
-#ifdef MSG_CMSG_CLOEXEC
-  flags |= MSG_CMSG_CLOEXEC;
-#endif
-  ssize_t n;
-  do
-    n = recvmsg(L->ctl, &mh, flags);
-  while (n < 0 && errno == EINTR);
+  /* The channel ends that came with the bytes are kept in order; past
+   * LAUNCHER_MAX_FDS they are closed, and their STARTs fail for want of
+   * them. */
+  size_t got;
+  ssize_t n = pp__recv_fds(L->ctl, L->in + L->inlen, sizeof L->in - L->inlen,
+                           L->fds + L->nfds, LAUNCHER_MAX_FDS - L->nfds, &got);
   if (n <= 0)
     return -1;
-  keep_fds(L, &mh);
+  L->nfds += (unsigned)got;
   L->inlen += (size_t)n;
   size_t at = 0;
   while (L->inlen - at >= sizeof(pp__ctl_msg)) {

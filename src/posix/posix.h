@@ -129,6 +129,26 @@ pp_status pp__errno_status(int err);
 int pp__set_cloexec(int fd);  /* 0 or -1 with errno */
 int pp__set_nonblock(int fd); /* 0 or -1 with errno */
 
+/* The most descriptors pp__recv_fds() takes in one call. */
+#define PP__RECV_FDS_MAX 16
+
+/* recvmsg() on the stream socket `sock`: up to `len` bytes into `buf`, and
+ * the descriptors that came with them (SCM_RIGHTS), close-on-exec. The
+ * first `room` of those go to `fds` in the order sent, their number to
+ * *nfds; the others are closed. EINTR is retried. Returns what recvmsg()
+ * does: the byte count, 0 at EOF, -1 with errno (and no descriptor).
+ * Descriptors beyond PP__RECV_FDS_MAX in one message are not seen here:
+ * the system drops them, and the caller goes without. */
+ssize_t pp__recv_fds(int sock, void *buf, size_t len, int *fds, size_t room,
+                     size_t *nfds);
+
+/* One sendmsg() of `len` bytes on `sock` with PP__SEND_FLAGS, the `nfds`
+ * descriptors (at most PP__RECV_FDS_MAX) attached to the first byte as
+ * SCM_RIGHTS; they go only if some bytes do. EINTR is not retried.
+ * Returns what sendmsg() does. */
+ssize_t pp__send_fds(int sock, const void *buf, size_t len, const int *fds,
+                     size_t nfds);
+
 /* A connected AF_UNIX stream pair, both ends close-on-exec and (where the
  * platform needs it) SO_NOSIGPIPE. 0 or -1 with errno. */
 int pp__socketpair(int sv[2]);

@@ -1,5 +1,6 @@
 /* Small POSIX helpers: descriptors, exit descriptions, the CPU count. */
-#define _GNU_SOURCE 1 /* glibc: sched_getaffinity, CPU_COUNT, sigdescr_np */
+/* glibc: sched_getaffinity, CPU_COUNT, sigdescr_np, MSG_CMSG_CLOEXEC */
+#define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1 /* macOS: SO_NOSIGPIPE next to the POSIX names */
 
 #include "posix.h"
@@ -9,12 +10,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sched.h>
@@ -41,6 +44,89 @@ int pp__set_nonblock(int fd) {
   if (flags & O_NONBLOCK)
     return 0;
   return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+/* One message of one buffer, with control room for PP__RECV_FDS_MAX
+ * descriptors. The room is aligned by max_align_t, not struct cmsghdr:
+ * that has a flexible array member on glibc, which ISO C keeps out of a
+ * structure. */
+typedef struct fd_msg {
+  struct msghdr mh;
+  struct iovec iov;
+  union {
+    max_align_t align;
+    char buf[CMSG_SPACE(PP__RECV_FDS_MAX * sizeof(int))];
+  } control;
+} fd_msg;
+
+/* `controllen`: how much of the control room the message offers (0:
+ * none). */
+static void fd_msg_init(fd_msg *m, void *buf, size_t len, size_t controllen) {
+  memset(m, 0, sizeof *m);
+  m->iov.iov_base = buf;
+  m->iov.iov_len = len;
+  m->mh.msg_iov = &m->iov;
+  m->mh.msg_iovlen = 1;
+  if (controllen > 0) {
+    m->mh.msg_control = m->control.buf;
+    m->mh.msg_controllen = controllen;
+  }
+}
+
+ssize_t pp__send_fds(int sock, const void *buf, size_t len, const int *fds,
+                     size_t nfds) {
+  if (nfds > PP__RECV_FDS_MAX) {
+    errno = EINVAL;
+    return -1;
+  }
+  fd_msg m;
+  fd_msg_init(&m, (void *)buf, len,
+              nfds > 0 ? CMSG_SPACE(nfds * sizeof(int)) : 0);
+  if (nfds > 0) {
+    struct cmsghdr *h = CMSG_FIRSTHDR(&m.mh);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(h), fds, nfds * sizeof(int));
+  }
+  return sendmsg(sock, &m.mh, PP__SEND_FLAGS);
+}
+
+ssize_t pp__recv_fds(int sock, void *buf, size_t len, int *fds, size_t room,
+                     size_t *nfds) {
+  int flags = 0;
+#ifdef MSG_CMSG_CLOEXEC
+  /* Close-on-exec as they arrive: another thread's fork and exec in the
+   * meantime must not inherit them. */
+  flags |= MSG_CMSG_CLOEXEC;
+#endif
+  fd_msg m;
+  ssize_t n;
+  *nfds = 0;
+  do {
+    fd_msg_init(&m, buf, len, sizeof m.control.buf);
+    n = recvmsg(sock, &m.mh, flags);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return -1;
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(&m.mh); h; h = CMSG_NXTHDR(&m.mh, h)) {
+    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+      continue;
+    size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t k = 0; k < count; k++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(h) + k * sizeof(int), sizeof fd);
+      if (*nfds < room) {
+#ifndef MSG_CMSG_CLOEXEC
+        pp__set_cloexec(fd);
+#endif
+        fds[(*nfds)++] = fd;
+      } else {
+        pp__close(fd);
+      }
+    }
+  }
+  return n;
 }
 
 void pp__close(int fd) {

@@ -675,7 +675,7 @@ static void on_packet(pp__backend *b, const OVERLAPPED_ENTRY *e) {
   }
 }
 
-static pp_status run_round(pp__backend *b, long timeout_ms) {
+pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {
   ULONGLONG began = GetTickCount64();
   for (;;) {
     if (room(b, PACKETS * EVENTS_PER_PACKET + 2 * (size_t)b->cfg.max_slots +
@@ -713,16 +713,4 @@ static pp_status run_round(pp__backend *b, long timeout_ms) {
   }
 }
 
-pp_status pp__backend_wait(pp__backend *b, long timeout_ms, pp__event *events,
-                           size_t capacity, size_t *count) {
-  if (!b || !events || capacity == 0 || !count)
-    return PP_EINVAL;
-  *count = 0;
-  if (!queued(b)) {
-    pp_status st = run_round(b, timeout_ms);
-    if (st != PP_OK)
-      return st;
-  }
-  *count = pp__event_take(&b->events, events, capacity);
-  return PP_OK;
-}
+pp__buf *pp__backend_events(pp__backend *b) { return &b->events; }
