@@ -20,6 +20,17 @@
 
 #include <stdint.h>
 
+/* Keeps a function out of its callers: for a rare path that, inlined,
+ * would make a hot caller save registers on every call. Only a hint; where
+ * the compiler has no such attribute it is nothing. */
+#if defined(_MSC_VER)
+#define PP__NOINLINE __declspec(noinline)
+#elif defined(__GNUC__) || defined(__clang__)
+#define PP__NOINLINE __attribute__((noinline))
+#else
+#define PP__NOINLINE
+#endif
+
 /* Worker exit codes that carry intent (DESIGN.md decision 11). */
 #define PP__EXIT_PROTOCOL 121    /* the parent sent a malformed frame */
 #define PP__EXIT_INIT_FAILED 122 /* the initializer failed */

@@ -124,6 +124,32 @@ static pp_status point_up(worker *w, pp__frame_type type, uint64_t id,
   return st;
 }
 
+/* The records loop for one argument per record and a known task, from
+ * record `from`: what stays the same from record to record is set once, so
+ * that a record costs its task's call and little more. Returns the index
+ * of the first record whose call did not simply succeed (its status in
+ * `*cs`), or `n`. */
+static uint32_t plain_records(pp_call *call, pp_bytes *arg, pp_task_fn fn,
+                              const unsigned char *in, size_t in_size,
+                              unsigned char *out, size_t out_size,
+                              uint32_t from, uint32_t n, pp_status *cs) {
+  arg->len = in_size;
+  call->argv = arg;
+  call->argc = 1;
+  call->record_size = out_size;
+  for (uint32_t i = from; i < n; i++) {
+    arg->data = in + (size_t)i * in_size;
+    call->record = out + (size_t)i * out_size;
+    call->returned = 0;
+    pp_status st = fn(call);
+    if (st != PP_OK || call->failed || !call->returned) {
+      *cs = st;
+      return i;
+    }
+  }
+  return n;
+}
+
 static pp_status run_records(worker *w, const pp__frame *f) {
   pp__reader r;
   char name[PP__WIRE_MAX_NAME + 1];
@@ -184,28 +210,32 @@ static pp_status run_records(worker *w, const pp__frame *f) {
   pp__buf_clear(&w->errs);
   pp__call_reset(&w->call);
   for (uint32_t i = 0; st == PP_OK && i < n; i++) {
-    const unsigned char *rec = in + (size_t)i * in_size;
-    size_t argc = 1;
-    if (nfields) {
+    pp_status cs;
+    if (!nfields && fn) {
+      i = plain_records(&w->call, w->argv, fn, in, in_size, outp, out_size, i,
+                        n, &cs);
+      if (i == n)
+        break;
+      /* Record i ran and did not simply succeed: its outcome below. */
+    } else {
+      const unsigned char *rec = in + (size_t)i * in_size;
       size_t off = 0;
       for (uint32_t k = 0; k < nfields; k++) {
         w->argv[k].data = rec + off;
         w->argv[k].len = sizes[k];
         off += sizes[k];
       }
-      argc = nfields;
-    } else {
-      w->argv[0].data = rec;
-      w->argv[0].len = in_size;
+      if (!nfields) {
+        w->argv[0].data = rec;
+        w->argv[0].len = in_size;
+      }
+      w->call.argv = w->argv;
+      w->call.argc = nfields ? nfields : 1;
+      w->call.record = outp + (size_t)i * out_size;
+      w->call.record_size = out_size;
+      w->call.returned = 0;
+      cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
     }
-    /* The call is reset in full only after a failure: this loop runs once
-     * per record, and a record's success leaves nothing to clear. */
-    w->call.argv = w->argv;
-    w->call.argc = argc;
-    w->call.record = outp + (size_t)i * out_size;
-    w->call.record_size = out_size;
-    w->call.returned = 0;
-    pp_status cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
     if (cs != PP_OK || w->call.failed || !w->call.returned)
       cs = fn ? pp__call_outcome(&w->call, name, cs)
               : pp__call_run(&w->call, name, NULL);
