@@ -94,6 +94,8 @@ void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message) {
   if (it->input_done)
     return;
   it->input_done = 1;
+  if (it->pool) /* its waiters must see it end */
+    it->pool->iters_changed = 1;
   it->input_error = why;
   it->input_message = pp__strdup(message ? message : pp_strerror(why));
 }
@@ -207,7 +209,11 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     }
     apr_thread_mutex_lock(pool->shared->lock);
     it->pulling = 0;
-    apr_thread_cond_broadcast(pool->shared->changed);
+    /* Only pp_iter_free() waits for this, and it marks the iterator
+     * abandoned first: a broadcast for every chunk would wake the consumer
+     * for nothing, straight into the lock this thread holds. */
+    if (it->abandoned)
+      apr_thread_cond_broadcast(pool->shared->changed);
     if (st != PP_OK) {
       pp__buf_free(&frame);
       free(c);
@@ -230,6 +236,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     }
     if (end == PP_EOF) {
       it->input_done = 1;
+      pool->iters_changed = 1; /* a waiter past the last item must see it */
     } else if (end != PP_OK) {
       char *msg = pp__format("the imap input stopped with an error: %s",
                              pp_strerror(end));
