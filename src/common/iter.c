@@ -107,6 +107,19 @@ static void store_le32(unsigned char *p, uint32_t v) {
   p[3] = (unsigned char)(v >> 24);
 }
 
+/* memcpy() of a length known only at run time is a call; items of 8 to 16
+ * bytes (an int64, a double, a pair of them), which imap copies once each
+ * way, take two fixed-size copies inline instead. */
+static inline void copy_item(unsigned char *dst, const void *src, size_t len) {
+  const unsigned char *s = src;
+  if (len >= 8 && len <= 16) {
+    memcpy(dst, s, 8);
+    memcpy(dst + len - 8, s + len - 8, 8);
+  } else if (len) {
+    memcpy(dst, s, len);
+  }
+}
+
 /* Encodes up to one chunk of input into a CALLS frame; `*n` items, `*end`
  * PP_EOF or an error when the input stopped. Runs without the lock. Each
  * item is written in place (argc 1, its length, its bytes: wire.h's args)
@@ -146,8 +159,7 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
     unsigned char *p = pp__buf_tail(frame);
     store_le32(p, 1);
     store_le32(p + 4, (uint32_t)item.len);
-    if (item.len)
-      memcpy(p + 8, item.data, item.len);
+    copy_item(p + 8, item.data, item.len);
     pp__buf_commit(frame, 8 + item.len);
     (*n)++;
   }
@@ -293,8 +305,7 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
       slot_set_alone(slot, o);
       continue;
     }
-    if (o->len)
-      memcpy(at, o->data, o->len);
+    copy_item(at, o->data, o->len);
     at[o->len] = '\0';
     slot->filled = 1;
     slot->value.data = at;
