@@ -316,7 +316,8 @@ struct pp_pool {
   /* scheduler thread only */
   int terminate_handled;
   int starts_over;       /* no worker will be started again (backend told) */
-  int iters_dropped;     /* an iterator ended this pass: wake its waiters */
+  int iters_changed;     /* an iterator got items or ended this pass: wake its
+                            waiters */
   int batched;           /* some worker's batch holds frames to send */
   unsigned early_deaths; /* workers in a row that died before READY */
   apr_time_t start_retry_at; /* a start failed: try again at this time */

@@ -94,6 +94,8 @@ void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message) {
   if (it->input_done)
     return;
   it->input_done = 1;
+  if (it->pool) /* its waiters must see it end */
+    it->pool->iters_changed = 1;
   it->input_error = why;
   it->input_message = pp__strdup(message ? message : pp_strerror(why));
 }
@@ -103,6 +105,19 @@ static void store_le32(unsigned char *p, uint32_t v) {
   p[1] = (unsigned char)(v >> 8);
   p[2] = (unsigned char)(v >> 16);
   p[3] = (unsigned char)(v >> 24);
+}
+
+/* memcpy() of a length known only at run time is a call; items of 8 to 16
+ * bytes (an int64, a double, a pair of them), which imap copies once each
+ * way, take two fixed-size copies inline instead. */
+static inline void copy_item(unsigned char *dst, const void *src, size_t len) {
+  const unsigned char *s = src;
+  if (len >= 8 && len <= 16) {
+    memcpy(dst, s, 8);
+    memcpy(dst + len - 8, s + len - 8, 8);
+  } else if (len) {
+    memcpy(dst, s, len);
+  }
 }
 
 /* Encodes up to one chunk of input into a CALLS frame; `*n` items, `*end`
@@ -144,8 +159,7 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
     unsigned char *p = pp__buf_tail(frame);
     store_le32(p, 1);
     store_le32(p + 4, (uint32_t)item.len);
-    if (item.len)
-      memcpy(p + 8, item.data, item.len);
+    copy_item(p + 8, item.data, item.len);
     pp__buf_commit(frame, 8 + item.len);
     (*n)++;
   }
@@ -207,7 +221,11 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     }
     apr_thread_mutex_lock(pool->shared->lock);
     it->pulling = 0;
-    apr_thread_cond_broadcast(pool->shared->changed);
+    /* Only pp_iter_free() waits for this, and it marks the iterator
+     * abandoned first: a broadcast for every chunk would wake the consumer
+     * for nothing, straight into the lock this thread holds. */
+    if (it->abandoned)
+      apr_thread_cond_broadcast(pool->shared->changed);
     if (st != PP_OK) {
       pp__buf_free(&frame);
       free(c);
@@ -230,6 +248,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     }
     if (end == PP_EOF) {
       it->input_done = 1;
+      pool->iters_changed = 1; /* a waiter past the last item must see it */
     } else if (end != PP_OK) {
       char *msg = pp__format("the imap input stopped with an error: %s",
                              pp_strerror(end));
@@ -286,8 +305,7 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
       slot_set_alone(slot, o);
       continue;
     }
-    if (o->len)
-      memcpy(at, o->data, o->len);
+    copy_item(at, o->data, o->len);
     at[o->len] = '\0';
     slot->filled = 1;
     slot->value.data = at;

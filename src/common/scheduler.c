@@ -45,6 +45,7 @@ static void chunk_done(pp_pool *pool, pp__chunk *c, const pp__outcome *outs,
   pp__job *job = c->job;
   if (job->kind == PP__JOB_IMAP) {
     pp__iter_chunk_done((pp_iter *)job, c, outs, all);
+    pool->iters_changed = 1;
   } else {
     pp_result *r = (pp_result *)job;
     int finished =
@@ -1036,7 +1037,7 @@ static void drop_finished_iters(pp_pool *pool) {
     if (it->input_done && it->job.chunks_left == 0 && !it->pulling) {
       *link = it->next_active;
       it->pool = NULL;
-      pool->iters_dropped = 1; /* its last waiter must see it end */
+      pool->iters_changed = 1; /* its last waiter must see it end */
       pool->inflight_jobs--;
       pp__iter_release_locked(it);
     } else {
@@ -1110,13 +1111,13 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
       more = step(pool);
     } while (run_callbacks(pool));
     /* Iterators' items and ends arrive in any pass: their waiters are woken
-     * after each. Results wake theirs when they complete (run_callbacks),
-     * join at the end. Waking those on every pass would be for nothing, and
+     * after a pass that brought some, once the lock is dropped, so that a
+     * waiter does not wake only to sleep again on the lock this thread
+     * holds. Results wake theirs when they complete (run_callbacks), join
+     * at the end. Waking those on every pass would be for nothing, and
      * takes CPU from the workers being started or stopped. */
-    if (pool->active_iters || pool->iters_dropped) {
-      pool->iters_dropped = 0;
-      apr_thread_cond_broadcast(pool->shared->changed);
-    }
+    int wake_iters = pool->iters_changed;
+    pool->iters_changed = 0;
     if (finished(pool))
       break;
     long timeout = enforce_time_limits(pool);
@@ -1124,6 +1125,8 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
       timeout = 0;
     unlock(pool);
     flush_batches(pool);
+    if (wake_iters)
+      apr_thread_cond_broadcast(pool->shared->changed);
     size_t n = 0;
     pp__backend_wait(pool->backend, timeout, events, PP__EVENTS, &n);
     lock(pool);

@@ -11,7 +11,8 @@ void pp_value_clear(pp_value *value) {
     pp__value_block_release(value->owner);
   else
     free(value->data);
-  free(value->error);
+  if (value->error) /* rare: spare the call to free() for every item */
+    free(value->error);
   memset(value, 0, sizeof *value);
 }
 
