@@ -366,8 +366,10 @@ size_t pp__current_rss(void) {
 
 void pp__prefault(void *p, size_t len) {
 #ifdef MADV_POPULATE_WRITE /* Linux 5.14 */
+  if (len < PREFAULT_MIN)  /* every result passes here: no call for those */
+    return;
   long page = sysconf(_SC_PAGESIZE);
-  if (len < PREFAULT_MIN || page <= 0)
+  if (page <= 0)
     return;
   /* Whole pages: each one holds bytes the copy is about to write, so
    * making it writable early changes nothing the caller can see. */
