@@ -252,6 +252,70 @@ static void test_big_echo(void) {
   pp_pool_destroy(pool);
 }
 
+/* pp_map_async of `n` echoes of `len` bytes: its arguments are copied at
+ * submission and into the lane later, unlike a blocking map's. Returns how
+ * many came back whole. */
+static size_t echo_async(pp_pool *pool, size_t n, size_t len) {
+  unsigned char *buf = malloc(len);
+  pp_bytes *items = calloc(n, sizeof *items);
+  size_t right = 0;
+  pp_result *r = NULL;
+  if (buf && items) {
+    for (size_t i = 0; i < len; i++)
+      buf[i] = pattern(n, i);
+    for (size_t k = 0; k < n; k++)
+      items[k] = (pp_bytes){buf, len};
+    CU_ASSERT_EQUAL(pp_map_async(pool, "echo", items, n, 1, NULL, &r), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+    for (size_t k = 0; k < n; k++) {
+      pp_bytes out;
+      if (pp_result_item(r, k, &out) == PP_OK && out.len == len &&
+          memcmp(out.data, buf, len) == 0)
+        right++;
+    }
+    pp_result_free(r);
+  }
+  free(buf);
+  free(items);
+  return right;
+}
+
+/* Copies of a megabyte and more are split into pieces that the scheduler
+ * and a helper thread take in turn: every byte must land where it belongs,
+ * at every size around the split (one piece, a piece and a bit, pieces
+ * and a tail, values big enough to be given huge pages), both ways, for
+ * lent and copied arguments and for records. The pattern changes with
+ * the position inside each 4 KiB page, so a piece copied to the wrong
+ * place shows. */
+static void test_big_copies_split(void) {
+  const size_t sizes[] = {PP__COPIER_MIN - 1,    PP__COPIER_MIN,
+                          PP__COPIER_MIN + 1,    (size_t)5 * (256 << 10) + 7,
+                          ((size_t)4 << 20) + 1, ((size_t)6 << 20) - 3};
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    CU_ASSERT_EQUAL(echo_round_trip(pool, 3, sizes[i], 1), 3);
+    CU_ASSERT_EQUAL(echo_async(pool, 3, sizes[i]), 3);
+  }
+  /* Records in one chunk of 2.4 MB each way. */
+  enum { N = 300000 };
+  int64_t *in = malloc(N * sizeof *in), *out = calloc(N, sizeof *out);
+  CU_ASSERT_FATAL(in && out);
+  for (size_t i = 0; i < N; i++)
+    in[i] = (int64_t)i - 1000;
+  pp_records rec = {in, N, sizeof *in, out, sizeof *out, NULL, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &rec, N, &r), PP_OK);
+  size_t right = 0;
+  for (size_t i = 0; i < N; i++)
+    right += out[i] == in[i] * in[i];
+  CU_ASSERT_EQUAL(right, N);
+  pp_result_free(r);
+  free(in);
+  free(out);
+  pp_pool_destroy(pool);
+}
+
 /* Big results from small calls and big calls with small results, under
  * apply_async, many in flight. */
 static void test_big_one_way(void) {
@@ -527,6 +591,8 @@ int pp_test_suite_lanes(void) {
       {"the ring: order, no wrapping extent, full, empty restarts", test_ring},
       {"big buffers both ways through the lanes", test_big_echo},
       {"big results, then big arguments, many in flight", test_big_one_way},
+      {"big copies split between two threads land whole",
+       test_big_copies_split},
       {"a blocking starmap lends its big arguments", test_lent_starmap},
       {"a failure after a value: the message only, its neighbours whole",
        test_value_then_failure},

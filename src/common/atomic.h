@@ -22,6 +22,10 @@ static inline apr_uint32_t pp__atomic_get(const pp__atomic_u32 *a) {
 static inline int pp__atomic_dec_is_zero(pp__atomic_u32 *a) {
   return __atomic_sub_fetch(a, 1, __ATOMIC_ACQ_REL) == 0;
 }
+/* Adds `v`; returns the value before. */
+static inline apr_uint32_t pp__atomic_add(pp__atomic_u32 *a, apr_uint32_t v) {
+  return __atomic_fetch_add(a, v, __ATOMIC_ACQ_REL);
+}
 /* A lock word: 1 when taken by a winning exchange, 0 again by a release
  * store, which on x86 is a plain store where a mutex's unlock is a second
  * locked instruction. */
@@ -43,6 +47,9 @@ static inline apr_uint32_t pp__atomic_get(pp__atomic_u32 *a) {
 }
 static inline int pp__atomic_dec_is_zero(pp__atomic_u32 *a) {
   return apr_atomic_dec32(a) == 0; /* a full barrier on Windows */
+}
+static inline apr_uint32_t pp__atomic_add(pp__atomic_u32 *a, apr_uint32_t v) {
+  return apr_atomic_add32(a, v);
 }
 static inline int pp__atomic_try_take(pp__atomic_u32 *a) {
   return apr_atomic_xchg32(a, 1) == 0;

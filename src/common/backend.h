@@ -180,6 +180,12 @@ int pp__cpu_count(void);
  * such call, or for a copy too small to gain from it, it does nothing. */
 void pp__prefault(void *p, size_t len);
 
+/* malloc(len) for a big value about to be written whole, freed with
+ * free() like any other. Where the system has huge pages that a program
+ * can ask for, a big one starts on a huge page boundary and asks for them:
+ * a 4 MiB value then costs two faults instead of a thousand. */
+void *pp__alloc_fresh(size_t len);
+
 /* ---- shared memory ----
  * A segment mapped by the parent and one worker: big frames travel through
  * it (lane.h) and the channel carries only where they lie. */

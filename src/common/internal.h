@@ -329,6 +329,7 @@ struct pp_pool {
   apr_os_thread_t scheduler_id;
   volatile apr_uint32_t next_job; /* atomic */
   pp__buf scratch;
+  pp__copier *copier; /* big copies; may be NULL (then they run alone) */
 };
 
 /* Test hooks, zero in programs: each makes pools misbehave in one way, so
@@ -368,13 +369,16 @@ void pp__chunk_free(pp__chunk *c);
  * chunk->count entries, or is NULL with `all` set for a whole-chunk failure.
  * Returns 1 when that completed the job (a result to notify). */
 int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
-                          const pp__outcome *outcomes, const pp__outcome *all);
+                          const pp__outcome *outcomes, const pp__outcome *all,
+                          pp__copier *copier);
 int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
                            const unsigned char *out, size_t nerr,
-                           pp__reader *errors, const pp__outcome *all);
+                           pp__reader *errors, const pp__outcome *all,
+                           pp__copier *copier);
 void pp__result_release_locked(pp_result *r); /* drops a reference */
 void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
-                         const pp__outcome *outcomes, const pp__outcome *all);
+                         const pp__outcome *outcomes, const pp__outcome *all,
+                         pp__copier *copier);
 void pp__iter_release_locked(pp_iter *it);
 /* Scheduler, lock held: pulls input while there is room and queues chunks;
  * unlocks around the caller's next(). Returns 1 when it stopped with input
@@ -382,7 +386,9 @@ void pp__iter_release_locked(pp_iter *it);
 int pp__iter_fill_locked(pp_pool *pool, pp_iter *it);
 /* Lock held: stops the input with `why` (terminate, a broken pool). */
 void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message);
-void pp__item_set(pp__item *item, const pp__outcome *o);
+/* Copies an outcome into an allocation of the item's own; big values by
+ * `copier` (may be NULL). */
+void pp__item_set(pp__item *item, const pp__outcome *o, pp__copier *copier);
 
 /* scheduler.c */
 /* Asks for the pool's first workers and queues their challenges, on the

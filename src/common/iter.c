@@ -259,9 +259,10 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
 }
 
 /* Puts one outcome into a slot, its value in a malloc of its own. */
-static void slot_set_alone(pp__slot *slot, const pp__outcome *o) {
+static void slot_set_alone(pp__slot *slot, const pp__outcome *o,
+                           pp__copier *copier) {
   pp__item item;
-  pp__item_set(&item, o);
+  pp__item_set(&item, o, copier);
   memset(&slot->value, 0, sizeof slot->value); /* take() leaves it as is */
   slot->filled = 1;
   slot->value.status = item.status;
@@ -276,7 +277,8 @@ static void slot_set_alone(pp__slot *slot, const pp__outcome *o) {
 }
 
 void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
-                         const pp__outcome *outcomes, const pp__outcome *all) {
+                         const pp__outcome *outcomes, const pp__outcome *all,
+                         pp__copier *copier) {
   /* The chunk's values go into one block (see pp__value_block); failures
    * keep a message of their own, as they are rare. */
   pp__value_block *block = NULL;
@@ -302,7 +304,7 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
     if (++index == it->window)
       index = 0;
     if (!block || o->status != PP_OK) {
-      slot_set_alone(slot, o);
+      slot_set_alone(slot, o, copier);
       continue;
     }
     copy_item(at, o->data, o->len);

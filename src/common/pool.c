@@ -91,6 +91,7 @@ static void pool_free(pp_pool *pool) {
   free(pool->outcomes);
   free(pool->broken_message);
   pp__buf_free(&pool->scratch);
+  pp__copier_destroy(pool->copier); /* when the scheduler never ran */
   pp__shared *s = pool->shared;
   free(pool);
   apr_thread_mutex_lock(s->lock);
@@ -139,6 +140,7 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
                                             ? options->shared_memory_size
                                             : PP__LANE_SIZE_DEFAULT);
   pool->time_limit = options->task_time_limit;
+  pool->copier = pp__copier_create(); /* NULL: big copies run alone */
   if (options->initializer)
     strcpy(pool->initializer, options->initializer);
   /* Twice the workers: a replacement can start while the one it replaces

@@ -5,19 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pp__item_set(pp__item *item, const pp__outcome *o) {
+void pp__item_set(pp__item *item, const pp__outcome *o, pp__copier *copier) {
   item->status = o->status;
   item->len = o->len;
-  item->data = malloc(o->len + 1);
+  item->data = pp__alloc_fresh(o->len + 1);
   if (!item->data) {
     /* The value is lost, but never silently: the item says why. */
     item->status = PP_ENOMEM;
     item->len = 0;
     return;
   }
-  pp__prefault(item->data, o->len);
-  if (o->len)
-    memcpy(item->data, o->data, o->len);
+  pp__copier_copy(copier, item->data, o->data, o->len, 1);
   item->data[o->len] = '\0';
 }
 
@@ -48,7 +46,8 @@ static void finish(pp_result *r) {
 }
 
 int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
-                          const pp__outcome *outcomes, const pp__outcome *all) {
+                          const pp__outcome *outcomes, const pp__outcome *all,
+                          pp__copier *copier) {
   const pp__outcome *o = outcomes ? outcomes : all;
   if (r->small_value && chunk->count == 1 && o->len < r->small_cap) {
     /* An apply's small value goes into the result's own block. */
@@ -61,7 +60,8 @@ int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
     item->data[o->len] = '\0';
   } else {
     for (size_t i = 0; i < chunk->count; i++)
-      pp__item_set(&r->items[chunk->first + i], outcomes ? &outcomes[i] : all);
+      pp__item_set(&r->items[chunk->first + i], outcomes ? &outcomes[i] : all,
+                   copier);
   }
   if (--r->job.chunks_left)
     return 0;
@@ -81,18 +81,18 @@ static pp_status add_record_error(pp_result *r, size_t index,
   }
   pp__record_error *e = &r->rec_errors[r->nrec_errors++];
   e->index = index;
-  pp__item_set(&e->item, o);
+  pp__item_set(&e->item, o, NULL);
   return PP_OK;
 }
 
 int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
                            const unsigned char *out, size_t nerr,
-                           pp__reader *errors, const pp__outcome *all) {
+                           pp__reader *errors, const pp__outcome *all,
+                           pp__copier *copier) {
   unsigned char *dst =
       (unsigned char *)r->rec.out + chunk->first * r->rec.out_size;
   if (out) {
-    pp__prefault(dst, chunk->count * r->rec.out_size);
-    memcpy(dst, out, chunk->count * r->rec.out_size);
+    pp__copier_copy(copier, dst, out, chunk->count * r->rec.out_size, 1);
     for (size_t i = 0; i < nerr; i++) {
       pp__outcome o;
       size_t index = pp__get_u32(errors);

@@ -44,14 +44,14 @@ static void chunk_done(pp_pool *pool, pp__chunk *c, const pp__outcome *outs,
                        size_t nerr, pp__reader *errors) {
   pp__job *job = c->job;
   if (job->kind == PP__JOB_IMAP) {
-    pp__iter_chunk_done((pp_iter *)job, c, outs, all);
+    pp__iter_chunk_done((pp_iter *)job, c, outs, all, pool->copier);
     pool->iters_changed = 1;
   } else {
     pp_result *r = (pp_result *)job;
-    int finished =
-        job->kind == PP__JOB_CALLS
-            ? pp__result_chunk_done(r, c, outs, all)
-            : pp__records_chunk_done(r, c, records, nerr, errors, all);
+    int finished = job->kind == PP__JOB_CALLS
+                       ? pp__result_chunk_done(r, c, outs, all, pool->copier)
+                       : pp__records_chunk_done(r, c, records, nerr, errors,
+                                                all, pool->copier);
     if (finished)
       notify_later(pool, r);
   }
@@ -732,9 +732,9 @@ static pp_status send_frame(pp_pool *pool, unsigned slot, const void *data,
 /* A big payload (`a` then `b`) goes into the worker's down lane when there
  * is room, and a lane frame saying where into its batch: 1. Otherwise 0,
  * and the caller sends the frame through the channel. */
-static int send_in_lane(pp__worker *w, pp__chunk *c, pp__frame_type type,
-                        const void *a, size_t na, const void *b, size_t nb,
-                        pp_status *st) {
+static int send_in_lane(pp_pool *pool, pp__worker *w, pp__chunk *c,
+                        pp__frame_type type, const void *a, size_t na,
+                        const void *b, size_t nb, pp_status *st) {
   uint32_t pos;
   unsigned char *dst = na + nb >= PP__LANE_MIN
                            ? pp__lane_reserve(&w->down, na + nb, &pos)
@@ -742,9 +742,8 @@ static int send_in_lane(pp__worker *w, pp__chunk *c, pp__frame_type type,
   c->in_lane = dst != NULL;
   if (!dst)
     return 0;
-  memcpy(dst, a, na);
-  if (nb)
-    memcpy(dst + na, b, nb);
+  pp__copier_copy(pool->copier, dst, a, na, 0);
+  pp__copier_copy(pool->copier, dst + na, b, nb, 0);
   c->lane_end = pos + (uint32_t)(na + nb);
   *st = pp__lane_put_frame(&w->batch, type, c->id, pos, na + nb);
   return 1;
@@ -768,7 +767,7 @@ static pp_status send_lent_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
     /* The whole frame goes in; the lane frame points past its header. */
     c->lane_end = pos + (uint32_t)size;
     pp_status st = pp__calls_frame_encode(dst, size, r->job.task, c->id, calls,
-                                          single, c->count);
+                                          single, c->count, pool->copier);
     return st == PP_OK ? pp__lane_put_frame(&w->batch, PP__F_CALLS, c->id,
                                             pos + PP__WIRE_HEADER_SIZE,
                                             size - PP__WIRE_HEADER_SIZE)
@@ -777,7 +776,7 @@ static pp_status send_lent_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
   pp_status st = pp__buf_reserve(&w->batch, size);
   if (st == PP_OK)
     st = pp__calls_frame_encode(pp__buf_tail(&w->batch), size, r->job.task,
-                                c->id, calls, single, c->count);
+                                c->id, calls, single, c->count, NULL);
   if (st == PP_OK)
     pp__buf_commit(&w->batch, size);
   return st;
@@ -787,7 +786,7 @@ static pp_status send_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
   if (!c->frame)
     return send_lent_calls(pool, slot, c);
   pp_status st;
-  if (send_in_lane(&pool->workers[slot], c, PP__F_CALLS,
+  if (send_in_lane(pool, &pool->workers[slot], c, PP__F_CALLS,
                    c->frame + PP__WIRE_HEADER_SIZE,
                    c->frame_len - PP__WIRE_HEADER_SIZE, NULL, 0, &st))
     return st;
@@ -816,8 +815,8 @@ static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
   size_t data = c->count * r->rec.in_size;
   const unsigned char *in =
       (const unsigned char *)r->rec.in + c->first * r->rec.in_size;
-  if (send_in_lane(&pool->workers[slot], c, PP__F_RECORDS, pp__buf_head(f),
-                   pp__buf_len(f), in, data, &st))
+  if (send_in_lane(pool, &pool->workers[slot], c, PP__F_RECORDS,
+                   pp__buf_head(f), pp__buf_len(f), in, data, &st))
     return st;
   pp__buf *b = &pool->workers[slot].batch;
   size_t at;
@@ -1141,6 +1140,9 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
   pool->scheduler_done = 1;
   apr_thread_cond_broadcast(pool->shared->changed);
   unlock(pool);
+  /* Its helper thread is the scheduler's: it ends with it. */
+  pp__copier_destroy(pool->copier);
+  pool->copier = NULL;
   /* Returning (not apr_thread_exit, which ends in pthread_exit) keeps the
    * thread's stack unwinding ordinary for the sanitizers; the thread's
    * memory pool goes with the shared state. */

@@ -108,7 +108,8 @@ pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
   c->frame_len = size;
   c->count = count;
   c->id = id;
-  st = pp__calls_frame_encode(c->frame, size, task, id, calls, single, count);
+  st = pp__calls_frame_encode(c->frame, size, task, id, calls, single, count,
+                              NULL);
   if (st != PP_OK) {
     free(c);
     return st;
@@ -276,7 +277,8 @@ static pp_status apply_submit(pp_pool *pool, const char *task,
     r->lent_calls = &blk->lent;
   } else {
     c->frame = (unsigned char *)(blk + 1);
-    st = pp__calls_frame_encode(c->frame, size, task, c->id, &one, NULL, 1);
+    st = pp__calls_frame_encode(c->frame, size, task, c->id, &one, NULL, 1,
+                                NULL);
   }
   if (st == PP_OK)
     st = submit(pool, r, c, c);

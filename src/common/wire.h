@@ -40,6 +40,7 @@
 #define PP_WIRE_H
 
 #include "buf.h"
+#include "copier.h"
 #include "procpool.h"
 
 #include <stdint.h>
@@ -121,11 +122,11 @@ pp_status pp__calls_frame_size(const char *task, const pp_args *calls,
                                const pp_bytes *single, size_t count,
                                size_t *out);
 /* Encodes that frame into `frame`, `size` bytes from
- * pp__calls_frame_size(). */
+ * pp__calls_frame_size(); big arguments copied by `copier` (may be NULL). */
 pp_status pp__calls_frame_encode(unsigned char *frame, size_t size,
                                  const char *task, uint64_t id,
                                  const pp_args *calls, const pp_bytes *single,
-                                 size_t count);
+                                 size_t count, pp__copier *copier);
 
 /* ---- reading: a cursor that refuses to run past the end ---- */
 

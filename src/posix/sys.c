@@ -364,6 +364,26 @@ size_t pp__current_rss(void) {
 /* Below this a copy's faults are too few to pay for the call. */
 #define PREFAULT_MIN ((size_t)64 << 10)
 
+/* Huge pages are worth asking for from here: two of them at least. */
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_MIN (2 * HUGE_PAGE)
+
+void *pp__alloc_fresh(size_t len) {
+#ifdef MADV_HUGEPAGE
+  if (len >= HUGE_MIN) {
+    void *p;
+    if (posix_memalign(&p, HUGE_PAGE, len) != 0)
+      return NULL;
+    /* The whole huge pages it covers; its tail, if any, keeps small pages
+     * rather than fault a huge one in for a few bytes. A hint, which the
+     * system may refuse. */
+    (void)madvise(p, len & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
+    return p;
+  }
+#endif
+  return malloc(len);
+}
+
 void pp__prefault(void *p, size_t len) {
 #ifdef MADV_POPULATE_WRITE /* Linux 5.14 */
   if (len < PREFAULT_MIN)  /* every result passes here: no call for those */

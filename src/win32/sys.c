@@ -139,3 +139,7 @@ void pp__prefault(void *p, size_t len) {
   (void)p;
   (void)len;
 }
+
+/* Large pages on Windows need a privilege a program rarely holds
+ * (SeLockMemoryPrivilege): a plain allocation. */
+void *pp__alloc_fresh(size_t len) { return malloc(len); }
