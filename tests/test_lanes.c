@@ -316,6 +316,149 @@ static void test_big_copies_split(void) {
   pp_pool_destroy(pool);
 }
 
+/* 1 when `v` holds `len` bytes of pattern k. */
+static int is_pattern(const void *data, size_t len, size_t want_len, size_t k) {
+  const unsigned char *p = data;
+  if (!p || len != want_len)
+    return 0;
+  for (size_t i = 0; i < len; i++)
+    if (p[i] != pattern(k, i))
+      return 0;
+  return 1;
+}
+
+static pp_status big_blob_async(pp_pool *pool, int64_t len, int64_t k,
+                                pp_result **out) {
+  int64_t a[2] = {len, k};
+  pp_bytes args[2] = {tu_i64(&a[0]), tu_i64(&a[1])};
+  return pp_apply_async(pool, "blob_make", args, 2, NULL, out);
+}
+
+/* Two big items per imap chunk: the chunk's values share one block. */
+typedef struct twin_input {
+  size_t next, count, len;
+  unsigned char *buf;
+} twin_input;
+
+static pp_status twin_next(void *state, pp_bytes *item) {
+  twin_input *in = state;
+  if (in->next == in->count)
+    return PP_EOF;
+  for (size_t i = 0; i < in->len; i++)
+    in->buf[i] = pattern(in->next, i);
+  in->next++;
+  *item = (pp_bytes){in->buf, in->len};
+  return PP_OK;
+}
+
+/* Big values get blocks that are kept a moment once freed and handed to
+ * the next big values: a reused block must hold its new value whole, and
+ * must never be one a value still held lies in, whether the value came
+ * from a result, from pp_apply() or from an imap chunk. */
+static void test_big_values_reuse_blocks(void) {
+  enum { N = 6 };
+  const int64_t len = (int64_t)2 << 20;
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_result *r[N], *again[N / 2];
+  for (int64_t k = 0; k < N; k++)
+    CU_ASSERT_EQUAL_FATAL(big_blob_async(pool, len + k, k, &r[k]), PP_OK);
+  for (int k = 0; k < N; k++)
+    CU_ASSERT_EQUAL(pp_result_get(r[k], TU_WAIT), PP_OK);
+  /* Every other one freed: their blocks become spare... */
+  for (int k = 0; k < N; k += 2)
+    pp_result_free(r[k]);
+  CU_ASSERT(pp__spare_held() >= (size_t)(N / 2) * (size_t)len);
+  /* ...and are what the next values of about their size get. */
+  for (int64_t j = 0; j < N / 2; j++)
+    CU_ASSERT_EQUAL_FATAL(big_blob_async(pool, len + 10 + j, 10 + j, &again[j]),
+                          PP_OK);
+  for (int j = 0; j < N / 2; j++) {
+    pp_bytes v = {NULL, 0};
+    CU_ASSERT_EQUAL(pp_result_get(again[j], TU_WAIT), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_value(again[j], &v), PP_OK);
+    CU_ASSERT(is_pattern(v.data, v.len, (size_t)(len + 10 + j), 10 + j));
+  }
+  for (int k = 1; k < N; k += 2) {
+    pp_bytes v = {NULL, 0};
+    CU_ASSERT_EQUAL(pp_result_value(r[k], &v), PP_OK);
+    CU_ASSERT(is_pattern(v.data, v.len, (size_t)(len + k), k));
+    pp_result_free(r[k]);
+  }
+  for (int j = 0; j < N / 2; j++)
+    pp_result_free(again[j]);
+
+  /* pp_apply() hands the block over with the value. */
+  for (int64_t k = 20; k < 23; k++) {
+    int64_t a[2] = {len - k, k};
+    pp_bytes args[2] = {tu_i64(&a[0]), tu_i64(&a[1])};
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_apply(pool, "blob_make", args, 2, &v), PP_OK);
+    CU_ASSERT(is_pattern(v.data, v.len, (size_t)(len - k), (size_t)k));
+    CU_ASSERT_EQUAL(((const unsigned char *)v.data)[v.len], '\0');
+    pp_value_clear(&v);
+  }
+
+  /* imap: a chunk of two big values in one block, cleared one by one. */
+  twin_input in = {0, 6, (size_t)1 << 20, malloc((size_t)1 << 20)};
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in.buf);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "echo", twin_next, &in, 2, &it), PP_OK);
+  pp_value held = {0};
+  size_t right = 0;
+  for (size_t k = 0; k < in.count; k++) {
+    pp_value v = {0};
+    if (pp_iter_next(it, TU_WAIT, &v) != PP_OK)
+      break;
+    right += is_pattern(v.data, v.len, in.len, k);
+    if (k % 2 == 0) {
+      held = v; /* its twin is cleared first */
+      continue;
+    }
+    pp_value_clear(&v);
+    right += is_pattern(held.data, held.len, in.len, k - 1);
+    pp_value_clear(&held);
+  }
+  CU_ASSERT_EQUAL(right, in.count + in.count / 2);
+  pp_iter_free(it);
+  free(in.buf);
+  pp_pool_destroy(pool);
+}
+
+/* Spare blocks are memory the program had a moment ago, held a moment
+ * longer: an idle pool gives them back after about a second, and the last
+ * pool destroyed gives them back at once. A value that outlives every
+ * pool is freed, not kept. */
+static void test_spares_go_back(void) {
+  const int64_t len = (int64_t)3 << 20;
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(big_blob_async(pool, len, 1, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  pp_result_free(r);
+  CU_ASSERT(pp__spare_held() >= (size_t)len);
+  /* Nothing else happens: the scheduler gives them back on its own. */
+  for (int waited = 0; pp__spare_held() && waited < 100; waited++)
+    tu_sleep_ms(50);
+  CU_ASSERT_EQUAL(pp__spare_held(), 0);
+
+  CU_ASSERT_EQUAL_FATAL(big_blob_async(pool, len, 2, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  int64_t a[2] = {len, 3};
+  pp_bytes args[2] = {tu_i64(&a[0]), tu_i64(&a[1])};
+  pp_value kept = {0};
+  CU_ASSERT_EQUAL(pp_apply(pool, "blob_make", args, 2, &kept), PP_OK);
+  pp_result_free(r);
+  CU_ASSERT(pp__spare_held() >= (size_t)len);
+  pp_pool_destroy(pool);
+  CU_ASSERT_EQUAL(pp__spare_held(), 0);
+  /* Its pool gone, the value is still whole, and is freed when cleared. */
+  CU_ASSERT(is_pattern(kept.data, kept.len, (size_t)len, 3));
+  pp_value_clear(&kept);
+  CU_ASSERT_EQUAL(pp__spare_held(), 0);
+}
+
 /* Big results from small calls and big calls with small results, under
  * apply_async, many in flight. */
 static void test_big_one_way(void) {
@@ -593,6 +736,10 @@ int pp_test_suite_lanes(void) {
       {"big results, then big arguments, many in flight", test_big_one_way},
       {"big copies split between two threads land whole",
        test_big_copies_split},
+      {"big values reuse freed blocks, never a held one",
+       test_big_values_reuse_blocks},
+      {"spare blocks go back when idle and with the last pool",
+       test_spares_go_back},
       {"a blocking starmap lends its big arguments", test_lent_starmap},
       {"a failure after a value: the message only, its neighbours whole",
        test_value_then_failure},

@@ -156,10 +156,14 @@ struct pp__job {
   int cancelled;                  /* pp_result_cancel() was called */
 };
 
+typedef struct pp__value_block pp__value_block;
+
 typedef struct pp__item {
   pp_status status;
-  unsigned char *data; /* malloc'd, NUL-terminated; value or message */
+  unsigned char *data; /* NUL-terminated; value or message: malloc'd, or in
+                          `owner` */
   size_t len;
+  pp__value_block *owner; /* a big value's block (see spare.c), else NULL */
 } pp__item;
 
 typedef struct pp__record_error {
@@ -200,15 +204,35 @@ struct pp_result {
   size_t small_cap;           /* bytes of it, the NUL included */
 };
 
-/* The values of one imap chunk in one allocation, each NUL-terminated:
- * one malloc per chunk instead of one per item. Each pp_value handed out
- * holds a reference; the last pp_value_clear() frees the block. */
-typedef struct pp__value_block {
+/* Values in one allocation, each NUL-terminated: the values of one imap
+ * chunk (one malloc per chunk instead of one per item), or one big value
+ * (whose block may be reused, see spare.c). Each pp_value handed out holds
+ * a reference; the last pp_value_clear() lets the block go. */
+struct pp__value_block {
   pp__atomic_u32 refs;
+  size_t size; /* a big block's whole size, for spare.c; 0: malloc'd */
   /* the values' bytes follow */
-} pp__value_block;
+};
 
+/* Values from this size up get a block that spare.c may reuse. */
+#define PP__BIG_VALUE ((size_t)1 << 20)
+
+/* spare.c */
+/* A block for `bytes` of values, with `refs` references; NULL when out of
+ * memory. Big ones may be spares of about their size. */
+pp__value_block *pp__value_block_new(size_t bytes, apr_uint32_t refs);
+/* Drops a reference; the last one frees the block or keeps it spare. */
 void pp__value_block_release(pp__value_block *block);
+/* Frees the spares kept unused too long; returns ms until the next one is
+ * due (-1: none kept). Any thread; the schedulers call it as they wait. */
+long pp__spare_trim(void);
+/* A pool's scheduler thread starts, or ends. Spares are kept only while
+ * some scheduler runs, as the schedulers trim them: when the last ends,
+ * they all go. */
+void pp__spare_pool_add(pp_pool *pool);
+void pp__spare_pool_remove(pp_pool *pool);
+/* Bytes kept spare right now (for the tests). */
+size_t pp__spare_held(void);
 
 typedef struct pp__slot {
   int filled;
@@ -329,7 +353,8 @@ struct pp_pool {
   apr_os_thread_t scheduler_id;
   volatile apr_uint32_t next_job; /* atomic */
   pp__buf scratch;
-  pp__copier *copier; /* big copies; may be NULL (then they run alone) */
+  pp__copier *copier;  /* big copies; may be NULL (then they run alone) */
+  pp_pool *spare_next; /* the live pools, under spare.c's lock */
 };
 
 /* Test hooks, zero in programs: each makes pools misbehave in one way, so

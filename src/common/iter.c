@@ -258,7 +258,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
   }
 }
 
-/* Puts one outcome into a slot, its value in a malloc of its own. */
+/* Puts one outcome into a slot, its value in an allocation of its own. */
 static void slot_set_alone(pp__slot *slot, const pp__outcome *o,
                            pp__copier *copier) {
   pp__item item;
@@ -269,6 +269,7 @@ static void slot_set_alone(pp__slot *slot, const pp__outcome *o,
   if (item.status == PP_OK) {
     slot->value.data = item.data;
     slot->value.len = item.len;
+    slot->value.owner = item.owner;
   } else {
     slot->value.error = (char *)item.data;
     if (!slot->value.error)
@@ -291,10 +292,8 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
         ok++;
       }
     }
-    if (ok && (block = malloc(sizeof *block + bytes)) != NULL) {
-      pp__atomic_set(&block->refs, (apr_uint32_t)ok);
+    if (ok && (block = pp__value_block_new(bytes, (apr_uint32_t)ok)) != NULL)
       at = (unsigned char *)(block + 1);
-    }
   }
   size_t index = it->ordered ? chunk->first % it->window
                              : (it->fifo_head + it->fifo_len) % it->window;

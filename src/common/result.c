@@ -8,7 +8,13 @@
 void pp__item_set(pp__item *item, const pp__outcome *o, pp__copier *copier) {
   item->status = o->status;
   item->len = o->len;
-  item->data = pp__alloc_fresh(o->len + 1);
+  item->owner = NULL;
+  if (o->status == PP_OK && o->len >= PP__BIG_VALUE) {
+    item->owner = pp__value_block_new(o->len + 1, 1);
+    item->data = item->owner ? (unsigned char *)(item->owner + 1) : NULL;
+  } else {
+    item->data = malloc(o->len + 1);
+  }
   if (!item->data) {
     /* The value is lost, but never silently: the item says why. */
     item->status = PP_ENOMEM;
@@ -55,6 +61,7 @@ int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
     item->status = o->status;
     item->len = o->len;
     item->data = r->small_value;
+    item->owner = NULL;
     if (o->len)
       memcpy(item->data, o->data, o->len);
     item->data[o->len] = '\0';
@@ -115,10 +122,12 @@ int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
 }
 
 static void result_destroy(pp_result *r) {
-  if (r->items)
-    for (size_t i = 0; i < r->job.count; i++)
-      if (r->items[i].data != r->small_value)
-        free(r->items[i].data);
+  for (size_t i = 0; r->items && i < r->job.count; i++) {
+    if (r->items[i].owner)
+      pp__value_block_release(r->items[i].owner);
+    else if (r->items[i].data != r->small_value)
+      free(r->items[i].data);
+  }
   for (size_t i = 0; i < r->nrec_errors; i++)
     free(r->rec_errors[i].item.data);
   free(r->rec_errors);

@@ -1100,6 +1100,7 @@ void pp__scheduler_prime(pp_pool *pool) {
 void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
   pp_pool *pool = arg;
   pp__event events[PP__EVENTS];
+  pp__spare_pool_add(pool);
   lock(pool);
   pool->scheduler_id = apr_os_thread_current();
   for (;;) {
@@ -1120,6 +1121,11 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     if (finished(pool))
       break;
     long timeout = enforce_time_limits(pool);
+    /* Spare value blocks unused for a while go back to the system, even
+     * when nothing else happens. */
+    long spares_due = pp__spare_trim();
+    if (spares_due >= 0 && (timeout < 0 || spares_due < timeout))
+      timeout = spares_due;
     if (more)
       timeout = 0;
     unlock(pool);
@@ -1140,6 +1146,7 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
   pool->scheduler_done = 1;
   apr_thread_cond_broadcast(pool->shared->changed);
   unlock(pool);
+  pp__spare_pool_remove(pool);
   /* Its helper thread is the scheduler's: it ends with it. */
   pp__copier_destroy(pool->copier);
   pool->copier = NULL;

@@ -496,7 +496,9 @@ pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
   } else if (st == PP_OK) {
     out->data = item->data; /* ownership moves to the caller */
     out->len = item->len;
+    out->owner = item->owner;
     r->items[0].data = NULL;
+    r->items[0].owner = NULL;
   } else {
     out->error = pp__strdup(r->error ? r->error : pp_strerror(st));
   }

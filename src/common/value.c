@@ -27,11 +27,6 @@ pp_status pp_value_i64(const pp_value *value, int64_t *out) {
   return PP_OK;
 }
 
-void pp__value_block_release(pp__value_block *block) {
-  if (pp__atomic_dec_is_zero(&block->refs))
-    free(block);
-}
-
 size_t pp_default_chunksize(size_t n, int processes) {
   size_t div = 4 * (size_t)(processes > 0 ? processes : 1);
   size_t c = n / div + (n % div != 0);
