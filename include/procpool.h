@@ -404,7 +404,7 @@ typedef struct pp_options {
   /** Bytes of shared memory per worker and direction through which large
       messages (32 KiB and more: big arguments, results and record chunks)
       travel instead of the channel; rounded up to a power of two from 64
-      KiB to 1 GiB; 0: 8 MiB; #PP_NO_SHARED_MEMORY: none, everything goes
+      KiB to 1 GiB; 0: 16 MiB; #PP_NO_SHARED_MEMORY: none, everything goes
       through the channel. Pages are committed as they are first used. A
       message that does not fit at the moment goes through the channel. */
   size_t shared_memory_size;
@@ -416,7 +416,7 @@ typedef struct pp_options {
 /**
  * @brief Fills @p options with defaults: as many workers as CPUs, no
  * initializer, workers never recycled, the default context, a 1 GiB frame
- * limit, no time limit, no memory limit, 8 MiB of shared memory per worker
+ * limit, no time limit, no memory limit, 16 MiB of shared memory per worker
  * and direction.
  * @param options the options to fill; NULL is ignored.
  */

@@ -245,7 +245,8 @@ static void test_big_echo(void) {
   CU_ASSERT_EQUAL(echo_round_trip(pool, 12, (size_t)1 << 20, 1), 12);
   CU_ASSERT_EQUAL(echo_round_trip(pool, 12, (size_t)1 << 20, 3), 12);
   /* Bigger than a lane: through the channel. */
-  CU_ASSERT_EQUAL(echo_round_trip(pool, 2, (size_t)9 << 20, 1), 2);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 2, PP__LANE_SIZE_DEFAULT + 1024, 1),
+                  2);
   /* Just below and above the size that takes the lane. */
   CU_ASSERT_EQUAL(echo_round_trip(pool, 40, PP__LANE_MIN - 64, 1), 40);
   CU_ASSERT_EQUAL(echo_round_trip(pool, 40, PP__LANE_MIN + 64, 1), 40);
