@@ -1121,17 +1121,17 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     if (finished(pool))
       break;
     long timeout = enforce_time_limits(pool);
-    /* Spare value blocks unused for a while go back to the system, even
-     * when nothing else happens. */
-    long spares_due = pp__spare_trim();
-    if (spares_due >= 0 && (timeout < 0 || spares_due < timeout))
-      timeout = spares_due;
     if (more)
       timeout = 0;
     unlock(pool);
     flush_batches(pool);
     if (wake_iters)
       apr_thread_cond_broadcast(pool->shared->changed);
+    /* Spare value blocks unused for a while go back to the system, even
+     * when nothing else happens; outside the lock, as freeing takes time. */
+    long spares_due = pp__spare_trim();
+    if (spares_due >= 0 && (timeout < 0 || spares_due < timeout))
+      timeout = spares_due;
     size_t n = 0;
     pp__backend_wait(pool->backend, timeout, events, PP__EVENTS, &n);
     lock(pool);
