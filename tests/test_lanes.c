@@ -62,6 +62,11 @@ static pp_status blob_check(pp_call *call) {
   return pp_call_return_i64(call, 1);
 }
 
+/* spare_held(): the bytes the worker's process keeps spare (see spare.c). */
+static pp_status spare_held(pp_call *call) {
+  return pp_call_return_i64(call, (int64_t)pp__spare_held());
+}
+
 /* The echo of a buffer, except that a buffer starting with 0xDD kills the
  * worker. */
 static pp_status echo_or_die(pp_call *call) {
@@ -124,6 +129,7 @@ pp_status lanes_tasks_register(void) {
     pp_task_fn fn;
   } table[] = {{"blob_make", blob_make},
                {"blob_check", blob_check},
+               {"spare_held", spare_held},
                {"echo_or_die", echo_or_die},
                {"echo_then_fail_odd", echo_then_fail_odd},
                {"square_but_7s", square_but_7s},
@@ -245,8 +251,7 @@ static void test_big_echo(void) {
   CU_ASSERT_EQUAL(echo_round_trip(pool, 12, (size_t)1 << 20, 1), 12);
   CU_ASSERT_EQUAL(echo_round_trip(pool, 12, (size_t)1 << 20, 3), 12);
   /* Bigger than a lane: through the channel. */
-  CU_ASSERT_EQUAL(echo_round_trip(pool, 2, PP__LANE_SIZE_DEFAULT + 1024, 1),
-                  2);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 2, PP__LANE_SIZE_DEFAULT + 1024, 1), 2);
   /* Just below and above the size that takes the lane. */
   CU_ASSERT_EQUAL(echo_round_trip(pool, 40, PP__LANE_MIN - 64, 1), 40);
   CU_ASSERT_EQUAL(echo_round_trip(pool, 40, PP__LANE_MIN + 64, 1), 40);
@@ -459,6 +464,32 @@ static void test_spares_go_back(void) {
   pp_value_clear(&kept);
   CU_ASSERT_EQUAL(pp__spare_held(), 0);
 }
+
+#ifndef _WIN32
+/* A worker forked while its parent keeps spares starts without them: they
+ * are the parent's, and no scheduler of its own would ever trim them. */
+static void test_fork_drops_spares(void) {
+  const int64_t len = (int64_t)2 << 20;
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(big_blob_async(pool, len, 4, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  pp_result_free(r);
+  CU_ASSERT(pp__spare_held() >= (size_t)len);
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 1;
+  o.context = PP_CONTEXT_FORK;
+  pp_pool *forked = tu_pool_opts(&o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(forked);
+  int64_t held = -1;
+  CU_ASSERT_EQUAL(tu_apply_i64(forked, "spare_held", 0, &held), PP_OK);
+  CU_ASSERT_EQUAL(held, 0);
+  pp_pool_destroy(forked);
+  pp_pool_destroy(pool);
+}
+#endif
 
 /* Big results from small calls and big calls with small results, under
  * apply_async, many in flight. */
@@ -741,6 +772,10 @@ int pp_test_suite_lanes(void) {
        test_big_values_reuse_blocks},
       {"spare blocks go back when idle and with the last pool",
        test_spares_go_back},
+#ifndef _WIN32
+      {"a forked worker starts without its parent's spares",
+       test_fork_drops_spares},
+#endif
       {"a blocking starmap lends its big arguments", test_lent_starmap},
       {"a failure after a value: the message only, its neighbours whole",
        test_value_then_failure},

@@ -231,6 +231,9 @@ long pp__spare_trim(void);
  * they all go. */
 void pp__spare_pool_add(pp_pool *pool);
 void pp__spare_pool_remove(pp_pool *pool);
+/* In a worker forked from its parent: forgets the parent's pools, whose
+ * schedulers are not here, and frees the copies of its spares. */
+void pp__spare_drop_inherited(void);
 /* Bytes kept spare right now (for the tests). */
 size_t pp__spare_held(void);
 

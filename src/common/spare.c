@@ -150,6 +150,13 @@ void pp__spare_pool_remove(pp_pool *pool) {
     (void)trim_before(APR_INT64_MAX);
 }
 
+void pp__spare_drop_inherited(void) {
+  /* One thread here: whoever held the lock in the parent is not. */
+  pp__atomic_give(&lock_word);
+  live_pools = NULL;
+  (void)trim_before(APR_INT64_MAX);
+}
+
 pp__value_block *pp__value_block_new(size_t bytes, apr_uint32_t refs) {
   size_t size = sizeof(pp__value_block) + bytes, got = size;
   if (bytes > SIZE_MAX - sizeof(pp__value_block))

@@ -514,6 +514,7 @@ static int serve(worker *w) {
 }
 
 int pp__worker_run(pp__wchan *chan, const char *key) {
+  pp__spare_drop_inherited(); /* a fork's copy of the parent's */
   worker w;
   memset(&w, 0, sizeof w);
   w.chan = chan;
