@@ -5,6 +5,7 @@
 #include "atomic.h"
 #include "backend.h"
 #include "buf.h"
+#include "copier.h"
 #include "lane.h"
 #include "procpool.h"
 #include "sha256.h"

@@ -749,6 +749,12 @@ static int send_in_lane(pp_pool *pool, pp__worker *w, pp__chunk *c,
   return 1;
 }
 
+/* Big lent arguments go into a lane by the pool's copier. */
+static void copy_into_lane(void *copier, void *dst, const void *src,
+                           size_t len) {
+  pp__copier_copy(copier, dst, src, len, 0);
+}
+
 /* A chunk whose arguments a blocking call lent: encoded now, into the
  * worker's down lane when big and there is room (no copy of the arguments
  * is ever made on the caller's side), else into its batch. */
@@ -766,8 +772,9 @@ static pp_status send_lent_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
   if (dst) {
     /* The whole frame goes in; the lane frame points past its header. */
     c->lane_end = pos + (uint32_t)size;
-    pp_status st = pp__calls_frame_encode(dst, size, r->job.task, c->id, calls,
-                                          single, c->count, pool->copier);
+    pp_status st =
+        pp__calls_frame_encode(dst, size, r->job.task, c->id, calls, single,
+                               c->count, copy_into_lane, pool->copier);
     return st == PP_OK ? pp__lane_put_frame(&w->batch, PP__F_CALLS, c->id,
                                             pos + PP__WIRE_HEADER_SIZE,
                                             size - PP__WIRE_HEADER_SIZE)
@@ -776,7 +783,7 @@ static pp_status send_lent_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
   pp_status st = pp__buf_reserve(&w->batch, size);
   if (st == PP_OK)
     st = pp__calls_frame_encode(pp__buf_tail(&w->batch), size, r->job.task,
-                                c->id, calls, single, c->count, NULL);
+                                c->id, calls, single, c->count, NULL, NULL);
   if (st == PP_OK)
     pp__buf_commit(&w->batch, size);
   return st;

@@ -109,7 +109,7 @@ pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
   c->count = count;
   c->id = id;
   st = pp__calls_frame_encode(c->frame, size, task, id, calls, single, count,
-                              NULL);
+                              NULL, NULL);
   if (st != PP_OK) {
     free(c);
     return st;
@@ -278,7 +278,7 @@ static pp_status apply_submit(pp_pool *pool, const char *task,
   } else {
     c->frame = (unsigned char *)(blk + 1);
     st = pp__calls_frame_encode(c->frame, size, task, c->id, &one, NULL, 1,
-                                NULL);
+                                NULL, NULL);
   }
   if (st == PP_OK)
     st = submit(pool, r, c, c);

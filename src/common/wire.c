@@ -1,5 +1,6 @@
 /* Frame encoding and bounds-checked decoding (see wire.h for the format). */
 #include "wire.h"
+#include "copier.h" /* PP__COPIER_MIN: below it, a plain copy */
 
 #include <string.h>
 
@@ -140,42 +141,48 @@ pp_status pp__put_str16(pp__buf *out, const char *s) {
   return st != PP_OK ? st : pp__buf_append(out, s, n);
 }
 
-/* A length and its bytes; big ones copied by `copier` when there is one. */
+/* How big bytes are copied into a frame: `fn` (NULL: memcpy). */
+typedef struct copy_by {
+  pp__copy_fn fn;
+  void *ctx;
+} copy_by;
+
+/* A length and its bytes; big ones copied by `copy`. */
 static pp_status put_bytes_by(pp__buf *out, const void *data, size_t len,
-                              pp__copier *copier) {
+                              copy_by copy) {
   if (len > UINT32_MAX)
     return PP_ETOOBIG;
   pp_status st = pp__put_u32(out, (uint32_t)len);
-  if (st != PP_OK || !copier || len < PP__COPIER_MIN)
+  if (st != PP_OK || !copy.fn || len < PP__COPIER_MIN)
     return st != PP_OK ? st : pp__buf_append(out, data, len);
   st = pp__buf_reserve(out, len);
   if (st == PP_OK) {
-    pp__copier_copy(copier, pp__buf_tail(out), data, len, 0);
+    copy.fn(copy.ctx, pp__buf_tail(out), data, len);
     pp__buf_commit(out, len);
   }
   return st;
 }
 
 pp_status pp__put_str32(pp__buf *out, const void *data, size_t len) {
-  return put_bytes_by(out, data, len, NULL);
+  return put_bytes_by(out, data, len, (copy_by){NULL, NULL});
 }
 
-/* pp__put_args(), its big arguments copied by `copier` (may be NULL). */
+/* pp__put_args(), its big arguments copied by `copy`. */
 static pp_status put_args_by(pp__buf *out, const pp_bytes *argv, size_t argc,
-                             pp__copier *copier) {
+                             copy_by copy) {
   if (argc > UINT32_MAX)
     return PP_ETOOBIG;
   pp_status st = pp__put_u32(out, (uint32_t)argc);
   for (size_t i = 0; st == PP_OK && i < argc; i++) {
     if (!argv[i].data && argv[i].len)
       return PP_EINVAL;
-    st = put_bytes_by(out, argv[i].data, argv[i].len, copier);
+    st = put_bytes_by(out, argv[i].data, argv[i].len, copy);
   }
   return st;
 }
 
 pp_status pp__put_args(pp__buf *out, const pp_bytes *argv, size_t argc) {
-  return put_args_by(out, argv, argc, NULL);
+  return put_args_by(out, argv, argc, (copy_by){NULL, NULL});
 }
 
 void pp__patch_u32(pp__buf *out, size_t at, uint32_t v) {
@@ -313,7 +320,9 @@ pp_status pp__calls_frame_size(const char *task, const pp_args *calls,
 pp_status pp__calls_frame_encode(unsigned char *frame, size_t size,
                                  const char *task, uint64_t id,
                                  const pp_args *calls, const pp_bytes *single,
-                                 size_t count, pp__copier *copier) {
+                                 size_t count, pp__copy_fn copy_fn,
+                                 void *copy_ctx) {
+  copy_by copy = {copy_fn, copy_ctx};
   /* A buffer over memory of the right size: the appends never grow it. */
   pp__buf b = {frame, 0, 0, size};
   size_t at;
@@ -323,8 +332,8 @@ pp_status pp__calls_frame_encode(unsigned char *frame, size_t size,
   if (st == PP_OK)
     st = pp__put_u32(&b, (uint32_t)count);
   for (size_t i = 0; st == PP_OK && i < count; i++)
-    st = calls ? put_args_by(&b, calls[i].argv, calls[i].argc, copier)
-               : put_args_by(&b, &single[i], 1, copier);
+    st = calls ? put_args_by(&b, calls[i].argv, calls[i].argc, copy)
+               : put_args_by(&b, &single[i], 1, copy);
   if (st == PP_OK)
     st = pp__frame_end(&b, at);
   if (st == PP_OK && (b.data != frame || b.end != size))

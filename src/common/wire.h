@@ -40,7 +40,6 @@
 #define PP_WIRE_H
 
 #include "buf.h"
-#include "copier.h"
 #include "procpool.h"
 
 #include <stdint.h>
@@ -121,12 +120,17 @@ void pp__patch_u32(pp__buf *out, size_t at, uint32_t v);
 pp_status pp__calls_frame_size(const char *task, const pp_args *calls,
                                const pp_bytes *single, size_t count,
                                size_t *out);
+/* How the encoder copies an argument of PP__COPIER_MIN bytes or more, when
+ * its caller has a better way than memcpy() (the scheduler's copier). */
+typedef void (*pp__copy_fn)(void *ctx, void *dst, const void *src, size_t len);
+
 /* Encodes that frame into `frame`, `size` bytes from
- * pp__calls_frame_size(); big arguments copied by `copier` (may be NULL). */
+ * pp__calls_frame_size(); big arguments copied by `copy` (NULL: memcpy). */
 pp_status pp__calls_frame_encode(unsigned char *frame, size_t size,
                                  const char *task, uint64_t id,
                                  const pp_args *calls, const pp_bytes *single,
-                                 size_t count, pp__copier *copier);
+                                 size_t count, pp__copy_fn copy,
+                                 void *copy_ctx);
 
 /* ---- reading: a cursor that refuses to run past the end ---- */
 
