@@ -210,6 +210,26 @@ static void test_ring(void) {
   pp__lane_release(&down, c + 300);
   /* Empty: the next extent starts at the first byte again. */
   CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 1024, &a), down.base);
+  pp__lane_release(&down, a + 1024);
+
+  /* A stream of extents, one or two in flight, keeps to the lane's start
+   * once it is free: the third goes back to the first's place... */
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 200, &a), down.base);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 200, &b), down.base + 200);
+  pp__lane_release(&down, a + 200);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 200, &c), down.base);
+  /* ...and the next one after the third, once the second is done. */
+  pp__lane_release(&down, b + 200);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 200, &a), down.base + 200);
+  pp__lane_release(&down, c + 200);
+  pp__lane_release(&down, a + 200);
+  /* With more in flight than the new extent, it goes on from the head,
+   * keeping the room in front of it. */
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 100, &a), down.base);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 100, &b), down.base + 100);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 100, &c), down.base + 200);
+  pp__lane_release(&down, a + 100);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 100, &a), down.base + 300);
 
   /* A lane frame is resolved only inside the lane. */
   pp__buf out = {0};

@@ -54,6 +54,13 @@ unsigned char *pp__lane_reserve(pp__lane *lane, size_t len, uint32_t *pos) {
    * and the bytes skipped are released with it. */
   uint32_t skip = off + len > lane->size ? lane->size - off : 0;
   uint32_t used = lane->head - lane->tail;
+  /* With one extent or less in flight and the lane's start free for this
+   * one, it goes back there too, for the same reason: a steady stream of
+   * chunks then keeps to the first few, rather than walking the whole lane
+   * through the cache. */
+  uint32_t tail_off = lane->tail & mask;
+  if (!skip && used && used <= len && off >= tail_off && tail_off >= len)
+    skip = lane->size - off;
   if ((size_t)used + skip + len > lane->size)
     return NULL;
   uint32_t at = lane->head + skip;
