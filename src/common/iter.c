@@ -375,9 +375,14 @@ static size_t take(pp_iter *it, pp_value *out, size_t cap) {
  * to refill the cache, for the pool's lock): a spin lock costs one atomic
  * exchange, a mutex two locked instructions. A thread that finds it taken
  * yields rather than burn the CPU the holder may need. */
-static void take_lock(pp_iter *it) {
+static PP__NOINLINE void take_lock_contended(pp_iter *it) {
   while (!pp__atomic_try_take(&it->taking))
     apr_thread_yield();
+}
+
+static inline void take_lock(pp_iter *it) {
+  if (!pp__atomic_try_take(&it->taking))
+    take_lock_contended(it); /* apart: the common case needs no frame */
 }
 
 static void take_unlock(pp_iter *it) { pp__atomic_give(&it->taking); }
@@ -391,17 +396,11 @@ static int from_cache(pp_iter *it, pp_value *out) {
   return 1;
 }
 
-pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
-  if (!it || !out) {
-    if (out)
-      memset(out, 0, sizeof *out);
-    return PP_EINVAL;
-  }
-  take_lock(it);
-  if (from_cache(it, out)) { /* the common case: a whole value copied */
-    take_unlock(it);
-    return out->status;
-  }
+/* pp_iter_next() once the cache is empty, take_lock held: refills it from
+ * the slots, waiting for them as need be. Apart, so that the common case
+ * saves and restores none of the registers this needs. */
+static PP__NOINLINE pp_status refill_and_next(pp_iter *it, double timeout,
+                                              pp_value *out) {
   memset(out, 0, sizeof *out);
   /* Lock order: take_lock, then the pool's lock. */
   apr_time_t deadline = pp__deadline(timeout);
@@ -448,6 +447,20 @@ pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
     }
     apr_thread_mutex_lock(s->lock);
   }
+}
+
+pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
+  if (!it || !out) {
+    if (out)
+      memset(out, 0, sizeof *out);
+    return PP_EINVAL;
+  }
+  take_lock(it);
+  if (from_cache(it, out)) { /* the common case: a whole value copied */
+    take_unlock(it);
+    return out->status;
+  }
+  return refill_and_next(it, timeout, out);
 }
 
 void pp_iter_free(pp_iter *it) {
