@@ -8,14 +8,13 @@
  * its values leave are kept, up to SPARE_MAX_BYTES, and handed to the next
  * values of about their size. A spare unused for SPARE_KEEP_US goes back
  * to the system (the schedulers look, see pp__spare_trim()), as do all of
- * them when the last pool is destroyed: memory the program had in use a
- * moment ago, held a moment longer, never for good. */
+ * them when the last pool's scheduler ends: memory the program had in use
+ * a moment ago, held a moment longer, never for good. Smaller blocks than
+ * PP__BIG_VALUE are cheap to get afresh, and the allocator keeps those. */
 #include "internal.h"
 
 #include <stdlib.h>
 
-/* Smaller blocks are cheap to get afresh; the allocator keeps those. */
-#define SPARE_MIN ((size_t)1 << 20)
 #define SPARE_MAX_BYTES ((size_t)1 << 30)
 #define SPARE_MAX_COUNT 512
 #define SPARE_KEEP_US ((apr_interval_time_t)1000000)
@@ -161,11 +160,12 @@ pp__value_block *pp__value_block_new(size_t bytes, apr_uint32_t refs) {
   size_t size = sizeof(pp__value_block) + bytes, got = size;
   if (bytes > SIZE_MAX - sizeof(pp__value_block))
     return NULL;
-  pp__value_block *block = size >= SPARE_MIN ? take(size, &got) : malloc(size);
+  pp__value_block *block =
+      size >= PP__BIG_VALUE ? take(size, &got) : malloc(size);
   if (!block)
     return NULL;
   pp__atomic_set(&block->refs, refs);
-  block->size = size >= SPARE_MIN ? got : 0;
+  block->size = size >= PP__BIG_VALUE ? got : 0;
   return block;
 }
 
