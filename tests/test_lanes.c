@@ -485,6 +485,52 @@ static void test_spares_go_back(void) {
   CU_ASSERT_EQUAL(pp__spare_held(), 0);
 }
 
+/* One thread of test_spares_many_threads: big values of its own pattern,
+ * each checked whole, then cleared, so that blocks go back and forth
+ * between the threads' values through the spares. */
+typedef struct spare_user {
+  pp_pool *pool;
+  int64_t k; /* its pattern */
+  int right; /* values that came back whole */
+} spare_user;
+
+enum { SPARE_ROUNDS = 12 };
+
+static void spare_user_main(void *arg) {
+  spare_user *u = arg;
+  for (int64_t i = 0; i < SPARE_ROUNDS; i++) {
+    /* Sizes that differ a little, so that blocks are reused across them. */
+    int64_t a[2] = {((int64_t)1 << 20) + 4096 * ((u->k + i) % 5), u->k};
+    pp_bytes args[2] = {tu_i64(&a[0]), tu_i64(&a[1])};
+    pp_value v = {0};
+    if (pp_apply(u->pool, "blob_make", args, 2, &v) == PP_OK &&
+        is_pattern(v.data, v.len, (size_t)a[0], (size_t)u->k))
+      u->right++;
+    pp_value_clear(&v);
+  }
+}
+
+/* Threads taking and giving back spare blocks at once, while the scheduler
+ * trims them: each value whole, every time. */
+static void test_spares_many_threads(void) {
+  enum { THREADS = 4 };
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  spare_user users[THREADS];
+  tu_thread *threads[THREADS];
+  for (int t = 0; t < THREADS; t++) {
+    users[t] = (spare_user){pool, 30 + t, 0};
+    threads[t] = tu_thread_start(spare_user_main, &users[t]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(threads[t]);
+  }
+  for (int t = 0; t < THREADS; t++) {
+    tu_thread_join(threads[t]);
+    CU_ASSERT_EQUAL(users[t].right, SPARE_ROUNDS);
+  }
+  pp_pool_destroy(pool);
+  CU_ASSERT_EQUAL(pp__spare_held(), 0);
+}
+
 #ifndef _WIN32
 /* A worker forked while its parent keeps spares starts without them: they
  * are the parent's, and no scheduler of its own would ever trim them. */
@@ -792,6 +838,8 @@ int pp_test_suite_lanes(void) {
        test_big_values_reuse_blocks},
       {"spare blocks go back when idle and with the last pool",
        test_spares_go_back},
+      {"spare blocks shared by threads: every value whole",
+       test_spares_many_threads},
 #ifndef _WIN32
       {"a forked worker starts without its parent's spares",
        test_fork_drops_spares},
