@@ -451,6 +451,16 @@ static void test_big_values_reuse_blocks(void) {
   pp_pool_destroy(pool);
 }
 
+/* Makes a big value of `len` bytes and frees it: its block is then kept
+ * spare. */
+static void leave_spare(pp_pool *pool, int64_t len, int64_t k) {
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(big_blob_async(pool, len, k, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  pp_result_free(r);
+  CU_ASSERT(pp__spare_held() >= (size_t)len);
+}
+
 /* Spare blocks are memory the program had a moment ago, held a moment
  * longer: an idle pool gives them back after about a second, and the last
  * pool destroyed gives them back at once. A value that outlives every
@@ -459,24 +469,17 @@ static void test_spares_go_back(void) {
   const int64_t len = (int64_t)3 << 20;
   pp_pool *pool = tu_pool(1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  pp_result *r = NULL;
-  CU_ASSERT_EQUAL_FATAL(big_blob_async(pool, len, 1, &r), PP_OK);
-  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
-  pp_result_free(r);
-  CU_ASSERT(pp__spare_held() >= (size_t)len);
+  leave_spare(pool, len, 1);
   /* Nothing else happens: the scheduler gives them back on its own. */
   for (int waited = 0; pp__spare_held() && waited < 100; waited++)
     tu_sleep_ms(50);
   CU_ASSERT_EQUAL(pp__spare_held(), 0);
 
-  CU_ASSERT_EQUAL_FATAL(big_blob_async(pool, len, 2, &r), PP_OK);
-  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
   int64_t a[2] = {len, 3};
   pp_bytes args[2] = {tu_i64(&a[0]), tu_i64(&a[1])};
   pp_value kept = {0};
   CU_ASSERT_EQUAL(pp_apply(pool, "blob_make", args, 2, &kept), PP_OK);
-  pp_result_free(r);
-  CU_ASSERT(pp__spare_held() >= (size_t)len);
+  leave_spare(pool, len, 2);
   pp_pool_destroy(pool);
   CU_ASSERT_EQUAL(pp__spare_held(), 0);
   /* Its pool gone, the value is still whole, and is freed when cleared. */
@@ -538,11 +541,7 @@ static void test_fork_drops_spares(void) {
   const int64_t len = (int64_t)2 << 20;
   pp_pool *pool = tu_pool(1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  pp_result *r = NULL;
-  CU_ASSERT_EQUAL_FATAL(big_blob_async(pool, len, 4, &r), PP_OK);
-  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
-  pp_result_free(r);
-  CU_ASSERT(pp__spare_held() >= (size_t)len);
+  leave_spare(pool, len, 4);
   pp_options o;
   pp_options_init(&o);
   o.processes = 1;

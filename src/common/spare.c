@@ -125,6 +125,9 @@ size_t pp__spare_held(void) {
 }
 
 long pp__spare_trim(void) {
+  /* Every pass of every scheduler comes here: no clock when none is kept. */
+  if (!pp__spare_held())
+    return -1;
   apr_interval_time_t next = trim_before(apr_time_now() - SPARE_KEEP_US);
   return next < 0 ? -1 : (long)(next / 1000 + 1);
 }
