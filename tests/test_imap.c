@@ -1,5 +1,6 @@
 /* Suite "imap": imap and imap_unordered. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -458,6 +459,87 @@ static void test_imap_interleaved(void) {
   pp_pool_destroy(pool);
 }
 
+/* Input whose item sizes follow `sizes`: item i is sizes[i % nsizes] bytes,
+ * each byte derived from i, so an echo of it shows which item it was. */
+typedef struct sized_input {
+  const size_t *sizes;
+  size_t nsizes, next, end;
+  unsigned char item[64];
+} sized_input;
+
+static unsigned char sized_byte(size_t i, size_t k) {
+  return (unsigned char)(i * 7 + k * 13 + 1);
+}
+
+static pp_status sized_next(void *state, pp_bytes *item) {
+  sized_input *in = state;
+  if (in->next == in->end)
+    return PP_EOF;
+  size_t i = in->next++, len = in->sizes[i % in->nsizes];
+  for (size_t k = 0; k < len; k++)
+    in->item[k] = sized_byte(i, k);
+  item->data = in->item;
+  item->len = len;
+  return PP_OK;
+}
+
+/* Counts the items of an echo imap over `in` that do not come back as
+ * they went, in order; every item must come back. */
+static size_t echo_mismatches(pp_pool *pool, sized_input *in,
+                              size_t chunksize) {
+  pp_iter *it = NULL;
+  if (pp_imap(pool, "echo", sized_next, in, chunksize, &it) != PP_OK)
+    return (size_t)-1;
+  size_t bad = 0, i = 0;
+  for (;; i++) {
+    pp_value v = {0};
+    pp_status st = pp_iter_next(it, TU_WAIT, &v);
+    if (st == PP_EOF)
+      break;
+    size_t len = in->sizes[i % in->nsizes];
+    int same = st == PP_OK && v.len == len;
+    for (size_t k = 0; same && k < len; k++)
+      same = ((const unsigned char *)v.data)[k] == sized_byte(i, k);
+    if (!same || ((const char *)v.data)[v.len] != '\0')
+      bad++;
+    pp_value_clear(&v);
+    if (st != PP_OK)
+      break;
+  }
+  pp_iter_free(it);
+  return bad + (i != in->end);
+}
+
+/* Items of one size travel packed (no length each); the first item of
+ * another size in a chunk turns it back into the general form. Either
+ * way each item arrives whole and in its place, empty ones included. */
+static void test_imap_item_sizes(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static const size_t one[] = {8}, empty[] = {0}, late[] = {8, 8, 8, 3},
+                      first[] = {5, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8},
+                      varied[] = {0, 1, 8, 8, 17, 64, 0, 2};
+  const struct {
+    const size_t *sizes;
+    size_t n;
+  } cases[] = {{one, 1}, {empty, 1}, {late, 4}, {first, 11}, {varied, 8}};
+  const size_t chunks[] = {1, 4, 11, 100};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+      sized_input in = {cases[c].sizes, cases[c].n, 0, 250, {0}};
+      size_t bad = echo_mismatches(pool, &in, chunks[k]);
+      if (bad)
+        printf("\n  sizes case %zu, chunksize %zu: %zu wrong\n", c, chunks[k],
+               bad);
+      CU_ASSERT_EQUAL(bad, 0);
+    }
+  }
+  /* Chunks of 40 KB: through the workers' lanes, when they have them. */
+  sized_input big = {one, 1, 0, 12000, {0}};
+  CU_ASSERT_EQUAL(echo_mismatches(pool, &big, 5000), 0);
+  pp_pool_destroy(pool);
+}
+
 int pp_test_suite_imap(void) {
   static const tu_test tests[] = {
       {"imap yields in input order (n=200, chunksize 1 and 7)",
@@ -475,6 +557,8 @@ int pp_test_suite_imap(void) {
       {"two iterators and a map share the pool", test_imap_interleaved},
       {"threads sharing an iterator get every item once",
        test_imap_shared_by_threads},
+      {"items of one size and of changing sizes arrive whole, in order",
+       test_imap_item_sizes},
   };
   return tu_add_suite("imap", tests, TU_NTESTS(tests));
 }

@@ -100,13 +100,6 @@ void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message) {
   it->input_message = pp__strdup(message ? message : pp_strerror(why));
 }
 
-static void store_le32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-  p[2] = (unsigned char)(v >> 16);
-  p[3] = (unsigned char)(v >> 24);
-}
-
 /* memcpy() of a length known only at run time is a call; items of 8 to 16
  * bytes (an int64, a double, a pair of them), which imap copies once each
  * way, take two fixed-size copies inline instead. */
@@ -120,24 +113,72 @@ static inline void copy_item(unsigned char *dst, const void *src, size_t len) {
   }
 }
 
-/* Encodes up to one chunk of input into a CALLS frame; `*n` items, `*end`
- * PP_EOF or an error when the input stopped. Runs without the lock. Each
- * item is written in place (argc 1, its length, its bytes: wire.h's args)
- * into a frame reserved at the last frame's size, as this runs for every
- * item of the input. */
+/* The start of a chunk's frame: its type, the task's name and a count
+ * (patched at the end); the ITEMS frame's item size follows. */
+static pp_status begin_chunk(pp_iter *it, pp__buf *frame, pp__frame_type type,
+                             uint64_t id, size_t *at) {
+  pp_status st = pp__frame_begin(frame, type, id, at);
+  if (st == PP_OK)
+    st = pp__put_str16(frame, it->job.task);
+  if (st == PP_OK)
+    st = pp__put_u32(frame, 0);
+  return st;
+}
+
+/* Appends one item to a CALLS frame: argc 1, its length, its bytes (wire.h's
+ * args). */
+static pp_status put_call(pp__buf *frame, const void *data, size_t len) {
+  if (len > UINT32_MAX - 8)
+    return PP_ETOOBIG;
+  pp_status st = pp__buf_reserve(frame, 8 + len);
+  if (st != PP_OK)
+    return st;
+  unsigned char *p = pp__buf_tail(frame);
+  pp__store_u32(p, 1);
+  pp__store_u32(p + 4, (uint32_t)len);
+  copy_item(p + 8, data, len);
+  pp__buf_commit(frame, 8 + len);
+  return PP_OK;
+}
+
+/* The first `n` items, written into an ITEMS frame as `size` bytes each
+ * from `items` on, are rewritten into `frame` as the CALLS frame that says
+ * the same: an item of another size came. */
+static pp_status repack_as_calls(pp_iter *it, pp__buf *frame, uint64_t id,
+                                 size_t *at, const unsigned char *items,
+                                 size_t n, size_t size) {
+  pp__buf calls = {0};
+  pp_status st = pp__buf_reserve(&calls, pp__buf_len(frame) + 8 * n);
+  if (st == PP_OK)
+    st = begin_chunk(it, &calls, PP__F_CALLS, id, at);
+  for (size_t i = 0; st == PP_OK && i < n; i++)
+    st = put_call(&calls, items + i * size, size);
+  pp__buf_free(frame);
+  *frame = calls;
+  return st;
+}
+
+/* Encodes up to one chunk of input; `*n` items, `*end` PP_EOF or an error
+ * when the input stopped. Runs without the lock, for every item of the
+ * input, so the frame is reserved at the last one's size and each item is
+ * written in place. Items all of one size (the rule: numbers, records) go
+ * into an ITEMS frame, which the worker reads with no length per item; the
+ * first item of another size turns it into a CALLS frame. */
 static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
                             pp_status *end) {
-  size_t at;
+  size_t at, size_at = 0, size = 0;
+  int packed = 1;
   *n = 0;
   *end = PP_OK;
   pp_status st = pp__buf_reserve(frame, it->frame_hint);
   if (st == PP_OK)
-    st = pp__frame_begin(frame, PP__F_CALLS, id, &at);
-  if (st == PP_OK)
-    st = pp__put_str16(frame, it->job.task);
-  size_t count_at = pp__buf_len(frame);
-  if (st == PP_OK)
+    st = begin_chunk(it, frame, PP__F_ITEMS, id, &at);
+  /* A CALLS frame made of it has its count at the same place. */
+  size_t count_at = pp__buf_len(frame) - 4;
+  if (st == PP_OK) {
+    size_at = pp__buf_len(frame);
     st = pp__put_u32(frame, 0);
+  }
   while (st == PP_OK && *n < it->job.chunksize) {
     pp_bytes item = {NULL, 0};
     pp_status got = it->next(it->state, &item);
@@ -149,23 +190,33 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
       *end = PP_EINVAL;
       break;
     }
-    if (item.len > UINT32_MAX - 8) {
-      st = PP_ETOOBIG;
-      break;
+    if (packed && *n == 0) {
+      size = item.len;
+    } else if (packed && item.len != size) {
+      st = repack_as_calls(it, frame, id, &at,
+                           pp__buf_head(frame) + size_at + 4, *n, size);
+      packed = 0;
+      if (st != PP_OK)
+        break;
     }
-    st = pp__buf_reserve(frame, 8 + item.len);
-    if (st != PP_OK)
-      break;
-    unsigned char *p = pp__buf_tail(frame);
-    store_le32(p, 1);
-    store_le32(p + 4, (uint32_t)item.len);
-    copy_item(p + 8, item.data, item.len);
-    pp__buf_commit(frame, 8 + item.len);
-    (*n)++;
+    if (packed) {
+      st = item.len <= UINT32_MAX ? pp__buf_reserve(frame, item.len)
+                                  : PP_ETOOBIG;
+      if (st == PP_OK) {
+        copy_item(pp__buf_tail(frame), item.data, item.len);
+        pp__buf_commit(frame, item.len);
+      }
+    } else {
+      st = put_call(frame, item.data, item.len);
+    }
+    if (st == PP_OK)
+      (*n)++;
   }
   if (st != PP_OK)
     return st;
   pp__patch_u32(frame, count_at, (uint32_t)*n);
+  if (packed)
+    pp__patch_u32(frame, size_at, (uint32_t)size);
   size_t used = pp__buf_len(frame);
   it->frame_hint =
       used < PP__ITER_FRAME_HINT_MAX ? used : PP__ITER_FRAME_HINT_MAX;

@@ -793,7 +793,7 @@ static pp_status send_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
   if (!c->frame)
     return send_lent_calls(pool, slot, c);
   pp_status st;
-  if (send_in_lane(pool, &pool->workers[slot], c, PP__F_CALLS,
+  if (send_in_lane(pool, &pool->workers[slot], c, pp__frame_type_of(c->frame),
                    c->frame + PP__WIRE_HEADER_SIZE,
                    c->frame_len - PP__WIRE_HEADER_SIZE, NULL, 0, &st))
     return st;

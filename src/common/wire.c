@@ -4,18 +4,6 @@
 
 #include <string.h>
 
-void pp__store_u32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-  p[2] = (unsigned char)(v >> 16);
-  p[3] = (unsigned char)(v >> 24);
-}
-
-uint32_t pp__load_u32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
-}
-
 static uint64_t load_u64(const unsigned char *p) {
   return (uint64_t)pp__load_u32(p) | (uint64_t)pp__load_u32(p + 4) << 32;
 }
@@ -27,6 +15,7 @@ static int known_type(unsigned t) {
   case PP__F_RECORDS:
   case PP__F_CHALLENGE:
   case PP__F_LANES:
+  case PP__F_ITEMS:
   case PP__F_READY:
   case PP__F_INIT_FAILED:
   case PP__F_RESULTS:
@@ -39,8 +28,8 @@ static int known_type(unsigned t) {
 }
 
 static int travels_in_lane(unsigned t) {
-  return t == PP__F_CALLS || t == PP__F_RECORDS || t == PP__F_RESULTS ||
-         t == PP__F_RECORDS_DONE;
+  return t == PP__F_CALLS || t == PP__F_ITEMS || t == PP__F_RECORDS ||
+         t == PP__F_RESULTS || t == PP__F_RECORDS_DONE;
 }
 
 pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,

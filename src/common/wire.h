@@ -6,8 +6,8 @@
  *
  * The one flag, PP__FRAME_LANE, marks a lane frame: its payload, u32
  * position and u32 length, says where the real payload lies in the
- * sender's lane of shared memory (lane.h). CALLS and RECORDS travel so
- * down, RESULTS and RECORDS_DONE up; any other flag is an error.
+ * sender's lane of shared memory (lane.h). CALLS, ITEMS and RECORDS travel
+ * so down, RESULTS and RECORDS_DONE up; any other flag is an error.
  *
  * Every connection starts with the key handshake: the parent sends
  * CHALLENGE, the worker answers PROOF, and only a worker whose proof is
@@ -24,13 +24,17 @@
  *   CALLS    task name (str16), u32 n, n x args          (apply, map, starmap)
  *   RECORDS  task name (str16), u32 n, u32 in_size, u32 out_size, u32 nfields,
  *            nfields x u32 field size, n * in_size bytes
+ *   ITEMS    task name (str16), u32 n, u32 size, n * size bytes: n calls of
+ *            one argument each, all of one size (an imap's chunk, as a
+ *            CALLS frame would say it with no length per item)
  * worker -> parent:
  *   PROOF    HMAC-SHA256(key, nonce): PP__SHA256_SIZE bytes, where key is
  *            the pool's key as the hex text workers are given
  *   READY    u8: 1 when the worker mapped the LANES segment; the
  *            initializer succeeded and tasks may follow
  *   INIT_FAILED  u8 status, str32 message; the worker then exits
- *   RESULTS  u32 n, n x (u8 status, str32 value-or-message)  (answers CALLS)
+ *   RESULTS  u32 n, n x (u8 status, str32 value-or-message)
+ *            (answers CALLS and ITEMS)
  *   RECORDS_DONE u32 n, n * out_size bytes, u32 nerr,
  *            nerr x (u32 index, u8 status, str32 message)   (answers RECORDS)
  * where args = u32 argc, argc x str32; strN = uN length + bytes.
@@ -58,6 +62,7 @@ typedef enum pp__frame_type {
   PP__F_RECORDS = 3,
   PP__F_CHALLENGE = 4,
   PP__F_LANES = 5,
+  PP__F_ITEMS = 6,
   PP__F_READY = 16,
   PP__F_INIT_FAILED = 17,
   PP__F_RESULTS = 18,
@@ -83,6 +88,11 @@ typedef struct pp__frame {
 pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
                          int *complete);
 
+/* The type of the whole encoded frame at `frame`. */
+static inline pp__frame_type pp__frame_type_of(const unsigned char *frame) {
+  return (pp__frame_type)frame[5];
+}
+
 /* The version byte of the frame at the head of `in` (0 if not there yet). */
 unsigned pp__frame_version(const pp__buf *in);
 
@@ -99,9 +109,20 @@ pp_status pp__frame_begin_flagged(pp__buf *out, pp__frame_type type,
 /* PP_ETOOBIG when the payload exceeds what a u32 length can say. */
 pp_status pp__frame_end(pp__buf *out, size_t header_at);
 
-/* The wire's little-endian u32, in and out of raw memory. */
-void pp__store_u32(unsigned char *p, uint32_t v);
-uint32_t pp__load_u32(const unsigned char *p);
+/* The wire's little-endian u32, in and out of raw memory. Inline: a
+ * worker reads and writes a few for every item of an imap, and compilers
+ * turn these byte moves into one load or store where the machine allows. */
+static inline void pp__store_u32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
+static inline uint32_t pp__load_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
 
 pp_status pp__put_u8(pp__buf *out, unsigned v);
 pp_status pp__put_u32(pp__buf *out, uint32_t v);

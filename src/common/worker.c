@@ -81,10 +81,56 @@ static pp_status put_failure(pp__buf *out, pp_status cs, const char *message) {
   return PP_OK;
 }
 
-/* As records are (run_records), calls are run by this loop itself, and the
- * call is reset in full only after a failure: an imap of small items runs
- * it for every item, and the general path (pp__call_run(), a reset, two
- * appends per answer) was about half of a worker's time there. */
+/* Runs one call on w->argv[0..argc) and appends its answer to w->out.
+ * As records are (run_records), calls are run by their frame's loop, and
+ * the call is reset in full only after a failure: an imap of small items
+ * runs this for every item, and the general path (pp__call_run(), a reset,
+ * two appends per answer) was about half of a worker's time there. */
+static inline pp_status answer_call(worker *w, pp_task_fn fn, const char *name,
+                                    size_t argc) {
+  w->call.returned = 0;
+  w->call.argv = w->argv;
+  w->call.argc = argc;
+  /* The value is written in place, behind room for its status and length,
+   * which are filled in once the task is done. */
+  size_t mark = pp__buf_len(&w->out);
+  pp_status st = pp__buf_reserve(&w->out, 5);
+  if (st != PP_OK)
+    return st;
+  pp__buf_commit(&w->out, 5);
+  w->call.sink = &w->out;
+  w->call.sink_at = mark + 5;
+  pp_status cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
+  if (cs != PP_OK || w->call.failed)
+    cs = fn ? pp__call_outcome(&w->call, name, cs)
+            : pp__call_run(&w->call, name, NULL);
+  w->call.sink = NULL;
+  size_t len = pp__buf_len(&w->out) - (mark + 5);
+  if (cs == PP_OK) {
+    if (len > UINT32_MAX)
+      return PP_ETOOBIG;
+    unsigned char *head = pp__buf_head(&w->out) + mark;
+    head[0] = (unsigned char)PP_OK;
+    pp__store_u32(head + 1, (uint32_t)len);
+    return PP_OK;
+  }
+  /* A failure drops any value it had set: its message takes the place. */
+  pp__buf_truncate(&w->out, mark);
+  st = put_failure(&w->out, cs, w->call.message);
+  pp__call_reset(&w->call);
+  return st;
+}
+
+/* Starts the RESULTS answer to `f` for `n` calls. */
+static pp_status begin_results(worker *w, const pp__frame *f, uint32_t n,
+                               size_t *at) {
+  pp_status st = pp__frame_begin(&w->out, PP__F_RESULTS, f->id, at);
+  if (st == PP_OK)
+    st = pp__put_u32(&w->out, n);
+  pp__call_reset(&w->call);
+  return st;
+}
+
 static pp_status run_calls(worker *w, const pp__frame *f) {
   pp__reader r;
   char name[PP__WIRE_MAX_NAME + 1];
@@ -95,47 +141,39 @@ static pp_status run_calls(worker *w, const pp__frame *f) {
     return PP_EPROTOCOL;
   pp_task_fn fn = pp__registry_find(name);
   size_t at;
-  pp_status st = pp__frame_begin(&w->out, PP__F_RESULTS, f->id, &at);
-  if (st == PP_OK)
-    st = pp__put_u32(&w->out, n);
-  pp__call_reset(&w->call);
+  pp_status st = begin_results(w, f, n, &at);
   for (uint32_t i = 0; st == PP_OK && i < n; i++) {
     size_t argc;
     st = read_args(w, &r, &argc);
-    if (st != PP_OK)
-      break;
-    w->call.returned = 0;
-    w->call.argv = w->argv;
-    w->call.argc = argc;
-    /* The value is written in place, behind room for its status and
-     * length, which are filled in once the task is done. */
-    size_t mark = pp__buf_len(&w->out);
-    st = pp__buf_reserve(&w->out, 5);
-    if (st != PP_OK)
-      break;
-    pp__buf_commit(&w->out, 5);
-    w->call.sink = &w->out;
-    w->call.sink_at = mark + 5;
-    pp_status cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
-    if (cs != PP_OK || w->call.failed)
-      cs = fn ? pp__call_outcome(&w->call, name, cs)
-              : pp__call_run(&w->call, name, NULL);
-    w->call.sink = NULL;
-    size_t len = pp__buf_len(&w->out) - (mark + 5);
-    if (cs == PP_OK) {
-      if (len > UINT32_MAX) {
-        st = PP_ETOOBIG;
-        break;
-      }
-      unsigned char *head = pp__buf_head(&w->out) + mark;
-      head[0] = (unsigned char)PP_OK;
-      pp__store_u32(head + 1, (uint32_t)len);
-      continue;
-    }
-    /* A failure drops any value it had set: its message takes the place. */
-    pp__buf_truncate(&w->out, mark);
-    st = put_failure(&w->out, cs, w->call.message);
-    pp__call_reset(&w->call);
+    if (st == PP_OK)
+      st = answer_call(w, fn, name, argc);
+  }
+  return st == PP_OK ? pp__frame_end(&w->out, at) : st;
+}
+
+/* Items of one size, one argument each (an imap's usual input): the
+ * argument of each is found by its index, with nothing to read. */
+static pp_status run_items(worker *w, const pp__frame *f) {
+  pp__reader r;
+  char name[PP__WIRE_MAX_NAME + 1];
+  pp__reader_init(&r, f->payload, f->len);
+  pp__get_name(&r, name, sizeof name);
+  uint32_t n = pp__get_u32(&r), size = pp__get_u32(&r);
+  const unsigned char *in = NULL;
+  if (!r.bad && (!size || n <= (r.len - r.off) / size))
+    in = pp__get_bytes(&r, (size_t)n * size);
+  if (!in || r.off != r.len)
+    return PP_EPROTOCOL;
+  pp_status st = ensure_argv(w, 1);
+  if (st != PP_OK)
+    return st;
+  pp_task_fn fn = pp__registry_find(name);
+  size_t at;
+  st = begin_results(w, f, n, &at);
+  w->argv[0].len = size;
+  for (uint32_t i = 0; st == PP_OK && i < n; i++) {
+    w->argv[0].data = in + (size_t)i * size;
+    st = answer_call(w, fn, name, 1);
   }
   return st == PP_OK ? pp__frame_end(&w->out, at) : st;
 }
@@ -488,6 +526,8 @@ static int serve(worker *w) {
       return PP__EXIT_PROTOCOL;
     if (f.type == PP__F_CALLS)
       st = run_calls(w, &f);
+    else if (f.type == PP__F_ITEMS)
+      st = run_items(w, &f);
     else if (f.type == PP__F_RECORDS)
       st = run_records(w, &f);
     else
