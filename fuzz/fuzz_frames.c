@@ -5,6 +5,7 @@
 #include "wire.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_ITEMS 64
@@ -43,10 +44,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     size_t count = expected_count(&f);
     if (f.type == PP__F_RESULTS) {
-      if (!pp__decode_results(&f, count, outs))
+      const char *bad = pp__decode_results(&f, count, outs);
+      if (!bad)
         for (size_t i = 0; i < count; i++)
           if (outs[i].len)
             (void)memchr(outs[i].data, 0, outs[i].len);
+      /* The check an imap makes must accept exactly what decoding does. */
+      const unsigned char *body;
+      size_t body_len;
+      if (!pp__check_results(&f, count, &body, &body_len) != !bad)
+        abort();
+      if (!bad && body_len)
+        (void)memchr(body, 0, body_len);
     } else if (f.type == PP__F_RECORDS_DONE) {
       const unsigned char *out;
       size_t nerr;

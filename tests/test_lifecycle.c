@@ -227,6 +227,53 @@ static void test_close_join_unread_imap(void) {
   pp_pool_destroy(pool);
 }
 
+/* The same unordered, chunks of 3, some read first: join() waits for the
+   whole input, the iterator holding every chunk as it arrives; each item
+   comes out once. */
+static void test_close_join_unread_imap_unordered(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 200, FIRST = 10 };
+  tu_range range;
+  tu_range_init(&range, 0, N);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_imap_unordered(pool, "square", tu_range_next, &range, 3, &it), PP_OK);
+  static char seen[N];
+  memset(seen, 0, sizeof seen);
+  tu_joiner *j = NULL;
+  size_t bad = 0;
+  for (int64_t i = 0; i < N && !bad; i++) {
+    if (i == FIRST) {
+      CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+      j = tu_joiner_start(pool);
+      CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+      CU_ASSERT(tu_joiner_wait(j, 5.0)); /* not waiting for the reader */
+    }
+    pp_value v = {0};
+    int64_t x = -1, root = 0;
+    if (pp_iter_next(it, TU_WAIT, &v) != PP_OK ||
+        pp_value_i64(&v, &x) != PP_OK) {
+      bad++;
+    } else {
+      while (root * root < x)
+        root++;
+      if (root >= N || root * root != x || seen[root]++)
+        bad++;
+    }
+    pp_value_clear(&v);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  pp_value v = {0};
+  if (!bad)
+    CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_EOF);
+  pp_value_clear(&v);
+  pp_iter_free(it); /* lets a join stuck on lost items end */
+  CU_ASSERT(tu_joiner_wait(j, TU_WAIT));
+  tu_joiner_free(j);
+  pp_pool_destroy(pool);
+}
+
 /* close(); join() after freeing a half-read iterator: its remaining work
    is still run (pp_iter_free) and join() returns. */
 static void test_close_join_freed_imap(void) {
@@ -616,6 +663,8 @@ int pp_test_suite_lifecycle(void) {
        test_close_join_delivers},
       {"close; join with an unread imap: join returns, results readable",
        test_close_join_unread_imap},
+      {"close; join with an unread imap_unordered: each item once",
+       test_close_join_unread_imap_unordered},
       {"close; join after freeing a half-read imap",
        test_close_join_freed_imap},
       {"terminate with long tasks: fast, PP_ETERMINATED, workers gone",

@@ -298,6 +298,47 @@ static void test_map_with_deaths(void) {
   pp_pool_destroy(pool);
 }
 
+/* The same through imap, chunks of 10: a chunk whose worker died fails
+ * whole, each of its items saying so in its place, and the chunks around
+ * it arrive whole. */
+static void test_imap_with_deaths(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 1000 };
+  tu_range range;
+  tu_range_init(&range, 0, N);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_imap(pool, "square_or_die", tu_range_next, &range, 10, &it), PP_OK);
+  size_t died = 0, ok = 0, other = 0;
+  for (int64_t i = 0; i < N; i++) {
+    pp_value v = {0};
+    int64_t y = -1;
+    pp_status s = pp_iter_next(it, 60.0, &v);
+    if (i % 100 >= 90) { /* the chunk of the 99th */
+      if (s == PP_EWORKERDIED && v.status == s && tu_contains(v.error, "died"))
+        died++;
+      else
+        other++;
+    } else if (s == PP_OK && pp_value_i64(&v, &y) == PP_OK && y == i * i) {
+      ok++;
+    } else {
+      other++;
+    }
+    pp_value_clear(&v);
+    if (s == PP_ETIMEOUT)
+      break;
+  }
+  CU_ASSERT_EQUAL(died, 100);
+  CU_ASSERT_EQUAL(ok, 900);
+  CU_ASSERT_EQUAL(other, 0);
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_EOF);
+  pp_value_clear(&v);
+  pp_iter_free(it);
+  pp_pool_destroy(pool);
+}
+
 #ifdef __linux__
 static size_t count_fds(void) {
   size_t n = 0;
@@ -768,6 +809,8 @@ int pp_test_suite_reliability(void) {
       {"work queued behind a dying task is re-sent",
        test_queued_work_is_resent},
       {"map of 1000 with every 100th killing its worker", test_map_with_deaths},
+      {"imap of 1000 with every 100th killing its worker",
+       test_imap_with_deaths},
       {"5000 mixed tasks: every result exactly once", test_mixed_campaign},
       {"time limit (pool option): overdue worker killed, replaced",
        test_time_limit_pool},

@@ -224,6 +224,8 @@ struct pp__value_block {
 pp__value_block *pp__value_block_new(size_t bytes, apr_uint32_t refs);
 /* Drops a reference; the last one frees the block or keeps it spare. */
 void pp__value_block_release(pp__value_block *block);
+/* Drops `n` references at once. */
+void pp__value_block_release_n(pp__value_block *block, apr_uint32_t n);
 /* Frees the spares kept unused too long; returns ms until the next one is
  * due (-1: none kept). Any thread; the schedulers call it as they wait. */
 long pp__spare_trim(void);
@@ -238,10 +240,19 @@ void pp__spare_drop_inherited(void);
 /* Bytes kept spare right now (for the tests). */
 size_t pp__spare_held(void);
 
-typedef struct pp__slot {
-  int filled;
-  pp_value value;
-} pp__slot;
+/* An answered imap chunk waiting to be handed out, or the one being
+ * handed out (iter.c). */
+typedef struct pp__iter_chunk {
+  /* A copy of the chunk's RESULTS body, each value NUL-terminated in place
+   * as it is handed out; it holds a reference for each item not yet handed
+   * out and one for the iterator. NULL when the chunk failed whole. */
+  pp__value_block *block;
+  size_t count;     /* its items */
+  size_t number;    /* its place in the input: its first item / chunksize */
+  pp_status status; /* failed whole: why, */
+  char *message;    /* and what every item says */
+  int filled;       /* in a ring: this place holds a chunk */
+} pp__iter_chunk;
 
 struct pp_iter {
   pp__job job;
@@ -258,21 +269,25 @@ struct pp_iter {
   int pulling;      /* the scheduler is inside next() */
   int abandoned;    /* pp_iter_free() was called */
   size_t pulled;    /* items taken from the input */
-  size_t finished;  /* items whose outcome arrived */
-  size_t delivered; /* items handed out by pp_iter_next() */
-  size_t window;    /* capacity of `slots` */
-  pp__slot *slots;  /* ordered: by index mod window; unordered: a FIFO */
-  size_t fifo_head, fifo_len;
+  size_t delivered; /* items taken by pp_iter_next() */
+  size_t window;    /* most items pulled and not yet taken */
+  /* Answered chunks: ordered, at their number mod nchunks; unordered, a
+   * FIFO from `head`. A chunk is taken whole by pp_iter_next(). */
+  pp__iter_chunk *chunks;
+  size_t nchunks, head, queued;
+  size_t taken; /* chunks taken (ordered: the number of the next one) */
   struct pp_iter *next_active;
   size_t frame_hint; /* bytes the last input frame took (scheduler only) */
-  /* Items pp_iter_next() took from the slots in one go, handed out one by
-   * one under take_lock alone, so that the pool's lock, which the scheduler
-   * holds much of the time, is taken once per batch, not once per item.
-   * They count as delivered already. */
+  /* The chunk pp_iter_next() hands out from, under take_lock alone, so
+   * that the pool's lock, which the scheduler holds much of the time, is
+   * taken once per chunk, not once per item. Its items count as
+   * delivered already. */
   pp__atomic_u32 taking; /* take_lock (iter.c): a spin lock, as it is
                             taken once per item and held briefly */
-  pp_value *cache;
-  size_t cache_cap, cache_pos, cache_len;
+  pp__iter_chunk cur;
+  size_t cur_left;       /* its items not yet handed out */
+  unsigned char *cur_at; /* the next one's place in cur.block */
+  unsigned cur_status;   /* the next one's status (its byte may be a NUL) */
 };
 
 typedef enum pp__pool_state {
@@ -405,9 +420,11 @@ int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
                            pp__reader *errors, const pp__outcome *all,
                            pp__copier *copier);
 void pp__result_release_locked(pp_result *r); /* drops a reference */
+/* An imap chunk is answered: `results` is its checked RESULTS body
+ * (pp__check_results()), or NULL and `all` the outcome of every item. */
 void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
-                         const pp__outcome *outcomes, const pp__outcome *all,
-                         pp__copier *copier);
+                         const unsigned char *results, size_t results_len,
+                         const pp__outcome *all, pp__copier *copier);
 void pp__iter_release_locked(pp_iter *it);
 /* Scheduler, lock held: pulls input while there is room and queues chunks;
  * unlocks around the caller's next(). Returns 1 when it stopped with input

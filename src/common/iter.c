@@ -1,8 +1,14 @@
 /* imap and imap_unordered: input pulled lazily on the scheduler thread,
  * results handed out by pp_iter_next(). Items taken from the input but not
- * yet handed out never exceed the window (plus the few pp_iter_next() has
- * taken into its cache), so memory stays bounded however long the input is
- * and however slowly the caller consumes. */
+ * yet handed out never exceed the window (plus the one chunk pp_iter_next()
+ * hands out from), so memory stays bounded however long the input is and
+ * however slowly the caller consumes.
+ *
+ * An answered chunk is kept as its worker wrote it, a RESULTS body copied
+ * whole (pp__check_results() vouched for it), and pp_iter_next() reads
+ * its items from there one by one: no item is touched on the scheduler
+ * thread, where a value made per item cost as much as the rest of an
+ * imap. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -11,9 +17,6 @@
 /* Chunks in flight per worker: one running, one queued behind it. */
 #define PP__ITER_CHUNKS_PER_WORKER 2
 #define PP__ITER_MAX_WINDOW ((size_t)1 << 16)
-/* Items pp_iter_next() takes at once under the pool's lock (see
- * pp_iter.cache); beyond the window, so memory stays bounded. */
-#define PP__ITER_CACHE ((size_t)512)
 /* The most an input frame reserves up front, from the last one's size. */
 #define PP__ITER_FRAME_HINT_MAX ((size_t)1 << 20)
 
@@ -29,6 +32,8 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
     return st != PP_OK ? st : PP_EINVAL;
   if (!chunksize)
     chunksize = 1;
+  if (chunksize > UINT32_MAX - 1) /* more than a frame's count can say */
+    chunksize = UINT32_MAX - 1;
   size_t chunks = (size_t)pool->processes * PP__ITER_CHUNKS_PER_WORKER + 2;
   size_t window = chunksize > PP__ITER_MAX_WINDOW / chunks ? PP__ITER_MAX_WINDOW
                                                            : chunks * chunksize;
@@ -37,10 +42,11 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
   pp_iter *it = calloc(1, sizeof *it + strlen(task) + 1);
   if (!it)
     return PP_ENOMEM;
-  it->cache_cap = window < PP__ITER_CACHE ? window : PP__ITER_CACHE;
-  it->slots = calloc(window, sizeof *it->slots);
-  it->cache = calloc(it->cache_cap, sizeof *it->cache);
-  if (!it->slots || !it->cache) {
+  /* Every chunk but the last is whole, and one is pulled only when the
+   * window has room for it: no more than this many are ever held. */
+  it->nchunks = window / chunksize;
+  it->chunks = calloc(it->nchunks, sizeof *it->chunks);
+  if (!it->chunks) {
     iter_destroy(it);
     return PP_ENOMEM;
   }
@@ -223,22 +229,23 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
   return pp__frame_end(frame, at);
 }
 
-/* Doubles the window, keeping every held item at its place. */
+/* Doubles the window, keeping every held chunk at its place. */
 static pp_status grow(pp_iter *it) {
-  size_t window = 2 * it->window;
-  pp__slot *slots = calloc(window, sizeof *slots);
-  if (!slots)
+  size_t window = 2 * it->window, nchunks = window / it->job.chunksize;
+  pp__iter_chunk *chunks = calloc(nchunks, sizeof *chunks);
+  if (!chunks)
     return PP_ENOMEM;
-  if (it->ordered) {
-    for (size_t i = it->delivered; i < it->pulled; i++)
-      slots[i % window] = it->slots[i % it->window];
-  } else {
-    for (size_t i = 0; i < it->fifo_len; i++)
-      slots[i] = it->slots[(it->fifo_head + i) % it->window];
-    it->fifo_head = 0;
+  for (size_t i = 0; i < it->nchunks; i++) {
+    /* Unordered: the FIFO from its head, to the new one's start. */
+    pp__iter_chunk *c =
+        &it->chunks[it->ordered ? i : (it->head + i) % it->nchunks];
+    if (c->filled)
+      chunks[it->ordered ? c->number % nchunks : i] = *c;
   }
-  free(it->slots);
-  it->slots = slots;
+  free(it->chunks);
+  it->chunks = chunks;
+  it->nchunks = nchunks;
+  it->head = 0;
   it->window = window;
   return PP_OK;
 }
@@ -309,80 +316,61 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
   }
 }
 
-/* Puts one outcome into a slot, its value in an allocation of its own. */
-static void slot_set_alone(pp__slot *slot, const pp__outcome *o,
-                           pp__copier *copier) {
-  pp__item item;
-  pp__item_set(&item, o, copier);
-  memset(&slot->value, 0, sizeof slot->value); /* take() leaves it as is */
-  slot->filled = 1;
-  slot->value.status = item.status;
-  if (item.status == PP_OK) {
-    slot->value.data = item.data;
-    slot->value.len = item.len;
-    slot->value.owner = item.owner;
-  } else {
-    slot->value.error = (char *)item.data;
-    if (!slot->value.error)
-      slot->value.error = pp__strdup(pp_strerror(item.status));
+/* A copy of `len` bytes of message, NUL-terminated; NULL when out of
+ * memory. */
+static char *copy_message(const void *data, size_t len) {
+  char *s = malloc(len + 1);
+  if (s) {
+    if (len)
+      memcpy(s, data, len);
+    s[len] = '\0';
   }
+  return s;
 }
 
 void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
-                         const pp__outcome *outcomes, const pp__outcome *all,
-                         pp__copier *copier) {
-  /* The chunk's values go into one block (see pp__value_block); failures
-   * keep a message of their own, as they are rare. */
-  pp__value_block *block = NULL;
-  unsigned char *at = NULL;
-  if (outcomes) {
-    size_t bytes = 0, ok = 0;
-    for (size_t i = 0; i < chunk->count; i++) {
-      if (outcomes[i].status == PP_OK) {
-        bytes += outcomes[i].len + 1; /* bounded by the frame's size */
-        ok++;
-      }
-    }
-    if (ok && (block = pp__value_block_new(bytes, (apr_uint32_t)ok)) != NULL)
-      at = (unsigned char *)(block + 1);
+                         const unsigned char *results, size_t results_len,
+                         const pp__outcome *all, pp__copier *copier) {
+  pp__iter_chunk c = {NULL,  chunk->count, chunk->first / it->job.chunksize,
+                      PP_OK, NULL,         1};
+  static const char nomem[] = "no memory to hold the chunk's results";
+  pp__outcome lost = {PP_ENOMEM, (const unsigned char *)nomem,
+                      sizeof nomem - 1};
+  if (results) {
+    /* One byte more: the last value's NUL. */
+    c.block =
+        pp__value_block_new(results_len + 1, (apr_uint32_t)chunk->count + 1);
+    if (c.block)
+      pp__copier_copy(copier, c.block + 1, results, results_len, 1);
+    else
+      all = &lost; /* every item says so: none is lost silently */
   }
-  size_t index = it->ordered ? chunk->first % it->window
-                             : (it->fifo_head + it->fifo_len) % it->window;
-  for (size_t i = 0; i < chunk->count; i++) {
-    const pp__outcome *o = outcomes ? &outcomes[i] : all;
-    pp__slot *slot = &it->slots[index];
-    if (++index == it->window)
-      index = 0;
-    if (!block || o->status != PP_OK) {
-      slot_set_alone(slot, o, copier);
-      continue;
-    }
-    copy_item(at, o->data, o->len);
-    at[o->len] = '\0';
-    slot->filled = 1;
-    slot->value.data = at;
-    slot->value.len = o->len;
-    slot->value.status = PP_OK;
-    slot->value.error = NULL;
-    slot->value.owner = block;
-    at += o->len + 1;
+  if (!c.block) {
+    c.status = all->status;
+    c.message = copy_message(all->data, all->len);
   }
-  if (!it->ordered)
-    it->fifo_len += chunk->count;
-  it->finished += chunk->count;
+  size_t index = it->ordered ? c.number % it->nchunks
+                             : (it->head + it->queued++) % it->nchunks;
+  it->chunks[index] = c;
   it->job.chunks_left--;
 }
 
+/* Lets go of what `c` holds for the `left` items not handed out. */
+static void chunk_drop(pp__iter_chunk *c, size_t left) {
+  if (c->block)
+    pp__value_block_release_n(c->block, (apr_uint32_t)left + 1);
+  free(c->message);
+  memset(c, 0, sizeof *c);
+}
+
 static void iter_destroy(pp_iter *it) {
-  if (it->slots)
-    for (size_t i = 0; i < it->window; i++)
-      if (it->slots[i].filled)
-        pp_value_clear(&it->slots[i].value);
-  if (it->cache)
-    for (size_t i = it->cache_pos; i < it->cache_len; i++)
-      pp_value_clear(&it->cache[i]);
-  free(it->slots);
-  free(it->cache);
+  if (it->chunks)
+    for (size_t i = 0; i < it->nchunks; i++)
+      if (it->chunks[i].filled)
+        chunk_drop(&it->chunks[i], it->chunks[i].count);
+  if (it->cur_left)
+    chunk_drop(&it->cur, it->cur_left);
+  free(it->chunks);
   free(it->input_message);
   free(it);
 }
@@ -394,38 +382,94 @@ void pp__iter_release_locked(pp_iter *it) {
   iter_destroy(it);
 }
 
-/* Lock held: moves up to `cap` deliverable items, in the order they are to
- * be handed out, into `out`; returns how many. */
-static size_t take(pp_iter *it, pp_value *out, size_t cap) {
-  size_t n = 0;
-  /* An emptied slot keeps stale fields: only `filled` says anything, and a
-   * slot is filled whole (pp__iter_chunk_done). */
-  if (it->ordered) {
-    size_t index = it->delivered % it->window;
-    while (n < cap && it->slots[index].filled) {
-      out[n++] = it->slots[index].value;
-      it->slots[index].filled = 0;
-      if (++index == it->window)
-        index = 0;
-    }
-  } else {
-    while (n < cap && it->fifo_len) {
-      out[n++] = it->slots[it->fifo_head].value;
-      it->slots[it->fifo_head].filled = 0;
-      if (++it->fifo_head == it->window)
-        it->fifo_head = 0;
-      it->fifo_len--;
-    }
+/* Pool's lock and take_lock held, it->cur empty: makes the next answered
+ * chunk to hand out the current one; 0 when there is none yet. */
+static int take_chunk(pp_iter *it) {
+  size_t index = it->ordered ? it->taken % it->nchunks : it->head;
+  pp__iter_chunk *c = &it->chunks[index];
+  if (!c->filled)
+    return 0;
+  it->cur = *c;
+  c->filled = 0;
+  if (!it->ordered) {
+    it->head = (it->head + 1) % it->nchunks;
+    it->queued--;
   }
-  it->delivered += n;
-  return n;
+  it->taken++;
+  it->delivered += it->cur.count;
+  it->cur_left = it->cur.count;
+  if (it->cur.block) {
+    it->cur_at = (unsigned char *)(it->cur.block + 1);
+    it->cur_status = it->cur_at[0];
+  }
+  return 1;
 }
 
-/* The iterator's own lock, over its cache. Taken for every item, by
- * one consumer thread as a rule, and held only to move a few values (and,
- * to refill the cache, for the pool's lock): a spin lock costs one atomic
- * exchange, a mutex two locked instructions. A thread that finds it taken
- * yields rather than burn the CPU the holder may need. */
+/* take_lock held: hands out the next item of it->cur when it is a value
+ * and not the chunk's last, the common case, inline; else 0. A value is
+ * left where its worker wrote it, in the chunk's block, and gets the NUL
+ * the contract promises in place of the next item's status byte, read
+ * before. */
+static inline int hand_out_value(pp_iter *it, pp_value *out) {
+  if (it->cur_left < 2 || it->cur_status != PP_OK || !it->cur.block)
+    return 0;
+  unsigned char *data = it->cur_at + 5;
+  size_t len = pp__load_u32(it->cur_at + 1);
+  it->cur_status = data[len];
+  data[len] = '\0';
+  it->cur_at = data + len;
+  it->cur_left--;
+  out->data = data;
+  out->len = len;
+  out->status = PP_OK;
+  out->error = NULL;
+  out->owner = it->cur.block; /* the item's reference goes with it */
+  return 1;
+}
+
+/* take_lock held, an item left in it->cur: hands it out, whatever it is.
+ * Failures, rare, get messages of their own. */
+static PP__NOINLINE void hand_out(pp_iter *it, pp_value *out) {
+  if (hand_out_value(it, out))
+    return;
+  pp__iter_chunk *c = &it->cur;
+  it->cur_left--;
+  out->owner = NULL;
+  out->data = NULL;
+  out->len = 0;
+  if (!c->block) { /* the chunk failed whole */
+    out->status = c->status;
+    out->error = c->message ? pp__strdup(c->message) : NULL;
+    if (!it->cur_left)
+      chunk_drop(c, 0);
+    return;
+  }
+  unsigned char *at = it->cur_at, *data = at + 5;
+  size_t len = pp__load_u32(at + 1);
+  out->status = (pp_status)it->cur_status;
+  it->cur_status = data[len]; /* past the last value: the block's spare */
+  data[len] = '\0';
+  it->cur_at = data + len;
+  if (out->status == PP_OK) {
+    out->data = data;
+    out->len = len;
+    out->error = NULL;
+    out->owner = c->block; /* the item's reference goes with it */
+  } else {
+    out->error = copy_message(data, len);
+    pp__value_block_release(c->block);
+  }
+  if (!it->cur_left) { /* the iterator's own reference */
+    pp__value_block_release(c->block);
+    memset(c, 0, sizeof *c);
+  }
+}
+
+/* The iterator's own lock, over its current chunk. Taken for every item, by
+ * one consumer thread as a rule, and held only to hand out one item (and,
+ * to take the next chunk, for the pool's lock): a spin lock costs one
+ * atomic exchange, a mutex two locked instructions. A thread that finds it
+ * taken yields rather than burn the CPU the holder may need. */
 static PP__NOINLINE void take_lock_contended(pp_iter *it) {
   while (!pp__atomic_try_take(&it->taking))
     apr_thread_yield();
@@ -438,20 +482,11 @@ static inline void take_lock(pp_iter *it) {
 
 static void take_unlock(pp_iter *it) { pp__atomic_give(&it->taking); }
 
-/* take_lock held: hands out the next cached item, if any. Entries before
- * cache_pos are stale copies, never read again. */
-static int from_cache(pp_iter *it, pp_value *out) {
-  if (it->cache_pos == it->cache_len)
-    return 0;
-  *out = it->cache[it->cache_pos++];
-  return 1;
-}
-
-/* pp_iter_next() once the cache is empty, take_lock held: refills it from
- * the slots, waiting for them as need be. Apart, so that the common case
- * saves and restores none of the registers this needs. */
-static PP__NOINLINE pp_status refill_and_next(pp_iter *it, double timeout,
-                                              pp_value *out) {
+/* pp_iter_next() once the current chunk is done, take_lock held: takes the
+ * next one, waiting for it as need be. Apart, so that the common case saves
+ * and restores none of the registers this needs. */
+static PP__NOINLINE pp_status next_chunk_and_item(pp_iter *it, double timeout,
+                                                  pp_value *out) {
   memset(out, 0, sizeof *out);
   /* Lock order: take_lock, then the pool's lock. */
   apr_time_t deadline = pp__deadline(timeout);
@@ -459,17 +494,14 @@ static PP__NOINLINE pp_status refill_and_next(pp_iter *it, double timeout,
   apr_thread_mutex_lock(s->lock);
   for (;;) {
     int was_full = room(it) < it->job.chunksize;
-    size_t n = take(it, it->cache, it->cache_cap);
-    if (n) {
+    if (take_chunk(it)) {
       /* Room for another chunk of input just appeared: let the scheduler
        * pull it (once per chunk, not once per item). */
       if (was_full && room(it) >= it->job.chunksize && it->pool &&
           !it->input_done)
         pp__backend_wake(it->pool->backend);
       apr_thread_mutex_unlock(s->lock);
-      it->cache_pos = 0;
-      it->cache_len = n;
-      from_cache(it, out);
+      hand_out(it, out);
       take_unlock(it);
       return out->status;
     }
@@ -492,7 +524,8 @@ static PP__NOINLINE pp_status refill_and_next(pp_iter *it, double timeout,
     if (waited == PP_ETIMEOUT)
       return PP_ETIMEOUT;
     take_lock(it);
-    if (from_cache(it, out)) { /* another thread filled it meanwhile */
+    if (it->cur_left) { /* another thread took a chunk meanwhile */
+      hand_out(it, out);
       take_unlock(it);
       return out->status;
     }
@@ -507,11 +540,16 @@ pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
     return PP_EINVAL;
   }
   take_lock(it);
-  if (from_cache(it, out)) { /* the common case: a whole value copied */
+  if (hand_out_value(it, out)) { /* the common case */
+    take_unlock(it);
+    return PP_OK;
+  }
+  if (it->cur_left) {
+    hand_out(it, out);
     take_unlock(it);
     return out->status;
   }
-  return refill_and_next(it, timeout, out);
+  return next_chunk_and_item(it, timeout, out);
 }
 
 void pp_iter_free(pp_iter *it) {
@@ -519,8 +557,9 @@ void pp_iter_free(pp_iter *it) {
     return;
   /* Items taken but not handed out are dropped now. */
   take_lock(it);
-  while (it->cache_pos < it->cache_len)
-    pp_value_clear(&it->cache[it->cache_pos++]);
+  if (it->cur_left)
+    chunk_drop(&it->cur, it->cur_left);
+  it->cur_left = 0;
   take_unlock(it);
   pp__shared *s = it->shared;
   apr_thread_mutex_lock(s->lock);

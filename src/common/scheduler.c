@@ -38,20 +38,35 @@ static void notify_later(pp_pool *pool, pp_result *r) {
   pool->notify_tail = r;
 }
 
-/* Records the outcome of one chunk (lock held) and frees the chunk. */
-static void chunk_done(pp_pool *pool, pp__chunk *c, const pp__outcome *outs,
-                       const pp__outcome *all, const unsigned char *records,
-                       size_t nerr, pp__reader *errors) {
+/* What a worker answered for a chunk, checked whole: the field of the
+ * chunk's kind is set. */
+typedef struct answer {
+  const pp__outcome *outs;      /* calls: one outcome per item */
+  const unsigned char *results; /* imap: the RESULTS body (wire.h), */
+  size_t results_len;           /* read as its items are handed out */
+  const unsigned char *records; /* records: the output records, */
+  size_t nerr;                  /* how many failed, */
+  pp__reader *errors;           /* and their list */
+} answer;
+
+/* Records the outcome of one chunk (lock held) and frees the chunk: what
+ * its worker answered, or `all`, one outcome for each of its items. */
+static void chunk_done(pp_pool *pool, pp__chunk *c, const answer *a,
+                       const pp__outcome *all) {
+  static const answer none = {0};
+  if (!a)
+    a = &none;
   pp__job *job = c->job;
   if (job->kind == PP__JOB_IMAP) {
-    pp__iter_chunk_done((pp_iter *)job, c, outs, all, pool->copier);
+    pp__iter_chunk_done((pp_iter *)job, c, a->results, a->results_len, all,
+                        pool->copier);
     pool->iters_changed = 1;
   } else {
     pp_result *r = (pp_result *)job;
     int finished = job->kind == PP__JOB_CALLS
-                       ? pp__result_chunk_done(r, c, outs, all, pool->copier)
-                       : pp__records_chunk_done(r, c, records, nerr, errors,
-                                                all, pool->copier);
+                       ? pp__result_chunk_done(r, c, a->outs, all, pool->copier)
+                       : pp__records_chunk_done(r, c, a->records, a->nerr,
+                                                a->errors, all, pool->copier);
     if (finished)
       notify_later(pool, r);
   }
@@ -63,7 +78,7 @@ static void chunk_failed(pp_pool *pool, pp__chunk *c, pp_status why,
   if (!message)
     message = pp_strerror(why);
   pp__outcome all = {why, (const unsigned char *)message, strlen(message)};
-  chunk_done(pool, c, NULL, &all, NULL, 0, NULL);
+  chunk_done(pool, c, NULL, &all);
 }
 
 static void fail_queue(pp_pool *pool, pp_status why, const char *message) {
@@ -368,14 +383,13 @@ static void note_service_time(pp__worker *w) {
 /* The worker's oldest chunk `c` is answered: record what it says, or drop
  * it when the call was cancelled meanwhile. */
 static void answered(pp_pool *pool, pp__worker *w, pp__chunk *c,
-                     const pp__outcome *outs, const unsigned char *records,
-                     size_t nerr, pp__reader *errors) {
+                     const answer *a) {
   note_service_time(w);
   pop_answered(w);
   if (c->job->cancelled)
     chunk_failed(pool, c, PP_ECANCELLED, NULL);
   else
-    chunk_done(pool, c, outs, NULL, records, nerr, errors);
+    chunk_done(pool, c, a, NULL);
 }
 
 static const char *on_results(pp_pool *pool, pp__worker *w,
@@ -383,13 +397,21 @@ static const char *on_results(pp_pool *pool, pp__worker *w,
   pp__chunk *c = answered_chunk(w, f, PP__JOB_CALLS);
   if (!c)
     return "an answer to no task it was sent";
-  pp__outcome *outs = outcomes(pool, c->count ? c->count : 1);
-  if (!outs)
-    return "results too many to hold in memory";
-  const char *bad = pp__decode_results(f, c->count, outs);
+  answer a = {0};
+  const char *bad;
+  if (c->job->kind == PP__JOB_IMAP) {
+    /* Checked now, read item by item as the iterator hands them out. */
+    bad = pp__check_results(f, c->count, &a.results, &a.results_len);
+  } else {
+    pp__outcome *outs = outcomes(pool, c->count ? c->count : 1);
+    if (!outs)
+      return "results too many to hold in memory";
+    bad = pp__decode_results(f, c->count, outs);
+    a.outs = outs;
+  }
   if (bad)
     return bad;
-  answered(pool, w, c, outs, NULL, 0, NULL);
+  answered(pool, w, c, &a);
   return NULL;
 }
 
@@ -399,14 +421,13 @@ static const char *on_records(pp_pool *pool, pp__worker *w,
   if (!c)
     return "an answer to no task it was sent";
   const pp_result *res = (const pp_result *)c->job;
-  const unsigned char *out;
-  size_t nerr;
   pp__reader errors;
+  answer a = {.errors = &errors};
   const char *bad = pp__decode_records_done(f, c->count, res->rec.out_size,
-                                            &out, &nerr, &errors);
+                                            &a.records, &a.nerr, &errors);
   if (bad)
     return bad;
-  answered(pool, w, c, NULL, out, nerr, &errors);
+  answered(pool, w, c, &a);
   return NULL;
 }
 
@@ -875,7 +896,7 @@ static void dispatch(pp_pool *pool) {
       if (!pool->queue_head)
         pool->queue_tail = NULL;
       pp__outcome none = {PP_OK, NULL, 0};
-      chunk_done(pool, c, NULL, &none, NULL, 0, NULL);
+      chunk_done(pool, c, NULL, &none);
       continue;
     }
     unsigned slot = 0;

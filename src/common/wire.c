@@ -248,6 +248,26 @@ const char *pp__decode_results(const pp__frame *f, size_t count,
   return r.off == r.len ? NULL : "bytes after the last result";
 }
 
+const char *pp__check_results(const pp__frame *f, size_t count,
+                              const unsigned char **body, size_t *body_len) {
+  if (f->len < 4 || pp__load_u32(f->payload) != count)
+    return "a wrong number of results";
+  const unsigned char *p = f->payload + 4;
+  size_t left = f->len - 4;
+  *body = p;
+  *body_len = left;
+  for (size_t i = 0; i < count; i++) {
+    if (left < 5 || (p[0] != PP_OK && !failure_status(p[0])))
+      return "a truncated or invalid result";
+    size_t len = pp__load_u32(p + 1);
+    if (len > left - 5)
+      return "a truncated or invalid result";
+    p += 5 + len;
+    left -= 5 + len;
+  }
+  return left == 0 ? NULL : "bytes after the last result";
+}
+
 const char *pp__decode_records_done(const pp__frame *f, size_t count,
                                     size_t out_size, const unsigned char **out,
                                     size_t *nerr, pp__reader *errors) {

@@ -187,6 +187,14 @@ typedef struct pp__outcome {
 const char *pp__decode_results(const pp__frame *f, size_t count,
                                pp__outcome *outs);
 
+/* Checks, as pp__decode_results() does, a RESULTS payload that must hold
+ * exactly `count` outcomes, without decoding them: `*body` and `*body_len`
+ * get the outcomes' bytes past the count, each u8 status, u32 length and
+ * bytes (an imap reads them one by one as it hands them out). NULL when
+ * well formed, else a phrase saying what is wrong. */
+const char *pp__check_results(const pp__frame *f, size_t count,
+                              const unsigned char **body, size_t *body_len);
+
 /* Checks a whole RECORDS_DONE payload for `count` records of `out_size`
  * bytes: `*out` gets the records, `*nerr` and `*errors` (a reader placed at
  * the error list) the failures. NULL when well formed, else what is wrong. */
