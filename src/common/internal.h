@@ -222,8 +222,14 @@ struct pp__value_block {
 /* A block for `bytes` of values, with `refs` references; NULL when out of
  * memory. Big ones may be spares of about their size. */
 pp__value_block *pp__value_block_new(size_t bytes, apr_uint32_t refs);
-/* Drops a reference; the last one frees the block or keeps it spare. */
-void pp__value_block_release(pp__value_block *block);
+/* The last reference is gone: frees the block or keeps it spare. */
+void pp__value_block_free(pp__value_block *block);
+/* Drops a reference; the last one frees the block or keeps it spare.
+ * Inline: pp_value_clear() drops one for every imap item. */
+static inline void pp__value_block_release(pp__value_block *block) {
+  if (pp__atomic_dec_is_zero(&block->refs))
+    pp__value_block_free(block);
+}
 /* Drops `n` references at once. */
 void pp__value_block_release_n(pp__value_block *block, apr_uint32_t n);
 /* Frees the spares kept unused too long; returns ms until the next one is

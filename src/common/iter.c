@@ -185,6 +185,11 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
     size_at = pp__buf_len(frame);
     st = pp__put_u32(frame, 0);
   }
+  /* The common case, an item of the frame's size with room for it, is
+   * written through these locals: stores through a byte pointer would have
+   * the compiler reload the frame's fields after each. */
+  unsigned char *dst = pp__buf_tail(frame);
+  size_t room = frame->cap - frame->end;
   while (st == PP_OK && *n < it->job.chunksize) {
     pp_bytes item = {NULL, 0};
     pp_status got = it->next(it->state, &item);
@@ -196,6 +201,14 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
       *end = PP_EINVAL;
       break;
     }
+    if (packed && item.len == size && room >= size) {
+      copy_item(dst, item.data, size);
+      dst += size;
+      room -= size;
+      (*n)++;
+      continue;
+    }
+    pp__buf_commit(frame, (size_t)(dst - pp__buf_tail(frame)));
     if (packed && *n == 0) {
       size = item.len;
     } else if (packed && item.len != size) {
@@ -217,7 +230,11 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
     }
     if (st == PP_OK)
       (*n)++;
+    dst = pp__buf_tail(frame);
+    room = frame->cap - frame->end;
   }
+  if (st == PP_OK)
+    pp__buf_commit(frame, (size_t)(dst - pp__buf_tail(frame)));
   if (st != PP_OK)
     return st;
   pp__patch_u32(frame, count_at, (uint32_t)*n);
@@ -533,23 +550,33 @@ static PP__NOINLINE pp_status next_chunk_and_item(pp_iter *it, double timeout,
   }
 }
 
-pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
+/* pp_iter_next() but for its common case. */
+static PP__NOINLINE pp_status next_slow(pp_iter *it, double timeout,
+                                        pp_value *out) {
   if (!it || !out) {
     if (out)
       memset(out, 0, sizeof *out);
     return PP_EINVAL;
   }
   take_lock(it);
-  if (hand_out_value(it, out)) { /* the common case */
-    take_unlock(it);
-    return PP_OK;
-  }
   if (it->cur_left) {
     hand_out(it, out);
     take_unlock(it);
     return out->status;
   }
   return next_chunk_and_item(it, timeout, out);
+}
+
+pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
+  /* The common case, a value not the last of its chunk with the lock
+   * free, in a leaf: no registers to save, no frame. */
+  if (it && out && pp__atomic_try_take(&it->taking)) {
+    int done = hand_out_value(it, out);
+    take_unlock(it);
+    if (done)
+      return PP_OK;
+  }
+  return next_slow(it, timeout, out);
 }
 
 void pp_iter_free(pp_iter *it) {

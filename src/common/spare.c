@@ -172,20 +172,14 @@ pp__value_block *pp__value_block_new(size_t bytes, apr_uint32_t refs) {
   return block;
 }
 
-/* The last reference is gone: the block is kept spare or freed. */
-static void block_free(pp__value_block *block) {
+void pp__value_block_free(pp__value_block *block) {
   if (block->size)
     give(block, block->size);
   else
     free(block);
 }
 
-void pp__value_block_release(pp__value_block *block) {
-  if (pp__atomic_dec_is_zero(&block->refs))
-    block_free(block);
-}
-
 void pp__value_block_release_n(pp__value_block *block, apr_uint32_t n) {
   if (n && pp__atomic_add(&block->refs, (apr_uint32_t)0 - n) == n)
-    block_free(block);
+    pp__value_block_free(block);
 }
