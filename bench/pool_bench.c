@@ -453,9 +453,33 @@ static pp_status counter_next(void *state, pp_bytes *item) {
   return PP_OK;
 }
 
-/* Runs one imap of square over n generated items and checks the results:
- * in order for imap, as a sum for imap_unordered. */
-static pp_status run_imap(pp_pool *pool, int ordered, size_t n,
+/* The results the imap cases check as they take them: in order for imap,
+ * as a sum for imap_unordered. */
+typedef struct imap_check {
+  int ordered;
+  size_t got;
+  uint64_t sum, want;
+} imap_check;
+
+static pp_status check_item(imap_check *k, const pp_value *v) {
+  int64_t y = 0;
+  pp_status st = v->status == PP_OK ? pp_value_i64(v, &y) : v->status;
+  if (st != PP_OK)
+    return st;
+  if (k->ordered && y != (int64_t)k->got * (int64_t)k->got)
+    return PP_EPROTOCOL;
+  k->sum += (uint64_t)y;
+  k->want += (uint64_t)k->got * (uint64_t)k->got;
+  k->got++;
+  return PP_OK;
+}
+
+/* The batch the _many cases take with pp_iter_next_many(). */
+#define IMAP_BATCH 256
+
+/* Runs one imap of square over n generated items, each result taken with
+ * pp_iter_next() or, with `many`, in batches with pp_iter_next_many(). */
+static pp_status run_imap(pp_pool *pool, int ordered, int many, size_t n,
                           size_t chunksize) {
   counter c = {{0}, 0, (int64_t)n, 0, {0}};
   pp_iter *it;
@@ -465,39 +489,39 @@ static pp_status run_imap(pp_pool *pool, int ordered, size_t n,
           : pp_imap_unordered(pool, "square", counter_next, &c, chunksize, &it);
   if (st != PP_OK)
     return st;
-  uint64_t sum = 0, want = 0;
-  size_t got = 0;
-  for (;;) {
-    pp_value v;
-    st = pp_iter_next(it, -1, &v);
-    if (st == PP_EOF)
-      break;
-    int64_t y = 0;
-    if (st == PP_OK)
-      st = pp_value_i64(&v, &y);
-    pp_value_clear(&v);
-    if (st != PP_OK)
-      break;
-    if (ordered && y != (int64_t)got * (int64_t)got) {
-      st = PP_EPROTOCOL;
+  imap_check k = {ordered, 0, 0, 0};
+  while (st == PP_OK) {
+    pp_value v[IMAP_BATCH];
+    size_t got = 0;
+    if (many) {
+      st = pp_iter_next_many(it, -1, v, IMAP_BATCH, &got);
+    } else {
+      st = pp_iter_next(it, -1, &v[0]);
+      got = st != PP_EOF; /* a failure is an item, checked below */
+      st = got ? PP_OK : st;
+    }
+    if (st != PP_OK) { /* PP_EOF, or the input's error in v[0] */
+      pp_value_clear(&v[0]);
       break;
     }
-    sum += (uint64_t)y;
-    want += (uint64_t)got * (uint64_t)got;
-    got++;
+    for (size_t i = 0; st == PP_OK && i < got; i++)
+      st = check_item(&k, &v[i]);
+    pp_value_clear_many(v, got);
   }
   pp_iter_free(it);
   if (st == PP_EOF)
-    st = got == n && sum == want ? PP_OK : PP_EPROTOCOL;
+    st = k.got == n && k.sum == k.want ? PP_OK : PP_EPROTOCOL;
   return st;
 }
 
-static void case_imap(const char *cn, pp_pool *pool, int ordered,
+static void case_imap(const char *cn, pp_pool *pool, int ordered, int many,
                       const sizes *sz) {
-  const char *name =
-      ordered ? "imap_c1000_per_s" : "imap_unordered_c1000_per_s";
+  static const char *const names[2][2] = {
+      {"imap_unordered_c1000_per_s", "imap_unordered_many_c1000_per_s"},
+      {"imap_c1000_per_s", "imap_many_c1000_per_s"}};
+  const char *name = names[ordered][many];
   double t0 = now_s();
-  pp_status st = run_imap(pool, ordered, sz->imap_items, 1000);
+  pp_status st = run_imap(pool, ordered, many, sz->imap_items, 1000);
   double dt = now_s() - t0;
   if (st != PP_OK)
     fail(cn, name, ordered ? "pp_imap" : "pp_imap_unordered", st);
@@ -681,7 +705,7 @@ static int rss_child(char **argv) {
     return 1;
   }
   double t0 = now_s();
-  st = run_imap(pool, 1, items, chunksize);
+  st = run_imap(pool, 1, 0, items, chunksize);
   double dt = now_s() - t0;
   end_pool(pool);
   if (st != PP_OK) {
@@ -705,12 +729,21 @@ static void case_map_chunk1(const char *cn, pp_pool *pool, const sizes *sz) {
 }
 
 static void case_imap_ordered(const char *cn, pp_pool *pool, const sizes *sz) {
-  case_imap(cn, pool, 1, sz);
+  case_imap(cn, pool, 1, 0, sz);
 }
 
 static void case_imap_unordered(const char *cn, pp_pool *pool,
                                 const sizes *sz) {
-  case_imap(cn, pool, 0, sz);
+  case_imap(cn, pool, 0, 0, sz);
+}
+
+static void case_imap_many(const char *cn, pp_pool *pool, const sizes *sz) {
+  case_imap(cn, pool, 1, 1, sz);
+}
+
+static void case_imap_unordered_many(const char *cn, pp_pool *pool,
+                                     const sizes *sz) {
+  case_imap(cn, pool, 0, 1, sz);
 }
 
 static int by_value(const void *a, const void *b) {
@@ -752,6 +785,8 @@ static void steady_cases(const char *cn, pp_pool *pool, const sizes *sz) {
       {"map_chunk1_per_s", case_map_chunk1, 1},
       {"imap_c1000_per_s", case_imap_ordered, 1},
       {"imap_unordered_c1000_per_s", case_imap_unordered, 1},
+      {"imap_many_c1000_per_s", case_imap_many, 1},
+      {"imap_unordered_many_c1000_per_s", case_imap_unordered_many, 1},
       {"payload_roundtrip_MiB_per_s", case_payload, 1},
       {"cpu_speedup", case_cpu, 0},
   };

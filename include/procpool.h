@@ -194,6 +194,15 @@ typedef struct pp_value {
 PP_API void pp_value_clear(pp_value *value);
 
 /**
+ * @brief pp_value_clear() on each of @p n values, for the values
+ * pp_iter_next_many() hands out: values of one chunk side by side give back
+ * their shared allocation in one step instead of one each.
+ * @param values the values; NULL is ignored.
+ * @param n how many.
+ */
+PP_API void pp_value_clear_many(pp_value *values, size_t n);
+
+/**
  * @brief Reads a result of exactly 8 bytes as an int64_t.
  * @param value the outcome of a call.
  * @param out receives the integer.
@@ -944,6 +953,30 @@ PP_API pp_status pp_imap_unordered(pp_pool *pool, const char *task,
  * itself.
  */
 PP_API pp_status pp_iter_next(pp_iter *iter, double timeout, pp_value *out);
+
+/**
+ * @brief The next results, as many as are in (up to @p cap), waiting up to
+ * @p timeout seconds for the first: pp_iter_next() for a caller that takes
+ * results by the batch. It takes the iterator's lock once per call, not
+ * once per item, which is most of what pp_iter_next() costs an imap of
+ * small items; clear the values with pp_value_clear_many().
+ * @param iter the iterator.
+ * @param timeout seconds; 0 does not wait, a negative value waits forever.
+ * @param out receives the items in the order pp_iter_next() would hand them
+ *        out, each with its own status (PP_OK, or that item's failure and
+ *        message, see @ref pp_outcomes "How a call ends"); room for @p cap.
+ * @param cap room in @p out, at least 1.
+ * @param n receives how many items were taken: at least 1 with PP_OK, else
+ *        0.
+ * @return PP_OK with @p n items; otherwise what pp_iter_next() returns when
+ *         no item is left to take (PP_EOF, PP_ETIMEOUT, or once the status
+ *         that stopped the input, with its message in @p out[0]); PP_EINVAL
+ *         for NULL or a zero @p cap.
+ * @par Threads
+ * As pp_iter_next(); the two may be mixed.
+ */
+PP_API pp_status pp_iter_next_many(pp_iter *iter, double timeout, pp_value *out,
+                                   size_t cap, size_t *n);
 
 /**
  * @brief Frees the iterator. No more input is pulled (once this returns the

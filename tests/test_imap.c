@@ -118,11 +118,40 @@ typedef struct consumer {
   size_t max, n;
   size_t failed; /* items that were not PP_OK */
   pp_status end;
+  size_t batch; /* 0: pp_iter_next(); else pp_iter_next_many() with it */
 } consumer;
+
+/* Takes one batch of up to c->batch items at a time; 0 when done. */
+static int consume_batch(consumer *c) {
+  pp_value v[16];
+  size_t n = 99;
+  pp_status s = pp_iter_next_many(c->it, TU_WAIT, v, c->batch, &n);
+  if (s != PP_OK) {
+    if (n != 0)
+      c->failed++;
+    pp_value_clear(&v[0]);
+    c->end = s;
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int64_t y = -1;
+    if (pp_value_i64(&v[i], &y) != PP_OK || c->n == c->max)
+      c->failed++;
+    else
+      c->got[c->n++] = y;
+  }
+  pp_value_clear_many(v, n);
+  return 1;
+}
 
 static void consume(void *arg) {
   consumer *c = arg;
   c->end = PP_OK;
+  if (c->batch) {
+    while (consume_batch(c))
+      ;
+    return;
+  }
   for (;;) {
     pp_value v = {0};
     pp_status s = pp_iter_next(c->it, TU_WAIT, &v);
@@ -145,10 +174,10 @@ static void consume(void *arg) {
   }
 }
 
-/* Several threads share one iterator (pp_iter_next hands out cached items
-   under a lock of the iterator's own): together they get every item
-   exactly once, each sees PP_EOF, and with imap each sees its items in
-   input order. */
+/* Several threads share one iterator (pp_iter_next hands out items under a
+   lock of the iterator's own), one with pp_iter_next_many(): together they
+   get every item exactly once, each sees PP_EOF, and with imap each sees
+   its items in input order. */
 static void test_imap_shared_by_threads(void) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
@@ -170,6 +199,7 @@ static void test_imap_shared_by_threads(void) {
       c[k].it = it;
       c[k].got = got[k];
       c[k].max = N;
+      c[k].batch = k == 1 ? 16 : 0;
       th[k] = tu_thread_start(consume, &c[k]);
       CU_ASSERT_PTR_NOT_NULL(th[k]);
     }
@@ -540,6 +570,185 @@ static void test_imap_item_sizes(void) {
   pp_pool_destroy(pool);
 }
 
+/* Items of 1 MiB, as many as asked, counted as they are pulled. */
+typedef struct big_input {
+  size_t next, end;
+} big_input;
+
+static pp_status big_next(void *state, pp_bytes *item) {
+  static unsigned char mib[1 << 20];
+  big_input *in = state;
+  if (in->next == in->end)
+    return PP_EOF;
+  in->next++;
+  item->data = mib;
+  item->len = sizeof mib;
+  return PP_OK;
+}
+
+/* With nobody reading, the input is pulled only as far as the iterator's
+ * limit: 8 chunks per worker and 2 more for small items, 2 per worker and 2
+ * more once a chunk's frame is 1 MiB or more. (Counted once pp_iter_free()
+ * returned: the input is not running then.) */
+static void test_imap_pull_limit(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  tu_range range;
+  tu_range_init(&range, 0, 1000000);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", tu_range_next, &range, 10, &it),
+                        PP_OK);
+  tu_sleep_ms(300);
+  pp_iter_free(it);
+  CU_ASSERT(range.pulled >= 10);
+  CU_ASSERT(range.pulled <= (2 * 8 + 2) * 10);
+
+  big_input big = {0, 1000};
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "echo", big_next, &big, 1, &it), PP_OK);
+  tu_sleep_ms(300);
+  pp_iter_free(it);
+  CU_ASSERT(big.next >= 1);
+  CU_ASSERT(big.next <= 2 * 2 + 2);
+  pp_pool_destroy(pool);
+}
+
+/* An input that stops with PP_ESYSTEM before its fourth item. */
+static pp_status stop_at_3_next(void *state, pp_bytes *item) {
+  tu_range *range = state;
+  return range->next == 3 ? PP_ESYSTEM : tu_range_next(state, item);
+}
+
+/* pp_iter_next_many() in batches of every size, from one item to more than
+ * a chunk, mixed with pp_iter_next(): every item once, in order, each
+ * value whole; then PP_EOF with none. */
+static void test_imap_next_many(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 3000 };
+  static const size_t caps[] = {1, 3, 7, 100, 1000};
+  for (int ordered = 0; ordered < 2; ordered++) {
+    tu_range range;
+    tu_range_init(&range, 0, N);
+    pp_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        ordered
+            ? pp_imap(pool, "square", tu_range_next, &range, 7, &it)
+            : pp_imap_unordered(pool, "square", tu_range_next, &range, 7, &it),
+        PP_OK);
+    static pp_value v[1000];
+    static unsigned char seen[N];
+    memset(seen, 0, sizeof seen);
+    size_t got = 0, bad = 0, calls = 0;
+    pp_status st = PP_OK;
+    while (got < N + 1 && st == PP_OK) {
+      size_t cap = caps[calls % 5], n = 0;
+      if (calls++ % 4 == 3) { /* one by one now and then */
+        st = pp_iter_next(it, TU_WAIT, &v[0]);
+        n = st == PP_OK;
+      } else {
+        st = pp_iter_next_many(it, TU_WAIT, v, cap, &n);
+        if ((st == PP_OK) != (n > 0) || n > cap)
+          bad++;
+      }
+      for (size_t i = 0; i < n; i++) {
+        int64_t y = -1, x = (int64_t)got + (int64_t)i;
+        if (pp_value_i64(&v[i], &y) != PP_OK ||
+            ((const char *)v[i].data)[8] != '\0')
+          bad++;
+        else if (ordered && y != x * x)
+          bad++;
+        if (!ordered) /* the x with x * x == y */
+          for (x = 0; x < N && x * x < y; x++)
+            ;
+        if (x >= N || seen[x]++)
+          bad++;
+      }
+      got += n;
+      pp_value_clear_many(v, n);
+      for (size_t i = 0; i < n; i++)
+        if (v[i].data || v[i].owner)
+          bad++; /* cleared values are zeroed */
+    }
+    CU_ASSERT_EQUAL(st, PP_EOF);
+    CU_ASSERT_EQUAL(got, N);
+    CU_ASSERT_EQUAL(bad, 0);
+    size_t n = 99;
+    CU_ASSERT_EQUAL(pp_iter_next_many(it, TU_WAIT, v, 10, &n), PP_EOF);
+    CU_ASSERT_EQUAL(n, 0);
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* Failures among a batch: each item says its own outcome; the input's
+ * error comes once, after the items before it, in out[0]; bad arguments
+ * are refused. */
+static void test_imap_next_many_failures(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  tu_range range;
+  tu_range_init(&range, 0, 10);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "fail_on", tu_range_next, &range, 4, &it),
+                        PP_OK);
+  pp_value v[10];
+  size_t got = 0, n = 0;
+  while (got < 10 &&
+         pp_iter_next_many(it, TU_WAIT, v + got, 10 - got, &n) == PP_OK)
+    got += n;
+  CU_ASSERT_EQUAL(got, 10);
+  for (size_t i = 0; i < got; i++) {
+    int64_t x = -1;
+    if ((int64_t)i == TASK_FAIL_ON_ITEM) {
+      CU_ASSERT_EQUAL(v[i].status, PP_ETASK);
+      CU_ASSERT(tu_contains(v[i].error, TASK_FAIL_ON_MSG));
+      CU_ASSERT_PTR_NULL(v[i].owner);
+    } else {
+      CU_ASSERT_EQUAL(pp_value_i64(&v[i], &x), PP_OK);
+      CU_ASSERT_EQUAL(x, (int64_t)(i * i));
+    }
+  }
+  pp_value_clear_many(v, got);
+  CU_ASSERT_EQUAL(pp_iter_next_many(it, TU_WAIT, v, 10, &n), PP_EOF);
+  pp_iter_free(it);
+
+  /* the input stops with an error after 3 items */
+  tu_range_init(&range, 0, 10);
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", stop_at_3_next, &range, 2, &it),
+                        PP_OK);
+  got = 0;
+  pp_status st = PP_OK;
+  while (got <= 3 &&
+         (st = pp_iter_next_many(it, TU_WAIT, v + got, 10 - got, &n)) == PP_OK)
+    got += n;
+  CU_ASSERT_EQUAL(got, 3);
+  CU_ASSERT_EQUAL(st, PP_ESYSTEM);
+  CU_ASSERT_EQUAL(n, 0);
+  CU_ASSERT(tu_contains(v[got].error, "input"));
+  pp_value_clear_many(v, got + 1);
+  CU_ASSERT_EQUAL(pp_iter_next_many(it, TU_WAIT, v, 10, &n), PP_EOF);
+
+  /* bad arguments; a timeout takes nothing */
+  CU_ASSERT_EQUAL(pp_iter_next_many(NULL, 0, v, 1, &n), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_iter_next_many(it, 0, NULL, 1, &n), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_iter_next_many(it, 0, v, 0, &n), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_iter_next_many(it, 0, v, 1, NULL), PP_EINVAL);
+  pp_iter_free(it);
+  int64_t ms = 300;
+  tu_range_init(&range, ms, ms + 1);
+  CU_ASSERT_EQUAL_FATAL(
+      pp_imap(pool, "sleep_ms", tu_range_next, &range, 1, &it), PP_OK);
+  n = 99;
+  CU_ASSERT_EQUAL(pp_iter_next_many(it, 0.01, v, 4, &n), PP_ETIMEOUT);
+  CU_ASSERT_EQUAL(n, 0);
+  CU_ASSERT_EQUAL(pp_iter_next_many(it, TU_WAIT, v, 4, &n), PP_OK);
+  CU_ASSERT_EQUAL(n, 1);
+  pp_value_clear_many(v, n);
+  pp_value_clear_many(NULL, 3);
+  pp_iter_free(it);
+  pp_pool_destroy(pool);
+}
+
 int pp_test_suite_imap(void) {
   static const tu_test tests[] = {
       {"imap yields in input order (n=200, chunksize 1 and 7)",
@@ -559,6 +768,12 @@ int pp_test_suite_imap(void) {
        test_imap_shared_by_threads},
       {"items of one size and of changing sizes arrive whole, in order",
        test_imap_item_sizes},
+      {"the input is pulled no further than the limit, lower for big items",
+       test_imap_pull_limit},
+      {"next_many: batches of any size, mixed with next, every item once",
+       test_imap_next_many},
+      {"next_many: failures in place, the input's error once, bad arguments",
+       test_imap_next_many_failures},
   };
   return tu_add_suite("imap", tests, TU_NTESTS(tests));
 }

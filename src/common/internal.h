@@ -272,11 +272,13 @@ struct pp_iter {
   pp_status input_error; /* PP_OK, or why the input stopped early */
   char *input_message;
   int error_reported;
-  int pulling;      /* the scheduler is inside next() */
-  int abandoned;    /* pp_iter_free() was called */
-  size_t pulled;    /* items taken from the input */
-  size_t delivered; /* items taken by pp_iter_next() */
-  size_t window;    /* most items pulled and not yet taken */
+  int pulling;       /* the scheduler is inside next() */
+  int abandoned;     /* pp_iter_free() was called */
+  size_t pulled;     /* items taken from the input */
+  size_t delivered;  /* items taken by pp_iter_next() */
+  size_t window;     /* most items pulled and not yet taken, */
+  size_t big_window; /* or this many while input frames are big */
+  int big_frames;    /* the last input frame was big (iter.c) */
   /* Answered chunks: ordered, at their number mod nchunks; unordered, a
    * FIFO from `head`. A chunk is taken whole by pp_iter_next(). */
   pp__iter_chunk *chunks;
