@@ -461,7 +461,7 @@ typedef struct imap_check {
   uint64_t sum, want;
 } imap_check;
 
-static pp_status check_item(imap_check *k, const pp_value *v) {
+static inline pp_status check_item(imap_check *k, const pp_value *v) {
   int64_t y = 0;
   pp_status st = v->status == PP_OK ? pp_value_i64(v, &y) : v->status;
   if (st != PP_OK)
@@ -474,8 +474,41 @@ static pp_status check_item(imap_check *k, const pp_value *v) {
   return PP_OK;
 }
 
+/* Every result taken with pp_iter_next(); PP_EOF at the end. */
+static pp_status take_each(pp_iter *it, imap_check *k) {
+  for (;;) {
+    pp_value v;
+    pp_status st = pp_iter_next(it, -1, &v);
+    if (st == PP_EOF)
+      return st;
+    st = check_item(k, &v); /* a failure too is an item, and is reported */
+    pp_value_clear(&v);
+    if (st != PP_OK)
+      return st;
+  }
+}
+
 /* The batch the _many cases take with pp_iter_next_many(). */
 #define IMAP_BATCH 256
+
+/* Every result taken in batches with pp_iter_next_many(); PP_EOF at the
+ * end. */
+static pp_status take_batches(pp_iter *it, imap_check *k) {
+  for (;;) {
+    pp_value v[IMAP_BATCH];
+    size_t got;
+    pp_status st = pp_iter_next_many(it, -1, v, IMAP_BATCH, &got);
+    if (st != PP_OK) { /* PP_EOF, or the input's error in v[0] */
+      pp_value_clear(&v[0]);
+      return st;
+    }
+    for (size_t i = 0; st == PP_OK && i < got; i++)
+      st = check_item(k, &v[i]);
+    pp_value_clear_many(v, got);
+    if (st != PP_OK)
+      return st;
+  }
+}
 
 /* Runs one imap of square over n generated items, each result taken with
  * pp_iter_next() or, with `many`, in batches with pp_iter_next_many(). */
@@ -490,24 +523,7 @@ static pp_status run_imap(pp_pool *pool, int ordered, int many, size_t n,
   if (st != PP_OK)
     return st;
   imap_check k = {ordered, 0, 0, 0};
-  while (st == PP_OK) {
-    pp_value v[IMAP_BATCH];
-    size_t got = 0;
-    if (many) {
-      st = pp_iter_next_many(it, -1, v, IMAP_BATCH, &got);
-    } else {
-      st = pp_iter_next(it, -1, &v[0]);
-      got = st != PP_EOF; /* a failure is an item, checked below */
-      st = got ? PP_OK : st;
-    }
-    if (st != PP_OK) { /* PP_EOF, or the input's error in v[0] */
-      pp_value_clear(&v[0]);
-      break;
-    }
-    for (size_t i = 0; st == PP_OK && i < got; i++)
-      st = check_item(&k, &v[i]);
-    pp_value_clear_many(v, got);
-  }
+  st = many ? take_batches(it, &k) : take_each(it, &k);
   pp_iter_free(it);
   if (st == PP_EOF)
     st = k.got == n && k.sum == k.want ? PP_OK : PP_EPROTOCOL;

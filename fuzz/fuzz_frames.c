@@ -56,6 +56,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
       if (!bad && body_len)
         (void)memchr(body, 0, body_len);
+    } else if (f.type == PP__F_VALUES) {
+      const unsigned char *body;
+      size_t body_len, size;
+      if (!pp__check_values(&f, count, &body, &body_len, &size)) {
+        if (body_len != count * (size + 1))
+          abort();
+        if (body_len)
+          (void)memchr(body, 0, body_len);
+      }
     } else if (f.type == PP__F_RECORDS_DONE) {
       const unsigned char *out;
       size_t nerr;

@@ -2,6 +2,7 @@
 #include "tasks.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util.h"
@@ -178,6 +179,18 @@ static pp_status task_call_checks(pp_call *call) {
   return pp_call_return_i64(call, 1);
 }
 
+/* The decimal text of an int64, without its NUL: values of one size for
+ * inputs of one size, until the number of digits changes. */
+static pp_status task_digits(pp_call *call) {
+  int64_t x;
+  if (pp_call_arg_i64(call, 0, &x) != PP_OK) {
+    return pp_call_fail(call, "digits: expected one int64 argument");
+  }
+  char text[32];
+  int n = snprintf(text, sizeof text, "%lld", (long long)x);
+  return pp_call_return(call, text, n > 0 ? (size_t)n : 0);
+}
+
 static pp_status task_ret_status(pp_call *call) {
   (void)call;
   return TASK_RET_STATUS;
@@ -205,6 +218,7 @@ pp_status tasks_register(void) {
       {"init_probe", task_init_probe},
       {"call_checks", task_call_checks},
       {"ret_status", task_ret_status},
+      {"digits", task_digits},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     pp_status st = pp_register(table[i].name, table[i].fn);

@@ -344,8 +344,9 @@ static void test_imap_empty(void) {
 static void test_imap_failing_item(void) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  const size_t asked[] = {1, 3};
-  for (size_t k = 0; k < 2; k++) {
+  /* The failure last in its chunk, first in it (5), alone (1). */
+  const size_t asked[] = {1, 3, 5};
+  for (size_t k = 0; k < 3; k++) {
     tu_range range;
     tu_range_init(&range, 0, 10);
     pp_iter *it = NULL;
@@ -570,6 +571,40 @@ static void test_imap_item_sizes(void) {
   pp_pool_destroy(pool);
 }
 
+/* Results whose size changes within a chunk of same-size items (the
+ * number of digits of 9 and of 10): each arrives whole, in order. */
+static void test_imap_result_sizes(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  const size_t chunks[] = {1, 7, 10, 100};
+  for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+    tu_range range;
+    tu_range_init(&range, 0, 2000);
+    pp_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        pp_imap(pool, "digits", tu_range_next, &range, chunks[k], &it), PP_OK);
+    size_t bad = 0, i = 0;
+    for (;; i++) {
+      pp_value v = {0};
+      pp_status st = pp_iter_next(it, TU_WAIT, &v);
+      if (st == PP_EOF)
+        break;
+      char want[32];
+      snprintf(want, sizeof want, "%zu", i);
+      if (st != PP_OK || v.len != strlen(want) ||
+          strcmp((const char *)v.data, want) != 0)
+        bad++;
+      pp_value_clear(&v);
+      if (st != PP_OK)
+        break;
+    }
+    CU_ASSERT_EQUAL(i, 2000);
+    CU_ASSERT_EQUAL(bad, 0);
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
 /* Items of 1 MiB, as many as asked, counted as they are pulled. */
 typedef struct big_input {
   size_t next, end;
@@ -768,6 +803,8 @@ int pp_test_suite_imap(void) {
        test_imap_shared_by_threads},
       {"items of one size and of changing sizes arrive whole, in order",
        test_imap_item_sizes},
+      {"results of changing sizes in a chunk arrive whole, in order",
+       test_imap_result_sizes},
       {"the input is pulled no further than the limit, lower for big items",
        test_imap_pull_limit},
       {"next_many: batches of any size, mixed with next, every item once",

@@ -255,6 +255,7 @@ typedef struct pp__iter_chunk {
   pp__value_block *block;
   size_t count;     /* its items */
   size_t number;    /* its place in the input: its first item / chunksize */
+  size_t stride;    /* a VALUES body: each value's size + 1; RESULTS: 0 */
   pp_status status; /* failed whole: why, */
   char *message;    /* and what every item says */
   int filled;       /* in a ring: this place holds a chunk */
@@ -429,10 +430,13 @@ int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
                            pp__copier *copier);
 void pp__result_release_locked(pp_result *r); /* drops a reference */
 /* An imap chunk is answered: `results` is its checked RESULTS body
- * (pp__check_results()), or NULL and `all` the outcome of every item. */
+ * (pp__check_results()) or, with `stride` (each value's size + 1), its
+ * VALUES body (pp__check_values()); or NULL, and `all` the outcome of
+ * every item. */
 void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
                          const unsigned char *results, size_t results_len,
-                         const pp__outcome *all, pp__copier *copier);
+                         size_t stride, const pp__outcome *all,
+                         pp__copier *copier);
 void pp__iter_release_locked(pp_iter *it);
 /* Scheduler, lock held: pulls input while there is room and queues chunks;
  * unlocks around the caller's next(). Returns 1 when it stopped with input

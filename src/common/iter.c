@@ -368,9 +368,11 @@ static char *copy_message(const void *data, size_t len) {
 
 void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
                          const unsigned char *results, size_t results_len,
-                         const pp__outcome *all, pp__copier *copier) {
-  pp__iter_chunk c = {NULL,  chunk->count, chunk->first / it->job.chunksize,
-                      PP_OK, NULL,         1};
+                         size_t stride, const pp__outcome *all,
+                         pp__copier *copier) {
+  pp__iter_chunk c = {NULL,   chunk->count, chunk->first / it->job.chunksize,
+                      stride, PP_OK,        NULL,
+                      1};
   static const char nomem[] = "no memory to hold the chunk's results";
   pp__outcome lost = {PP_ENOMEM, (const unsigned char *)nomem,
                       sizeof nomem - 1};
@@ -438,25 +440,41 @@ static int take_chunk(pp_iter *it) {
   it->cur_left = it->cur.count;
   if (it->cur.block) {
     it->cur_at = (unsigned char *)(it->cur.block + 1);
-    it->cur_status = it->cur_at[0];
+    it->cur_status = it->cur.stride ? PP_OK : it->cur_at[0];
   }
   return 1;
 }
 
+/* take_lock held, an item left in it->cur, which has a block: steps past
+ * that item and gives its place and length, and its status. A value is
+ * left where its worker wrote it and gets the NUL the contract promises
+ * over the byte after it: in a VALUES body a byte of no meaning, in a
+ * RESULTS body the next item's status, read before. */
+static inline pp_status step(pp_iter *it, unsigned char **data, size_t *len) {
+  pp_status status = (pp_status)it->cur_status;
+  if (it->cur.stride) {
+    *data = it->cur_at;
+    *len = it->cur.stride - 1;
+    it->cur_at += it->cur.stride;
+  } else {
+    *data = it->cur_at + 5;
+    *len = pp__load_u32(it->cur_at + 1);
+    it->cur_at = *data + *len;
+    it->cur_status = *it->cur_at; /* past the last: the block's spare */
+  }
+  (*data)[*len] = '\0';
+  it->cur_left--;
+  return status;
+}
+
 /* take_lock held: hands out the next item of it->cur when it is a value
- * and not the chunk's last, the common case, inline; else 0. A value is
- * left where its worker wrote it, in the chunk's block, and gets the NUL
- * the contract promises in place of the next item's status byte, read
- * before. */
+ * and not the chunk's last, the common case, inline; else 0. */
 static inline int hand_out_value(pp_iter *it, pp_value *out) {
   if (it->cur_left < 2 || it->cur_status != PP_OK || !it->cur.block)
     return 0;
-  unsigned char *data = it->cur_at + 5;
-  size_t len = pp__load_u32(it->cur_at + 1);
-  it->cur_status = data[len];
-  data[len] = '\0';
-  it->cur_at = data + len;
-  it->cur_left--;
+  unsigned char *data;
+  size_t len;
+  (void)step(it, &data, &len);
   out->data = data;
   out->len = len;
   out->status = PP_OK;
@@ -471,23 +489,20 @@ static PP__NOINLINE void hand_out(pp_iter *it, pp_value *out) {
   if (hand_out_value(it, out))
     return;
   pp__iter_chunk *c = &it->cur;
-  it->cur_left--;
   out->owner = NULL;
   out->data = NULL;
   out->len = 0;
   if (!c->block) { /* the chunk failed whole */
+    it->cur_left--;
     out->status = c->status;
     out->error = c->message ? pp__strdup(c->message) : NULL;
     if (!it->cur_left)
       chunk_drop(c, 0);
     return;
   }
-  unsigned char *at = it->cur_at, *data = at + 5;
-  size_t len = pp__load_u32(at + 1);
-  out->status = (pp_status)it->cur_status;
-  it->cur_status = data[len]; /* past the last value: the block's spare */
-  data[len] = '\0';
-  it->cur_at = data + len;
+  unsigned char *data;
+  size_t len;
+  out->status = step(it, &data, &len);
   if (out->status == PP_OK) {
     out->data = data;
     out->len = len;

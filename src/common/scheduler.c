@@ -42,8 +42,9 @@ static void notify_later(pp_pool *pool, pp_result *r) {
  * chunk's kind is set. */
 typedef struct answer {
   const pp__outcome *outs;      /* calls: one outcome per item */
-  const unsigned char *results; /* imap: the RESULTS body (wire.h), */
-  size_t results_len;           /* read as its items are handed out */
+  const unsigned char *results; /* imap: the RESULTS or VALUES body */
+  size_t results_len;           /* (wire.h), read as its items are */
+  size_t stride;                /* handed out; VALUES: size + 1, else 0 */
   const unsigned char *records; /* records: the output records, */
   size_t nerr;                  /* how many failed, */
   pp__reader *errors;           /* and their list */
@@ -58,8 +59,8 @@ static void chunk_done(pp_pool *pool, pp__chunk *c, const answer *a,
     a = &none;
   pp__job *job = c->job;
   if (job->kind == PP__JOB_IMAP) {
-    pp__iter_chunk_done((pp_iter *)job, c, a->results, a->results_len, all,
-                        pool->copier);
+    pp__iter_chunk_done((pp_iter *)job, c, a->results, a->results_len,
+                        a->stride, all, pool->copier);
     pool->iters_changed = 1;
   } else {
     pp_result *r = (pp_result *)job;
@@ -415,6 +416,21 @@ static const char *on_results(pp_pool *pool, pp__worker *w,
   return NULL;
 }
 
+static const char *on_values(pp_pool *pool, pp__worker *w, const pp__frame *f) {
+  pp__chunk *c = answered_chunk(w, f, PP__JOB_CALLS);
+  if (!c || c->job->kind != PP__JOB_IMAP)
+    return "values for no imap chunk it was sent";
+  answer a = {0};
+  size_t size;
+  const char *bad =
+      pp__check_values(f, c->count, &a.results, &a.results_len, &size);
+  if (bad)
+    return bad;
+  a.stride = size + 1;
+  answered(pool, w, c, &a);
+  return NULL;
+}
+
 static const char *on_records(pp_pool *pool, pp__worker *w,
                               const pp__frame *f) {
   pp__chunk *c = answered_chunk(w, f, PP__JOB_RECORDS);
@@ -663,6 +679,9 @@ static void on_input(pp_pool *pool, unsigned slot) {
       break;
     case PP__F_RESULTS:
       bad = on_results(pool, w, &f);
+      break;
+    case PP__F_VALUES:
+      bad = on_values(pool, w, &f);
       break;
     case PP__F_RECORDS_DONE:
       bad = on_records(pool, w, &f);

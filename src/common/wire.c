@@ -21,6 +21,7 @@ static int known_type(unsigned t) {
   case PP__F_RESULTS:
   case PP__F_RECORDS_DONE:
   case PP__F_PROOF:
+  case PP__F_VALUES:
     return 1;
   default:
     return 0;
@@ -29,7 +30,7 @@ static int known_type(unsigned t) {
 
 static int travels_in_lane(unsigned t) {
   return t == PP__F_CALLS || t == PP__F_ITEMS || t == PP__F_RECORDS ||
-         t == PP__F_RESULTS || t == PP__F_RECORDS_DONE;
+         t == PP__F_RESULTS || t == PP__F_VALUES || t == PP__F_RECORDS_DONE;
 }
 
 pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
@@ -266,6 +267,23 @@ const char *pp__check_results(const pp__frame *f, size_t count,
     left -= 5 + len;
   }
   return left == 0 ? NULL : "bytes after the last result";
+}
+
+const char *pp__check_values(const pp__frame *f, size_t count,
+                             const unsigned char **body, size_t *body_len,
+                             size_t *size) {
+  if (f->len < 8 || pp__load_u32(f->payload) != count)
+    return "a wrong number of values";
+  size_t said = pp__load_u32(f->payload + 4);
+  *body = f->payload + 8;
+  *body_len = f->len - 8;
+  /* n x (size + 1) bytes, exactly: divided, so that nothing overflows */
+  size_t stride = count ? *body_len / count : 0;
+  if (count ? *body_len % count != 0 || stride == 0 || stride - 1 != said
+            : *body_len != 0)
+    return "values of the wrong length";
+  *size = said;
+  return NULL;
 }
 
 const char *pp__decode_records_done(const pp__frame *f, size_t count,

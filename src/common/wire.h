@@ -7,7 +7,8 @@
  * The one flag, PP__FRAME_LANE, marks a lane frame: its payload, u32
  * position and u32 length, says where the real payload lies in the
  * sender's lane of shared memory (lane.h). CALLS, ITEMS and RECORDS travel
- * so down, RESULTS and RECORDS_DONE up; any other flag is an error.
+ * so down, RESULTS, VALUES and RECORDS_DONE up; any other flag is an
+ * error.
  *
  * Every connection starts with the key handshake: the parent sends
  * CHALLENGE, the worker answers PROOF, and only a worker whose proof is
@@ -35,6 +36,9 @@
  *   INIT_FAILED  u8 status, str32 message; the worker then exits
  *   RESULTS  u32 n, n x (u8 status, str32 value-or-message)
  *            (answers CALLS and ITEMS)
+ *   VALUES   u32 n, u32 size, n x (size bytes, 1 byte of no meaning): n
+ *            values of one size, every call a success (answers ITEMS; the
+ *            parent writes each value's NUL over the byte after it)
  *   RECORDS_DONE u32 n, n * out_size bytes, u32 nerr,
  *            nerr x (u32 index, u8 status, str32 message)   (answers RECORDS)
  * where args = u32 argc, argc x str32; strN = uN length + bytes.
@@ -49,7 +53,7 @@
 #include <stdint.h>
 
 #define PP__WIRE_MAGIC 0x31465050u /* "PPF1" read little-endian */
-#define PP__WIRE_VERSION 2
+#define PP__WIRE_VERSION 3
 #define PP__WIRE_HEADER_SIZE 20
 #define PP__WIRE_MAX_NAME 255
 #define PP__NONCE_SIZE 32
@@ -67,7 +71,8 @@ typedef enum pp__frame_type {
   PP__F_INIT_FAILED = 17,
   PP__F_RESULTS = 18,
   PP__F_RECORDS_DONE = 19,
-  PP__F_PROOF = 20
+  PP__F_PROOF = 20,
+  PP__F_VALUES = 21
 } pp__frame_type;
 
 typedef struct pp__frame {
@@ -194,6 +199,13 @@ const char *pp__decode_results(const pp__frame *f, size_t count,
  * well formed, else a phrase saying what is wrong. */
 const char *pp__check_results(const pp__frame *f, size_t count,
                               const unsigned char **body, size_t *body_len);
+
+/* Checks a VALUES payload that must hold exactly `count` values: `*body`
+ * and `*body_len` get the values with the byte after each, `*size` their
+ * size. NULL when well formed, else what is wrong. */
+const char *pp__check_values(const pp__frame *f, size_t count,
+                             const unsigned char **body, size_t *body_len,
+                             size_t *size);
 
 /* Checks a whole RECORDS_DONE payload for `count` records of `out_size`
  * bytes: `*out` gets the records, `*nerr` and `*errors` (a reader placed at

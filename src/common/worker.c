@@ -81,16 +81,31 @@ static pp_status put_failure(pp__buf *out, pp_status cs, const char *message) {
   return PP_OK;
 }
 
-/* Runs one call on w->argv[0..argc) and appends its answer to w->out.
+/* Runs one call on w->argv[0..argc), its value written into w->out from
+ * `at` on; returns its outcome (a failure's message in w->call.message).
  * As records are (run_records), calls are run by their frame's loop, and
  * the call is reset in full only after a failure: an imap of small items
  * runs this for every item, and the general path (pp__call_run(), a reset,
  * two appends per answer) was about half of a worker's time there. */
-static inline pp_status answer_call(worker *w, pp_task_fn fn, const char *name,
-                                    size_t argc) {
+static inline pp_status run_call(worker *w, pp_task_fn fn, const char *name,
+                                 size_t argc, size_t at) {
   w->call.returned = 0;
   w->call.argv = w->argv;
   w->call.argc = argc;
+  w->call.sink = &w->out;
+  w->call.sink_at = at;
+  pp_status cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
+  if (cs != PP_OK || w->call.failed)
+    cs = fn ? pp__call_outcome(&w->call, name, cs)
+            : pp__call_run(&w->call, name, NULL);
+  w->call.sink = NULL;
+  return cs;
+}
+
+/* Runs one call and appends its answer to w->out, as a RESULTS frame says
+ * it. */
+static inline pp_status answer_call(worker *w, pp_task_fn fn, const char *name,
+                                    size_t argc) {
   /* The value is written in place, behind room for its status and length,
    * which are filled in once the task is done. */
   size_t mark = pp__buf_len(&w->out);
@@ -98,13 +113,7 @@ static inline pp_status answer_call(worker *w, pp_task_fn fn, const char *name,
   if (st != PP_OK)
     return st;
   pp__buf_commit(&w->out, 5);
-  w->call.sink = &w->out;
-  w->call.sink_at = mark + 5;
-  pp_status cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
-  if (cs != PP_OK || w->call.failed)
-    cs = fn ? pp__call_outcome(&w->call, name, cs)
-            : pp__call_run(&w->call, name, NULL);
-  w->call.sink = NULL;
+  pp_status cs = run_call(w, fn, name, argc, mark + 5);
   size_t len = pp__buf_len(&w->out) - (mark + 5);
   if (cs == PP_OK) {
     if (len > UINT32_MAX)
@@ -151,8 +160,58 @@ static pp_status run_calls(worker *w, const pp__frame *f) {
   return st == PP_OK ? pp__frame_end(&w->out, at) : st;
 }
 
+/* An answer begun as VALUES (wire.h), `i` values of `size` bytes in w->out
+ * after the header at `*at`, meets item i, whose outcome `cs` is not a
+ * value of that size (its value, if any, written from `mark` on): the
+ * answer so far is rewritten, with item i's, as the RESULTS frame that says
+ * the same. It is built in w->errs, which then takes w->out's place. */
+static pp_status values_to_results(worker *w, const pp__frame *f, size_t *at,
+                                   uint32_t n, uint32_t i, size_t size,
+                                   size_t mark, pp_status cs) {
+  pp__buf *b = &w->errs;
+  pp__buf_clear(b);
+  size_t results_at;
+  pp_status st = pp__frame_begin(b, PP__F_RESULTS, f->id, &results_at);
+  if (st == PP_OK)
+    st = pp__put_u32(b, n);
+  const unsigned char *values =
+      pp__buf_head(&w->out) + *at + PP__WIRE_HEADER_SIZE + 8;
+  size_t len = cs == PP_OK ? pp__buf_len(&w->out) - mark : 0;
+  if (len > UINT32_MAX)
+    st = PP_ETOOBIG;
+  for (uint32_t j = 0; st == PP_OK && j <= i; j++) {
+    if (j == i && cs != PP_OK)
+      break;
+    const unsigned char *v =
+        j < i ? values + (size_t)j * (size + 1) : pp__buf_head(&w->out) + mark;
+    size_t vlen = j < i ? size : len;
+    st = pp__buf_reserve(b, 5 + vlen);
+    if (st != PP_OK)
+      break;
+    unsigned char *p = pp__buf_tail(b);
+    p[0] = (unsigned char)PP_OK;
+    pp__store_u32(p + 1, (uint32_t)vlen);
+    if (vlen)
+      memcpy(p + 5, v, vlen);
+    pp__buf_commit(b, 5 + vlen);
+  }
+  if (st == PP_OK && cs != PP_OK) {
+    st = put_failure(b, cs, w->call.message);
+    pp__call_reset(&w->call);
+  }
+  pp__buf swap = w->out;
+  w->out = *b;
+  *b = swap;
+  pp__buf_clear(b);
+  *at = results_at;
+  return st;
+}
+
 /* Items of one size, one argument each (an imap's usual input): the
- * argument of each is found by its index, with nothing to read. */
+ * argument of each is found by its index, with nothing to read. The
+ * answer is a VALUES frame while every call gives a value of the first
+ * one's size, which the parent checks at once instead of item by item;
+ * else the RESULTS frame that says the same. */
 static pp_status run_items(worker *w, const pp__frame *f) {
   pp__reader r;
   char name[PP__WIRE_MAX_NAME + 1];
@@ -168,13 +227,37 @@ static pp_status run_items(worker *w, const pp__frame *f) {
   if (st != PP_OK)
     return st;
   pp_task_fn fn = pp__registry_find(name);
-  size_t at;
-  st = begin_results(w, f, n, &at);
+  size_t at, size_at = 0, vsize = 0;
+  st = pp__frame_begin(&w->out, PP__F_VALUES, f->id, &at);
+  if (st == PP_OK)
+    st = pp__put_u32(&w->out, n);
+  if (st == PP_OK) {
+    size_at = pp__buf_len(&w->out);
+    st = pp__put_u32(&w->out, 0);
+  }
+  pp__call_reset(&w->call);
   w->argv[0].len = size;
+  int values = 1;
   for (uint32_t i = 0; st == PP_OK && i < n; i++) {
     w->argv[0].data = in + (size_t)i * size;
-    st = answer_call(w, fn, name, 1);
+    if (!values) {
+      st = answer_call(w, fn, name, 1);
+      continue;
+    }
+    size_t mark = pp__buf_len(&w->out);
+    pp_status cs = run_call(w, fn, name, 1, mark);
+    size_t len = pp__buf_len(&w->out) - mark;
+    if (cs == PP_OK && (i == 0 || len == vsize) && len <= UINT32_MAX) {
+      vsize = len;
+      /* The byte after each value, where the parent puts its NUL. */
+      st = pp__buf_append(&w->out, "", 1);
+      continue;
+    }
+    st = values_to_results(w, f, &at, n, i, vsize, mark, cs);
+    values = 0;
   }
+  if (st == PP_OK && values)
+    pp__patch_u32(&w->out, size_at, (uint32_t)vsize);
   return st == PP_OK ? pp__frame_end(&w->out, at) : st;
 }
 
@@ -360,7 +443,8 @@ static int answer_in_lane(worker *w) {
   /* w->out holds exactly one answer: serve() flushes after each frame. */
   if (pp__frame_peek(&w->out, UINT32_MAX, &f, &complete) != PP_OK ||
       !complete || PP__WIRE_HEADER_SIZE + f.len != len ||
-      (f.type != PP__F_RESULTS && f.type != PP__F_RECORDS_DONE))
+      (f.type != PP__F_RESULTS && f.type != PP__F_VALUES &&
+       f.type != PP__F_RECORDS_DONE))
     return 0;
   uint32_t pos;
   unsigned char *dst = reserve_up(w, f.len, &pos);
