@@ -904,9 +904,11 @@ typedef struct pp_iter pp_iter;
 
 /**
  * @brief Python's imap(): results in input order, input pulled lazily with
- * bounded work in flight (a few chunks per worker), so memory stays bounded
- * however long the input. After pp_pool_close() the input is still pulled
- * to its end. The pool's pp_options::task_time_limit applies to each chunk.
+ * bounded work in flight, so memory stays bounded however long the input:
+ * at most 8 chunks per worker and two more are held, sent or answered and
+ * not yet taken (2 per worker and two more once a chunk's input takes
+ * 1 MiB or more). After pp_pool_close() the input is still pulled to its
+ * end. The pool's pp_options::task_time_limit applies to each chunk.
  * @param pool the pool.
  * @param task the task's registered name.
  * @param next the input function.
