@@ -605,6 +605,34 @@ static void test_imap_result_sizes(void) {
   pp_pool_destroy(pool);
 }
 
+/* A chunk size beyond what a frame can count is taken as the most it can:
+ * the whole short input goes in one chunk, and every item comes back. */
+static void test_imap_huge_chunksize(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  for (int ordered = 0; ordered < 2; ordered++) {
+    tu_range range;
+    tu_range_init(&range, 0, 100);
+    pp_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        ordered ? pp_imap(pool, "square", tu_range_next, &range, SIZE_MAX, &it)
+                : pp_imap_unordered(pool, "square", tu_range_next, &range,
+                                    SIZE_MAX, &it),
+        PP_OK);
+    int64_t got[100];
+    pp_status st[100], end;
+    size_t n = drain(it, got, st, 100, &end);
+    CU_ASSERT_EQUAL(n, 100);
+    CU_ASSERT_EQUAL(end, PP_EOF);
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+      sum += st[i] == PP_OK ? got[i] : -1;
+    CU_ASSERT_EQUAL(sum, 328350); /* the squares of 0 to 99 */
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
 /* Items of 1 MiB, as many as asked, counted as they are pulled. */
 typedef struct big_input {
   size_t next, end;
@@ -803,6 +831,8 @@ int pp_test_suite_imap(void) {
        test_imap_shared_by_threads},
       {"items of one size and of changing sizes arrive whole, in order",
        test_imap_item_sizes},
+      {"a chunk size beyond a frame's count: one chunk, every item",
+       test_imap_huge_chunksize},
       {"results of changing sizes in a chunk arrive whole, in order",
        test_imap_result_sizes},
       {"the input is pulled no further than the limit, lower for big items",

@@ -4,11 +4,11 @@
  * hands out from), so memory stays bounded however long the input is and
  * however slowly the caller consumes.
  *
- * An answered chunk is kept as its worker wrote it, a RESULTS body copied
- * whole (pp__check_results() vouched for it), and pp_iter_next() reads
- * its items from there one by one: no item is touched on the scheduler
- * thread, where a value made per item cost as much as the rest of an
- * imap. */
+ * An answered chunk is kept as its worker wrote it, a RESULTS or VALUES
+ * body copied whole (pp__check_results() or pp__check_values() vouched for
+ * it), and pp_iter_next() reads its items from there one by one: no item
+ * is touched on the scheduler thread, where a value made per item cost as
+ * much as the rest of an imap. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -51,8 +51,10 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
     return st != PP_OK ? st : PP_EINVAL;
   if (!chunksize)
     chunksize = 1;
-  if (chunksize > UINT32_MAX - 1) /* more than a frame's count can say */
-    chunksize = UINT32_MAX - 1;
+  /* No more than a frame's count can say, nor than the window's sums can
+   * hold where size_t is 32 bits. */
+  if (chunksize > UINT32_MAX - 1 || chunksize > SIZE_MAX / 4)
+    chunksize = UINT32_MAX - 1 < SIZE_MAX / 4 ? UINT32_MAX - 1 : SIZE_MAX / 4;
   size_t window = window_for(pool, chunksize, PP__ITER_CHUNKS_PER_WORKER);
   pp_iter *it = calloc(1, sizeof *it + strlen(task) + 1);
   if (!it)
