@@ -11,6 +11,19 @@
 #include "tasks.h"
 #include "util.h"
 
+/* An imap (ordered) or imap_unordered of "square" over first .. end - 1,
+ * read from `range`; NULL if it could not start. */
+static pp_iter *square_imap(pp_pool *pool, int ordered, tu_range *range,
+                            int64_t first, int64_t end, size_t chunksize) {
+  pp_iter *it = NULL;
+  tu_range_init(range, first, end);
+  pp_status st =
+      ordered ? pp_imap(pool, "square", tu_range_next, range, chunksize, &it)
+              : pp_imap_unordered(pool, "square", tu_range_next, range,
+                                  chunksize, &it);
+  return st == PP_OK ? it : NULL;
+}
+
 /* Takes up to @p max items from @p it into @p got (values) and @p st
    (statuses), until PP_EOF; returns the number taken. Every wait is
    bounded by TU_WAIT; a timeout ends the loop. */
@@ -185,13 +198,8 @@ static void test_imap_shared_by_threads(void) {
   static int64_t got[T][N];
   for (int ordered = 0; ordered < 2; ordered++) {
     tu_range range;
-    tu_range_init(&range, 0, N);
-    pp_iter *it = NULL;
-    CU_ASSERT_EQUAL_FATAL(
-        ordered
-            ? pp_imap(pool, "square", tu_range_next, &range, 50, &it)
-            : pp_imap_unordered(pool, "square", tu_range_next, &range, 50, &it),
-        PP_OK);
+    pp_iter *it = square_imap(pool, ordered, &range, 0, N, 50);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(it);
     consumer c[T];
     tu_thread *th[T];
     for (int k = 0; k < T; k++) {
@@ -291,13 +299,8 @@ static void test_imap_eof(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   for (int unordered = 0; unordered < 2; unordered++) {
     tu_range range;
-    tu_range_init(&range, 0, 3);
-    pp_iter *it = NULL;
-    pp_status s =
-        unordered
-            ? pp_imap_unordered(pool, "square", tu_range_next, &range, 0, &it)
-            : pp_imap(pool, "square", tu_range_next, &range, 0, &it);
-    CU_ASSERT_EQUAL_FATAL(s, PP_OK);
+    pp_iter *it = square_imap(pool, !unordered, &range, 0, 3, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(it);
     int64_t sum = 0;
     for (int i = 0; i < 3; i++) {
       pp_value v = {0};
@@ -324,13 +327,8 @@ static void test_imap_empty(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   for (int unordered = 0; unordered < 2; unordered++) {
     tu_range range;
-    tu_range_init(&range, 0, 0);
-    pp_iter *it = NULL;
-    pp_status s =
-        unordered
-            ? pp_imap_unordered(pool, "square", tu_range_next, &range, 0, &it)
-            : pp_imap(pool, "square", tu_range_next, &range, 0, &it);
-    CU_ASSERT_EQUAL_FATAL(s, PP_OK);
+    pp_iter *it = square_imap(pool, !unordered, &range, 0, 0, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(it);
     pp_value v = {0};
     CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_EOF);
     pp_value_clear(&v);
@@ -612,13 +610,8 @@ static void test_imap_huge_chunksize(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   for (int ordered = 0; ordered < 2; ordered++) {
     tu_range range;
-    tu_range_init(&range, 0, 100);
-    pp_iter *it = NULL;
-    CU_ASSERT_EQUAL_FATAL(
-        ordered ? pp_imap(pool, "square", tu_range_next, &range, SIZE_MAX, &it)
-                : pp_imap_unordered(pool, "square", tu_range_next, &range,
-                                    SIZE_MAX, &it),
-        PP_OK);
+    pp_iter *it = square_imap(pool, ordered, &range, 0, 100, SIZE_MAX);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(it);
     int64_t got[100];
     pp_status st[100], end;
     size_t n = drain(it, got, st, 100, &end);
@@ -691,13 +684,8 @@ static void test_imap_next_many(void) {
   static const size_t caps[] = {1, 3, 7, 100, 1000};
   for (int ordered = 0; ordered < 2; ordered++) {
     tu_range range;
-    tu_range_init(&range, 0, N);
-    pp_iter *it = NULL;
-    CU_ASSERT_EQUAL_FATAL(
-        ordered
-            ? pp_imap(pool, "square", tu_range_next, &range, 7, &it)
-            : pp_imap_unordered(pool, "square", tu_range_next, &range, 7, &it),
-        PP_OK);
+    pp_iter *it = square_imap(pool, ordered, &range, 0, N, 7);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(it);
     static pp_value v[1000];
     static unsigned char seen[N];
     memset(seen, 0, sizeof seen);

@@ -590,6 +590,13 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
   }
 }
 
+/* Takes take_lock with an item left in it->cur, waiting for a chunk if
+ * need be: PP_OK with the lock held, else wait_chunk()'s status without. */
+static pp_status lock_with_items(pp_iter *it, double timeout, pp_value *out) {
+  take_lock(it);
+  return it->cur_left ? PP_OK : wait_chunk(it, timeout, out);
+}
+
 /* pp_iter_next() but for its common case: apart, so that the common case
  * saves and restores none of the registers this needs. */
 static PP__NOINLINE pp_status next_slow(pp_iter *it, double timeout,
@@ -599,12 +606,9 @@ static PP__NOINLINE pp_status next_slow(pp_iter *it, double timeout,
       memset(out, 0, sizeof *out);
     return PP_EINVAL;
   }
-  take_lock(it);
-  if (!it->cur_left) {
-    pp_status st = wait_chunk(it, timeout, out);
-    if (st != PP_OK)
-      return st;
-  }
+  pp_status st = lock_with_items(it, timeout, out);
+  if (st != PP_OK)
+    return st;
   hand_out(it, out);
   take_unlock(it);
   return out->status;
@@ -619,12 +623,9 @@ pp_status pp_iter_next_many(pp_iter *it, double timeout, pp_value *out,
       memset(out, 0, sizeof *out);
     return PP_EINVAL;
   }
-  take_lock(it);
-  if (!it->cur_left) {
-    pp_status st = wait_chunk(it, timeout, out);
-    if (st != PP_OK)
-      return st;
-  }
+  pp_status st = lock_with_items(it, timeout, out);
+  if (st != PP_OK)
+    return st;
   size_t k = 0;
   for (;;) {
     while (k < cap && hand_out_value(it, &out[k]))

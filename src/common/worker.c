@@ -140,12 +140,19 @@ static pp_status begin_results(worker *w, const pp__frame *f, uint32_t n,
   return st;
 }
 
+/* Starts reading a work frame: its task's name and its count of calls or
+ * records, which every kind of work frame begins with. */
+static uint32_t read_head(pp__reader *r, const pp__frame *f,
+                          char name[PP__WIRE_MAX_NAME + 1]) {
+  pp__reader_init(r, f->payload, f->len);
+  pp__get_name(r, name, PP__WIRE_MAX_NAME + 1);
+  return pp__get_u32(r);
+}
+
 static pp_status run_calls(worker *w, const pp__frame *f) {
   pp__reader r;
   char name[PP__WIRE_MAX_NAME + 1];
-  pp__reader_init(&r, f->payload, f->len);
-  pp__get_name(&r, name, sizeof name);
-  uint32_t n = pp__get_u32(&r);
+  uint32_t n = read_head(&r, f, name);
   if (r.bad)
     return PP_EPROTOCOL;
   pp_task_fn fn = pp__registry_find(name);
@@ -215,9 +222,7 @@ static pp_status values_to_results(worker *w, const pp__frame *f, size_t *at,
 static pp_status run_items(worker *w, const pp__frame *f) {
   pp__reader r;
   char name[PP__WIRE_MAX_NAME + 1];
-  pp__reader_init(&r, f->payload, f->len);
-  pp__get_name(&r, name, sizeof name);
-  uint32_t n = pp__get_u32(&r), size = pp__get_u32(&r);
+  uint32_t n = read_head(&r, f, name), size = pp__get_u32(&r);
   const unsigned char *in = NULL;
   if (!r.bad && (!size || n <= (r.len - r.off) / size))
     in = pp__get_bytes(&r, (size_t)n * size);
@@ -311,9 +316,7 @@ static uint32_t plain_records(pp_call *call, pp_bytes *arg, pp_task_fn fn,
 static pp_status run_records(worker *w, const pp__frame *f) {
   pp__reader r;
   char name[PP__WIRE_MAX_NAME + 1];
-  pp__reader_init(&r, f->payload, f->len);
-  pp__get_name(&r, name, sizeof name);
-  uint32_t n = pp__get_u32(&r), in_size = pp__get_u32(&r);
+  uint32_t n = read_head(&r, f, name), in_size = pp__get_u32(&r);
   uint32_t out_size = pp__get_u32(&r), nfields = pp__get_u32(&r);
   if (r.bad || in_size == 0 || out_size == 0 || nfields > in_size)
     return PP_EPROTOCOL;
