@@ -63,22 +63,26 @@ static pp_status read_args(worker *w, pp__reader *r, size_t *argc) {
   return PP_OK;
 }
 
-/* Appends a failed call's answer: its status and message, with one
- * reservation. */
-static pp_status put_failure(pp__buf *out, pp_status cs, const char *message) {
-  size_t len = message ? strlen(message) : 0;
+/* Appends one call's answer as RESULTS says it (wire.h), with one
+ * reservation: its status, then its value or a failure's message. */
+static pp_status put_outcome(pp__buf *out, pp_status status, const void *data,
+                             size_t len) {
   if (len > UINT32_MAX)
     return PP_ETOOBIG;
   pp_status st = pp__buf_reserve(out, 5 + len);
   if (st != PP_OK)
     return st;
   unsigned char *p = pp__buf_tail(out);
-  p[0] = (unsigned char)cs;
+  p[0] = (unsigned char)status;
   pp__store_u32(p + 1, (uint32_t)len);
   if (len)
-    memcpy(p + 5, message, len);
+    memcpy(p + 5, data, len);
   pp__buf_commit(out, 5 + len);
   return PP_OK;
+}
+
+static pp_status put_failure(pp__buf *out, pp_status cs, const char *message) {
+  return put_outcome(out, cs, message, message ? strlen(message) : 0);
 }
 
 /* Runs one call on w->argv[0..argc), its value written into w->out from
@@ -183,26 +187,12 @@ static pp_status values_to_results(worker *w, const pp__frame *f, size_t *at,
     st = pp__put_u32(b, n);
   const unsigned char *values =
       pp__buf_head(&w->out) + *at + PP__WIRE_HEADER_SIZE + 8;
-  size_t len = cs == PP_OK ? pp__buf_len(&w->out) - mark : 0;
-  if (len > UINT32_MAX)
-    st = PP_ETOOBIG;
-  for (uint32_t j = 0; st == PP_OK && j <= i; j++) {
-    if (j == i && cs != PP_OK)
-      break;
-    const unsigned char *v =
-        j < i ? values + (size_t)j * (size + 1) : pp__buf_head(&w->out) + mark;
-    size_t vlen = j < i ? size : len;
-    st = pp__buf_reserve(b, 5 + vlen);
-    if (st != PP_OK)
-      break;
-    unsigned char *p = pp__buf_tail(b);
-    p[0] = (unsigned char)PP_OK;
-    pp__store_u32(p + 1, (uint32_t)vlen);
-    if (vlen)
-      memcpy(p + 5, v, vlen);
-    pp__buf_commit(b, 5 + vlen);
-  }
-  if (st == PP_OK && cs != PP_OK) {
+  for (uint32_t j = 0; st == PP_OK && j < i; j++)
+    st = put_outcome(b, PP_OK, values + (size_t)j * (size + 1), size);
+  if (st == PP_OK && cs == PP_OK) {
+    st = put_outcome(b, PP_OK, pp__buf_head(&w->out) + mark,
+                     pp__buf_len(&w->out) - mark);
+  } else if (st == PP_OK) {
     st = put_failure(b, cs, w->call.message);
     pp__call_reset(&w->call);
   }
