@@ -191,6 +191,23 @@ static pp_status task_digits(pp_call *call) {
   return pp_call_return(call, text, n > 0 ? (size_t)n : 0);
 }
 
+/* Squares, but gives no value for x % 5 == 3 (an empty one), and sets a
+ * value twice for x % 5 == 1 (the last one counts): calls that are not a
+ * plain value, among ones that are, in one chunk. */
+static pp_status task_square_or_not(pp_call *call) {
+  int64_t x;
+  if (pp_call_arg_i64(call, 0, &x) != PP_OK) {
+    return pp_call_fail(call, "square_or_not: expected one int64 argument");
+  }
+  if (x % 5 == 3) {
+    return PP_OK;
+  }
+  if (x % 5 == 1) {
+    (void)pp_call_return(call, "a value replaced", 16);
+  }
+  return pp_call_return_i64(call, x * x);
+}
+
 static pp_status task_ret_status(pp_call *call) {
   (void)call;
   return TASK_RET_STATUS;
@@ -219,6 +236,7 @@ pp_status tasks_register(void) {
       {"call_checks", task_call_checks},
       {"ret_status", task_ret_status},
       {"digits", task_digits},
+      {"square_or_not", task_square_or_not},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     pp_status st = pp_register(table[i].name, table[i].fn);

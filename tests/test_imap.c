@@ -603,6 +603,46 @@ static void test_imap_result_sizes(void) {
   pp_pool_destroy(pool);
 }
 
+/* Calls with no value (an empty one) and calls that set theirs twice (the
+ * last counts), among plain values in one chunk: each arrives as the task
+ * left it, and the calls after it too. */
+static void test_imap_values_not_plain(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  const size_t chunks[] = {1, 3, 4, 100};
+  for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+    tu_range range;
+    tu_range_init(&range, 0, 1000);
+    pp_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        pp_imap(pool, "square_or_not", tu_range_next, &range, chunks[k], &it),
+        PP_OK);
+    size_t bad = 0, i = 0;
+    for (;; i++) {
+      pp_value v = {0};
+      pp_status st = pp_iter_next(it, TU_WAIT, &v);
+      if (st == PP_EOF)
+        break;
+      int64_t x = (int64_t)i, got = 0;
+      if (st != PP_OK)
+        bad++;
+      else if (x % 5 == 3)
+        bad += v.len != 0;
+      else
+        bad += pp_value_i64(&v, &got) != PP_OK || got != x * x;
+      pp_value_clear(&v);
+      if (st != PP_OK)
+        break;
+    }
+    CU_ASSERT_EQUAL(i, 1000);
+    if (bad)
+      printf("\n  chunksize %zu: %zu wrong\n", chunks[k], bad);
+    CU_ASSERT_EQUAL(bad, 0);
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
 /* A chunk size beyond what a frame can count is taken as the most it can:
  * the whole short input goes in one chunk, and every item comes back. */
 static void test_imap_huge_chunksize(void) {
@@ -823,6 +863,8 @@ int pp_test_suite_imap(void) {
        test_imap_huge_chunksize},
       {"results of changing sizes in a chunk arrive whole, in order",
        test_imap_result_sizes},
+      {"calls with no value or two, among plain values, arrive as set",
+       test_imap_values_not_plain},
       {"the input is pulled no further than the limit, lower for big items",
        test_imap_pull_limit},
       {"next_many: batches of any size, mixed with next, every item once",

@@ -27,8 +27,13 @@ pp_status pp_call_arg_i64(const pp_call *call, size_t index, int64_t *out) {
 
 /* Sets the call's value: into its output record in a records map, else
  * where the worker builds its answer (or the call's own buffer). Inline in
- * both callers, so that an 8-byte value is one store. */
+ * both callers, so that an 8-byte value is one store. An imap's values
+ * are records too once the first has set their size, with the answer as
+ * sink: a value of another size goes there instead, and the record is
+ * dropped, which tells the worker's loop. */
 static inline pp_status set_value(pp_call *call, const void *data, size_t len) {
+  if (call->record && len != call->record_size && call->sink)
+    call->record = NULL;
   if (call->record) {
     if (len != call->record_size)
       return PP_ETOOBIG;

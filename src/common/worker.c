@@ -204,6 +204,47 @@ static pp_status values_to_results(worker *w, const pp__frame *f, size_t *at,
   return st;
 }
 
+/* run_items' loop once the first value has set the size, from item
+ * `from`: each call writes its value straight into its place in the
+ * answer, as a record (call.c: a value of another size goes to the sink
+ * and drops the record), so that an item costs its task's call and little
+ * more, as in a records map. Stops at the first item that did not simply
+ * give a value of that size: its index in `*i` (or `n`), its outcome in
+ * `*cs` and where its value begins in `*mark`. Only running out of memory
+ * is an error. */
+static pp_status plain_values(worker *w, pp_task_fn fn, const char *name,
+                              const unsigned char *in, size_t size,
+                              size_t vsize, uint32_t n, uint32_t *i,
+                              pp_status *cs, size_t *mark) {
+  pp_call *call = &w->call;
+  call->argv = w->argv;
+  call->argc = 1;
+  call->sink = &w->out;
+  call->record_size = vsize;
+  pp_status st = PP_OK;
+  for (; *i < n; ++*i) {
+    st = pp__buf_reserve(&w->out, vsize + 1);
+    if (st != PP_OK)
+      break;
+    w->argv[0].data = in + (size_t)*i * size;
+    unsigned char *slot = pp__buf_tail(&w->out);
+    call->record = slot;
+    call->sink_at = pp__buf_len(&w->out);
+    call->returned = 0;
+    *cs = fn(call);
+    if (*cs != PP_OK || call->failed || !call->returned || !call->record)
+      break;
+    slot[vsize] = 0; /* where the parent puts its NUL */
+    pp__buf_commit(&w->out, vsize + 1);
+  }
+  *mark = call->sink_at;
+  call->record = NULL; /* a value not given is an empty one, as elsewhere */
+  call->sink = NULL;
+  if (st == PP_OK && *i < n && (*cs != PP_OK || call->failed))
+    *cs = pp__call_outcome(call, name, *cs);
+  return st;
+}
+
 /* Items of one size, one argument each (an imap's usual input): the
  * argument of each is found by its index, with nothing to read. The
  * answer is a VALUES frame while every call gives a value of the first
@@ -239,8 +280,17 @@ static pp_status run_items(worker *w, const pp__frame *f) {
       st = answer_call(w, fn, name, 1);
       continue;
     }
-    size_t mark = pp__buf_len(&w->out);
-    pp_status cs = run_call(w, fn, name, 1, mark);
+    size_t mark;
+    pp_status cs = PP_OK;
+    if (i > 0 && fn) {
+      st = plain_values(w, fn, name, in, size, vsize, n, &i, &cs, &mark);
+      if (st != PP_OK || i == n)
+        break;
+      /* Item i ran and did not simply give a value of the size: below. */
+    } else {
+      mark = pp__buf_len(&w->out);
+      cs = run_call(w, fn, name, 1, mark);
+    }
     size_t len = pp__buf_len(&w->out) - mark;
     if (cs == PP_OK && (i == 0 || len == vsize) && len <= UINT32_MAX) {
       vsize = len;
