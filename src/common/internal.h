@@ -281,7 +281,9 @@ struct pp_iter {
   size_t big_window; /* or this many while input frames are big */
   int big_frames;    /* the last input frame was big (iter.c) */
   /* Answered chunks: ordered, at their number mod nchunks; unordered, a
-   * FIFO from `head`. A chunk is taken whole by pp_iter_next(). */
+   * FIFO from `head`. A chunk is taken whole by pp_iter_next(). These, and
+   * `pulled`, `delivered`, the window and big_frames, are under ring_lock
+   * (iter.c), and those the scheduler writes under the pool's lock too. */
   pp__iter_chunk *chunks;
   size_t nchunks, head, queued;
   size_t taken; /* chunks taken (ordered: the number of the next one) */
@@ -293,6 +295,8 @@ struct pp_iter {
    * delivered already. */
   pp__atomic_u32 taking; /* take_lock (iter.c): a spin lock, as it is
                             taken once per item and held briefly */
+  pp__atomic_u32 ring;   /* ring_lock (iter.c): taken once per chunk by the
+                            consumer and by the scheduler, held briefly */
   pp__iter_chunk cur;
   size_t cur_left;       /* its items not yet handed out */
   unsigned char *cur_at; /* the next one's place in cur.block */

@@ -110,6 +110,31 @@ pp_status pp_imap_unordered(pp_pool *pool, const char *task, pp_next_fn next,
   return iter_create(pool, task, next, state, chunksize, 0, out);
 }
 
+/* The iterator's two spin locks (internal.h), each held briefly: a spin
+ * lock costs one atomic exchange, a mutex two locked instructions. A
+ * thread that finds one taken yields rather than burn the CPU the holder
+ * may need. */
+static PP__NOINLINE void spin_contended(pp__atomic_u32 *lock) {
+  while (!pp__atomic_try_take(lock))
+    apr_thread_yield();
+}
+
+static inline void spin_lock(pp__atomic_u32 *lock) {
+  if (!pp__atomic_try_take(lock))
+    spin_contended(lock); /* apart: the common case needs no frame */
+}
+
+/* take_lock, over the current chunk: taken for every item, by one consumer
+ * thread as a rule, and held only to hand out one item or to take the next
+ * chunk. */
+static inline void take_lock(pp_iter *it) { spin_lock(&it->taking); }
+static inline void take_unlock(pp_iter *it) { pp__atomic_give(&it->taking); }
+
+/* ring_lock, over the answered chunks and the counts that make the window:
+ * taken after the pool's lock or take_lock, never before. */
+static inline void ring_lock(pp_iter *it) { spin_lock(&it->ring); }
+static inline void ring_unlock(pp_iter *it) { pp__atomic_give(&it->ring); }
+
 /* Items that may still be pulled before the iterator holds its limit. */
 static size_t room(const pp_iter *it) {
   size_t held = it->pulled - it->delivered;
@@ -301,7 +326,11 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     /* Once someone joins a closed pool, nobody may be left to read before
      * the work is done (Python's imap buffers without bound): the window
      * grows instead of stopping the input. */
-    if (room(it) < it->job.chunksize && (!pool->joining || grow(it) != PP_OK))
+    ring_lock(it);
+    int full =
+        room(it) < it->job.chunksize && (!pool->joining || grow(it) != PP_OK);
+    ring_unlock(it);
+    if (full)
       return 0;
     uint64_t id = (uint64_t)pp__next_job_id(pool) << 32;
     pp__buf frame = {0};
@@ -318,7 +347,12 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     }
     apr_thread_mutex_lock(pool->shared->lock);
     it->pulling = 0;
+    ring_lock(it);
     it->big_frames = it->frame_hint >= PP__ITER_FRAME_HINT_MAX;
+    size_t first = it->pulled;
+    if (c)
+      it->pulled += n;
+    ring_unlock(it);
     /* Only pp_iter_free() waits for this, and it marks the iterator
      * abandoned first: a broadcast for every chunk would wake the consumer
      * for nothing, straight into the lock this thread holds. */
@@ -333,11 +367,10 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     if (c) {
       c->job = &it->job;
       c->id = id;
-      c->first = it->pulled;
+      c->first = first;
       c->count = n;
       c->frame = frame.data;
       c->frame_len = frame.end;
-      it->pulled += n;
       it->job.nchunks++;
       it->job.chunks_left++;
       pp__enqueue_locked(pool, c, c);
@@ -391,9 +424,11 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
     c.status = all->status;
     c.message = copy_message(all->data, all->len);
   }
+  ring_lock(it);
   size_t index = it->ordered ? c.number % it->nchunks
                              : (it->head + it->queued++) % it->nchunks;
   it->chunks[index] = c;
+  ring_unlock(it);
   it->job.chunks_left--;
 }
 
@@ -424,7 +459,7 @@ void pp__iter_release_locked(pp_iter *it) {
   iter_destroy(it);
 }
 
-/* Pool's lock and take_lock held, it->cur empty: makes the next answered
+/* take_lock and ring_lock held, it->cur empty: makes the next answered
  * chunk to hand out the current one; 0 when there is none yet. */
 static int take_chunk(pp_iter *it) {
   size_t index = it->ordered ? it->taken % it->nchunks : it->head;
@@ -520,34 +555,46 @@ static PP__NOINLINE void hand_out(pp_iter *it, pp_value *out) {
   }
 }
 
-/* The iterator's own lock, over its current chunk. Taken for every item, by
- * one consumer thread as a rule, and held only to hand out one item (and,
- * to take the next chunk, for the pool's lock): a spin lock costs one
- * atomic exchange, a mutex two locked instructions. A thread that finds it
- * taken yields rather than burn the CPU the holder may need. */
-static PP__NOINLINE void take_lock_contended(pp_iter *it) {
-  while (!pp__atomic_try_take(&it->taking))
-    apr_thread_yield();
+/* take_lock held, it->cur empty: takes the next answered chunk, if there
+ * is one, under ring_lock; `*made_room` when that makes room for another
+ * chunk of input, which the scheduler must then be woken to pull (once per
+ * chunk, not once per item). */
+static int take_chunk_ring(pp_iter *it, int *made_room) {
+  ring_lock(it);
+  int was_full = room(it) < it->job.chunksize;
+  int took = take_chunk(it);
+  *made_room = took && was_full && room(it) >= it->job.chunksize;
+  ring_unlock(it);
+  return took;
 }
 
-static inline void take_lock(pp_iter *it) {
-  if (!pp__atomic_try_take(&it->taking))
-    take_lock_contended(it); /* apart: the common case needs no frame */
+/* The pool's lock held: the scheduler pulls more input, if there is any. */
+static void wake_puller_locked(pp_iter *it) {
+  if (it->pool && !it->input_done)
+    pp__backend_wake(it->pool->backend);
 }
-
-static void take_unlock(pp_iter *it) { pp__atomic_give(&it->taking); }
 
 /* take_lock and the pool's lock held, it->cur empty: takes the next
- * answered chunk, if there is one. When that makes room for another chunk
- * of input, the scheduler is woken to pull it (once per chunk, not once
- * per item). */
+ * answered chunk, if there is one, waking the scheduler if need be. */
 static int take_chunk_waking(pp_iter *it) {
-  int was_full = room(it) < it->job.chunksize;
-  if (!take_chunk(it))
-    return 0;
-  if (was_full && room(it) >= it->job.chunksize && it->pool && !it->input_done)
-    pp__backend_wake(it->pool->backend);
-  return 1;
+  int made_room, took = take_chunk_ring(it, &made_room);
+  if (made_room)
+    wake_puller_locked(it);
+  return took;
+}
+
+/* take_lock held, it->cur empty: take_chunk_waking() without the pool's
+ * lock, which it takes only to wake the scheduler. The scheduler holds that
+ * lock for most of its work: a consumer that waited for it there slept,
+ * and had to be woken, for one chunk in two (perf, imap in batches). */
+static int take_chunk_quick(pp_iter *it) {
+  int made_room, took = take_chunk_ring(it, &made_room);
+  if (made_room) {
+    apr_thread_mutex_lock(it->shared->lock);
+    wake_puller_locked(it);
+    apr_thread_mutex_unlock(it->shared->lock);
+  }
+  return took;
 }
 
 /* take_lock held, it->cur empty: waits for the next answered chunk. PP_OK
@@ -565,6 +612,8 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
       apr_thread_mutex_unlock(s->lock);
       return PP_OK;
     }
+    /* Both counts as good as ring_lock: `delivered` changes under
+     * take_lock, `pulled` under the pool's lock. */
     if (it->input_done && it->delivered == it->pulled) {
       pp_status st = PP_EOF;
       if (it->input_error != PP_OK && !it->error_reported) {
@@ -594,7 +643,8 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
  * need be: PP_OK with the lock held, else wait_chunk()'s status without. */
 static pp_status lock_with_items(pp_iter *it, double timeout, pp_value *out) {
   take_lock(it);
-  return it->cur_left ? PP_OK : wait_chunk(it, timeout, out);
+  return it->cur_left || take_chunk_quick(it) ? PP_OK
+                                              : wait_chunk(it, timeout, out);
 }
 
 /* pp_iter_next() but for its common case: apart, so that the common case
@@ -637,10 +687,7 @@ pp_status pp_iter_next_many(pp_iter *it, double timeout, pp_value *out,
     if (k == cap)
       break;
     /* Room left: the next chunk too, if it is in already. */
-    apr_thread_mutex_lock(it->shared->lock);
-    int more = take_chunk_waking(it);
-    apr_thread_mutex_unlock(it->shared->lock);
-    if (!more)
+    if (!take_chunk_quick(it))
       break;
   }
   take_unlock(it);
