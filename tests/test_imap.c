@@ -363,6 +363,9 @@ static void test_imap_failing_item(void) {
         CU_ASSERT_EQUAL(v.status, PP_OK);
         CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
         CU_ASSERT_EQUAL(x, i * i);
+        /* The NUL after each value, the one before the failure too, where
+         * the answer had the failure's status. */
+        CU_ASSERT(v.data && ((const unsigned char *)v.data)[v.len] == 0);
       }
       pp_value_clear(&v);
     }

@@ -415,9 +415,10 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
     /* One byte more: the last value's NUL. */
     c.block =
         pp__value_block_new(results_len + 1, (apr_uint32_t)chunk->count + 1);
-    if (c.block)
+    if (c.block) {
       pp__copier_copy(copier, c.block + 1, results, results_len, 1);
-    else
+      ((unsigned char *)(c.block + 1))[results_len] = '\0';
+    } else
       all = &lost; /* every item says so: none is lost silently */
   }
   if (!c.block) {
@@ -499,7 +500,13 @@ static inline pp_status step(pp_iter *it, unsigned char **data, size_t *len) {
     it->cur_at = *data + *len;
     it->cur_status = *it->cur_at; /* past the last: the block's spare */
   }
-  (*data)[*len] = '\0';
+  /* Written only when not there already: in a VALUES body the spare byte
+   * is a NUL as a worker writes it, in a RESULTS body the next status is
+   * PP_OK, a NUL too, and a store to a line of the block, which the
+   * scheduler's core wrote, stalled the consumer's next locked
+   * instruction until the line came over. */
+  if ((*data)[*len])
+    (*data)[*len] = '\0';
   it->cur_left--;
   return status;
 }
