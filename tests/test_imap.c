@@ -572,78 +572,68 @@ static void test_imap_item_sizes(void) {
   pp_pool_destroy(pool);
 }
 
-/* Results whose size changes within a chunk of same-size items (the
- * number of digits of 9 and of 10): each arrives whole, in order. */
-static void test_imap_result_sizes(void) {
+/* Runs `task` in order over 0 .. n-1 with each of `nsizes` chunk sizes:
+ * every item arrives, and `right` says of each whether it came as it
+ * should (PP_OK items only; any other status is wrong). */
+static void imap_each_chunksize(const char *task, size_t n, const size_t *sizes,
+                                size_t nsizes,
+                                int (*right)(size_t i, const pp_value *v)) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  const size_t chunks[] = {1, 7, 10, 100};
-  for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+  for (size_t k = 0; k < nsizes; k++) {
     tu_range range;
-    tu_range_init(&range, 0, 2000);
+    tu_range_init(&range, 0, (int64_t)n);
     pp_iter *it = NULL;
     CU_ASSERT_EQUAL_FATAL(
-        pp_imap(pool, "digits", tu_range_next, &range, chunks[k], &it), PP_OK);
+        pp_imap(pool, task, tu_range_next, &range, sizes[k], &it), PP_OK);
     size_t bad = 0, i = 0;
     for (;; i++) {
       pp_value v = {0};
       pp_status st = pp_iter_next(it, TU_WAIT, &v);
       if (st == PP_EOF)
         break;
-      char want[32];
-      snprintf(want, sizeof want, "%zu", i);
-      if (st != PP_OK || v.len != strlen(want) ||
-          strcmp((const char *)v.data, want) != 0)
-        bad++;
+      bad += st != PP_OK || !right(i, &v);
       pp_value_clear(&v);
       if (st != PP_OK)
         break;
     }
-    CU_ASSERT_EQUAL(i, 2000);
+    CU_ASSERT_EQUAL(i, n);
+    if (bad)
+      printf("\n  %s, chunksize %zu: %zu wrong\n", task, sizes[k], bad);
     CU_ASSERT_EQUAL(bad, 0);
     pp_iter_free(it);
   }
   pp_pool_destroy(pool);
 }
 
+/* The decimal text of i, NUL-terminated. */
+static int is_digits(size_t i, const pp_value *v) {
+  char want[32];
+  snprintf(want, sizeof want, "%zu", i);
+  return v->len == strlen(want) && strcmp((const char *)v->data, want) == 0;
+}
+
+/* Results whose size changes within a chunk of same-size items (the
+ * number of digits of 9 and of 10): each arrives whole, in order. */
+static void test_imap_result_sizes(void) {
+  const size_t sizes[] = {1, 7, 10, 100};
+  imap_each_chunksize("digits", 2000, sizes, 4, is_digits);
+}
+
+/* square_or_not's value for i: none (empty) for i % 5 == 3, else i * i. */
+static int is_square_or_not(size_t i, const pp_value *v) {
+  int64_t x = (int64_t)i, got = 0;
+  if (x % 5 == 3)
+    return v->len == 0;
+  return pp_value_i64(v, &got) == PP_OK && got == x * x;
+}
+
 /* Calls with no value (an empty one) and calls that set theirs twice (the
  * last counts), among plain values in one chunk: each arrives as the task
  * left it, and the calls after it too. */
 static void test_imap_values_not_plain(void) {
-  pp_pool *pool = tu_pool(2);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  const size_t chunks[] = {1, 3, 4, 100};
-  for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
-    tu_range range;
-    tu_range_init(&range, 0, 1000);
-    pp_iter *it = NULL;
-    CU_ASSERT_EQUAL_FATAL(
-        pp_imap(pool, "square_or_not", tu_range_next, &range, chunks[k], &it),
-        PP_OK);
-    size_t bad = 0, i = 0;
-    for (;; i++) {
-      pp_value v = {0};
-      pp_status st = pp_iter_next(it, TU_WAIT, &v);
-      if (st == PP_EOF)
-        break;
-      int64_t x = (int64_t)i, got = 0;
-      if (st != PP_OK)
-        bad++;
-      else if (x % 5 == 3)
-        bad += v.len != 0;
-      else
-        bad += pp_value_i64(&v, &got) != PP_OK || got != x * x;
-      pp_value_clear(&v);
-      if (st != PP_OK)
-        break;
-    }
-    CU_ASSERT_EQUAL(i, 1000);
-    if (bad)
-      printf("\n  chunksize %zu: %zu wrong\n", chunks[k], bad);
-    CU_ASSERT_EQUAL(bad, 0);
-    pp_iter_free(it);
-  }
-  pp_pool_destroy(pool);
+  const size_t sizes[] = {1, 3, 4, 100};
+  imap_each_chunksize("square_or_not", 1000, sizes, 4, is_square_or_not);
 }
 
 /* A chunk size beyond what a frame can count is taken as the most it can:
