@@ -191,13 +191,17 @@ static pp_status task_digits(pp_call *call) {
   return pp_call_return(call, text, n > 0 ? (size_t)n : 0);
 }
 
-/* Squares, but gives no value for x % 5 == 3 (an empty one), and sets a
- * value twice for x % 5 == 1 (the last one counts): calls that are not a
- * plain value, among ones that are, in one chunk. */
+/* Squares, but gives no value for x % 5 == 3 (an empty one), sets an
+ * empty one from NULL for x % 20 == 4, and sets a value twice for
+ * x % 5 == 1 (the last one counts): calls that are not a plain value,
+ * among ones that are, in one chunk. */
 static pp_status task_square_or_not(pp_call *call) {
   int64_t x;
   if (pp_call_arg_i64(call, 0, &x) != PP_OK) {
     return pp_call_fail(call, "square_or_not: expected one int64 argument");
+  }
+  if (x % 20 == 4) {
+    return pp_call_return(call, NULL, 0);
   }
   if (x % 5 == 3) {
     return PP_OK;

@@ -620,17 +620,19 @@ static void test_imap_result_sizes(void) {
   imap_each_chunksize("digits", 2000, sizes, 4, is_digits);
 }
 
-/* square_or_not's value for i: none (empty) for i % 5 == 3, else i * i. */
+/* square_or_not's value for i: empty for i % 5 == 3 and i % 20 == 4, else
+ * i * i. */
 static int is_square_or_not(size_t i, const pp_value *v) {
   int64_t x = (int64_t)i, got = 0;
-  if (x % 5 == 3)
+  if (x % 5 == 3 || x % 20 == 4)
     return v->len == 0;
   return pp_value_i64(v, &got) == PP_OK && got == x * x;
 }
 
-/* Calls with no value (an empty one) and calls that set theirs twice (the
- * last counts), among plain values in one chunk: each arrives as the task
- * left it, and the calls after it too. */
+/* Calls with no value (an empty one), with an empty one set from NULL
+ * (after a chunk's first value was empty too, with chunks of 3), and calls
+ * that set theirs twice (the last counts), among plain values in one
+ * chunk: each arrives as the task left it, and the calls after it too. */
 static void test_imap_values_not_plain(void) {
   const size_t sizes[] = {1, 3, 4, 100};
   imap_each_chunksize("square_or_not", 1000, sizes, 4, is_square_or_not);

@@ -37,7 +37,8 @@ static inline pp_status set_value(pp_call *call, const void *data, size_t len) {
   if (call->record) {
     if (len != call->record_size)
       return PP_ETOOBIG;
-    memcpy(call->record, data, len);
+    if (len) /* an imap's values may be empty, `data` NULL then */
+      memcpy(call->record, data, len);
   } else {
     pp__buf *to = call->sink ? call->sink : &call->value;
     pp__buf_truncate(to, call->sink ? call->sink_at : 0); /* replaces */

@@ -205,7 +205,7 @@ static pp_status values_to_results(worker *w, const pp__frame *f, size_t *at,
 }
 
 /* run_items' loop once the first value has set the size, from item
- * `from`: each call writes its value straight into its place in the
+ * `*i`: each call writes its value straight into its place in the
  * answer, as a record (call.c: a value of another size goes to the sink
  * and drops the record), so that an item costs its task's call and little
  * more, as in a records map. Stops at the first item that did not simply
