@@ -6,6 +6,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "internal.h"
 #include "procpool.h"
 #include "suites.h"
 #include "tasks.h"
@@ -187,6 +188,43 @@ static void consume(void *arg) {
   }
 }
 
+/* What consumers of one iterator of the squares of 0..n-1 got together:
+   every item exactly once, each consumer's in input order with imap. */
+static void check_consumers(const consumer *c, int count, size_t n,
+                            int ordered) {
+  unsigned char *seen = calloc(n, 1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(seen);
+  size_t total = 0, bad = 0, disordered = 0;
+  for (int k = 0; k < count; k++) {
+    CU_ASSERT_EQUAL(c[k].end, PP_EOF);
+    CU_ASSERT_EQUAL(c[k].failed, 0);
+    total += c[k].n;
+    for (size_t i = 0; i < c[k].n; i++) {
+      int64_t y = c[k].got[i];
+      int64_t lo = 0, hi = (int64_t)n; /* the x < n with x * x == y, if any */
+      while (lo + 1 < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (mid * mid <= y) {
+          lo = mid;
+        } else {
+          hi = mid;
+        }
+      }
+      int64_t x = lo * lo == y ? lo : -1;
+      if (x < 0 || seen[x]++) {
+        bad++;
+      }
+      if (ordered && i > 0 && c[k].got[i - 1] >= y) {
+        disordered++;
+      }
+    }
+  }
+  CU_ASSERT_EQUAL(total, n);
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_EQUAL(disordered, 0);
+  free(seen);
+}
+
 /* Several threads share one iterator (pp_iter_next hands out items under a
    lock of the iterator's own), one with pp_iter_next_many(): together they
    get every item exactly once, each sees PP_EOF, and with imap each sees
@@ -214,36 +252,57 @@ static void test_imap_shared_by_threads(void) {
     for (int k = 0; k < T; k++) {
       tu_thread_join(th[k]);
     }
-    static unsigned char seen[N];
-    memset(seen, 0, sizeof seen);
-    size_t total = 0, bad = 0, disordered = 0;
-    for (int k = 0; k < T; k++) {
-      CU_ASSERT_EQUAL(c[k].end, PP_EOF);
-      CU_ASSERT_EQUAL(c[k].failed, 0);
-      total += c[k].n;
-      for (size_t i = 0; i < c[k].n; i++) {
-        int64_t y = c[k].got[i];
-        int64_t lo = 0, hi = N; /* the x < N with x * x == y, if any */
-        while (lo + 1 < hi) {
-          int64_t mid = (lo + hi) / 2;
-          if (mid * mid <= y) {
-            lo = mid;
-          } else {
-            hi = mid;
-          }
-        }
-        int64_t x = lo * lo == y ? lo : -1;
-        if (x < 0 || seen[x]++) {
-          bad++;
-        }
-        if (ordered && i > 0 && c[k].got[i - 1] >= y) {
-          disordered++;
-        }
-      }
+    check_consumers(c, T, N, ordered);
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* The first thread to take an item becomes the iterator's owner and takes
+   the next ones without its lock (iter.c, "the owner path"). A second
+   thread that comes while the owner goes on ends that: both still get
+   every item once, each in input order, and the iterator has no owner
+   after. In rounds, so that the second thread comes at different points
+   of the owner's taking of an item. */
+static void test_imap_owner_then_second_thread(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 4000, FIRST = 100, ROUNDS = 20 };
+  static int64_t got[2][N];
+#ifdef __linux__
+  /* membarrier(), readied by pp_worker_main() in tests/main.c. */
+  CU_ASSERT_TRUE(pp__remote_barrier_ready());
+#endif
+  for (int round = 0; round < ROUNDS; round++) {
+    int ordered = round % 2;
+    tu_range range;
+    pp_iter *it = square_imap(pool, ordered, &range, 0, N, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(it);
+    consumer c[2];
+    memset(c, 0, sizeof c);
+    for (int k = 0; k < 2; k++) {
+      c[k].it = it;
+      c[k].got = got[k];
+      c[k].max = N;
     }
-    CU_ASSERT_EQUAL(total, N);
-    CU_ASSERT_EQUAL(bad, 0);
-    CU_ASSERT_EQUAL(disordered, 0);
+    while (c[0].n < FIRST) {
+      pp_value v = {0};
+      int64_t y = -1;
+      pp_status s = pp_iter_next(it, TU_WAIT, &v);
+      if (s == PP_OK) {
+        s = pp_value_i64(&v, &y);
+      }
+      pp_value_clear(&v);
+      CU_ASSERT_EQUAL_FATAL(s, PP_OK);
+      c[0].got[c[0].n++] = y;
+    }
+    CU_ASSERT_EQUAL(pp__iter_owned(it), pp__remote_barrier_ready());
+    tu_thread *th = tu_thread_start(consume, &c[1]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(th);
+    consume(&c[0]);
+    tu_thread_join(th);
+    CU_ASSERT_FALSE(pp__iter_owned(it));
+    check_consumers(c, 2, N, ordered);
     pp_iter_free(it);
   }
   pp_pool_destroy(pool);
@@ -852,6 +911,8 @@ int pp_test_suite_imap(void) {
       {"two iterators and a map share the pool", test_imap_interleaved},
       {"threads sharing an iterator get every item once",
        test_imap_shared_by_threads},
+      {"a second thread ends the owner path, nothing lost",
+       test_imap_owner_then_second_thread},
       {"items of one size and of changing sizes arrive whole, in order",
        test_imap_item_sizes},
       {"a chunk size beyond a frame's count: one chunk, every item",

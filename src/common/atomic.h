@@ -8,6 +8,8 @@
 
 #include <apr_atomic.h>
 
+#include <stdint.h>
+
 #if defined(__GNUC__) || defined(__clang__)
 typedef apr_uint32_t pp__atomic_u32;
 /* Stores `v`, publishing every write made before it to pp__atomic_get(). */
@@ -35,6 +37,25 @@ static inline int pp__atomic_try_take(pp__atomic_u32 *a) {
 static inline void pp__atomic_give(pp__atomic_u32 *a) {
   __atomic_store_n(a, 0, __ATOMIC_RELEASE);
 }
+/* A store that orders nothing: other threads may see it late, and the CPU
+ * may let this thread's later loads pass it (iter.c's owner path, where
+ * the other side's pp__remote_barrier() makes up for that). */
+static inline void pp__atomic_set_relaxed(pp__atomic_u32 *a, apr_uint32_t v) {
+  __atomic_store_n(a, v, __ATOMIC_RELAXED);
+}
+/* Keeps the compiler from moving memory accesses across it; the CPU still
+ * may. */
+static inline void pp__compiler_fence(void) {
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+/* A pointer read and written whole by several threads. */
+typedef void *pp__atomic_ptr;
+static inline void *pp__atomic_ptr_get(void *const *a) {
+  return __atomic_load_n(a, __ATOMIC_ACQUIRE);
+}
+static inline void pp__atomic_ptr_set(void **a, void *v) {
+  __atomic_store_n(a, v, __ATOMIC_RELEASE);
+}
 #else
 typedef volatile apr_uint32_t pp__atomic_u32;
 static inline void pp__atomic_set(pp__atomic_u32 *a, apr_uint32_t v) {
@@ -56,6 +77,21 @@ static inline int pp__atomic_try_take(pp__atomic_u32 *a) {
 }
 static inline void pp__atomic_give(pp__atomic_u32 *a) {
   apr_atomic_xchg32(a, 0);
+}
+/* Here stronger than they need be: full barriers each. */
+static inline void pp__atomic_set_relaxed(pp__atomic_u32 *a, apr_uint32_t v) {
+  apr_atomic_xchg32(a, v);
+}
+static inline void pp__compiler_fence(void) {
+  static volatile apr_uint32_t fence;
+  apr_atomic_inc32(&fence);
+}
+typedef void *volatile pp__atomic_ptr;
+static inline void *pp__atomic_ptr_get(pp__atomic_ptr const *a) {
+  return apr_atomic_casptr((volatile void **)(uintptr_t)a, NULL, NULL);
+}
+static inline void pp__atomic_ptr_set(pp__atomic_ptr *a, void *v) {
+  apr_atomic_xchgptr((volatile void **)(uintptr_t)a, v);
 }
 #endif
 

@@ -186,6 +186,24 @@ void pp__prefault(void *p, size_t len);
  * a 4 MiB value then costs two faults instead of a thousand. */
 void *pp__alloc_fresh(size_t len);
 
+/* ---- a barrier on every thread ----
+ * For a lock whose owning thread takes it with plain stores (iter.c): the
+ * rare other thread that wants it runs pp__remote_barrier(), and may then
+ * rely on seeing whatever the owner stored before its next load. */
+
+/* Readies pp__remote_barrier() for this process, where the system has such
+ * a call; cheap while the process has one thread, and pp_worker_main()
+ * calls it at the top of main() for that reason. */
+void pp__remote_barrier_prepare(void);
+/* 1 when pp__remote_barrier() works in this process. */
+int pp__remote_barrier_ready(void);
+/* Makes every thread of this process run a full memory barrier before it
+ * returns. Only after pp__remote_barrier_ready() said 1. */
+void pp__remote_barrier(void);
+/* The calling thread's token: threads alive at once have different ones,
+ * never NULL. */
+void *pp__thread_token(void);
+
 /* ---- shared memory ----
  * A segment mapped by the parent and one worker: big frames travel through
  * it (lane.h) and the channel carries only where they lie. */

@@ -301,6 +301,11 @@ struct pp_iter {
   size_t cur_left;       /* its items not yet handed out */
   unsigned char *cur_at; /* the next one's place in cur.block */
   unsigned cur_status;   /* the next one's status (its byte may be a NUL) */
+  /* The owner path (iter.c): the thread that may take an item from `cur`
+   * without take_lock while no other thread has come, and its flag. */
+  pp__atomic_ptr owner;      /* its token; NULL: none yet; iter.c's
+                                OWNER_GONE: none ever again */
+  pp__atomic_u32 owner_busy; /* 1 while it takes an item so */
 };
 
 typedef enum pp__pool_state {
@@ -448,6 +453,9 @@ void pp__iter_release_locked(pp_iter *it);
 int pp__iter_fill_locked(pp_pool *pool, pp_iter *it);
 /* Lock held: stops the input with `why` (terminate, a broken pool). */
 void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message);
+/* 1 while a thread takes the iterator's items on the owner path (iter.c);
+ * for the tests. */
+int pp__iter_owned(pp_iter *it);
 /* Copies an outcome into an allocation of the item's own; big values by
  * `copier` (may be NULL). */
 void pp__item_set(pp__item *item, const pp__outcome *o, pp__copier *copier);

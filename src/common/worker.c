@@ -734,6 +734,9 @@ int pp_worker_main(int argc, char **argv) {
     exit(code);
   if (!pp__backend_worker_attach(argc, argv, &chan)) {
     hook_ran = 1;
+    /* Here, at the top of main(), the process has one thread as a rule,
+     * which makes this cheap (iter.c's owner path needs it). */
+    pp__remote_barrier_prepare();
     return 0;
   }
   char key[2 * PP__KEY_BYTES + 1];
