@@ -330,9 +330,10 @@ PP_API pp_status pp_register(const char *name, pp_task_fn fn);
  * a message on stderr and exits with a non-zero code.
  *
  * In a parent on Linux it also registers the process for membarrier(),
- * which lets one thread taking an iterator's items with pp_iter_next() go
- * without a lock per item; that costs a microsecond while the process has
- * one thread, and 12-15 ms once it has several.
+ * which lets one thread taking an iterator's items with pp_iter_next(), and
+ * clearing them, go without a lock or an atomic operation per item; that
+ * costs a microsecond while the process has one thread, and 12-15 ms once
+ * it has several.
  * @param argc main()'s argc.
  * @param argv main()'s argv.
  * @return 0 in a parent; in a worker it does not return.

@@ -308,6 +308,85 @@ static void test_imap_owner_then_second_thread(void) {
   pp_pool_destroy(pool);
 }
 
+/* Values handed to another thread, which clears them (held[first],
+   held[first + 2], ...). */
+typedef struct clearer {
+  pp_value *held;
+  size_t n, first;
+} clearer;
+
+static void clear_every_other(void *arg) {
+  clearer *c = arg;
+  for (size_t i = c->first; i < c->n; i += 2) {
+    pp_value_clear(&c->held[i]);
+  }
+}
+
+/* The iterator's owner owns the value blocks of the chunks it takes, and
+   gives their references back without atomic operations (value.c). Values
+   outlive the iterator; cleared half on the owner's thread and half on
+   another at once, each block's owner path ends when the other thread
+   clears one of its values, and every block goes exactly once when its
+   last value goes (a leak or a double free fails the sanitizer builds and
+   valgrind). */
+static void test_imap_owned_blocks(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 2000, CHUNK = 100, KEEP = 3, ROUNDS = 10 };
+  static pp_value held[N];
+  for (int round = 0; round < ROUNDS; round++) {
+    tu_range range;
+    pp_iter *it = square_imap(pool, round % 2, &range, 0, N, CHUNK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(it);
+    size_t nheld = 0, got = 0, bad = 0;
+    int64_t sum = 0, held_expected = 0;
+    for (;;) {
+      pp_value v = {0};
+      int64_t y = -1;
+      pp_status s = pp_iter_next(it, TU_WAIT, &v);
+      if (s == PP_EOF) {
+        break;
+      }
+      if (s != PP_OK || pp_value_i64(&v, &y) != PP_OK) {
+        bad++;
+        pp_value_clear(&v);
+        break;
+      }
+      sum += y;
+      if (got == CHUNK + CHUNK / 2) { /* the second chunk: taken as owner */
+        CU_ASSERT_PTR_NOT_NULL(v.owner);
+        CU_ASSERT_EQUAL(v.owner && pp__value_block_owned(v.owner),
+                        pp__remote_barrier_ready());
+      }
+      if (got++ % KEEP == 0) {
+        held_expected += y;
+        held[nheld++] = v;
+      } else {
+        pp_value_clear(&v);
+      }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(got, N);
+    CU_ASSERT_EQUAL(sum, (int64_t)(N - 1) * N * (2 * N - 1) / 6);
+    pp_iter_free(it);
+    /* What the held values say, after their iterator is gone. */
+    int64_t held_sum = 0;
+    for (size_t i = 0; i < nheld; i++) {
+      int64_t y = -1;
+      CU_ASSERT_EQUAL(pp_value_i64(&held[i], &y), PP_OK);
+      held_sum += y;
+    }
+    CU_ASSERT_EQUAL(held_sum, held_expected);
+    clearer other = {held, nheld, 1};
+    tu_thread *th = tu_thread_start(clear_every_other, &other);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(th);
+    clearer mine = {held, nheld, 0};
+    clear_every_other(&mine);
+    tu_thread_join(th);
+  }
+  pp_pool_destroy(pool);
+}
+
 /* Generator over an array of int64. */
 typedef struct array_gen {
   const int64_t *v;
@@ -913,6 +992,8 @@ int pp_test_suite_imap(void) {
        test_imap_shared_by_threads},
       {"a second thread ends the owner path, nothing lost",
        test_imap_owner_then_second_thread},
+      {"owned value blocks cleared on two threads go once",
+       test_imap_owned_blocks},
       {"items of one size and of changing sizes arrive whole, in order",
        test_imap_item_sizes},
       {"a chunk size beyond a frame's count: one chunk, every item",

@@ -56,6 +56,10 @@ static inline void *pp__atomic_ptr_get(void *const *a) {
 static inline void pp__atomic_ptr_set(void **a, void *v) {
   __atomic_store_n(a, v, __ATOMIC_RELEASE);
 }
+/* Stores `v`; returns the pointer it replaced. */
+static inline void *pp__atomic_ptr_swap(void **a, void *v) {
+  return __atomic_exchange_n(a, v, __ATOMIC_ACQ_REL);
+}
 #else
 typedef volatile apr_uint32_t pp__atomic_u32;
 static inline void pp__atomic_set(pp__atomic_u32 *a, apr_uint32_t v) {
@@ -92,6 +96,9 @@ static inline void *pp__atomic_ptr_get(pp__atomic_ptr const *a) {
 }
 static inline void pp__atomic_ptr_set(pp__atomic_ptr *a, void *v) {
   apr_atomic_xchgptr((volatile void **)(uintptr_t)a, v);
+}
+static inline void *pp__atomic_ptr_swap(pp__atomic_ptr *a, void *v) {
+  return apr_atomic_xchgptr((volatile void **)(uintptr_t)a, v);
 }
 #endif
 

@@ -200,9 +200,11 @@ int pp__remote_barrier_ready(void);
 /* Makes every thread of this process run a full memory barrier before it
  * returns. Only after pp__remote_barrier_ready() said 1. */
 void pp__remote_barrier(void);
-/* The calling thread's token: threads alive at once have different ones,
- * never NULL. */
-void *pp__thread_token(void);
+/* void *pp__thread_token(void): the calling thread's token; threads alive
+ * at once have different ones, never NULL. From the backend's
+ * thread_token.h, where it may be inline: the owner paths ask for it for
+ * every item. */
+#include "thread_token.h"
 
 /* ---- shared memory ----
  * A segment mapped by the parent and one worker: big frames travel through

@@ -212,6 +212,11 @@ struct pp_result {
 struct pp__value_block {
   pp__atomic_u32 refs;
   size_t size; /* a big block's whole size, for spare.c; 0: malloc'd */
+  /* The owner path (value.c): the thread that gives its references back
+   * without an atomic operation, while no other thread gives one back. */
+  pp__atomic_ptr owner;      /* its token; NULL: none (any more) */
+  pp__atomic_u32 owner_busy; /* 1 while it gives references back so */
+  apr_uint32_t owner_gave;   /* how many it gave back so; its own */
   /* the values' bytes follow */
 };
 
@@ -224,12 +229,6 @@ struct pp__value_block {
 pp__value_block *pp__value_block_new(size_t bytes, apr_uint32_t refs);
 /* The last reference is gone: frees the block or keeps it spare. */
 void pp__value_block_free(pp__value_block *block);
-/* Drops a reference; the last one frees the block or keeps it spare.
- * Inline: pp_value_clear() drops one for every imap item. */
-static inline void pp__value_block_release(pp__value_block *block) {
-  if (pp__atomic_dec_is_zero(&block->refs))
-    pp__value_block_free(block);
-}
 /* Drops `n` references at once. */
 void pp__value_block_release_n(pp__value_block *block, apr_uint32_t n);
 /* Frees the spares kept unused too long; returns ms until the next one is
@@ -245,6 +244,53 @@ void pp__spare_pool_remove(pp_pool *pool);
 void pp__spare_drop_inherited(void);
 /* Bytes kept spare right now (for the tests). */
 size_t pp__spare_held(void);
+
+/* value.c */
+/* The calling thread becomes the block's owner (iter.c does this for the
+ * chunks its own owner takes). Before any of its values is handed out. */
+void pp__value_block_own(pp__value_block *block);
+/* Another thread than the owner gives a reference back: ends the owner
+ * path for good, folding the owner's count into `refs`. */
+void pp__value_block_drop_owner(pp__value_block *block);
+/* 1 while the block has an owner (for the tests). */
+int pp__value_block_owned(pp__value_block *block);
+
+/* `n` references given back by the block's owner, as the owner path in
+ * value.c says: 1 when that is the caller and it stays the owner (the
+ * block is then freed if they were the last); 0 when the caller must drop
+ * them from `refs` itself. */
+static inline int pp__value_block_owner_gives(pp__value_block *block,
+                                              apr_uint32_t n) {
+  void *owner = pp__atomic_ptr_get(&block->owner);
+  if (!owner)
+    return 0;
+  if (owner != pp__thread_token()) {
+    pp__value_block_drop_owner(block);
+    return 0;
+  }
+  pp__atomic_set_relaxed(&block->owner_busy, 1);
+  pp__compiler_fence();
+  if (pp__atomic_ptr_get(&block->owner) != owner) { /* dropped meanwhile */
+    pp__atomic_set(&block->owner_busy, 0);
+    return 0;
+  }
+  block->owner_gave += n;
+  /* Others change `refs` only after one of them took the owner away, and
+   * that one holds a reference until it folded our count in: the count
+   * reaches `refs` only when nobody else holds one. */
+  int last = block->owner_gave == pp__atomic_get(&block->refs);
+  pp__atomic_set(&block->owner_busy, 0);
+  if (last)
+    pp__value_block_free(block);
+  return 1;
+}
+/* Drops a reference; the last one frees the block or keeps it spare.
+ * Inline: pp_value_clear() drops one for every imap item. */
+static inline void pp__value_block_release(pp__value_block *block) {
+  if (!pp__value_block_owner_gives(block, 1) &&
+      pp__atomic_dec_is_zero(&block->refs))
+    pp__value_block_free(block);
+}
 
 /* An answered imap chunk waiting to be handed out, or the one being
  * handed out (iter.c). */

@@ -169,6 +169,9 @@ pp__value_block *pp__value_block_new(size_t bytes, apr_uint32_t refs) {
     return NULL;
   pp__atomic_set(&block->refs, refs);
   block->size = size >= PP__BIG_VALUE ? got : 0;
+  pp__atomic_ptr_set(&block->owner, NULL);
+  pp__atomic_set(&block->owner_busy, 0);
+  block->owner_gave = 0;
   return block;
 }
 
@@ -180,6 +183,7 @@ void pp__value_block_free(pp__value_block *block) {
 }
 
 void pp__value_block_release_n(pp__value_block *block, apr_uint32_t n) {
-  if (n && pp__atomic_add(&block->refs, (apr_uint32_t)0 - n) == n)
+  if (n && !pp__value_block_owner_gives(block, n) &&
+      pp__atomic_add(&block->refs, (apr_uint32_t)0 - n) == n)
     pp__value_block_free(block);
 }

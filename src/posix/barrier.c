@@ -8,7 +8,6 @@
 #include "atomic.h"
 #include "posix.h"
 
-#include <pthread.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/syscall.h>
@@ -61,4 +60,4 @@ void pp__remote_barrier(void) {
 #endif
 }
 
-void *pp__thread_token(void) { return (void *)(uintptr_t)pthread_self(); }
+_Thread_local char pp__thread_mark;
