@@ -958,7 +958,10 @@ PP_API pp_status pp_imap_unordered(pp_pool *pool, const char *task,
  *         item was handed out; PP_EINVAL for NULL.
  * @par Threads
  * Any thread but the pool's scheduler thread, where it would wait for
- * itself.
+ * itself. The first thread to call it takes items without the iterator's
+ * lock, and gives their values back without an atomic operation, until
+ * another thread calls it or clears one of those values (where the system
+ * has a barrier on every thread: see pp_worker_main()).
  */
 PP_API pp_status pp_iter_next(pp_iter *iter, double timeout, pp_value *out);
 
@@ -967,7 +970,10 @@ PP_API pp_status pp_iter_next(pp_iter *iter, double timeout, pp_value *out);
  * @p timeout seconds for the first: pp_iter_next() for a caller that takes
  * results by the batch. It takes the iterator's lock once per call, not
  * once per item, which is most of what pp_iter_next() costs an imap of
- * small items; clear the values with pp_value_clear_many().
+ * small items where several threads share the iterator, or where the
+ * system has no barrier on every thread (see pp_worker_main()); one thread
+ * alone on Linux takes items with pp_iter_next() without the lock, at
+ * about the same cost. Clear the values with pp_value_clear_many().
  * @param iter the iterator.
  * @param timeout seconds; 0 does not wait, a negative value waits forever.
  * @param out receives the items in the order pp_iter_next() would hand them
