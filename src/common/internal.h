@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "copier.h"
 #include "lane.h"
+#include "owner.h"
 #include "procpool.h"
 #include "sha256.h"
 #include "wire.h"
@@ -268,18 +269,14 @@ static inline int pp__value_block_owner_gives(pp__value_block *block,
     pp__value_block_drop_owner(block);
     return 0;
   }
-  pp__atomic_set_relaxed(&block->owner_busy, 1);
-  pp__compiler_fence();
-  if (pp__atomic_ptr_get(&block->owner) != owner) { /* dropped meanwhile */
-    pp__atomic_set(&block->owner_busy, 0);
-    return 0;
-  }
+  if (!pp__owner_enter(&block->owner, &block->owner_busy, owner))
+    return 0; /* dropped meanwhile */
   block->owner_gave += n;
   /* Others change `refs` only after one of them took the owner away, and
    * that one holds a reference until it folded our count in: the count
    * reaches `refs` only when nobody else holds one. */
   int last = block->owner_gave == pp__atomic_get(&block->refs);
-  pp__atomic_set(&block->owner_busy, 0);
+  pp__owner_leave(&block->owner_busy);
   if (last)
     pp__value_block_free(block);
   return 1;

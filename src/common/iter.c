@@ -138,9 +138,8 @@ static inline void spin_lock(pp__atomic_u32 *lock) {
  * takes the item. Any other thread, once it holds take_lock, ends that for
  * good (drop_owner()): it marks the owner gone, runs pp__remote_barrier()
  * so that the owner's store, if made, is visible to it, and waits while
- * owner_busy says the owner is taking an item. Dekker's mutual exclusion
- * with the fence taken off the frequent side and paid for by the rare one;
- * where the system has no such barrier, no thread becomes owner. */
+ * owner_busy says the owner is taking an item (owner.h). Where the system
+ * has no such barrier, no thread becomes owner. */
 
 /* `owner` once another thread came, or where there is no owner path. */
 static char owner_gone;
@@ -153,11 +152,7 @@ static int is_owner_token(const void *owner) {
 /* take_lock held, the owner another thread: ends the owner path. */
 static PP__NOINLINE void drop_owner(pp_iter *it) {
   pp__atomic_ptr_set(&it->owner, OWNER_GONE);
-  /* From here the owner either sees OWNER_GONE before it takes an item,
-   * or its owner_busy = 1 is visible below. */
-  pp__remote_barrier();
-  while (pp__atomic_get(&it->owner_busy))
-    apr_thread_yield();
+  pp__owner_wait_out(&it->owner_busy);
 }
 
 /* take_lock just taken: makes sure no owner takes items beside us. */
@@ -776,15 +771,10 @@ static inline int owner_hand_out(pp_iter *it, pp_value *out, int *done) {
   void *owner = pp__atomic_ptr_get(&it->owner);
   if (!is_owner_token(owner) || owner != pp__thread_token())
     return 0;
-  pp__atomic_set_relaxed(&it->owner_busy, 1);
-  pp__compiler_fence();
-  if (pp__atomic_ptr_get(&it->owner) != owner) { /* dropped meanwhile */
-    pp__atomic_set(&it->owner_busy, 0);
-    return 0;
-  }
+  if (!pp__owner_enter(&it->owner, &it->owner_busy, owner))
+    return 0; /* dropped meanwhile */
   *done = hand_out_value(it, out);
-  /* A release: whoever drops the owner next sees what this did. */
-  pp__atomic_set(&it->owner_busy, 0);
+  pp__owner_leave(&it->owner_busy);
   return 1;
 }
 

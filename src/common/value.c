@@ -26,11 +26,7 @@ void pp__value_block_own(pp__value_block *block) {
 void pp__value_block_drop_owner(pp__value_block *block) {
   if (!pp__atomic_ptr_swap(&block->owner, NULL))
     return; /* another thread took it */
-  /* From here the owner either sees NULL before it gives a reference
-   * back, or its owner_busy = 1 is visible below. */
-  pp__remote_barrier();
-  while (pp__atomic_get(&block->owner_busy))
-    apr_thread_yield();
+  pp__owner_wait_out(&block->owner_busy);
   if (block->owner_gave)
     (void)pp__atomic_add(&block->refs, (apr_uint32_t)0 - block->owner_gave);
 }
