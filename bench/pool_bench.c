@@ -67,6 +67,17 @@ static pp_status task_square(pp_call *call) {
   return st != PP_OK ? st : pp_call_return_i64(call, x * x);
 }
 
+/* The same square as a records task: one call per chunk, the loop its own
+ * (pp_register_records()). */
+static pp_status records_square(const pp_records_chunk *chunk, pp_call *call) {
+  (void)call;
+  const int64_t *in = chunk->in;
+  int64_t *out = chunk->out;
+  for (size_t i = 0; i < chunk->count; i++)
+    out[i] = in[i] * in[i];
+  return PP_OK;
+}
+
 static pp_status task_identity(pp_call *call) {
   pp_bytes b;
   pp_status st = pp_call_arg(call, 0, &b);
@@ -401,9 +412,9 @@ static void case_apply_async(const char *cn, pp_pool *pool, const sizes *sz) {
     emit(cn, "apply_async_per_s", (double)n / dt, "items/s");
 }
 
-/* A map of square over int64 records; checks every result. */
+/* A map of `task` (a square) over int64 records; checks every result. */
 static void map_records_case(const char *cn, const char *name, pp_pool *pool,
-                             size_t n, size_t chunksize) {
+                             const char *task, size_t n, size_t chunksize) {
   int64_t *in = malloc(n * sizeof *in), *out = calloc(n, sizeof *out);
   if (!in || !out) {
     free(in);
@@ -415,7 +426,7 @@ static void map_records_case(const char *cn, const char *name, pp_pool *pool,
   pp_records rec = {in, n, sizeof *in, out, sizeof *out, NULL, 0};
   pp_result *r = NULL;
   double t0 = now_s();
-  pp_status st = pp_map_records(pool, "square", &rec, chunksize, &r);
+  pp_status st = pp_map_records(pool, task, &rec, chunksize, &r);
   double dt = now_s() - t0;
   pp_result_free(r);
   for (size_t i = 0; st == PP_OK && i < n; i++)
@@ -737,11 +748,18 @@ static int rss_child(char **argv) {
 /* ---------------------------------------------------------------------- */
 
 static void case_map_default(const char *cn, pp_pool *pool, const sizes *sz) {
-  map_records_case(cn, "map_default_per_s", pool, sz->map_items, 0);
+  map_records_case(cn, "map_default_per_s", pool, "square", sz->map_items, 0);
+}
+
+/* map_default with the square as a records task. */
+static void case_map_task_default(const char *cn, pp_pool *pool,
+                                  const sizes *sz) {
+  map_records_case(cn, "map_task_default_per_s", pool, "records_square",
+                   sz->map_items, 0);
 }
 
 static void case_map_chunk1(const char *cn, pp_pool *pool, const sizes *sz) {
-  map_records_case(cn, "map_chunk1_per_s", pool, sz->chunk1_items, 1);
+  map_records_case(cn, "map_chunk1_per_s", pool, "square", sz->chunk1_items, 1);
 }
 
 static void case_imap_ordered(const char *cn, pp_pool *pool, const sizes *sz) {
@@ -798,6 +816,7 @@ static void steady_cases(const char *cn, pp_pool *pool, const sizes *sz) {
       {"apply_rtt_us", case_apply_rtt, 0},
       {"apply_async_per_s", case_apply_async, 1},
       {"map_default_per_s", case_map_default, 1},
+      {"map_task_default_per_s", case_map_task_default, 1},
       {"map_chunk1_per_s", case_map_chunk1, 1},
       {"imap_c1000_per_s", case_imap_ordered, 1},
       {"imap_unordered_c1000_per_s", case_imap_unordered, 1},
@@ -854,6 +873,7 @@ static int usage(void) {
 int main(int argc, char **argv) {
   if (pp_register("noop", task_noop) != PP_OK ||
       pp_register("square", task_square) != PP_OK ||
+      pp_register_records("records_square", records_square) != PP_OK ||
       pp_register("identity", task_identity) != PP_OK ||
       pp_register("spin", task_spin) != PP_OK)
     return 1;

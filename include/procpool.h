@@ -310,6 +310,74 @@ PP_API pp_status pp_call_fail(pp_call *call, const char *format, ...)
  */
 PP_API pp_status pp_register(const char *name, pp_task_fn fn);
 
+/** The alignment of a records task's arrays (pp_records_chunk). */
+#define PP_RECORDS_ALIGN 16
+
+/**
+ * A chunk of a records map, handed whole to a records task
+ * (pp_register_records()): @p count records of @p in_size bytes at @p in,
+ * and room for as many results of @p out_size bytes at @p out. Both are
+ * the worker's memory, valid until the task returns, and both start at a
+ * multiple of PP_RECORDS_ALIGN bytes, so that an array of a struct type
+ * (or of any scalar) can be read and written through a pointer to it.
+ */
+typedef struct pp_records_chunk {
+  const void *in;  /**< count * in_size bytes: the chunk's records */
+  size_t in_size;  /**< bytes per record (pp_records::in_size) */
+  void *out;       /**< count * out_size bytes: the task writes them all */
+  size_t out_size; /**< bytes per result (pp_records::out_size) */
+  size_t count;    /**< records in this chunk, at least 1 */
+} pp_records_chunk;
+
+/**
+ * A records task: runs a whole chunk of a records map in one call, so that
+ * the cost per record is the task's own loop (where a task registered with
+ * pp_register() costs a call per record). It must write all @p count
+ * results; a result it leaves unwritten holds unspecified bytes. It marks
+ * single records failed with pp_records_fail(); returning a status other
+ * than PP_OK, or calling pp_call_fail(), fails every record of the chunk.
+ * @param chunk the records and where their results go.
+ * @param call the chunk's call, for pp_records_fail() and pp_call_fail();
+ *        it has no arguments, and a value set on it is ignored.
+ * @return PP_OK, or why the whole chunk failed.
+ */
+typedef pp_status (*pp_records_task_fn)(const pp_records_chunk *chunk,
+                                        pp_call *call);
+
+/**
+ * @brief Registers a records task under @p name: one that pp_map_records()
+ * calls once per chunk instead of once per record.
+ *
+ * Registered as pp_register() registers (same names, same rule: at the
+ * top of main(), before pp_worker_main()). Such a task runs only in a
+ * records map (pp_map_records() and pp_map_records_async()); any other
+ * call of it fails with PP_EUNKNOWNTASK and a message that says so. It
+ * reads whole records: pp_records::field_sizes does not cut them for it.
+ * @param name 1 to 255 bytes, NUL-terminated (copied).
+ * @param fn the task.
+ * @return as pp_register(); PP_ESTATE also when @p name is registered to a
+ *         task of the other kind.
+ * @par Threads
+ * Not thread-safe: call it from one thread, before creating any pool.
+ */
+PP_API pp_status pp_register_records(const char *name, pp_records_task_fn fn);
+
+/**
+ * @brief Fails record @p index of a records task's chunk with a
+ * printf-style message; the other records keep their results. The
+ * failed record's result reads as zero bytes in pp_records::out. A record
+ * failed twice keeps its first message.
+ * @param call the call given to the records task.
+ * @param index from 0 to pp_records_chunk::count - 1.
+ * @param format a printf format, or NULL for a message naming the task.
+ * @param ... the format's arguments.
+ * @return PP_OK (the task goes on); PP_EINVAL for NULL @p call, a call that
+ *         is not a records task's, or @p index out of range; PP_ENOMEM.
+ */
+PP_API pp_status pp_records_fail(pp_call *call, size_t index,
+                                 const char *format, ...)
+    PP_PRINTF_FORMAT(3, 4);
+
 /**
  * @brief The worker-mode hook: call it at the top of main(), after
  * registering tasks.
@@ -849,7 +917,8 @@ typedef struct pp_records {
 /**
  * @brief The fast path for arrays of fixed-size records: each chunk crosses
  * in one copy each way, results land in records->out. A task must return
- * exactly out_size bytes per record. The chunk size is capped so that a
+ * exactly out_size bytes per record; a records task (pp_register_records())
+ * is called once per chunk instead. The chunk size is capped so that a
  * chunk fits pp_options::max_message_size.
  * @param pool the pool.
  * @param task the task's registered name.

@@ -34,6 +34,7 @@ static const struct {
     {"reliability", pp_test_suite_reliability},
     {"contexts", pp_test_suite_contexts},
     {"lanes", pp_test_suite_lanes},
+    {"records_task", pp_test_suite_records_task},
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])
@@ -52,6 +53,8 @@ int main(int argc, char **argv) {
     st = reliability_tasks_register();
   if (st == PP_OK)
     st = lanes_tasks_register();
+  if (st == PP_OK)
+    st = records_task_tasks_register();
 #ifdef _WIN32
   if (st == PP_OK)
     st = win32_tasks_register();

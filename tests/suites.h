@@ -14,11 +14,14 @@ int pp_test_suite_errors(void);
 int pp_test_suite_reliability(void);
 int pp_test_suite_contexts(void);
 int pp_test_suite_lanes(void);
+int pp_test_suite_records_task(void);
 
 /* Tasks of the reliability suite (registered by main before the worker
    hook, like every task). */
 #include "procpool.h"
 pp_status reliability_tasks_register(void);
+/* Tasks of the records_task suite. */
+pp_status records_task_tasks_register(void);
 /* Tasks of the lanes suite. */
 pp_status lanes_tasks_register(void);
 /* Tasks of the contexts suite; argv0 is main's argv[0], with which that

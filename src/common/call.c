@@ -84,7 +84,7 @@ pp_status pp_call_return_i64(pp_call *call, int64_t value) {
   return return_i64_elsewhere(call, value);
 }
 
-static char *vformat(const char *format, va_list ap) {
+char *pp__vformat(const char *format, va_list ap) {
   va_list again;
   va_copy(again, ap);
   int n = vsnprintf(NULL, 0, format, ap);
@@ -98,7 +98,7 @@ static char *vformat(const char *format, va_list ap) {
 char *pp__format(const char *format, ...) {
   va_list ap;
   va_start(ap, format);
-  char *s = vformat(format, ap);
+  char *s = pp__vformat(format, ap);
   va_end(ap);
   return s;
 }
@@ -113,7 +113,7 @@ pp_status pp_call_fail(pp_call *call, const char *format, ...) {
   if (format) {
     va_list ap;
     va_start(ap, format);
-    call->message = vformat(format, ap);
+    call->message = pp__vformat(format, ap);
     va_end(ap);
   }
   call->failed = 1;
@@ -123,7 +123,13 @@ pp_status pp_call_fail(pp_call *call, const char *format, ...) {
 pp_status pp__call_run(pp_call *call, const char *name, pp_task_fn fn) {
   if (!fn) {
     call->message =
-        pp__format("no task named '%s' is registered in the worker", name);
+        pp__registry_find_records(name)
+            ? pp__format("task '%s' is a records task "
+                         "(pp_register_records()): it runs only in "
+                         "pp_map_records()",
+                         name)
+            : pp__format("no task named '%s' is registered in the worker",
+                         name);
     return PP_EUNKNOWNTASK;
   }
   return pp__call_outcome(call, name, fn(call));

@@ -20,6 +20,7 @@
 #include <apr_thread_proc.h>
 #include <apr_time.h>
 
+#include <stdarg.h>
 #include <stdint.h>
 
 /* Keeps a function out of its callers: for a rare path that, inlined,
@@ -49,6 +50,7 @@
 /* ---- process-wide ---- */
 pp_status pp__runtime_init(void); /* APR, once */
 pp_task_fn pp__registry_find(const char *name);
+pp_records_task_fn pp__registry_find_records(const char *name);
 int pp__worker_run(pp__wchan *chan, const char *key);
 pp_status pp__context_resolve(pp_context requested, pp_context *out);
 /* 1 once pp_worker_main() ran in this process and returned (so this is not
@@ -64,8 +66,20 @@ int pp__handshake_check(const char *key,
                         const unsigned char *proof, size_t len);
 char *pp__strdup(const char *s);
 char *pp__format(const char *format, ...) PP_PRINTF_FORMAT(1, 2);
+char *pp__vformat(const char *format, va_list ap);
 
 /* ---- the worker side of one call (call.c) ---- */
+
+/* The failed records of a records task's chunk (records_task.c). */
+typedef struct pp__records_failures {
+  pp__buf *list; /* per failure: index u32, status u8, message str32 */
+  size_t count;  /* records in the chunk */
+  size_t nfailed;
+  unsigned char *failed; /* a bit per record; NULL until the first failure */
+  const char *task;
+  pp_status status; /* PP_ENOMEM once a failure could not be listed */
+} pp__records_failures;
+
 struct pp_call {
   const pp_bytes *argv;
   size_t argc;
@@ -80,6 +94,9 @@ struct pp_call {
   int returned;    /* a result was set */
   int failed;      /* pp_call_fail() was called */
   char *message;
+  /* A records task's chunk (NULL outside one): pp_records_fail() appends
+   * its failures to `record_errs` as a RECORDS_DONE answer lists them. */
+  pp__records_failures *records;
 };
 /* Runs `fn` (NULL: unknown task `name`) on the call and returns its status;
  * on failure call->message holds a message. */
@@ -92,6 +109,14 @@ void pp__call_free(pp_call *call);
 /* Writes raw bytes onto the worker's channel, bypassing the protocol: lets
  * the tests act as a misbehaving worker. */
 pp_status pp__call_send_raw(pp_call *call, const void *data, size_t len);
+/* Runs records task `fn` (named `name`) over one chunk: its results in
+ * chunk->out, its failed records listed in `errs` (cleared first) as a
+ * RECORDS_DONE answer lists them, their count in `*nerr`. A failed record's
+ * result is zeroed. Arrays not at PP_RECORDS_ALIGN are copied through
+ * `scratch` for the task. PP_OK, or PP_ENOMEM. */
+pp_status pp__records_task_run(pp_call *call, pp__buf *errs, pp__buf *scratch,
+                               pp_records_task_fn fn, const char *name,
+                               const pp_records_chunk *chunk, size_t *nerr);
 
 /* ---- parent side ---- */
 

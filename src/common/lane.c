@@ -40,7 +40,15 @@ static int back(pp__lane *lane, uint32_t end) {
   return 1;
 }
 
-unsigned char *pp__lane_reserve(pp__lane *lane, size_t len, uint32_t *pos) {
+/* Bytes to skip from lane offset `off` for byte `data_at` of an extent
+ * placed there to fall on a multiple of `align`. */
+static uint32_t pad_for(uint32_t off, uint32_t data_at, uint32_t align) {
+  return (align - ((off + data_at) & (align - 1))) & (align - 1);
+}
+
+unsigned char *pp__lane_reserve_aligned(pp__lane *lane, size_t len,
+                                        uint32_t data_at, uint32_t align,
+                                        uint32_t *pos) {
   if (!lane->base || len == 0 || len > lane->size)
     return NULL;
   uint32_t mask = lane->size - 1;
@@ -50,25 +58,34 @@ unsigned char *pp__lane_reserve(pp__lane *lane, size_t len, uint32_t *pos) {
   if (lane->head == lane->tail)
     lane->head = lane->tail = (lane->head + mask) & ~mask;
   uint32_t off = lane->head & mask;
+  uint32_t pad = pad_for(off, data_at, align);
+  uint32_t start_pad = pad_for(0, data_at, align);
   /* An extent never wraps: one that would is placed at the lane's start,
    * and the bytes skipped are released with it. */
-  uint32_t skip = off + len > lane->size ? lane->size - off : 0;
+  uint32_t skip = off + pad + len > lane->size ? lane->size - off : 0;
   uint32_t used = lane->head - lane->tail;
   /* With one extent or less in flight and the lane's start free for this
    * one, it goes back there too, for the same reason: a steady stream of
    * chunks then keeps to the first few, rather than walking the whole lane
    * through the cache. */
   uint32_t tail_off = lane->tail & mask;
-  if (!skip && used && used <= len && off >= tail_off && tail_off >= len)
+  if (!skip && used && used <= len && off >= tail_off &&
+      tail_off >= start_pad + len)
     skip = lane->size - off;
-  if ((size_t)used + skip + len > lane->size)
+  if (skip)
+    pad = start_pad;
+  if ((size_t)used + skip + pad + len > lane->size)
     return NULL;
-  uint32_t at = lane->head + skip;
+  uint32_t at = lane->head + skip + pad;
   if (!back(lane, (at & mask) + (uint32_t)len))
     return NULL;
   *pos = at;
   lane->head = at + (uint32_t)len;
   return lane->base + (at & mask);
+}
+
+unsigned char *pp__lane_reserve(pp__lane *lane, size_t len, uint32_t *pos) {
+  return pp__lane_reserve_aligned(lane, len, 0, 1, pos);
 }
 
 void pp__lane_release(pp__lane *lane, uint32_t end) { lane->tail = end; }

@@ -73,6 +73,12 @@ void pp__lanes_init(unsigned char *segment, pp__shm *shm, size_t lane_size,
  * in `*pos` the position to put in the lane frame; NULL when the lane has no
  * room for them now, or no memory could be had behind them. */
 unsigned char *pp__lane_reserve(pp__lane *lane, size_t len, uint32_t *pos);
+/* pp__lane_reserve(), with byte `data_at` of the extent at an address that
+ * is a multiple of `align` (a power of two, at most PP__LANE_CONTROL): the
+ * bytes skipped for it are released with the extent. */
+unsigned char *pp__lane_reserve_aligned(pp__lane *lane, size_t len,
+                                        uint32_t data_at, uint32_t align,
+                                        uint32_t *pos);
 
 /* The writer learns that everything before position `end` is released. */
 void pp__lane_release(pp__lane *lane, uint32_t end);

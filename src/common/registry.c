@@ -1,6 +1,7 @@
 /* The task registry: names to functions. Tasks cross process boundaries by
  * name because a spawned worker is a fresh image where the parent's function
- * pointers mean nothing. */
+ * pointers mean nothing. A name holds one task of either kind: a call task
+ * (pp_register()) or a records task (pp_register_records()). */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -8,27 +9,42 @@
 
 typedef struct entry {
   char *name;
-  pp_task_fn fn;
+  pp_task_fn fn;                 /* NULL for a records task */
+  pp_records_task_fn records_fn; /* NULL for a call task */
 } entry;
 
-/* Written only by pp_register(), which is documented as "before any pool":
- * workers and the scheduler then only read it, so it needs no lock. */
+/* Written only by the registering functions, which are documented as
+ * "before any pool": workers and the scheduler then only read it, so it
+ * needs no lock. */
 static entry *entries;
 static size_t nentries, capentries;
 
-pp_task_fn pp__registry_find(const char *name) {
+static const entry *find(const char *name) {
   for (size_t i = 0; i < nentries; i++)
     if (strcmp(entries[i].name, name) == 0)
-      return entries[i].fn;
+      return &entries[i];
   return NULL;
 }
 
-pp_status pp_register(const char *name, pp_task_fn fn) {
-  if (!name || !fn || !name[0] || strlen(name) > PP__WIRE_MAX_NAME)
+pp_task_fn pp__registry_find(const char *name) {
+  const entry *e = find(name);
+  return e ? e->fn : NULL;
+}
+
+pp_records_task_fn pp__registry_find_records(const char *name) {
+  const entry *e = find(name);
+  return e ? e->records_fn : NULL;
+}
+
+/* Adds `name` for one of the two functions (the other NULL). */
+static pp_status add(const char *name, pp_task_fn fn,
+                     pp_records_task_fn records_fn) {
+  if (!name || !name[0] || strlen(name) > PP__WIRE_MAX_NAME)
     return PP_EINVAL;
-  pp_task_fn known = pp__registry_find(name);
+  const entry *known = find(name);
   if (known)
-    return known == fn ? PP_OK : PP_ESTATE;
+    return known->fn == fn && known->records_fn == records_fn ? PP_OK
+                                                              : PP_ESTATE;
   if (nentries == capentries) {
     size_t cap = capentries ? capentries * 2 : 16;
     entry *grown = realloc(entries, cap * sizeof *grown);
@@ -44,6 +60,15 @@ pp_status pp_register(const char *name, pp_task_fn fn) {
   memcpy(copy, name, len + 1);
   entries[nentries].name = copy;
   entries[nentries].fn = fn;
+  entries[nentries].records_fn = records_fn;
   nentries++;
   return PP_OK;
+}
+
+pp_status pp_register(const char *name, pp_task_fn fn) {
+  return fn ? add(name, fn, NULL) : PP_EINVAL;
+}
+
+pp_status pp_register_records(const char *name, pp_records_task_fn fn) {
+  return fn ? add(name, NULL, fn) : PP_EINVAL;
 }

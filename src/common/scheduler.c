@@ -771,14 +771,17 @@ static pp_status send_frame(pp_pool *pool, unsigned slot, const void *data,
 
 /* A big payload (`a` then `b`) goes into the worker's down lane when there
  * is room, and a lane frame saying where into its batch: 1. Otherwise 0,
- * and the caller sends the frame through the channel. */
+ * and the caller sends the frame through the channel. `b` lands aligned as
+ * a records task's array must be. */
 static int send_in_lane(pp_pool *pool, pp__worker *w, pp__chunk *c,
                         pp__frame_type type, const void *a, size_t na,
                         const void *b, size_t nb, pp_status *st) {
   uint32_t pos;
-  unsigned char *dst = na + nb >= PP__LANE_MIN
-                           ? pp__lane_reserve(&w->down, na + nb, &pos)
-                           : NULL;
+  unsigned char *dst =
+      na + nb >= PP__LANE_MIN
+          ? pp__lane_reserve_aligned(&w->down, na + nb, (uint32_t)na,
+                                     PP_RECORDS_ALIGN, &pos)
+          : NULL;
   c->in_lane = dst != NULL;
   if (!dst)
     return 0;

@@ -10,8 +10,9 @@
 typedef struct worker {
   pp__wchan *chan;
   pp__buf in, out, errs;
-  pp__buf lane_frame; /* the small frame that points into the up lane */
-  pp__shm *shm;       /* the lanes' segment, when the parent offered one */
+  pp__buf records_scratch; /* a records task's arrays, when misaligned */
+  pp__buf lane_frame;      /* the small frame that points into the up lane */
+  pp__shm *shm;            /* the lanes' segment, when the parent offered one */
   pp__lane down, up;
   uint64_t max_rss; /* recycle above this resident size; 0: never */
   pp_bytes *argv;
@@ -306,14 +307,15 @@ static pp_status run_items(worker *w, const pp__frame *f) {
   return st == PP_OK ? pp__frame_end(&w->out, at) : st;
 }
 
-/* `len` bytes of answer payload in the up lane, or NULL when they are few
- * enough for the channel or the parent has not consumed enough of the lane
- * yet. */
-static unsigned char *reserve_up(worker *w, size_t len, uint32_t *pos) {
+/* `len` bytes of answer payload in the up lane, their byte `data_at`
+ * aligned to `align`; or NULL when they are few enough for the channel or
+ * the parent has not consumed enough of the lane yet. */
+static unsigned char *reserve_up(worker *w, size_t len, uint32_t data_at,
+                                 uint32_t align, uint32_t *pos) {
   if (!w->up.base || len < PP__LANE_MIN)
     return NULL;
   pp__lane_release(&w->up, pp__lane_published(pp__shm_base(w->shm)));
-  return pp__lane_reserve(&w->up, len, pos);
+  return pp__lane_reserve_aligned(&w->up, len, data_at, align, pos);
 }
 
 /* Makes the lane frame for a payload written at `pos` in the up lane; on
@@ -390,7 +392,8 @@ static pp_status run_records(worker *w, const pp__frame *f) {
   uint32_t pos = 0;
   /* The records go straight into the up lane when they can: written once,
    * never copied there from w->out afterwards. */
-  unsigned char *lane = reserve_up(w, body + 4, &pos);
+  /* The results after the count: aligned for a records task's arrays. */
+  unsigned char *lane = reserve_up(w, body + 4, 4, PP_RECORDS_ALIGN, &pos);
   unsigned char *outp;
   if (lane) {
     pp__store_u32(lane, n);
@@ -410,47 +413,54 @@ static pp_status run_records(worker *w, const pp__frame *f) {
   }
   pp__buf_clear(&w->errs);
   pp__call_reset(&w->call);
-  for (uint32_t i = 0; st == PP_OK && i < n; i++) {
-    pp_status cs;
-    if (!nfields && fn) {
-      i = plain_records(&w->call, w->argv, fn, in, in_size, outp, out_size, i,
-                        n, &cs);
-      if (i == n)
-        break;
-      /* Record i ran and did not simply succeed: its outcome below. */
-    } else {
-      const unsigned char *rec = in + (size_t)i * in_size;
-      size_t off = 0;
-      for (uint32_t k = 0; k < nfields; k++) {
-        w->argv[k].data = rec + off;
-        w->argv[k].len = sizes[k];
-        off += sizes[k];
+  pp_records_task_fn records_fn = fn ? NULL : pp__registry_find_records(name);
+  if (records_fn && n) {
+    pp_records_chunk chunk = {in, in_size, outp, out_size, n};
+    st = pp__records_task_run(&w->call, &w->errs, &w->records_scratch,
+                              records_fn, name, &chunk, &nerr);
+  } else {
+    for (uint32_t i = 0; st == PP_OK && i < n; i++) {
+      pp_status cs;
+      if (!nfields && fn) {
+        i = plain_records(&w->call, w->argv, fn, in, in_size, outp, out_size, i,
+                          n, &cs);
+        if (i == n)
+          break;
+        /* Record i ran and did not simply succeed: its outcome below. */
+      } else {
+        const unsigned char *rec = in + (size_t)i * in_size;
+        size_t off = 0;
+        for (uint32_t k = 0; k < nfields; k++) {
+          w->argv[k].data = rec + off;
+          w->argv[k].len = sizes[k];
+          off += sizes[k];
+        }
+        if (!nfields) {
+          w->argv[0].data = rec;
+          w->argv[0].len = in_size;
+        }
+        w->call.argv = w->argv;
+        w->call.argc = nfields ? nfields : 1;
+        w->call.record = outp + (size_t)i * out_size;
+        w->call.record_size = out_size;
+        w->call.returned = 0;
+        cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
       }
-      if (!nfields) {
-        w->argv[0].data = rec;
-        w->argv[0].len = in_size;
+      if (cs != PP_OK || w->call.failed || !w->call.returned)
+        cs = fn ? pp__call_outcome(&w->call, name, cs)
+                : pp__call_run(&w->call, name, NULL);
+      if (cs != PP_OK) {
+        /* A failed record's output is unspecified, but never stale bytes. */
+        memset(w->call.record, 0, out_size);
+        nerr++;
+        st = pp__put_u32(&w->errs, i);
+        if (st == PP_OK)
+          st = pp__put_u8(&w->errs, (unsigned)cs);
+        if (st == PP_OK)
+          st = pp__put_str32(&w->errs, w->call.message,
+                             w->call.message ? strlen(w->call.message) : 0);
+        pp__call_reset(&w->call);
       }
-      w->call.argv = w->argv;
-      w->call.argc = nfields ? nfields : 1;
-      w->call.record = outp + (size_t)i * out_size;
-      w->call.record_size = out_size;
-      w->call.returned = 0;
-      cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
-    }
-    if (cs != PP_OK || w->call.failed || !w->call.returned)
-      cs = fn ? pp__call_outcome(&w->call, name, cs)
-              : pp__call_run(&w->call, name, NULL);
-    if (cs != PP_OK) {
-      /* A failed record's output is unspecified, but never stale bytes. */
-      memset(w->call.record, 0, out_size);
-      nerr++;
-      st = pp__put_u32(&w->errs, i);
-      if (st == PP_OK)
-        st = pp__put_u8(&w->errs, (unsigned)cs);
-      if (st == PP_OK)
-        st = pp__put_str32(&w->errs, w->call.message,
-                           w->call.message ? strlen(w->call.message) : 0);
-      pp__call_reset(&w->call);
     }
   }
   w->call.record = NULL;
@@ -490,7 +500,7 @@ static int answer_in_lane(worker *w) {
        f.type != PP__F_RECORDS_DONE))
     return 0;
   uint32_t pos;
-  unsigned char *dst = reserve_up(w, f.len, &pos);
+  unsigned char *dst = reserve_up(w, f.len, 0, 1, &pos);
   if (!dst)
     return 0;
   memcpy(dst, f.payload, f.len);
@@ -695,6 +705,7 @@ int pp__worker_run(pp__wchan *chan, const char *key) {
   pp__buf_free(&w.in);
   pp__buf_free(&w.out);
   pp__buf_free(&w.errs);
+  pp__buf_free(&w.records_scratch);
   pp__buf_free(&w.lane_frame);
   pp__shm_free(w.shm);
   free(w.argv);
