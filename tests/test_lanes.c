@@ -231,6 +231,48 @@ static void test_ring(void) {
   pp__lane_release(&down, a + 100);
   CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 100, &a), down.base + 300);
 
+  /* The up lane's writer releases what the reader published before every
+   * extent. Once the lane was empty and started again at its first byte,
+   * that position lies behind the tail, and must not take it back: the
+   * lane would count as full. */
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&up, 600, &a), up.base);
+  uint32_t published = a + 600;
+  pp__lane_release(&up, published);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&up, 300, &b), up.base);
+  pp__lane_release(&up, published); /* read again, not moved on */
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&up, 300, &c), up.base + 300);
+  CU_ASSERT_EQUAL(up.head - up.tail, 600u);
+  pp__lane_release(&up, b + 300); /* and forward it goes */
+  CU_ASSERT_EQUAL(up.head - up.tail, 300u);
+  /* Across the wrap of the 32-bit positions too. */
+  up.head = up.tail = 0xFFFFFF00u; /* empty: the next lap starts at 0 */
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&up, 200, &a), up.base);
+  CU_ASSERT_EQUAL(a, 0u);
+  pp__lane_release(&up, 0xFFFFFF00u); /* behind, across the wrap */
+  CU_ASSERT_EQUAL(up.tail, 0u);
+  pp__lane_release(&up, a + 200);
+  CU_ASSERT_EQUAL(up.tail, a + 200);
+  CU_ASSERT_EQUAL(up.head, up.tail);
+
+  /* Where the aligned reserve puts an extent: its byte 4 on a multiple of
+   * 16, the bytes skipped for it released with it. */
+  pp__lane al;
+  static unsigned char mem2[PP__LANE_CONTROL + 2 * 1024];
+  pp__lanes_init(mem2, NULL, 1024, &al, &up);
+  unsigned char *p = pp__lane_reserve_aligned(&al, 100, 4, 16, &a);
+  CU_ASSERT_PTR_EQUAL(p, al.base + 12);
+  CU_ASSERT_EQUAL((uintptr_t)(p + 4) % 16, 0u);
+  p = pp__lane_reserve_aligned(&al, 100, 4, 16, &b);
+  CU_ASSERT_PTR_EQUAL(p, al.base + 124);
+  CU_ASSERT_EQUAL((uintptr_t)(p + 4) % 16, 0u);
+  /* 800 bytes do not fit before the end: they go to the start once free */
+  CU_ASSERT_PTR_NULL(pp__lane_reserve_aligned(&al, 800, 4, 16, &c));
+  pp__lane_release(&al, a + 100);
+  pp__lane_release(&al, b + 100);
+  p = pp__lane_reserve_aligned(&al, 1012, 4, 16, &c);
+  CU_ASSERT_PTR_EQUAL(p, al.base + 12);
+  CU_ASSERT_PTR_NULL(pp__lane_reserve_aligned(&al, 1013, 4, 16, &c));
+
   /* A lane frame is resolved only inside the lane. */
   pp__buf out = {0};
   pp__frame f;

@@ -88,7 +88,17 @@ unsigned char *pp__lane_reserve(pp__lane *lane, size_t len, uint32_t *pos) {
   return pp__lane_reserve_aligned(lane, len, 0, 1, pos);
 }
 
-void pp__lane_release(pp__lane *lane, uint32_t end) { lane->tail = end; }
+void pp__lane_release(pp__lane *lane, uint32_t end) {
+  /* Only forward: the up lane's writer reads the reader's position again
+   * before every extent, and an empty lane that started again at its first
+   * byte has moved its tail past the last position the reader published.
+   * Taken back there, the tail would count the whole lane as used, and
+   * every answer after it would take the channel. Positions wrap at 2^32,
+   * and a lane is at most 2^30 bytes: a position ahead is less than 2^31
+   * ahead. */
+  if ((uint32_t)(end - lane->tail) - 1u < 0x80000000u)
+    lane->tail = end;
+}
 
 /* The control page's first word: the up lane's consumed position. APR's
  * 32-bit atomics are lock-free on every platform it runs on, so they work
