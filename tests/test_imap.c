@@ -308,6 +308,75 @@ static void test_imap_owner_then_second_thread(void) {
   pp_pool_destroy(pool);
 }
 
+/* One turn of test_imap_owner_threads_in_turn: takes `n` items into
+   `held`, after clearing the values the turn before took. */
+typedef struct turn {
+  pp_iter *it;
+  pp_value *held, *before;
+  size_t n;
+  int64_t *got;
+  size_t failed;
+} turn;
+
+static void take_turn(void *arg) {
+  turn *t = arg;
+  for (size_t i = 0; t->before && i < t->n; i++) {
+    pp_value_clear(&t->before[i]);
+  }
+  for (size_t i = 0; i < t->n; i++) {
+    int64_t y = -1;
+    pp_status s = pp_iter_next(t->it, TU_WAIT, &t->held[i]);
+    if (s == PP_OK) {
+      s = pp_value_i64(&t->held[i], &y);
+    }
+    t->failed += s != PP_OK;
+    t->got[i] = y;
+  }
+}
+
+/* Threads that take turns at one iterator, each started once the one
+   before it ended: the first becomes the owner, and a later one may be
+   given the same thread token (its thread-local storage at the same
+   address) or another one, which ends the owner path; either way every
+   item arrives once, in input order, and the values each turn took,
+   cleared by the next turn's thread, are given back once (a leak or a
+   double free fails the sanitizer builds). */
+static void test_imap_owner_threads_in_turn(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { TURNS = 10, SLICE = 300, N = TURNS * SLICE };
+  static int64_t got[N];
+  static pp_value held[N];
+  for (int round = 0; round < 4; round++) {
+    tu_range range;
+    pp_iter *it = square_imap(pool, 1, &range, 0, N, round % 2 ? 16 : 100);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(it);
+    memset(held, 0, sizeof held);
+    size_t failed = 0;
+    for (int k = 0; k < TURNS; k++) {
+      turn t = {it,    &held[k * SLICE], k ? &held[(k - 1) * SLICE] : NULL,
+                SLICE, &got[k * SLICE],  0};
+      tu_thread *th = tu_thread_start(take_turn, &t);
+      CU_ASSERT_PTR_NOT_NULL_FATAL(th);
+      tu_thread_join(th);
+      failed += t.failed;
+    }
+    CU_ASSERT_EQUAL(failed, 0);
+    size_t wrong = 0;
+    for (size_t i = 0; i < N; i++) {
+      wrong += got[i] != (int64_t)(i * i);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_EOF);
+    pp_iter_free(it);
+    for (size_t i = (TURNS - 1) * SLICE; i < N; i++) {
+      pp_value_clear(&held[i]);
+    }
+  }
+  pp_pool_destroy(pool);
+}
+
 /* Values handed to another thread, which clears them (held[first],
    held[first + 2], ...). */
 typedef struct clearer {
@@ -992,6 +1061,8 @@ int pp_test_suite_imap(void) {
        test_imap_shared_by_threads},
       {"a second thread ends the owner path, nothing lost",
        test_imap_owner_then_second_thread},
+      {"threads taking turns at one iterator, values cleared by the next",
+       test_imap_owner_threads_in_turn},
       {"owned value blocks cleared on two threads go once",
        test_imap_owned_blocks},
       {"items of one size and of changing sizes arrive whole, in order",
