@@ -94,8 +94,8 @@ struct pp_call {
   int returned;    /* a result was set */
   int failed;      /* pp_call_fail() was called */
   char *message;
-  /* A records task's chunk (NULL outside one): pp_records_fail() appends
-   * its failures to `record_errs` as a RECORDS_DONE answer lists them. */
+  /* A records task's chunk (NULL outside one): pp_records_fail() lists
+   * its failures there, as a RECORDS_DONE answer lists them. */
   pp__records_failures *records;
 };
 /* Runs `fn` (NULL: unknown task `name`) on the call and returns its status;
