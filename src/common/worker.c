@@ -411,14 +411,14 @@ static pp_status run_records(worker *w, const pp__frame *f) {
     outp = pp__buf_tail(&w->out);
     pp__buf_commit(&w->out, (size_t)n * out_size);
   }
-  pp__buf_clear(&w->errs);
-  pp__call_reset(&w->call);
   pp_records_task_fn records_fn = fn ? NULL : pp__registry_find_records(name);
   if (records_fn && n) {
     pp_records_chunk chunk = {in, in_size, outp, out_size, n};
     st = pp__records_task_run(&w->call, &w->errs, &w->records_scratch,
                               records_fn, name, &chunk, &nerr);
   } else {
+    pp__buf_clear(&w->errs);
+    pp__call_reset(&w->call);
     for (uint32_t i = 0; st == PP_OK && i < n; i++) {
       pp_status cs;
       if (!nfields && fn) {
