@@ -868,9 +868,10 @@ static void test_imap_huge_chunksize(void) {
   pp_pool_destroy(pool);
 }
 
-/* Items of 1 MiB, as many as asked, counted as they are pulled. */
+/* Items of `len` bytes (at most 1 MiB), as many as asked, counted as they
+ * are pulled. */
 typedef struct big_input {
-  size_t next, end;
+  size_t next, end, len;
 } big_input;
 
 static pp_status big_next(void *state, pp_bytes *item) {
@@ -880,14 +881,17 @@ static pp_status big_next(void *state, pp_bytes *item) {
     return PP_EOF;
   in->next++;
   item->data = mib;
-  item->len = sizeof mib;
+  item->len = in->len;
   return PP_OK;
 }
 
 /* With nobody reading, the input is pulled only as far as the iterator's
- * limit: 8 chunks per worker and 2 more for small items, 2 per worker and 2
- * more once a chunk's frame is 1 MiB or more. (Counted once pp_iter_free()
- * returned: the input is not running then.) */
+ * limit: PP__ITER_SMALL_WINDOW items in whole chunks for small items (more
+ * than 8 chunks per worker and 2 more, when chunks are short); as many as
+ * PP__ITER_SMALL_BYTES holds, and at least those 8 per worker and 2 more,
+ * for items of 64 KiB; 2 chunks per worker and 2 more once a chunk's frame
+ * is 1 MiB or more. (Counted once pp_iter_free() returned: the input is not
+ * running then.) */
 static void test_imap_pull_limit(void) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
@@ -898,10 +902,31 @@ static void test_imap_pull_limit(void) {
                         PP_OK);
   tu_sleep_ms(300);
   pp_iter_free(it);
-  CU_ASSERT(range.pulled >= 10);
-  CU_ASSERT(range.pulled <= (2 * 8 + 2) * 10);
+  /* Past the chunk-counted window (18 chunks of 10), up to the small one. */
+  CU_ASSERT(range.pulled > (2 * 8 + 2) * 10);
+  CU_ASSERT(range.pulled <= (PP__ITER_SMALL_WINDOW + 9) / 10 * 10);
 
-  big_input big = {0, 1000};
+  /* Each item and its answer hold 64 KiB: the byte limit stops the input
+   * one chunk past it at most, and what was taken no longer counts (after
+   * 300 items, more than the limit in all). */
+  enum { MEDIUM = 64 << 10, TAKEN = 300 };
+  big_input medium = {0, 100000, MEDIUM};
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "echo", big_next, &medium, 1, &it),
+                        PP_OK);
+  size_t whole = 0;
+  for (size_t i = 0; i < TAKEN; i++) {
+    pp_value v = {0};
+    if (pp_iter_next(it, TU_WAIT, &v) == PP_OK && v.len == MEDIUM)
+      whole++;
+    pp_value_clear(&v);
+  }
+  CU_ASSERT_EQUAL(whole, TAKEN);
+  tu_sleep_ms(300);
+  pp_iter_free(it);
+  CU_ASSERT(medium.next - TAKEN > 2 * 8 + 2);
+  CU_ASSERT(medium.next - TAKEN <= PP__ITER_SMALL_BYTES / MEDIUM + 1);
+
+  big_input big = {0, 1000, 1 << 20};
   CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "echo", big_next, &big, 1, &it), PP_OK);
   tu_sleep_ms(300);
   pp_iter_free(it);

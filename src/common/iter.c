@@ -46,6 +46,16 @@ static size_t window_for(const pp_pool *pool, size_t chunksize,
   return window < 2 * chunksize ? 2 * chunksize : window;
 }
 
+/* `window`, or PP__ITER_SMALL_WINDOW items in whole chunks when more (as
+ * far as PP__ITER_MAX_WINDOW). */
+static size_t small_window_for(size_t window, size_t chunksize) {
+  if (window >= PP__ITER_SMALL_WINDOW)
+    return window;
+  size_t chunks = (PP__ITER_SMALL_WINDOW + chunksize - 1) / chunksize;
+  size_t small = chunks * chunksize;
+  return small > PP__ITER_MAX_WINDOW ? window : small;
+}
+
 static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
                              void *state, size_t chunksize, int ordered,
                              pp_iter **out) {
@@ -61,12 +71,13 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
   if (chunksize > UINT32_MAX - 1 || chunksize > SIZE_MAX / 4)
     chunksize = UINT32_MAX - 1 < SIZE_MAX / 4 ? UINT32_MAX - 1 : SIZE_MAX / 4;
   size_t window = window_for(pool, chunksize, PP__ITER_CHUNKS_PER_WORKER);
+  size_t small_window = small_window_for(window, chunksize);
   pp_iter *it = calloc(1, sizeof *it + strlen(task) + 1);
   if (!it)
     return PP_ENOMEM;
   /* Every chunk but the last is whole, and one is pulled only when the
    * window has room for it: no more than this many are ever held. */
-  it->nchunks = window / chunksize;
+  it->nchunks = small_window / chunksize;
   it->chunks = calloc(it->nchunks, sizeof *it->chunks);
   if (!it->chunks) {
     iter_destroy(it);
@@ -83,6 +94,7 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
   it->next = next;
   it->state = state;
   it->window = window;
+  it->small_window = small_window;
   it->big_window = window_for(pool, chunksize, PP__ITER_BIG_CHUNKS_PER_WORKER);
   it->frame_hint = chunksize < PP__ITER_FRAME_HINT_MAX / 16
                        ? 64 + 16 * chunksize
@@ -198,7 +210,9 @@ static inline void ring_unlock(pp_iter *it) { pp__atomic_give(&it->ring); }
 /* Items that may still be pulled before the iterator holds its limit. */
 static size_t room(const pp_iter *it) {
   size_t held = it->pulled - it->delivered;
-  size_t limit = it->big_frames ? it->big_window : it->window;
+  size_t limit = it->big_frames                          ? it->big_window
+                 : it->held_bytes < PP__ITER_SMALL_BYTES ? it->small_window
+                                                         : it->window;
   return held < limit ? limit - held : 0;
 }
 
@@ -354,7 +368,8 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
 
 /* Doubles the window, keeping every held chunk at its place. */
 static pp_status grow(pp_iter *it) {
-  size_t window = 2 * it->window, nchunks = window / it->job.chunksize;
+  size_t window = 2 * it->window, small_window = 2 * it->small_window;
+  size_t nchunks = small_window / it->job.chunksize;
   pp__iter_chunk *chunks = calloc(nchunks, sizeof *chunks);
   if (!chunks)
     return PP_ENOMEM;
@@ -370,6 +385,7 @@ static pp_status grow(pp_iter *it) {
   it->nchunks = nchunks;
   it->head = 0;
   it->window = window;
+  it->small_window = small_window;
   it->big_window *= 2;
   return PP_OK;
 }
@@ -410,8 +426,10 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     ring_lock(it);
     it->big_frames = it->frame_hint >= PP__ITER_FRAME_HINT_MAX;
     size_t first = it->pulled;
-    if (c)
+    if (c) {
       it->pulled += n;
+      it->held_bytes += frame.end;
+    }
     ring_unlock(it);
     /* Only pp_iter_free() waits for this, and it marks the iterator
      * abandoned first: a broadcast for every chunk would wake the consumer
@@ -465,9 +483,11 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
                          const unsigned char *results, size_t results_len,
                          size_t stride, const pp__outcome *all,
                          pp__copier *copier) {
-  pp__iter_chunk c = {NULL,   chunk->count, chunk->first / it->job.chunksize,
-                      stride, PP_OK,        NULL,
-                      1};
+  pp__iter_chunk c = {.count = chunk->count,
+                      .number = chunk->first / it->job.chunksize,
+                      .stride = stride,
+                      .status = PP_OK,
+                      .filled = 1};
   static const char nomem[] = "no memory to hold the chunk's results";
   pp__outcome lost = {PP_ENOMEM, (const unsigned char *)nomem,
                       sizeof nomem - 1};
@@ -485,10 +505,14 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
     c.status = all->status;
     c.message = copy_message(all->data, all->len);
   }
+  if (c.block)
+    c.bytes = results_len;
   ring_lock(it);
   size_t index = it->ordered ? c.number % it->nchunks
                              : (it->head + it->queued++) % it->nchunks;
   it->chunks[index] = c;
+  it->held_bytes += c.bytes;
+  it->held_bytes -= chunk->frame_len;
   ring_unlock(it);
   it->job.chunks_left--;
 }
@@ -535,6 +559,7 @@ static int take_chunk(pp_iter *it) {
   }
   it->taken++;
   it->delivered += it->cur.count;
+  it->held_bytes -= it->cur.bytes;
   it->cur_left = it->cur.count;
   if (it->cur.block) {
     it->cur_at = (unsigned char *)(it->cur.block + 1);
