@@ -14,7 +14,8 @@ direct equivalent:
   - map_default_per_s and cpu_speedup give it Pool's default chunk size
     (ceil(n / (4 * workers))): its own default, 1, is the map_chunk1 case;
   - imap_c1000_per_s is executor.map(chunksize=1000) over the generator,
-    which reads the whole input up front (Python 3.11);
+    which reads the whole input up front (Python 3.11), and imap_c1_per_s
+    the same with chunksize=1;
   - imap_unordered_c1000_per_s submits one future per 1000 items and takes
     them with as_completed();
   - imap_peak_rss_MiB_large is skipped: executor.map would hold all 100 M
@@ -41,11 +42,13 @@ MIB = 1024.0 * 1024.0
 
 FULL = dict(startup_reps=20, apply_calls=2000, async_tasks=100_000,
             map_items=1_000_000, chunk1_items=100_000, imap_items=1_000_000,
+            imap_c1_items=20_000,
             payload_buffers=64, payload_bytes=4 << 20, cpu_items=2000,
             cpu_runs=3, rss_small=1_000_000, rss_large=100_000_000,
             rss_chunksize=1000, warmups=1, runs=3)
 QUICK = dict(startup_reps=3, apply_calls=200, async_tasks=5000,
              map_items=100_000, chunk1_items=5000, imap_items=100_000,
+             imap_c1_items=2000,
              payload_buffers=4, payload_bytes=4 << 20, cpu_items=100,
              cpu_runs=1, rss_small=100_000, rss_large=1_000_000,
              rss_chunksize=1000, warmups=0, runs=1)
@@ -310,6 +313,14 @@ def case_imap_unordered(peer, sz):
     return n / (time.perf_counter() - t0), "items/s"
 
 
+def case_imap_c1(peer, sz):
+    """imap's own default chunk size, 1."""
+    n = sz["imap_c1_items"]
+    t0 = time.perf_counter()
+    run_imap(peer, True, n, 1)
+    return n / (time.perf_counter() - t0), "items/s"
+
+
 def case_payload(peer, sz):
     n, size = sz["payload_buffers"], sz["payload_bytes"]
     buf = bytes((i * 31) & 0xFF for i in range(256)) * (size // 256)
@@ -348,6 +359,7 @@ STEADY = [("apply_rtt_us", case_apply_rtt, False),
           ("map_chunk1_per_s", case_map_chunk1, True),
           ("imap_c1000_per_s", case_imap, True),
           ("imap_unordered_c1000_per_s", case_imap_unordered, True),
+          ("imap_c1_per_s", case_imap_c1, True),
           ("payload_roundtrip_MiB_per_s", case_payload, True),
           ("cpu_speedup", case_cpu, False)]
 

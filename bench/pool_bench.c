@@ -257,6 +257,7 @@ typedef struct sizes {
   size_t map_items;
   size_t chunk1_items;
   size_t imap_items;
+  size_t imap_c1_items; /* imap at chunk size 1, Python's default */
   size_t payload_buffers;
   size_t payload_bytes;
   size_t cpu_items, cpu_runs; /* runs: at most 3 */
@@ -272,6 +273,7 @@ static const sizes FULL = {.startup_reps = 20,
                            .map_items = 1000000,
                            .chunk1_items = 100000,
                            .imap_items = 1000000,
+                           .imap_c1_items = 20000,
                            .payload_buffers = 64,
                            .payload_bytes = 4u << 20,
                            .cpu_items = 2000,
@@ -287,6 +289,7 @@ static const sizes QUICK = {.startup_reps = 3,
                             .map_items = 100000,
                             .chunk1_items = 5000,
                             .imap_items = 100000,
+                            .imap_c1_items = 2000,
                             .payload_buffers = 4,
                             .payload_bytes = 4u << 20,
                             .cpu_items = 100,
@@ -556,6 +559,18 @@ static void case_imap(const char *cn, pp_pool *pool, int ordered, int many,
     emit(cn, name, (double)sz->imap_items / dt, "items/s");
 }
 
+/* imap at chunk size 1, the default of Python's imap: what a chunk costs
+ * the pool, as each holds one small item. */
+static void case_imap_c1(const char *cn, pp_pool *pool, const sizes *sz) {
+  double t0 = now_s();
+  pp_status st = run_imap(pool, 1, 0, sz->imap_c1_items, 1);
+  double dt = now_s() - t0;
+  if (st != PP_OK)
+    fail(cn, "imap_c1_per_s", "pp_imap", st);
+  else
+    emit(cn, "imap_c1_per_s", (double)sz->imap_c1_items / dt, "items/s");
+}
+
 /* Large buffers both ways: identity over 4 MiB buffers, one per chunk. */
 static void case_payload(const char *cn, pp_pool *pool, const sizes *sz) {
   size_t n = sz->payload_buffers, len = sz->payload_bytes;
@@ -822,6 +837,7 @@ static void steady_cases(const char *cn, pp_pool *pool, const sizes *sz) {
       {"imap_unordered_c1000_per_s", case_imap_unordered, 1},
       {"imap_many_c1000_per_s", case_imap_many, 1},
       {"imap_unordered_many_c1000_per_s", case_imap_unordered_many, 1},
+      {"imap_c1_per_s", case_imap_c1, 1},
       {"payload_roundtrip_MiB_per_s", case_payload, 1},
       {"cpu_speedup", case_cpu, 0},
   };

@@ -34,6 +34,8 @@ CASES = [
      ">= 20x mp.Pool imap (batches: pp_iter_next_many)"),
     ("imap_unordered_many_c1000_per_s", False, 20.0,
      ">= 20x mp.Pool imap_unordered (batches: pp_iter_next_many)"),
+    ("imap_c1_per_s", False, None,
+     "(imap's default chunk size, 1: no target in the issue)"),
     ("payload_roundtrip_MiB_per_s", False, 10.0,
      ">= 10x mp.Pool and >= 5 GiB/s"),
     ("cpu_speedup", False, None, ">= 1.95x on 2 cores"),
