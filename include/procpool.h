@@ -488,7 +488,7 @@ typedef struct pp_options {
       limit. */
   size_t max_memory_per_child;
   /** Bytes of shared memory per worker and direction through which large
-      messages (32 KiB and more: big arguments, results and record chunks)
+      messages (4 KiB and more: big arguments, results and record chunks)
       travel instead of the channel; rounded up to a power of two from 64
       KiB to 1 GiB; 0: 16 MiB; #PP_NO_SHARED_MEMORY: none, everything goes
       through the channel. Pages are committed as they are first used. A
