@@ -327,6 +327,9 @@ typedef struct pp_records_chunk {
   void *out;       /**< count * out_size bytes: the task writes them all */
   size_t out_size; /**< bytes per result (pp_records::out_size) */
   size_t count;    /**< records in this chunk, at least 1 */
+  size_t first;    /**< the index of its first record in the whole map (in
+                        pp_records::in): record i of the chunk is record
+                        first + i of the map */
 } pp_records_chunk;
 
 /**
@@ -983,8 +986,9 @@ typedef struct pp_iter pp_iter;
  * at most 8 chunks per worker and two more are held, sent or answered and
  * not yet taken, or 4,096 items in whole chunks when that is more and what
  * is held takes less than 8 MiB (2 chunks per worker and two more once a
- * chunk's input takes 1 MiB or more). After pp_pool_close() the input is still pulled to its
- * end. The pool's pp_options::task_time_limit applies to each chunk.
+ * chunk's input takes 1 MiB or more). After pp_pool_close() the input is still
+ * pulled to its end. The pool's pp_options::task_time_limit applies to each
+ * chunk.
  * @param pool the pool.
  * @param task the task's registered name.
  * @param next the input function.

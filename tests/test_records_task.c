@@ -30,13 +30,14 @@ static pp_status rsquare(const pp_records_chunk *chunk, pp_call *call) {
   return PP_OK;
 }
 
-/* Each result says where its record sat: count * 1000000 + its index in
- * the chunk. The chunks' sizes can be read back from the results. */
+/* Each result says where its record sat: count * 1000000000 + its index
+ * in the map (the chunk's first and its place in the chunk). The chunks'
+ * sizes can be read back from the results. */
 static pp_status rwhere(const pp_records_chunk *chunk, pp_call *call) {
   (void)call;
   int64_t *out = chunk->out;
   for (size_t i = 0; i < chunk->count; i++)
-    out[i] = (int64_t)(chunk->count * 1000000 + i);
+    out[i] = (int64_t)chunk->count * 1000000000 + (int64_t)(chunk->first + i);
   return PP_OK;
 }
 
@@ -180,22 +181,38 @@ static void test_squares(void) {
   pp_pool_destroy(pool);
 }
 
-/* The task is called once per chunk, with the chunks the chunk size makes:
- * full ones, then the rest. */
+/* The task is called once per chunk, with the chunks the chunk size makes
+ * (full ones, then the rest), each knowing where it starts in the map:
+ * small chunks through the channel, and the default chunks of a bigger map
+ * through the lanes. */
 static void test_one_call_per_chunk(void) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  enum { N = 100, CHUNK = 7 };
+  enum { N = 100, CHUNK = 7, BIG = 100000 };
   int64_t in[N], out[N];
   fill(in, out, N);
   pp_records rec = {in, N, sizeof in[0], out, sizeof out[0], NULL, 0};
   pp_result *r = NULL;
   CU_ASSERT_EQUAL_FATAL(pp_map_records(pool, "rwhere", &rec, CHUNK, &r), PP_OK);
   for (size_t i = 0; i < N; i++) {
-    size_t count = N - i / CHUNK * CHUNK < CHUNK ? N % CHUNK : CHUNK;
-    CU_ASSERT_EQUAL(out[i], (int64_t)(count * 1000000 + i % CHUNK));
+    int64_t count = N - i / CHUNK * CHUNK < CHUNK ? N % CHUNK : CHUNK;
+    CU_ASSERT_EQUAL(out[i], count * 1000000000 + (int64_t)i);
   }
   pp_result_free(r);
+
+  int64_t *bin = malloc(BIG * sizeof *bin), *bout = malloc(BIG * sizeof *bout);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(bin);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(bout);
+  fill(bin, bout, BIG);
+  pp_records big = {bin, BIG, sizeof *bin, bout, sizeof *bout, NULL, 0};
+  CU_ASSERT_EQUAL(pp_map_records(pool, "rwhere", &big, 0, &r), PP_OK);
+  size_t wrong = 0;
+  for (size_t i = 0; i < BIG; i++)
+    wrong += bout[i] % 1000000000 != (int64_t)i || bout[i] < 1000000000;
+  CU_ASSERT_EQUAL(wrong, 0);
+  pp_result_free(r);
+  free(bin);
+  free(bout);
   pp_pool_destroy(pool);
 }
 
@@ -366,7 +383,8 @@ int pp_test_suite_records_task(void) {
   static const tu_test tests[] = {
       {"records task: aligned squares, small chunks and a million records",
        test_squares},
-      {"records task: one call per chunk, sized by the chunk size",
+      {"records task: one call per chunk, sized by the chunk size, with its "
+       "first index",
        test_one_call_per_chunk},
       {"records task: field sizes leave records whole",
        test_fields_give_whole_records},

@@ -860,6 +860,11 @@ static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
     st = pp__put_u32(f, (uint32_t)r->rec.nfields);
   for (size_t i = 0; st == PP_OK && i < r->rec.nfields; i++)
     st = pp__put_u32(f, (uint32_t)r->rec.field_sizes[i]);
+  /* Where the chunk starts in the map, for a records task. */
+  if (st == PP_OK)
+    st = pp__put_u32(f, (uint32_t)((uint64_t)c->first & 0xffffffffu));
+  if (st == PP_OK)
+    st = pp__put_u32(f, (uint32_t)((uint64_t)c->first >> 32));
   if (st != PP_OK)
     return st;
   size_t data = c->count * r->rec.in_size;

@@ -24,7 +24,8 @@
  *            high half of the worker's resident-memory limit (0: none)
  *   CALLS    task name (str16), u32 n, n x args          (apply, map, starmap)
  *   RECORDS  task name (str16), u32 n, u32 in_size, u32 out_size, u32 nfields,
- *            nfields x u32 field size, n * in_size bytes
+ *            nfields x u32 field size, u32 low and u32 high half of the
+ *            index of the chunk's first record in the map, n * in_size bytes
  *   ITEMS    task name (str16), u32 n, u32 size, n * size bytes: n calls of
  *            one argument each, all of one size (an imap's chunk, as a
  *            CALLS frame would say it with no length per item)
@@ -53,7 +54,7 @@
 #include <stdint.h>
 
 #define PP__WIRE_MAGIC 0x31465050u /* "PPF1" read little-endian */
-#define PP__WIRE_VERSION 3
+#define PP__WIRE_VERSION 4
 #define PP__WIRE_HEADER_SIZE 20
 #define PP__WIRE_MAX_NAME 255
 #define PP__NONCE_SIZE 32

@@ -380,6 +380,12 @@ static pp_status run_records(worker *w, const pp__frame *f) {
       return PP_EPROTOCOL;
     }
   }
+  uint64_t first = pp__get_u32(&r);
+  first |= (uint64_t)pp__get_u32(&r) << 32;
+  if (r.bad || (uint64_t)(size_t)first != first) {
+    free(sizes);
+    return PP_EPROTOCOL;
+  }
   const unsigned char *in = (size_t)n <= (r.len - r.off) / in_size
                                 ? pp__get_bytes(&r, (size_t)n * in_size)
                                 : NULL;
@@ -413,7 +419,7 @@ static pp_status run_records(worker *w, const pp__frame *f) {
   }
   pp_records_task_fn records_fn = fn ? NULL : pp__registry_find_records(name);
   if (records_fn && n) {
-    pp_records_chunk chunk = {in, in_size, outp, out_size, n};
+    pp_records_chunk chunk = {in, in_size, outp, out_size, n, (size_t)first};
     st = pp__records_task_run(&w->call, &w->errs, &w->records_scratch,
                               records_fn, name, &chunk, &nerr);
   } else {
