@@ -189,6 +189,11 @@ def main():
     print()
     met = sum(1 for _, m in verdicts if m)
     print("Targets met: %d of %d." % (met, len(verdicts)))
+    # The issue's own targets: the rows measured against a case of their
+    # own name (PEER_CASE rows are extra ways of doing the same work).
+    own = [m for what, m in verdicts if what.split(" ")[0] not in PEER_CASE]
+    print("Of them, the issue's own (without the rows measured against "
+          "another case): %d of %d." % (sum(1 for m in own if m), len(own)))
     if missing:
         print("Contexts without procpool results (not offered yet, or "
               "failed): %s." % ", ".join(missing))
