@@ -272,6 +272,18 @@ static void test_ring(void) {
   p = pp__lane_reserve_aligned(&al, 1012, 4, 16, &c);
   CU_ASSERT_PTR_EQUAL(p, al.base + 12);
   CU_ASSERT_PTR_NULL(pp__lane_reserve_aligned(&al, 1013, 4, 16, &c));
+  pp__lane_release(&al, c + 1012);
+
+  /* A stream of aligned extents keeps to the lane's start as well: the
+   * bytes skipped to align the one in flight do not make it count as
+   * bigger than the next. */
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve_aligned(&al, 100, 4, 16, &a),
+                      al.base + 12);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve_aligned(&al, 100, 4, 16, &b),
+                      al.base + 124); /* 12 bytes skipped for it */
+  pp__lane_release(&al, a + 100);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve_aligned(&al, 100, 4, 16, &c),
+                      al.base + 12);
 
   /* A lane frame is resolved only inside the lane. */
   pp__buf out = {0};
