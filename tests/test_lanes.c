@@ -223,8 +223,20 @@ static void test_ring(void) {
   CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 200, &a), down.base + 200);
   pp__lane_release(&down, c + 200);
   pp__lane_release(&down, a + 200);
-  /* With more in flight than the new extent, it goes on from the head,
-   * keeping the room in front of it. */
+  /* Small extents, several in flight but together an eighth of the lane
+   * at most, go back to its start once it is free: a stream of an imap's
+   * chunks keeps to the lane's first pages. */
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 20, &a), down.base);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 20, &b), down.base + 20);
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 20, &c), down.base + 40);
+  pp__lane_release(&down, a + 20);
+  uint32_t d;
+  CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 20, &d), down.base);
+  pp__lane_release(&down, b + 20);
+  pp__lane_release(&down, c + 20);
+  pp__lane_release(&down, d + 20);
+  /* With more in flight than that and than the new extent, it goes on from
+   * the head, keeping the room in front of it. */
   CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 100, &a), down.base);
   CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 100, &b), down.base + 100);
   CU_ASSERT_PTR_EQUAL(pp__lane_reserve(&down, 100, &c), down.base + 200);
