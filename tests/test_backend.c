@@ -679,21 +679,11 @@ static void test_launcher_death(void) {
 
 /* ---- early starts: the pool's first worker forked by this process ---- */
 
-/* Whether this process forks a fork pool's first worker itself: only where
- * a pidfd tells when it ends (Linux 5.3 and later; not under Valgrind,
- * which does not know pidfd_open). Elsewhere every worker comes from the
- * launcher, and the tests below check that instead. */
-static int direct_first_worker(void) {
-  struct sigaction sa;
-  if (sigaction(SIGCHLD, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL ||
-      (sa.sa_flags & SA_NOCLDWAIT))
-    return 0;
-  int fd = pp__pidfd_open(getpid());
-  if (fd < 0)
-    return 0;
-  close(fd);
-  return 1;
-}
+/* This process forks a fork pool's first worker itself only where a pidfd
+ * tells when it ends (Linux 5.3 and later; not under Valgrind, which does
+ * not know pidfd_open): pp__direct_workers_possible(). Elsewhere every
+ * worker comes from the launcher, and the tests below check that instead.
+ */
 
 /* Waits up to 5 s for `pid` to be gone: a launcher's worker is reaped by
  * whoever inherits it, not by us. */
@@ -737,7 +727,7 @@ static void test_early_start(void) {
     read_report(&h, i, &ppid[i], &nfds[i]);
     CU_ASSERT_EQUAL(nfds[i], 1);
   }
-  if (direct_first_worker()) {
+  if (pp__direct_workers_possible()) {
     CU_ASSERT_EQUAL(ppid[0], (long)getpid());
   } else {
     CU_ASSERT_EQUAL(ppid[0], ppid[1]);
@@ -782,7 +772,7 @@ static void test_early_start_endings(void) {
     PUMP_UNTIL(&h, h.s[2].started);
     long ppid, nfds;
     read_report(&h, 2, &ppid, &nfds);
-    if (direct_first_worker()) {
+    if (pp__direct_workers_possible()) {
       CU_ASSERT_EQUAL(ppid, (long)getpid());
     } else {
       CU_ASSERT(ppid > 1 && ppid != (long)getpid());
@@ -839,7 +829,7 @@ static void test_early_start_launcher_death(void) {
   CU_ASSERT_EQUAL(h.s[0].exit.signaled, 1);
   CU_ASSERT_EQUAL(h.s[0].exit.code, SIGKILL);
   /* Ours is reaped by now; a launcher's by whoever inherited it. */
-  if (direct_first_worker()) {
+  if (pp__direct_workers_possible()) {
     CU_ASSERT(pid_gone(h.s[0].pid));
   } else {
     CU_ASSERT(pid_gone_soon(h.s[0].pid));

@@ -550,15 +550,12 @@ static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg) {
   return st;
 }
 
-/* Whether the first workers can be forked here: the fork context, early
- * starts, pidfds (Linux >= 5.3), and SIGCHLD left at its default. A
- * process that ignores SIGCHLD (or sets SA_NOCLDWAIT) has its children
- * reaped by the kernel, and one with a handler usually reaps every child
- * in it: either way their exit statuses would be lost to us. Those
- * processes get every worker from the launcher, as before. */
-static int direct_ok(const pp__backend_config *cfg) {
-  if (cfg->context != PP_CONTEXT_FORK || !cfg->early_start)
-    return 0;
+/* Pidfds (Linux >= 5.3), and SIGCHLD left at its default. A process that
+ * ignores SIGCHLD (or sets SA_NOCLDWAIT) has its children reaped by the
+ * kernel, and one with a handler usually reaps every child in it: either
+ * way their exit statuses would be lost to us. Those processes get every
+ * worker from the launcher, as before. */
+int pp__direct_workers_possible(void) {
   struct sigaction sa;
   if (sigaction(SIGCHLD, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL ||
       (sa.sa_flags & SA_NOCLDWAIT))
@@ -568,6 +565,13 @@ static int direct_ok(const pp__backend_config *cfg) {
     return 0;
   pp__close(fd);
   return 1;
+}
+
+/* Whether the first workers are forked here: the fork context, early
+ * starts, and what pp__direct_workers_possible() asks of the process. */
+static int direct_ok(const pp__backend_config *cfg) {
+  return cfg->context == PP_CONTEXT_FORK && cfg->early_start &&
+         pp__direct_workers_possible();
 }
 
 pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {

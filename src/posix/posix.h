@@ -169,6 +169,10 @@ void pp__close_socket(int fd);
 int pp__pidfd_open(pid_t pid);
 int pp__pidfd_kill(int pidfd, int sig);
 
+/* Whether this process can fork a fork pool's first workers itself
+ * (backend.c): pidfds work here, and SIGCHLD is left at its default. */
+int pp__direct_workers_possible(void);
+
 /* Closes every descriptor >= lowfd (the launcher's clean start). Uses
  * close_range / closefrom where available, else the process's fd
  * directory, else a loop up to the descriptor limit. */
