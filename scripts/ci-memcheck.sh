@@ -81,9 +81,9 @@ for suite in "${suites[@]}"; do
     done
     failed=1
   fi
-  nproc=$(find "$logs/$suite" -name '*.log' | wc -l)
+  nprocs=$(find "$logs/$suite" -name '*.log' | wc -l)
   nexit=$(grep -l 'ERROR SUMMARY' "$logs/$suite"/*.log | wc -l || true)
-  echo "== $suite: $nproc processes, $nexit checked for leaks as they" \
+  echo "== $suite: $nprocs processes, $nexit checked for leaks as they" \
     "exited, $((SECONDS - start)) s"
 done
 if [ "$failed" -ne 0 ]; then
