@@ -35,6 +35,7 @@ static const struct {
     {"contexts", pp_test_suite_contexts},
     {"lanes", pp_test_suite_lanes},
     {"records_task", pp_test_suite_records_task},
+    {"in_place", pp_test_suite_in_place},
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

@@ -15,6 +15,7 @@ int pp_test_suite_reliability(void);
 int pp_test_suite_contexts(void);
 int pp_test_suite_lanes(void);
 int pp_test_suite_records_task(void);
+int pp_test_suite_in_place(void);
 
 /* Tasks of the reliability suite (registered by main before the worker
    hook, like every task). */

@@ -171,6 +171,9 @@ pp_status pp__random_bytes(void *buf, size_t len);
 /* This process's resident memory in bytes (0 if it cannot be told). */
 size_t pp__current_rss(void);
 
+/* This process's id. */
+long pp__process_id(void);
+
 /* The number of CPUs available to this process (at least 1). */
 int pp__cpu_count(void);
 
@@ -241,6 +244,37 @@ pp_status pp__shm_back(pp__shm *shm, size_t offset, size_t len);
 
 /* Unmaps the segment (forgetting its name); NULL is ignored. */
 void pp__shm_free(pp__shm *shm);
+
+/* ---- the parent's memory, from a worker ----
+ * A records chunk need not travel at all: a worker may read its records
+ * straight from the caller's array in the parent and write the results
+ * straight into the caller's output (scheduler.c, "records in place").
+ * The parent then copies nothing. Where the system forbids it (no such
+ * call, or a policy that keeps a process out of its parent's memory, such
+ * as Linux's Yama ptrace_scope 1 and above) the chunks go through the
+ * lanes as before. */
+
+typedef struct pp__parent_mem pp__parent_mem;
+
+/* Worker: readies access to the memory of process `pid` (the pool's
+ * parent). PP_ENOTSUP where this system has no way to it. Whether access
+ * is allowed shows only at the first read. */
+pp_status pp__parent_mem_open(long pid, pp__parent_mem **out);
+
+/* Copies `len` bytes at address `addr` of the parent into `dst`, or `len`
+ * bytes from `src` to address `addr` of the parent. All or nothing is
+ * reported: PP_OK, or PP_ESYSTEM (not allowed, or a bad address) with the
+ * reason for pp__parent_mem_error(). */
+pp_status pp__parent_mem_read(pp__parent_mem *mem, void *dst, uint64_t addr,
+                              size_t len);
+pp_status pp__parent_mem_write(pp__parent_mem *mem, uint64_t addr,
+                               const void *src, size_t len);
+
+/* The system's words for the last failure of a read or write. */
+void pp__parent_mem_error(const pp__parent_mem *mem, char *buf, size_t cap);
+
+/* NULL is ignored. */
+void pp__parent_mem_close(pp__parent_mem *mem);
 
 /* ---- worker side ---- */
 

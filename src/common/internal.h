@@ -164,6 +164,9 @@ typedef struct pp__chunk {
   unsigned char *frame; /* encoded frame; NULL for records (built at send) */
   size_t frame_len;
   apr_time_t sent_at;
+  int in_place;      /* records read and written by the worker in the
+                        caller's arrays: done only once answered or once
+                        the worker is gone */
   int in_lane;       /* sent through the worker's down lane ... */
   uint32_t lane_end; /* ... which its answer releases up to here */
   pp__chunk_mem mem;
@@ -426,6 +429,8 @@ typedef struct pp__worker {
   int killed_by_pool; /* terminate or a protocol error */
   int refused;        /* failed the handshake, killed */
   int ready_owed;     /* took work before its READY came (no initializer) */
+  int parent_mem;     /* READY said it reads and writes this process's
+                         memory: big records chunks stay in place */
   unsigned char nonce[PP__NONCE_SIZE]; /* the challenge it must answer */
   pp_status fail_status;               /* for chunks lost when it ends */
   char *fail_message;
@@ -443,6 +448,9 @@ struct pp_pool {
   size_t config_len;
   char initializer[PP__WIRE_MAX_NAME + 1];
   char key[2 * PP__KEY_BYTES + 1]; /* hex */
+  /* A random value whose address CONFIG gives the workers: one that reads
+   * it there may read and write the parent's memory (backend.h). */
+  uint64_t parent_mem_probe;
 
   /* under shared->lock */
   pp__pool_state state;
@@ -455,8 +463,9 @@ struct pp_pool {
   char *broken_message;
   pp__worker *workers; /* nslots; the scheduler changes them */
   unsigned nslots;
-  size_t inflight_jobs; /* results and iterators not yet complete */
-  int cancels;          /* a pp_result_cancel() awaits the scheduler */
+  size_t inflight_jobs;          /* results and iterators not yet complete */
+  int cancels;                   /* a pp_result_cancel() awaits the scheduler */
+  unsigned long chunks_in_place; /* records chunks sent as RECORDS_AT */
 
   /* scheduler thread only */
   int terminate_handled;
@@ -492,6 +501,9 @@ typedef struct pp__test_hooks {
                                  (0: the real limit) */
   int lanes_unbacked;         /* no memory can be had behind a lane's pages
                                  (fork workers see the parent's value) */
+  int no_parent_mem;          /* parent: pools created now offer their
+                                 workers no probe of their memory, so
+                                 records chunks keep to the lanes */
 } pp__test_hooks;
 extern pp__test_hooks pp__test;
 
@@ -517,6 +529,10 @@ void pp__chunk_free(pp__chunk *c);
 int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
                           const pp__outcome *outcomes, const pp__outcome *all,
                           pp__copier *copier);
+/* A records chunk answered: its `out` records (NULL for a chunk done in
+ * place, whose records the worker wrote) and the `nerr` failures listed in
+ * `errors`; or `all`, the outcome of every record, for a whole-chunk
+ * failure, whose output is zeroed. */
 int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
                            const unsigned char *out, size_t nerr,
                            pp__reader *errors, const pp__outcome *all,

@@ -43,6 +43,22 @@ static pp_status encode_config(pp_pool *pool, const pp_options *o) {
     st = pp__put_u32(&b, (uint32_t)max_rss);
   if (st == PP_OK)
     st = pp__put_u32(&b, (uint32_t)(max_rss >> 32));
+  /* The probe of this process's memory; none (all 0) when no value could
+   * be drawn, or under the test hook. */
+  uint64_t probe[3] = {0, 0, 0};
+  if (!pp__test.no_parent_mem &&
+      pp__random_bytes(&pool->parent_mem_probe,
+                       sizeof pool->parent_mem_probe) == PP_OK) {
+    pool->parent_mem_probe |= 1; /* never 0, which a fresh page holds */
+    probe[0] = (uint64_t)pp__process_id();
+    probe[1] = (uint64_t)(uintptr_t)&pool->parent_mem_probe;
+    probe[2] = pool->parent_mem_probe;
+  }
+  for (int i = 0; st == PP_OK && i < 3; i++) {
+    st = pp__put_u32(&b, (uint32_t)probe[i]);
+    if (st == PP_OK)
+      st = pp__put_u32(&b, (uint32_t)(probe[i] >> 32));
+  }
   if (st == PP_OK)
     st = pp__frame_end(&b, at);
   if (st != PP_OK) {

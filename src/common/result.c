@@ -92,23 +92,32 @@ static pp_status add_record_error(pp_result *r, size_t index,
   return PP_OK;
 }
 
+/* The failed records a worker listed (checked whole by the caller). */
+static void add_listed_errors(pp_result *r, const pp__chunk *chunk, size_t nerr,
+                              pp__reader *errors) {
+  for (size_t i = 0; i < nerr; i++) {
+    pp__outcome o;
+    size_t index = pp__get_u32(errors);
+    o.status = (pp_status)pp__get_u8(errors);
+    o.data = pp__get_str32(errors, &o.len);
+    if (errors->bad || index >= chunk->count)
+      break; /* checked by caller */
+    add_record_error(r, chunk->first + index, &o);
+  }
+}
+
 int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
                            const unsigned char *out, size_t nerr,
                            pp__reader *errors, const pp__outcome *all,
                            pp__copier *copier) {
   unsigned char *dst =
       (unsigned char *)r->rec.out + chunk->first * r->rec.out_size;
-  if (out) {
+  if (chunk->in_place && !all) {
+    /* The worker wrote the results into the caller's array itself. */
+    add_listed_errors(r, chunk, nerr, errors);
+  } else if (out) {
     pp__copier_copy(copier, dst, out, chunk->count * r->rec.out_size, 1);
-    for (size_t i = 0; i < nerr; i++) {
-      pp__outcome o;
-      size_t index = pp__get_u32(errors);
-      o.status = (pp_status)pp__get_u8(errors);
-      o.data = pp__get_str32(errors, &o.len);
-      if (errors->bad || index >= chunk->count)
-        break; /* checked by caller */
-      add_record_error(r, chunk->first + index, &o);
-    }
+    add_listed_errors(r, chunk, nerr, errors);
   } else {
     /* The whole chunk failed (its worker died, or the pool ended). */
     memset(dst, 0, chunk->count * r->rec.out_size);

@@ -23,6 +23,11 @@
 /* A started worker answers the challenge in milliseconds; one that has not
  * in this long is stuck or is not ours, and would hold its slot forever. */
 #define PP__HANDSHAKE_LIMIT_US (10 * APR_USEC_PER_SEC)
+/* A records chunk this big either way stays in place for a worker that can
+ * reach this process's memory: two system calls in the worker cost less
+ * than the parent's copies into the lane and out of it. Smaller chunks
+ * take the lane, which costs no system call at all. */
+#define PP__IN_PLACE_MIN ((size_t)64 << 10)
 
 static void lock(pp_pool *p) { apr_thread_mutex_lock(p->shared->lock); }
 static void unlock(pp_pool *p) { apr_thread_mutex_unlock(p->shared->lock); }
@@ -242,6 +247,8 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
   pp__exit_describe(&w->exit, how, sizeof how);
   if (pool->state != PP__TERMINATE)
     early_end(pool, w, how);
+  else /* what it held was left to fail now (handle_terminate()) */
+    fail_outstanding(pool, w, PP_ETERMINATED, "the pool was terminated");
   /* A worker that left for its memory limit, or before its READY, had
    * started none of the chunks it still held: they all go back to the
    * front of the queue. */
@@ -381,16 +388,17 @@ static void note_service_time(pp__worker *w) {
   w->service_us = w->service_us ? (3 * w->service_us + took) / 4 : took + 1;
 }
 
-/* The worker's oldest chunk `c` is answered: record what it says, or drop
- * it when the call was cancelled meanwhile. */
+/* The worker's oldest chunk `c` is answered: record what it says (`a`, or
+ * `all` for every item), or drop it when the call was cancelled
+ * meanwhile. */
 static void answered(pp_pool *pool, pp__worker *w, pp__chunk *c,
-                     const answer *a) {
+                     const answer *a, const pp__outcome *all) {
   note_service_time(w);
   pop_answered(w);
   if (c->job->cancelled)
     chunk_failed(pool, c, PP_ECANCELLED, NULL);
   else
-    chunk_done(pool, c, a, NULL);
+    chunk_done(pool, c, all ? NULL : a, all);
 }
 
 static const char *on_results(pp_pool *pool, pp__worker *w,
@@ -412,7 +420,7 @@ static const char *on_results(pp_pool *pool, pp__worker *w,
   }
   if (bad)
     return bad;
-  answered(pool, w, c, &a);
+  answered(pool, w, c, &a, NULL);
   return NULL;
 }
 
@@ -427,7 +435,7 @@ static const char *on_values(pp_pool *pool, pp__worker *w, const pp__frame *f) {
   if (bad)
     return bad;
   a.stride = size + 1;
-  answered(pool, w, c, &a);
+  answered(pool, w, c, &a, NULL);
   return NULL;
 }
 
@@ -443,7 +451,25 @@ static const char *on_records(pp_pool *pool, pp__worker *w,
                                             &a.records, &a.nerr, &errors);
   if (bad)
     return bad;
-  answered(pool, w, c, &a);
+  answered(pool, w, c, &a, NULL);
+  return NULL;
+}
+
+/* The answer to a chunk done in place: the worker wrote its results into
+ * the caller's array already, or says why it could not. */
+static const char *on_records_put(pp_pool *pool, pp__worker *w,
+                                  const pp__frame *f) {
+  pp__chunk *c = answered_chunk(w, f, PP__JOB_RECORDS);
+  if (!c || !c->in_place)
+    return "an answer to no task it was sent";
+  pp__reader errors;
+  pp__outcome whole;
+  answer a = {.errors = &errors};
+  const char *bad =
+      pp__decode_records_put(f, c->count, &whole, &a.nerr, &errors);
+  if (bad)
+    return bad;
+  answered(pool, w, c, &a, whole.status == PP_OK ? NULL : &whole);
   return NULL;
 }
 
@@ -548,6 +574,7 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
 /* READY says whether the worker mapped its lanes; either way the segment's
  * name is no longer needed. */
 static void lanes_ready(pp_pool *pool, pp__worker *w, const pp__frame *f) {
+  w->parent_mem = f->len >= 2 && f->payload[1] == 1;
   if (!w->shm)
     return;
   pp__shm_forget(w->shm);
@@ -685,6 +712,9 @@ static void on_input(pp_pool *pool, unsigned slot) {
       break;
     case PP__F_RECORDS_DONE:
       bad = on_records(pool, w, &f);
+      break;
+    case PP__F_RECORDS_PUT:
+      bad = on_records_put(pool, w, &f);
       break;
     case PP__F_PROOF:
       bad = "a second proof of the key";
@@ -843,6 +873,36 @@ static pp_status send_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
   return send_frame(pool, slot, c->frame, c->frame_len);
 }
 
+/* A records chunk left where it is (records in place): its head `head`,
+ * then where its records and its results lie in this process. The worker
+ * reads and writes them there, so the chunk is done only once it answers
+ * or is gone (see handle_terminate()). */
+static pp_status send_records_at(pp__worker *w, pp__chunk *c,
+                                 const pp__buf *head, const void *in) {
+  const pp_result *r = (const pp_result *)c->job;
+  uint64_t where[2] = {(uint64_t)(uintptr_t)in,
+                       (uint64_t)(uintptr_t)((unsigned char *)r->rec.out +
+                                             c->first * r->rec.out_size)};
+  pp__buf *b = &w->batch;
+  size_t before = pp__buf_len(b), at;
+  pp_status st = pp__frame_begin(b, PP__F_RECORDS_AT, c->id, &at);
+  if (st == PP_OK)
+    st = pp__buf_append(b, pp__buf_head(head), pp__buf_len(head));
+  for (int i = 0; st == PP_OK && i < 2; i++) {
+    st = pp__put_u32(b, (uint32_t)where[i]);
+    if (st == PP_OK)
+      st = pp__put_u32(b, (uint32_t)(where[i] >> 32));
+  }
+  if (st == PP_OK)
+    st = pp__frame_end(b, at);
+  if (st != PP_OK) {
+    b->end = b->start + before; /* no half frame */
+    return st;
+  }
+  c->in_place = 1;
+  return PP_OK;
+}
+
 /* A records chunk: its fields, then its records straight from the caller's
  * array. */
 static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
@@ -870,8 +930,15 @@ static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
   size_t data = c->count * r->rec.in_size;
   const unsigned char *in =
       (const unsigned char *)r->rec.in + c->first * r->rec.in_size;
-  if (send_in_lane(pool, &pool->workers[slot], c, PP__F_RECORDS,
-                   pp__buf_head(f), pp__buf_len(f), in, data, &st))
+  pp__worker *w = &pool->workers[slot];
+  if (w->parent_mem && (data >= PP__IN_PLACE_MIN ||
+                        c->count * r->rec.out_size >= PP__IN_PLACE_MIN)) {
+    st = send_records_at(w, c, f, in);
+    pool->chunks_in_place += st == PP_OK;
+    return st;
+  }
+  if (send_in_lane(pool, w, c, PP__F_RECORDS, pp__buf_head(f), pp__buf_len(f),
+                   in, data, &st))
     return st;
   pp__buf *b = &pool->workers[slot].batch;
   size_t at;
@@ -978,13 +1045,25 @@ static int work_left(const pp_pool *pool) {
   return pool->inflight_jobs > 0 || pool->queue_head != NULL;
 }
 
+static int holds_in_place(const pp__worker *w) {
+  for (const pp__chunk *c = w->head; c; c = c->next)
+    if (c->in_place)
+      return 1;
+  return 0;
+}
+
 static void handle_terminate(pp_pool *pool) {
   if (pool->terminate_handled)
     return;
   pool->terminate_handled = 1;
   for (unsigned i = 0; i < pool->nslots; i++) {
     pp__worker *w = &pool->workers[i];
-    fail_outstanding(pool, w, PP_ETERMINATED, "the pool was terminated");
+    /* A worker may go on writing a chunk done in place into the caller's
+     * array until it is gone, and the caller may free the array once the
+     * call returns: such a worker's chunks fail when it has ended
+     * (worker_finished()), the others' now. */
+    if (!holds_in_place(w))
+      fail_outstanding(pool, w, PP_ETERMINATED, "the pool was terminated");
     if (w->state == PP__W_STARTING)
       continue; /* killed once it starts */
     kill_worker(pool, w, i, PP_ETERMINATED, NULL);

@@ -22,6 +22,8 @@ static int known_type(unsigned t) {
   case PP__F_RECORDS_DONE:
   case PP__F_PROOF:
   case PP__F_VALUES:
+  case PP__F_RECORDS_AT:
+  case PP__F_RECORDS_PUT:
     return 1;
   default:
     return 0;
@@ -286,6 +288,24 @@ const char *pp__check_values(const pp__frame *f, size_t count,
   return NULL;
 }
 
+/* Reads and checks a list of `nerr` failed records out of `n`, leaving
+ * *errors at its start for the caller to apply. */
+static const char *check_record_errors(pp__reader *r, size_t n, size_t nerr,
+                                       pp__reader *errors) {
+  if (r->bad || nerr > n)
+    return "a truncated records answer";
+  /* The whole error list is checked before anything is applied. */
+  *errors = *r;
+  for (size_t i = 0; i < nerr; i++) {
+    size_t index = pp__get_u32(r), len;
+    unsigned s = pp__get_u8(r);
+    pp__get_str32(r, &len);
+    if (r->bad || index >= n || !failure_status(s))
+      return "an invalid records error";
+  }
+  return r->off == r->len ? NULL : "bytes after the records answer";
+}
+
 const char *pp__decode_records_done(const pp__frame *f, size_t count,
                                     size_t out_size, const unsigned char **out,
                                     size_t *nerr, pp__reader *errors) {
@@ -296,18 +316,28 @@ const char *pp__decode_records_done(const pp__frame *f, size_t count,
     return "a wrong number of records";
   *out = pp__get_bytes(&r, n * out_size);
   *nerr = pp__get_u32(&r);
-  if (!*out || r.bad || *nerr > n)
+  if (!*out)
     return "a truncated records answer";
-  /* The whole error list is checked before anything is applied. */
-  *errors = r;
-  for (size_t i = 0; i < *nerr; i++) {
-    size_t index = pp__get_u32(&r), len;
-    unsigned s = pp__get_u8(&r);
-    pp__get_str32(&r, &len);
-    if (r.bad || index >= n || !failure_status(s))
-      return "an invalid records error";
-  }
-  return r.off == r.len ? NULL : "bytes after the records answer";
+  return check_record_errors(&r, n, *nerr, errors);
+}
+
+const char *pp__decode_records_put(const pp__frame *f, size_t count,
+                                   pp__outcome *whole, size_t *nerr,
+                                   pp__reader *errors) {
+  pp__reader r;
+  pp__reader_init(&r, f->payload, f->len);
+  size_t n = pp__get_u32(&r);
+  if (r.bad || n != count)
+    return "a wrong number of records";
+  unsigned s = pp__get_u8(&r);
+  whole->status = (pp_status)s;
+  whole->data = pp__get_str32(&r, &whole->len);
+  *nerr = pp__get_u32(&r);
+  if (r.bad)
+    return "a truncated records answer";
+  if (s != PP_OK && (!failure_status(s) || *nerr))
+    return "an invalid records failure";
+  return check_record_errors(&r, n, *nerr, errors);
 }
 
 /* ---- CALLS frames ---- */

@@ -21,7 +21,10 @@
  *   LANES    (optional, right before CONFIG) str16 shared-memory token, u32
  *            lane size: the segment the worker maps for its lanes
  *   CONFIG   initializer name (str16), its arguments (args), u32 low and u32
- *            high half of the worker's resident-memory limit (0: none)
+ *            high half of the worker's resident-memory limit (0: none),
+ *            then the parent's memory probe: u64 the parent's process id,
+ *            u64 an address in the parent, u64 the value found there
+ *            (all 0: no probe); every u64 as its low, then high u32
  *   CALLS    task name (str16), u32 n, n x args          (apply, map, starmap)
  *   RECORDS  task name (str16), u32 n, u32 in_size, u32 out_size, u32 nfields,
  *            nfields x u32 field size, u32 low and u32 high half of the
@@ -29,10 +32,16 @@
  *   ITEMS    task name (str16), u32 n, u32 size, n * size bytes: n calls of
  *            one argument each, all of one size (an imap's chunk, as a
  *            CALLS frame would say it with no length per item)
+ *   RECORDS_AT  a RECORDS frame without its records, then u64 the address
+ *            of its n * in_size input bytes and u64 the address of its
+ *            n * out_size output bytes in the parent: the worker reads
+ *            and writes them there itself (backend.h, "the parent's
+ *            memory"); only to a worker whose READY said it can
  * worker -> parent:
  *   PROOF    HMAC-SHA256(key, nonce): PP__SHA256_SIZE bytes, where key is
  *            the pool's key as the hex text workers are given
- *   READY    u8: 1 when the worker mapped the LANES segment; the
+ *   READY    u8: 1 when the worker mapped the LANES segment; u8: 1 when it
+ *            read CONFIG's probe from the parent's memory; the
  *            initializer succeeded and tasks may follow
  *   INIT_FAILED  u8 status, str32 message; the worker then exits
  *   RESULTS  u32 n, n x (u8 status, str32 value-or-message)
@@ -42,6 +51,11 @@
  *            parent writes each value's NUL over the byte after it)
  *   RECORDS_DONE u32 n, n * out_size bytes, u32 nerr,
  *            nerr x (u32 index, u8 status, str32 message)   (answers RECORDS)
+ *   RECORDS_PUT  u32 n, u8 status, str32 message, u32 nerr, nerr x (u32
+ *            index, u8 status, str32 message): answers RECORDS_AT, whose
+ *            results the worker wrote into the parent; a status other
+ *            than PP_OK says the chunk failed whole (its records could not
+ *            be read or its results written), and the message why
  * where args = u32 argc, argc x str32; strN = uN length + bytes.
  * A worker answers frames in the order it received them, with the same id.
  */
@@ -54,7 +68,7 @@
 #include <stdint.h>
 
 #define PP__WIRE_MAGIC 0x31465050u /* "PPF1" read little-endian */
-#define PP__WIRE_VERSION 4
+#define PP__WIRE_VERSION 5
 #define PP__WIRE_HEADER_SIZE 20
 #define PP__WIRE_MAX_NAME 255
 #define PP__NONCE_SIZE 32
@@ -68,12 +82,14 @@ typedef enum pp__frame_type {
   PP__F_CHALLENGE = 4,
   PP__F_LANES = 5,
   PP__F_ITEMS = 6,
+  PP__F_RECORDS_AT = 7,
   PP__F_READY = 16,
   PP__F_INIT_FAILED = 17,
   PP__F_RESULTS = 18,
   PP__F_RECORDS_DONE = 19,
   PP__F_PROOF = 20,
-  PP__F_VALUES = 21
+  PP__F_VALUES = 21,
+  PP__F_RECORDS_PUT = 22
 } pp__frame_type;
 
 typedef struct pp__frame {
@@ -214,5 +230,13 @@ const char *pp__check_values(const pp__frame *f, size_t count,
 const char *pp__decode_records_done(const pp__frame *f, size_t count,
                                     size_t out_size, const unsigned char **out,
                                     size_t *nerr, pp__reader *errors);
+
+/* Checks a whole RECORDS_PUT payload for `count` records: *whole gets the
+ * chunk's own outcome (PP_OK, or why it failed whole, its message
+ * borrowed), `*nerr` and `*errors` the failed records. NULL when well
+ * formed, else what is wrong. */
+const char *pp__decode_records_put(const pp__frame *f, size_t count,
+                                   pp__outcome *whole, size_t *nerr,
+                                   pp__reader *errors);
 
 #endif

@@ -4,15 +4,19 @@
 
 #include <apr_env.h>
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct worker {
   pp__wchan *chan;
   pp__buf in, out, errs;
-  pp__buf records_scratch; /* a records task's arrays, when misaligned */
-  pp__buf lane_frame;      /* the small frame that points into the up lane */
-  pp__shm *shm;            /* the lanes' segment, when the parent offered one */
+  pp__buf records_scratch;    /* a records task's arrays, when misaligned */
+  pp__buf lane_frame;         /* the small frame that points into the up lane */
+  pp__parent_mem *parent_mem; /* when CONFIG's probe read right */
+  pp__buf place_in, place_out; /* records in place: a slice each way */
+  pp__shm *shm; /* the lanes' segment, when the parent offered one */
   pp__lane down, up;
   uint64_t max_rss; /* recycle above this resident size; 0: never */
   pp_bytes *argv;
@@ -355,45 +359,137 @@ static uint32_t plain_records(pp_call *call, pp_bytes *arg, pp_task_fn fn,
   return n;
 }
 
-static pp_status run_records(worker *w, const pp__frame *f) {
-  pp__reader r;
+/* What RECORDS and RECORDS_AT frames say before their records. */
+typedef struct records_head {
   char name[PP__WIRE_MAX_NAME + 1];
-  uint32_t n = read_head(&r, f, name), in_size = pp__get_u32(&r);
-  uint32_t out_size = pp__get_u32(&r), nfields = pp__get_u32(&r);
-  if (r.bad || in_size == 0 || out_size == 0 || nfields > in_size)
+  uint32_t n, in_size, out_size, nfields;
+  size_t *sizes;  /* nfields field sizes, or NULL; the caller frees them */
+  uint64_t first; /* the chunk's first record's index in the map */
+  pp_task_fn fn;  /* the task, or NULL for a records task or an unknown */
+  pp_records_task_fn records_fn;
+} records_head;
+
+/* Reads a records frame's head, leaving `r` at what follows it. */
+static pp_status read_records_head(worker *w, const pp__frame *f, pp__reader *r,
+                                   records_head *h) {
+  memset(h, 0, sizeof *h);
+  h->n = read_head(r, f, h->name);
+  h->in_size = pp__get_u32(r);
+  h->out_size = pp__get_u32(r);
+  h->nfields = pp__get_u32(r);
+  if (r->bad || h->in_size == 0 || h->out_size == 0 || h->nfields > h->in_size)
     return PP_EPROTOCOL;
-  pp_status st = ensure_argv(w, nfields ? nfields : 1);
+  pp_status st = ensure_argv(w, h->nfields ? h->nfields : 1);
   if (st != PP_OK)
     return st;
-  uint32_t sizes_sum = 0;
-  size_t *sizes = NULL;
-  if (nfields) {
-    sizes = malloc(nfields * sizeof *sizes);
-    if (!sizes)
+  if (h->nfields) {
+    h->sizes = malloc(h->nfields * sizeof *h->sizes);
+    if (!h->sizes)
       return PP_ENOMEM;
-    for (uint32_t i = 0; i < nfields; i++) {
-      sizes[i] = pp__get_u32(&r);
-      sizes_sum += (uint32_t)sizes[i];
+    uint32_t sum = 0;
+    for (uint32_t i = 0; i < h->nfields; i++) {
+      h->sizes[i] = pp__get_u32(r);
+      sum += (uint32_t)h->sizes[i];
     }
-    if (r.bad || sizes_sum != in_size) {
-      free(sizes);
+    if (r->bad || sum != h->in_size)
       return PP_EPROTOCOL;
+  }
+  h->first = pp__get_u32(r);
+  h->first |= (uint64_t)pp__get_u32(r) << 32;
+  if (r->bad || (uint64_t)(size_t)h->first != h->first)
+    return PP_EPROTOCOL;
+  h->fn = pp__registry_find(h->name);
+  h->records_fn = h->fn ? NULL : pp__registry_find_records(h->name);
+  return PP_OK;
+}
+
+/* Runs records [from, from + n) of a chunk, whose input is at `in` and
+ * output at `out` (both for those records only), a call per record: their
+ * failures appended to w->errs as RECORDS_DONE lists them, indexed in the
+ * chunk, and counted in *nerr. */
+static pp_status run_record_calls(worker *w, const records_head *h,
+                                  const unsigned char *in, unsigned char *out,
+                                  uint32_t from, uint32_t n, size_t *nerr) {
+  pp_task_fn fn = h->fn;
+  size_t in_size = h->in_size, out_size = h->out_size;
+  pp_status st = PP_OK;
+  for (uint32_t i = 0; st == PP_OK && i < n; i++) {
+    pp_status cs;
+    if (!h->nfields && fn) {
+      i = plain_records(&w->call, w->argv, fn, in, in_size, out, out_size, i, n,
+                        &cs);
+      if (i == n)
+        break;
+      /* Record i ran and did not simply succeed: its outcome below. */
+    } else {
+      const unsigned char *rec = in + (size_t)i * in_size;
+      size_t off = 0;
+      for (uint32_t k = 0; k < h->nfields; k++) {
+        w->argv[k].data = rec + off;
+        w->argv[k].len = h->sizes[k];
+        off += h->sizes[k];
+      }
+      if (!h->nfields) {
+        w->argv[0].data = rec;
+        w->argv[0].len = in_size;
+      }
+      w->call.argv = w->argv;
+      w->call.argc = h->nfields ? h->nfields : 1;
+      w->call.record = out + (size_t)i * out_size;
+      w->call.record_size = out_size;
+      w->call.returned = 0;
+      cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
+    }
+    if (cs != PP_OK || w->call.failed || !w->call.returned)
+      cs = fn ? pp__call_outcome(&w->call, h->name, cs)
+              : pp__call_run(&w->call, h->name, NULL);
+    if (cs != PP_OK) {
+      /* A failed record's output is unspecified, but never stale bytes. */
+      memset(w->call.record, 0, out_size);
+      (*nerr)++;
+      st = pp__put_u32(&w->errs, from + i);
+      if (st == PP_OK)
+        st = pp__put_u8(&w->errs, (unsigned)cs);
+      if (st == PP_OK)
+        st = pp__put_str32(&w->errs, w->call.message,
+                           w->call.message ? strlen(w->call.message) : 0);
+      pp__call_reset(&w->call);
     }
   }
-  uint64_t first = pp__get_u32(&r);
-  first |= (uint64_t)pp__get_u32(&r) << 32;
-  if (r.bad || (uint64_t)(size_t)first != first) {
-    free(sizes);
-    return PP_EPROTOCOL;
+  w->call.record = NULL;
+  return st;
+}
+
+/* A whole chunk, `in` to `out`: a records task's one call, or a call per
+ * record. Its failures are listed in w->errs, cleared first. */
+static pp_status run_records_chunk(worker *w, const records_head *h,
+                                   const unsigned char *in, unsigned char *out,
+                                   size_t *nerr) {
+  *nerr = 0;
+  if (h->records_fn && h->n) {
+    pp_records_chunk chunk = {in,          h->in_size, out,
+                              h->out_size, h->n,       (size_t)h->first};
+    return pp__records_task_run(&w->call, &w->errs, &w->records_scratch,
+                                h->records_fn, h->name, &chunk, nerr);
   }
-  const unsigned char *in = (size_t)n <= (r.len - r.off) / in_size
-                                ? pp__get_bytes(&r, (size_t)n * in_size)
-                                : NULL;
+  pp__buf_clear(&w->errs);
+  pp__call_reset(&w->call);
+  return run_record_calls(w, h, in, out, 0, h->n, nerr);
+}
+
+static pp_status run_records(worker *w, const pp__frame *f) {
+  pp__reader r;
+  records_head h;
+  pp_status st = read_records_head(w, f, &r, &h);
+  uint32_t n = h.n, out_size = h.out_size;
+  const unsigned char *in =
+      st == PP_OK && (size_t)n <= (r.len - r.off) / h.in_size
+          ? pp__get_bytes(&r, (size_t)n * h.in_size)
+          : NULL;
   if (!in) {
-    free(sizes);
-    return PP_EPROTOCOL;
+    free(h.sizes);
+    return st == PP_OK ? PP_EPROTOCOL : st;
   }
-  pp_task_fn fn = pp__registry_find(name);
   size_t at = 0, nerr = 0, body = 4 + (size_t)n * out_size;
   uint32_t pos = 0;
   /* The records go straight into the up lane when they can: written once,
@@ -411,66 +507,14 @@ static pp_status run_records(worker *w, const pp__frame *f) {
     if (st == PP_OK)
       st = pp__buf_reserve(&w->out, (size_t)n * out_size);
     if (st != PP_OK) {
-      free(sizes);
+      free(h.sizes);
       return st;
     }
     outp = pp__buf_tail(&w->out);
     pp__buf_commit(&w->out, (size_t)n * out_size);
   }
-  pp_records_task_fn records_fn = fn ? NULL : pp__registry_find_records(name);
-  if (records_fn && n) {
-    pp_records_chunk chunk = {in, in_size, outp, out_size, n, (size_t)first};
-    st = pp__records_task_run(&w->call, &w->errs, &w->records_scratch,
-                              records_fn, name, &chunk, &nerr);
-  } else {
-    pp__buf_clear(&w->errs);
-    pp__call_reset(&w->call);
-    for (uint32_t i = 0; st == PP_OK && i < n; i++) {
-      pp_status cs;
-      if (!nfields && fn) {
-        i = plain_records(&w->call, w->argv, fn, in, in_size, outp, out_size, i,
-                          n, &cs);
-        if (i == n)
-          break;
-        /* Record i ran and did not simply succeed: its outcome below. */
-      } else {
-        const unsigned char *rec = in + (size_t)i * in_size;
-        size_t off = 0;
-        for (uint32_t k = 0; k < nfields; k++) {
-          w->argv[k].data = rec + off;
-          w->argv[k].len = sizes[k];
-          off += sizes[k];
-        }
-        if (!nfields) {
-          w->argv[0].data = rec;
-          w->argv[0].len = in_size;
-        }
-        w->call.argv = w->argv;
-        w->call.argc = nfields ? nfields : 1;
-        w->call.record = outp + (size_t)i * out_size;
-        w->call.record_size = out_size;
-        w->call.returned = 0;
-        cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
-      }
-      if (cs != PP_OK || w->call.failed || !w->call.returned)
-        cs = fn ? pp__call_outcome(&w->call, name, cs)
-                : pp__call_run(&w->call, name, NULL);
-      if (cs != PP_OK) {
-        /* A failed record's output is unspecified, but never stale bytes. */
-        memset(w->call.record, 0, out_size);
-        nerr++;
-        st = pp__put_u32(&w->errs, i);
-        if (st == PP_OK)
-          st = pp__put_u8(&w->errs, (unsigned)cs);
-        if (st == PP_OK)
-          st = pp__put_str32(&w->errs, w->call.message,
-                             w->call.message ? strlen(w->call.message) : 0);
-        pp__call_reset(&w->call);
-      }
-    }
-  }
-  w->call.record = NULL;
-  free(sizes);
+  st = run_records_chunk(w, &h, in, outp, &nerr);
+  free(h.sizes);
   if (lane && st == PP_OK && nerr == 0) {
     pp__store_u32(lane + body, 0);
     return point_up(w, PP__F_RECORDS_DONE, f->id, pos, body + 4);
@@ -489,6 +533,133 @@ static pp_status run_records(worker *w, const pp__frame *f) {
   if (st == PP_OK)
     st = pp__buf_append(&w->out, pp__buf_head(&w->errs), pp__buf_len(&w->errs));
   return st == PP_OK ? pp__frame_end(&w->out, at) : st;
+}
+
+/* ---- records in place (RECORDS_AT) ----
+ * The worker reads a chunk's records from the caller's array in the parent
+ * and writes the results into the caller's output array there (backend.h,
+ * "the parent's memory"): the parent copies nothing, and the chunk never
+ * crosses the channel or a lane. A call per record takes the chunk a slice
+ * at a time, so that the records it works on stay in this CPU's cache and
+ * its buffers stay small; a records task, called once per chunk, gets the
+ * chunk whole. */
+
+/* Bytes of input (and at most as many records of output) per slice. */
+#define PLACE_SLICE ((size_t)64 << 10)
+/* The most a buffer keeps between chunks. */
+#define PLACE_KEEP_MAX ((size_t)16 << 20)
+
+/* Makes *buf hold at least `len` bytes, aligned for a records task. */
+static pp_status place_room(pp__buf *buf, size_t len) {
+  pp__buf_clear(buf);
+  return pp__buf_reserve(buf, len + PP_RECORDS_ALIGN);
+}
+
+static unsigned char *place_at(pp__buf *buf) {
+  uintptr_t p = (uintptr_t)pp__buf_tail(buf);
+  return (unsigned char *)((p + PP_RECORDS_ALIGN - 1) &
+                           ~(uintptr_t)(PP_RECORDS_ALIGN - 1));
+}
+
+/* The chunk's records [from, from + n): read, run, written back. PP_ESYSTEM
+ * with *failed_io set when the parent's memory would not be read or
+ * written. */
+static pp_status place_span(worker *w, const records_head *h, uint64_t in_addr,
+                            uint64_t out_addr, uint32_t from, uint32_t n,
+                            size_t *nerr, const char **failed_io) {
+  unsigned char *in = place_at(&w->place_in), *out = place_at(&w->place_out);
+  uint64_t in_at = in_addr + (uint64_t)from * h->in_size;
+  uint64_t out_at = out_addr + (uint64_t)from * h->out_size;
+  size_t in_len = (size_t)n * h->in_size, out_len = (size_t)n * h->out_size;
+  if (pp__parent_mem_read(w->parent_mem, in, in_at, in_len) != PP_OK) {
+    *failed_io = "read its records from";
+    return PP_ESYSTEM;
+  }
+  pp_status st = h->records_fn && from == 0 && n == h->n
+                     ? run_records_chunk(w, h, in, out, nerr)
+                     : run_record_calls(w, h, in, out, from, n, nerr);
+  if (st != PP_OK)
+    return st;
+  if (pp__parent_mem_write(w->parent_mem, out_at, out, out_len) != PP_OK) {
+    *failed_io = "write its results into";
+    return PP_ESYSTEM;
+  }
+  return PP_OK;
+}
+
+static pp_status run_records_at(worker *w, const pp__frame *f) {
+  pp__reader r;
+  records_head h;
+  pp_status st = read_records_head(w, f, &r, &h);
+  uint64_t in_addr = pp__get_u32(&r);
+  in_addr |= (uint64_t)pp__get_u32(&r) << 32;
+  uint64_t out_addr = pp__get_u32(&r);
+  out_addr |= (uint64_t)pp__get_u32(&r) << 32;
+  if (st == PP_OK && (r.bad || r.off != r.len || !w->parent_mem ||
+                      (size_t)h.n > SIZE_MAX / h.in_size ||
+                      (size_t)h.n > SIZE_MAX / h.out_size))
+    st = PP_EPROTOCOL;
+  /* Slices of whole records, at least one. */
+  uint32_t per = 1;
+  if (st == PP_OK) {
+    size_t most = h.in_size > h.out_size ? h.in_size : h.out_size;
+    size_t fit = PLACE_SLICE / most;
+    per = h.records_fn || fit >= h.n ? h.n : fit ? (uint32_t)fit : 1;
+  }
+  if (st == PP_OK && h.n)
+    st = place_room(&w->place_in, (size_t)per * h.in_size);
+  if (st == PP_OK && h.n)
+    st = place_room(&w->place_out, (size_t)per * h.out_size);
+  size_t nerr = 0;
+  const char *failed_io = NULL;
+  if (st == PP_OK) {
+    pp__buf_clear(&w->errs);
+    pp__call_reset(&w->call);
+  }
+  for (uint32_t from = 0; st == PP_OK && from < h.n; from += per) {
+    uint32_t span = h.n - from < per ? h.n - from : per;
+    size_t got = 0;
+    st = place_span(w, &h, in_addr, out_addr, from, span, &got, &failed_io);
+    nerr += got;
+  }
+  free(h.sizes);
+  /* A records task's chunk-sized buffers are kept for the next chunk, as
+   * fresh ones would cost a page fault per page, unless they are beyond
+   * what a lane holds. */
+  if (w->place_in.cap > PLACE_KEEP_MAX)
+    pp__buf_free(&w->place_in);
+  if (w->place_out.cap > PLACE_KEEP_MAX)
+    pp__buf_free(&w->place_out);
+  if (st != PP_OK && !failed_io)
+    return st;
+  size_t at;
+  pp_status ws = pp__frame_begin(&w->out, PP__F_RECORDS_PUT, f->id, &at);
+  if (ws == PP_OK)
+    ws = pp__put_u32(&w->out, h.n);
+  if (ws == PP_OK && failed_io) {
+    /* The chunk fails whole, and says why; the parent zeroes its output. */
+    char why[160], msg[400];
+    pp__parent_mem_error(w->parent_mem, why, sizeof why);
+    snprintf(msg, sizeof msg,
+             "the worker could not %s the calling process's memory (%s); "
+             "are the arrays given to pp_map_records() still allocated?",
+             failed_io, why);
+    ws = pp__put_u8(&w->out, (unsigned)PP_ESYSTEM);
+    if (ws == PP_OK)
+      ws = pp__put_str32(&w->out, msg, strlen(msg));
+    if (ws == PP_OK)
+      ws = pp__put_u32(&w->out, 0);
+  } else if (ws == PP_OK) {
+    ws = pp__put_u8(&w->out, (unsigned)PP_OK);
+    if (ws == PP_OK)
+      ws = pp__put_str32(&w->out, NULL, 0);
+    if (ws == PP_OK)
+      ws = pp__put_u32(&w->out, (uint32_t)nerr);
+    if (ws == PP_OK)
+      ws = pp__buf_append(&w->out, pp__buf_head(&w->errs),
+                          pp__buf_len(&w->errs));
+  }
+  return ws == PP_OK ? pp__frame_end(&w->out, at) : ws;
 }
 
 /* A big answer goes through the up lane when the parent has consumed enough
@@ -596,6 +767,23 @@ static int take_lanes(worker *w, const pp__frame *f) {
   return -1;
 }
 
+/* CONFIG's probe: the value the parent put at `addr` in process `pid`.
+ * Read right, the parent's memory is open to this worker, and big records
+ * chunks will come as RECORDS_AT. Read wrong or not at all (no probe, a
+ * system without the call, a policy against it), they keep to the lanes. */
+static void try_parent_mem(worker *w, uint64_t pid, uint64_t addr,
+                           uint64_t value) {
+  uint64_t seen = 0;
+  if (!pid || (uint64_t)(long)pid != pid ||
+      pp__parent_mem_open((long)pid, &w->parent_mem) != PP_OK)
+    return;
+  if (pp__parent_mem_read(w->parent_mem, &seen, addr, sizeof seen) != PP_OK ||
+      seen != value) {
+    pp__parent_mem_close(w->parent_mem);
+    w->parent_mem = NULL;
+  }
+}
+
 /* After the proof: LANES maybe, then CONFIG: run the initializer, answer
  * READY or INIT_FAILED. Returns the exit code to use, or -1 to go on. */
 static int configure(worker *w) {
@@ -622,8 +810,14 @@ static int configure(worker *w) {
     return PP__EXIT_PROTOCOL;
   w->max_rss = pp__get_u32(&r);
   w->max_rss |= (uint64_t)pp__get_u32(&r) << 32;
+  uint64_t probe[3];
+  for (int i = 0; i < 3; i++) {
+    probe[i] = pp__get_u32(&r);
+    probe[i] |= (uint64_t)pp__get_u32(&r) << 32;
+  }
   if (r.bad)
     return PP__EXIT_PROTOCOL;
+  try_parent_mem(w, probe[0], probe[1], probe[2]);
   pp_status cs = PP_OK;
   if (name[0]) {
     pp__call_reset(&w->call);
@@ -637,6 +831,8 @@ static int configure(worker *w) {
     st = pp__frame_begin(&w->out, PP__F_READY, 0, &at);
     if (st == PP_OK)
       st = pp__put_u8(&w->out, w->shm != NULL);
+    if (st == PP_OK)
+      st = pp__put_u8(&w->out, w->parent_mem != NULL);
   } else {
     st = pp__frame_begin(&w->out, PP__F_INIT_FAILED, 0, &at);
     if (st == PP_OK)
@@ -673,6 +869,8 @@ static int serve(worker *w) {
       st = run_items(w, &f);
     else if (f.type == PP__F_RECORDS)
       st = run_records(w, &f);
+    else if (f.type == PP__F_RECORDS_AT)
+      st = run_records_at(w, &f);
     else
       st = PP_EPROTOCOL;
     if (st == PP_EPROTOCOL)
@@ -713,6 +911,9 @@ int pp__worker_run(pp__wchan *chan, const char *key) {
   pp__buf_free(&w.errs);
   pp__buf_free(&w.records_scratch);
   pp__buf_free(&w.lane_frame);
+  pp__buf_free(&w.place_in);
+  pp__buf_free(&w.place_out);
+  pp__parent_mem_close(w.parent_mem);
   pp__shm_free(w.shm);
   free(w.argv);
   return code;

@@ -267,6 +267,8 @@ void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
     snprintf(buf, cap, "was killed by signal %ld", how->code);
 }
 
+long pp__process_id(void) { return (long)getpid(); }
+
 int pp__cpu_count(void) {
 #if defined(__linux__) && defined(CPU_ALLOC)
   /* The affinity mask is what taskset and cpuset cgroups restrict; a

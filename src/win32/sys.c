@@ -102,6 +102,8 @@ void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
   snprintf(buf, cap, "exited with code %ld", code);
 }
 
+long pp__process_id(void) { return (long)GetCurrentProcessId(); }
+
 int pp__cpu_count(void) {
   /* Every processor group; GetSystemInfo sees only the current group. */
   DWORD n = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);

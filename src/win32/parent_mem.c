@@ -1,0 +1,89 @@
+/* A worker's access to its parent's memory (backend.h): a handle to the
+ * parent opened for ReadProcessMemory() and WriteProcessMemory(). Windows
+ * grants it to a process of the same user unless the parent is protected
+ * or runs at a higher integrity level; the worker asks once, with the
+ * probe the parent sets (worker.c), and the parent uses the path only for
+ * workers that succeeded. */
+#include "win32.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pp__parent_mem {
+  HANDLE process;
+  DWORD err; /* GetLastError() of the last failure; 0: none */
+};
+
+pp_status pp__parent_mem_open(long pid, pp__parent_mem **out) {
+  *out = NULL;
+  if (pid <= 0)
+    return PP_EINVAL;
+  pp__parent_mem *m = calloc(1, sizeof *m);
+  if (!m)
+    return PP_ENOMEM;
+  m->process =
+      OpenProcess(PROCESS_VM_READ | PROCESS_VM_WRITE | PROCESS_VM_OPERATION,
+                  FALSE, (DWORD)pid);
+  if (!m->process) {
+    pp_status st = pp__win32_status(GetLastError());
+    free(m);
+    return st == PP_OK ? PP_ESYSTEM : st;
+  }
+  *out = m;
+  return PP_OK;
+}
+
+/* A partial copy is a failure: what it moved is not undone, and the
+ * caller fails the whole chunk. */
+pp_status pp__parent_mem_read(pp__parent_mem *m, void *dst, uint64_t addr,
+                              size_t len) {
+  SIZE_T done = 0;
+  if ((uint64_t)(uintptr_t)addr != addr)
+    return PP_EINVAL;
+  if (!ReadProcessMemory(m->process, (LPCVOID)(uintptr_t)addr, dst, len,
+                         &done) ||
+      done != len) {
+    m->err = GetLastError();
+    return PP_ESYSTEM;
+  }
+  return PP_OK;
+}
+
+pp_status pp__parent_mem_write(pp__parent_mem *m, uint64_t addr,
+                               const void *src, size_t len) {
+  SIZE_T done = 0;
+  if ((uint64_t)(uintptr_t)addr != addr)
+    return PP_EINVAL;
+  if (!WriteProcessMemory(m->process, (LPVOID)(uintptr_t)addr, src, len,
+                          &done) ||
+      done != len) {
+    m->err = GetLastError();
+    return PP_ESYSTEM;
+  }
+  return PP_OK;
+}
+
+void pp__parent_mem_error(const pp__parent_mem *m, char *buf, size_t cap) {
+  if (!cap)
+    return;
+  if (!m || !m->err) {
+    snprintf(buf, cap, "no failure");
+    return;
+  }
+  DWORD n = FormatMessageA(
+      FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, m->err,
+      0, buf, (DWORD)(cap > 0xffff ? 0xffff : cap), NULL);
+  /* The system's sentence ends with a line break. */
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == '.'))
+    buf[--n] = '\0';
+  if (!n)
+    snprintf(buf, cap, "system error %lu", (unsigned long)m->err);
+}
+
+void pp__parent_mem_close(pp__parent_mem *m) {
+  if (!m)
+    return;
+  CloseHandle(m->process);
+  free(m);
+}

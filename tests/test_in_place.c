@@ -1,0 +1,333 @@
+/* Suite "in_place": records chunks that a worker reads from the caller's
+ * array and writes into the caller's output itself, where the system lets
+ * a worker into its parent's memory (backend.h, "the parent's memory"):
+ * the results, record failures at their indexes across the worker's
+ * slices, an input the worker cannot read, a terminate while a worker
+ * writes, and the lanes where the system says no. */
+#if !defined(_WIN32)
+#define _POSIX_C_SOURCE 200809L /* fork, mmap */
+#endif
+
+#include <CUnit/CUnit.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h" /* pp__test, pp__parent_mem, the pool's count */
+#include "procpool.h"
+#include "suites.h"
+#include "tasks.h"
+#include "util.h"
+
+#ifndef _WIN32
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+/* Records per map of the big cases: default chunks of 125,000 records,
+ * 1 MB each way, well past the size that goes in place. */
+#define BIG 1000000
+/* The records task of the records_task suite that fails records holding
+ * this value, and its message. */
+#define BAD_VALUE 5
+#define RFAIL_MSG "rfail_on: bad record"
+
+/* Whether this system lets a child read its parent's memory: asked from a
+ * child of this test's own, with the backend's call but none of the pool's
+ * handshake, which is what the suite checks. */
+static int parent_mem_allowed(void) {
+#ifdef _WIN32
+  return 1; /* a process of the same user, at the same integrity level */
+#else
+  static volatile uint64_t probe = 0x5eedf00d5eedf00dull;
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    pp__parent_mem *m = NULL;
+    uint64_t seen = 0;
+    int ok = pp__parent_mem_open((long)parent, &m) == PP_OK &&
+             pp__parent_mem_read(m, &seen, (uint64_t)(uintptr_t)&probe,
+                                 sizeof seen) == PP_OK &&
+             seen == probe;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid)
+    return 0;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+#endif
+}
+
+static unsigned long chunks_in_place(pp_pool *pool) {
+  apr_thread_mutex_lock(pool->shared->lock);
+  unsigned long n = pool->chunks_in_place;
+  apr_thread_mutex_unlock(pool->shared->lock);
+  return n;
+}
+
+static void fill(int64_t *in, int64_t *out, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    in[i] = (int64_t)i;
+    out[i] = -1;
+  }
+}
+
+static size_t wrong_squares(const int64_t *out, size_t n) {
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; i++)
+    wrong += out[i] != (int64_t)i * (int64_t)i;
+  return wrong;
+}
+
+/* A map of squares over BIG records by `task`: every result right. */
+static void squares(pp_pool *pool, const char *task, int64_t *in,
+                    int64_t *out) {
+  fill(in, out, BIG);
+  pp_records rec = {in, BIG, sizeof *in, out, sizeof *out, NULL, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, task, &rec, 0, &r), PP_OK);
+  CU_ASSERT_EQUAL(wrong_squares(out, BIG), 0);
+  pp_result_free(r);
+}
+
+/* Big maps, a call per record and a records task, land whole; where each
+ * record sat in the map reaches the records task; the chunks went in
+ * place exactly where the system allows it, and through the lanes under
+ * the hook that offers no probe. */
+static void test_results(void) {
+  int allowed = parent_mem_allowed();
+  int64_t *in = malloc(BIG * sizeof *in), *out = malloc(BIG * sizeof *out);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  for (int hook = 0; hook < 2; hook++) {
+    pp__test.no_parent_mem = hook;
+    pp_pool *pool = tu_pool(2);
+    pp__test.no_parent_mem = 0;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    for (int round = 0; round < 2; round++) {
+      squares(pool, "square", in, out);
+      squares(pool, "rsquare", in, out);
+    }
+    /* rwhere: count * 1e9 + the record's index in the map. */
+    fill(in, out, BIG);
+    pp_records rec = {in, BIG, sizeof *in, out, sizeof *out, NULL, 0};
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL(pp_map_records(pool, "rwhere", &rec, 100000, &r), PP_OK);
+    size_t wrong = 0;
+    for (size_t i = 0; i < BIG; i++)
+      wrong += out[i] != (int64_t)100000 * 1000000000 + (int64_t)i;
+    CU_ASSERT_EQUAL(wrong, 0);
+    pp_result_free(r);
+    unsigned long placed = chunks_in_place(pool);
+    if (hook || !allowed) {
+      CU_ASSERT_EQUAL(placed, 0);
+    } else {
+      CU_ASSERT(placed > 0);
+    }
+    pp_pool_destroy(pool);
+  }
+  if (!allowed)
+    fprintf(stderr, "\n  in_place: this system keeps workers out of their "
+                    "parent's memory; only the lanes were checked\n");
+  free(in);
+  free(out);
+}
+
+/* Record failures keep their index in the map, on both sides of the
+ * worker's slices and of the chunks, with a call per record and with a
+ * records task; the failed records' results read as zero; fields cut
+ * records for a call per record in place too. */
+static void test_failures_keep_their_index(void) {
+  enum { N = 200000 }; /* default chunks of 25,000 records: 200 KB */
+  /* 5 holds BAD_VALUE anyway; the others are made to. */
+  static const size_t bad[] = {0, 5, 8191, 8192, 24999, 25000, 131071, N - 1};
+  const size_t nbad = sizeof bad / sizeof bad[0];
+  int64_t *in = malloc(2 * N * sizeof *in), *out = malloc(N * sizeof *out);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  const struct {
+    const char *task, *message;
+  } cases[] = {{"fail_on", TASK_FAIL_ON_MSG}, {"rfail_on", RFAIL_MSG " 5"}};
+  for (size_t c = 0; c < 2; c++) {
+    fill(in, out, N);
+    for (size_t k = 0; k < nbad; k++)
+      in[bad[k]] = BAD_VALUE;
+    pp_records rec = {in, N, sizeof *in, out, sizeof *out, NULL, 0};
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL(pp_map_records(pool, cases[c].task, &rec, 0, &r), PP_ETASK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    size_t failed = 0, wrong = 0;
+    for (size_t i = 0; i < N; i++) {
+      pp_bytes b = {NULL, 0};
+      pp_status st = pp_result_item(r, i, &b);
+      int is_bad = 0;
+      for (size_t k = 0; k < nbad; k++)
+        is_bad |= bad[k] == i;
+      if (st != PP_OK) {
+        failed++;
+        wrong += !is_bad || st != PP_ETASK ||
+                 !tu_bytes_contain(b, cases[c].message) || out[i] != 0;
+      } else {
+        wrong += is_bad || out[i] != (int64_t)i * (int64_t)i;
+      }
+    }
+    CU_ASSERT_EQUAL(failed, nbad);
+    CU_ASSERT_EQUAL(wrong, 0);
+    pp_result_free(r);
+  }
+  /* Two int64 fields per record, added: the fields path in place. */
+  for (size_t i = 0; i < N; i++) {
+    in[2 * i] = (int64_t)i;
+    in[2 * i + 1] = 3 * (int64_t)i;
+    out[i] = -1;
+  }
+  const size_t fields[] = {sizeof(int64_t), sizeof(int64_t)};
+  pp_records pairs = {in, N, 2 * sizeof *in, out, sizeof *out, fields, 2};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, "add", &pairs, 0, &r), PP_OK);
+  size_t wrong = 0;
+  for (size_t i = 0; i < N; i++)
+    wrong += out[i] != 4 * (int64_t)i;
+  CU_ASSERT_EQUAL(wrong, 0);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+  free(in);
+  free(out);
+}
+
+#ifndef _WIN32
+/* Not on Windows: Wine reads for ReadProcessMemory() what Windows would
+ * refuse (PAGE_NOACCESS pages, ranges given back), so the test could not
+ * tell there; the Windows backend's failure path is the same check of the
+ * call's result. */
+
+/* Memory no process may read. */
+static void *unreadable(size_t len) {
+  void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+/* An input the worker cannot read (the caller broke the contract: the
+ * array is not readable memory) fails its chunks with a message that says
+ * so, zeroes their results, and leaves the caller and the pool working:
+ * through the lanes the parent's own copy would have crashed it. */
+static void test_unreadable_input(void) {
+  if (!parent_mem_allowed()) {
+    fprintf(stderr, "\n  in_place: not run (workers may not read their "
+                    "parent's memory here)\n");
+    return;
+  }
+  enum { N = 100000 }; /* default chunks of 25,000 records: 200 KB */
+  size_t len = N * sizeof(int64_t);
+  int64_t *bad_in = unreadable(len), *in = malloc(len), *out = malloc(len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(bad_in);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  /* One worker, proven able first: every chunk of the bad map goes in
+   * place, none through the lanes, where this process would copy it. */
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  fill(in, out, N);
+  pp_records good = {in, N, sizeof *in, out, sizeof *out, NULL, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &good, 0, &r), PP_OK);
+  pp_result_free(r);
+  unsigned long before = chunks_in_place(pool);
+  CU_ASSERT_FATAL(before > 0);
+
+  for (size_t i = 0; i < N; i++)
+    out[i] = -1;
+  pp_records bad = {bad_in, N, sizeof *in, out, sizeof *out, NULL, 0};
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &bad, 0, &r), PP_ESYSTEM);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  CU_ASSERT(tu_contains(pp_result_error(r), "could not read its records"));
+  CU_ASSERT(tu_contains(pp_result_error(r), "pp_map_records"));
+  pp_bytes b = {NULL, 0};
+  CU_ASSERT_EQUAL(pp_result_item(r, N - 1, &b), PP_ESYSTEM);
+  size_t nonzero = 0;
+  for (size_t i = 0; i < N; i++)
+    nonzero += out[i] != 0;
+  CU_ASSERT_EQUAL(nonzero, 0);
+  pp_result_free(r);
+  CU_ASSERT(chunks_in_place(pool) > before);
+
+  fill(in, out, N);
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &good, 0, &r), PP_OK);
+  CU_ASSERT_EQUAL(wrong_squares(out, N), 0);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+  munmap(bad_in, len);
+  free(in);
+  free(out);
+}
+#endif
+
+/* A terminate while a worker runs a chunk in place: the call ends with
+ * PP_ETERMINATED only once that worker is gone, as until then it could
+ * still write into the caller's array, which the caller may free as soon
+ * as the call returns. */
+static void test_terminate_waits_for_writers(void) {
+  if (!parent_mem_allowed()) {
+    fprintf(stderr, "\n  in_place: not run (workers may not read their "
+                    "parent's memory here)\n");
+    return;
+  }
+  enum { N = 16384, SLOW = 400 }; /* one 128 KiB chunk; 400 ms of sleeps */
+  int64_t *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  /* Proven able first, so that the slow chunk goes in place: a worker's
+   * first chunk goes out with its configuration, before it said it can. */
+  for (size_t i = 0; i < N; i++)
+    in[i] = 0;
+  pp_records rec = {in, N, sizeof *in, out, sizeof *out, NULL, 0};
+  pp_result *r = NULL;
+  for (int k = 0; k < 2; k++) {
+    CU_ASSERT_EQUAL(pp_map_records(pool, "sleep_ms", &rec, N, &r), PP_OK);
+    pp_result_free(r);
+  }
+  unsigned long before = chunks_in_place(pool);
+  CU_ASSERT_FATAL(before > 0);
+  long pid = 0;
+  size_t count = 0;
+  CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, &pid, 1, &count), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(count, 1);
+
+  for (size_t i = 0; i < SLOW; i++)
+    in[i] = 1;
+  CU_ASSERT_EQUAL(pp_map_records_async(pool, "sleep_ms", &rec, N, NULL, &r),
+                  PP_OK);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  tu_sleep_ms(50);
+  CU_ASSERT_EQUAL(chunks_in_place(pool), before + 1);
+  CU_ASSERT_EQUAL(pp_pool_terminate(pool), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETERMINATED);
+  CU_ASSERT(tu_pid_gone(pid));
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+  free(in);
+  free(out);
+}
+
+int pp_test_suite_in_place(void) {
+  static const tu_test tests[] = {
+      {"in place: big maps land whole, in place where the system allows",
+       test_results},
+      {"in place: failed records keep their index across slices and chunks",
+       test_failures_keep_their_index},
+#ifndef _WIN32
+      {"in place: an input the worker cannot read fails its chunks, the "
+       "caller lives",
+       test_unreadable_input},
+#endif
+      {"in place: terminate ends the call once the writing worker is gone",
+       test_terminate_waits_for_writers},
+  };
+  return tu_add_suite("in_place", tests, TU_NTESTS(tests));
+}
