@@ -919,7 +919,12 @@ typedef struct pp_records {
 
 /**
  * @brief The fast path for arrays of fixed-size records: each chunk crosses
- * in one copy each way, results land in records->out. A task must return
+ * in one copy each way, results land in records->out. Where the system
+ * lets a worker into its parent's memory (Linux without a ptrace policy
+ * against it, Windows), a chunk of 64 KiB or more is not copied by the
+ * pool at all: its worker reads the records from records->in and writes
+ * the results into records->out itself, and such a chunk whose arrays the
+ * worker cannot read or write fails with PP_ESYSTEM. A task must return
  * exactly out_size bytes per record; a records task (pp_register_records())
  * is called once per chunk instead. The chunk size is capped so that a
  * chunk fits pp_options::max_message_size.
