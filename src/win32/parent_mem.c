@@ -36,32 +36,31 @@ pp_status pp__parent_mem_open(long pid, pp__parent_mem **out) {
 
 /* A partial copy is a failure: what it moved is not undone, and the
  * caller fails the whole chunk. */
-pp_status pp__parent_mem_read(pp__parent_mem *m, void *dst, uint64_t addr,
-                              size_t len) {
+static pp_status transfer(pp__parent_mem *m, void *local, uint64_t addr,
+                          size_t len, int to_parent) {
   SIZE_T done = 0;
   if ((uint64_t)(uintptr_t)addr != addr)
     return PP_EINVAL;
-  if (!ReadProcessMemory(m->process, (LPCVOID)(uintptr_t)addr, dst, len,
-                         &done) ||
-      done != len) {
-    m->err = GetLastError();
+  void *remote = (void *)(uintptr_t)addr;
+  BOOL ok = to_parent
+                ? WriteProcessMemory(m->process, remote, local, len, &done)
+                : ReadProcessMemory(m->process, remote, local, len, &done);
+  if (!ok || done != len) {
+    m->err = ok ? ERROR_PARTIAL_COPY : GetLastError();
     return PP_ESYSTEM;
   }
   return PP_OK;
 }
 
+pp_status pp__parent_mem_read(pp__parent_mem *m, void *dst, uint64_t addr,
+                              size_t len) {
+  return transfer(m, dst, addr, len, 0);
+}
+
 pp_status pp__parent_mem_write(pp__parent_mem *m, uint64_t addr,
                                const void *src, size_t len) {
-  SIZE_T done = 0;
-  if ((uint64_t)(uintptr_t)addr != addr)
-    return PP_EINVAL;
-  if (!WriteProcessMemory(m->process, (LPVOID)(uintptr_t)addr, src, len,
-                          &done) ||
-      done != len) {
-    m->err = GetLastError();
-    return PP_ESYSTEM;
-  }
-  return PP_OK;
+  /* WriteProcessMemory() only reads the local side. */
+  return transfer(m, (void *)(uintptr_t)src, addr, len, 1);
 }
 
 void pp__parent_mem_error(const pp__parent_mem *m, char *buf, size_t cap) {
