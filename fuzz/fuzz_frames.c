@@ -74,6 +74,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void)memchr(out, 0, count * out_size);
         walk_records_errors(&errors, nerr);
       }
+    } else if (f.type == PP__F_RECORDS_PUT) {
+      pp__outcome whole;
+      size_t nerr;
+      pp__reader errors;
+      if (!pp__decode_records_put(&f, count, &whole, &nerr, &errors)) {
+        if (whole.len)
+          (void)memchr(whole.data, 0, whole.len);
+        walk_records_errors(&errors, nerr);
+      }
     }
     pp__buf_consume(&in, PP__WIRE_HEADER_SIZE + f.len);
   }
