@@ -67,13 +67,14 @@ static pp_status square_or_die(pp_call *call) {
 }
 
 /* How the "garbage" task breaks the protocol. */
-enum { BAD_MAGIC = 1, BAD_VERSION, BAD_LENGTH, TRUNCATED };
+enum { BAD_MAGIC = 1, BAD_VERSION, BAD_LENGTH, TRUNCATED, STRAY_PUT };
 
-static void put_header(unsigned char *h, unsigned version, uint32_t len) {
+static void put_header(unsigned char *h, unsigned version, unsigned type,
+                       uint32_t len) {
   static const unsigned char magic[4] = {'P', 'P', 'F', '1'};
   memcpy(h, magic, 4);
   h[4] = (unsigned char)version;
-  h[5] = 18; /* RESULTS */
+  h[5] = (unsigned char)type;
   h[6] = h[7] = 0;
   for (int i = 0; i < 4; i++)
     h[8 + i] = (unsigned char)(len >> (8 * i));
@@ -89,11 +90,13 @@ static pp_status garbage(pp_call *call) {
   if (pp_call_arg_i64(call, 0, &how) != PP_OK)
     return pp_call_fail(call, "garbage: needs an int64");
   if (how == BAD_VERSION)
-    put_header(h, 99, 0);
+    put_header(h, 99, PP__F_RESULTS, 0);
   else if (how == BAD_LENGTH)
-    put_header(h, PP__WIRE_VERSION, 0xFFFFFFF0u);
+    put_header(h, PP__WIRE_VERSION, PP__F_RESULTS, 0xFFFFFFF0u);
   else if (how == TRUNCATED)
-    put_header(h, PP__WIRE_VERSION, 100);
+    put_header(h, PP__WIRE_VERSION, PP__F_RESULTS, 100);
+  else if (how == STRAY_PUT) /* the answer to a records chunk in place */
+    put_header(h, PP__WIRE_VERSION, PP__F_RECORDS_PUT, 0);
   pp__call_send_raw(call, h, how == TRUNCATED ? 30 : 20);
   if (how == TRUNCATED)
     exit(0);
@@ -564,7 +567,8 @@ static void test_malformed_frames(void) {
   } cases[] = {{BAD_MAGIC, PP_EPROTOCOL, "malformed"},
                {BAD_VERSION, PP_EPROTOCOL, "version"},
                {BAD_LENGTH, PP_EPROTOCOL, "size limit"},
-               {TRUNCATED, PP_EWORKERDIED, "died"}};
+               {TRUNCATED, PP_EWORKERDIED, "died"},
+               {STRAY_PUT, PP_EPROTOCOL, "no task it was sent"}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     long pids[4];
     size_t n = wait_workers(pool, pids, 4, 2);
