@@ -903,6 +903,9 @@ PP_API pp_status pp_starmap(pp_pool *pool, const char *task,
  * Layout of a records map: @p count records of @p in_size bytes at @p in,
  * results of @p out_size bytes written to @p out. Both arrays are borrowed
  * until the result completes, even if the caller frees the result before.
+ * @p out may be @p in itself when @p out_size equals @p in_size (each
+ * record's result then replaces it); otherwise the arrays must not
+ * overlap.
  * With @p nfields > 0 each record is cut into nfields arguments of
  * field_sizes[i] bytes (summing to in_size): a starmap. The output of a
  * failed record is unspecified.

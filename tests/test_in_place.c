@@ -120,6 +120,13 @@ static void test_results(void) {
       wrong += out[i] != (int64_t)100000 * 1000000000 + (int64_t)i;
     CU_ASSERT_EQUAL(wrong, 0);
     pp_result_free(r);
+    /* The output in the input's place, through either path. */
+    for (size_t i = 0; i < BIG; i++)
+      in[i] = (int64_t)i;
+    pp_records same = {in, BIG, sizeof *in, in, sizeof *in, NULL, 0};
+    CU_ASSERT_EQUAL(pp_map_records(pool, "square", &same, 0, &r), PP_OK);
+    CU_ASSERT_EQUAL(wrong_squares(in, BIG), 0);
+    pp_result_free(r);
     unsigned long placed = chunks_in_place(pool);
     if (hook || !allowed) {
       CU_ASSERT_EQUAL(placed, 0);
@@ -137,8 +144,8 @@ static void test_results(void) {
 
 /* Record failures keep their index in the map, on both sides of the
  * worker's slices and of the chunks, with a call per record and with a
- * records task; the failed records' results read as zero; fields cut
- * records for a call per record in place too. */
+ * records task; the failed records' results read as zero; the output may
+ * be the input; fields cut records for a call per record in place too. */
 static void test_failures_keep_their_index(void) {
   enum { N = 200000 }; /* default chunks of 25,000 records: 200 KB */
   /* 5 holds BAD_VALUE anyway; the others are made to. */
@@ -179,6 +186,15 @@ static void test_failures_keep_their_index(void) {
     CU_ASSERT_EQUAL(wrong, 0);
     pp_result_free(r);
   }
+  /* The output array may be the input array, sizes equal: each slice is
+   * read before its results are written. */
+  for (size_t i = 0; i < N; i++)
+    in[i] = (int64_t)i;
+  pp_records same = {in, N, sizeof *in, in, sizeof *in, NULL, 0};
+  pp_result *rs = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &same, 0, &rs), PP_OK);
+  CU_ASSERT_EQUAL(wrong_squares(in, N), 0);
+  pp_result_free(rs);
   /* Two int64 fields per record, added: the fields path in place. */
   for (size_t i = 0; i < N; i++) {
     in[2 * i] = (int64_t)i;
