@@ -261,14 +261,24 @@ typedef struct pp__parent_mem pp__parent_mem;
  * is allowed shows only at the first read. */
 pp_status pp__parent_mem_open(long pid, pp__parent_mem **out);
 
-/* Copies `len` bytes at address `addr` of the parent into `dst`, or `len`
- * bytes from `src` to address `addr` of the parent. All or nothing is
- * reported: PP_OK, or PP_ESYSTEM (not allowed, or a bad address) with the
- * reason for pp__parent_mem_error(). */
-pp_status pp__parent_mem_read(pp__parent_mem *mem, void *dst, uint64_t addr,
-                              size_t len);
-pp_status pp__parent_mem_write(pp__parent_mem *mem, uint64_t addr,
-                               const void *src, size_t len);
+/* Copies `len` bytes between `local`, in this process, and address `addr`
+ * of the parent: into the parent with `to_parent`, out of it without. All
+ * or nothing is reported: PP_OK, or PP_ESYSTEM (not allowed, or a bad
+ * address) with the reason for pp__parent_mem_error(); a copy that stopped
+ * part-way leaves what it moved. */
+pp_status pp__parent_mem_copy(pp__parent_mem *mem, void *local, uint64_t addr,
+                              size_t len, int to_parent);
+
+static inline pp_status pp__parent_mem_read(pp__parent_mem *mem, void *dst,
+                                            uint64_t addr, size_t len) {
+  return pp__parent_mem_copy(mem, dst, addr, len, 0);
+}
+
+/* The parent's memory is written from `src`, which is only read. */
+static inline pp_status pp__parent_mem_write(pp__parent_mem *mem, uint64_t addr,
+                                             const void *src, size_t len) {
+  return pp__parent_mem_copy(mem, (void *)(uintptr_t)src, addr, len, 1);
+}
 
 /* The system's words for the last failure of a read or write. */
 void pp__parent_mem_error(const pp__parent_mem *mem, char *buf, size_t cap);

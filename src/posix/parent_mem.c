@@ -44,8 +44,8 @@ pp_status pp__parent_mem_open(long pid, pp__parent_mem **out) {
 /* One call moves at most the iovec's length; a call may stop short (a
  * fault part-way, or a signal), and what it moved is not undone, so the
  * rest is tried again until it fails outright. */
-static pp_status transfer(pp__parent_mem *m, void *local, uint64_t addr,
-                          size_t len, int to_parent) {
+pp_status pp__parent_mem_copy(pp__parent_mem *m, void *local, uint64_t addr,
+                              size_t len, int to_parent) {
   if ((uint64_t)(uintptr_t)addr != addr)
     return PP_EINVAL;
   unsigned char *p = local;
@@ -67,17 +67,6 @@ static pp_status transfer(pp__parent_mem *m, void *local, uint64_t addr,
   return PP_OK;
 }
 
-pp_status pp__parent_mem_read(pp__parent_mem *m, void *dst, uint64_t addr,
-                              size_t len) {
-  return transfer(m, dst, addr, len, 0);
-}
-
-pp_status pp__parent_mem_write(pp__parent_mem *m, uint64_t addr,
-                               const void *src, size_t len) {
-  /* process_vm_writev() only reads the local side. */
-  return transfer(m, (void *)(uintptr_t)src, addr, len, 1);
-}
-
 #else /* no such call: the lanes it is */
 
 pp_status pp__parent_mem_open(long pid, pp__parent_mem **out) {
@@ -86,15 +75,9 @@ pp_status pp__parent_mem_open(long pid, pp__parent_mem **out) {
   return PP_ENOTSUP;
 }
 
-pp_status pp__parent_mem_read(pp__parent_mem *m, void *dst, uint64_t addr,
-                              size_t len) {
-  (void)m, (void)dst, (void)addr, (void)len;
-  return PP_ENOTSUP;
-}
-
-pp_status pp__parent_mem_write(pp__parent_mem *m, uint64_t addr,
-                               const void *src, size_t len) {
-  (void)m, (void)addr, (void)src, (void)len;
+pp_status pp__parent_mem_copy(pp__parent_mem *m, void *local, uint64_t addr,
+                              size_t len, int to_parent) {
+  (void)m, (void)local, (void)addr, (void)len, (void)to_parent;
   return PP_ENOTSUP;
 }
 

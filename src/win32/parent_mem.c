@@ -36,8 +36,8 @@ pp_status pp__parent_mem_open(long pid, pp__parent_mem **out) {
 
 /* A partial copy is a failure: what it moved is not undone, and the
  * caller fails the whole chunk. */
-static pp_status transfer(pp__parent_mem *m, void *local, uint64_t addr,
-                          size_t len, int to_parent) {
+pp_status pp__parent_mem_copy(pp__parent_mem *m, void *local, uint64_t addr,
+                              size_t len, int to_parent) {
   SIZE_T done = 0;
   if ((uint64_t)(uintptr_t)addr != addr)
     return PP_EINVAL;
@@ -50,17 +50,6 @@ static pp_status transfer(pp__parent_mem *m, void *local, uint64_t addr,
     return PP_ESYSTEM;
   }
   return PP_OK;
-}
-
-pp_status pp__parent_mem_read(pp__parent_mem *m, void *dst, uint64_t addr,
-                              size_t len) {
-  return transfer(m, dst, addr, len, 0);
-}
-
-pp_status pp__parent_mem_write(pp__parent_mem *m, uint64_t addr,
-                               const void *src, size_t len) {
-  /* WriteProcessMemory() only reads the local side. */
-  return transfer(m, (void *)(uintptr_t)src, addr, len, 1);
 }
 
 void pp__parent_mem_error(const pp__parent_mem *m, char *buf, size_t cap) {
