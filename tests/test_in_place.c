@@ -320,8 +320,12 @@ static void test_terminate_waits_for_writers(void) {
   CU_ASSERT_EQUAL(pp_map_records_async(pool, "sleep_ms", &rec, N, NULL, &r),
                   PP_OK);
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-  tu_sleep_ms(50);
+  /* The slow chunk is sent in place, and runs: then terminate. */
+  double until = tu_now() + TU_WAIT;
+  while (chunks_in_place(pool) == before && tu_now() < until)
+    tu_sleep_ms(1);
   CU_ASSERT_EQUAL(chunks_in_place(pool), before + 1);
+  tu_sleep_ms(20);
   CU_ASSERT_EQUAL(pp_pool_terminate(pool), PP_OK);
   CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETERMINATED);
   CU_ASSERT(tu_pid_gone(pid));

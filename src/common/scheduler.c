@@ -940,7 +940,7 @@ static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
   if (send_in_lane(pool, w, c, PP__F_RECORDS, pp__buf_head(f), pp__buf_len(f),
                    in, data, &st))
     return st;
-  pp__buf *b = &pool->workers[slot].batch;
+  pp__buf *b = &w->batch;
   size_t at;
   st = pp__frame_begin(b, PP__F_RECORDS, c->id, &at);
   if (st == PP_OK)
