@@ -26,7 +26,7 @@ jobs=${JOBS:-2}
 suites=("$@")
 if [ "${#suites[@]}" -eq 0 ]; then
   suites=(core results map imap lifecycle errors reliability lanes
-    records_task in_place)
+    records_task in_place rings)
 fi
 
 "$root/scripts/deps.sh" valgrind

@@ -36,6 +36,7 @@ static const struct {
     {"lanes", pp_test_suite_lanes},
     {"records_task", pp_test_suite_records_task},
     {"in_place", pp_test_suite_in_place},
+    {"rings", pp_test_suite_rings},
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])
@@ -54,6 +55,8 @@ int main(int argc, char **argv) {
     st = reliability_tasks_register();
   if (st == PP_OK)
     st = lanes_tasks_register();
+  if (st == PP_OK)
+    st = rings_tasks_register();
   if (st == PP_OK)
     st = records_task_tasks_register();
 #ifdef _WIN32

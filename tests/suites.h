@@ -16,6 +16,7 @@ int pp_test_suite_contexts(void);
 int pp_test_suite_lanes(void);
 int pp_test_suite_records_task(void);
 int pp_test_suite_in_place(void);
+int pp_test_suite_rings(void);
 
 /* Tasks of the reliability suite (registered by main before the worker
    hook, like every task). */
@@ -25,6 +26,8 @@ pp_status reliability_tasks_register(void);
 pp_status records_task_tasks_register(void);
 /* Tasks of the lanes suite. */
 pp_status lanes_tasks_register(void);
+/* Tasks of the rings suite. */
+pp_status rings_tasks_register(void);
 /* Tasks of the contexts suite; argv0 is main's argv[0], with which that
    suite starts this program by hand. */
 pp_status contexts_tasks_register(const char *argv0);

@@ -28,6 +28,20 @@ static inline int pp__atomic_dec_is_zero(pp__atomic_u32 *a) {
 static inline apr_uint32_t pp__atomic_add(pp__atomic_u32 *a, apr_uint32_t v) {
   return __atomic_fetch_add(a, v, __ATOMIC_ACQ_REL);
 }
+/* Stores `v`; returns the value it replaced. A full barrier. */
+static inline apr_uint32_t pp__atomic_swap(pp__atomic_u32 *a, apr_uint32_t v) {
+  return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST);
+}
+/* A store and a load in one total order with every other such store and
+ * load: a load after pp__atomic_set_sc() cannot pass it, which release and
+ * acquire allow (ring.c's sleepers and wakers each store, then load what
+ * the other stored). No fence: the thread sanitizer does not model one. */
+static inline void pp__atomic_set_sc(pp__atomic_u32 *a, apr_uint32_t v) {
+  __atomic_store_n(a, v, __ATOMIC_SEQ_CST);
+}
+static inline apr_uint32_t pp__atomic_get_sc(pp__atomic_u32 *a) {
+  return __atomic_load_n(a, __ATOMIC_SEQ_CST);
+}
 /* A lock word: 1 when taken by a winning exchange, 0 again by a release
  * store, which on x86 is a plain store where a mutex's unlock is a second
  * locked instruction. */
@@ -75,6 +89,16 @@ static inline int pp__atomic_dec_is_zero(pp__atomic_u32 *a) {
 }
 static inline apr_uint32_t pp__atomic_add(pp__atomic_u32 *a, apr_uint32_t v) {
   return apr_atomic_add32(a, v);
+}
+static inline apr_uint32_t pp__atomic_swap(pp__atomic_u32 *a, apr_uint32_t v) {
+  return apr_atomic_xchg32(a, v);
+}
+/* Interlocked, so full barriers both. */
+static inline void pp__atomic_set_sc(pp__atomic_u32 *a, apr_uint32_t v) {
+  apr_atomic_xchg32(a, v);
+}
+static inline apr_uint32_t pp__atomic_get_sc(pp__atomic_u32 *a) {
+  return apr_atomic_cas32(a, 0, 0);
 }
 static inline int pp__atomic_try_take(pp__atomic_u32 *a) {
   return apr_atomic_xchg32(a, 1) == 0;

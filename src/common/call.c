@@ -1,5 +1,6 @@
 /* The worker side of one task call: arguments in, a value or a message out. */
 #include "internal.h"
+#include "ring.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -171,7 +172,7 @@ void pp__call_free(pp_call *call) {
 }
 
 pp_status pp__call_send_raw(pp_call *call, const void *data, size_t len) {
-  if (!call || !call->chan)
+  if (!call || !call->link)
     return PP_EINVAL;
-  return pp__wchan_write(call->chan, data, len);
+  return pp__wlink_write(call->link, data, len);
 }

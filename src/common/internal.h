@@ -9,6 +9,7 @@
 #include "lane.h"
 #include "owner.h"
 #include "procpool.h"
+#include "ring.h"
 #include "sha256.h"
 #include "wire.h"
 
@@ -90,9 +91,9 @@ struct pp_call {
   size_t sink_at;
   unsigned char *record; /* where the result goes, for records */
   size_t record_size;
-  pp__wchan *chan; /* the worker's channel (for pp__call_send_raw) */
-  int returned;    /* a result was set */
-  int failed;      /* pp_call_fail() was called */
+  struct pp__wlink *link; /* the worker's link (for pp__call_send_raw) */
+  int returned;           /* a result was set */
+  int failed;             /* pp_call_fail() was called */
   char *message;
   /* A records task's chunk (NULL outside one): pp_records_fail() lists
    * its failures there, as a RECORDS_DONE answer lists them. */
@@ -106,7 +107,7 @@ pp_status pp__call_run(pp_call *call, const char *name, pp_task_fn fn);
 pp_status pp__call_outcome(pp_call *call, const char *name, pp_status st);
 void pp__call_reset(pp_call *call);
 void pp__call_free(pp_call *call);
-/* Writes raw bytes onto the worker's channel, bypassing the protocol: lets
+/* Writes raw bytes onto the worker's link, bypassing the protocol: lets
  * the tests act as a misbehaving worker. */
 pp_status pp__call_send_raw(pp_call *call, const void *data, size_t len);
 /* Runs records task `fn` (named `name`) over one chunk: its results in
@@ -424,6 +425,12 @@ typedef struct pp__worker {
   pp__buf batch;           /* frames of this dispatch round, sent as one */
   pp__shm *shm;            /* the lanes' segment, once offered */
   pp__lane down, up;       /* usable once the worker said it mapped them */
+  /* The segment's rings (ring.h): the worker's frames come through the up
+   * one from its READY on, ours go through the down one from RING on. */
+  pp__rings rings;
+  int ring_up, ring_down;
+  int ring_fault;  /* its ring said something impossible: stop it */
+  pp__buf ring_in; /* what the up ring brought, not yet read as frames */
   int closed, exited;
   pp__exit exit;
   int killed_by_pool; /* terminate or a protocol error */

@@ -1,13 +1,14 @@
 /* Lanes of shared memory for big frames (see lane.h). */
 #include "lane.h"
 #include "internal.h"
+#include "ring.h"
 
 #include <apr_atomic.h>
 
 #include <string.h>
 
 size_t pp__segment_size(size_t lane_size) {
-  return PP__LANE_CONTROL + 2 * lane_size;
+  return pp__rings_offset(lane_size) + PP__RINGS_BYTES;
 }
 
 void pp__lanes_init(unsigned char *segment, pp__shm *shm, size_t lane_size,

@@ -3,13 +3,14 @@
  * A frame whose payload is big costs two copies through the kernel and, on
  * these machines, tops out near the pipe's 1 GiB/s. Such a payload is
  * written into a lane instead, and the channel carries a lane frame
- * (wire.h: PP__FRAME_LANE) that says where it lies. The channel still
+ * (wire.h: PP__FRAME_LANE) that says where it lies. The channel (or the
+ * rings that carry its frames once a worker is ready, ring.h) still
  * orders everything, so a lane needs no lock: only its free space is
  * shared knowledge.
  *
  * Segment layout: a control page, then the down lane (parent -> worker),
  * then the up lane (worker -> parent), each `lane_size` bytes, a power of
- * two. A lane is a ring of contiguous extents at 32-bit positions that
+ * two; then the rings that carry the frames (ring.h). A lane is a ring of contiguous extents at 32-bit positions that
  * wrap: the writer reserves extents in order, the reader releases them in
  * the same order.
  *

@@ -289,6 +289,7 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
   }
   free(w->fail_message);
   pp__buf_free(&w->batch);
+  pp__buf_free(&w->ring_in);
   pp__shm_free(w->shm);
   pp__backend_release(pool->backend, slot);
   memset(w, 0, sizeof *w);
@@ -547,9 +548,11 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
                              pp__segment_size(pool->lane_size), &w->shm,
                              token) != PP_OK)
     return;
-  /* The control page is written from the start; the lanes' pages get
-   * memory as they come into use. */
-  if (pp__shm_back(w->shm, 0, PP__LANE_CONTROL) != PP_OK) {
+  /* The control page and the rings are written from the start; the
+   * lanes' pages get memory as they come into use. */
+  if (pp__shm_back(w->shm, 0, PP__LANE_CONTROL) != PP_OK ||
+      pp__shm_back(w->shm, pp__rings_offset(pool->lane_size),
+                   PP__RINGS_BYTES) != PP_OK) {
     pp__shm_free(w->shm);
     w->shm = NULL;
     return;
@@ -571,6 +574,30 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
   pool->batched = 1;
 }
 
+/* The worker mapped its segment: its frames after READY come through the
+ * up ring, and ours go through the down ring after RING, which the channel
+ * carries behind whatever it still has to. Without memory for RING the
+ * worker is stopped: it would wait on the channel for good. */
+static void ring_switch(pp_pool *pool, pp__worker *w) {
+  unsigned slot = (unsigned)(w - pool->workers);
+  pp__rings_init(pp__shm_base(w->shm), pool->lane_size, 1, &w->rings);
+  w->ring_up = 1;
+  pp__buf *b = &w->batch;
+  size_t at;
+  pp_status st = pp__frame_begin(b, PP__F_RING, 0, &at);
+  if (st == PP_OK)
+    st = pp__frame_end(b, at);
+  if (st != PP_OK) {
+    kill_worker(pool, w, slot, st,
+                pp__strdup("out of memory switching the worker's channel to "
+                           "shared memory"));
+    return;
+  }
+  pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
+  pp__buf_clear(b);
+  w->ring_down = 1;
+}
+
 /* READY says whether the worker mapped its lanes; either way the segment's
  * name is no longer needed. */
 static void lanes_ready(pp_pool *pool, pp__worker *w, const pp__frame *f) {
@@ -581,6 +608,7 @@ static void lanes_ready(pp_pool *pool, pp__worker *w, const pp__frame *f) {
   if (f->len >= 1 && f->payload[0] == 1) {
     pp__lanes_init(pp__shm_base(w->shm), w->shm, pool->lane_size, &w->down,
                    &w->up);
+    ring_switch(pool, w);
   } else {
     pp__shm_free(w->shm);
     w->shm = NULL;
@@ -637,9 +665,11 @@ static void version_mismatch(pp_pool *pool, unsigned slot, unsigned theirs) {
                          w->pid, theirs, PP__WIRE_VERSION));
 }
 
-static void on_input(pp_pool *pool, unsigned slot) {
+/* Reads the frames at the head of `in`, the channel's input or what the up
+ * ring brought. The channel's stops at READY that switched the worker to
+ * the rings: what follows it there is doorbells. */
+static void read_frames(pp_pool *pool, unsigned slot, pp__buf *in) {
   pp__worker *w = &pool->workers[slot];
-  pp__buf *in = pp__backend_input(pool->backend, slot);
   while (in && w->state != PP__W_FREE && !w->killed_by_pool) {
     pp__frame f;
     int complete;
@@ -730,6 +760,57 @@ static void on_input(pp_pool *pool, unsigned slot) {
     if (f.flags & PP__FRAME_LANE)
       pp__lane_publish(pp__shm_base(w->shm), lane_end);
     pp__buf_consume(in, wire_len);
+    if (w->ring_up && in != &w->ring_in)
+      return;
+  }
+}
+
+static void ring_bell(pp_pool *pool, unsigned slot) {
+  static const unsigned char bell = 0;
+  pp__backend_send(pool->backend, slot, &bell, 1);
+}
+
+/* Reads what the worker's up ring holds. Also after its death: what it
+ * published before is its, and the chunk it was running is the first one
+ * those answers leave unanswered. */
+static void drain_ring(pp_pool *pool, unsigned slot) {
+  pp__worker *w = &pool->workers[slot];
+  if (!w->ring_up || w->state == PP__W_FREE || w->killed_by_pool)
+    return;
+  size_t n = 0;
+  int bell = 0;
+  pp_status st = w->ring_fault
+                     ? PP_EPROTOCOL
+                     : pp__ring_take(&w->rings, &w->ring_in, &n, &bell);
+  if (st == PP_EPROTOCOL) {
+    protocol_error(pool, slot, "a position outside its shared-memory ring");
+    return;
+  }
+  if (st != PP_OK) {
+    kill_worker(pool, w, slot, st,
+                pp__strdup("out of memory reading the worker's answers"));
+    return;
+  }
+  if (bell)
+    ring_bell(pool, slot);
+  if (n)
+    read_frames(pool, slot, &w->ring_in);
+}
+
+static void drain_rings(pp_pool *pool) {
+  for (unsigned i = 0; i < pool->nslots; i++)
+    drain_ring(pool, i);
+}
+
+static void on_input(pp_pool *pool, unsigned slot) {
+  pp__worker *w = &pool->workers[slot];
+  pp__buf *in = pp__backend_input(pool->backend, slot);
+  if (!w->ring_up)
+    read_frames(pool, slot, in);
+  if (w->ring_up) {
+    if (in)
+      pp__buf_clear(in); /* doorbells */
+    drain_ring(pool, slot);
   }
 }
 
@@ -752,6 +833,7 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
     on_input(pool, ev->slot);
     break;
   case PP__EV_CLOSED:
+    drain_ring(pool, ev->slot);
     w->closed = 1;
     /* A worker that closed its channel but lives on is of no use: stop it,
      * so that its end is known and reported. */
@@ -759,6 +841,7 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
       pp__backend_kill(pool->backend, ev->slot);
     break;
   case PP__EV_EXITED:
+    drain_ring(pool, ev->slot);
     w->exited = 1;
     w->exit = ev->exit;
     break;
@@ -790,7 +873,7 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
 static pp_status send_frame(pp_pool *pool, unsigned slot, const void *data,
                             size_t len) {
   pp__buf *b = &pool->workers[slot].batch;
-  if (len <= PP__BATCH_COPY_MAX)
+  if (len <= PP__BATCH_COPY_MAX || pool->workers[slot].ring_down)
     return pp__buf_append(b, data, len);
   pp_status st = PP_OK;
   if (pp__buf_len(b))
@@ -1032,10 +1115,62 @@ static void flush_batches(pp_pool *pool) {
     return;
   pool->batched = 0;
   for (unsigned i = 0; i < pool->nslots; i++) {
-    pp__buf *b = &pool->workers[i].batch;
-    if (pp__buf_len(b))
+    pp__worker *w = &pool->workers[i];
+    pp__buf *b = &w->batch;
+    if (!pp__buf_len(b))
+      continue;
+    if (!w->ring_down) {
       pp__backend_send(pool->backend, i, pp__buf_head(b), pp__buf_len(b));
-    pp__buf_clear(b);
+      pp__buf_clear(b);
+      continue;
+    }
+    /* What does not fit waits for room, which the worker rings for. An
+     * error is for drain_ring() to report, under the lock. */
+    size_t n = 0;
+    int bell = 0;
+    if (pp__ring_put(&w->rings, pp__buf_head(b), pp__buf_len(b), &n, &bell) !=
+        PP_OK)
+      w->ring_fault = 1;
+    pp__buf_consume(b, n);
+    if (bell)
+      ring_bell(pool, i);
+    if (pp__buf_len(b) && !w->ring_fault)
+      pool->batched = 1;
+  }
+}
+
+/* Before the scheduler thread sleeps: tells each worker on the rings to
+ * ring for its answers (and for room, when frames wait for it); 0 when one
+ * came meanwhile, and it must not sleep. */
+static int rings_may_sleep(pp_pool *pool) {
+  int any = 0;
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    pp__worker *w = &pool->workers[i];
+    if (w->ring_up && w->state != PP__W_FREE) {
+      pp__rings_say_waiting(&w->rings,
+                            PP__RING_DATA |
+                                (pp__buf_len(&w->batch) ? PP__RING_SPACE : 0));
+      any = 1;
+    }
+  }
+  if (!any)
+    return 1;
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    pp__worker *w = &pool->workers[i];
+    if (w->ring_up && w->state != PP__W_FREE &&
+        pp__rings_ready(&w->rings,
+                        PP__RING_DATA |
+                            (pp__buf_len(&w->batch) ? PP__RING_SPACE : 0)))
+      return 0;
+  }
+  return 1;
+}
+
+static void rings_awake(pp_pool *pool) {
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    pp__worker *w = &pool->workers[i];
+    if (w->ring_up && w->state != PP__W_FREE)
+      pp__rings_awake(&w->rings);
   }
 }
 
@@ -1267,7 +1402,12 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     if (spares_due >= 0 && (timeout < 0 || spares_due < timeout))
       timeout = spares_due;
     size_t n = 0;
+    int said = timeout != 0; /* the workers on the rings were told */
+    if (said && !rings_may_sleep(pool))
+      timeout = 0;
     pp__backend_wait(pool->backend, timeout, events, PP__EVENTS, &n);
+    if (said)
+      rings_awake(pool);
     lock(pool);
     for (size_t i = 0; i < n; i++) {
       /* A worker that started while terminating is stopped at once. */
@@ -1276,6 +1416,8 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
         kill_worker(pool, &pool->workers[events[i].slot], events[i].slot,
                     PP_ETERMINATED, NULL);
     }
+    /* The workers on the rings ring only when this thread sleeps. */
+    drain_rings(pool);
   }
   pool->scheduler_done = 1;
   apr_thread_cond_broadcast(pool->shared->changed);

@@ -23,6 +23,7 @@ static int known_type(unsigned t) {
   case PP__F_PROOF:
   case PP__F_VALUES:
   case PP__F_RECORDS_AT:
+  case PP__F_RING:
   case PP__F_RECORDS_PUT:
     return 1;
   default:

@@ -37,6 +37,10 @@
  *            n * out_size output bytes in the parent: the worker reads
  *            and writes them there itself (backend.h, "the parent's
  *            memory"); only to a worker whose READY said it can
+ *   RING     (empty; once READY said the segment is mapped) every later
+ *            frame comes through the segment's down ring, and the channel
+ *            carries only doorbells (ring.h); the worker's frames after
+ *            its READY go through the up ring, and the same holds
  * worker -> parent:
  *   PROOF    HMAC-SHA256(key, nonce): PP__SHA256_SIZE bytes, where key is
  *            the pool's key as the hex text workers are given
@@ -68,7 +72,7 @@
 #include <stdint.h>
 
 #define PP__WIRE_MAGIC 0x31465050u /* "PPF1" read little-endian */
-#define PP__WIRE_VERSION 5
+#define PP__WIRE_VERSION 6
 #define PP__WIRE_HEADER_SIZE 20
 #define PP__WIRE_MAX_NAME 255
 #define PP__NONCE_SIZE 32
@@ -83,6 +87,7 @@ typedef enum pp__frame_type {
   PP__F_LANES = 5,
   PP__F_ITEMS = 6,
   PP__F_RECORDS_AT = 7,
+  PP__F_RING = 8,
   PP__F_READY = 16,
   PP__F_INIT_FAILED = 17,
   PP__F_RESULTS = 18,

@@ -1,6 +1,7 @@
 /* The worker loop: runs in a worker process, reads frames from its channel,
  * runs the named tasks and answers each frame in order. */
 #include "internal.h"
+#include "ring.h"
 
 #include <apr_env.h>
 
@@ -10,7 +11,7 @@
 #include <string.h>
 
 typedef struct worker {
-  pp__wchan *chan;
+  pp__wlink link; /* the channel, then the rings */
   pp__buf in, out, errs;
   pp__buf records_scratch;    /* a records task's arrays, when misaligned */
   pp__buf lane_frame;         /* the small frame that points into the up lane */
@@ -696,7 +697,7 @@ static pp_status flush(worker *w) {
     frame = answer_in_lane(w) ? &w->lane_frame : &w->out;
   }
   pp_status st =
-      pp__wchan_write(w->chan, pp__buf_head(frame), pp__buf_len(frame));
+      pp__wlink_write(&w->link, pp__buf_head(frame), pp__buf_len(frame));
   pp__buf_clear(frame);
   return st;
 }
@@ -714,7 +715,7 @@ static pp_status next_frame(worker *w, pp__frame *f) {
       return PP_OK;
     st = flush(w);
     if (st == PP_OK)
-      st = pp__wchan_read(w->chan, &w->in);
+      st = pp__wlink_read(&w->link, &w->in);
     if (st != PP_OK)
       return st;
   }
@@ -734,7 +735,7 @@ static int prove(worker *w, const char *key) {
   unsigned char proof[PP__SHA256_SIZE];
   if (pp__test.mute_proof) /* stays silent until the parent gives up */
     for (;;)
-      if (pp__wchan_read(w->chan, &w->in) != PP_OK)
+      if (pp__wlink_read(&w->link, &w->in) != PP_OK)
         return 0;
   pp__handshake_proof(key, f.payload, proof);
   pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f.len);
@@ -761,8 +762,10 @@ static int take_lanes(worker *w, const pp__frame *f) {
   uint32_t size = pp__get_u32(&r);
   if (r.bad || pp__lane_size_for(size) != size)
     return PP__EXIT_PROTOCOL;
-  if (pp__shm_open(token, pp__segment_size(size), &w->shm) == PP_OK)
+  if (pp__shm_open(token, pp__segment_size(size), &w->shm) == PP_OK) {
     pp__lanes_init(pp__shm_base(w->shm), w->shm, size, &w->down, &w->up);
+    pp__rings_init(pp__shm_base(w->shm), size, 0, &w->link.rings);
+  }
   pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f->len);
   return -1;
 }
@@ -847,6 +850,9 @@ static int configure(worker *w) {
     st = flush(w);
   if (cs != PP_OK)
     return PP__EXIT_INIT_FAILED;
+  /* READY said whether the segment is mapped: with it, what follows goes
+   * through the up ring. */
+  w->link.up = w->shm != NULL;
   return st == PP_OK ? -1 : (st == PP_ENOMEM ? PP__EXIT_NOMEM : 0);
 }
 
@@ -861,6 +867,15 @@ static int serve(worker *w) {
     if (st != PP_OK)
       return PP__EXIT_PROTOCOL;
     size_t wire_len = PP__WIRE_HEADER_SIZE + f.len;
+    if (f.type == PP__F_RING) {
+      /* The parent's frames come through the down ring from here on; what
+       * the channel holds after this one is doorbells. */
+      if (!w->link.up || w->link.down || f.len || f.flags)
+        return PP__EXIT_PROTOCOL;
+      w->link.down = 1;
+      pp__buf_clear(&w->in);
+      continue;
+    }
     if (pp__lane_resolve(&w->down, &f, NULL))
       return PP__EXIT_PROTOCOL;
     if (f.type == PP__F_CALLS)
@@ -898,8 +913,8 @@ int pp__worker_run(pp__wchan *chan, const char *key) {
   pp__spare_drop_inherited(); /* a fork's copy of the parent's */
   worker w;
   memset(&w, 0, sizeof w);
-  w.chan = chan;
-  w.call.chan = chan;
+  w.link.chan = chan;
+  w.call.link = &w.link;
   int code = prove(&w, key);
   if (code < 0)
     code = configure(&w);
@@ -914,6 +929,7 @@ int pp__worker_run(pp__wchan *chan, const char *key) {
   pp__buf_free(&w.place_in);
   pp__buf_free(&w.place_out);
   pp__parent_mem_close(w.parent_mem);
+  pp__wlink_free(&w.link);
   pp__shm_free(w.shm);
   free(w.argv);
   return code;

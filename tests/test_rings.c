@@ -1,0 +1,284 @@
+/* The rings: a worker's frames through shared memory, doorbells through
+ * the channel only when the reader sleeps (src/common/ring.h). */
+#include <CUnit/CUnit.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h" /* the rings, a task's link */
+#include "suites.h"
+#include "util.h"
+
+/* ---- tasks ---- */
+
+/* The worker's link: 2 when both directions switched to the rings, 0 when
+ * neither did; anything else is a half switch. */
+static pp_status ring_state(pp_call *call) {
+  return pp_call_return_i64(call, call->link->up + call->link->down);
+}
+
+/* Publishes an up-ring position past anything written and rings: the
+ * parent must refuse it, not read beyond the ring, and stop this worker
+ * (which waits for that). */
+static pp_status ring_liar(pp_call *call) {
+  pp__rings *r = &call->link->rings;
+  if (!call->link->up)
+    return pp_call_fail(call, "ring_liar: no rings");
+  pp__atomic_set(r->out.head, r->out.pos + PP__RING_SIZE + 1);
+  static const unsigned char bell = 0;
+  pp__wchan_write(call->link->chan, &bell, 1);
+  tu_sleep_ms(10000);
+  return pp_call_fail(call, "ring_liar: still running");
+}
+
+/* Sleeps a while, then answers its argument: the parent is asleep by then,
+ * so the answer must ring. */
+static pp_status late_echo(pp_call *call) {
+  tu_sleep_ms(30);
+  pp_bytes a;
+  pp_status st = pp_call_arg(call, 0, &a);
+  return st == PP_OK ? pp_call_return(call, a.data, a.len)
+                     : pp_call_fail(call, "late_echo: no argument");
+}
+
+pp_status rings_tasks_register(void) {
+  pp_status st = pp_register("ring_state", ring_state);
+  if (st == PP_OK)
+    st = pp_register("ring_liar", ring_liar);
+  if (st == PP_OK)
+    st = pp_register("late_echo", late_echo);
+  return st;
+}
+
+/* ---- the rings alone ---- */
+
+/* A segment with no lanes: the control page and the two rings. */
+typedef struct two_sides {
+  unsigned char *segment;
+  pp__rings parent, worker;
+} two_sides;
+
+static int sides_open(two_sides *s) {
+  size_t size = pp__rings_offset(0) + PP__RINGS_BYTES;
+  s->segment = calloc(1, size);
+  if (!s->segment)
+    return 0;
+  pp__rings_init(s->segment, 0, 1, &s->parent);
+  pp__rings_init(s->segment, 0, 0, &s->worker);
+  return 1;
+}
+
+/* Bytes in order across the ring's end; a full ring takes what fits. */
+static void test_order_and_full(void) {
+  two_sides s;
+  CU_ASSERT_FATAL(sides_open(&s));
+  size_t chunk = PP__RING_SIZE / 3 + 5; /* not a divisor: writes wrap */
+  unsigned char *src = malloc(chunk), *all = malloc(4 * PP__RING_SIZE);
+  CU_ASSERT_FATAL(src && all);
+  pp__buf got = {0};
+  size_t written = 0;
+  for (int round = 0; round < 12; round++) {
+    for (size_t i = 0; i < chunk; i++)
+      src[i] = (unsigned char)(written + i);
+    size_t n;
+    int bell;
+    CU_ASSERT_EQUAL(pp__ring_put(&s.parent, src, chunk, &n, &bell), PP_OK);
+    CU_ASSERT_EQUAL(n, chunk);
+    CU_ASSERT_EQUAL(bell, 0); /* nobody waits */
+    written += n;
+    CU_ASSERT_EQUAL(pp__ring_take(&s.worker, &got, &n, &bell), PP_OK);
+    CU_ASSERT_EQUAL(n, chunk);
+    CU_ASSERT_EQUAL(bell, 0);
+  }
+  int right = pp__buf_len(&got) == written;
+  for (size_t i = 0; right && i < written; i++)
+    right = pp__buf_head(&got)[i] == (unsigned char)i;
+  CU_ASSERT(right);
+  /* Full: a write of more than the ring takes the ring's size. */
+  size_t n;
+  int bell;
+  memset(all, 0xAB, 4 * PP__RING_SIZE);
+  CU_ASSERT_EQUAL(pp__ring_put(&s.worker, all, 2 * PP__RING_SIZE, &n, &bell),
+                  PP_OK);
+  CU_ASSERT_EQUAL(n, PP__RING_SIZE);
+  CU_ASSERT_EQUAL(pp__ring_put(&s.worker, all, 1, &n, &bell), PP_OK);
+  CU_ASSERT_EQUAL(n, 0);
+  CU_ASSERT(pp__rings_ready(&s.parent, PP__RING_DATA));
+  CU_ASSERT(!pp__rings_ready(&s.worker, PP__RING_SPACE));
+  pp__buf_clear(&got);
+  CU_ASSERT_EQUAL(pp__ring_take(&s.parent, &got, &n, &bell), PP_OK);
+  CU_ASSERT_EQUAL(n, PP__RING_SIZE);
+  CU_ASSERT(pp__rings_ready(&s.worker, PP__RING_SPACE));
+  CU_ASSERT(!pp__rings_ready(&s.parent, PP__RING_DATA));
+  pp__buf_free(&got);
+  free(src);
+  free(all);
+  free(s.segment);
+}
+
+/* The doorbell: a write rings only a reader that said it waits for data,
+ * once; a read rings only a writer that waits for room. */
+static void test_bells(void) {
+  two_sides s;
+  CU_ASSERT_FATAL(sides_open(&s));
+  pp__buf got = {0};
+  size_t n;
+  int bell;
+  pp__rings_say_waiting(&s.worker, PP__RING_DATA);
+  CU_ASSERT_EQUAL(pp__ring_put(&s.parent, "ab", 2, &n, &bell), PP_OK);
+  CU_ASSERT_EQUAL(bell, 1);
+  CU_ASSERT_EQUAL(pp__ring_put(&s.parent, "cd", 2, &n, &bell), PP_OK);
+  CU_ASSERT_EQUAL(bell, 0); /* rung already */
+  pp__rings_awake(&s.worker);
+  /* A reader waiting for room is not rung by a write... */
+  pp__rings_say_waiting(&s.parent, PP__RING_SPACE);
+  CU_ASSERT_EQUAL(pp__ring_put(&s.worker, "xy", 2, &n, &bell), PP_OK);
+  CU_ASSERT_EQUAL(bell, 0);
+  /* ...but by a read that makes room. */
+  CU_ASSERT_EQUAL(pp__ring_take(&s.worker, &got, &n, &bell), PP_OK);
+  CU_ASSERT_EQUAL(n, 4);
+  CU_ASSERT_EQUAL(bell, 1);
+  CU_ASSERT(memcmp(pp__buf_head(&got), "abcd", 4) == 0);
+  /* Awake, nobody is rung. */
+  pp__rings_awake(&s.parent);
+  CU_ASSERT_EQUAL(pp__ring_take(&s.parent, &got, &n, &bell), PP_OK);
+  CU_ASSERT_EQUAL(n, 2);
+  CU_ASSERT_EQUAL(bell, 0);
+  pp__buf_free(&got);
+  free(s.segment);
+}
+
+/* Positions the other side could not have written are refused, and
+ * nothing is copied. */
+static void test_impossible_positions(void) {
+  two_sides s;
+  CU_ASSERT_FATAL(sides_open(&s));
+  pp__buf got = {0};
+  size_t n = 7;
+  int bell;
+  pp__atomic_set(s.worker.out.head, PP__RING_SIZE + 1);
+  CU_ASSERT_EQUAL(pp__ring_take(&s.parent, &got, &n, &bell), PP_EPROTOCOL);
+  CU_ASSERT_EQUAL(n, 0);
+  CU_ASSERT_EQUAL(pp__buf_len(&got), 0);
+  /* A reader's tail ahead of what was written: the writer would overwrite
+   * unread bytes by its count, or wrap it. */
+  pp__atomic_set(s.worker.in.tail, 5);
+  CU_ASSERT_EQUAL(pp__ring_put(&s.parent, "z", 1, &n, &bell), PP_EPROTOCOL);
+  CU_ASSERT_EQUAL(n, 0);
+  pp__buf_free(&got);
+  free(s.segment);
+}
+
+/* ---- through a pool ---- */
+
+static pp_pool *pool_with(size_t shared_memory_size, int processes) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = processes;
+  o.shared_memory_size = shared_memory_size;
+  return tu_pool_opts(&o);
+}
+
+/* Every worker of a pool with shared memory switches both ways; without
+ * it, neither way, and the work is the same. A worker's first task may
+ * come through the channel, behind its configuration, before the parent
+ * knows it mapped the segment: then it has switched one way only. */
+static void test_switch(void) {
+  static const size_t sizes[2] = {0, PP_NO_SHARED_MEMORY};
+  static const int64_t want[2] = {2, 0};
+  for (int k = 0; k < 2; k++) {
+    pp_pool *pool = pool_with(sizes[k], 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    pp_bytes none[8];
+    memset(none, 0, sizeof none);
+    for (int round = 0; round < 3; round++) {
+      pp_result *r = NULL;
+      CU_ASSERT_EQUAL(pp_map(pool, "ring_state", none, 8, 1, &r), PP_OK);
+      CU_ASSERT_EQUAL(pp_result_count(r), 8);
+      for (size_t i = 0; r && i < pp_result_count(r); i++) {
+        int64_t x = -1;
+        CU_ASSERT_EQUAL(pp_result_item_i64(r, i, &x), PP_OK);
+        CU_ASSERT(x == want[k] || (round == 0 && k == 0 && x == 1));
+      }
+      pp_result_free(r);
+    }
+    pp_pool_destroy(pool);
+  }
+}
+
+/* Answers that come while the parent sleeps wake it; many callers at once
+ * keep both rings busy. */
+static void test_sleeping_parent(void) {
+  pp_pool *pool = pool_with(0, 2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  for (int i = 0; i < 20; i++) {
+    int64_t x = i;
+    pp_bytes arg = {&x, sizeof x};
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_apply(pool, "late_echo", &arg, 1, &v), PP_OK);
+    CU_ASSERT(v.len == sizeof x && memcmp(v.data, &x, sizeof x) == 0);
+    pp_value_clear(&v);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* Frames bigger than a ring, both ways, where no lane can take them: each
+ * side waits for the other to make room. */
+static void test_bigger_than_the_ring(void) {
+  pp_pool *pool = pool_with(PP__LANE_SIZE_MIN, 2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  size_t len = 3 * (size_t)PP__RING_SIZE + 17;
+  unsigned char *buf = malloc(len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+  for (int round = 0; round < 4; round++) {
+    for (size_t i = 0; i < len; i++)
+      buf[i] = (unsigned char)(i * 7 + (size_t)round);
+    pp_bytes arg = {buf, len};
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_apply(pool, "late_echo", &arg, 1, &v), PP_OK);
+    CU_ASSERT(v.len == len && memcmp(v.data, buf, len) == 0);
+    pp_value_clear(&v);
+  }
+  free(buf);
+  pp_pool_destroy(pool);
+}
+
+/* A worker that publishes an impossible position is stopped with a
+ * protocol error; its call fails, the pool goes on. */
+static void test_lying_ring(void) {
+  pp_pool *pool = pool_with(0, 1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_apply(pool, "ring_liar", NULL, 0, &v), PP_EPROTOCOL);
+  CU_ASSERT(tu_contains(v.error, "ring"));
+  pp_value_clear(&v);
+  int64_t x = 5;
+  pp_bytes arg = {&x, sizeof x};
+  CU_ASSERT_EQUAL(pp_apply(pool, "late_echo", &arg, 1, &v), PP_OK);
+  pp_value_clear(&v);
+  pp_pool_destroy(pool);
+}
+
+int pp_test_suite_rings(void) {
+  CU_pSuite s = CU_add_suite("rings", NULL, NULL);
+  if (!s)
+    return -1;
+  static const struct {
+    const char *name;
+    CU_TestFunc fn;
+  } tests[] = {
+      {"bytes in order across the end; a full ring takes what fits",
+       test_order_and_full},
+      {"a bell for a sleeper only, once", test_bells},
+      {"impossible positions refused", test_impossible_positions},
+      {"both directions switch with shared memory, neither without",
+       test_switch},
+      {"answers wake a sleeping parent", test_sleeping_parent},
+      {"frames bigger than a ring, both ways", test_bigger_than_the_ring},
+      {"a worker with an impossible ring position is stopped", test_lying_ring},
+  };
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+    if (!CU_add_test(s, tests[i].name, tests[i].fn))
+      return -1;
+  return 0;
+}
