@@ -429,7 +429,9 @@ typedef struct pp__worker {
    * one from its READY on, ours go through the down one from RING on. */
   pp__rings rings;
   int ring_up, ring_down;
-  int ring_fault;  /* its ring said something impossible: stop it */
+  /* Writing its down ring failed (PP_EPROTOCOL: it said something
+   * impossible; PP_ENOMEM: no memory behind the ring): stop it. */
+  pp_status ring_fault;
   pp__buf ring_in; /* what the up ring brought, not yet read as frames */
   int closed, exited;
   pp__exit exit;

@@ -10,9 +10,9 @@
  *
  * Segment layout: a control page, then the down lane (parent -> worker),
  * then the up lane (worker -> parent), each `lane_size` bytes, a power of
- * two; then the rings that carry the frames (ring.h). A lane is a ring of contiguous extents at 32-bit positions that
- * wrap: the writer reserves extents in order, the reader releases them in
- * the same order.
+ * two; then the rings that carry the frames (ring.h). A lane is a ring of
+ * contiguous extents at 32-bit positions that wrap: the writer reserves extents
+ * in order, the reader releases them in the same order.
  *
  * - Down: the parent writes; a worker answers frames in order and is done
  *   with a frame once it answered it, so the parent releases an extent when
@@ -65,6 +65,12 @@ typedef struct pp__lane {
 
 /* Pages are backed this many bytes at a time. */
 #define PP__LANE_BACK_STEP ((uint32_t)256 << 10)
+
+/* Gives memory to bytes [0, end) of the `size` bytes at offset `at` of
+ * `shm` (NULL: memory that needs none), of which [0, *backed) have it
+ * already, in steps of `step` bytes: 1 once they have it. */
+int pp__shm_back_to(pp__shm *shm, size_t at, uint32_t size, uint32_t step,
+                    uint32_t *backed, uint32_t end);
 
 /* The size of a segment holding two lanes of `lane_size` bytes. */
 size_t pp__segment_size(size_t lane_size);

@@ -29,22 +29,33 @@ size_t pp__rings_offset(size_t lane_size) {
   return PP__LANE_CONTROL + 2 * lane_size;
 }
 
-void pp__rings_init(unsigned char *segment, size_t lane_size, int parent,
-                    pp__rings *r) {
+void pp__rings_init(pp__shm *shm, unsigned char *segment, size_t lane_size,
+                    int parent, pp__rings *r) {
   pp__ring down, up;
-  unsigned char *data = segment + pp__rings_offset(lane_size);
-  down.data = data;
+  size_t at = pp__rings_offset(lane_size);
+  memset(&down, 0, sizeof down);
+  memset(&up, 0, sizeof up);
+  down.data = segment + at;
   down.head = word(segment, DOWN_HEAD);
   down.tail = word(segment, DOWN_TAIL);
-  down.pos = 0;
-  up.data = data + PP__RING_SIZE;
+  up.data = down.data + PP__RING_SIZE;
   up.head = word(segment, UP_HEAD);
   up.tail = word(segment, UP_TAIL);
-  up.pos = 0;
+  down.shm = up.shm = shm;
+  down.at = at;
+  up.at = at + PP__RING_SIZE;
+  down.backed = up.backed = shm ? PP__RING_BACK_STEP : PP__RING_SIZE;
   r->out = parent ? down : up;
   r->in = parent ? up : down;
   r->mine = word(segment, parent ? PARENT_WAIT : WORKER_WAIT);
   r->theirs = word(segment, parent ? WORKER_WAIT : PARENT_WAIT);
+}
+
+pp_status pp__rings_back_first(pp__shm *shm, size_t lane_size) {
+  size_t at = pp__rings_offset(lane_size);
+  pp_status st = pp__shm_back(shm, at, PP__RING_BACK_STEP);
+  return st == PP_OK ? pp__shm_back(shm, at + PP__RING_SIZE, PP__RING_BACK_STEP)
+                     : st;
 }
 
 /* After this side published its progress (pp__atomic_set_sc): 1 when the
@@ -66,6 +77,12 @@ pp_status pp__ring_put(pp__rings *r, const void *data, size_t len, size_t *n,
   size_t k = len < room ? len : room;
   if (!k)
     return PP_OK;
+  /* On the first lap, the pages about to be written get memory first. */
+  if (o->backed < PP__RING_SIZE &&
+      !pp__shm_back_to(
+          o->shm, o->at, PP__RING_SIZE, PP__RING_BACK_STEP, &o->backed,
+          o->pos + k > PP__RING_SIZE ? PP__RING_SIZE : o->pos + (uint32_t)k))
+    return PP_ENOMEM;
   uint32_t at = o->pos & (PP__RING_SIZE - 1);
   size_t first = PP__RING_SIZE - at < k ? PP__RING_SIZE - at : k;
   memcpy(o->data + at, data, first);

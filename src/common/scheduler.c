@@ -548,11 +548,10 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
                              pp__segment_size(pool->lane_size), &w->shm,
                              token) != PP_OK)
     return;
-  /* The control page and the rings are written from the start; the
-   * lanes' pages get memory as they come into use. */
+  /* The control page and the rings' first pages are written from the
+   * start; the other pages get memory as they come into use. */
   if (pp__shm_back(w->shm, 0, PP__LANE_CONTROL) != PP_OK ||
-      pp__shm_back(w->shm, pp__rings_offset(pool->lane_size),
-                   PP__RINGS_BYTES) != PP_OK) {
+      pp__rings_back_first(w->shm, pool->lane_size) != PP_OK) {
     pp__shm_free(w->shm);
     w->shm = NULL;
     return;
@@ -580,7 +579,7 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
  * worker is stopped: it would wait on the channel for good. */
 static void ring_switch(pp_pool *pool, pp__worker *w) {
   unsigned slot = (unsigned)(w - pool->workers);
-  pp__rings_init(pp__shm_base(w->shm), pool->lane_size, 1, &w->rings);
+  pp__rings_init(w->shm, pp__shm_base(w->shm), pool->lane_size, 1, &w->rings);
   w->ring_up = 1;
   pp__buf *b = &w->batch;
   size_t at;
@@ -779,16 +778,19 @@ static void drain_ring(pp_pool *pool, unsigned slot) {
     return;
   size_t n = 0;
   int bell = 0;
-  pp_status st = w->ring_fault
+  pp_status st = w->ring_fault == PP_EPROTOCOL
                      ? PP_EPROTOCOL
                      : pp__ring_take(&w->rings, &w->ring_in, &n, &bell);
   if (st == PP_EPROTOCOL) {
     protocol_error(pool, slot, "a position outside its shared-memory ring");
     return;
   }
-  if (st != PP_OK) {
-    kill_worker(pool, w, slot, st,
-                pp__strdup("out of memory reading the worker's answers"));
+  if (st != PP_OK || w->ring_fault) {
+    kill_worker(pool, w, slot, PP_ENOMEM,
+                pp__strdup(st != PP_OK
+                               ? "out of memory reading the worker's answers"
+                               : "no memory could be had behind the worker's "
+                                 "ring in shared memory (is /dev/shm full?)"));
     return;
   }
   if (bell)
@@ -1128,9 +1130,10 @@ static void flush_batches(pp_pool *pool) {
      * error is for drain_ring() to report, under the lock. */
     size_t n = 0;
     int bell = 0;
-    if (pp__ring_put(&w->rings, pp__buf_head(b), pp__buf_len(b), &n, &bell) !=
-        PP_OK)
-      w->ring_fault = 1;
+    pp_status st =
+        pp__ring_put(&w->rings, pp__buf_head(b), pp__buf_len(b), &n, &bell);
+    if (st != PP_OK)
+      w->ring_fault = st;
     pp__buf_consume(b, n);
     if (bell)
       ring_bell(pool, i);
