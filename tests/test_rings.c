@@ -34,6 +34,17 @@ static pp_status ring_liar(pp_call *call) {
   return pp_call_fail(call, "ring_liar: still running");
 }
 
+/* Says RINGED though nobody sent it RING. */
+static pp_status stray_ringed(pp_call *call) {
+  unsigned char h[PP__WIRE_HEADER_SIZE];
+  memset(h, 0, sizeof h);
+  memcpy(h, "PPF1", 4);
+  h[4] = PP__WIRE_VERSION;
+  h[5] = PP__F_RINGED;
+  pp__call_send_raw(call, h, sizeof h);
+  return pp_call_return_i64(call, 1);
+}
+
 /* Sleeps a while, then answers its argument: the parent is asleep by then,
  * so the answer must ring. */
 static pp_status late_echo(pp_call *call) {
@@ -50,6 +61,8 @@ pp_status rings_tasks_register(void) {
     st = pp_register("ring_liar", ring_liar);
   if (st == PP_OK)
     st = pp_register("late_echo", late_echo);
+  if (st == PP_OK)
+    st = pp_register("stray_ringed", stray_ringed);
   return st;
 }
 
@@ -182,39 +195,67 @@ static pp_pool *pool_with(size_t shared_memory_size, int processes) {
   return tu_pool_opts(&o);
 }
 
-/* Every worker of a pool with shared memory switches both ways; without
- * it, neither way, and the work is the same. A worker's first task may
- * come through the channel, behind its configuration, before the parent
- * knows it mapped the segment: then it has switched one way only, and
- * only then. */
-static void test_switch(void) {
-  static const size_t sizes[2] = {0, PP_NO_SHARED_MEMORY};
-  static const int64_t want[2] = {12, 10};
-  for (int k = 0; k < 2; k++) {
-    pp_pool *pool = pool_with(sizes[k], 2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-    pp_bytes none[8];
-    memset(none, 0, sizeof none);
-    for (int round = 0; round < 3; round++) {
-      pp_result *r = NULL;
-      CU_ASSERT_EQUAL(pp_map(pool, "ring_state", none, 8, 1, &r), PP_OK);
-      CU_ASSERT_EQUAL(pp_result_count(r), 8);
-      for (size_t i = 0; r && i < pp_result_count(r); i++) {
-        int64_t x = -1;
-        CU_ASSERT_EQUAL(pp_result_item_i64(r, i, &x), PP_OK);
-        CU_ASSERT(x == want[k] || x == want[k] - 10 ||
-                  (k == 0 && x == 1)); /* a first call */
-      }
-      pp_result_free(r);
-    }
-    pp_pool_destroy(pool);
+/* Maps ring_state over `n` items, one a chunk: how many of their workers'
+ * links were in each state (counts[0]: neither direction switched, [1]:
+ * one, [2]: both), first calls and later ones alike. */
+static int map_ring_states(pp_pool *pool, size_t n, size_t counts[3]) {
+  pp_bytes *none = calloc(n, sizeof *none);
+  pp_result *r = NULL;
+  int ok = none && pp_map(pool, "ring_state", none, n, 1, &r) == PP_OK &&
+           pp_result_count(r) == n;
+  for (size_t i = 0; ok && i < n; i++) {
+    int64_t x = -1;
+    ok = pp_result_item_i64(r, i, &x) == PP_OK && x % 10 >= 0 && x % 10 < 3;
+    if (ok)
+      counts[x % 10]++;
   }
+  pp_result_free(r);
+  free(none);
+  return ok;
 }
 
-/* Answers that come while the parent sleeps wake it; many callers at once
- * keep both rings busy. */
-static void test_sleeping_parent(void) {
+/* A pool that has run a task or two never switches (a short-lived pool
+ * does not pay for the rings); once its workers have had a few chunks
+ * each, both directions switch together, never one alone; without shared
+ * memory, neither ever does. */
+static void test_switch(void) {
   pp_pool *pool = pool_with(0, 2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  size_t first[3] = {0, 0, 0}, later[3] = {0, 0, 0};
+  CU_ASSERT(map_ring_states(pool, 2, first));
+  CU_ASSERT_EQUAL(first[0], 2);
+  for (int round = 0; round < 10; round++)
+    CU_ASSERT(map_ring_states(pool, 8, round < 9 ? first : later));
+  CU_ASSERT_EQUAL(first[1], 0);
+  CU_ASSERT_EQUAL(later[1], 0);
+  CU_ASSERT_EQUAL(later[2], 8); /* 80 chunks: both workers switched */
+  pp_pool_destroy(pool);
+
+  pool = pool_with(PP_NO_SHARED_MEMORY, 2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  size_t none[3] = {0, 0, 0};
+  for (int round = 0; round < 10; round++)
+    CU_ASSERT(map_ring_states(pool, 8, none));
+  CU_ASSERT_EQUAL(none[0], 80);
+  pp_pool_destroy(pool);
+}
+
+/* A pool whose workers have all switched to the rings. */
+static pp_pool *ringed_pool(size_t shared_memory_size, int processes) {
+  pp_pool *pool = pool_with(shared_memory_size, processes);
+  size_t counts[3] = {0, 0, 0};
+  for (int round = 0; pool && round < 20 && counts[2] < 8; round++) {
+    memset(counts, 0, sizeof counts);
+    if (!map_ring_states(pool, 8, counts))
+      break;
+  }
+  CU_ASSERT_EQUAL(counts[2], 8);
+  return pool;
+}
+
+/* Answers that come while the parent sleeps wake it. */
+static void test_sleeping_parent(void) {
+  pp_pool *pool = ringed_pool(0, 2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   for (int i = 0; i < 20; i++) {
     int64_t x = i;
@@ -230,7 +271,7 @@ static void test_sleeping_parent(void) {
 /* Frames bigger than a ring, both ways, where no lane can take them: each
  * side waits for the other to make room. */
 static void test_bigger_than_the_ring(void) {
-  pp_pool *pool = pool_with(PP__LANE_SIZE_MIN, 2);
+  pp_pool *pool = ringed_pool(PP__LANE_SIZE_MIN, 2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   size_t len = 3 * (size_t)PP__RING_SIZE + 17;
   unsigned char *buf = malloc(len);
@@ -251,7 +292,7 @@ static void test_bigger_than_the_ring(void) {
 /* A worker that publishes an impossible position is stopped with a
  * protocol error; its call fails, the pool goes on. */
 static void test_lying_ring(void) {
-  pp_pool *pool = pool_with(0, 1);
+  pp_pool *pool = ringed_pool(0, 1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   pp_value v = {0};
   CU_ASSERT_EQUAL(pp_apply(pool, "ring_liar", NULL, 0, &v), PP_EPROTOCOL);
@@ -262,6 +303,22 @@ static void test_lying_ring(void) {
   CU_ASSERT_EQUAL(pp_apply(pool, "late_echo", &arg, 1, &v), PP_OK);
   pp_value_clear(&v);
   pp_pool_destroy(pool);
+}
+
+/* A switch the parent did not ask for is a protocol error too, on a fresh
+ * worker and on one already on the rings. */
+static void test_stray_switch(void) {
+  for (int ringed = 0; ringed < 2; ringed++) {
+    pp_pool *pool = ringed ? ringed_pool(0, 1) : pool_with(0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_apply(pool, "stray_ringed", NULL, 0, &v), PP_EPROTOCOL);
+    CU_ASSERT(tu_contains(v.error, "out of place"));
+    pp_value_clear(&v);
+    CU_ASSERT_EQUAL(pp_apply(pool, "ring_state", NULL, 0, &v), PP_OK);
+    pp_value_clear(&v);
+    pp_pool_destroy(pool);
+  }
 }
 
 int pp_test_suite_rings(void) {
@@ -276,11 +333,13 @@ int pp_test_suite_rings(void) {
        test_order_and_full},
       {"a bell for a sleeper only, once", test_bells},
       {"impossible positions refused", test_impossible_positions},
-      {"both directions switch with shared memory, neither without",
+      {"both directions switch once busy, together; never without shared "
+       "memory",
        test_switch},
       {"answers wake a sleeping parent", test_sleeping_parent},
       {"frames bigger than a ring, both ways", test_bigger_than_the_ring},
       {"a worker with an impossible ring position is stopped", test_lying_ring},
+      {"a switch the parent did not ask for is refused", test_stray_switch},
   };
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
     if (!CU_add_test(s, tests[i].name, tests[i].fn))

@@ -425,8 +425,8 @@ typedef struct pp__worker {
   pp__buf batch;           /* frames of this dispatch round, sent as one */
   pp__shm *shm;            /* the lanes' segment, once offered */
   pp__lane down, up;       /* usable once the worker said it mapped them */
-  /* The segment's rings (ring.h): the worker's frames come through the up
-   * one from its READY on, ours go through the down one from RING on. */
+  /* The segment's rings (ring.h): ours go through the down one from RING
+   * on, the worker's come through the up one from its RINGED on. */
   pp__rings rings;
   int ring_up, ring_down;
   /* Writing its down ring failed (PP_EPROTOCOL: it said something

@@ -44,18 +44,11 @@ void pp__rings_init(pp__shm *shm, unsigned char *segment, size_t lane_size,
   down.shm = up.shm = shm;
   down.at = at;
   up.at = at + PP__RING_SIZE;
-  down.backed = up.backed = shm ? PP__RING_BACK_STEP : PP__RING_SIZE;
+  down.backed = up.backed = shm ? 0 : PP__RING_SIZE;
   r->out = parent ? down : up;
   r->in = parent ? up : down;
   r->mine = word(segment, parent ? PARENT_WAIT : WORKER_WAIT);
   r->theirs = word(segment, parent ? WORKER_WAIT : PARENT_WAIT);
-}
-
-pp_status pp__rings_back_first(pp__shm *shm, size_t lane_size) {
-  size_t at = pp__rings_offset(lane_size);
-  pp_status st = pp__shm_back(shm, at, PP__RING_BACK_STEP);
-  return st == PP_OK ? pp__shm_back(shm, at + PP__RING_SIZE, PP__RING_BACK_STEP)
-                     : st;
 }
 
 /* After this side published its progress (pp__atomic_set_sc): 1 when the

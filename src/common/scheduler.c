@@ -548,10 +548,9 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
                              pp__segment_size(pool->lane_size), &w->shm,
                              token) != PP_OK)
     return;
-  /* The control page and the rings' first pages are written from the
-   * start; the other pages get memory as they come into use. */
-  if (pp__shm_back(w->shm, 0, PP__LANE_CONTROL) != PP_OK ||
-      pp__rings_back_first(w->shm, pool->lane_size) != PP_OK) {
+  /* The control page is written from the start; the lanes' and the rings'
+   * pages get memory as they come into use. */
+  if (pp__shm_back(w->shm, 0, PP__LANE_CONTROL) != PP_OK) {
     pp__shm_free(w->shm);
     w->shm = NULL;
     return;
@@ -573,14 +572,20 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
   pool->batched = 1;
 }
 
-/* The worker mapped its segment: its frames after READY come through the
- * up ring, and ours go through the down ring after RING, which the channel
- * carries behind whatever it still has to. Without memory for RING the
- * worker is stopped: it would wait on the channel for good. */
-static void ring_switch(pp_pool *pool, pp__worker *w) {
+/* A worker that mapped its segment moves to the rings once it has been
+ * sent this many chunks: a pool that runs a task or two never pays for
+ * them (their first pages, given memory and touched on both sides, and the
+ * switch: about 0.1 ms of a fork pool's start-up), a busy one soon stops
+ * paying a system call per frame. */
+#define PP__RING_AFTER 8
+
+/* Our frames go through the down ring after RING, which the channel
+ * carries behind whatever it still has to; the worker's come through the
+ * up ring after its RINGED. 0 when the worker had to be stopped instead:
+ * without memory for RING it would wait on the channel for good. */
+static int ring_switch(pp_pool *pool, pp__worker *w) {
   unsigned slot = (unsigned)(w - pool->workers);
   pp__rings_init(w->shm, pp__shm_base(w->shm), pool->lane_size, 1, &w->rings);
-  w->ring_up = 1;
   pp__buf *b = &w->batch;
   size_t at;
   pp_status st = pp__frame_begin(b, PP__F_RING, 0, &at);
@@ -590,11 +595,12 @@ static void ring_switch(pp_pool *pool, pp__worker *w) {
     kill_worker(pool, w, slot, st,
                 pp__strdup("out of memory switching the worker's channel to "
                            "shared memory"));
-    return;
+    return 0;
   }
   pp__backend_send(pool->backend, slot, pp__buf_head(b), pp__buf_len(b));
   pp__buf_clear(b);
   w->ring_down = 1;
+  return 1;
 }
 
 /* READY says whether the worker mapped its lanes; either way the segment's
@@ -607,7 +613,6 @@ static void lanes_ready(pp_pool *pool, pp__worker *w, const pp__frame *f) {
   if (f->len >= 1 && f->payload[0] == 1) {
     pp__lanes_init(pp__shm_base(w->shm), w->shm, pool->lane_size, &w->down,
                    &w->up);
-    ring_switch(pool, w);
   } else {
     pp__shm_free(w->shm);
     w->shm = NULL;
@@ -665,8 +670,8 @@ static void version_mismatch(pp_pool *pool, unsigned slot, unsigned theirs) {
 }
 
 /* Reads the frames at the head of `in`, the channel's input or what the up
- * ring brought. The channel's stops at READY that switched the worker to
- * the rings: what follows it there is doorbells. */
+ * ring brought. The channel's stops at RINGED, which switched the worker
+ * to the rings: what follows it there is doorbells. */
 static void read_frames(pp_pool *pool, unsigned slot, pp__buf *in) {
   pp__worker *w = &pool->workers[slot];
   while (in && w->state != PP__W_FREE && !w->killed_by_pool) {
@@ -748,6 +753,13 @@ static void read_frames(pp_pool *pool, unsigned slot, pp__buf *in) {
     case PP__F_PROOF:
       bad = "a second proof of the key";
       break;
+    case PP__F_RINGED:
+      /* From here its frames come through the up ring. */
+      if (w->ring_down && !w->ring_up && in != &w->ring_in && !f.len)
+        w->ring_up = 1;
+      else
+        bad = "a switch to shared memory out of place";
+      break;
     default:
       bad = "a frame only the parent sends";
     }
@@ -774,13 +786,13 @@ static void ring_bell(pp_pool *pool, unsigned slot) {
  * those answers leave unanswered. */
 static void drain_ring(pp_pool *pool, unsigned slot) {
   pp__worker *w = &pool->workers[slot];
-  if (!w->ring_up || w->state == PP__W_FREE || w->killed_by_pool)
+  if (!w->ring_down || w->state == PP__W_FREE || w->killed_by_pool)
     return;
   size_t n = 0;
   int bell = 0;
-  pp_status st = w->ring_fault == PP_EPROTOCOL
-                     ? PP_EPROTOCOL
-                     : pp__ring_take(&w->rings, &w->ring_in, &n, &bell);
+  pp_status st = w->ring_fault == PP_EPROTOCOL ? PP_EPROTOCOL
+                 : w->ring_up ? pp__ring_take(&w->rings, &w->ring_in, &n, &bell)
+                              : PP_OK;
   if (st == PP_EPROTOCOL) {
     protocol_error(pool, slot, "a position outside its shared-memory ring");
     return;
@@ -1097,6 +1109,9 @@ static void dispatch(pp_pool *pool) {
     w->outstanding++;
     w->chunks_sent++;
     batched = 1;
+    if (w->chunks_sent == PP__RING_AFTER && w->down.base && !w->ring_down &&
+        !ring_switch(pool, w))
+      continue; /* its end accounts for the chunk */
     /* A failed send means the channel is closing (or memory ran out, and
      * the worker is stopped below): either way its end comes, and the
      * chunk is accounted for there. */
@@ -1142,28 +1157,31 @@ static void flush_batches(pp_pool *pool) {
   }
 }
 
-/* Before the scheduler thread sleeps: tells each worker on the rings to
- * ring for its answers (and for room, when frames wait for it); 0 when one
- * came meanwhile, and it must not sleep. */
+/* What the scheduler thread waits for from a worker's rings when it
+ * sleeps: its answers once they come that way, room for frames that wait
+ * for it. */
+static unsigned ring_wants(const pp__worker *w) {
+  if (!w->ring_down || w->state == PP__W_FREE)
+    return 0;
+  return (w->ring_up ? PP__RING_DATA : 0) |
+         (pp__buf_len(&w->batch) ? PP__RING_SPACE : 0);
+}
+
+/* Before the scheduler thread sleeps: tells each worker on the rings what
+ * to ring for; 0 when some of it came meanwhile, and it must not sleep. */
 static int rings_may_sleep(pp_pool *pool) {
   int any = 0;
   for (unsigned i = 0; i < pool->nslots; i++) {
     pp__worker *w = &pool->workers[i];
-    if (w->ring_up && w->state != PP__W_FREE) {
-      pp__rings_say_waiting(&w->rings,
-                            PP__RING_DATA |
-                                (pp__buf_len(&w->batch) ? PP__RING_SPACE : 0));
+    if (w->ring_down && w->state != PP__W_FREE) {
+      pp__rings_say_waiting(&w->rings, ring_wants(w));
       any = 1;
     }
   }
-  if (!any)
-    return 1;
-  for (unsigned i = 0; i < pool->nslots; i++) {
+  for (unsigned i = 0; any && i < pool->nslots; i++) {
     pp__worker *w = &pool->workers[i];
-    if (w->ring_up && w->state != PP__W_FREE &&
-        pp__rings_ready(&w->rings,
-                        PP__RING_DATA |
-                            (pp__buf_len(&w->batch) ? PP__RING_SPACE : 0)))
+    unsigned what = ring_wants(w);
+    if (what && pp__rings_ready(&w->rings, what))
       return 0;
   }
   return 1;
@@ -1172,7 +1190,7 @@ static int rings_may_sleep(pp_pool *pool) {
 static void rings_awake(pp_pool *pool) {
   for (unsigned i = 0; i < pool->nslots; i++) {
     pp__worker *w = &pool->workers[i];
-    if (w->ring_up && w->state != PP__W_FREE)
+    if (w->ring_down && w->state != PP__W_FREE)
       pp__rings_awake(&w->rings);
   }
 }

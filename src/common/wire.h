@@ -39,8 +39,7 @@
  *            memory"); only to a worker whose READY said it can
  *   RING     (empty; once READY said the segment is mapped) every later
  *            frame comes through the segment's down ring, and the channel
- *            carries only doorbells (ring.h); the worker's frames after
- *            its READY go through the up ring, and the same holds
+ *            carries only doorbells (ring.h)
  * worker -> parent:
  *   PROOF    HMAC-SHA256(key, nonce): PP__SHA256_SIZE bytes, where key is
  *            the pool's key as the hex text workers are given
@@ -55,6 +54,8 @@
  *            parent writes each value's NUL over the byte after it)
  *   RECORDS_DONE u32 n, n * out_size bytes, u32 nerr,
  *            nerr x (u32 index, u8 status, str32 message)   (answers RECORDS)
+ *   RINGED   (empty) answers RING: every later frame of the worker goes
+ *            through the up ring, and the channel carries only doorbells
  *   RECORDS_PUT  u32 n, u8 status, str32 message, u32 nerr, nerr x (u32
  *            index, u8 status, str32 message): answers RECORDS_AT, whose
  *            results the worker wrote into the parent; a status other
@@ -94,7 +95,8 @@ typedef enum pp__frame_type {
   PP__F_RECORDS_DONE = 19,
   PP__F_PROOF = 20,
   PP__F_VALUES = 21,
-  PP__F_RECORDS_PUT = 22
+  PP__F_RECORDS_PUT = 22,
+  PP__F_RINGED = 23
 } pp__frame_type;
 
 typedef struct pp__frame {

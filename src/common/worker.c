@@ -850,9 +850,6 @@ static int configure(worker *w) {
     st = flush(w);
   if (cs != PP_OK)
     return PP__EXIT_INIT_FAILED;
-  /* READY said whether the segment is mapped: with it, what follows goes
-   * through the up ring. */
-  w->link.up = w->shm != NULL;
   return st == PP_OK ? -1 : (st == PP_ENOMEM ? PP__EXIT_NOMEM : 0);
 }
 
@@ -868,12 +865,22 @@ static int serve(worker *w) {
       return PP__EXIT_PROTOCOL;
     size_t wire_len = PP__WIRE_HEADER_SIZE + f.len;
     if (f.type == PP__F_RING) {
-      /* The parent's frames come through the down ring from here on; what
-       * the channel holds after this one is doorbells. */
-      if (!w->link.up || w->link.down || f.len || f.flags)
+      /* The parent's frames come through the down ring from here on, ours
+       * through the up ring after RINGED, the last through the channel;
+       * what the channel holds after RING is doorbells. */
+      if (!w->shm || w->link.down || f.len || f.flags)
         return PP__EXIT_PROTOCOL;
-      w->link.down = 1;
       pp__buf_clear(&w->in);
+      w->link.down = 1;
+      size_t at;
+      st = pp__frame_begin(&w->out, PP__F_RINGED, 0, &at);
+      if (st == PP_OK)
+        st = pp__frame_end(&w->out, at);
+      if (st == PP_OK)
+        st = flush(w);
+      if (st != PP_OK)
+        return st == PP_ENOMEM ? PP__EXIT_NOMEM : 0;
+      w->link.up = 1;
       continue;
     }
     if (pp__lane_resolve(&w->down, &f, NULL))
