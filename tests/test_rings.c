@@ -217,18 +217,23 @@ static int map_ring_states(pp_pool *pool, size_t n, size_t counts[3]) {
 /* A pool that has run a task or two never switches (a short-lived pool
  * does not pay for the rings); once its workers have had a few chunks
  * each, both directions switch together, never one alone; without shared
- * memory, neither ever does. */
+ * memory, neither ever does. (How the chunks spread over the workers is
+ * the scheduler's: a worker slow to start, as under Wine, gets fewer, so
+ * the rounds go on until a whole round ran switched.) */
 static void test_switch(void) {
   pp_pool *pool = pool_with(0, 2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  size_t first[3] = {0, 0, 0}, later[3] = {0, 0, 0};
+  size_t first[3] = {0, 0, 0}, round_counts[3] = {0, 0, 0};
   CU_ASSERT(map_ring_states(pool, 2, first));
   CU_ASSERT_EQUAL(first[0], 2);
-  for (int round = 0; round < 10; round++)
-    CU_ASSERT(map_ring_states(pool, 8, round < 9 ? first : later));
-  CU_ASSERT_EQUAL(first[1], 0);
-  CU_ASSERT_EQUAL(later[1], 0);
-  CU_ASSERT_EQUAL(later[2], 8); /* 80 chunks: both workers switched */
+  int rounds = 0, half = 0;
+  for (; rounds < 50 && round_counts[2] < 8; rounds++) {
+    memset(round_counts, 0, sizeof round_counts);
+    CU_ASSERT(map_ring_states(pool, 8, round_counts));
+    half += round_counts[1] != 0;
+  }
+  CU_ASSERT_EQUAL(half, 0);
+  CU_ASSERT_EQUAL(round_counts[2], 8);
   pp_pool_destroy(pool);
 
   pool = pool_with(PP_NO_SHARED_MEMORY, 2);
@@ -259,11 +264,7 @@ static void test_sleeping_parent(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   for (int i = 0; i < 20; i++) {
     int64_t x = i;
-    pp_bytes arg = {&x, sizeof x};
-    pp_value v = {0};
-    CU_ASSERT_EQUAL(pp_apply(pool, "late_echo", &arg, 1, &v), PP_OK);
-    CU_ASSERT(v.len == sizeof x && memcmp(v.data, &x, sizeof x) == 0);
-    pp_value_clear(&v);
+    CU_ASSERT_EQUAL(tu_apply_echo(pool, "late_echo", &x, sizeof x), PP_OK);
   }
   pp_pool_destroy(pool);
 }
@@ -279,11 +280,7 @@ static void test_bigger_than_the_ring(void) {
   for (int round = 0; round < 4; round++) {
     for (size_t i = 0; i < len; i++)
       buf[i] = (unsigned char)(i * 7 + (size_t)round);
-    pp_bytes arg = {buf, len};
-    pp_value v = {0};
-    CU_ASSERT_EQUAL(pp_apply(pool, "late_echo", &arg, 1, &v), PP_OK);
-    CU_ASSERT(v.len == len && memcmp(v.data, buf, len) == 0);
-    pp_value_clear(&v);
+    CU_ASSERT_EQUAL(tu_apply_echo(pool, "late_echo", buf, len), PP_OK);
   }
   free(buf);
   pp_pool_destroy(pool);
@@ -299,9 +296,7 @@ static void test_lying_ring(void) {
   CU_ASSERT(tu_contains(v.error, "ring"));
   pp_value_clear(&v);
   int64_t x = 5;
-  pp_bytes arg = {&x, sizeof x};
-  CU_ASSERT_EQUAL(pp_apply(pool, "late_echo", &arg, 1, &v), PP_OK);
-  pp_value_clear(&v);
+  CU_ASSERT_EQUAL(tu_apply_echo(pool, "late_echo", &x, sizeof x), PP_OK);
   pp_pool_destroy(pool);
 }
 

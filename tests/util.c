@@ -173,6 +173,17 @@ int tu_contains(const char *haystack, const char *needle) {
   return haystack != NULL && needle != NULL && strstr(haystack, needle) != NULL;
 }
 
+pp_status tu_apply_echo(pp_pool *pool, const char *task, const void *buf,
+                        size_t len) {
+  pp_bytes arg = {buf, len};
+  pp_value v = {0};
+  pp_status st = pp_apply(pool, task, &arg, 1, &v);
+  if (st == PP_OK && (v.len != len || memcmp(v.data, buf, len) != 0))
+    st = PP_EPROTOCOL;
+  pp_value_clear(&v);
+  return st;
+}
+
 int tu_bytes_contain(pp_bytes b, const char *needle) {
   size_t n = strlen(needle);
   const char *p = b.data;

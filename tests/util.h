@@ -94,6 +94,12 @@ pp_pool *tu_pool_opts(const pp_options *options);
 /** 1 when @p haystack is non-NULL and contains @p needle. */
 int tu_contains(const char *haystack, const char *needle);
 
+/** pp_apply() of @p task (one that answers its argument) on @p len bytes
+    at @p buf: PP_OK when the value came back the same, the call's status
+    when it failed, PP_EPROTOCOL when it came back different. */
+pp_status tu_apply_echo(pp_pool *pool, const char *task, const void *buf,
+                        size_t len);
+
 /** 1 when the bytes @p b contain the string @p needle. */
 int tu_bytes_contain(pp_bytes b, const char *needle);
 
