@@ -17,6 +17,7 @@ typedef int pp_test_backend_is_posix_only;
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -709,32 +710,67 @@ static void read_report(harness *h, unsigned slot, long *ppid, long *nfds) {
   *nfds = head[1];
 }
 
-/* Early starts, as a pool makes them: the first worker is this process's
- * child, the next ones (before and after pp__backend_ready()) the
- * launcher's. Each holds its channel alone, none outlives the backend,
- * and the direct one's exit code is reported like any other. Without
- * pidfds the first worker is the launcher's too, and the rest holds. */
+/* The parent of process `pid` as /proc says (Linux, where direct workers
+ * exist), or -1. */
+static long parent_of(long pid) {
+  char path[64], text[512];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  /* "pid (comm) state ppid ...": comm may hold spaces and parentheses. */
+  const char *close = strrchr(text, ')');
+  long ppid = -1;
+  if (!close || sscanf(close + 1, " %*c %ld", &ppid) != 1)
+    return -1;
+  return ppid;
+}
+
+/* Starts three workers early, as a pool of three does, and reads their
+ * reports: their parents into ppid[]. */
+static int start_three_early(harness *h, long ppid[3]) {
+  if (!open_harness_as(h, report_main, 1))
+    return 0;
+  for (unsigned i = 0; i < 3; i++)
+    CU_ASSERT_EQUAL(pp__backend_start(h->b, i), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_ready(h->b), PP_OK);
+  PUMP_UNTIL(h, h->s[0].started && h->s[1].started && h->s[2].started);
+  for (unsigned i = 0; i < 3; i++) {
+    long nfds;
+    read_report(h, i, &ppid[i], &nfds);
+    CU_ASSERT_EQUAL(nfds, 1);
+  }
+  return 1;
+}
+
+/* Early starts, as a pool makes them: the first two workers are this
+ * process's children, the second having made the launcher, itself this
+ * process's child; the next ones (before and after pp__backend_ready())
+ * are the launcher's. Each holds its channel alone, none outlives the
+ * backend, the launcher is reaped, and a direct worker's exit code is
+ * reported like any other. Without pidfds every worker is the launcher's,
+ * and the rest holds. */
 static void test_early_start(void) {
   harness h;
-  if (!open_harness_as(&h, report_main, 1))
+  long ppid[3];
+  if (!start_three_early(&h, ppid))
     return;
-  CU_ASSERT_EQUAL(pp__backend_start(h.b, 0), PP_OK);
-  CU_ASSERT_EQUAL(pp__backend_start(h.b, 1), PP_OK);
-  CU_ASSERT_EQUAL(pp__backend_ready(h.b), PP_OK);
-  PUMP_UNTIL(&h, h.s[0].started && h.s[1].started);
-  long ppid[2], nfds[2];
-  for (unsigned i = 0; i < 2; i++) {
-    read_report(&h, i, &ppid[i], &nfds[i]);
-    CU_ASSERT_EQUAL(nfds[i], 1);
-  }
+  long launcher = ppid[2];
+  CU_ASSERT(launcher > 1 && launcher != (long)getpid());
   if (pp__direct_workers_possible()) {
     CU_ASSERT_EQUAL(ppid[0], (long)getpid());
+    CU_ASSERT_EQUAL(ppid[1], (long)getpid());
+    CU_ASSERT_EQUAL(parent_of(launcher), (long)getpid());
   } else {
-    CU_ASSERT_EQUAL(ppid[0], ppid[1]);
+    CU_ASSERT_EQUAL(ppid[0], launcher);
+    CU_ASSERT_EQUAL(ppid[1], launcher);
   }
-  CU_ASSERT(ppid[1] > 1 && ppid[1] != (long)getpid());
   round_trip(&h, 0, (const unsigned char *)"direct", 6);
-  round_trip(&h, 1, (const unsigned char *)"launched", 8);
+  round_trip(&h, 1, (const unsigned char *)"host", 4);
+  round_trip(&h, 2, (const unsigned char *)"launched", 8);
 
   CU_ASSERT_EQUAL(pp__backend_send(h.b, 0, "X", 1), PP_OK);
   PUMP_UNTIL(&h, h.s[0].closed && h.s[0].exited);
@@ -750,13 +786,62 @@ static void test_early_start(void) {
   start_and_wait(&h, 0);
   long again, n;
   read_report(&h, 0, &again, &n);
-  CU_ASSERT_EQUAL(again, ppid[1]);
+  CU_ASSERT_EQUAL(again, launcher);
   CU_ASSERT_EQUAL(n, 1);
+  for (unsigned i = 0; i < 3; i++)
+    hangup_and_reap(&h, i);
+  pp__backend_destroy(h.b);
+  for (unsigned i = 0; i < 3; i++)
+    CU_ASSERT(pid_gone(h.s[i].pid));
+  /* Ours, reaped at the end; or the launcher's, gone with it. */
+  CU_ASSERT(pid_gone(launcher));
+}
+
+/* A launcher's host that cannot clone it (a sandbox may forbid the call):
+ * the workers forked here go on, what was asked of the launcher fails
+ * with the reason, and later backends fork their launcher here. */
+static void test_early_start_no_host(void) {
+  if (!pp__direct_workers_possible())
+    return; /* no host where no worker is forked here */
+  pp__test_host_clone_fails = 1;
+  harness h;
+  long ppid[2], nfds;
+  if (!open_harness_as(&h, report_main, 1)) {
+    pp__test_host_clone_fails = 0;
+    return;
+  }
+  for (unsigned i = 0; i < 3; i++)
+    CU_ASSERT_EQUAL(pp__backend_start(h.b, i), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_ready(h.b), PP_OK);
+  pp__test_host_clone_fails = 0; /* the host has its copy */
+  PUMP_UNTIL(&h, h.s[0].started && h.s[1].started && h.s[2].start_failed);
+  CU_ASSERT(h.s[2].start_failed);
+  CU_ASSERT_EQUAL(h.s[2].status, PP_ESYSTEM);
+  CU_ASSERT_EQUAL(h.broken, 0);
+  for (unsigned i = 0; i < 2; i++) {
+    read_report(&h, i, &ppid[i], &nfds);
+    CU_ASSERT_EQUAL(ppid[i], (long)getpid());
+    CU_ASSERT_EQUAL(nfds, 1);
+  }
+  round_trip(&h, 0, (const unsigned char *)"still", 5);
+  round_trip(&h, 1, (const unsigned char *)"going", 5);
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 3), PP_ESYSTEM);
+  CU_ASSERT_EQUAL(atomic_load(&pp__hosting_failed), 1);
   hangup_and_reap(&h, 0);
   hangup_and_reap(&h, 1);
   pp__backend_destroy(h.b);
-  CU_ASSERT(pid_gone(h.s[0].pid));
-  CU_ASSERT(pid_gone(h.s[1].pid));
+
+  /* The next backend forks its launcher here, after its first worker. */
+  long again[3];
+  if (start_three_early(&h, again)) {
+    CU_ASSERT_EQUAL(again[0], (long)getpid());
+    CU_ASSERT(again[1] != (long)getpid() && again[1] == again[2]);
+    for (unsigned i = 0; i < 3; i++)
+      hangup_and_reap(&h, i);
+    pp__backend_destroy(h.b);
+    CU_ASSERT(pid_gone(again[1]));
+  }
+  atomic_store(&pp__hosting_failed, 0);
 }
 
 /* The direct worker is stopped, killed, hung up on or dies by itself:
@@ -809,35 +894,33 @@ static void test_early_start_destroy(void) {
   CU_ASSERT(h.s[0].pid > 0 && pid_gone(h.s[0].pid));
 }
 
-/* The launcher dies: the pool is broken and its direct worker is ended
- * with the launcher's ones. */
+/* The launcher dies: the backend is broken and its direct workers are
+ * ended with the launcher's ones. */
 static void test_early_start_launcher_death(void) {
   harness h;
-  if (!open_harness_as(&h, report_main, 1))
+  long ppid[3];
+  if (!start_three_early(&h, ppid))
     return;
-  CU_ASSERT_EQUAL(pp__backend_start(h.b, 0), PP_OK);
-  CU_ASSERT_EQUAL(pp__backend_start(h.b, 1), PP_OK);
-  CU_ASSERT_EQUAL(pp__backend_ready(h.b), PP_OK);
-  PUMP_UNTIL(&h, h.s[0].started && h.s[1].started);
-  long ppid[2], nfds;
-  read_report(&h, 0, &ppid[0], &nfds);
-  read_report(&h, 1, &ppid[1], &nfds);
-  CU_ASSERT_EQUAL(kill((pid_t)ppid[1], SIGKILL), 0);
-  PUMP_UNTIL(&h, h.broken && h.s[0].exited && h.s[1].exited);
+  long launcher = ppid[2];
+  CU_ASSERT_EQUAL_FATAL(kill((pid_t)launcher, SIGKILL), 0);
+  PUMP_UNTIL(&h, h.broken && h.s[0].exited && h.s[1].exited && h.s[2].exited);
   CU_ASSERT_EQUAL(h.broken, 1);
-  CU_ASSERT(h.s[0].exited && h.s[1].exited);
-  CU_ASSERT_EQUAL(h.s[0].exit.signaled, 1);
-  CU_ASSERT_EQUAL(h.s[0].exit.code, SIGKILL);
-  /* Ours is reaped by now; a launcher's by whoever inherited it. */
-  if (pp__direct_workers_possible()) {
-    CU_ASSERT(pid_gone(h.s[0].pid));
-  } else {
-    CU_ASSERT(pid_gone_soon(h.s[0].pid));
+  for (unsigned i = 0; i < 3; i++) {
+    CU_ASSERT(h.s[i].exited);
+    CU_ASSERT_EQUAL(h.s[i].exit.signaled, 1);
+    CU_ASSERT_EQUAL(h.s[i].exit.code, SIGKILL);
   }
-  pp__backend_release(h.b, 0);
-  pp__backend_release(h.b, 1);
+  /* Ours are reaped by now; a launcher's by whoever inherited them. */
+  for (unsigned i = 0; i < 3; i++) {
+    if (ppid[i] == (long)getpid()) {
+      CU_ASSERT(pid_gone(h.s[i].pid));
+    } else {
+      CU_ASSERT(pid_gone_soon(h.s[i].pid));
+    }
+    pp__backend_release(h.b, i);
+  }
   pp__backend_destroy(h.b);
-  CU_ASSERT(pid_gone(ppid[1]));
+  CU_ASSERT(pid_gone(launcher));
 }
 
 /* The backend's owner is SIGKILLed while its workers are busy (they read
@@ -982,8 +1065,10 @@ int pp_test_suite_backend(void) {
       {"no SIGPIPE", test_no_sigpipe},
       {"two backends", test_two_backends},
       {"launcher death", test_launcher_death},
-      {"early start: first worker forked here, the rest by the launcher",
+      {"early start: two workers forked here, the rest by the launcher",
        test_early_start},
+      {"early start: a host that cannot make the launcher",
+       test_early_start_no_host},
       {"early start: the direct worker's endings", test_early_start_endings},
       {"early start: destroy ends the direct worker", test_early_start_destroy},
       {"early start: launcher death ends the direct worker",

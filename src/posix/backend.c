@@ -3,19 +3,27 @@
  * here runs on the scheduler thread, except pp__backend_wake() and what
  * pool creation calls before that thread exists.
  *
- * Workers are children of the launcher (launcher.c), with one exception:
- * in the fork context, on Linux, the pool's first worker is forked here,
- * on the thread creating the pool, and the launcher right after it
- * (early_start; a "direct" worker). Through the launcher, that worker
- * would wait for the launcher's fork, its waking up and its own fork: the
- * first result of every pool would. Only the first: each fork here is
- * time the creating thread spends (about 85 us on a small VM), while the
- * launcher forks the others at the same time as the pool gets going;
- * forking every first worker here measured no faster than none. A direct
- * worker is known by its pidfd, which says when it ended (poll, no SIGCHLD
- * handler) and carries its signals; this process reaps it with waitpid()
- * on its pid alone. No worker is forked here once the launcher exists,
- * and so none once the pool has its thread. */
+ * Workers are children of the launcher (launcher.c), with exceptions: in
+ * the fork context, on Linux, the pool's first two workers are forked
+ * here, on the thread creating the pool (early_start; "direct" workers).
+ * Through the launcher, the first would wait for the launcher's fork, its
+ * waking up and its own fork: the first result of every pool would. The
+ * second *hosts* the launcher: it clones it before it does anything else,
+ * as this process's child, so this process makes two forks, not three,
+ * and the second worker's birth and end involve no launcher (a timeline
+ * of the start-up showed the second worker's trip through the launcher,
+ * and the launcher's exit after it, ending every pool's start-up). The
+ * launcher's pid comes with its HELLO. Where the host cannot clone it
+ * (NO_LAUNCHER: a sandbox may forbid the call) the pool goes on with the
+ * workers it has, a replacement fails to start, and later pools fork the
+ * launcher here after their first worker, as they do with one worker.
+ * More than two first workers come from the launcher: each fork here is
+ * time the creating thread spends (about 85 us on a small VM).
+ *
+ * A direct worker is known by its pidfd, which says when it ended (poll,
+ * no SIGCHLD handler) and carries its signals; this process reaps it with
+ * waitpid() on its pid alone. No worker is forked here once the launcher
+ * exists, and so none once the pool has its thread. */
 #define _GNU_SOURCE 1      /* glibc: eventfd */
 #define _DARWIN_C_SOURCE 1 /* macOS: BSD socket names next to POSIX */
 
@@ -74,12 +82,15 @@ typedef struct wslot {
 struct pp__backend {
   pp__backend_config cfg;
   pid_t launcher;
-  int ctl;         /* -1 once the launcher is gone */
-  int ctl_failed;  /* a send to the launcher failed */
-  int broken;      /* PP__EV_BROKEN was queued */
-  int quit_sent;   /* pp__backend_shutdown(): the launcher leaves when done */
-  int early;       /* no launcher yet: the first start forks here */
-  int direct_done; /* that start was made (or tried) */
+  int ctl;          /* -1 once the launcher is gone */
+  int ctl_failed;   /* a send to the launcher failed */
+  int broken;       /* PP__EV_BROKEN was queued */
+  int quit_sent;    /* pp__backend_shutdown(): the launcher leaves when done */
+  int early;        /* no launcher yet: the first starts fork here */
+  unsigned directs; /* direct starts made (or tried) */
+  int hosted;       /* the launcher is a direct worker's clone, and
+                       `launcher` -1 until its HELLO */
+  pp_status no_launcher; /* the host could not make one: starts fail so */
   pp__buf ctl_in, ctl_out;
   /* Workers' ends of the channels (int) for the START records in ctl_out,
    * in order; each leaves with its record's first byte. */
@@ -356,6 +367,38 @@ static void on_exited(pp__backend *b, unsigned i, long pid, pp__exit how) {
   emit(b, PP__EV_EXITED, i, &ev);
 }
 
+/* Process-wide: a launcher's host failed to clone it once, so later pools
+ * fork theirs here (where that failed once, it always will). */
+atomic_int pp__hosting_failed;
+
+static void drop_ctl(pp__backend *b) {
+  pp__close_socket(b->ctl);
+  b->ctl = -1;
+  pp__buf_free(&b->ctl_out);
+  b->ctl_out_off = 0;
+  close_fds(&b->start_fds);
+}
+
+/* NO_LAUNCHER: there is none and will be none. The workers this process
+ * forked go on; every start asked of the launcher fails, now and later,
+ * with the reason (the core retries a few times, then says the pool is
+ * broken with it). */
+static void lost_host(pp__backend *b, int err) {
+  atomic_store(&pp__hosting_failed, 1);
+  b->no_launcher = pp__errno_status(err ? err : ENOSYS);
+  drop_ctl(b);
+  pp__event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.status = b->no_launcher;
+  for (unsigned i = 0; i < b->cfg.max_slots; i++) {
+    wslot *s = &b->slots[i];
+    if (s->state == SLOT_STARTING) {
+      reset_slot(s);
+      emit(b, PP__EV_START_FAILED, i, &ev);
+    }
+  }
+}
+
 /* Turns complete records into events. 1 on a protocol breach. */
 static int ctl_parse(pp__backend *b) {
   while (pp__buf_len(&b->ctl_in) >= sizeof(pp__ctl_msg)) {
@@ -373,6 +416,12 @@ static int ctl_parse(pp__backend *b) {
       memset(&ev, 0, sizeof ev);
       ev.status = (pp_status)m.status;
       emit(b, PP__EV_START_FAILED, m.slot, &ev);
+    } else if (m.type == PP__CTL_HELLO && b->hosted && b->launcher < 0 &&
+               m.pid > 0) {
+      b->launcher = (pid_t)m.pid;
+    } else if (m.type == PP__CTL_NO_LAUNCHER && b->hosted && b->launcher < 0) {
+      lost_host(b, (int)m.code);
+      return 0;
     } else if (m.type == PP__CTL_EXITED) {
       if (!s || s->state != SLOT_LIVE || s->pid != (long)m.pid || s->pidfd >= 0)
         continue;
@@ -397,10 +446,7 @@ static void go_broken(pp__backend *b) {
   if (b->broken)
     return;
   b->broken = 1;
-  pp__close_socket(b->ctl);
-  b->ctl = -1;
-  pp__buf_free(&b->ctl_out);
-  close_fds(&b->start_fds);
+  drop_ctl(b);
   pp__event ev;
   memset(&ev, 0, sizeof ev);
   ev.status = PP_ESYSTEM;
@@ -434,12 +480,10 @@ static int any_worker(const pp__backend *b) {
 /* The launcher's socket ended. After QUIT, with every worker reported, that
  * is the launcher leaving as asked; otherwise it died. */
 static void ctl_ended(pp__backend *b) {
+  if (b->ctl < 0) /* settled already (lost_host()) */
+    return;
   if (b->quit_sent && !any_worker(b)) {
-    pp__close_socket(b->ctl);
-    b->ctl = -1;
-    pp__buf_free(&b->ctl_out);
-    b->ctl_out_off = 0;
-    close_fds(&b->start_fds);
+    drop_ctl(b);
     return;
   }
   go_broken(b);
@@ -495,11 +539,41 @@ void pp__backend_wake(pp__backend *b) {
 
 /* ---- life cycle ---- */
 
+/* The longest a backend's end waits for a hosted launcher's HELLO: the
+ * launcher says it before anything else, so only a stopped process makes
+ * this wait at all. */
+#define HELLO_WAIT_MS 5000
+
+/* At the end, a hosted launcher that has not said HELLO yet: its pid is
+ * needed to reap it. It comes, or EOF does when there is no launcher (its
+ * host ended or failed first). */
+static void await_hello(pp__backend *b) {
+  long until = now_ms() + HELLO_WAIT_MS;
+  while (b->ctl >= 0 && b->launcher < 0) {
+    while (pp__buf_len(&b->ctl_in) >= sizeof(pp__ctl_msg)) {
+      pp__ctl_msg m;
+      memcpy(&m, pp__buf_head(&b->ctl_in), sizeof m);
+      pp__buf_consume(&b->ctl_in, sizeof m);
+      if (m.type == PP__CTL_HELLO && m.pid > 0)
+        b->launcher = (pid_t)m.pid;
+      if (m.type == PP__CTL_HELLO || m.type == PP__CTL_NO_LAUNCHER)
+        return;
+    }
+    long left = until - now_ms();
+    struct pollfd p = {b->ctl, POLLIN, 0};
+    if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR) ||
+        ctl_read(b) != 0)
+      return;
+  }
+}
+
 static void backend_free(pp__backend *b) {
   if (b->slots) {
     for (unsigned i = 0; i < b->cfg.max_slots; i++)
       reset_slot(&b->slots[i]);
   }
+  if (b->hosted)
+    await_hello(b);
   pp__close_socket(b->ctl);
   b->ctl = -1;
   if (b->launcher > 0) {
@@ -645,9 +719,38 @@ pp_status pp__backend_ready(pp__backend *b) {
   return st;
 }
 
+/* A host undone before it was reported started may have made its
+ * launcher, this process's child: it is reaped, once EOF on its socket
+ * has made it leave. */
+static void abandon_launcher(pp__backend *b, int ctl) {
+  b->ctl = ctl;
+  b->hosted = 1;
+  await_hello(b);
+  drop_ctl(b);
+  pp__buf_clear(&b->ctl_in);
+  if (b->launcher > 0)
+    while (waitpid(b->launcher, NULL, 0) < 0 && errno == EINTR) {
+    }
+  b->launcher = -1;
+  b->hosted = 0;
+}
+
+/* Forks the launcher's host: a worker whose guards (see launcher.c) are
+ * the direct workers forked before it. */
+static pid_t fork_host(pp__backend *b, int worker_end, int *ctl) {
+  int guards[2];
+  unsigned n = 0;
+  for (unsigned i = 0; i < b->cfg.max_slots && n < 2; i++)
+    if (b->slots[i].pidfd >= 0)
+      guards[n++] = b->slots[i].pidfd;
+  return pp__worker_fork_hosting(&b->cfg, worker_end, guards, n, ctl);
+}
+
 /* A direct worker (see the top of this file): forked here, reported
- * started at once. */
-static pp_status start_direct(pp__backend *b, unsigned slot) {
+ * started at once. With `host`, it brings the launcher to life: the pool
+ * is then past its early starts. A host that could not be forked leaves
+ * them to pp__backend_ready(), which forks the launcher here. */
+static pp_status start_direct(pp__backend *b, unsigned slot, int host) {
   wslot *s = &b->slots[slot];
   int sv[2];
   if (pp__socketpair(sv) != 0)
@@ -658,7 +761,9 @@ static pp_status start_direct(pp__backend *b, unsigned slot) {
     pp__close(sv[1]);
     return st;
   }
-  pid_t pid = pp__worker_fork(&b->cfg, sv[1]);
+  int ctl = -1;
+  pid_t pid =
+      host ? fork_host(b, sv[1], &ctl) : pp__worker_fork(&b->cfg, sv[1]);
   int err = errno;
   pp__close(sv[1]);
   int pidfd = pid > 0 ? pp__pidfd_open(pid) : -1;
@@ -672,7 +777,14 @@ static pp_status start_direct(pp__backend *b, unsigned slot) {
   }
   if (pidfd < 0) {
     pp__close(sv[0]);
+    if (host)
+      abandon_launcher(b, ctl);
     return pp__errno_status(err);
+  }
+  if (host) {
+    b->ctl = ctl;
+    b->hosted = 1;
+    b->early = 0;
   }
   reset_slot(s);
   s->state = SLOT_LIVE;
@@ -696,10 +808,14 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
     return PP_ESYSTEM;
   if (b->quit_sent)
     return PP_ESTATE;
+  if (b->no_launcher)
+    return b->no_launcher;
   if (b->early) {
-    if (!b->direct_done) {
-      b->direct_done = 1;
-      return start_direct(b, slot);
+    /* The second hosts the launcher, unless that failed once before. */
+    int host = b->directs == 1 && !atomic_load(&pp__hosting_failed);
+    if (b->directs == 0 || host) {
+      b->directs++;
+      return start_direct(b, slot, host);
     }
     pp_status ls = pp__backend_ready(b);
     if (ls != PP_OK)
@@ -941,6 +1057,20 @@ static pp_status handle_ready(pp__backend *b, nfds_t n, nfds_t ctl_at) {
   return st;
 }
 
+/* A send to the launcher failed: it is gone, and the pool is broken;
+ * unless it never was, which its host said (NO_LAUNCHER) in what is left
+ * to read. */
+static void ctl_send_failed(pp__backend *b) {
+  if (b->hosted && b->launcher < 0 && b->ctl >= 0) {
+    (void)ctl_read(b); /* EOF or not, what it read decides */
+    if (ctl_parse(b) == 0 && b->ctl < 0) {
+      b->ctl_failed = 0;
+      return;
+    }
+  }
+  go_broken(b);
+}
+
 pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {
   if (pp__buf_reserve(&b->events, b->events_room) != PP_OK)
     return PP_ENOMEM;
@@ -948,7 +1078,7 @@ pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {
   long wait_ms = timeout_ms;
   for (;;) {
     if (b->ctl_failed)
-      go_broken(b);
+      ctl_send_failed(b);
     if (queued(b))
       return PP_OK;
     nfds_t ctl_at;
@@ -959,7 +1089,7 @@ pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {
       return PP_ESYSTEM;
     pp_status st = r > 0 ? handle_ready(b, n, ctl_at) : PP_OK;
     if (b->ctl_failed)
-      go_broken(b);
+      ctl_send_failed(b);
     if (queued(b))
       return PP_OK;
     if (st != PP_OK)

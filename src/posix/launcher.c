@@ -1,21 +1,25 @@
-/* The launcher ("zygote"): one single-threaded process, forked while the
+/* The launcher ("zygote"): one single-threaded process, made while the
  * pool is created, before the pool has any thread. It starts every worker
- * but one, so no worker is ever forked from the parent once the pool's
- * thread may hold a lock, and it is those workers' parent: it alone reaps
- * them, which is what makes KILL race-free (an unreaped pid cannot be
- * reused).
+ * but the fork context's first ones, so no worker is ever forked from the
+ * parent once the pool's thread may hold a lock, and it is those workers'
+ * parent: it alone reaps them, which is what makes KILL race-free (an
+ * unreaped pid cannot be reused).
  *
- * The one is the fork context's first worker (pp__worker_fork; Linux):
- * the parent forks it itself while it creates the pool, just before it
- * forks the launcher, so it is the same copy of the parent the launcher
- * is. The launcher keeps its pidfd (a "guard") and kills it when the
- * parent goes away, as it kills its own workers.
+ * The fork context's first workers (Linux, see backend.c) are forked by
+ * the parent itself while it creates the pool (pp__worker_fork). With two
+ * or more, the second one *hosts* the launcher (pp__worker_fork_hosting):
+ * before anything else it clones it with CLONE_PARENT, so the launcher is
+ * the parent's child, the same copy of the parent at pool creation, and
+ * the parent forks no launcher of its own; the launcher then says HELLO
+ * with its pid. With one, the parent forks the launcher after it. Either
+ * way the launcher keeps the first workers' pidfds (its "guards") and
+ * kills them when the parent goes away, as it kills its own workers.
  *
  * The start contexts differ only in how the launcher comes to be and how
  * it starts a worker:
- *   fork        forked from the parent; forks workers that run the worker
- *               loop at once (copies of the parent as it was at pool
- *               creation)
+ *   fork        a copy of the parent (forked by it, or hosted); forks
+ *               workers that run the worker loop at once (copies of the
+ *               parent as it was at pool creation)
  *   spawn       forked from the parent; each worker is a child that
  *               executes the program afresh in worker mode
  *   forkserver  a fresh copy of the program (pp__launcher_spawn), so a
@@ -46,7 +50,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <sched.h> /* CLONE_PARENT */
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #endif
 
 /* The control socket's number in the launcher: everything above it is
@@ -104,11 +110,11 @@ static void on_sigchld(int sig) {
 
 /* Sends one record. Blocking: the parent never blocks on us, so this
  * cannot deadlock; a parent that went away makes it fail with EPIPE. */
-static int send_msg(launcher *L, const pp__ctl_msg *m) {
+static int send_record(int fd, const pp__ctl_msg *m) {
   const unsigned char *p = (const unsigned char *)m;
   size_t left = sizeof *m;
   while (left > 0) {
-    ssize_t n = send(L->ctl, p, left, PP__SEND_FLAGS);
+    ssize_t n = send(fd, p, left, PP__SEND_FLAGS);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -117,6 +123,10 @@ static int send_msg(launcher *L, const pp__ctl_msg *m) {
     left -= (size_t)n;
   }
   return 0;
+}
+
+static int send_msg(launcher *L, const pp__ctl_msg *m) {
+  return send_record(L->ctl, m);
 }
 
 static int send_simple(launcher *L, int32_t type, uint32_t slot, pid_t pid,
@@ -556,84 +566,85 @@ static int launcher_run(launcher *L) {
   return 0;
 }
 
-pp_status pp__launcher_fork(const pp__backend_config *cfg,
-                            const pp__exec_plan *plan, const int *guards,
-                            unsigned nguards, int *ctl, pid_t *pid_out) {
-  int sv[2];
-  if (pp__socketpair(sv) != 0)
-    return pp__errno_status(errno);
-  /* Allocated here so that the launcher, a fork of a process that may
-   * have threads, needs no malloc of its own. */
-  pid_t *pids = calloc(cfg->max_slots, sizeof *pids);
-  int *execs = plan ? calloc(cfg->max_slots, sizeof *execs) : NULL;
-  struct pollfd *pfd =
-      plan ? calloc((size_t)cfg->max_slots + 2, sizeof *pfd) : NULL;
-  int *gcopy = nguards ? malloc(nguards * sizeof *gcopy) : NULL;
-  int nomem = !pids || (plan && (!execs || !pfd)) || (nguards && !gcopy);
-  if (nomem || pp__set_nonblock(sv[0]) != 0) {
-    pp_status st = nomem ? PP_ENOMEM : pp__errno_status(errno);
-    free(pids);
-    free(execs);
-    free(pfd);
-    free(gcopy);
-    pp__close(sv[0]);
-    pp__close(sv[1]);
-    return st;
-  }
-  if (nguards)
-    memcpy(gcopy, guards, nguards * sizeof *gcopy);
-  pid_t parent = getpid();
-  /* Buffered output would be copied into the launcher and written again
-   * by every worker that flushes its stdio. */
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    launcher L;
-    memset(&L, 0, sizeof L);
-    L.cfg = *cfg;
-    L.ctl = sv[1];
-    L.sig_r = L.sig_w = -1;
-    L.self = getpid();
-    L.parent = parent;
-    L.pids = pids;
-    L.plan = plan;
-    L.execs = execs;
-    L.pfd = pfd;
-    L.guards = gcopy;
-    L.nguards = nguards;
-    close(sv[0]);
-    _exit(launcher_run(&L));
-  }
-  int err = errno;
-  free(pids);
-  free(execs);
-  free(pfd);
-  free(gcopy);
-  pp__close(sv[1]);
-  if (pid < 0) {
-    pp__close(sv[0]);
-    return pp__errno_status(err);
-  }
-  *ctl = sv[0];
-  *pid_out = pid;
-  return PP_OK;
+/* What a launcher needs, allocated before it exists: it may be a fork of
+ * a process with threads, where it must not call malloc. The parent frees
+ * its copy once the launcher is forked. */
+typedef struct launcher_seed {
+  pid_t parent;
+  pid_t *pids;
+  int *execs;
+  struct pollfd *pfd;
+  int *guards;
+  unsigned nguards;
+} launcher_seed;
+
+static void seed_free(launcher_seed *seed) {
+  free(seed->pids);
+  free(seed->execs);
+  free(seed->pfd);
+  free(seed->guards);
 }
 
-pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end) {
-  /* As for the launcher: buffered output is written once, here. */
+/* `room` guards beyond the `nguards` given, for the launcher's host to
+ * add its own. 0 or -1 (out of memory). */
+static int seed_make(launcher_seed *seed, const pp__backend_config *cfg,
+                     const pp__exec_plan *plan, const int *guards,
+                     unsigned nguards, unsigned room) {
+  memset(seed, 0, sizeof *seed);
+  seed->parent = getpid();
+  seed->pids = calloc(cfg->max_slots, sizeof *seed->pids);
+  seed->execs = plan ? calloc(cfg->max_slots, sizeof *seed->execs) : NULL;
+  seed->pfd =
+      plan ? calloc((size_t)cfg->max_slots + 2, sizeof *seed->pfd) : NULL;
+  seed->guards = nguards + room ? malloc((nguards + room) * sizeof(int)) : NULL;
+  if (!seed->pids || (plan && (!seed->execs || !seed->pfd)) ||
+      (nguards + room && !seed->guards)) {
+    seed_free(seed);
+    return -1;
+  }
+  if (nguards)
+    memcpy(seed->guards, guards, nguards * sizeof *guards);
+  seed->nguards = nguards;
+  return 0;
+}
+
+/* In the new launcher process: serves on `ctl` and exits. */
+static void become_launcher(const pp__backend_config *cfg,
+                            const pp__exec_plan *plan,
+                            const launcher_seed *seed, int ctl) {
+  launcher L;
+  memset(&L, 0, sizeof L);
+  L.cfg = *cfg;
+  L.ctl = ctl;
+  L.sig_r = L.sig_w = -1;
+  L.self = getpid();
+  L.parent = seed->parent;
+  L.pids = seed->pids;
+  L.plan = plan;
+  L.execs = seed->execs;
+  L.pfd = seed->pfd;
+  L.guards = seed->guards;
+  L.nguards = seed->nguards;
+  _exit(launcher_run(&L));
+}
+
+/* Buffered output would be copied into the child and written again by
+ * every worker that flushes its stdio. */
+static void flush_stdio(void) {
   fflush(stdout);
   fflush(stderr);
-  pid_t pid = fork();
-  if (pid != 0)
-    return pid;
-  /* The launcher's work for its workers, done here: only 0, 1, 2 and the
-   * channel stay (other workers' channels, pidfds, the user's files must
-   * not). The signal state needs nothing: the launcher gives its workers
-   * the parent's, which this child has. There is no PR_SET_PDEATHSIG: its
-   * parent is the thread that created the pool, and it would fire when
-   * that thread ends, not the process; the launcher kills this worker when
-   * the process goes (its guards), and a worker sees EOF anyway. */
+}
+
+/* In a new worker: 0, 1, 2 and the channel (moved to 3) stay, then the
+ * worker loop runs; never returns. The launcher's work for its workers,
+ * done here: other workers' channels, pidfds and the user's files must
+ * not stay open. The signal state needs nothing: the launcher gives its
+ * workers the parent's, which this child has. There is no
+ * PR_SET_PDEATHSIG: its parent is the thread that created the pool, and
+ * it would fire when that thread ends, not the process; the launcher
+ * kills this worker when the process goes (its guards), and a worker sees
+ * EOF anyway. */
+static void become_worker(const pp__backend_config *cfg, int worker_end) {
   int fd = worker_end; /* on 3, as a spawned worker's */
   if (move_fd(&fd, PP__SPAWN_CHANNEL_FD) != 0)
     _exit(PP__EXIT_BAD_LAUNCH);
@@ -643,9 +654,134 @@ pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end) {
   chan.fd = fd;
   int code = cfg->worker_main(&chan, cfg->key);
   /* _exit skips stdio: keep what the tasks printed. */
-  fflush(stdout);
-  fflush(stderr);
+  flush_stdio();
   _exit(code);
+}
+
+pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end) {
+  flush_stdio();
+  pid_t pid = fork();
+  if (pid == 0)
+    become_worker(cfg, worker_end);
+  return pid;
+}
+
+int pp__test_host_clone_fails;
+
+/* A fork of this process that, as a raw clone() gives it, has glibc's
+ * record of its thread id still saying its parent's: harmless in the
+ * launcher, which runs no user code and calls nothing that reads it, and
+ * why the *worker* is the fork() and the launcher the clone, not the
+ * other way round. The new process is the caller's parent's child. -1
+ * with errno where there is no such call. */
+static pid_t clone_sibling(void) {
+#if defined(__linux__) && defined(SYS_clone) && defined(CLONE_PARENT)
+  if (pp__test_host_clone_fails) {
+    errno = EPERM;
+    return -1;
+  }
+  /* No new stack: like fork(), the child goes on from here on a copy of
+   * this one. The arguments after the flags are all 0 on every
+   * architecture's order. */
+  return (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), 0L,
+                        0L, 0L, 0L);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+/* In the launcher's host, first thing: clones the launcher onto the
+ * control socket `ctl` (the host's own pidfd joins the guards), which says
+ * HELLO with its pid; or, when that fails, says NO_LAUNCHER with why. The
+ * host then lets go of the socket and goes on as a worker. */
+static void host_launcher(const pp__backend_config *cfg, launcher_seed *seed,
+                          int ctl) {
+  int self = pp__pidfd_open(getpid());
+  if (self >= 0)
+    seed->guards[seed->nguards++] = self;
+  pid_t pid = clone_sibling();
+  int err = errno;
+  if (pid == 0) {
+    pp__ctl_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = PP__CTL_HELLO;
+    m.pid = getpid();
+    /* When that fails the parent is gone already: the launcher's loop
+     * sees that at once and ends the workers it guards. */
+    (void)send_record(ctl, &m);
+    become_launcher(cfg, NULL, seed, ctl);
+  }
+  if (pid < 0) {
+    pp__ctl_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = PP__CTL_NO_LAUNCHER;
+    m.code = err;
+    /* When that fails the parent sees EOF instead: the launcher's loss,
+     * as if it had died. */
+    (void)send_record(ctl, &m);
+  }
+  pp__close(ctl);
+  if (self >= 0)
+    pp__close(self);
+  seed_free(seed); /* the launcher's, not the worker's */
+}
+
+/* Forks, with a new control socket whose far end it gets, either the
+ * launcher (`worker_end` -1) or a worker that first hosts it. The
+ * parent's end goes to *ctl. Returns the child's pid, or -1 with errno. */
+static pid_t fork_with_launcher(const pp__backend_config *cfg,
+                                const pp__exec_plan *plan, const int *guards,
+                                unsigned nguards, int worker_end, int *ctl) {
+  int sv[2];
+  if (pp__socketpair(sv) != 0)
+    return -1;
+  launcher_seed seed;
+  int err = 0;
+  if (pp__set_nonblock(sv[0]) != 0)
+    err = errno;
+  else if (seed_make(&seed, cfg, plan, guards, nguards, worker_end >= 0) != 0)
+    err = ENOMEM;
+  if (err) {
+    pp__close(sv[0]);
+    pp__close(sv[1]);
+    errno = err;
+    return -1;
+  }
+  flush_stdio();
+  pid_t pid = fork();
+  if (pid == 0) {
+    pp__close(sv[0]);
+    if (worker_end < 0)
+      become_launcher(cfg, plan, &seed, sv[1]);
+    host_launcher(cfg, &seed, sv[1]);
+    become_worker(cfg, worker_end);
+  }
+  err = errno;
+  seed_free(&seed);
+  pp__close(sv[1]);
+  if (pid < 0) {
+    pp__close(sv[0]);
+    errno = err;
+    return -1;
+  }
+  *ctl = sv[0];
+  return pid;
+}
+
+pp_status pp__launcher_fork(const pp__backend_config *cfg,
+                            const pp__exec_plan *plan, const int *guards,
+                            unsigned nguards, int *ctl, pid_t *pid_out) {
+  pid_t pid = fork_with_launcher(cfg, plan, guards, nguards, -1, ctl);
+  if (pid < 0)
+    return pp__errno_status(errno);
+  *pid_out = pid;
+  return PP_OK;
+}
+
+pid_t pp__worker_fork_hosting(const pp__backend_config *cfg, int worker_end,
+                              const int *guards, unsigned nguards, int *ctl) {
+  return fork_with_launcher(cfg, NULL, guards, nguards, worker_end, ctl);
 }
 
 pp_status pp__launcher_spawn(const pp__backend_config *cfg, int *ctl,

@@ -5,6 +5,7 @@
 
 #include "backend.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -71,8 +72,11 @@ enum {
   PP__CTL_STARTED,      /* launcher -> parent: slot, pid */
   PP__CTL_START_FAILED, /* launcher -> parent: slot, status */
   PP__CTL_EXITED,       /* launcher -> parent: slot, pid, signaled, code */
-  PP__CTL_QUIT          /* parent -> launcher: no more START; leave once
+  PP__CTL_QUIT,         /* parent -> launcher: no more START; leave once
                            every worker is reaped and reported */
+  PP__CTL_HELLO,        /* hosted launcher -> parent, first: its pid */
+  PP__CTL_NO_LAUNCHER   /* launcher's host -> parent: no launcher could be
+                           made; `code` the errno */
 };
 
 typedef struct pp__ctl_msg {
@@ -100,6 +104,26 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
  * descriptor 3) and runs cfg->worker_main. Returns the pid, or -1 with
  * errno. The caller closes its copy of `worker_end`. */
 pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end);
+
+/* Forks a worker that first hosts the launcher (launcher.c): clones it
+ * with CLONE_PARENT, so that it is this process's child and a copy of it
+ * as it is now, without a fork of its own here. The launcher says
+ * PP__CTL_HELLO with its pid on the control socket, whose parent's end
+ * (close-on-exec, non-blocking) goes to *ctl; where it cannot be made the
+ * host says PP__CTL_NO_LAUNCHER instead and still runs as a worker.
+ * `guards` as for pp__launcher_fork(); the host adds its own. Returns the
+ * worker's pid, or -1 with errno. Linux; elsewhere the host always says
+ * NO_LAUNCHER. */
+pid_t pp__worker_fork_hosting(const pp__backend_config *cfg, int worker_end,
+                              const int *guards, unsigned nguards, int *ctl);
+
+/* Set, for the process, once a launcher's host could not clone it: later
+ * pools fork their launcher themselves (backend.c). Tests clear it. */
+extern atomic_int pp__hosting_failed;
+
+/* Tests: a launcher's host fails to clone it, as where a sandbox forbids
+ * CLONE_PARENT. */
+extern int pp__test_host_clone_fails;
 
 /* Starts the launcher as a fresh copy of this program, the forkserver:
  * *ctl and *pid as pp__launcher_fork(). */
