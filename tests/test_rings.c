@@ -79,8 +79,8 @@ static int sides_open(two_sides *s) {
   s->segment = calloc(1, size);
   if (!s->segment)
     return 0;
-  pp__rings_init(NULL, s->segment, 0, 1, &s->parent);
-  pp__rings_init(NULL, s->segment, 0, 0, &s->worker);
+  pp__rings_init(s->segment, 0, 1, &s->parent);
+  pp__rings_init(s->segment, 0, 0, &s->worker);
   return 1;
 }
 
@@ -245,6 +245,41 @@ static void test_switch(void) {
   pp_pool_destroy(pool);
 }
 
+/* Where no memory can be had behind the rings (a full /dev/shm), the
+ * workers keep to their channels: every call is answered, and no worker
+ * is stopped and replaced (each one's first call is the only one under
+ * 10). test_switch() shows that these rounds switch a pool otherwise. */
+static void test_unbacked_rings(void) {
+  pp_pool *pool = pool_with(0, 2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp__test.rings_unbacked = 1;
+  size_t n = 8, firsts = 0, unswitched = 0, answered = 0;
+  pp_bytes none[8];
+  memset(none, 0, sizeof none);
+  for (int round = 0; round < 10; round++) {
+    pp_result *r = NULL;
+    if (pp_map(pool, "ring_state", none, n, 1, &r) != PP_OK ||
+        pp_result_count(r) != n) {
+      pp_result_free(r);
+      break;
+    }
+    for (size_t i = 0; i < n; i++) {
+      int64_t x = -1;
+      if (pp_result_item_i64(r, i, &x) != PP_OK)
+        continue;
+      answered++;
+      firsts += x < 10;
+      unswitched += x % 10 == 0;
+    }
+    pp_result_free(r);
+  }
+  pp__test.rings_unbacked = 0;
+  CU_ASSERT_EQUAL(answered, 80);
+  CU_ASSERT_EQUAL(unswitched, 80);
+  CU_ASSERT(firsts >= 1 && firsts <= 2);
+  pp_pool_destroy(pool);
+}
+
 /* A pool whose workers have all switched to the rings. */
 static pp_pool *ringed_pool(size_t shared_memory_size, int processes) {
   pp_pool *pool = pool_with(shared_memory_size, processes);
@@ -328,6 +363,7 @@ int pp_test_suite_rings(void) {
        test_order_and_full},
       {"a bell for a sleeper only, once", test_bells},
       {"impossible positions refused", test_impossible_positions},
+      {"no memory behind the rings: the channel goes on", test_unbacked_rings},
       {"both directions switch once busy, together; never without shared "
        "memory",
        test_switch},

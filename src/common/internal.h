@@ -430,7 +430,7 @@ typedef struct pp__worker {
   pp__rings rings;
   int ring_up, ring_down;
   /* Writing its down ring failed (PP_EPROTOCOL: it said something
-   * impossible; PP_ENOMEM: no memory behind the ring): stop it. */
+   * impossible): stop it. */
   pp_status ring_fault;
   pp__buf ring_in; /* what the up ring brought, not yet read as frames */
   int closed, exited;
@@ -513,6 +513,8 @@ typedef struct pp__test_hooks {
   int no_parent_mem;          /* parent: pools created now offer their
                                  workers no probe of their memory, so
                                  records chunks keep to the lanes */
+  int rings_unbacked;         /* parent: no memory can be had behind the
+                                 rings, so workers keep to their channels */
 } pp__test_hooks;
 extern pp__test_hooks pp__test;
 

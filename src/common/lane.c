@@ -23,26 +23,23 @@ void pp__lanes_init(unsigned char *segment, pp__shm *shm, size_t lane_size,
   up->at = PP__LANE_CONTROL + lane_size;
 }
 
-int pp__shm_back_to(pp__shm *shm, size_t at, uint32_t size, uint32_t step,
-                    uint32_t *backed, uint32_t end) {
-  if (!shm || end <= *backed)
-    return 1;
-  uint32_t want = (end + step - 1) / step * step;
-  if (want > size)
-    want = size;
-  if (pp__shm_back(shm, at + *backed, want - *backed) != PP_OK)
-    return 0;
-  *backed = want;
-  return 1;
-}
-
 /* Gives memory to the lane's bytes up to `end` (from its start) before
- * they are first written. 0 when there is none to be had. */
+ * they are first written, PP__LANE_BACK_STEP bytes at a time. 0 when there
+ * is none to be had. */
 static int back(pp__lane *lane, uint32_t end) {
-  if (lane->shm && end > lane->backed && pp__test.lanes_unbacked)
+  if (!lane->shm || end <= lane->backed)
+    return 1;
+  if (pp__test.lanes_unbacked)
     return 0;
-  return pp__shm_back_to(lane->shm, lane->at, lane->size, PP__LANE_BACK_STEP,
-                         &lane->backed, end);
+  uint32_t want =
+      (end + PP__LANE_BACK_STEP - 1) / PP__LANE_BACK_STEP * PP__LANE_BACK_STEP;
+  if (want > lane->size)
+    want = lane->size;
+  if (pp__shm_back(lane->shm, lane->at + lane->backed, want - lane->backed) !=
+      PP_OK)
+    return 0;
+  lane->backed = want;
+  return 1;
 }
 
 /* Bytes to skip from lane offset `off` for byte `data_at` of an extent

@@ -66,12 +66,6 @@ typedef struct pp__lane {
 /* Pages are backed this many bytes at a time. */
 #define PP__LANE_BACK_STEP ((uint32_t)256 << 10)
 
-/* Gives memory to bytes [0, end) of the `size` bytes at offset `at` of
- * `shm` (NULL: memory that needs none), of which [0, *backed) have it
- * already, in steps of `step` bytes: 1 once they have it. */
-int pp__shm_back_to(pp__shm *shm, size_t at, uint32_t size, uint32_t step,
-                    uint32_t *backed, uint32_t end);
-
 /* The size of a segment holding two lanes of `lane_size` bytes. */
 size_t pp__segment_size(size_t lane_size);
 

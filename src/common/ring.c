@@ -29,8 +29,8 @@ size_t pp__rings_offset(size_t lane_size) {
   return PP__LANE_CONTROL + 2 * lane_size;
 }
 
-void pp__rings_init(pp__shm *shm, unsigned char *segment, size_t lane_size,
-                    int parent, pp__rings *r) {
+void pp__rings_init(unsigned char *segment, size_t lane_size, int parent,
+                    pp__rings *r) {
   pp__ring down, up;
   size_t at = pp__rings_offset(lane_size);
   memset(&down, 0, sizeof down);
@@ -41,10 +41,6 @@ void pp__rings_init(pp__shm *shm, unsigned char *segment, size_t lane_size,
   up.data = down.data + PP__RING_SIZE;
   up.head = word(segment, UP_HEAD);
   up.tail = word(segment, UP_TAIL);
-  down.shm = up.shm = shm;
-  down.at = at;
-  up.at = at + PP__RING_SIZE;
-  down.backed = up.backed = shm ? 0 : PP__RING_SIZE;
   r->out = parent ? down : up;
   r->in = parent ? up : down;
   r->mine = word(segment, parent ? PARENT_WAIT : WORKER_WAIT);
@@ -70,12 +66,6 @@ pp_status pp__ring_put(pp__rings *r, const void *data, size_t len, size_t *n,
   size_t k = len < room ? len : room;
   if (!k)
     return PP_OK;
-  /* On the first lap, the pages about to be written get memory first. */
-  if (o->backed < PP__RING_SIZE &&
-      !pp__shm_back_to(
-          o->shm, o->at, PP__RING_SIZE, PP__RING_BACK_STEP, &o->backed,
-          o->pos + k > PP__RING_SIZE ? PP__RING_SIZE : o->pos + (uint32_t)k))
-    return PP_ENOMEM;
   uint32_t at = o->pos & (PP__RING_SIZE - 1);
   size_t first = PP__RING_SIZE - at < k ? PP__RING_SIZE - at : k;
   memcpy(o->data + at, data, first);

@@ -54,16 +54,7 @@ typedef struct pp__ring {
   pp__atomic_u32 *head; /* written by the writer: bytes written */
   pp__atomic_u32 *tail; /* written by the reader: bytes consumed */
   uint32_t pos;         /* this side's own position: head or tail */
-  /* The writer gives the ring's pages memory as its first lap reaches
-   * them: backing all of it up front cost a pool's start-up 75 us a
-   * worker (posix_fallocate of 256 KiB on /dev/shm). */
-  pp__shm *shm; /* NULL: memory that needs no backing */
-  size_t at;    /* the ring's offset in the segment */
-  uint32_t backed;
 } pp__ring;
-
-/* The first lap's pages get memory this many bytes at a time. */
-#define PP__RING_BACK_STEP ((uint32_t)4 << 10)
 
 /* One side's view of a segment's rings. */
 typedef struct pp__rings {
@@ -77,14 +68,16 @@ typedef struct pp__rings {
 size_t pp__rings_offset(size_t lane_size);
 
 /* The parent's view (`parent` 1) or the worker's of the rings of a mapped
- * segment `shm` (NULL: memory that needs no backing), zeroed when new. */
-void pp__rings_init(pp__shm *shm, unsigned char *segment, size_t lane_size,
-                    int parent, pp__rings *r);
+ * segment, zeroed when new. Their pages must have memory behind them
+ * before either side writes (the parent gives it them when it switches a
+ * worker: scheduler.c), so that a full /dev/shm keeps a worker on its
+ * channel instead of failing it halfway. */
+void pp__rings_init(unsigned char *segment, size_t lane_size, int parent,
+                    pp__rings *r);
 
 /* Writes what fits of `len` bytes: `*n` of them. `*bell` when the other side
  * sleeps waiting for them: ring its bell. PP_EPROTOCOL when the other side's
- * position is impossible, PP_ENOMEM when no memory could be had behind the
- * ring's next pages (a full /dev/shm). */
+ * position is impossible. */
 pp_status pp__ring_put(pp__rings *r, const void *data, size_t len, size_t *n,
                        int *bell);
 

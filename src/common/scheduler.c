@@ -581,11 +581,19 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
 
 /* Our frames go through the down ring after RING, which the channel
  * carries behind whatever it still has to; the worker's come through the
- * up ring after its RINGED. 0 when the worker had to be stopped instead:
- * without memory for RING it would wait on the channel for good. */
+ * up ring after its RINGED. Both rings get their memory first: where none
+ * can be had (a full /dev/shm) the worker stays on its channel, which
+ * needs none, rather than meet the want halfway (64 KiB of
+ * posix_fallocate, once in a worker's life, after its first chunks). 0
+ * when the worker had to be stopped instead: without memory for RING it
+ * would wait on the channel for good. */
 static int ring_switch(pp_pool *pool, pp__worker *w) {
   unsigned slot = (unsigned)(w - pool->workers);
-  pp__rings_init(w->shm, pp__shm_base(w->shm), pool->lane_size, 1, &w->rings);
+  if (pp__test.rings_unbacked ||
+      pp__shm_back(w->shm, pp__rings_offset(pool->lane_size),
+                   PP__RINGS_BYTES) != PP_OK)
+    return 1;
+  pp__rings_init(pp__shm_base(w->shm), pool->lane_size, 1, &w->rings);
   pp__buf *b = &w->batch;
   size_t at;
   pp_status st = pp__frame_begin(b, PP__F_RING, 0, &at);
@@ -797,12 +805,9 @@ static void drain_ring(pp_pool *pool, unsigned slot) {
     protocol_error(pool, slot, "a position outside its shared-memory ring");
     return;
   }
-  if (st != PP_OK || w->ring_fault) {
+  if (st != PP_OK) {
     kill_worker(pool, w, slot, PP_ENOMEM,
-                pp__strdup(st != PP_OK
-                               ? "out of memory reading the worker's answers"
-                               : "no memory could be had behind the worker's "
-                                 "ring in shared memory (is /dev/shm full?)"));
+                pp__strdup("out of memory reading the worker's answers"));
     return;
   }
   if (bell)

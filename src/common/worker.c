@@ -764,7 +764,7 @@ static int take_lanes(worker *w, const pp__frame *f) {
     return PP__EXIT_PROTOCOL;
   if (pp__shm_open(token, pp__segment_size(size), &w->shm) == PP_OK) {
     pp__lanes_init(pp__shm_base(w->shm), w->shm, size, &w->down, &w->up);
-    pp__rings_init(w->shm, pp__shm_base(w->shm), size, 0, &w->link.rings);
+    pp__rings_init(pp__shm_base(w->shm), size, 0, &w->link.rings);
   }
   pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f->len);
   return -1;
