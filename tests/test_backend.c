@@ -894,6 +894,23 @@ static void test_early_start_destroy(void) {
   CU_ASSERT(h.s[0].pid > 0 && pid_gone(h.s[0].pid));
 }
 
+/* Destroyed right after its early starts, before the hosted launcher's
+ * HELLO was read: the workers and the launcher are all ended and reaped,
+ * and this process is left with no child, running or zombie. (A child of
+ * an earlier test would show here too: each test reaps its own.) */
+static void test_early_start_destroy_at_once(void) {
+  harness h;
+  if (!open_harness_as(&h, stubborn_main, 1))
+    return;
+  for (unsigned i = 0; i < 3; i++)
+    CU_ASSERT_EQUAL(pp__backend_start(h.b, i), PP_OK);
+  CU_ASSERT_EQUAL(pp__backend_ready(h.b), PP_OK);
+  pp__backend_destroy(h.b);
+  errno = 0;
+  CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);
+  CU_ASSERT_EQUAL(errno, ECHILD);
+}
+
 /* The launcher dies: the backend is broken and its direct workers are
  * ended with the launcher's ones. */
 static void test_early_start_launcher_death(void) {
@@ -1071,6 +1088,8 @@ int pp_test_suite_backend(void) {
        test_early_start_no_host},
       {"early start: the direct worker's endings", test_early_start_endings},
       {"early start: destroy ends the direct worker", test_early_start_destroy},
+      {"early start: destroy at once leaves no child",
+       test_early_start_destroy_at_once},
       {"early start: launcher death ends the direct worker",
        test_early_start_launcher_death},
       {"early start: owner SIGKILLed, busy workers go",
