@@ -804,6 +804,7 @@ static void test_early_start_no_host(void) {
   if (!pp__direct_workers_possible())
     return; /* no host where no worker is forked here */
   pp__test_host_clone_fails = 1;
+  pp__test_host_clone_errno = EPERM;
   harness h;
   long ppid[2], nfds;
   if (!open_harness_as(&h, report_main, 1)) {
@@ -909,6 +910,32 @@ static void test_early_start_destroy_at_once(void) {
   errno = 0;
   CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);
   CU_ASSERT_EQUAL(errno, ECHILD);
+}
+
+/* A host whose clone fails for a moment (EAGAIN: no process slot) tries
+ * again, and the launcher comes all the same; later backends still host
+ * theirs. */
+static void test_early_start_host_retries(void) {
+  if (!pp__direct_workers_possible())
+    return; /* no host where no worker is forked here */
+  pp__test_host_clone_fails = 2;
+  pp__test_host_clone_errno = EAGAIN;
+  harness h;
+  long ppid[3];
+  int opened = start_three_early(&h, ppid);
+  pp__test_host_clone_fails = 0;
+  pp__test_host_clone_errno = 0;
+  if (!opened)
+    return;
+  CU_ASSERT_EQUAL(ppid[0], (long)getpid());
+  CU_ASSERT_EQUAL(ppid[1], (long)getpid());
+  CU_ASSERT(ppid[2] != (long)getpid());
+  CU_ASSERT_EQUAL(parent_of(ppid[2]), (long)getpid());
+  CU_ASSERT_EQUAL(atomic_load(&pp__hosting_failed), 0);
+  for (unsigned i = 0; i < 3; i++)
+    hangup_and_reap(&h, i);
+  pp__backend_destroy(h.b);
+  CU_ASSERT(pid_gone(ppid[2]));
 }
 
 /* The launcher dies: the backend is broken and its direct workers are
@@ -1086,6 +1113,8 @@ int pp_test_suite_backend(void) {
        test_early_start},
       {"early start: a host that cannot make the launcher",
        test_early_start_no_host},
+      {"early start: a host tries again when the clone fails for a moment",
+       test_early_start_host_retries},
       {"early start: the direct worker's endings", test_early_start_endings},
       {"early start: destroy ends the direct worker", test_early_start_destroy},
       {"early start: destroy at once leaves no child",

@@ -48,6 +48,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sched.h> /* CLONE_PARENT */
@@ -667,6 +668,7 @@ pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end) {
 }
 
 int pp__test_host_clone_fails;
+int pp__test_host_clone_errno;
 
 /* A fork of this process that, as a raw clone() gives it, has glibc's
  * record of its thread id still saying its parent's: harmless in the
@@ -676,8 +678,9 @@ int pp__test_host_clone_fails;
  * with errno where there is no such call. */
 static pid_t clone_sibling(void) {
 #if defined(__linux__) && defined(SYS_clone) && defined(CLONE_PARENT)
-  if (pp__test_host_clone_fails) {
-    errno = EPERM;
+  if (pp__test_host_clone_fails > 0) {
+    pp__test_host_clone_fails--; /* this process's copy */
+    errno = pp__test_host_clone_errno ? pp__test_host_clone_errno : EPERM;
     return -1;
   }
   /* No new stack: like fork(), the child goes on from here on a copy of
@@ -691,6 +694,12 @@ static pid_t clone_sibling(void) {
 #endif
 }
 
+/* A clone refused for want of a process slot or memory (EAGAIN) is tried
+ * again this many times, this far apart: the pool would have no launcher
+ * for good, and the wait is the host's alone, before its first call. */
+#define HOST_CLONE_TRIES 5
+#define HOST_CLONE_PAUSE_NS (2 * 1000000L)
+
 /* In the launcher's host, first thing: clones the launcher onto the
  * control socket `ctl` (the host's own pidfd joins the guards), which says
  * HELLO with its pid; or, when that fails, says NO_LAUNCHER with why. The
@@ -701,6 +710,12 @@ static void host_launcher(const pp__backend_config *cfg, launcher_seed *seed,
   if (self >= 0)
     seed->guards[seed->nguards++] = self;
   pid_t pid = clone_sibling();
+  for (int tries = 1; pid < 0 && errno == EAGAIN && tries < HOST_CLONE_TRIES;
+       tries++) {
+    struct timespec pause = {0, HOST_CLONE_PAUSE_NS};
+    nanosleep(&pause, NULL);
+    pid = clone_sibling();
+  }
   int err = errno;
   if (pid == 0) {
     pp__ctl_msg m;

@@ -121,9 +121,11 @@ pid_t pp__worker_fork_hosting(const pp__backend_config *cfg, int worker_end,
  * pools fork their launcher themselves (backend.c). Tests clear it. */
 extern atomic_int pp__hosting_failed;
 
-/* Tests: a launcher's host fails to clone it, as where a sandbox forbids
- * CLONE_PARENT. */
+/* Tests: a launcher's host fails its next this many clones with
+ * pp__test_host_clone_errno (0: EPERM, as where a sandbox forbids
+ * CLONE_PARENT). The host has its copy: the parent's stays as set. */
 extern int pp__test_host_clone_fails;
+extern int pp__test_host_clone_errno;
 
 /* Starts the launcher as a fresh copy of this program, the forkserver:
  * *ctl and *pid as pp__launcher_fork(). */
