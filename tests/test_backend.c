@@ -797,24 +797,32 @@ static void test_early_start(void) {
   CU_ASSERT(pid_gone(launcher));
 }
 
+/* Makes the next launcher host's first `times` clones fail with `err`
+ * (0 for none); 0 where no worker is forked here, so there is no host. */
+static int host_clone_fails(int times, int err) {
+  if (!pp__direct_workers_possible())
+    return 0;
+  pp__test_host_clone_fails = times;
+  pp__test_host_clone_errno = err;
+  return 1;
+}
+
 /* A launcher's host that cannot clone it (a sandbox may forbid the call):
  * the workers forked here go on, what was asked of the launcher fails
  * with the reason, and later backends fork their launcher here. */
 static void test_early_start_no_host(void) {
-  if (!pp__direct_workers_possible())
-    return; /* no host where no worker is forked here */
-  pp__test_host_clone_fails = 1;
-  pp__test_host_clone_errno = EPERM;
+  if (!host_clone_fails(1, EPERM))
+    return;
   harness h;
   long ppid[2], nfds;
   if (!open_harness_as(&h, report_main, 1)) {
-    pp__test_host_clone_fails = 0;
+    host_clone_fails(0, 0);
     return;
   }
   for (unsigned i = 0; i < 3; i++)
     CU_ASSERT_EQUAL(pp__backend_start(h.b, i), PP_OK);
   CU_ASSERT_EQUAL(pp__backend_ready(h.b), PP_OK);
-  pp__test_host_clone_fails = 0; /* the host has its copy */
+  host_clone_fails(0, 0); /* the host has its copy */
   PUMP_UNTIL(&h, h.s[0].started && h.s[1].started && h.s[2].start_failed);
   CU_ASSERT(h.s[2].start_failed);
   CU_ASSERT_EQUAL(h.s[2].status, PP_ESYSTEM);
@@ -916,15 +924,12 @@ static void test_early_start_destroy_at_once(void) {
  * again, and the launcher comes all the same; later backends still host
  * theirs. */
 static void test_early_start_host_retries(void) {
-  if (!pp__direct_workers_possible())
-    return; /* no host where no worker is forked here */
-  pp__test_host_clone_fails = 2;
-  pp__test_host_clone_errno = EAGAIN;
+  if (!host_clone_fails(2, EAGAIN))
+    return;
   harness h;
   long ppid[3];
   int opened = start_three_early(&h, ppid);
-  pp__test_host_clone_fails = 0;
-  pp__test_host_clone_errno = 0;
+  host_clone_fails(0, 0);
   if (!opened)
     return;
   CU_ASSERT_EQUAL(ppid[0], (long)getpid());
