@@ -10,6 +10,7 @@ typedef int pp_test_backend_is_posix_only;
 
 #include "backend.h"
 #include "posix.h"
+#include "util.h"
 
 #include <CUnit/CUnit.h>
 
@@ -179,6 +180,17 @@ static long now_ms(void) {
 
 static int pid_gone(long pid) {
   return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
+/* Waits up to 5 s for `pid` to be gone: a launcher's worker is reaped by
+ * whoever inherits it, not by us. */
+static int pid_gone_soon(long pid) {
+  long until = now_ms() + 5000;
+  while (!pid_gone(pid) && now_ms() < until) {
+    struct timespec ms = {0, 20 * 1000000L};
+    nanosleep(&ms, NULL);
+  }
+  return pid_gone(pid);
 }
 
 /* One wait; records the events and checks their order per slot. */
@@ -653,29 +665,79 @@ static void test_two_backends(void) {
   pp__backend_destroy(a.b);
 }
 
-static void test_launcher_death(void) {
-  harness h;
-  if (!open_harness(&h, ppid_main))
-    return;
-  start_and_wait(&h, 0);
-  pp__buf *in = pp__backend_input(h.b, 0);
+/* Starts a ppid_main worker in `slot` and takes the pid of its parent, the
+ * launcher. */
+static long start_for_launcher(harness *h, unsigned slot) {
+  forget_slot(h, slot);
+  start_and_wait(h, slot);
+  pp__buf *in = pp__backend_input(h->b, slot);
   CU_ASSERT_PTR_NOT_NULL_FATAL(in);
-  PUMP_UNTIL(&h, pp__buf_len(in) >= sizeof(long) || h.s[0].closed);
+  PUMP_UNTIL(h, pp__buf_len(in) >= sizeof(long) || h->s[slot].closed);
   CU_ASSERT_EQUAL_FATAL(pp__buf_len(in), sizeof(long));
   long launcher;
   memcpy(&launcher, pp__buf_head(in), sizeof launcher);
   pp__buf_consume(in, sizeof launcher);
   /* Workers are the launcher's children, not ours. */
   CU_ASSERT(launcher > 1 && launcher != (long)getpid());
+  return launcher;
+}
+
+/* Kills the launcher and waits until its worker in `slot` is reported lost
+ * with it. */
+static void kill_launcher(harness *h, long launcher, unsigned slot) {
   CU_ASSERT_EQUAL(kill((pid_t)launcher, SIGKILL), 0);
-  PUMP_UNTIL(&h, h.broken && h.s[0].exited);
-  CU_ASSERT_EQUAL(h.broken, 1);
-  CU_ASSERT(h.s[0].exited);
-  CU_ASSERT_EQUAL(pp__backend_start(h.b, 1), PP_ESYSTEM);
-  CU_ASSERT_EQUAL(pp__backend_kill(h.b, 0), PP_OK);
+  PUMP_UNTIL(h, (h->s[slot].exited && h->s[slot].closed) || h->broken);
+  CU_ASSERT(h->s[slot].exited && h->s[slot].closed);
+}
+
+/* The launcher dies: its worker is reported lost with it (and, on Linux,
+ * dies with it), the backend makes a new launcher, and the next start
+ * works. */
+static void test_launcher_death(void) {
+  harness h;
+  if (!open_harness(&h, ppid_main))
+    return;
+  long launcher = start_for_launcher(&h, 0);
+  kill_launcher(&h, launcher, 0);
+  CU_ASSERT_EQUAL(h.broken, 0);
+  CU_ASSERT_EQUAL(h.s[0].exit.with_launcher, 1);
+  char text[96];
+  pp__exit_describe(&h.s[0].exit, text, sizeof text);
+  CU_ASSERT_STRING_EQUAL(text, "was lost with the process that starts the "
+                               "pool's workers, which died");
+  CU_ASSERT_EQUAL(pp__backend_kill(h.b, 0), PP_OK); /* reported: left alone */
+  CU_ASSERT_EQUAL(pp__backend_send(h.b, 0, "x", 1), PP_EOF);
   pp__backend_release(h.b, 0);
-  pp__backend_destroy(h.b); /* reaps the launcher */
+  long again = start_for_launcher(&h, 1);
+  CU_ASSERT(again != launcher);
+  round_trip(&h, 1, (const unsigned char *)"after", 5);
+  hangup_and_reap(&h, 1);
+  pp__backend_destroy(h.b); /* reaps the new launcher */
   CU_ASSERT(pid_gone(launcher));
+  CU_ASSERT(pid_gone(again));
+#ifdef __linux__
+  CU_ASSERT(pid_gone_soon(h.s[0].pid)); /* its parent-death signal */
+#endif
+}
+
+/* A launcher that dies again and again, each soon after the one before:
+ * replaced three times, then the backend is broken. */
+static void test_launcher_keeps_dying(void) {
+  harness h;
+  if (!open_harness(&h, ppid_main))
+    return;
+  long launchers[4];
+  for (unsigned k = 0; k < 4; k++) {
+    launchers[k] = start_for_launcher(&h, k % 2);
+    kill_launcher(&h, launchers[k], k % 2);
+    CU_ASSERT_EQUAL(h.broken, k == 3);
+    CU_ASSERT_EQUAL(h.s[k % 2].exit.with_launcher, 1);
+    pp__backend_release(h.b, k % 2);
+  }
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 2), PP_ESYSTEM);
+  pp__backend_destroy(h.b);
+  for (unsigned k = 0; k < 4; k++)
+    CU_ASSERT(pid_gone(launchers[k]));
 }
 
 /* ---- early starts: the pool's first worker forked by this process ---- */
@@ -685,17 +747,6 @@ static void test_launcher_death(void) {
  * not know pidfd_open): pp__direct_workers_possible(). Elsewhere every
  * worker comes from the launcher, and the tests below check that instead.
  */
-
-/* Waits up to 5 s for `pid` to be gone: a launcher's worker is reaped by
- * whoever inherits it, not by us. */
-static int pid_gone_soon(long pid) {
-  long until = now_ms() + 5000;
-  while (!pid_gone(pid) && now_ms() < until) {
-    struct timespec ms = {0, 20 * 1000000L};
-    nanosleep(&ms, NULL);
-  }
-  return pid_gone(pid);
-}
 
 /* Takes what report_main wrote first: its parent and its descriptors. */
 static void read_report(harness *h, unsigned slot, long *ppid, long *nfds) {
@@ -708,25 +759,6 @@ static void read_report(harness *h, unsigned slot, long *ppid, long *nfds) {
   pp__buf_consume(in, sizeof head);
   *ppid = head[0];
   *nfds = head[1];
-}
-
-/* The parent of process `pid` as /proc says (Linux, where direct workers
- * exist), or -1. */
-static long parent_of(long pid) {
-  char path[64], text[512];
-  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return -1;
-  size_t n = fread(text, 1, sizeof text - 1, f);
-  fclose(f);
-  text[n] = '\0';
-  /* "pid (comm) state ppid ...": comm may hold spaces and parentheses. */
-  const char *close = strrchr(text, ')');
-  long ppid = -1;
-  if (!close || sscanf(close + 1, " %*c %ld", &ppid) != 1)
-    return -1;
-  return ppid;
 }
 
 /* Starts three workers early, as a pool of three does, and reads their
@@ -763,7 +795,7 @@ static void test_early_start(void) {
   if (pp__direct_workers_possible()) {
     CU_ASSERT_EQUAL(ppid[0], (long)getpid());
     CU_ASSERT_EQUAL(ppid[1], (long)getpid());
-    CU_ASSERT_EQUAL(parent_of(launcher), (long)getpid());
+    CU_ASSERT_EQUAL(tu_parent_of(launcher), (long)getpid());
   } else {
     CU_ASSERT_EQUAL(ppid[0], launcher);
     CU_ASSERT_EQUAL(ppid[1], launcher);
@@ -809,7 +841,8 @@ static int host_clone_fails(int times, int err) {
 
 /* A launcher's host that cannot clone it (a sandbox may forbid the call):
  * the workers forked here go on, what was asked of the launcher fails
- * with the reason, and later backends fork their launcher here. */
+ * with the reason, the next start forks a launcher here, and later
+ * backends fork theirs here at once. */
 static void test_early_start_no_host(void) {
   if (!host_clone_fails(1, EPERM))
     return;
@@ -834,11 +867,21 @@ static void test_early_start_no_host(void) {
   }
   round_trip(&h, 0, (const unsigned char *)"still", 5);
   round_trip(&h, 1, (const unsigned char *)"going", 5);
-  CU_ASSERT_EQUAL(pp__backend_start(h.b, 3), PP_ESYSTEM);
   CU_ASSERT_EQUAL(atomic_load(&pp__hosting_failed), 1);
-  hangup_and_reap(&h, 0);
-  hangup_and_reap(&h, 1);
+  /* Asked again, the start gets a launcher forked here. */
+  pp__backend_release(h.b, 2);
+  forget_slot(&h, 2);
+  start_and_wait(&h, 2);
+  long launcher;
+  read_report(&h, 2, &launcher, &nfds);
+  CU_ASSERT(launcher != (long)getpid() && launcher != h.s[0].pid &&
+            launcher != h.s[1].pid);
+  CU_ASSERT_EQUAL(tu_parent_of(launcher), (long)getpid());
+  round_trip(&h, 2, (const unsigned char *)"late", 4);
+  for (unsigned i = 0; i < 3; i++)
+    hangup_and_reap(&h, i);
   pp__backend_destroy(h.b);
+  CU_ASSERT(pid_gone(launcher));
 
   /* The next backend forks its launcher here, after its first worker. */
   long again[3];
@@ -935,7 +978,7 @@ static void test_early_start_host_retries(void) {
   CU_ASSERT_EQUAL(ppid[0], (long)getpid());
   CU_ASSERT_EQUAL(ppid[1], (long)getpid());
   CU_ASSERT(ppid[2] != (long)getpid());
-  CU_ASSERT_EQUAL(parent_of(ppid[2]), (long)getpid());
+  CU_ASSERT_EQUAL(tu_parent_of(ppid[2]), (long)getpid());
   CU_ASSERT_EQUAL(atomic_load(&pp__hosting_failed), 0);
   for (unsigned i = 0; i < 3; i++)
     hangup_and_reap(&h, i);
@@ -943,8 +986,8 @@ static void test_early_start_host_retries(void) {
   CU_ASSERT(pid_gone(ppid[2]));
 }
 
-/* The launcher dies: the backend is broken and its direct workers are
- * ended with the launcher's ones. */
+/* The launcher dies: its worker is lost with it, the direct workers go
+ * on, and a new launcher, this process's child, starts the next one. */
 static void test_early_start_launcher_death(void) {
   harness h;
   long ppid[3];
@@ -952,24 +995,31 @@ static void test_early_start_launcher_death(void) {
     return;
   long launcher = ppid[2];
   CU_ASSERT_EQUAL_FATAL(kill((pid_t)launcher, SIGKILL), 0);
-  PUMP_UNTIL(&h, h.broken && h.s[0].exited && h.s[1].exited && h.s[2].exited);
-  CU_ASSERT_EQUAL(h.broken, 1);
-  for (unsigned i = 0; i < 3; i++) {
-    CU_ASSERT(h.s[i].exited);
-    CU_ASSERT_EQUAL(h.s[i].exit.signaled, 1);
-    CU_ASSERT_EQUAL(h.s[i].exit.code, SIGKILL);
+  PUMP_UNTIL(&h, h.s[2].exited && h.s[2].closed);
+  CU_ASSERT(h.s[2].exited && h.s[2].closed);
+  CU_ASSERT_EQUAL(h.s[2].exit.with_launcher, 1);
+  CU_ASSERT_EQUAL(h.broken, 0);
+  /* A launcher's worker is reaped by whoever inherited it. */
+  CU_ASSERT(pid_gone_soon(h.s[2].pid));
+  pp__backend_release(h.b, 2);
+  for (unsigned i = 0; i < 2; i++) {
+    CU_ASSERT(!h.s[i].exited);
+    round_trip(&h, i, (const unsigned char *)"on", 2);
   }
-  /* Ours are reaped by now; a launcher's by whoever inherited them. */
-  for (unsigned i = 0; i < 3; i++) {
-    if (ppid[i] == (long)getpid()) {
-      CU_ASSERT(pid_gone(h.s[i].pid));
-    } else {
-      CU_ASSERT(pid_gone_soon(h.s[i].pid));
-    }
-    pp__backend_release(h.b, i);
-  }
+  CU_ASSERT_EQUAL(pp__backend_start(h.b, 3), PP_OK);
+  PUMP_UNTIL(&h, h.s[3].started);
+  long again, nfds;
+  read_report(&h, 3, &again, &nfds);
+  CU_ASSERT(again != launcher && again != (long)getpid());
+  if (ppid[0] == (long)getpid()) /* direct workers: the launcher is ours */
+    CU_ASSERT_EQUAL(tu_parent_of(again), (long)getpid());
+  round_trip(&h, 3, (const unsigned char *)"new", 3);
+  for (unsigned i = 0; i < 2; i++)
+    hangup_and_reap(&h, i);
+  hangup_and_reap(&h, 3);
   pp__backend_destroy(h.b);
   CU_ASSERT(pid_gone(launcher));
+  CU_ASSERT(pid_gone(again));
 }
 
 /* The backend's owner is SIGKILLed while its workers are busy (they read
@@ -1085,7 +1135,7 @@ static void test_descriptor_passing(void) {
 
 static void test_describe_and_cpus(void) {
   char text[64];
-  pp__exit e = {0, 3};
+  pp__exit e = {.signaled = 0, .code = 3};
   pp__exit_describe(&e, text, sizeof text);
   CU_ASSERT_STRING_EQUAL(text, "exited with code 3");
   e.signaled = 1;
@@ -1113,7 +1163,9 @@ int pp_test_suite_backend(void) {
       {"no descriptor leaks", test_no_descriptor_leaks},
       {"no SIGPIPE", test_no_sigpipe},
       {"two backends", test_two_backends},
-      {"launcher death", test_launcher_death},
+      {"launcher death: a new launcher", test_launcher_death},
+      {"a launcher that keeps dying breaks the backend",
+       test_launcher_keeps_dying},
       {"early start: two workers forked here, the rest by the launcher",
        test_early_start},
       {"early start: a host that cannot make the launcher",
@@ -1124,7 +1176,7 @@ int pp_test_suite_backend(void) {
       {"early start: destroy ends the direct worker", test_early_start_destroy},
       {"early start: destroy at once leaves no child",
        test_early_start_destroy_at_once},
-      {"early start: launcher death ends the direct worker",
+      {"early start: launcher death spares the direct workers",
        test_early_start_launcher_death},
       {"early start: owner SIGKILLed, busy workers go",
        test_early_start_owner_death},

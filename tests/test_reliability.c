@@ -512,6 +512,72 @@ static void test_owner_sigchld(void) {
 }
 #endif
 
+#ifdef __linux__
+/* Waits (bounded) until `pid` is gone: an orphan is reaped by whoever
+ * inherited it, not by us. */
+static int gone_soon(long pid) {
+  double t0 = tu_now();
+  while (!tu_pid_gone(pid) && tu_now() - t0 < TU_WAIT)
+    tu_sleep_ms(10);
+  return tu_pid_gone(pid);
+}
+
+/* The pool's only worker, made one the launcher started: a fork pool's
+ * first worker is this process's own, so it is replaced. Its pid into
+ * *worker; returns its parent, the launcher. */
+static long launcher_worker(pp_pool *pool, long *worker) {
+  long pids[4];
+  CU_ASSERT_EQUAL(wait_workers(pool, pids, 4, 1), 1);
+  if (tu_parent_of(pids[0]) == tu_self_pid()) {
+    int64_t how = DIE_EXIT3;
+    pp_value v = {0};
+    pp_bytes arg = tu_i64(&how);
+    CU_ASSERT_EQUAL(pp_apply(pool, "die", &arg, 1, &v), PP_EWORKERDIED);
+    pp_value_clear(&v);
+    CU_ASSERT_EQUAL(wait_workers(pool, pids, 4, 1), 1);
+  }
+  *worker = pids[0];
+  return tu_parent_of(pids[0]);
+}
+
+/* The launcher is killed (by hand, or by the OOM killer, to which it looks
+ * as big as the parent was when it was made): the task its worker ran
+ * fails saying so, a new launcher starts the replacement, and the pool
+ * goes on. */
+static void test_launcher_killed(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  long worker = -1;
+  long launcher = launcher_worker(pool, &worker);
+  CU_ASSERT_FATAL(launcher > 1 && launcher != tu_self_pid());
+  int64_t ms = 5000;
+  pp_bytes arg = tu_i64(&ms);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r),
+                        PP_OK);
+  tu_sleep_ms(200);
+  CU_ASSERT_EQUAL(kill((pid_t)launcher, SIGKILL), 0);
+  CU_ASSERT_EQUAL(pp_result_get(r, 30.0), PP_EWORKERDIED);
+  CU_ASSERT(tu_contains(pp_result_error(r), "was lost with the process that "
+                                            "starts the pool's workers"));
+  pp_result_free(r);
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 7, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 49);
+  long pids[4];
+  CU_ASSERT_EQUAL(wait_workers(pool, pids, 4, 1), 1);
+  long again = tu_parent_of(pids[0]);
+  CU_ASSERT(pids[0] != worker);
+  CU_ASSERT(again > 1 && again != launcher && again != tu_self_pid());
+  CU_ASSERT_EQUAL(tu_parent_of(again), tu_self_pid());
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+  pp_pool_destroy(pool);
+  CU_ASSERT(tu_pid_gone(launcher) && tu_pid_gone(again));
+  CU_ASSERT(gone_soon(worker));
+}
+#endif
+
 /* 5,000 mixed tasks with random worker deaths, time-outs and task errors:
  * every result is delivered exactly once, with the right value or error. */
 static void test_mixed_campaign(void) {
@@ -840,6 +906,10 @@ int pp_test_suite_reliability(void) {
        test_owner_killed_busy},
       {"owner ignores or reaps SIGCHLD: deaths still say how",
        test_owner_sigchld},
+#endif
+#ifdef __linux__
+      {"the launcher is killed: its task fails, a new one starts workers",
+       test_launcher_killed},
 #endif
   };
   return tu_add_suite("reliability", tests, TU_NTESTS(tests));

@@ -177,13 +177,13 @@ static void test_exit_describe(void) {
       {0x10000ul, "was terminated (exit code 0x10000)"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    pp__exit e = {0, (long)cases[i].code};
+    pp__exit e = {.signaled = 0, .code = (long)cases[i].code};
     char text[128];
     pp__exit_describe(&e, text, sizeof text);
     CU_ASSERT_STRING_EQUAL(text, cases[i].text);
   }
   char tiny[8];
-  pp__exit e = {0, (long)0xC0000005ul};
+  pp__exit e = {.signaled = 0, .code = (long)0xC0000005ul};
   pp__exit_describe(&e, tiny, sizeof tiny);
   CU_ASSERT_EQUAL(strlen(tiny), sizeof tiny - 1);
 }

@@ -86,6 +86,30 @@ int tu_pid_gone(long pid) {
 }
 #endif
 
+long tu_parent_of(long pid) {
+#ifdef __linux__
+  char path[64], text[512];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    return -1;
+  }
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  /* "pid (comm) state ppid ...": comm may hold spaces and parentheses. */
+  const char *close = strrchr(text, ')');
+  long ppid = -1;
+  if (!close || sscanf(close + 1, " %*c %ld", &ppid) != 1) {
+    return -1;
+  }
+  return ppid;
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
 void tu_counter_init(tu_counter *c) {
 #if defined(_MSC_VER)
   InterlockedExchange(&c->v, 0);

@@ -27,6 +27,10 @@ long tu_self_pid(void);
     Windows: OpenProcess finds none, or one that has ended). */
 int tu_pid_gone(long pid);
 
+/** The parent of process @p pid as /proc says (Linux), or -1 (elsewhere,
+    or no such process). */
+long tu_parent_of(long pid);
+
 /** A counter shared between a callback (scheduler thread) and the test. */
 typedef struct tu_counter {
 #if defined(_MSC_VER)

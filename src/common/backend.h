@@ -53,6 +53,9 @@ typedef struct pp__backend_config {
 typedef struct pp__exit {
   int signaled; /* 1: killed by signal `code` (POSIX); 0: exited */
   long code;    /* exit code, signal number, or Windows exception code */
+  /* 1: it was lost with the process that started it, which died (POSIX:
+   * a launcher's worker), and `code` says what that did to it. */
+  int with_launcher;
 } pp__exit;
 
 typedef enum pp__event_type {

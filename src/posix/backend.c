@@ -47,6 +47,12 @@
 #include <sys/eventfd.h>
 #endif
 
+/* A launcher that died is replaced (launcher_died()), but not a fourth
+ * time when each died within a second of the one before: then the pool is
+ * broken. */
+#define MAX_RELAUNCHES 3
+#define RELAUNCH_CALM_MS 1000
+
 /* Room reserved per recv on a channel. */
 #define READ_CHUNK (64 * 1024)
 /* A read shorter than this that did not fill the buffer ends a channel's
@@ -90,7 +96,11 @@ struct pp__backend {
   unsigned directs; /* direct starts made (or tried) */
   int hosted;       /* the launcher is a direct worker's clone, and
                        `launcher` -1 until its HELLO */
-  pp_status no_launcher; /* the host could not make one: starts fail so */
+  /* There is no launcher (its host could not make one, or a new one after
+   * a death could not be made): the next start makes one. */
+  int need_launcher;
+  unsigned relaunches; /* launchers made after deaths, in a row */
+  long relaunched_at;  /* now_ms() when the last was */
   pp__buf ctl_in, ctl_out;
   /* Workers' ends of the channels (int) for the START records in ctl_out,
    * in order; each leaves with its record's first byte. */
@@ -135,13 +145,12 @@ static void close_channel(wslot *s) {
 
 /* Decodes a waitpid() status. */
 static pp__exit exit_of(int status) {
-  pp__exit how;
+  pp__exit how = {.signaled = 0, .code = -1};
   if (WIFSIGNALED(status)) {
     how.signaled = 1;
     how.code = WTERMSIG(status);
-  } else {
-    how.signaled = 0;
-    how.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  } else if (WIFEXITED(status)) {
+    how.code = WEXITSTATUS(status);
   }
   return how;
 }
@@ -162,8 +171,8 @@ static int reap_direct(wslot *s, int block, pp__exit *how) {
   } else {
     /* ECHILD: someone else's waitpid(-1) took it. Its end is certain, how
      * it ended is lost. */
-    how->signaled = 0;
-    how->code = -1;
+    pp__exit lost = {.signaled = 0, .code = -1};
+    *how = lost;
   }
   pp__close(s->pidfd);
   s->pidfd = -1;
@@ -173,7 +182,7 @@ static int reap_direct(wslot *s, int block, pp__exit *how) {
 /* Kills and reaps a direct worker at once (the pool is being torn down or
  * broken). */
 static pp__exit end_direct(wslot *s) {
-  pp__exit how = {1, SIGKILL};
+  pp__exit how = {.signaled = 1, .code = SIGKILL};
   pp__pidfd_kill(s->pidfd, SIGKILL);
   reap_direct(s, 1, &how);
   return how;
@@ -374,22 +383,25 @@ atomic_int pp__hosting_failed;
 static void drop_ctl(pp__backend *b) {
   pp__close_socket(b->ctl);
   b->ctl = -1;
+  b->ctl_failed = 0;
   pp__buf_free(&b->ctl_out);
   b->ctl_out_off = 0;
   close_fds(&b->start_fds);
 }
 
-/* NO_LAUNCHER: there is none and will be none. The workers this process
- * forked go on; every start asked of the launcher fails, now and later,
- * with the reason (the core retries a few times, then says the pool is
- * broken with it). */
+/* NO_LAUNCHER: the host could not clone one. The workers this process
+ * forked go on; the starts asked of it fail with the reason (the core
+ * tries them again), and the next start forks a launcher here, as a copy
+ * of this process as it is then (launcher_died() says why that is as good
+ * as it gets once the pool has its thread). */
 static void lost_host(pp__backend *b, int err) {
   atomic_store(&pp__hosting_failed, 1);
-  b->no_launcher = pp__errno_status(err ? err : ENOSYS);
   drop_ctl(b);
+  b->hosted = 0;
+  b->need_launcher = 1;
   pp__event ev;
   memset(&ev, 0, sizeof ev);
-  ev.status = b->no_launcher;
+  ev.status = pp__errno_status(err ? err : ENOSYS);
   for (unsigned i = 0; i < b->cfg.max_slots; i++) {
     wslot *s = &b->slots[i];
     if (s->state == SLOT_STARTING) {
@@ -425,9 +437,7 @@ static int ctl_parse(pp__backend *b) {
     } else if (m.type == PP__CTL_EXITED) {
       if (!s || s->state != SLOT_LIVE || s->pid != (long)m.pid || s->pidfd >= 0)
         continue;
-      pp__exit how;
-      how.signaled = m.signaled != 0;
-      how.code = (long)m.code;
+      pp__exit how = {.signaled = m.signaled != 0, .code = (long)m.code};
       on_exited(b, m.slot, s->pid, how);
     } else {
       return 1;
@@ -436,35 +446,55 @@ static int ctl_parse(pp__backend *b) {
   return 0;
 }
 
-/* The launcher is gone: no worker can start and none will be reported,
- * so report every one now. Its workers die with it (Linux: their
- * parent-death signal is SIGKILL, which is what EXITED says); elsewhere an
- * orphan exits when its channel closes at release. Direct workers are
- * killed and reaped here, so that they end with the pool's other workers
- * and their slots are done with like theirs. */
-static void go_broken(pp__backend *b) {
-  if (b->broken)
-    return;
-  b->broken = 1;
+/* A worker of a launcher that died: what it wrote is taken, its channel
+ * closed (a worker still alive, an orphan where there is no parent-death
+ * signal, sees EOF and exits), and it is reported ended with the launcher
+ * (Linux: its parent-death signal is SIGKILL). */
+static void orphaned(pp__backend *b, unsigned i) {
+  wslot *s = &b->slots[i];
+  if (s->fd >= 0)
+    slot_read(b, i, DRAIN_LIMIT); /* CLOSED too, if EOF came */
+  if (s->fd >= 0) {
+    close_channel(s);
+    emit(b, PP__EV_CLOSED, i, NULL);
+  }
+  pp__exit how = {.signaled = 1, .code = SIGKILL, .with_launcher = 1};
+  on_exited(b, i, s->pid, how);
+}
+
+/* The launcher is gone: the starts asked of it fail with `why`, and its
+ * workers are reported ended (orphaned()). The workers forked here stay,
+ * unless `end_directs`: then they are killed and reaped here, so that they
+ * end with the others and their slots are done with like theirs. */
+static void launcher_gone(pp__backend *b, pp_status why, int end_directs) {
   drop_ctl(b);
   pp__event ev;
   memset(&ev, 0, sizeof ev);
-  ev.status = PP_ESYSTEM;
-  emit(b, PP__EV_BROKEN, 0, &ev);
+  ev.status = why;
   for (unsigned i = 0; i < b->cfg.max_slots; i++) {
     wslot *s = &b->slots[i];
     if (s->state == SLOT_STARTING) {
       reset_slot(s);
       emit(b, PP__EV_START_FAILED, i, &ev);
-    } else if (s->state == SLOT_LIVE) {
-      pp__exit how;
-      how.signaled = 1;
-      how.code = SIGKILL;
-      if (s->pidfd >= 0)
-        how = end_direct(s);
-      on_exited(b, i, s->pid, how);
+    } else if (s->state == SLOT_LIVE && s->pidfd < 0) {
+      orphaned(b, i);
+    } else if (s->state == SLOT_LIVE && end_directs) {
+      on_exited(b, i, s->pid, end_direct(s));
     }
   }
+}
+
+/* No worker can start and none will be reported any more: every one is
+ * reported ended now, and the pool is broken. */
+static void go_broken(pp__backend *b) {
+  if (b->broken)
+    return;
+  b->broken = 1;
+  pp__event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.status = PP_ESYSTEM;
+  emit(b, PP__EV_BROKEN, 0, &ev);
+  launcher_gone(b, PP_ESYSTEM, 1);
 }
 
 /* Whether a slot still has a worker the launcher must start or reap. */
@@ -477,8 +507,48 @@ static int any_worker(const pp__backend *b) {
   return 0;
 }
 
+/* A dead launcher, this process's child, is reaped (killed first, in case
+ * it only closed its socket: it is still our unreaped child, so the pid
+ * cannot be another process's). Unknown before a hosted one's HELLO. */
+static void reap_launcher(pp__backend *b) {
+  if (b->launcher > 0) {
+    kill(b->launcher, SIGKILL);
+    while (waitpid(b->launcher, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+  b->launcher = -1;
+  b->hosted = 0;
+}
+
+static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg);
+
+/* The launcher died while the pool still needs it (killed by hand or by
+ * the kernel's OOM killer, say): its workers are reported lost, the
+ * workers forked here go on, and a new launcher is made at once, as the
+ * first one was, or by the next start if that fails. Python's forkserver
+ * is restarted the same way; a fork pool's new launcher is a copy of this
+ * process as it is now (see docs/architecture.md). A launcher that keeps
+ * dying soon after it is made breaks the pool instead. */
+static void launcher_died(pp__backend *b) {
+  long now = now_ms();
+  if (now - b->relaunched_at > RELAUNCH_CALM_MS)
+    b->relaunches = 0;
+  if (b->relaunches >= MAX_RELAUNCHES) {
+    go_broken(b);
+    return;
+  }
+  b->relaunches++;
+  b->relaunched_at = now;
+  launcher_gone(b, PP_ESYSTEM, 0);
+  reap_launcher(b);
+  pp__buf_clear(&b->ctl_in);
+  b->need_launcher = start_launcher(b, &b->cfg) != PP_OK;
+}
+
 /* The launcher's socket ended. After QUIT, with every worker reported, that
- * is the launcher leaving as asked; otherwise it died. */
+ * is the launcher leaving as asked; otherwise it died. After QUIT no
+ * worker will start: its workers are reported lost, and there is no need
+ * for another. */
 static void ctl_ended(pp__backend *b) {
   if (b->ctl < 0) /* settled already (lost_host()) */
     return;
@@ -486,7 +556,10 @@ static void ctl_ended(pp__backend *b) {
     drop_ctl(b);
     return;
   }
-  go_broken(b);
+  if (b->quit_sent)
+    launcher_gone(b, PP_ESYSTEM, 0);
+  else
+    launcher_died(b);
 }
 
 /* ---- wake-ups ---- */
@@ -808,8 +881,12 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
     return PP_ESYSTEM;
   if (b->quit_sent)
     return PP_ESTATE;
-  if (b->no_launcher)
-    return b->no_launcher;
+  if (b->need_launcher) {
+    pp_status ls = start_launcher(b, &b->cfg);
+    if (ls != PP_OK)
+      return ls;
+    b->need_launcher = 0;
+  }
   if (b->early) {
     /* The second hosts the launcher, unless that failed once before. */
     int host = b->directs == 1 && !atomic_load(&pp__hosting_failed);
@@ -1057,18 +1134,15 @@ static pp_status handle_ready(pp__backend *b, nfds_t n, nfds_t ctl_at) {
   return st;
 }
 
-/* A send to the launcher failed: it is gone, and the pool is broken;
- * unless it never was, which its host said (NO_LAUNCHER) in what is left
- * to read. */
+/* A send to the launcher failed: it is gone (ctl_ended()); unless it never
+ * was, which its host said (NO_LAUNCHER) in what is left to read. */
 static void ctl_send_failed(pp__backend *b) {
   if (b->hosted && b->launcher < 0 && b->ctl >= 0) {
     (void)ctl_read(b); /* EOF or not, what it read decides */
-    if (ctl_parse(b) == 0 && b->ctl < 0) {
-      b->ctl_failed = 0;
+    if (ctl_parse(b) == 0 && b->ctl < 0)
       return;
-    }
   }
-  go_broken(b);
+  ctl_ended(b);
 }
 
 pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {

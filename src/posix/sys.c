@@ -256,6 +256,12 @@ void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
     snprintf(buf, cap, "ended for an unknown reason");
     return;
   }
+  if (how->with_launcher) {
+    snprintf(buf, cap,
+             "was lost with the process that starts the pool's "
+             "workers, which died");
+    return;
+  }
   if (!how->signaled) {
     snprintf(buf, cap, "exited with code %ld", how->code);
     return;
