@@ -555,7 +555,7 @@ static void test_launcher_killed(void) {
   pp_result *r = NULL;
   CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r),
                         PP_OK);
-  tu_sleep_ms(200);
+  tu_sleep_ms(500); /* the task is the worker's by then */
   CU_ASSERT_EQUAL(kill((pid_t)launcher, SIGKILL), 0);
   CU_ASSERT_EQUAL(pp_result_get(r, 30.0), PP_EWORKERDIED);
   CU_ASSERT(tu_contains(pp_result_error(r), "was lost with the process that "
