@@ -295,6 +295,11 @@ void pp__parent_mem_close(pp__parent_mem *mem);
  * then). PP_EOF when the parent closed the channel. */
 pp_status pp__wchan_read(pp__wchan *chan, pp__buf *into);
 
+/* pp__wchan_read() for a caller that expects nothing there yet (a worker
+ * going to sleep on its rings until a doorbell): it waits first, sparing
+ * the read that would find nothing. */
+pp_status pp__wchan_read_idle(pp__wchan *chan, pp__buf *into);
+
 /* Writes all `len` bytes (blocking). PP_EOF when the parent is gone. */
 pp_status pp__wchan_write(pp__wchan *chan, const void *data, size_t len);
 

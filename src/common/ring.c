@@ -130,7 +130,7 @@ static pp_status sleep_for(pp__wlink *l, unsigned what) {
   pp_status st = PP_OK;
   pp__rings_say_waiting(&l->rings, what);
   if (!pp__rings_ready(&l->rings, what)) {
-    st = pp__wchan_read(l->chan, &l->bells);
+    st = pp__wchan_read_idle(l->chan, &l->bells);
     pp__buf_clear(&l->bells);
   }
   pp__rings_awake(&l->rings);

@@ -55,6 +55,11 @@ pp_status pp__wchan_read(pp__wchan *chan, pp__buf *into) {
   }
 }
 
+/* ReadFile() waits anyway: nothing to spare. */
+pp_status pp__wchan_read_idle(pp__wchan *chan, pp__buf *into) {
+  return pp__wchan_read(chan, into);
+}
+
 pp_status pp__wchan_write(pp__wchan *chan, const void *data, size_t len) {
   if (!chan || (!data && len))
     return PP_EINVAL;
