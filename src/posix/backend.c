@@ -109,6 +109,9 @@ struct pp__backend {
   int wake_r, wake_w;
   int wake_is_eventfd;
   atomic_int wake_pending;
+  /* The scheduler thread is in (or about to enter) a poll() that waits:
+   * only then does a wake() write to the descriptor (see waiting()). */
+  atomic_int sleeping;
   wslot *slots;
   pp__buf events; /* pp__event records not handed out yet */
   size_t events_room;
@@ -601,8 +604,27 @@ static void wake_drain(pp__backend *b) {
   atomic_store(&b->wake_pending, 0);
 }
 
+/* Before a poll() that may wait: tells wake() to write from now on, then
+ * takes a wake() that came while this thread was awake and wrote nothing.
+ * 1 when one did: report it instead of waiting. Each side stores, then
+ * loads what the other stores (sequentially consistent), so at least one
+ * sees the other: a wake() is never lost. */
+static int wake_came(pp__backend *b) {
+  atomic_store(&b->sleeping, 1);
+  if (!atomic_exchange(&b->wake_pending, 0))
+    return 0;
+  atomic_store(&b->sleeping, 0);
+  return 1;
+}
+
 void pp__backend_wake(pp__backend *b) {
   if (!b || atomic_exchange(&b->wake_pending, 1))
+    return;
+  /* An awake scheduler thread looks at the flag before it sleeps, and at
+   * every change on each of its passes anyway: the write, and its read,
+   * were two system calls for nothing (an imap's consumer wakes it for
+   * every chunk it takes). */
+  if (!atomic_load(&b->sleeping))
     return;
   uint64_t one = 1;
   size_t len = b->wake_is_eventfd ? sizeof one : 1;
@@ -744,6 +766,7 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   b->ctl = b->wake_r = b->wake_w = -1;
   b->launcher = -1;
   atomic_init(&b->wake_pending, 0);
+  atomic_init(&b->sleeping, 0);
   size_t n = cfg->max_slots;
   b->slots = calloc(n, sizeof *b->slots);
   /* Per slot: its channel, and a direct worker's pidfd. */
@@ -1158,7 +1181,13 @@ pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {
     nfds_t ctl_at;
     nfds_t n = build_pollfds(b, &ctl_at);
     int tmo = wait_ms < 0 ? -1 : wait_ms > INT_MAX ? INT_MAX : (int)wait_ms;
+    if (tmo != 0 && wake_came(b)) {
+      emit(b, PP__EV_WAKE, 0, NULL);
+      return PP_OK;
+    }
     int r = poll(b->pfd, n, tmo);
+    if (tmo != 0)
+      atomic_store(&b->sleeping, 0);
     if (r < 0 && errno != EINTR)
       return PP_ESYSTEM;
     pp_status st = r > 0 ? handle_ready(b, n, ctl_at) : PP_OK;
