@@ -17,7 +17,9 @@ typedef int pp_test_backend_is_posix_only;
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -541,6 +543,56 @@ static void test_wake(void) {
   CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, wake_thread, h.b), 0);
   pump(&h, -1);
   CU_ASSERT_EQUAL(h.wakes, 2);
+  pthread_join(t, NULL);
+  pp__backend_destroy(h.b);
+}
+
+/* A thread that wakes the backend once for each round the test starts. */
+typedef struct waker {
+  pp__backend *b;
+  atomic_int round, stop;
+} waker;
+
+static void *waker_main(void *arg) {
+  waker *w = arg;
+  int done = 0;
+  while (!atomic_load(&w->stop)) {
+    int round = atomic_load(&w->round);
+    if (round == done) {
+      sched_yield();
+      continue;
+    }
+    done = round;
+    pp__backend_wake(w->b);
+  }
+  return NULL;
+}
+
+/* A wake-up is never lost, whether it comes while the other thread waits
+ * in poll(), as it is about to, or just after it woke for another: rounds
+ * of a wait that only the other thread's wake-up ends before its deadline
+ * (a lost one lets it run to the deadline). */
+static void test_wake_never_lost(void) {
+  enum { ROUNDS = 20000 };
+  harness h;
+  if (!open_harness(&h, echo_main))
+    return;
+  waker w;
+  w.b = h.b;
+  atomic_init(&w.round, 0);
+  atomic_init(&w.stop, 0);
+  pthread_t t;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, waker_main, &w), 0);
+  for (int k = 1; k <= ROUNDS; k++) {
+    atomic_store(&w.round, k);
+    pump(&h, DEADLINE_MS);
+    if (h.wakes != k) {
+      CU_FAIL("a wake-up was lost: a wait ran to its deadline");
+      break;
+    }
+  }
+  CU_ASSERT_EQUAL(h.wakes, ROUNDS);
+  atomic_store(&w.stop, 1);
   pthread_join(t, NULL);
   pp__backend_destroy(h.b);
 }
@@ -1185,6 +1237,8 @@ int pp_test_suite_backend(void) {
       /* Last: a thread was created, and forks after that show glibc's
        * cached thread stack as "possibly lost" under valgrind. */
       {"wake", test_wake},
+      {"wake-ups are never lost, sent before or during a wait",
+       test_wake_never_lost},
   };
   CU_pSuite suite = CU_add_suite("backend", NULL, NULL);
   if (!suite)
