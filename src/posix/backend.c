@@ -110,7 +110,7 @@ struct pp__backend {
   int wake_is_eventfd;
   atomic_int wake_pending;
   /* The scheduler thread is in (or about to enter) a poll() that waits:
-   * only then does a wake() write to the descriptor (see waiting()). */
+   * only then does a wake() write to the descriptor (see wake_came()). */
   atomic_int sleeping;
   wslot *slots;
   pp__buf events; /* pp__event records not handed out yet */
@@ -465,15 +465,15 @@ static void orphaned(pp__backend *b, unsigned i) {
   on_exited(b, i, s->pid, how);
 }
 
-/* The launcher is gone: the starts asked of it fail with `why`, and its
- * workers are reported ended (orphaned()). The workers forked here stay,
- * unless `end_directs`: then they are killed and reaped here, so that they
- * end with the others and their slots are done with like theirs. */
-static void launcher_gone(pp__backend *b, pp_status why, int end_directs) {
+/* The launcher is gone: the starts asked of it fail, and its workers are
+ * reported ended (orphaned()). The workers forked here stay, unless
+ * `end_directs`: then they are killed and reaped here, so that they end
+ * with the others and their slots are done with like theirs. */
+static void launcher_gone(pp__backend *b, int end_directs) {
   drop_ctl(b);
   pp__event ev;
   memset(&ev, 0, sizeof ev);
-  ev.status = why;
+  ev.status = PP_ESYSTEM;
   for (unsigned i = 0; i < b->cfg.max_slots; i++) {
     wslot *s = &b->slots[i];
     if (s->state == SLOT_STARTING) {
@@ -497,7 +497,7 @@ static void go_broken(pp__backend *b) {
   memset(&ev, 0, sizeof ev);
   ev.status = PP_ESYSTEM;
   emit(b, PP__EV_BROKEN, 0, &ev);
-  launcher_gone(b, PP_ESYSTEM, 1);
+  launcher_gone(b, 1);
 }
 
 /* Whether a slot still has a worker the launcher must start or reap. */
@@ -542,7 +542,7 @@ static void launcher_died(pp__backend *b) {
   }
   b->relaunches++;
   b->relaunched_at = now;
-  launcher_gone(b, PP_ESYSTEM, 0);
+  launcher_gone(b, 0);
   reap_launcher(b);
   pp__buf_clear(&b->ctl_in);
   b->need_launcher = start_launcher(b, &b->cfg) != PP_OK;
@@ -560,7 +560,7 @@ static void ctl_ended(pp__backend *b) {
     return;
   }
   if (b->quit_sent)
-    launcher_gone(b, PP_ESYSTEM, 0);
+    launcher_gone(b, 0);
   else
     launcher_died(b);
 }
