@@ -991,7 +991,7 @@ typedef struct pp_iter pp_iter;
 /**
  * @brief Python's imap(): results in input order, input pulled lazily with
  * bounded work in flight, so memory stays bounded however long the input:
- * at most 8 chunks per worker and two more are held, sent or answered and
+ * at most 16 chunks per worker and two more are held, sent or answered and
  * not yet taken, or 4,096 items in whole chunks when that is more and what
  * is held takes less than 8 MiB (2 chunks per worker and two more once a
  * chunk's input takes 1 MiB or more). After pp_pool_close() the input is still

@@ -887,9 +887,10 @@ static pp_status big_next(void *state, pp_bytes *item) {
 
 /* With nobody reading, the input is pulled only as far as the iterator's
  * limit: PP__ITER_SMALL_WINDOW items in whole chunks for small items (more
- * than 8 chunks per worker and 2 more, when chunks are short); as many as
- * PP__ITER_SMALL_BYTES holds, and at least those 8 per worker and 2 more,
- * for items of 64 KiB; 2 chunks per worker and 2 more once a chunk's frame
+ * than PP__ITER_CHUNKS_PER_WORKER chunks per worker and 2 more, when chunks
+ * are short); as many as PP__ITER_SMALL_BYTES holds, and at least those
+ * chunks per worker and 2 more, for items of 64 KiB;
+ * PP__ITER_BIG_CHUNKS_PER_WORKER per worker and 2 more once a chunk's frame
  * is 1 MiB or more. (Counted once pp_iter_free() returned: the input is not
  * running then.) */
 static void test_imap_pull_limit(void) {
@@ -902,8 +903,8 @@ static void test_imap_pull_limit(void) {
                         PP_OK);
   tu_sleep_ms(300);
   pp_iter_free(it);
-  /* Past the chunk-counted window (18 chunks of 10), up to the small one. */
-  CU_ASSERT(range.pulled > (2 * 8 + 2) * 10);
+  /* Past the chunk-counted window (34 chunks of 10), up to the small one. */
+  CU_ASSERT(range.pulled > (2 * PP__ITER_CHUNKS_PER_WORKER + 2) * 10);
   CU_ASSERT(range.pulled <= (PP__ITER_SMALL_WINDOW + 9) / 10 * 10);
 
   /* Each item and its answer hold 64 KiB: the byte limit stops the input
@@ -923,7 +924,7 @@ static void test_imap_pull_limit(void) {
   CU_ASSERT_EQUAL(whole, TAKEN);
   tu_sleep_ms(300);
   pp_iter_free(it);
-  CU_ASSERT(medium.next - TAKEN > 2 * 8 + 2);
+  CU_ASSERT(medium.next - TAKEN > 2 * PP__ITER_CHUNKS_PER_WORKER + 2);
   CU_ASSERT(medium.next - TAKEN <= PP__ITER_SMALL_BYTES / MEDIUM + 1);
 
   big_input big = {0, 1000, 1 << 20};
@@ -931,7 +932,7 @@ static void test_imap_pull_limit(void) {
   tu_sleep_ms(300);
   pp_iter_free(it);
   CU_ASSERT(big.next >= 1);
-  CU_ASSERT(big.next <= 2 * 2 + 2);
+  CU_ASSERT(big.next <= 2 * PP__ITER_BIG_CHUNKS_PER_WORKER + 2);
   pp_pool_destroy(pool);
 }
 

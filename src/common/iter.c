@@ -14,14 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Chunks held per worker (sent, or answered and not yet taken), and two
- * more: enough that the consumer seldom finds none answered and sleeps, as
- * a wake-up costs more than a chunk of small items takes to hand out
- * (pp_bench imap_many: 35-45 M/s with 2 per worker, 58-69 M/s with 8). */
-#define PP__ITER_CHUNKS_PER_WORKER 8
-/* The same once input frames are big (PP__ITER_FRAME_HINT_MAX and up):
- * then memory counts more than wake-ups. */
-#define PP__ITER_BIG_CHUNKS_PER_WORKER 2
 /* Chunks pulled per scheduler pass, per worker: a long input never keeps
  * the scheduler from its workers' answers for long. */
 #define PP__ITER_PULLS_PER_WORKER 2
