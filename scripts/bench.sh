@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the benchmarks: procpool (bench/pool_bench.c), Python's
-# multiprocessing.Pool and ProcessPoolExecutor (bench/peer_python.py) and the
-# machine's raw limits (bench/raw_ipc.c), one after the other on this
-# machine, then prints one table of ratios (bench/report.py).
+# Runs the benchmarks: the machine's raw limits (bench/raw_ipc.c), then for
+# each start context procpool (bench/pool_bench.c) and right after it
+# Python's multiprocessing.Pool and ProcessPoolExecutor
+# (bench/peer_python.py), on this machine; then prints one table of ratios
+# (bench/report.py).
 #
 # Usage: scripts/bench.sh [--quick]
 #   --quick    every case scaled down: a smoke run, numbers only indicative
@@ -72,8 +73,19 @@ before=$(machine)
 echo "== machine"
 echo "$before"
 run "raw limits (pp_bench_raw)" "$build_dir/bench/pp_bench_raw" "${quick[@]}"
-run "procpool (pp_bench)" "$build_dir/bench/pp_bench" "${quick[@]}"
-run "Python (peer_python.py)" python3 "$root/bench/peer_python.py" "${quick[@]}"
+# Context by context, each peer right after procpool: a ratio's two sides
+# are measured a minute apart at most, not several, so that a slow or
+# fast spell of the machine (they last minutes on a shared host) moves both
+# sides of it alike. Each side still runs its cases in one pool, in the
+# same order as before.
+for ctx in fork spawn forkserver; do
+  run "procpool, $ctx (pp_bench)" "$build_dir/bench/pp_bench" --ctx "$ctx" \
+    "${quick[@]}"
+  for peer in mp.Pool ProcessPoolExecutor; do
+    run "$peer, $ctx (peer_python.py)" python3 "$root/bench/peer_python.py" \
+      --peer "$peer" --ctx "$ctx" "${quick[@]}"
+  done
+done
 
 {
   echo "Machine:"
