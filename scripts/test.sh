@@ -2,11 +2,14 @@
 # Builds procpool and runs the whole test suite with CTest.
 #
 # Usage: scripts/test.sh [CONFIG] [CTEST_ARG...]
-#   CONFIG     default | asan | tsan (default: $PP_CONFIG, else "default").
-#              The same settings as the CMake presets of that name:
-#                default  RelWithDebInfo
-#                asan     Debug, AddressSanitizer + UndefinedBehaviorSanitizer
-#                tsan     RelWithDebInfo, ThreadSanitizer
+#   CONFIG     default | asan | tsan | portable (default: $PP_CONFIG, else
+#              "default"). The same settings as the CMake presets of that
+#              name:
+#                default   RelWithDebInfo
+#                asan      Debug, AddressSanitizer + UndefinedBehaviorSanitizer
+#                tsan      RelWithDebInfo, ThreadSanitizer
+#                portable  RelWithDebInfo, without GCC/Clang extensions: the
+#                          core's fallbacks for MSVC (APR's atomics)
 #   CTEST_ARG  passed on to ctest, e.g. -R core
 # Environment:
 #   BUILD_DIR  build directory (default: build/CONFIG)
@@ -23,12 +26,25 @@ if [ $# -gt 0 ] && [[ "$1" != -* ]]; then
 fi
 
 case "$config" in
-default) cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=) ;;
-asan) cache=(-DCMAKE_BUILD_TYPE=Debug "-DPP_SANITIZE=address,undefined") ;;
-tsan) cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=thread) ;;
+default)
+  cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=
+    -DPP_NO_COMPILER_EXTENSIONS=OFF)
+  ;;
+asan)
+  cache=(-DCMAKE_BUILD_TYPE=Debug "-DPP_SANITIZE=address,undefined"
+    -DPP_NO_COMPILER_EXTENSIONS=OFF)
+  ;;
+tsan)
+  cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=thread
+    -DPP_NO_COMPILER_EXTENSIONS=OFF)
+  ;;
+portable)
+  cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=
+    -DPP_NO_COMPILER_EXTENSIONS=ON)
+  ;;
 *)
   echo "scripts/test.sh: unknown configuration '$config'" \
-    "(expected default, asan or tsan)" >&2
+    "(expected default, asan, tsan or portable)" >&2
   exit 2
   ;;
 esac

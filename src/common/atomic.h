@@ -2,7 +2,9 @@
  * is built with. GCC and Clang get their __atomic builtins, which the
  * thread sanitizer understands (APR's atomics live in an uninstrumented
  * library, so the sanitizer would not see them order anything); MSVC,
- * which has no C11 <stdatomic.h> in its C mode, gets APR's. */
+ * which has no C11 <stdatomic.h> in its C mode, gets APR's, and so does a
+ * build with PP_NO_COMPILER_EXTENSIONS (scripts/test.sh portable), which
+ * runs the suite on them with GCC or Clang. */
 #ifndef PP_ATOMIC_H
 #define PP_ATOMIC_H
 
@@ -10,7 +12,8 @@
 
 #include <stdint.h>
 
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) &&                               \
+    !defined(PP_NO_COMPILER_EXTENSIONS)
 typedef apr_uint32_t pp__atomic_u32;
 /* Stores `v`, publishing every write made before it to pp__atomic_get(). */
 static inline void pp__atomic_set(pp__atomic_u32 *a, apr_uint32_t v) {

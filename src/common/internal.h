@@ -29,7 +29,8 @@
  * the compiler has no such attribute it is nothing. */
 #if defined(_MSC_VER)
 #define PP__NOINLINE __declspec(noinline)
-#elif defined(__GNUC__) || defined(__clang__)
+#elif (defined(__GNUC__) || defined(__clang__)) &&                             \
+    !defined(PP_NO_COMPILER_EXTENSIONS)
 #define PP__NOINLINE __attribute__((noinline))
 #else
 #define PP__NOINLINE

@@ -6,7 +6,8 @@
 #ifndef PP_THREAD_TOKEN_H
 #define PP_THREAD_TOKEN_H
 
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) &&                               \
+    !defined(PP_NO_COMPILER_EXTENSIONS)
 #define PP__TLS_MODEL __attribute__((tls_model("initial-exec")))
 #else
 #define PP__TLS_MODEL
