@@ -3,8 +3,8 @@
 #
 #   1. static library (the default): configure, build, `cmake --install` to a
 #      temporary prefix; build and run examples/consumer-cmake
-#      (find_package) and examples/consumer-pkgconfig (pkg-config) against
-#      that prefix.
+#      (find_package; a C and a C++ program) and examples/consumer-pkgconfig
+#      (pkg-config) against that prefix.
 #   2. shared library (-DBUILD_SHARED_LIBS=ON): the same, to another prefix;
 #      then the exported symbols (`nm -D --defined-only`) must be exactly the
 #      functions procpool.h declares with PP_API, and the SONAME must carry
@@ -17,7 +17,7 @@
 #   BUILD_DIR  where the two builds go (default: build/packaging; emptied)
 #   JOBS       parallel build jobs (default: 2)
 #
-# Installs missing dependencies (and doxygen) first, see scripts/deps.sh.
+# Installs missing dependencies (and doxygen, g++) first, see scripts/deps.sh.
 set -euo pipefail
 export LC_ALL=C # one collation for sort and comm
 
@@ -25,7 +25,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_root=${BUILD_DIR:-$root/build/packaging}
 jobs=${JOBS:-2}
 
-"$root/scripts/deps.sh" doxygen
+"$root/scripts/deps.sh" doxygen g++ # g++: the C++ consumer
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/procpool-packaging.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -90,8 +90,9 @@ check_consumers() { # check_consumers NAME
   grep -q "procpool .* from $prefix/" "$cdir.log" ||
     fail "$name: find_package(procpool) did not find the package in $prefix"
   cmake --build "$cdir"
-  # The executable finds a shared libprocpool through its build RPATH.
+  # The executables find a shared libprocpool through their build RPATH.
   "$cdir/consumer" || fail "$name: consumer-cmake"
+  "$cdir/consumer_cxx" || fail "$name: consumer-cmake, C++ (main.cpp)"
 
   step "$name: examples/consumer-pkgconfig, pkg-config from $libdir/pkgconfig"
   local pdir=$work/$name/consumer-pkgconfig
