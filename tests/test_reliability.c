@@ -867,6 +867,42 @@ static void test_cancel(void) {
   pp_pool_destroy(pool);
 }
 
+/* Worker starts that fail (no process slot for a moment): retried after
+ * a pause, and the pool then works as if nothing had happened. */
+static void test_start_fails_for_a_moment(void) {
+  pp__test.failed_starts = 3;
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 11, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 121);
+  CU_ASSERT_EQUAL(pp__test.failed_starts, 0); /* all three were tried */
+  pp_pool_destroy(pool);
+  pp__test.failed_starts = 0;
+}
+
+/* Worker starts that keep failing: the pool stops trying after a few and
+ * is broken with the reason; the call waiting for a worker fails with it
+ * instead of waiting forever, and so does the next one. */
+static void test_start_always_fails(void) {
+  pp__test.failed_starts = 1000;
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_value v = {0};
+  int64_t x = 4;
+  pp_bytes arg = tu_i64(&x);
+  CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_ESYSTEM);
+  CU_ASSERT(tu_contains(v.error, "could not start a worker"));
+  CU_ASSERT(tu_contains(v.error, "in a row failed"));
+  pp_value_clear(&v);
+  CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_ESYSTEM);
+  pp_value_clear(&v);
+  /* A few attempts, then none: the pool stopped trying. */
+  CU_ASSERT(pp__test.failed_starts >= 1000 - 20);
+  pp_pool_destroy(pool);
+  pp__test.failed_starts = 0;
+}
+
 int pp_test_suite_reliability(void) {
   static const tu_test tests[] = {
 #ifndef _WIN32
@@ -896,6 +932,10 @@ int pp_test_suite_reliability(void) {
        test_max_memory_per_child},
       {"an initializer that crashes: reported, no respawn loop",
        test_initializer_crash},
+      {"worker starts fail for a moment: retried, the pool works",
+       test_start_fails_for_a_moment},
+      {"worker starts keep failing: the pool breaks, calls say why",
+       test_start_always_fails},
 #ifdef __linux__
       {"200 pools: no descriptor or process leaks",
        test_many_pools_leak_nothing},

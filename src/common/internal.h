@@ -526,6 +526,9 @@ typedef struct pp__test_hooks {
                                  records chunks keep to the lanes */
   int rings_unbacked;         /* parent: no memory can be had behind the
                                  rings, so workers keep to their channels */
+  unsigned failed_starts;     /* parent: this many worker starts fail with
+                                 PP_ESYSTEM, as when the system has no
+                                 process slot, before they succeed again */
 } pp__test_hooks;
 extern pp__test_hooks pp__test;
 

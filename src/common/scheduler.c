@@ -335,8 +335,11 @@ static void start_workers(pp_pool *pool) {
     pp__worker *w = &pool->workers[i];
     if (w->state != PP__W_FREE)
       continue;
-    pp_status st = pp__backend_start(pool->backend, i);
+    pp_status st = pp__test.failed_starts ? PP_ESYSTEM
+                                          : pp__backend_start(pool->backend, i);
     if (st != PP_OK) {
+      if (pp__test.failed_starts)
+        pp__test.failed_starts--;
       start_failed(pool, st);
       return;
     }
