@@ -888,15 +888,19 @@ static void test_start_always_fails(void) {
   pp__test.failed_starts = 1000;
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  pp_value v = {0};
   int64_t x = 4;
   pp_bytes arg = tu_i64(&x);
-  CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_ESYSTEM);
-  CU_ASSERT(tu_contains(v.error, "could not start a worker"));
-  CU_ASSERT(tu_contains(v.error, "in a row failed"));
-  pp_value_clear(&v);
-  CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_ESYSTEM);
-  pp_value_clear(&v);
+  /* A bounded wait: a pool that kept trying would fail the test, not hang
+   * it (nine attempts 50 ms apart take half a second). */
+  for (int call = 0; call < 2; call++) {
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &arg, 1, NULL, &r),
+                          PP_OK);
+    CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ESYSTEM);
+    CU_ASSERT(tu_contains(pp_result_error(r), "could not start a worker"));
+    CU_ASSERT(tu_contains(pp_result_error(r), "in a row failed"));
+    pp_result_free(r);
+  }
   /* A few attempts, then none: the pool stopped trying. */
   CU_ASSERT(pp__test.failed_starts >= 1000 - 20);
   pp_pool_destroy(pool);
