@@ -22,6 +22,7 @@ direct equivalent:
     inputs at once.
 
 Usage: peer_python.py [--quick] [--peer NAME] [--ctx NAME] [--case NAME]
+       peer_python.py --list     (every case's name, one per line)
 Internal: peer_python.py --rss-child ITEMS CHUNKSIZE PEER CTX CASE
           peer_python.py --startup-child REPS PEER CTX
 Notes go to stderr; stdout holds only JSON lines.
@@ -364,6 +365,10 @@ STEADY = [("apply_rtt_us", case_apply_rtt, False),
           ("cpu_speedup", case_cpu, False)]
 
 
+# The cases run in processes of their own, after the pool's.
+FRESH = ["startup_ms", "imap_peak_rss_MiB_small", "imap_peak_rss_MiB_large"]
+
+
 def measure(fn, peer, sz):
     for _ in range(sz["warmups"]):
         fn(peer, sz)
@@ -463,7 +468,13 @@ def main():
     ap.add_argument("--peer", choices=sorted(PEERS), help="only this peer")
     ap.add_argument("--ctx", help="only this start context")
     ap.add_argument("--case", help="only this case (or case prefix)")
+    ap.add_argument("--list", action="store_true",
+                    help="print every case's name, one per line, and exit")
     args = ap.parse_args()
+    if args.list:
+        for case in [c for c, _, _ in STEADY] + FRESH:
+            print(case)
+        return 0
     sz = QUICK if args.quick else FULL
     available = mp.get_all_start_methods()
     for peer_name in PEERS:

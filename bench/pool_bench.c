@@ -829,33 +829,48 @@ static void measure(const char *cn, const char *name, pp_pool *pool,
   emit(cn, name, g_capture.values[g_capture.n / 2], g_capture.unit);
 }
 
+/* The cases run in one pool, in this order. */
+static const struct {
+  const char *name;
+  void (*run)(const char *, pp_pool *, const sizes *);
+  int throughput; /* else the case takes its own median */
+} STEADY[] = {
+    {"apply_rtt_us", case_apply_rtt, 0},
+    {"apply_async_per_s", case_apply_async, 1},
+    {"map_default_per_s", case_map_default, 1},
+    {"map_task_default_per_s", case_map_task_default, 1},
+    {"map_chunk1_per_s", case_map_chunk1, 1},
+    {"imap_c1000_per_s", case_imap_ordered, 1},
+    {"imap_unordered_c1000_per_s", case_imap_unordered, 1},
+    {"imap_many_c1000_per_s", case_imap_many, 1},
+    {"imap_unordered_many_c1000_per_s", case_imap_unordered_many, 1},
+    {"imap_c1_per_s", case_imap_c1, 1},
+    {"payload_roundtrip_MiB_per_s", case_payload, 1},
+    {"cpu_speedup", case_cpu, 0},
+};
+
+/* The cases run in processes of their own, after the pool's. */
+static const char *const FRESH[] = {"startup_ms", "imap_peak_rss_MiB_small",
+                                    "imap_peak_rss_MiB_large"};
+
 static void steady_cases(const char *cn, pp_pool *pool, const sizes *sz) {
-  static const struct {
-    const char *name;
-    void (*run)(const char *, pp_pool *, const sizes *);
-    int throughput; /* else the case takes its own median */
-  } cases[] = {
-      {"apply_rtt_us", case_apply_rtt, 0},
-      {"apply_async_per_s", case_apply_async, 1},
-      {"map_default_per_s", case_map_default, 1},
-      {"map_task_default_per_s", case_map_task_default, 1},
-      {"map_chunk1_per_s", case_map_chunk1, 1},
-      {"imap_c1000_per_s", case_imap_ordered, 1},
-      {"imap_unordered_c1000_per_s", case_imap_unordered, 1},
-      {"imap_many_c1000_per_s", case_imap_many, 1},
-      {"imap_unordered_many_c1000_per_s", case_imap_unordered_many, 1},
-      {"imap_c1_per_s", case_imap_c1, 1},
-      {"payload_roundtrip_MiB_per_s", case_payload, 1},
-      {"cpu_speedup", case_cpu, 0},
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    if (!wanted(cases[i].name))
+  for (size_t i = 0; i < sizeof STEADY / sizeof STEADY[0]; i++) {
+    if (!wanted(STEADY[i].name))
       continue;
-    if (cases[i].throughput)
-      measure(cn, cases[i].name, pool, sz, cases[i].run);
+    if (STEADY[i].throughput)
+      measure(cn, STEADY[i].name, pool, sz, STEADY[i].run);
     else
-      cases[i].run(cn, pool, sz);
+      STEADY[i].run(cn, pool, sz);
   }
+}
+
+/* --list: every case's name, one per line, in the order they run. */
+static int list_cases(void) {
+  for (size_t i = 0; i < sizeof STEADY / sizeof STEADY[0]; i++)
+    puts(STEADY[i].name);
+  for (size_t i = 0; i < sizeof FRESH / sizeof FRESH[0]; i++)
+    puts(FRESH[i]);
+  return 0;
 }
 
 static void run_context(const char *argv0, const char *cn, const sizes *sz) {
@@ -889,7 +904,7 @@ static void run_context(const char *argv0, const char *cn, const sizes *sz) {
 
 static int usage(void) {
   fprintf(stderr, "usage: pp_bench [--quick] [--ctx NAME] [--case NAME] "
-                  "[--repeat N]\n");
+                  "[--repeat N] | --list\n");
   return 2;
 }
 
@@ -906,6 +921,8 @@ int main(int argc, char **argv) {
     return rss_child(argv + 2);
   if (argc == 4 && strcmp(argv[1], "--startup-child") == 0)
     return startup_child(argv + 2);
+  if (argc == 2 && strcmp(argv[1], "--list") == 0)
+    return list_cases();
 
   const sizes *sz = &FULL;
   const char *only_ctx = NULL;

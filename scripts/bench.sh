@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks: the machine's raw limits (bench/raw_ipc.c), then for
-# each start context procpool (bench/pool_bench.c) and right after it
-# Python's multiprocessing.Pool and ProcessPoolExecutor
+# each start context and each case procpool (bench/pool_bench.c) and right
+# after it Python's multiprocessing.Pool and ProcessPoolExecutor
 # (bench/peer_python.py), on this machine; then prints one table of ratios
 # (bench/report.py).
 #
@@ -73,17 +73,24 @@ before=$(machine)
 echo "== machine"
 echo "$before"
 run "raw limits (pp_bench_raw)" "$build_dir/bench/pp_bench_raw" "${quick[@]}"
-# Context by context, each peer right after procpool: a ratio's two sides
-# are measured a minute apart at most, not several, so that a slow or
-# fast spell of the machine (they last minutes on a shared host) moves both
-# sides of it alike. Each side still runs its cases in one pool, in the
-# same order as before.
+# Case by case, each peer right after procpool: a ratio's two sides are
+# measured seconds apart, not minutes, so that a slow or fast spell of the
+# machine (they last minutes on a shared host) moves both sides alike.
+# Each run of a case makes a fresh pool: the case's untimed first run is
+# the pool's first use.
+pp_cases=$("$build_dir/bench/pp_bench" --list)
+py_cases=$(python3 "$root/bench/peer_python.py" --list)
 for ctx in fork spawn forkserver; do
-  run "procpool, $ctx (pp_bench)" "$build_dir/bench/pp_bench" --ctx "$ctx" \
-    "${quick[@]}"
-  for peer in mp.Pool ProcessPoolExecutor; do
-    run "$peer, $ctx (peer_python.py)" python3 "$root/bench/peer_python.py" \
-      --peer "$peer" --ctx "$ctx" "${quick[@]}"
+  for case in $pp_cases; do
+    run "procpool, $ctx, $case" "$build_dir/bench/pp_bench" --ctx "$ctx" \
+      --case "$case" "${quick[@]}"
+    if ! grep -qx "$case" <<<"$py_cases"; then
+      continue # procpool's own (batches, records tasks): no peer
+    fi
+    for peer in mp.Pool ProcessPoolExecutor; do
+      run "$peer, $ctx, $case" python3 "$root/bench/peer_python.py" \
+        --peer "$peer" --ctx "$ctx" --case "$case" "${quick[@]}"
+    done
   done
 done
 

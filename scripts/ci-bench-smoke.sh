@@ -41,6 +41,16 @@ run "pp_bench_raw --quick" 60 "$build_dir/bench/pp_bench_raw" --quick
 run "pp_bench --quick" 120 "$build_dir/bench/pp_bench" --quick
 run "peer_python.py --quick" 180 python3 "$root/bench/peer_python.py" --quick
 
+echo "== check the case lists"
+# scripts/bench.sh runs the cases procpool lists and the peer's of the same
+# names: a peer case procpool lacks would silently have no ratio.
+missing=$(comm -13 <("$build_dir/bench/pp_bench" --list | sort) \
+  <(python3 "$root/bench/peer_python.py" --list | sort))
+if [ -n "$missing" ]; then
+  echo "ci-bench-smoke: peer cases procpool does not list: $missing" >&2
+  exit 1
+fi
+
 echo "== check the output"
 python3 - "$out" <<'PY'
 import json
