@@ -46,13 +46,13 @@ FULL = dict(startup_reps=20, apply_calls=2000, async_tasks=100_000,
             imap_c1_items=20_000,
             payload_buffers=64, payload_bytes=4 << 20, cpu_items=2000,
             cpu_runs=3, rss_small=1_000_000, rss_large=100_000_000,
-            rss_chunksize=1000, warmups=1, runs=3)
+            rss_chunksize=1000, warmups=1, runs=3, warm_s=0.3)
 QUICK = dict(startup_reps=3, apply_calls=200, async_tasks=5000,
              map_items=100_000, chunk1_items=5000, imap_items=100_000,
              imap_c1_items=2000,
              payload_buffers=4, payload_bytes=4 << 20, cpu_items=100,
              cpu_runs=1, rss_small=100_000, rss_large=1_000_000,
-             rss_chunksize=1000, warmups=0, runs=1)
+             rss_chunksize=1000, warmups=0, runs=1, warm_s=0)
 
 # ---------------------------------------------------------------------------
 # Tasks (module level, so that spawned workers can import them)
@@ -352,8 +352,10 @@ def case_cpu(peer, sz):
 
 
 # (case, function, throughput): a throughput case is run sz["warmups"]
-# times untimed, then the median of sz["runs"] is taken, as pool_bench.c
-# does; the others take their own median.
+# times untimed, and again until sz["warm_s"] seconds have passed (at most
+# WARM_RUNS_MAX runs), then the median of sz["runs"] is taken, as
+# pool_bench.c does; the others take their own median.
+WARM_RUNS_MAX = 100
 STEADY = [("apply_rtt_us", case_apply_rtt, False),
           ("apply_async_per_s", case_apply_async, True),
           ("map_default_per_s", case_map_default, True),
@@ -370,8 +372,12 @@ FRESH = ["startup_ms", "imap_peak_rss_MiB_small", "imap_peak_rss_MiB_large"]
 
 
 def measure(fn, peer, sz):
-    for _ in range(sz["warmups"]):
+    t0 = time.perf_counter()
+    done = 0
+    while done < sz["warmups"] or (done < WARM_RUNS_MAX and
+                                   time.perf_counter() - t0 < sz["warm_s"]):
         fn(peer, sz)
+        done += 1
     values = [fn(peer, sz) for _ in range(sz["runs"])]
     return statistics.median(v for v, _ in values), values[0][1]
 

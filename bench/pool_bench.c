@@ -263,6 +263,7 @@ typedef struct sizes {
   size_t cpu_items, cpu_runs; /* runs: at most 3 */
   size_t rss_small, rss_large, rss_chunksize;
   size_t warmups, runs; /* of each throughput case; runs: at most 7 */
+  double warm_s;        /* and untimed runs go on until this much time */
 } sizes;
 
 /* The imap RSS runs use the imap cases' chunk size: 100 M items take about
@@ -282,7 +283,8 @@ static const sizes FULL = {.startup_reps = 20,
                            .rss_large = 100000000,
                            .rss_chunksize = 1000,
                            .warmups = 1,
-                           .runs = 3};
+                           .runs = 3,
+                           .warm_s = 0.3};
 static const sizes QUICK = {.startup_reps = 3,
                             .apply_calls = 200,
                             .async_tasks = 5000,
@@ -298,7 +300,8 @@ static const sizes QUICK = {.startup_reps = 3,
                             .rss_large = 1000000,
                             .rss_chunksize = 1000,
                             .warmups = 0,
-                            .runs = 1};
+                            .runs = 1,
+                            .warm_s = 0};
 
 static pp_status make_pool(pp_context ctx, pp_pool **pool) {
   pp_options o;
@@ -808,15 +811,20 @@ static int by_value(const void *a, const void *b) {
 }
 
 /* A throughput case, as peer_python.py takes it too: after sz->warmups
- * untimed runs (first-touch page faults, lazily grown buffers and caches
- * are not what a program that keeps its pool pays), the median of
- * sz->runs. */
+ * untimed runs, and more until sz->warm_s have passed (first-touch page
+ * faults, lazily grown buffers and caches, and the first tens of
+ * milliseconds of a new pool, while the kernel learns where to put its
+ * busy threads, are not what a program that keeps its pool pays), the
+ * median of sz->runs. */
+#define WARM_RUNS_MAX 100
 static void measure(const char *cn, const char *name, pp_pool *pool,
                     const sizes *sz,
                     void (*run)(const char *, pp_pool *, const sizes *)) {
   g_capture.on = 1;
   g_capture.n = 0;
-  for (size_t i = 0; i < sz->warmups; i++)
+  double t0 = now_s();
+  for (size_t i = 0;
+       i < sz->warmups || (i < WARM_RUNS_MAX && now_s() - t0 < sz->warm_s); i++)
     run(cn, pool, sz);
   g_capture.n = 0;
   int failures = g_failures;
