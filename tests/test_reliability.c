@@ -354,8 +354,9 @@ static size_t count_fds(void) {
   return n;
 }
 
-/* Processes whose parent is this one. */
-static size_t count_children(void) {
+/* Processes whose parent is this one; with `say`, each is printed (pid,
+ * name, state), so that a failed count shows what it counted. */
+static size_t count_children(int say) {
   size_t n = 0;
   long self = (long)getpid();
   DIR *d = opendir("/proc");
@@ -374,18 +375,40 @@ static size_t count_children(void) {
     /* pid (comm) state ppid ...: comm may hold spaces, so from the last ')' */
     const char *p = strrchr(buf, ')');
     long ppid = -1;
-    if (p && sscanf(p + 1, " %*c %ld", &ppid) == 1 && ppid == self)
+    char state = '?';
+    if (p && sscanf(p + 1, " %c %ld", &state, &ppid) == 2 && ppid == self) {
       n++;
+      if (say)
+        fprintf(stderr, "\n    child %.*s %c", (int)(p + 1 - buf), buf, state);
+    }
   }
   if (d)
     closedir(d);
   return n;
 }
 
+/* The open descriptors, each with what it points to, on stderr. */
+static void say_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    char path[300], target[300];
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+    ssize_t len = readlink(path, target, sizeof target - 1);
+    target[len > 0 ? len : 0] = '\0';
+    fprintf(stderr, "\n    fd %s -> %s", e->d_name, target);
+  }
+  if (d)
+    closedir(d);
+}
+
 /* 200 pools created, used and terminated: the open descriptors and the
- * child processes are the same before and after. */
+ * child processes are the same before and after. A count that differs
+ * prints what is there after. */
 static void test_many_pools_leak_nothing(void) {
-  size_t fds = count_fds(), children = count_children();
+  size_t fds = count_fds(), children = count_children(0);
   for (int i = 0; i < 200; i++) {
     pp_pool *pool = tu_pool(2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
@@ -395,8 +418,21 @@ static void test_many_pools_leak_nothing(void) {
     pp_pool_terminate(pool);
     pp_pool_destroy(pool);
   }
-  CU_ASSERT_EQUAL(count_fds(), fds);
-  CU_ASSERT_EQUAL(count_children(), children);
+  size_t fds_after = count_fds(), children_after = count_children(0);
+  if (fds_after != fds) {
+    fprintf(stderr, "\n    descriptors: %zu before, %zu after:", fds,
+            fds_after);
+    say_fds();
+  }
+  if (children_after != children) {
+    fprintf(stderr, "\n    children: %zu before, %zu after:", children,
+            children_after);
+    count_children(1);
+  }
+  if (fds_after != fds || children_after != children)
+    fprintf(stderr, "\n");
+  CU_ASSERT_EQUAL(fds_after, fds);
+  CU_ASSERT_EQUAL(children_after, children);
 }
 #endif
 
