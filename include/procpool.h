@@ -974,7 +974,10 @@ PP_API pp_status pp_map_records(pp_pool *pool, const char *task,
  * Produces the next input item of an imap. Called on the scheduler thread,
  * only when the pool has room for more work, never again after it returned
  * something other than PP_OK or after pp_iter_free(). It must not block on
- * the pool nor free its own iterator.
+ * the pool nor free its own iterator. Keep it quick: while it runs, the
+ * pool's scheduler does nothing else (no results handed back, no worker's
+ * death or time limit seen), so an input that waits on I/O is best read by
+ * a thread of the program into a queue that this function takes from.
  * @param state the state given to pp_imap().
  * @param item receives the next item (its bytes are copied before the next
  *        call).
