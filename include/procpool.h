@@ -614,7 +614,9 @@ typedef struct pp_result pp_result;
  * after it returns (as in Python). Keep it short; it may read the result
  * (pp_result_successful(), pp_result_value(), pp_result_item(),
  * pp_result_error()), submit work and close or terminate the pool, but must
- * not block on the pool (no join, no blocking call, no wait on a result).
+ * not block on the pool: a join, a blocking call, a wait on a result or an
+ * iterator of the pool that is not ready (this one included) would never
+ * end, and each is refused with PP_ESTATE.
  * @param result the completed result (borrowed).
  * @param user_data pp_callbacks::user_data.
  */
@@ -637,10 +639,13 @@ typedef struct pp_callbacks {
  * @param timeout seconds; 0 does not wait, a negative value waits forever.
  * @return PP_OK when it succeeded; PP_ETIMEOUT if not ready in time; the
  *         failure status (see @ref pp_outcomes "How a call ends") when it
- *         failed, pp_result_error() giving the message; PP_EINVAL for NULL.
+ *         failed, pp_result_error() giving the message; PP_EINVAL for NULL;
+ *         PP_ESTATE, at once, on the scheduler thread of the result's pool
+ *         (in a callback or an imap input function) when the result is
+ *         not ready and @p timeout is not 0.
  * @par Threads
  * Any thread but the scheduler thread of the result's pool, where it would
- * wait for itself.
+ * wait for itself: there it is refused, as above.
  */
 PP_API pp_status pp_result_get(pp_result *result, double timeout);
 
@@ -650,7 +655,7 @@ PP_API pp_status pp_result_get(pp_result *result, double timeout);
  * @param result the result.
  * @param timeout seconds; 0 does not wait, a negative value waits forever.
  * @return PP_OK when ready (whatever the outcome); PP_ETIMEOUT; PP_EINVAL for
- *         NULL.
+ *         NULL; PP_ESTATE as pp_result_get() says.
  * @par Threads
  * As pp_result_get().
  */
@@ -1040,13 +1045,16 @@ PP_API pp_status pp_imap_unordered(pp_pool *pool, const char *task,
  *         "How a call ends"); once, the status that stopped the input (the
  *         input function's error, PP_ETERMINATED, PP_EINITIALIZER, ...) with
  *         its message in @p out; PP_ETIMEOUT (try again); PP_EOF when every
- *         item was handed out; PP_EINVAL for NULL.
+ *         item was handed out; PP_EINVAL for NULL; PP_ESTATE, at once, on
+ *         the pool's scheduler thread (in a callback or an imap input
+ *         function) when it would have to wait (no item in and @p timeout
+ *         not 0).
  * @par Threads
  * Any thread but the pool's scheduler thread, where it would wait for
- * itself. The first thread to call it takes items without the iterator's
- * lock, and gives their values back without an atomic operation, until
- * another thread calls it or clears one of those values (where the system
- * has a barrier on every thread: see pp_worker_main()).
+ * itself: there it is refused, as above. The first thread to call it takes
+ * items without the iterator's lock, and gives their values back without an
+ * atomic operation, until another thread calls it or clears one of those values
+ * (where the system has a barrier on every thread: see pp_worker_main()).
  */
 PP_API pp_status pp_iter_next(pp_iter *iter, double timeout, pp_value *out);
 

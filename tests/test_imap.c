@@ -1068,6 +1068,71 @@ static void test_imap_next_many_failures(void) {
   pp_pool_destroy(pool);
 }
 
+/* An input function that, at its first call, waits on its own iterator
+ * once the test has published it, then yields [0, 3). */
+typedef struct waiting_input {
+  pp_iter *it;
+  tu_counter published; /* 1 once `it` is set */
+  tu_counter asked;     /* 1 once the waits below were made */
+  pp_status wait, many, poll;
+  tu_range range;
+} waiting_input;
+
+static pp_status next_after_waiting(void *state, pp_bytes *item) {
+  waiting_input *in = state;
+  if (tu_counter_get(&in->asked) == 0) {
+    /* The caller publishes the iterator once pp_imap() returns it. */
+    if (tu_counter_wait(&in->published, 1, TU_WAIT) == 1) {
+      pp_value v, many[4];
+      size_t n = 0;
+      in->wait = pp_iter_next(in->it, 2.0, &v);
+      pp_value_clear(&v);
+      in->many = pp_iter_next_many(in->it, 2.0, many, 4, &n);
+      pp_value_clear_many(many, n);
+      in->poll = pp_iter_next(in->it, 0, &v);
+      pp_value_clear(&v);
+    }
+    tu_counter_inc(&in->asked);
+  }
+  return tu_range_next(&in->range, item);
+}
+
+/* The input function runs on the pool's scheduler thread, which brings the
+ * answers in: a wait there on its own iterator, with nothing answered yet,
+ * would never end, and is refused at once with PP_ESTATE; a poll says
+ * PP_ETIMEOUT as anywhere. The imap then goes on as ever. */
+static void test_imap_input_waits_refused(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  waiting_input in;
+  memset(&in, 0, sizeof in);
+  tu_counter_init(&in.published);
+  tu_counter_init(&in.asked);
+  tu_range_init(&in.range, 0, 3);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_imap(pool, "square", next_after_waiting, &in, 1, &it), PP_OK);
+  in.it = it;
+  tu_counter_inc(&in.published);
+  for (int64_t i = 0; i < 3; i++) {
+    pp_value v;
+    int64_t y = -1;
+    CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_OK);
+    CU_ASSERT_EQUAL(pp_value_i64(&v, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, i * i);
+    pp_value_clear(&v);
+  }
+  pp_value end;
+  CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &end), PP_EOF);
+  pp_value_clear(&end);
+  CU_ASSERT_EQUAL(tu_counter_get(&in.asked), 1);
+  CU_ASSERT_EQUAL(in.wait, PP_ESTATE);
+  CU_ASSERT_EQUAL(in.many, PP_ESTATE);
+  CU_ASSERT_EQUAL(in.poll, PP_ETIMEOUT);
+  pp_iter_free(it);
+  pp_pool_destroy(pool);
+}
+
 int pp_test_suite_imap(void) {
   static const tu_test tests[] = {
       {"imap yields in input order (n=200, chunksize 1 and 7)",
@@ -1105,6 +1170,8 @@ int pp_test_suite_imap(void) {
        test_imap_next_many},
       {"next_many: failures in place, the input's error once, bad arguments",
        test_imap_next_many_failures},
+      {"the input function's waits on its own iterator are refused",
+       test_imap_input_waits_refused},
   };
   return tu_add_suite("imap", tests, TU_NTESTS(tests));
 }

@@ -436,6 +436,68 @@ static void test_many_results(void) {
   pp_pool_destroy(pool);
 }
 
+/* What a callback saw when it waited on its own pool, and on another. */
+typedef struct waits_seen {
+  pp_pool *pool;        /* the callback's */
+  pp_result *pending;   /* a result of the same pool, not ready yet */
+  pp_result *elsewhere; /* a result of another pool */
+  pp_status own, own_poll, pending_wait, blocking_apply, elsewhere_get;
+  tu_counter calls;
+} waits_seen;
+
+static void on_value_wait(pp_result *result, void *user) {
+  waits_seen *w = user;
+  w->own = pp_result_get(result, 2.0);
+  w->own_poll = pp_result_wait(result, 0);
+  w->pending_wait = pp_result_wait(w->pending, 2.0);
+  int64_t x = 3;
+  pp_bytes arg = tu_i64(&x);
+  pp_value v;
+  w->blocking_apply = pp_apply(w->pool, "square", &arg, 1, &v);
+  pp_value_clear(&v);
+  w->elsewhere_get = pp_result_get(w->elsewhere, TU_WAIT);
+  tu_counter_inc(&w->calls);
+}
+
+/* A callback runs on its pool's scheduler thread, which completes the
+ * pool's results: a wait there for one that is not ready (its own
+ * included) would never end. It is refused at once with PP_ESTATE, as a
+ * blocking call is; a poll answers as anywhere, and a result of another
+ * pool may be waited for. */
+static void test_callback_waits_refused(void) {
+  pp_pool *pool = tu_pool(2), *other = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+  waits_seen w;
+  memset(&w, 0, sizeof w);
+  w.pool = pool;
+  tu_counter_init(&w.calls);
+  int64_t ms = 1500, x = 7;
+  pp_bytes slow = tu_i64(&ms), arg = tu_i64(&x);
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &w.pending), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(other, "square", &arg, 1, NULL, &w.elsewhere), PP_OK);
+  pp_callbacks cb = {on_value_wait, NULL, &w, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &arg, 1, &cb, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(tu_counter_get(&w.calls), 1);
+  CU_ASSERT_EQUAL(w.own, PP_ESTATE);
+  CU_ASSERT_EQUAL(w.own_poll, PP_ETIMEOUT);
+  CU_ASSERT_EQUAL(w.pending_wait, PP_ESTATE);
+  CU_ASSERT_EQUAL(w.blocking_apply, PP_ESTATE);
+  CU_ASSERT_EQUAL(w.elsewhere_get, PP_OK);
+  /* Waited for from here, the same results complete as ever. */
+  CU_ASSERT_EQUAL(pp_result_get(w.pending, TU_WAIT), PP_OK);
+  pp_result_free(w.pending);
+  pp_result_free(w.elsewhere);
+  pp_result_free(r);
+  pp_pool_destroy(other);
+  pp_pool_destroy(pool);
+}
+
 int pp_test_suite_results(void) {
   static const tu_test tests[] = {
       {"callback runs exactly once with the value",
@@ -455,6 +517,8 @@ int pp_test_suite_results(void) {
       {"negative timeout waits until ready", test_get_forever},
       {"value, i64, error, count, item accessors", test_value_accessors},
       {"200 results in flight, collected in reverse", test_many_results},
+      {"a callback's waits on its own pool are refused, not hung",
+       test_callback_waits_refused},
   };
   return tu_add_suite("results", tests, TU_NTESTS(tests));
 }

@@ -129,6 +129,10 @@ typedef struct pp__shared {
   apr_thread_mutex_t *lock;
   apr_thread_cond_t *changed;
   unsigned refs; /* under lock */
+  /* The pool's scheduler thread while it runs (under lock): the results
+   * and iterators it completes must not be waited for there. */
+  apr_os_thread_t scheduler;
+  int scheduler_runs;
 } pp__shared;
 
 pp_status pp__shared_create(pp__shared **out);
@@ -137,6 +141,10 @@ pp_status pp__shared_create(pp__shared **out);
 void pp__shared_unref_unlock(pp__shared *s);
 /* Waits on s->changed until `deadline` (0: forever). PP_ETIMEOUT after it. */
 pp_status pp__shared_wait(pp__shared *s, apr_time_t deadline);
+/* With the lock held: 1 when the calling thread is the pool's scheduler
+ * thread, where a wait for one of its results or iterators would never
+ * end (it is the thread that would end it). */
+int pp__shared_on_scheduler_locked(const pp__shared *s);
 apr_time_t pp__deadline(double timeout); /* 0 for a negative timeout */
 
 typedef enum pp__job_kind {
@@ -500,7 +508,6 @@ struct pp_pool {
   size_t capoutcomes;
   pp__backend *backend;
   apr_thread_t *thread;
-  apr_os_thread_t scheduler_id;
   volatile apr_uint32_t next_job; /* atomic */
   pp__buf scratch;
   pp__copier *copier;  /* big copies; may be NULL (then they run alone) */

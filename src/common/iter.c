@@ -711,6 +711,13 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
       take_unlock(it);
       return st;
     }
+    /* On the pool's scheduler thread nothing would ever come: that thread
+     * is the one that brings answers in. */
+    if (timeout != 0 && pp__shared_on_scheduler_locked(s)) {
+      apr_thread_mutex_unlock(s->lock);
+      take_unlock(it);
+      return PP_ESTATE;
+    }
     /* Waits without take_lock, so that another thread's pp_iter_next()
      * keeps its own timeout; then takes the locks again in their order. */
     take_unlock(it);

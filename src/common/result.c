@@ -214,6 +214,13 @@ pp_status pp_result_wait(pp_result *r, double timeout) {
   if (timeout != 0 && spin_until_ready(r, deadline))
     return PP_OK;
   apr_thread_mutex_lock(r->shared->lock);
+  /* In a callback or an imap input function of its pool, the result could
+   * complete only once this thread went on: a wait would never end. */
+  if (timeout != 0 && !pp__atomic_get(&r->ready) &&
+      pp__shared_on_scheduler_locked(r->shared)) {
+    apr_thread_mutex_unlock(r->shared->lock);
+    return PP_ESTATE;
+  }
   while (!pp__atomic_get(&r->ready) &&
          pp__shared_wait(r->shared, deadline) == PP_OK) {
   }

@@ -1400,7 +1400,8 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
   pp__event events[PP__EVENTS];
   pp__spare_pool_add(pool);
   lock(pool);
-  pool->scheduler_id = apr_os_thread_current();
+  pool->shared->scheduler = apr_os_thread_current();
+  pool->shared->scheduler_runs = 1;
   for (;;) {
     /* Completions change what a step decides (close drains, imap windows
      * free up), so step again until nothing completes. */
@@ -1449,6 +1450,7 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     drain_rings(pool);
   }
   pool->scheduler_done = 1;
+  pool->shared->scheduler_runs = 0;
   apr_thread_cond_broadcast(pool->shared->changed);
   unlock(pool);
   pp__spare_pool_remove(pool);

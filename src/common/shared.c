@@ -40,6 +40,11 @@ apr_time_t pp__deadline(double timeout) {
   return apr_time_now() + (apr_time_t)(timeout * 1e6);
 }
 
+int pp__shared_on_scheduler_locked(const pp__shared *s) {
+  return s->scheduler_runs &&
+         apr_os_thread_equal(s->scheduler, apr_os_thread_current());
+}
+
 pp_status pp__shared_wait(pp__shared *s, apr_time_t deadline) {
   if (!deadline) {
     apr_thread_cond_wait(s->changed, s->lock);

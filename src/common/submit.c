@@ -8,8 +8,7 @@
 
 int pp__on_scheduler(pp_pool *pool) {
   apr_thread_mutex_lock(pool->shared->lock);
-  int on = pool->thread && !pool->scheduler_done &&
-           apr_os_thread_equal(pool->scheduler_id, apr_os_thread_current());
+  int on = pp__shared_on_scheduler_locked(pool->shared);
   apr_thread_mutex_unlock(pool->shared->lock);
   return on;
 }
