@@ -979,7 +979,9 @@ PP_API pp_status pp_map_records(pp_pool *pool, const char *task,
  * Produces the next input item of an imap. Called on the scheduler thread,
  * only when the pool has room for more work, never again after it returned
  * something other than PP_OK or after pp_iter_free(). It must not block on
- * the pool nor free its own iterator. Keep it quick: while it runs, the
+ * the pool (such waits are refused with PP_ESTATE). It may end its own imap
+ * early with pp_iter_free() on its iterator, and then returns PP_EOF (an
+ * item it returned would still be copied). Keep it quick: while it runs, the
  * pool's scheduler does nothing else (no results handed back, no worker's
  * death or time limit seen), so an input that waits on I/O is best read by
  * a thread of the program into a queue that this function takes from.
@@ -1091,7 +1093,9 @@ PP_API pp_status pp_iter_next_many(pp_iter *iter, double timeout, pp_value *out,
  * be freed); items already pulled still run and their results are dropped.
  * @param iter the iterator; NULL is ignored.
  * @par Threads
- * Any thread but from the iterator's own input function.
+ * Any thread, and the iterator's own input function (see ::pp_next_fn),
+ * whose call is then its last: it is running, so its state must outlive
+ * that call.
  */
 PP_API void pp_iter_free(pp_iter *iter);
 /**@}*/

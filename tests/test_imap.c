@@ -1133,6 +1133,52 @@ static void test_imap_input_waits_refused(void) {
   pp_pool_destroy(pool);
 }
 
+/* An input function that frees its own iterator at its third call. */
+typedef struct freeing_input {
+  pp_iter *it;
+  tu_counter published; /* 1 once `it` is set */
+  tu_counter calls;
+  tu_range range;
+} freeing_input;
+
+static pp_status next_then_free(void *state, pp_bytes *item) {
+  freeing_input *in = state;
+  if (tu_counter_inc(&in->calls) == 3) {
+    if (tu_counter_wait(&in->published, 1, TU_WAIT) == 1)
+      pp_iter_free(in->it);
+    return PP_EOF;
+  }
+  return tu_range_next(&in->range, item);
+}
+
+/* An input function may end its imap by freeing its own iterator: that
+ * call is its last, nothing hangs, and the pool goes on. */
+static void test_imap_input_frees_its_iterator(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  freeing_input in;
+  memset(&in, 0, sizeof in);
+  tu_counter_init(&in.published);
+  tu_counter_init(&in.calls);
+  tu_range_init(&in.range, 0, 1000);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", next_then_free, &in, 1, &it),
+                        PP_OK);
+  in.it = it;
+  tu_counter_inc(&in.published);
+  /* The iterator is the input function's to free now: the test only waits
+   * for that, then uses the pool. */
+  CU_ASSERT_EQUAL(tu_counter_wait(&in.calls, 3, TU_WAIT), 3);
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 12, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 144);
+  tu_sleep_ms(50);
+  CU_ASSERT_EQUAL(tu_counter_get(&in.calls), 3);
+  pp_pool_close(pool);
+  CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+  pp_pool_destroy(pool);
+}
+
 int pp_test_suite_imap(void) {
   static const tu_test tests[] = {
       {"imap yields in input order (n=200, chunksize 1 and 7)",
@@ -1172,6 +1218,8 @@ int pp_test_suite_imap(void) {
        test_imap_next_many_failures},
       {"the input function's waits on its own iterator are refused",
        test_imap_input_waits_refused},
+      {"the input function may free its own iterator: its last call",
+       test_imap_input_frees_its_iterator},
   };
   return tu_add_suite("imap", tests, TU_NTESTS(tests));
 }

@@ -834,8 +834,10 @@ void pp_iter_free(pp_iter *it) {
   apr_thread_mutex_lock(s->lock);
   it->abandoned = 1;
   /* The caller may free the input's state after this returns, so wait out a
-   * next() the scheduler is running right now. */
-  while (it->pulling)
+   * next() the scheduler is running right now; unless this is that next(),
+   * freeing its own iterator on the scheduler thread: the pull stops when
+   * it returns, and the pool's reference keeps the iterator until then. */
+  while (it->pulling && !pp__shared_on_scheduler_locked(s))
     apr_thread_cond_wait(s->changed, s->lock);
   if (!it->input_done)
     it->input_done = 1;
