@@ -35,6 +35,7 @@
 #define _GNU_SOURCE 1      /* glibc: pipe2 */
 #define _DARWIN_C_SOURCE 1 /* macOS: BSD socket names next to POSIX */
 
+#include "coverage.h"
 #include "posix.h"
 
 #include <errno.h>
@@ -220,6 +221,7 @@ static pid_t launch_worker(launcher *L, uint32_t slot, int worker_end) {
   if (pid != 0)
     return pid;
 
+  pp__coverage_forked();
   pp__close(L->ctl);
   pp__close(L->sig_r);
   pp__close(L->sig_w);
@@ -242,6 +244,7 @@ static pid_t launch_worker(launcher *L, uint32_t slot, int worker_end) {
   /* _exit skips stdio: keep what the tasks printed. */
   fflush(stdout);
   fflush(stderr);
+  pp__coverage_exit();
   _exit(code);
 }
 
@@ -626,7 +629,9 @@ static void become_launcher(const pp__backend_config *cfg,
   L.pfd = seed->pfd;
   L.guards = seed->guards;
   L.nguards = seed->nguards;
-  _exit(launcher_run(&L));
+  int code = launcher_run(&L);
+  pp__coverage_exit();
+  _exit(code);
 }
 
 /* Buffered output would be copied into the child and written again by
@@ -656,14 +661,17 @@ static void become_worker(const pp__backend_config *cfg, int worker_end) {
   int code = cfg->worker_main(&chan, cfg->key);
   /* _exit skips stdio: keep what the tasks printed. */
   flush_stdio();
+  pp__coverage_exit();
   _exit(code);
 }
 
 pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end) {
   flush_stdio();
   pid_t pid = fork();
-  if (pid == 0)
+  if (pid == 0) {
+    pp__coverage_forked();
     become_worker(cfg, worker_end);
+  }
   return pid;
 }
 
@@ -718,6 +726,7 @@ static void host_launcher(const pp__backend_config *cfg, launcher_seed *seed,
   }
   int err = errno;
   if (pid == 0) {
+    pp__coverage_forked();
     pp__ctl_msg m;
     memset(&m, 0, sizeof m);
     m.type = PP__CTL_HELLO;
@@ -766,6 +775,7 @@ static pid_t fork_with_launcher(const pp__backend_config *cfg,
   flush_stdio();
   pid_t pid = fork();
   if (pid == 0) {
+    pp__coverage_forked();
     pp__close(sv[0]);
     if (worker_end < 0)
       become_launcher(cfg, plan, &seed, sv[1]);

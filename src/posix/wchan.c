@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1      /* glibc: MSG_NOSIGNAL with -std=c11 */
 #define _DARWIN_C_SOURCE 1 /* macOS: BSD socket names next to POSIX */
 
+#include "coverage.h"
 #include "posix.h"
 
 #include <errno.h>
@@ -13,13 +14,22 @@
  * fits, and one call is one wake-up. */
 #define WCHAN_READ_CHUNK (64 * 1024)
 
-/* Waits until the channel is ready. */
+/* Waits until the channel is ready; a coverage build's worker writes its
+ * counts first when it would have to wait (coverage.h). */
 static void wait_ready(int fd, short events) {
   struct pollfd p;
   p.fd = fd;
   p.events = events;
   p.revents = 0;
-  while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+  int timeout = pp__coverage_idle_ms();
+  for (;;) {
+    int n = poll(&p, 1, timeout);
+    if (n == 0) {
+      pp__coverage_flush();
+      timeout = -1;
+    } else if (n > 0 || errno != EINTR) {
+      return;
+    }
   }
 }
 
