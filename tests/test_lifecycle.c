@@ -184,31 +184,29 @@ static void test_close_join_delivers(void) {
   pp_pool_destroy(pool);
 }
 
-/* close(); join() with an imap whose results nobody has read yet (more
-   items than any small in-flight window): as in Python, join() returns once
-   the work is done, and the results can be read afterwards. The join runs
-   on a helper thread so that a deadlock fails the test instead of hanging
-   it. */
-static void test_close_join_unread_imap(void) {
+/* close(); join() with an imap of `n` items in chunks of `chunksize` whose
+   results nobody has read yet: as in Python, join() returns once the work
+   is done, and the results can be read afterwards. The join runs on a
+   helper thread so that a deadlock fails the test instead of hanging it. */
+static void close_join_unread_imap(int64_t n, size_t chunksize) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  enum { N = 50 };
   tu_range range;
-  tu_range_init(&range, 0, N);
+  tu_range_init(&range, 0, n);
   pp_iter *it = NULL;
-  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", tu_range_next, &range, 1, &it),
-                        PP_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      pp_imap(pool, "square", tu_range_next, &range, chunksize, &it), PP_OK);
   CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
   tu_joiner *j = tu_joiner_start(pool);
   CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-  int joined = tu_joiner_wait(j, 5.0);
+  int joined = tu_joiner_wait(j, TU_WAIT);
   CU_ASSERT(joined); /* fails if join() waits for the caller to read */
   if (joined) {
     CU_ASSERT_EQUAL(tu_joiner_status(j), PP_OK);
   }
   /* every result is delivered, in order (this also unblocks a stuck join) */
   size_t bad = 0;
-  for (int64_t i = 0; i < N; i++) {
+  for (int64_t i = 0; i < n; i++) {
     pp_value v = {0};
     int64_t x = -1;
     if (pp_iter_next(it, TU_WAIT, &v) != PP_OK ||
@@ -225,6 +223,15 @@ static void test_close_join_unread_imap(void) {
   tu_joiner_free(j);
   pp_iter_free(it);
   pp_pool_destroy(pool);
+}
+
+/* 50 items, within the window of work an imap holds... */
+static void test_close_join_unread_imap(void) { close_join_unread_imap(50, 1); }
+
+/* ...and many times that window (2,000 chunks where it holds a few dozen):
+   it grows while the join waits, instead of stopping the input. */
+static void test_close_join_unread_imap_past_window(void) {
+  close_join_unread_imap(20000, 10);
 }
 
 /* The same unordered, chunks of 3, some read first: join() waits for the
@@ -663,6 +670,8 @@ int pp_test_suite_lifecycle(void) {
        test_close_join_delivers},
       {"close; join with an unread imap: join returns, results readable",
        test_close_join_unread_imap},
+      {"close; join with an unread imap many windows long: the window grows",
+       test_close_join_unread_imap_past_window},
       {"close; join with an unread imap_unordered: each item once",
        test_close_join_unread_imap_unordered},
       {"close; join after freeing a half-read imap",
