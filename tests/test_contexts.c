@@ -504,12 +504,33 @@ static void test_context_selection(void) {
     pp_pool_destroy(pool);
     pool = NULL;
   }
+  /* Without it, the platform's default: fork, whose worker sees the
+   * change. */
+  unsetenv("PROCPOOL_START_METHOD");
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_OK);
+  int64_t seen = -1;
+  if (pool)
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "get_marker", 0, &seen), PP_OK);
+  CU_ASSERT_EQUAL(seen, MARKER_CHANGED);
+  pp_pool_destroy(pool);
+  pool = NULL;
   g_marker = MARKER_INITIAL;
   if (saved)
     setenv("PROCPOOL_START_METHOD", keep, 1);
-  else
-    unsetenv("PROCPOOL_START_METHOD");
 #else
+  /* Without it (or empty), the platform's default: spawn, whose worker
+   * does not see the parent's change. */
+  _putenv_s("PROCPOOL_START_METHOD", "");
+  g_marker = MARKER_CHANGED;
+  o.context = PP_CONTEXT_DEFAULT;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_OK);
+  int64_t seen = -1;
+  if (pool)
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "get_marker", 0, &seen), PP_OK);
+  CU_ASSERT_EQUAL(seen, MARKER_INITIAL);
+  pp_pool_destroy(pool);
+  pool = NULL;
+  g_marker = MARKER_INITIAL;
   _putenv_s("PROCPOOL_START_METHOD", saved ? keep : "");
   o.context = PP_CONTEXT_FORK;
   CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_ENOTSUP);
