@@ -460,6 +460,21 @@ static void test_unknown_task_spawn(void) {
 
 /* ---- context selection ---- */
 
+/* The marker a worker of a new pool from `o` sees, the parent's being
+ * MARKER_CHANGED: that value when the worker is a fork of this process,
+ * MARKER_INITIAL when it is a fresh program; -1 when it could not say. */
+static int64_t marker_seen(const pp_options *o) {
+  g_marker = MARKER_CHANGED;
+  pp_pool *pool = NULL;
+  int64_t seen = -1;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, o), PP_OK);
+  if (pool)
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "get_marker", 0, &seen), PP_OK);
+  pp_pool_destroy(pool);
+  g_marker = MARKER_INITIAL;
+  return seen;
+}
+
 static void test_context_selection(void) {
   pp_context c;
   CU_ASSERT_EQUAL(pp_context_from_name("spwan", &c), PP_EINVAL);
@@ -491,46 +506,22 @@ static void test_context_selection(void) {
 #ifndef _WIN32
   /* The variable picks the default's context: a spawn worker does not see
    * the parent's change. */
-  g_marker = MARKER_CHANGED;
   o.context = PP_CONTEXT_DEFAULT;
   const char *names[] = {"fork", "spawn", "forkserver"};
   for (size_t i = 0; i < 3; i++) {
     setenv("PROCPOOL_START_METHOD", names[i], 1);
-    CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_OK);
-    int64_t seen = -1;
-    if (pool)
-      CU_ASSERT_EQUAL(tu_apply_i64(pool, "get_marker", 0, &seen), PP_OK);
-    CU_ASSERT_EQUAL(seen, i == 0 ? MARKER_CHANGED : MARKER_INITIAL);
-    pp_pool_destroy(pool);
-    pool = NULL;
+    CU_ASSERT_EQUAL(marker_seen(&o), i == 0 ? MARKER_CHANGED : MARKER_INITIAL);
   }
-  /* Without it, the platform's default: fork, whose worker sees the
-   * change. */
+  /* Without it, the platform's default: fork. */
   unsetenv("PROCPOOL_START_METHOD");
-  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_OK);
-  int64_t seen = -1;
-  if (pool)
-    CU_ASSERT_EQUAL(tu_apply_i64(pool, "get_marker", 0, &seen), PP_OK);
-  CU_ASSERT_EQUAL(seen, MARKER_CHANGED);
-  pp_pool_destroy(pool);
-  pool = NULL;
-  g_marker = MARKER_INITIAL;
+  CU_ASSERT_EQUAL(marker_seen(&o), MARKER_CHANGED);
   if (saved)
     setenv("PROCPOOL_START_METHOD", keep, 1);
 #else
-  /* Without it (or empty), the platform's default: spawn, whose worker
-   * does not see the parent's change. */
+  /* Without it (or empty), the platform's default: spawn. */
   _putenv_s("PROCPOOL_START_METHOD", "");
-  g_marker = MARKER_CHANGED;
   o.context = PP_CONTEXT_DEFAULT;
-  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_OK);
-  int64_t seen = -1;
-  if (pool)
-    CU_ASSERT_EQUAL(tu_apply_i64(pool, "get_marker", 0, &seen), PP_OK);
-  CU_ASSERT_EQUAL(seen, MARKER_INITIAL);
-  pp_pool_destroy(pool);
-  pool = NULL;
-  g_marker = MARKER_INITIAL;
+  CU_ASSERT_EQUAL(marker_seen(&o), MARKER_INITIAL);
   _putenv_s("PROCPOOL_START_METHOD", saved ? keep : "");
   o.context = PP_CONTEXT_FORK;
   CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_ENOTSUP);
