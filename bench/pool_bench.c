@@ -660,6 +660,7 @@ static double cpu_once(pp_pool *pool, const int64_t *in, int64_t *out, size_t n,
   *st = pp_map_records(pool, "spin", &rec, 0, &r);
   double pooled = now_s() - t0;
   pp_result_free(r);
+  (void)sink; /* there so that the serial loop is not optimised away */
   uint64_t expect = spin(g_spin_loops);
   for (size_t i = 0; *st == PP_OK && i < n; i++)
     if ((uint64_t)out[i] != expect)

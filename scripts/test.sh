@@ -2,7 +2,7 @@
 # Builds procpool and runs the whole test suite with CTest.
 #
 # Usage: scripts/test.sh [CONFIG] [CTEST_ARG...]
-#   CONFIG     default | asan | tsan | portable (default: $PP_CONFIG, else
+#   CONFIG     default | asan | tsan | portable | clang (default: $PP_CONFIG, else
 #              "default"). The same settings as the CMake presets of that
 #              name:
 #                default   RelWithDebInfo
@@ -10,6 +10,8 @@
 #                tsan      RelWithDebInfo, ThreadSanitizer
 #                portable  RelWithDebInfo, without GCC/Clang extensions: the
 #                          core's fallbacks for MSVC (APR's atomics)
+#                clang     RelWithDebInfo, built with clang (its warnings
+#                          differ from GCC's, and warnings are errors)
 #   CTEST_ARG  passed on to ctest, e.g. -R core
 # Environment:
 #   BUILD_DIR  build directory (default: build/CONFIG)
@@ -25,6 +27,7 @@ if [ $# -gt 0 ] && [[ "$1" != -* ]]; then
   shift
 fi
 
+extra_pkgs=()
 case "$config" in
 default)
   cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=
@@ -42,9 +45,14 @@ portable)
   cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=
     -DPP_NO_COMPILER_EXTENSIONS=ON)
   ;;
+clang)
+  cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=
+    -DPP_NO_COMPILER_EXTENSIONS=OFF -DCMAKE_C_COMPILER=clang)
+  extra_pkgs+=(clang)
+  ;;
 *)
   echo "scripts/test.sh: unknown configuration '$config'" \
-    "(expected default, asan, tsan or portable)" >&2
+    "(expected default, asan, tsan, portable or clang)" >&2
   exit 2
   ;;
 esac
@@ -52,7 +60,7 @@ esac
 build_dir=${BUILD_DIR:-$root/build/$config}
 jobs=${JOBS:-2}
 
-"$root/scripts/deps.sh"
+"$root/scripts/deps.sh" ${extra_pkgs[@]+"${extra_pkgs[@]}"}
 
 echo "== configure ($config) in $build_dir"
 cmake -S "$root" -B "$build_dir" "${cache[@]}" \
