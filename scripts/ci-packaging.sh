@@ -11,6 +11,10 @@
 #      the major version.
 #   3. the API reference: the `docs` target (Doxygen) must run without a
 #      single warning and document every public function.
+#   4. in-tree: examples/consumer-subdir builds procpool with
+#      add_subdirectory, CUnit hidden from CMake; only the library may come
+#      with it (no test registered in the consumer's CTest, no test,
+#      example or benchmark program built), and the consumer must run.
 #
 # Usage: scripts/ci-packaging.sh
 # Environment:
@@ -190,5 +194,26 @@ echo "doxygen: 0 warnings; $(wc -l <"$work/documented.txt") of" \
   "$(wc -l <"$work/public.txt") public functions documented;" \
   "HTML in $build_root/static/docs/api/html"
 timed "API reference"
+
+# ---- 4. in-tree ----------------------------------------------------------------
+
+step "in-tree: examples/consumer-subdir, add_subdirectory(procpool), CUnit hidden"
+sdir=$build_root/consumer-subdir
+cmake -S "$root/examples/consumer-subdir" -B "$sdir" \
+  -DPROCPOOL_SOURCE_DIR="$root" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_DISABLE_FIND_PACKAGE_CUnit=ON >"$sdir.configure.log" ||
+  {
+    cat "$sdir.configure.log"
+    fail "in-tree: configure (does procpool still need CUnit as a subproject?)"
+  }
+cmake --build "$sdir" -j "$jobs"
+"$sdir/consumer" || fail "in-tree: consumer-subdir"
+registered=$(cd "$sdir" && ctest -N | sed -n 's/^Total Tests: //p')
+[ "$registered" = 0 ] ||
+  fail "in-tree: procpool registered $registered test(s) in the consumer's CTest"
+extra=$(find "$sdir/procpool" -type f -perm -u+x | sort)
+[ -z "$extra" ] || fail "in-tree: programs built beside the library: $extra"
+echo "in-tree: the library alone was built; 0 tests registered; consumer ran"
+timed "in-tree"
 
 printf '\nci-packaging: all checks passed in %ds\n' $((SECONDS - started))
