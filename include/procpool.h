@@ -577,7 +577,10 @@ PP_API pp_status pp_pool_terminate(pp_pool *pool);
 
 /**
  * @brief Waits until every worker has exited and been reaped. After close()
- * it waits for all outstanding work first.
+ * it waits for all outstanding work first. A worker told to leave that is
+ * still there 10 s later (stuck in its last flush of stdout, say, on a lock
+ * a thread of a task kept) is killed, so the wait ends: it had nothing
+ * pending, only unflushed output of its own to lose.
  * @param pool the pool.
  * @return PP_OK; PP_EINVAL for NULL; PP_ESTATE before close() or
  *         terminate(), or on the pool's scheduler thread (it would wait for

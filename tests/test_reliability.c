@@ -22,6 +22,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -144,6 +146,29 @@ static pp_status slow_with_term(pp_call *call) {
   tu_sleep_ms(10000);
   return pp_call_return_i64(call, 0);
 }
+
+/* A thread that takes the worker's stdout lock and keeps it. */
+static void *keep_stdout(void *arg) {
+  (void)arg;
+  flockfile(stdout);
+  for (;;)
+    pause();
+  return NULL;
+}
+
+/* Leaves a thread holding the worker's stdout lock, so that the worker,
+ * told to leave, blocks in its last flush and never exits by itself. */
+static pp_status hold_stdout(pp_call *call) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, keep_stdout, NULL) != 0)
+    return pp_call_fail(call, "hold_stdout: no thread");
+  /* Answered only once the thread holds the lock. */
+  while (ftrylockfile(stdout) == 0) {
+    funlockfile(stdout);
+    sched_yield();
+  }
+  return pp_call_return_i64(call, 1);
+}
 #endif
 
 /* An initializer that crashes its worker. */
@@ -167,6 +192,8 @@ pp_status reliability_tasks_register(void) {
 #ifndef _WIN32
   if (st == PP_OK)
     st = pp_register("slow_with_term", slow_with_term);
+  if (st == PP_OK)
+    st = pp_register("hold_stdout", hold_stdout);
 #endif
   if (st == PP_OK)
     st = pp_register("garbage", garbage);
@@ -437,6 +464,33 @@ static void test_many_pools_leak_nothing(void) {
 #endif
 
 #ifndef _WIN32
+/* A worker told to leave that does not (blocked in its last flush by a
+ * thread of a task that kept the stdout lock) is killed once the leave
+ * limit passes: the join ends instead of waiting for it forever. */
+static void test_stuck_leaver_killed(void) {
+  pp__test.leave_limit_ms = 300;
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_apply(pool, "hold_stdout", NULL, 0, &v), PP_OK);
+  pp_value_clear(&v);
+  long pid = 0;
+  size_t n = 0;
+  CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, &pid, 1, &n), PP_OK);
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  tu_joiner *j = tu_joiner_start(pool);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+  int joined = tu_joiner_wait(j, TU_WAIT);
+  CU_ASSERT(joined);
+  if (!joined) /* the worker is killed now, and the join ends */
+    pp_pool_terminate(pool);
+  CU_ASSERT(tu_joiner_wait(j, TU_WAIT));
+  tu_joiner_free(j);
+  CU_ASSERT(n == 1 && tu_pid_gone(pid));
+  pp_pool_destroy(pool);
+  pp__test.leave_limit_ms = 0;
+}
+
 /* The owner (a child that wrote its two workers' pids to `fd`) is
  * SIGKILLed: both workers must be gone within 5 s. */
 static void kill_owner_expect_workers_gone(pid_t owner, int fd) {
@@ -981,6 +1035,8 @@ int pp_test_suite_reliability(void) {
        test_many_pools_leak_nothing},
 #endif
 #ifndef _WIN32
+      {"a worker told to leave that cannot is killed: join ends",
+       test_stuck_leaver_killed},
       {"owner SIGKILLed: its workers exit", test_owner_killed},
       {"owner SIGKILLed while its workers run tasks: they exit",
        test_owner_killed_busy},

@@ -526,6 +526,9 @@ typedef struct pp__test_hooks {
   int mute_proof;             /* worker: never answers the challenge */
   long handshake_limit_ms;    /* parent: waits this long for a proof
                                  (0: the real limit) */
+  long leave_limit_ms;        /* parent: a worker told to leave is killed
+                                 when still there after this long (0: the
+                                 real limit) */
   int lanes_unbacked;         /* no memory can be had behind a lane's pages
                                  (fork workers see the parent's value) */
   int no_parent_mem;          /* parent: pools created now offer their

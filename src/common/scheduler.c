@@ -149,6 +149,13 @@ static void set_broken(pp_pool *pool, pp_status why, char *message) {
 
 /* ---- workers ---- */
 
+/* How long a worker told to leave (its channel closed, with nothing of its
+ * own pending) may take to exit before it is killed. All it has left to do
+ * is flush its standard streams; one still there after this is stuck (on a
+ * stream lock a thread of a task kept, say), and a join would wait for it
+ * forever. */
+#define PP__LEAVE_LIMIT_US (10 * APR_USEC_PER_SEC)
+
 static void retire(pp_pool *pool, pp__worker *w, unsigned slot) {
   if (w->state == PP__W_RETIRING || w->state == PP__W_FREE)
     return;
@@ -156,6 +163,10 @@ static void retire(pp_pool *pool, pp__worker *w, unsigned slot) {
   /* With our end closed no CLOSED event can come: the channel is done. */
   pp__backend_hangup(pool->backend, slot);
   w->closed = 1;
+  w->kill_at = apr_time_now() +
+               (pp__test.leave_limit_ms
+                    ? (apr_interval_time_t)pp__test.leave_limit_ms * 1000
+                    : PP__LEAVE_LIMIT_US);
 }
 
 /* The pool ends a worker: the chunk it runs will fail with `why` and
