@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds procpool and its tests for 64-bit Windows with mingw-w64 and runs
 # the whole test suite under Wine through CTest (spawn context: the only one
-# Windows has). Called by .ci/run; runs on Debian 12 as root (or as a user
-# with every package below installed).
+# Windows has), then the soak (tests/soak/pp_soak.c) for PP_SOAK_SECONDS.
+# Called by .ci/run; runs on Debian 12 as root (or as a user with every
+# package below installed).
 #
 # Usage: scripts/windows-test.sh [CTEST_ARG...]
 # Environment:
@@ -10,6 +11,8 @@
 #                present (default: $HOME/.cache/procpool-win-deps)
 #   BUILD_DIR    build directory (default: build/windows)
 #   JOBS         parallel build jobs (default: 2)
+#   PP_SOAK_SECONDS  how long the soak runs after the suite (default 10; 0:
+#                not at all)
 #
 # APR and CUnit come from Debian's source packages (apt-get source), built
 # once per version with the mingw-w64 toolchain (cmake/mingw-w64-x86_64.cmake).
@@ -215,6 +218,12 @@ wine reg add 'HKLM\Software\Microsoft\Windows NT\CurrentVersion\AeDebug' \
 say "testing under Wine"
 status=0
 (cd "$build_dir" && ctest --output-on-failure "$@") || status=$?
+soak_seconds=${PP_SOAK_SECONDS:-10}
+if [ "$status" -eq 0 ] && [ "$soak_seconds" -gt 0 ]; then
+  say "soak under Wine, $soak_seconds s"
+  (cd "$build_dir" && wine ./pp_soak.exe --seconds "$soak_seconds" \
+    </dev/null) || status=$?
+fi
 stop_wine
 say "done"
 exit "$status"
