@@ -583,11 +583,12 @@ int main(int argc, char **argv) {
   int seconds = 20, nthreads = 4, hang_s = 120;
   uint64_t seed = (uint64_t)apr_time_now();
   unsigned chosen = 0; /* bit (1 << context) for each --ctx; 0: all */
-  for (int a = 1; a < argc; a++) {
-    const char *v = a + 1 < argc ? argv[a + 1] : NULL;
+  /* Options come in pairs: a name and its value. */
+  if (argc % 2 == 0)
+    return usage();
+  for (int a = 1; a < argc; a += 2) {
+    const char *v = argv[a + 1];
     pp_context ctx;
-    if (!v)
-      return usage();
     if (strcmp(argv[a], "--seconds") == 0)
       seconds = atoi(v);
     else if (strcmp(argv[a], "--threads") == 0)
@@ -602,7 +603,6 @@ int main(int argc, char **argv) {
       chosen |= 1u << ctx;
     else
       return usage();
-    a++;
   }
   if (seconds < 1 || nthreads < 1 || nthreads > MAX_THREADS || hang_s < 1)
     return usage();
