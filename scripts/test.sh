@@ -27,7 +27,8 @@ if [ $# -gt 0 ] && [[ "$1" != -* ]]; then
   shift
 fi
 
-extra_pkgs=()
+# gdb: a run that hangs prints every process's backtraces (tests/watchdog.c).
+extra_pkgs=(gdb)
 case "$config" in
 default)
   cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=

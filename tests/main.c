@@ -14,6 +14,7 @@
 #include "procpool.h"
 #include "suites.h"
 #include "tasks.h"
+#include "util.h"
 
 static const struct {
   const char *name;
@@ -84,6 +85,7 @@ int main(int argc, char **argv) {
   }
 #endif
 
+  tu_watchdog_start();
   const char *only = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--suite") == 0 && i + 1 < argc) {

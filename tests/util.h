@@ -47,6 +47,11 @@ long tu_counter_get(tu_counter *c);
     returns the last value read. */
 long tu_counter_wait(tu_counter *c, long target, double timeout);
 
+/** Starts the watchdog (tests/watchdog.c) when PP_TEST_WATCHDOG_S says
+    how long a run may take: past it, what every process of the run is
+    doing is printed and the run exits. */
+void tu_watchdog_start(void);
+
 /** A thread running pp_pool_join(), so that a test can bound the wait. */
 typedef struct tu_joiner tu_joiner;
 
