@@ -57,6 +57,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h> /* memcpy, in the inline task accessors */
 
 #ifdef __cplusplus
 extern "C" {
@@ -216,6 +217,14 @@ PP_API pp_status pp_value_i64(const pp_value *value, int64_t *out);
 /** @name Tasks (worker side)
  * These functions are for a task: they take the ::pp_call it was given and
  * are called from the task, in the worker process running it.
+ *
+ * pp_call_argc(), pp_call_arg(), pp_call_arg_i64(), pp_call_return() and
+ * pp_call_return_i64() are also macros that do the common case inline, in
+ * the task (a records map calls its task once per record), and call the
+ * function for the rest; they behave as the functions do. A function
+ * pointer to one, or its name in parentheses (`(pp_call_arg)(call, 0,
+ * &b)`), calls the library's function; defining PP_NO_INLINE_ACCESSORS
+ * before including procpool.h leaves only the functions.
  */
 /**@{*/
 
@@ -291,6 +300,83 @@ PP_API pp_status pp_call_return_i64(pp_call *call, int64_t value);
  */
 PP_API pp_status pp_call_fail(pp_call *call, const char *format, ...)
     PP_PRINTF_FORMAT(2, 3);
+
+/** @cond INTERNAL */
+/* The task accessors above are also macros over inline functions that do
+ * the common case in the task's own code: a records map calls its task
+ * once per record, and for a short task the two calls into the library
+ * cost more than the task (docs/performance.md). Anything else (a NULL
+ * pointer, an index out of range, a result that is not a record's) goes
+ * to the library's function, which checks and reports as documented.
+ *
+ * pp__call_head is the start of every ::pp_call (the library's struct
+ * begins with one): its layout is part of the ABI, since a task compiled
+ * with this header reads it in any library of the same major version. A
+ * task never touches it directly. */
+typedef struct pp__call_head {
+  const pp_bytes *argv; /* argc arguments, borrowed from the worker */
+  size_t argc;
+  unsigned char *record; /* the result's record in a records map, or NULL */
+  size_t record_size;
+  int returned; /* a result was set */
+} pp__call_head;
+
+#if defined(_MSC_VER) && !defined(__cplusplus)
+#define PP__INLINE static __inline /* every MSVC C dialect has __inline */
+#else
+#define PP__INLINE static inline
+#endif
+
+PP__INLINE size_t pp__call_argc_inline(const pp_call *call) {
+  return call ? ((const pp__call_head *)(const void *)call)->argc : 0;
+}
+
+PP__INLINE pp_status pp__call_arg_inline(const pp_call *call, size_t index,
+                                         pp_bytes *out) {
+  const pp__call_head *h = (const pp__call_head *)(const void *)call;
+  if (!call || !out || index >= h->argc)
+    return pp_call_arg(call, index, out);
+  *out = h->argv[index];
+  return PP_OK;
+}
+
+PP__INLINE pp_status pp__call_arg_i64_inline(const pp_call *call, size_t index,
+                                             int64_t *out) {
+  const pp__call_head *h = (const pp__call_head *)(const void *)call;
+  if (!call || !out || index >= h->argc || h->argv[index].len != 8)
+    return pp_call_arg_i64(call, index, out);
+  memcpy(out, h->argv[index].data, 8); /* arguments need not be aligned */
+  return PP_OK;
+}
+
+PP__INLINE pp_status pp__call_return_i64_inline(pp_call *call, int64_t value) {
+  pp__call_head *h = (pp__call_head *)(void *)call;
+  if (!call || !h->record || h->record_size != 8)
+    return pp_call_return_i64(call, value);
+  memcpy(h->record, &value, 8);
+  h->returned = 1;
+  return PP_OK;
+}
+
+PP__INLINE pp_status pp__call_return_inline(pp_call *call, const void *data,
+                                            size_t len) {
+  pp__call_head *h = (pp__call_head *)(void *)call;
+  if (!call || !h->record || len != h->record_size || !data)
+    return pp_call_return(call, data, len);
+  memcpy(h->record, data, len);
+  h->returned = 1;
+  return PP_OK;
+}
+
+#ifndef PP_NO_INLINE_ACCESSORS
+#define pp_call_argc(call) pp__call_argc_inline(call)
+#define pp_call_arg(call, index, out) pp__call_arg_inline(call, index, out)
+#define pp_call_arg_i64(call, index, out)                                      \
+  pp__call_arg_i64_inline(call, index, out)
+#define pp_call_return(call, data, len) pp__call_return_inline(call, data, len)
+#define pp_call_return_i64(call, value) pp__call_return_i64_inline(call, value)
+#endif
+/** @endcond */
 
 /**
  * @brief Registers @p fn under @p name.

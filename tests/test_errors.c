@@ -7,6 +7,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "internal.h" /* a pp_call built by hand */
 #include "procpool.h"
 #include "suites.h"
 #include "tasks.h"
@@ -103,6 +104,95 @@ static void test_call_null(void) {
   CU_ASSERT_EQUAL(pp_call_return(NULL, NULL, 0), PP_EINVAL);
   CU_ASSERT_EQUAL(pp_call_return_i64(NULL, 1), PP_EINVAL);
   CU_ASSERT_NOT_EQUAL(pp_call_fail(NULL, "x %d", 1), PP_OK);
+  /* The same names as functions rather than as procpool.h's macros. */
+  CU_ASSERT_EQUAL((pp_call_argc)(NULL), 0);
+  CU_ASSERT_EQUAL((pp_call_arg)(NULL, 0, &b), PP_EINVAL);
+  CU_ASSERT_EQUAL((pp_call_arg_i64)(NULL, 0, &x), PP_EINVAL);
+  CU_ASSERT_EQUAL((pp_call_return_i64)(NULL, 1), PP_EINVAL);
+}
+
+/* The task accessors are macros over inline code for the common case,
+ * which falls back to the library's functions for the rest (procpool.h):
+ * the two forms must agree on every input, good or bad. */
+static void test_call_accessor_forms(void) {
+  const int64_t want = -1234567890123;
+  unsigned char raw[12];
+  memcpy(raw + 1, &want, sizeof want); /* not aligned */
+  const pp_bytes argv[2] = {{raw + 1, 8}, {raw, 3}};
+  pp_call call;
+  memset(&call, 0, sizeof call);
+  call.head.argv = argv;
+  call.head.argc = 2;
+
+  CU_ASSERT_EQUAL(pp_call_argc(&call), 2);
+  CU_ASSERT_EQUAL((pp_call_argc)(&call), 2);
+  for (size_t i = 0; i < 4; i++) {
+    pp_bytes inl = {0}, fn = {0};
+    pp_status a = pp_call_arg(&call, i, &inl), b = (pp_call_arg)(&call, i, &fn);
+    CU_ASSERT_EQUAL(a, b);
+    CU_ASSERT_EQUAL(a, i < 2 ? PP_OK : PP_EINVAL);
+    CU_ASSERT(inl.data == fn.data && inl.len == fn.len);
+    int64_t x = 7, y = 7;
+    a = pp_call_arg_i64(&call, i, &x);
+    b = (pp_call_arg_i64)(&call, i, &y);
+    CU_ASSERT_EQUAL(a, b);
+    CU_ASSERT_EQUAL(a, i == 0 ? PP_OK : PP_EINVAL); /* arg 1 is 3 bytes */
+    CU_ASSERT_EQUAL(x, i == 0 ? want : 7);
+    CU_ASSERT_EQUAL(x, y);
+  }
+  CU_ASSERT_EQUAL(pp_call_arg(&call, 0, NULL), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_call_arg_i64(&call, 0, NULL), PP_EINVAL);
+
+  /* A result into an 8-byte record (a records map's slot). */
+  int64_t slot = 0;
+  call.head.record = (unsigned char *)&slot;
+  call.head.record_size = sizeof slot;
+  CU_ASSERT_EQUAL(pp_call_return_i64(&call, want), PP_OK);
+  CU_ASSERT_EQUAL(slot, want);
+  CU_ASSERT_EQUAL(call.head.returned, 1);
+  call.head.returned = 0;
+  CU_ASSERT_EQUAL((pp_call_return_i64)(&call, want + 1), PP_OK);
+  CU_ASSERT_EQUAL(slot, want + 1);
+  CU_ASSERT_EQUAL(call.head.returned, 1);
+
+  /* A record of another size: both refuse, the slot untouched. */
+  call.head.returned = 0;
+  call.head.record_size = 4;
+  CU_ASSERT_EQUAL(pp_call_return_i64(&call, 1), PP_ETOOBIG);
+  CU_ASSERT_EQUAL((pp_call_return_i64)(&call, 1), PP_ETOOBIG);
+  CU_ASSERT_EQUAL(slot, want + 1);
+  CU_ASSERT_EQUAL(call.head.returned, 0);
+
+  /* pp_call_return() into a record of its size, or of another. */
+  call.head.returned = 0;
+  call.head.record_size = sizeof slot;
+  int64_t v = want - 5;
+  CU_ASSERT_EQUAL(pp_call_return(&call, &v, sizeof v), PP_OK);
+  CU_ASSERT_EQUAL(slot, want - 5);
+  CU_ASSERT_EQUAL(call.head.returned, 1);
+  call.head.returned = 0;
+  v = want - 6;
+  CU_ASSERT_EQUAL((pp_call_return)(&call, &v, sizeof v), PP_OK);
+  CU_ASSERT_EQUAL(slot, want - 6);
+  CU_ASSERT_EQUAL(call.head.returned, 1);
+  call.head.returned = 0;
+  CU_ASSERT_EQUAL(pp_call_return(&call, &v, 4), PP_ETOOBIG);
+  CU_ASSERT_EQUAL((pp_call_return)(&call, &v, 4), PP_ETOOBIG);
+  CU_ASSERT_EQUAL(pp_call_return(&call, NULL, sizeof v), PP_EINVAL);
+  CU_ASSERT_EQUAL((pp_call_return)(&call, NULL, sizeof v), PP_EINVAL);
+  CU_ASSERT_EQUAL(slot, want - 6);
+  CU_ASSERT_EQUAL(call.head.returned, 0);
+
+  /* No record: the value goes to the call's own buffer, replacing. */
+  call.head.record = NULL;
+  CU_ASSERT_EQUAL(pp_call_return_i64(&call, want), PP_OK);
+  CU_ASSERT_EQUAL((pp_call_return_i64)(&call, want - 1), PP_OK);
+  CU_ASSERT_EQUAL(call.head.returned, 1);
+  CU_ASSERT_EQUAL_FATAL(pp__buf_len(&call.value), sizeof want);
+  int64_t got = 0;
+  memcpy(&got, call.value.data + call.value.start, sizeof got);
+  CU_ASSERT_EQUAL(got, want - 1);
+  pp__call_free(&call);
 }
 
 /* Worker-side errors, checked inside a task ("call_checks"). */
@@ -585,6 +675,8 @@ int pp_test_suite_errors(void) {
       {"pp_value_clear / pp_value_i64 bad input", test_value_functions},
       {"pp_register: NULL, long name, re-registration", test_register},
       {"pp_call_* with NULL", test_call_null},
+      {"pp_call_* accessors: the inline and function forms agree",
+       test_call_accessor_forms},
       {"pp_call_* errors inside a worker", test_call_errors_in_worker},
       {"a task returning a status fails with its name",
        test_task_returns_status},

@@ -1,4 +1,7 @@
 /* The worker side of one task call: arguments in, a value or a message out. */
+/* The functions that procpool.h's accessor macros stand for are defined
+ * here, under their own names. */
+#define PP_NO_INLINE_ACCESSORS
 #include "internal.h"
 #include "ring.h"
 
@@ -7,22 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t pp_call_argc(const pp_call *call) { return call ? call->argc : 0; }
+size_t pp_call_argc(const pp_call *call) { return call ? call->head.argc : 0; }
 
 pp_status pp_call_arg(const pp_call *call, size_t index, pp_bytes *out) {
-  if (!call || !out || index >= call->argc)
+  if (!call || !out || index >= call->head.argc)
     return PP_EINVAL;
-  *out = call->argv[index];
+  *out = call->head.argv[index];
   return PP_OK;
 }
 
 /* The _i64 accessors are what a records map of numbers calls once per
  * record each: they take no detour through the generic ones. */
 pp_status pp_call_arg_i64(const pp_call *call, size_t index, int64_t *out) {
-  if (!call || !out || index >= call->argc ||
-      call->argv[index].len != sizeof *out)
+  if (!call || !out || index >= call->head.argc ||
+      call->head.argv[index].len != sizeof *out)
     return PP_EINVAL;
-  memcpy(out, call->argv[index].data, sizeof *out);
+  memcpy(out, call->head.argv[index].data, sizeof *out);
   return PP_OK;
 }
 
@@ -33,13 +36,13 @@ pp_status pp_call_arg_i64(const pp_call *call, size_t index, int64_t *out) {
  * sink: a value of another size goes there instead, and the record is
  * dropped, which tells the worker's loop. */
 static inline pp_status set_value(pp_call *call, const void *data, size_t len) {
-  if (call->record && len != call->record_size && call->sink)
-    call->record = NULL;
-  if (call->record) {
-    if (len != call->record_size)
+  if (call->head.record && len != call->head.record_size && call->sink)
+    call->head.record = NULL;
+  if (call->head.record) {
+    if (len != call->head.record_size)
       return PP_ETOOBIG;
     if (len) /* an imap's values may be empty, `data` NULL then */
-      memcpy(call->record, data, len);
+      memcpy(call->head.record, data, len);
   } else {
     pp__buf *to = call->sink ? call->sink : &call->value;
     pp__buf_truncate(to, call->sink ? call->sink_at : 0); /* replaces */
@@ -47,7 +50,7 @@ static inline pp_status set_value(pp_call *call, const void *data, size_t len) {
     if (st != PP_OK)
       return st;
   }
-  call->returned = 1;
+  call->head.returned = 1;
   return PP_OK;
 }
 
@@ -67,19 +70,19 @@ static PP__NOINLINE pp_status return_i64_elsewhere(pp_call *call,
 pp_status pp_call_return_i64(pp_call *call, int64_t value) {
   if (!call)
     return PP_EINVAL;
-  if (call->record && call->record_size == sizeof value) {
-    memcpy(call->record, &value, sizeof value);
-    call->returned = 1;
+  if (call->head.record && call->head.record_size == sizeof value) {
+    memcpy(call->head.record, &value, sizeof value);
+    call->head.returned = 1;
     return PP_OK;
   }
   /* Straight into the worker's answer when it has room, as an imap's
    * values go: no call, no frame. */
   pp__buf *to = call->sink;
-  if (to && !call->record && to->cap - to->start - call->sink_at >= 8) {
+  if (to && !call->head.record && to->cap - to->start - call->sink_at >= 8) {
     size_t at = to->start + call->sink_at;
     memcpy(to->data + at, &value, sizeof value);
     to->end = at + sizeof value;
-    call->returned = 1;
+    call->head.returned = 1;
     return PP_OK;
   }
   return return_i64_elsewhere(call, value);
@@ -147,10 +150,10 @@ pp_status pp__call_outcome(pp_call *call, const char *name, pp_status st) {
         pp__format("task '%s' returned an error: %s", name, pp_strerror(st));
     return PP_ETASK;
   }
-  if (call->record && !call->returned) {
+  if (call->head.record && !call->head.returned) {
     call->message =
         pp__format("task '%s' returned no value for a %zu-byte record", name,
-                   call->record_size);
+                   call->head.record_size);
     return PP_ETASK;
   }
   return PP_OK;
@@ -162,8 +165,8 @@ void pp__call_reset(pp_call *call) {
     free(call->message);
     call->message = NULL;
   }
-  call->returned = call->failed = 0;
-  call->record = NULL;
+  call->head.returned = call->failed = 0;
+  call->head.record = NULL;
 }
 
 void pp__call_free(pp_call *call) {

@@ -83,17 +83,15 @@ typedef struct pp__records_failures {
 } pp__records_failures;
 
 struct pp_call {
-  const pp_bytes *argv;
-  size_t argc;
+  /* argv, argc, the result's record and whether a result was set: first,
+   * where procpool.h's inline accessors read and write them. */
+  pp__call_head head;
   pp__buf value; /* the result, for calls without a sink */
   /* Where a call's value is written instead: the answer being built, from
    * its byte sink_at on, so that the value is copied once. */
   pp__buf *sink;
   size_t sink_at;
-  unsigned char *record; /* where the result goes, for records */
-  size_t record_size;
   struct pp__wlink *link; /* the worker's link (for pp__call_send_raw) */
-  int returned;           /* a result was set */
   int failed;             /* pp_call_fail() was called */
   char *message;
   /* A records task's chunk (NULL outside one): pp_records_fail() lists

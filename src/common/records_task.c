@@ -113,8 +113,8 @@ pp_status pp__records_task_run(pp_call *call, pp__buf *errs, pp__buf *scratch,
   if (st != PP_OK)
     return st;
   pp__call_reset(call);
-  call->argv = NULL;
-  call->argc = 0;
+  call->head.argv = NULL;
+  call->head.argc = 0;
   call->sink = NULL;
   call->records = &rf;
   pp_status cs = fn(&chunk, call);

@@ -99,9 +99,9 @@ static pp_status put_failure(pp__buf *out, pp_status cs, const char *message) {
  * two appends per answer) was about half of a worker's time there. */
 static inline pp_status run_call(worker *w, pp_task_fn fn, const char *name,
                                  size_t argc, size_t at) {
-  w->call.returned = 0;
-  w->call.argv = w->argv;
-  w->call.argc = argc;
+  w->call.head.returned = 0;
+  w->call.head.argv = w->argv;
+  w->call.head.argc = argc;
   w->call.sink = &w->out;
   w->call.sink_at = at;
   pp_status cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
@@ -223,10 +223,10 @@ static pp_status plain_values(worker *w, pp_task_fn fn, const char *name,
                               size_t vsize, uint32_t n, uint32_t *i,
                               pp_status *cs, size_t *mark) {
   pp_call *call = &w->call;
-  call->argv = w->argv;
-  call->argc = 1;
+  call->head.argv = w->argv;
+  call->head.argc = 1;
   call->sink = &w->out;
-  call->record_size = vsize;
+  call->head.record_size = vsize;
   pp_status st = PP_OK;
   for (; *i < n; ++*i) {
     st = pp__buf_reserve(&w->out, vsize + 1);
@@ -234,17 +234,19 @@ static pp_status plain_values(worker *w, pp_task_fn fn, const char *name,
       break;
     w->argv[0].data = in + (size_t)*i * size;
     unsigned char *slot = pp__buf_tail(&w->out);
-    call->record = slot;
+    call->head.record = slot;
     call->sink_at = pp__buf_len(&w->out);
-    call->returned = 0;
+    call->head.returned = 0;
     *cs = fn(call);
-    if (*cs != PP_OK || call->failed || !call->returned || !call->record)
+    if (*cs != PP_OK || call->failed || !call->head.returned ||
+        !call->head.record)
       break;
     slot[vsize] = 0; /* where the parent puts its NUL */
     pp__buf_commit(&w->out, vsize + 1);
   }
   *mark = call->sink_at;
-  call->record = NULL; /* a value not given is an empty one, as elsewhere */
+  call->head.record =
+      NULL; /* a value not given is an empty one, as elsewhere */
   call->sink = NULL;
   if (st == PP_OK && *i < n && (*cs != PP_OK || call->failed))
     *cs = pp__call_outcome(call, name, *cs);
@@ -344,15 +346,15 @@ static uint32_t plain_records(pp_call *call, pp_bytes *arg, pp_task_fn fn,
                               unsigned char *out, size_t out_size,
                               uint32_t from, uint32_t n, pp_status *cs) {
   arg->len = in_size;
-  call->argv = arg;
-  call->argc = 1;
-  call->record_size = out_size;
+  call->head.argv = arg;
+  call->head.argc = 1;
+  call->head.record_size = out_size;
   for (uint32_t i = from; i < n; i++) {
     arg->data = in + (size_t)i * in_size;
-    call->record = out + (size_t)i * out_size;
-    call->returned = 0;
+    call->head.record = out + (size_t)i * out_size;
+    call->head.returned = 0;
     pp_status st = fn(call);
-    if (st != PP_OK || call->failed || !call->returned) {
+    if (st != PP_OK || call->failed || !call->head.returned) {
       *cs = st;
       return i;
     }
@@ -434,19 +436,19 @@ static pp_status run_record_calls(worker *w, const records_head *h,
         w->argv[0].data = rec;
         w->argv[0].len = in_size;
       }
-      w->call.argv = w->argv;
-      w->call.argc = h->nfields ? h->nfields : 1;
-      w->call.record = out + (size_t)i * out_size;
-      w->call.record_size = out_size;
-      w->call.returned = 0;
+      w->call.head.argv = w->argv;
+      w->call.head.argc = h->nfields ? h->nfields : 1;
+      w->call.head.record = out + (size_t)i * out_size;
+      w->call.head.record_size = out_size;
+      w->call.head.returned = 0;
       cs = fn ? fn(&w->call) : PP_EUNKNOWNTASK;
     }
-    if (cs != PP_OK || w->call.failed || !w->call.returned)
+    if (cs != PP_OK || w->call.failed || !w->call.head.returned)
       cs = fn ? pp__call_outcome(&w->call, h->name, cs)
               : pp__call_run(&w->call, h->name, NULL);
     if (cs != PP_OK) {
       /* A failed record's output is unspecified, but never stale bytes. */
-      memset(w->call.record, 0, out_size);
+      memset(w->call.head.record, 0, out_size);
       (*nerr)++;
       st = pp__put_u32(&w->errs, from + i);
       if (st == PP_OK)
@@ -457,7 +459,7 @@ static pp_status run_record_calls(worker *w, const records_head *h,
       pp__call_reset(&w->call);
     }
   }
-  w->call.record = NULL;
+  w->call.head.record = NULL;
   return st;
 }
 
@@ -824,8 +826,8 @@ static int configure(worker *w) {
   pp_status cs = PP_OK;
   if (name[0]) {
     pp__call_reset(&w->call);
-    w->call.argv = w->argv;
-    w->call.argc = argc;
+    w->call.head.argv = w->argv;
+    w->call.head.argc = argc;
     cs = pp__call_run(&w->call, name, pp__registry_find(name));
   }
   pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f.len);
