@@ -119,7 +119,8 @@ typedef enum pp_status {
   PP_ETASK,        /**< the task failed; its message is available */
   PP_ECLOSED,      /**< the pool is closed or terminated: no new work */
   PP_ESTATE,       /**< the call is not valid in the object's present state */
-  PP_ENOTREADY,    /**< the result is not ready yet */
+  PP_ENOTREADY,    /**< the result is not ready yet; from an imap's input
+                        function (::pp_next_fn): no item yet */
   PP_ETERMINATED,  /**< the pool was terminated before the work finished */
   PP_EWORKERDIED,  /**< the worker running the task died */
   PP_EINITIALIZER, /**< the pool's initializer failed in a worker */
@@ -1072,15 +1073,24 @@ PP_API pp_status pp_map_records(pp_pool *pool, const char *task,
  * early with pp_iter_free() on its iterator, and then returns PP_EOF (an
  * item it returned would still be copied). Keep it quick: while it runs, the
  * pool's scheduler does nothing else (no results handed back, no worker's
- * death or time limit seen), so an input that waits on I/O is best read by
- * a thread of the program into a queue that this function takes from.
+ * death or time limit seen). An input that waits (on I/O, on another
+ * thread) never blocks here: a thread of the program fills a queue that
+ * this function takes from, and when the queue is empty the function
+ * returns PP_ENOTREADY; the pool then calls it again only after
+ * pp_iter_input_ready(), which the filling thread calls after each item it
+ * adds (and once more when the input has ended, so that the function can
+ * say PP_EOF). Python's imap waits for its generator on a thread of its
+ * own; this is how procpool's does without one.
  * @param state the state given to pp_imap().
  * @param item receives the next item (its bytes are copied before the next
  *        call).
- * @return PP_OK with @p item set; PP_EOF when done; any other status to stop
- *         the input with an error (pp_iter_next() reports it once, after the
- *         items before it). An item with NULL data and a non-zero length
- *         stops the input with PP_EINVAL.
+ * @return PP_OK with @p item set; PP_EOF when done; PP_ENOTREADY when no
+ *         item is there yet (see above: a chunk begun waits to be whole, as
+ *         Python's imap builds its chunks, so with a @p chunksize above 1
+ *         its items start once it is); any other status to stop the input
+ *         with an error (pp_iter_next() reports it once, after the items
+ *         before it). An item with NULL data and a non-zero length stops
+ *         the input with PP_EINVAL.
  */
 typedef pp_status (*pp_next_fn)(void *state, pp_bytes *item);
 
@@ -1175,6 +1185,20 @@ PP_API pp_status pp_iter_next(pp_iter *iter, double timeout, pp_value *out);
  */
 PP_API pp_status pp_iter_next_many(pp_iter *iter, double timeout, pp_value *out,
                                    size_t cap, size_t *n);
+
+/**
+ * @brief Tells the pool that the iterator's input function, which returned
+ * PP_ENOTREADY, has something to say now: an item, PP_EOF or an error. The
+ * pool calls it again soon. Calls while it is not waiting are not lost: a
+ * call made while the function runs has the pool ask again at once.
+ * @param iter the iterator.
+ * @return PP_OK; PP_EINVAL for NULL.
+ * @par Threads
+ * Any thread, the input function included, up to pp_iter_free() (a thread
+ * that fills the input's queue stops calling it before the iterator is
+ * freed).
+ */
+PP_API pp_status pp_iter_input_ready(pp_iter *iter);
 
 /**
  * @brief Frees the iterator. No more input is pulled (once this returns the

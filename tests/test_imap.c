@@ -1179,6 +1179,176 @@ static void test_imap_input_frees_its_iterator(void) {
   pp_pool_destroy(pool);
 }
 
+/* An input fed by a thread of the program: `published` of its values are
+ * there to take, `finished` says no more will come. Its function never
+ * waits: with nothing to take it says PP_ENOTREADY, and the feeding thread
+ * calls pp_iter_input_ready() after each value it adds. */
+enum { FED_ITEMS = 20, FED_FIRST = 5 };
+typedef struct fed_input {
+  int64_t vals[FED_ITEMS];
+  tu_counter published, finished, taken, not_ready, kicks, apply_done;
+  pp_iter *it;
+} fed_input;
+
+static pp_status fed_next(void *state, pp_bytes *item) {
+  fed_input *in = state;
+  long taken = tu_counter_get(&in->taken);
+  if (taken < tu_counter_get(&in->published)) {
+    tu_counter_inc(&in->taken);
+    *item = tu_i64(&in->vals[taken]);
+    return PP_OK;
+  }
+  if (tu_counter_get(&in->finished))
+    return PP_EOF;
+  tu_counter_inc(&in->not_ready);
+  return PP_ENOTREADY;
+}
+
+static void fed_publish(fed_input *in, long upto) {
+  while (tu_counter_get(&in->published) < upto) {
+    tu_counter_inc(&in->published);
+    tu_counter_inc(&in->kicks);
+    CU_ASSERT_EQUAL(pp_iter_input_ready(in->it), PP_OK);
+  }
+}
+
+/* The feeding thread: the first values, then (once the test has used the
+ * pool while the input had nothing) the rest one by one, then the end. */
+static void fed_feeder(void *arg) {
+  fed_input *in = arg;
+  fed_publish(in, FED_FIRST);
+  tu_counter_wait(&in->apply_done, 1, TU_WAIT);
+  for (long k = FED_FIRST + 1; k <= FED_ITEMS; k++) {
+    fed_publish(in, k);
+    if (k % 4 == 0)
+      tu_sleep_ms(2);
+  }
+  tu_counter_inc(&in->finished);
+  tu_counter_inc(&in->kicks);
+  CU_ASSERT_EQUAL(pp_iter_input_ready(in->it), PP_OK);
+}
+
+/* An input with no item yet does not hold the pool: another call runs
+ * while it has none, its items come once it has them (a chunk begun waits
+ * to be whole, as Python's imap builds its chunks), in order, and the pool
+ * asks it again only when told (no polling). */
+static void test_imap_input_not_ready(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  const size_t chunksizes[] = {1, 3};
+  for (size_t k = 0; k < 2; k++) {
+    size_t cs = chunksizes[k];
+    fed_input in;
+    memset(&in, 0, sizeof in);
+    for (int i = 0; i < FED_ITEMS; i++)
+      in.vals[i] = 100 + i;
+    tu_counter_init(&in.published);
+    tu_counter_init(&in.finished);
+    tu_counter_init(&in.taken);
+    tu_counter_init(&in.not_ready);
+    tu_counter_init(&in.kicks);
+    tu_counter_init(&in.apply_done);
+    CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", fed_next, &in, cs, &in.it),
+                          PP_OK);
+    tu_thread *feeder = tu_thread_start(fed_feeder, &in);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(feeder);
+    /* The whole chunks of the first values; the rest of them wait in a
+     * chunk begun. */
+    size_t first = FED_FIRST / cs * cs, got = 0;
+    int64_t y = 0;
+    for (; got < first; got++) {
+      pp_value v = {0};
+      CU_ASSERT_EQUAL(pp_iter_next(in.it, TU_WAIT, &v), PP_OK);
+      CU_ASSERT_EQUAL(pp_value_i64(&v, &y), PP_OK);
+      CU_ASSERT_EQUAL(y, in.vals[got] * in.vals[got]);
+      pp_value_clear(&v);
+    }
+    /* The input has nothing now; the pool answers all the same. */
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 9, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, 81);
+    tu_counter_inc(&in.apply_done);
+    for (;; got++) {
+      pp_value v = {0};
+      pp_status st = pp_iter_next(in.it, TU_WAIT, &v);
+      if (st != PP_OK) {
+        CU_ASSERT_EQUAL(st, PP_EOF);
+        pp_value_clear(&v);
+        break;
+      }
+      CU_ASSERT_EQUAL(pp_value_i64(&v, &y), PP_OK);
+      CU_ASSERT(got < FED_ITEMS && y == in.vals[got] * in.vals[got]);
+      pp_value_clear(&v);
+    }
+    CU_ASSERT_EQUAL(got, FED_ITEMS);
+    tu_thread_join(feeder);
+    /* Each "not ready" waited for a call of pp_iter_input_ready() (one
+     * more where a call came while the function ran). */
+    CU_ASSERT(tu_counter_get(&in.not_ready) <= tu_counter_get(&in.kicks) + 1);
+    pp_iter_free(in.it);
+  }
+  pp_pool_destroy(pool);
+}
+
+/* An iterator freed, or a pool ended, while its input has no item and a
+ * chunk begun: nothing hangs, nothing leaks; a closed pool's join waits
+ * for the input's end, as Python's does for its generator. */
+static void test_imap_input_not_ready_ends(void) {
+  CU_ASSERT_EQUAL(pp_iter_input_ready(NULL), PP_EINVAL);
+  for (int how = 0; how < 3; how++) {
+    pp_pool *pool = tu_pool(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    fed_input in;
+    memset(&in, 0, sizeof in);
+    for (int i = 0; i < FED_ITEMS; i++)
+      in.vals[i] = i;
+    tu_counter_init(&in.published);
+    tu_counter_init(&in.finished);
+    tu_counter_init(&in.taken);
+    tu_counter_init(&in.not_ready);
+    tu_counter_init(&in.kicks);
+    tu_counter_init(&in.apply_done);
+    CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", fed_next, &in, 4, &in.it),
+                          PP_OK);
+    fed_publish(&in, 6); /* a whole chunk and half of one */
+    pp_value v = {0};
+    int64_t y = 0;
+    for (int i = 0; i < 4; i++) {
+      CU_ASSERT_EQUAL(pp_iter_next(in.it, TU_WAIT, &v), PP_OK);
+      CU_ASSERT_EQUAL(pp_value_i64(&v, &y), PP_OK);
+      CU_ASSERT_EQUAL(y, (int64_t)i * i);
+      pp_value_clear(&v);
+    }
+    CU_ASSERT_EQUAL(pp_iter_next(in.it, 0.05, &v), PP_ETIMEOUT);
+    if (how == 0) { /* the iterator freed, then the pool */
+      pp_iter_free(in.it);
+      pp_pool_destroy(pool);
+    } else if (how == 1) { /* the pool destroyed under it */
+      pp_pool_destroy(pool);
+      pp_iter_free(in.it);
+    } else { /* closed: the join ends with the input */
+      CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+      tu_joiner *j = tu_joiner_start(pool);
+      CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+      CU_ASSERT_EQUAL(tu_joiner_wait(j, 0.1), 0); /* the input goes on */
+      tu_counter_inc(&in.finished);
+      CU_ASSERT_EQUAL(pp_iter_input_ready(in.it), PP_OK);
+      for (int i = 4; i < 6; i++) {
+        CU_ASSERT_EQUAL(pp_iter_next(in.it, TU_WAIT, &v), PP_OK);
+        CU_ASSERT_EQUAL(pp_value_i64(&v, &y), PP_OK);
+        CU_ASSERT_EQUAL(y, (int64_t)i * i);
+        pp_value_clear(&v);
+      }
+      CU_ASSERT_EQUAL(pp_iter_next(in.it, TU_WAIT, &v), PP_EOF);
+      pp_value_clear(&v);
+      CU_ASSERT_EQUAL(tu_joiner_wait(j, TU_WAIT), 1);
+      CU_ASSERT_EQUAL(tu_joiner_status(j), PP_OK);
+      tu_joiner_free(j);
+      pp_iter_free(in.it);
+      pp_pool_destroy(pool);
+    }
+  }
+}
+
 int pp_test_suite_imap(void) {
   static const tu_test tests[] = {
       {"imap yields in input order (n=200, chunksize 1 and 7)",
@@ -1220,6 +1390,10 @@ int pp_test_suite_imap(void) {
        test_imap_input_waits_refused},
       {"the input function may free its own iterator: its last call",
        test_imap_input_frees_its_iterator},
+      {"an input with no item yet (PP_ENOTREADY) does not hold the pool",
+       test_imap_input_not_ready},
+      {"an input with no item yet: freed, destroyed, joined once it ends",
+       test_imap_input_not_ready_ends},
   };
   return tu_add_suite("imap", tests, TU_NTESTS(tests));
 }

@@ -362,6 +362,21 @@ typedef struct pp__iter_chunk {
  * counted in chunks again (iter.c). */
 #define PP__ITER_SMALL_BYTES ((size_t)8 << 20)
 
+/* The input chunk being pulled (iter.c): its frame and where its fields
+ * are. Kept in the iterator while the input has no item yet
+ * (PP_ENOTREADY) in the middle of it, and taken up where it stopped. */
+typedef struct pp__iter_pull {
+  pp__buf frame;
+  uint64_t id;
+  size_t at;       /* where the frame begins (pp__frame_begin) */
+  size_t count_at; /* where its item count goes */
+  size_t size_at;  /* where an ITEMS frame's item size goes */
+  size_t size;     /* that size (packed) */
+  size_t n;        /* items in it so far */
+  int packed;      /* an ITEMS frame, not (yet) turned into CALLS */
+  int open;        /* begun and not finished */
+} pp__iter_pull;
+
 struct pp_iter {
   pp__job job;
   pp__shared *shared;
@@ -374,8 +389,14 @@ struct pp_iter {
   pp_status input_error; /* PP_OK, or why the input stopped early */
   char *input_message;
   int error_reported;
-  int pulling;         /* the scheduler is inside next() */
-  int abandoned;       /* pp_iter_free() was called */
+  int pulling;   /* the scheduler is inside next() */
+  int abandoned; /* pp_iter_free() was called */
+  /* next() said PP_ENOTREADY: no pull until pp_iter_input_ready(), whose
+   * calls `input_kicks` counts (both under the pool's lock), so that one
+   * made while next() ran is not lost. */
+  int input_waiting;
+  unsigned long input_kicks;
+  pp__iter_pull pull;  /* scheduler only */
   size_t pulled;       /* items taken from the input */
   size_t delivered;    /* items taken by pp_iter_next() */
   size_t window;       /* most items pulled and not yet taken, */

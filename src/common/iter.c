@@ -276,33 +276,46 @@ static pp_status repack_as_calls(pp_iter *it, pp__buf *frame, uint64_t id,
   return st;
 }
 
-/* Encodes up to one chunk of input; `*n` items, `*end` PP_EOF or an error
- * when the input stopped. Runs without the lock, for every item of the
- * input, so the frame is reserved at the last one's size and each item is
- * written in place. Items all of one size (the rule: numbers, records) go
- * into an ITEMS frame, which the worker reads with no length per item; the
- * first item of another size turns it into a CALLS frame. */
-static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
-                            pp_status *end) {
-  size_t at, size_at = 0, size = 0;
-  int packed = 1;
-  *n = 0;
-  *end = PP_OK;
-  pp_status st = pp__buf_reserve(frame, it->frame_hint);
+/* Begins the chunk `id` in it->pull: an ITEMS frame's head, its item
+ * count and size patched when it ends. */
+static pp_status pull_begin(pp_iter *it, uint64_t id) {
+  pp__iter_pull *p = &it->pull;
+  memset(p, 0, sizeof *p);
+  p->id = id;
+  p->packed = 1;
+  p->open = 1;
+  pp_status st = pp__buf_reserve(&p->frame, it->frame_hint);
   if (st == PP_OK)
-    st = begin_chunk(it, frame, PP__F_ITEMS, id, &at);
+    st = begin_chunk(it, &p->frame, PP__F_ITEMS, id, &p->at);
   /* A CALLS frame made of it has its count at the same place. */
-  size_t count_at = pp__buf_len(frame) - 4;
+  p->count_at = pp__buf_len(&p->frame) - 4;
   if (st == PP_OK) {
-    size_at = pp__buf_len(frame);
-    st = pp__put_u32(frame, 0);
+    p->size_at = pp__buf_len(&p->frame);
+    st = pp__put_u32(&p->frame, 0);
   }
+  return st;
+}
+
+/* Pulls items into the open chunk until it is whole or the input stops
+ * (`*end`: PP_EOF, PP_ENOTREADY, or an error). Runs without the lock, for
+ * every item of the input, so the frame is reserved at the last one's size
+ * and each item is written in place. Items all of one size (the rule:
+ * numbers, records) go into an ITEMS frame, which the worker reads with no
+ * length per item; the first item of another size turns it into a CALLS
+ * frame. */
+static pp_status pull_items(pp_iter *it, pp_status *end) {
+  pp__iter_pull *p = &it->pull;
+  pp__buf *frame = &p->frame;
+  size_t n = p->n, size = p->size;
+  int packed = p->packed;
+  pp_status st = PP_OK;
+  *end = PP_OK;
   /* The common case, an item of the frame's size with room for it, is
    * written through these locals: stores through a byte pointer would have
    * the compiler reload the frame's fields after each. */
   unsigned char *dst = pp__buf_tail(frame);
   size_t room = frame->cap - frame->end;
-  while (st == PP_OK && *n < it->job.chunksize) {
+  while (n < it->job.chunksize) {
     pp_bytes item = {NULL, 0};
     pp_status got = it->next(it->state, &item);
     if (got != PP_OK) {
@@ -317,15 +330,15 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
       copy_item(dst, item.data, size);
       dst += size;
       room -= size;
-      (*n)++;
+      n++;
       continue;
     }
     pp__buf_commit(frame, (size_t)(dst - pp__buf_tail(frame)));
-    if (packed && *n == 0) {
+    if (packed && n == 0) {
       size = item.len;
     } else if (packed && item.len != size) {
-      st = repack_as_calls(it, frame, id, &at,
-                           pp__buf_head(frame) + size_at + 4, *n, size);
+      st = repack_as_calls(it, frame, p->id, &p->at,
+                           pp__buf_head(frame) + p->size_at + 4, n, size);
       packed = 0;
       if (st != PP_OK)
         break;
@@ -340,22 +353,32 @@ static pp_status pull_chunk(pp_iter *it, uint64_t id, pp__buf *frame, size_t *n,
     } else {
       st = put_call(frame, item.data, item.len);
     }
-    if (st == PP_OK)
-      (*n)++;
+    if (st != PP_OK)
+      break;
+    n++;
     dst = pp__buf_tail(frame);
     room = frame->cap - frame->end;
   }
   if (st == PP_OK)
     pp__buf_commit(frame, (size_t)(dst - pp__buf_tail(frame)));
-  if (st != PP_OK)
-    return st;
-  pp__patch_u32(frame, count_at, (uint32_t)*n);
-  if (packed)
-    pp__patch_u32(frame, size_at, (uint32_t)size);
-  size_t used = pp__buf_len(frame);
+  p->n = n;
+  p->size = size;
+  p->packed = packed;
+  return st;
+}
+
+/* Ends the open chunk: its counts patched, its frame closed, the pull
+ * left empty. */
+static pp_status pull_end(pp_iter *it) {
+  pp__iter_pull *p = &it->pull;
+  p->open = 0;
+  pp__patch_u32(&p->frame, p->count_at, (uint32_t)p->n);
+  if (p->packed)
+    pp__patch_u32(&p->frame, p->size_at, (uint32_t)p->size);
+  size_t used = pp__buf_len(&p->frame);
   it->frame_hint =
       used < PP__ITER_FRAME_HINT_MAX ? used : PP__ITER_FRAME_HINT_MAX;
-  return pp__frame_end(frame, at);
+  return pp__frame_end(&p->frame, p->at);
 }
 
 /* Doubles the window, keeping every held chunk at its place. */
@@ -386,35 +409,50 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
   /* A few chunks per call, so that a long input never keeps the scheduler
    * from its workers' answers. */
   for (size_t pulls = 0;; pulls++) {
-    if (it->input_done || it->abandoned || pool->state == PP__TERMINATE ||
-        pool->broken != PP_OK)
+    if (it->input_done || it->abandoned || it->input_waiting ||
+        pool->state == PP__TERMINATE || pool->broken != PP_OK)
       return 0;
     if (pulls == (size_t)pool->processes * PP__ITER_PULLS_PER_WORKER + 2)
       return 1;
-    /* Once someone joins a closed pool, nobody may be left to read before
-     * the work is done (Python's imap buffers without bound): the window
-     * grows instead of stopping the input. */
-    ring_lock(it);
-    int full =
-        room(it) < it->job.chunksize && (!pool->joining || grow(it) != PP_OK);
-    ring_unlock(it);
-    if (full)
-      return 0;
-    uint64_t id = (uint64_t)pp__next_job_id(pool) << 32;
-    pp__buf frame = {0};
-    size_t n;
-    pp_status end;
+    /* A chunk the input left open (PP_ENOTREADY) had its room when it
+     * began. Once someone joins a closed pool, nobody may be left to read
+     * before the work is done (Python's imap buffers without bound): the
+     * window grows instead of stopping the input. */
+    uint64_t id = 0;
+    if (!it->pull.open) {
+      ring_lock(it);
+      int full =
+          room(it) < it->job.chunksize && (!pool->joining || grow(it) != PP_OK);
+      ring_unlock(it);
+      if (full)
+        return 0;
+      id = (uint64_t)pp__next_job_id(pool) << 32;
+    }
+    unsigned long kicks = it->input_kicks;
+    pp_status end = PP_OK;
     it->pulling = 1;
     apr_thread_mutex_unlock(pool->shared->lock);
-    pp_status st = pull_chunk(it, id, &frame, &n, &end);
+    pp_status st = it->pull.open ? PP_OK : pull_begin(it, id);
+    if (st == PP_OK)
+      st = pull_items(it, &end);
+    /* A chunk ends whole, or with the input (its last chunk); with no
+     * item yet it stays open. */
+    int whole = st == PP_OK && end != PP_ENOTREADY;
+    if (whole)
+      st = pull_end(it);
+    size_t n = it->pull.n;
     pp__chunk *c = NULL;
-    if (st == PP_OK && n) {
+    if (st == PP_OK && whole && n) {
       c = calloc(1, sizeof *c);
       if (!c)
         st = PP_ENOMEM;
     }
     apr_thread_mutex_lock(pool->shared->lock);
     it->pulling = 0;
+    pp__buf frame = it->pull.frame;
+    id = it->pull.id;
+    if (st != PP_OK || whole) /* the chunk is the caller's now */
+      memset(&it->pull, 0, sizeof it->pull);
     ring_lock(it);
     it->big_frames = it->frame_hint >= PP__ITER_FRAME_HINT_MAX;
     size_t first = it->pulled;
@@ -444,10 +482,15 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
       it->job.nchunks++;
       it->job.chunks_left++;
       pp__enqueue_locked(pool, c, c);
-    } else {
+    } else if (whole) {
       pp__buf_free(&frame);
     }
-    if (end == PP_EOF) {
+    if (end == PP_ENOTREADY) {
+      /* Asked again once the input says it has more; at once when it
+       * said so while next() ran. */
+      if (it->input_kicks == kicks)
+        it->input_waiting = 1;
+    } else if (end == PP_EOF) {
       it->input_done = 1;
       pool->iters_changed = 1; /* a waiter past the last item must see it */
     } else if (end != PP_OK) {
@@ -457,6 +500,21 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
       free(msg);
     }
   }
+}
+
+pp_status pp_iter_input_ready(pp_iter *it) {
+  if (!it)
+    return PP_EINVAL;
+  pp__shared *s = it->shared;
+  apr_thread_mutex_lock(s->lock);
+  it->input_kicks++;
+  if (it->input_waiting) {
+    it->input_waiting = 0;
+    if (it->pool)
+      pp__backend_wake(it->pool->backend);
+  }
+  apr_thread_mutex_unlock(s->lock);
+  return PP_OK;
 }
 
 /* A copy of `len` bytes of message, NUL-terminated; NULL when out of
@@ -524,6 +582,7 @@ static void iter_destroy(pp_iter *it) {
         chunk_drop(&it->chunks[i], it->chunks[i].count);
   if (it->cur_left)
     chunk_drop(&it->cur, it->cur_left);
+  pp__buf_free(&it->pull.frame); /* a chunk the input left open */
   free(it->chunks);
   free(it->input_message);
   free(it);
