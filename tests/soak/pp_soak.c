@@ -22,7 +22,8 @@
  * random operations until the time is up: blocking and asynchronous calls
  * (some of whose tasks fail, kill their worker or outrun a time limit),
  * maps of values and of records, imaps taken one by one or by the batch
- * and sometimes dropped half-way, cancels, big payloads, and pools of its
+ * and sometimes dropped half-way (some with an input that now and then
+ * has no item yet), cancels, big payloads, and pools of its
  * own that it closes or terminates. Every outcome is checked: the value, or
  * the status the task's kind must give, and each callback run exactly once.
  *
@@ -286,10 +287,26 @@ static void op_records(driver *d) {
 typedef struct counting {
   int64_t next, n;
   int64_t item; /* the last one handed out, copied before the next call */
+  /* An input that now and then has no item yet (PP_ENOTREADY): every
+   * `stall_every`th call, 0 for never. It says it has one again itself
+   * (`self_kick`, once it knows its iterator) or through its reader, who
+   * sees `stalled`. */
+  unsigned stall_every, calls;
+  int self_kick;
+  _Atomic(pp_iter *) it;
+  atomic_int stalled;
 } counting;
 
 static pp_status count_up(void *state, pp_bytes *item) {
   counting *c = state;
+  if (c->stall_every && ++c->calls % c->stall_every == 0) {
+    pp_iter *it = atomic_load(&c->it);
+    if (c->self_kick && it)
+      pp_iter_input_ready(it);
+    else
+      atomic_store(&c->stalled, 1);
+    return PP_ENOTREADY;
+  }
   if (c->next >= c->n)
     return PP_EOF;
   c->item = c->next++;
@@ -299,7 +316,15 @@ static pp_status count_up(void *state, pp_bytes *item) {
 }
 
 static void op_imap(driver *d) {
-  counting input = {0, (int64_t)pick(&d->rng, 0, 5000), 0};
+  counting input;
+  memset(&input, 0, sizeof input);
+  input.n = (int64_t)pick(&d->rng, 0, 5000);
+  if (pick(&d->rng, 0, 2) == 0) {
+    input.stall_every = (unsigned)pick(&d->rng, 2, 300);
+    input.self_kick = pick(&d->rng, 0, 1);
+  }
+  atomic_init(&input.it, NULL);
+  atomic_init(&input.stalled, 0);
   int ordered = pick(&d->rng, 0, 1);
   int batches = pick(&d->rng, 0, 1);
   /* Sometimes the caller stops reading half-way and drops the iterator. */
@@ -313,6 +338,9 @@ static void op_imap(driver *d) {
           : pp_imap_unordered(pool, "square", count_up, &input, chunksize, &it);
   if (!expect("imap", st, PP_OK, NULL))
     return;
+  atomic_store(&input.it, it);
+  /* A stalling input's reader waits in short steps, to tell it to go on. */
+  double wait_s = input.stall_every ? 0.005 : WAIT_S;
   int64_t got = 0, sum = 0, want_sum = 0;
   for (int64_t i = 0; i < input.n; i++)
     want_sum += i * i;
@@ -321,12 +349,16 @@ static void op_imap(driver *d) {
     if (got >= stop_at)
       break;
     size_t taken = 0;
+    if (atomic_exchange(&input.stalled, 0))
+      pp_iter_input_ready(it);
     if (batches) {
-      st = pp_iter_next_many(it, WAIT_S, vs, 64, &taken);
+      st = pp_iter_next_many(it, wait_s, vs, 64, &taken);
     } else {
-      st = pp_iter_next(it, WAIT_S, &vs[0]);
+      st = pp_iter_next(it, wait_s, &vs[0]);
       taken = st == PP_OK;
     }
+    if (st == PP_ETIMEOUT && input.stall_every)
+      continue; /* no progress at all is the watchdog's to report */
     if (st != PP_OK) {
       if (st != PP_EOF) {
         expect("imap: next", st, PP_OK, vs[0].error);
