@@ -1190,6 +1190,19 @@ typedef struct fed_input {
   pp_iter *it;
 } fed_input;
 
+/* An empty input whose values will be first, first + 1, ... */
+static void fed_init(fed_input *in, int64_t first) {
+  memset(in, 0, sizeof *in);
+  for (int i = 0; i < FED_ITEMS; i++)
+    in->vals[i] = first + i;
+  tu_counter_init(&in->published);
+  tu_counter_init(&in->finished);
+  tu_counter_init(&in->taken);
+  tu_counter_init(&in->not_ready);
+  tu_counter_init(&in->kicks);
+  tu_counter_init(&in->apply_done);
+}
+
 static pp_status fed_next(void *state, pp_bytes *item) {
   fed_input *in = state;
   long taken = tu_counter_get(&in->taken);
@@ -1239,15 +1252,7 @@ static void test_imap_input_not_ready(void) {
   for (size_t k = 0; k < 2; k++) {
     size_t cs = chunksizes[k];
     fed_input in;
-    memset(&in, 0, sizeof in);
-    for (int i = 0; i < FED_ITEMS; i++)
-      in.vals[i] = 100 + i;
-    tu_counter_init(&in.published);
-    tu_counter_init(&in.finished);
-    tu_counter_init(&in.taken);
-    tu_counter_init(&in.not_ready);
-    tu_counter_init(&in.kicks);
-    tu_counter_init(&in.apply_done);
+    fed_init(&in, 100);
     CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", fed_next, &in, cs, &in.it),
                           PP_OK);
     tu_thread *feeder = tu_thread_start(fed_feeder, &in);
@@ -1298,15 +1303,7 @@ static void test_imap_input_not_ready_ends(void) {
     pp_pool *pool = tu_pool(2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
     fed_input in;
-    memset(&in, 0, sizeof in);
-    for (int i = 0; i < FED_ITEMS; i++)
-      in.vals[i] = i;
-    tu_counter_init(&in.published);
-    tu_counter_init(&in.finished);
-    tu_counter_init(&in.taken);
-    tu_counter_init(&in.not_ready);
-    tu_counter_init(&in.kicks);
-    tu_counter_init(&in.apply_done);
+    fed_init(&in, 0);
     CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", fed_next, &in, 4, &in.it),
                           PP_OK);
     fed_publish(&in, 6); /* a whole chunk and half of one */
