@@ -418,7 +418,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
      * began. Once someone joins a closed pool, nobody may be left to read
      * before the work is done (Python's imap buffers without bound): the
      * window grows instead of stopping the input. */
-    uint64_t id = 0;
+    uint64_t id = 0; /* a new chunk's */
     if (!it->pull.open) {
       ring_lock(it);
       int full =
@@ -450,8 +450,8 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     apr_thread_mutex_lock(pool->shared->lock);
     it->pulling = 0;
     pp__buf frame = it->pull.frame;
-    id = it->pull.id;
-    if (st != PP_OK || whole) /* the chunk is the caller's now */
+    uint64_t chunk_id = it->pull.id; /* begun in this call or before */
+    if (st != PP_OK || whole)        /* the chunk is the caller's now */
       memset(&it->pull, 0, sizeof it->pull);
     ring_lock(it);
     it->big_frames = it->frame_hint >= PP__ITER_FRAME_HINT_MAX;
@@ -474,7 +474,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     }
     if (c) {
       c->job = &it->job;
-      c->id = id;
+      c->id = chunk_id;
       c->first = first;
       c->count = n;
       c->frame = frame.data;
