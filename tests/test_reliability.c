@@ -169,6 +169,31 @@ static pp_status hold_stdout(pp_call *call) {
   }
   return pp_call_return_i64(call, 1);
 }
+
+/* An initializer: this worker ignores Ctrl-C (SIGINT), which the terminal
+ * sends to the owner's whole process group, workers included. */
+static pp_status ignore_interrupts(pp_call *call) {
+  (void)call;
+  signal(SIGINT, SIG_IGN);
+  return PP_OK;
+}
+
+/* Creates the file its argument names, then sleeps 1.5 s: the file says
+ * the task runs. */
+static pp_status mark_and_nap(pp_call *call) {
+  pp_bytes path = {NULL, 0};
+  char name[256];
+  if (pp_call_arg(call, 0, &path) != PP_OK || path.len >= sizeof name)
+    return pp_call_fail(call, "mark_and_nap: needs a path");
+  memcpy(name, path.data, path.len);
+  name[path.len] = '\0';
+  int fd = open(name, O_WRONLY | O_CREAT, 0600);
+  if (fd < 0)
+    return pp_call_fail(call, "mark_and_nap: cannot create %s", name);
+  close(fd);
+  tu_sleep_ms(1500);
+  return pp_call_return_i64(call, 1);
+}
 #endif
 
 /* An initializer that crashes its worker. */
@@ -194,6 +219,10 @@ pp_status reliability_tasks_register(void) {
     st = pp_register("slow_with_term", slow_with_term);
   if (st == PP_OK)
     st = pp_register("hold_stdout", hold_stdout);
+  if (st == PP_OK)
+    st = pp_register("ignore_interrupts", ignore_interrupts);
+  if (st == PP_OK)
+    st = pp_register("mark_and_nap", mark_and_nap);
 #endif
   if (st == PP_OK)
     st = pp_register("garbage", garbage);
@@ -599,6 +628,111 @@ static void test_owner_sigchld(void) {
     }
     sigaction(SIGCHLD, &old, NULL);
   }
+}
+
+/* Both of the pool's two workers are ready: of two calls made at once, the
+ * second goes to an idle ready worker before a busy one, so two pids say
+ * so. 0 if that did not happen within TU_WAIT. */
+static int both_ready(pp_pool *pool) {
+  double t0 = tu_now();
+  while (tu_now() - t0 < TU_WAIT) {
+    pp_result *r[2] = {NULL, NULL};
+    int64_t pid[2] = {0, 0};
+    for (int i = 0; i < 2; i++)
+      if (pp_apply_async(pool, "getpid", NULL, 0, NULL, &r[i]) != PP_OK)
+        return 0;
+    for (int i = 0; i < 2; i++)
+      if (pp_result_get(r[i], TU_WAIT) != PP_OK ||
+          pp_result_i64(r[i], &pid[i]) != PP_OK)
+        pid[i] = -1 - i;
+    pp_result_free(r[0]);
+    pp_result_free(r[1]);
+    if (pid[0] > 0 && pid[1] > 0 && pid[0] != pid[1])
+      return 1;
+    tu_sleep_ms(20);
+  }
+  return 0;
+}
+
+/* The context this run's pools start in: PROCPOOL_START_METHOD, else the
+ * POSIX default, fork. */
+static pp_context run_context(void) {
+  pp_context c = PP_CONTEXT_FORK;
+  const char *name = getenv("PROCPOOL_START_METHOD");
+  if (name && *name && pp_context_from_name(name, &c) != PP_OK)
+    c = PP_CONTEXT_FORK;
+  return c;
+}
+
+/* The owner's Ctrl-C handler; a fork worker runs its own copy. */
+static volatile sig_atomic_t interrupted;
+static void note_interrupt(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+/* Ctrl-C: SIGINT to every worker while each runs a task, the owner
+ * handling it. With an initializer that ignores it, both tasks complete,
+ * in every context. Without, a worker has what the owner's disposition at
+ * the pool's creation gives it: a fork worker runs its copy of the
+ * owner's handler and goes on; a spawn or forkserver worker, a fresh
+ * start of the program, has the default and dies, its task failing with
+ * the signal's name. */
+static void test_interrupt_reaches_workers(void) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = note_interrupt;
+  CU_ASSERT_EQUAL_FATAL(sigaction(SIGINT, &sa, &old), 0);
+  for (int ignoring = 0; ignoring < 2; ignoring++) {
+    pp_options opts;
+    pp_options_init(&opts);
+    opts.processes = 2;
+    if (ignoring)
+      opts.initializer = "ignore_interrupts";
+    int survive = ignoring || run_context() == PP_CONTEXT_FORK;
+    pp_pool *pool = NULL;
+    CU_ASSERT_EQUAL_FATAL(pp_pool_create(&pool, &opts), PP_OK);
+    long pids[2];
+    CU_ASSERT_EQUAL(wait_workers(pool, pids, 2, 2), 2);
+    CU_ASSERT(both_ready(pool));
+    /* Two tasks, one on each idle worker; the signals go once both have
+     * begun. */
+    char marks[2][128];
+    pp_result *r[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+      snprintf(marks[i], sizeof marks[i], "pp_tests_int_%ld_%d", tu_self_pid(),
+               i);
+      remove(marks[i]);
+      pp_bytes arg = {marks[i], strlen(marks[i])};
+      CU_ASSERT_EQUAL(
+          pp_apply_async(pool, "mark_and_nap", &arg, 1, NULL, &r[i]), PP_OK);
+    }
+    double t0 = tu_now();
+    while ((access(marks[0], F_OK) != 0 || access(marks[1], F_OK) != 0) &&
+           tu_now() - t0 < TU_WAIT)
+      tu_sleep_ms(5);
+    CU_ASSERT(access(marks[0], F_OK) == 0 && access(marks[1], F_OK) == 0);
+    for (int i = 0; i < 2; i++) {
+      CU_ASSERT_EQUAL(kill((pid_t)pids[i], SIGINT), 0);
+      remove(marks[i]);
+    }
+    for (int i = 0; i < 2 && r[i]; i++) {
+      pp_status st = pp_result_get(r[i], TU_WAIT);
+      if (survive) {
+        CU_ASSERT_EQUAL(st, PP_OK);
+      } else {
+        CU_ASSERT_EQUAL(st, PP_EWORKERDIED);
+        CU_ASSERT(tu_contains(pp_result_error(r[i]), "killed by signal 2"));
+      }
+      pp_result_free(r[i]);
+    }
+    CU_ASSERT_EQUAL(interrupted, 0); /* this process was not signalled */
+    CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+    CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+    pp_pool_destroy(pool);
+  }
+  sigaction(SIGINT, &old, NULL);
 }
 #endif
 
@@ -1042,6 +1176,9 @@ int pp_test_suite_reliability(void) {
        test_owner_killed_busy},
       {"owner ignores or reaps SIGCHLD: deaths still say how",
        test_owner_sigchld},
+      {"Ctrl-C (SIGINT) at the workers: ignored by an initializer, or "
+       "as the context gives it",
+       test_interrupt_reaches_workers},
 #endif
 #ifdef __linux__
       {"the launcher is killed: its task fails, a new one starts workers",
