@@ -477,9 +477,11 @@ PP_API pp_status pp_records_fail(pp_call *call, size_t index,
  * rest of main() never runs there; in any other process it returns 0 at
  * once. It must run before a spawn or forkserver pool is created (until
  * then pp_pool_create() refuses them with PP_ESTATE): a copy of the program
- * started without it would run the whole program again. It also records
- * argv[0], which is how the executable is found on systems that have no
- * better way (Linux uses /proc/self/exe, macOS _NSGetExecutablePath).
+ * started without it would run the whole program again. A worker has run
+ * it too, so a task may create a pool of its own, in any context. It also
+ * records argv[0], which is how the executable is found on systems that
+ * have no better way (Linux uses /proc/self/exe, macOS
+ * _NSGetExecutablePath).
  *
  * Such processes are started with `--procpool-worker=FD` or
  * `--procpool-forkserver=FD` as argv[1] and the pool's key in the

@@ -109,6 +109,47 @@ static pp_status task_has_key_env(pp_call *call) {
 #endif
 }
 
+/* A pool of the task's own, in the context its argument names: a map of
+ * "square" over 0..9 there; returns the sum of the squares (285). */
+static pp_status task_nested_map(pp_call *call) {
+  int64_t ctx = 0;
+  if (pp_call_arg_i64(call, 0, &ctx) != PP_OK)
+    return pp_call_fail(call, "nested_map: needs a context");
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  o.context = (pp_context)ctx;
+  pp_pool *pool = NULL;
+  pp_status st = pp_pool_create(&pool, &o);
+  if (st != PP_OK)
+    return pp_call_fail(call, "nested_map: a %s pool: %s",
+                        pp_context_name((pp_context)ctx), pp_strerror(st));
+  int64_t xs[10];
+  pp_bytes items[10];
+  for (int i = 0; i < 10; i++) {
+    xs[i] = i;
+    items[i].data = &xs[i];
+    items[i].len = sizeof xs[i];
+  }
+  pp_result *r = NULL;
+  int64_t sum = 0;
+  st = pp_map(pool, "square", items, 10, 1, &r);
+  for (size_t i = 0; st == PP_OK && i < 10; i++) {
+    int64_t y = 0;
+    st = pp_result_item_i64(r, i, &y);
+    sum += y;
+  }
+  pp_result_free(r);
+  pp_pool_close(pool);
+  pp_status joined = pp_pool_join(pool);
+  pp_pool_destroy(pool);
+  if (st == PP_OK)
+    st = joined;
+  if (st != PP_OK)
+    return pp_call_fail(call, "nested_map: %s", pp_strerror(st));
+  return pp_call_return_i64(call, sum);
+}
+
 static const char *g_argv0;
 
 int contexts_without_hook_main(void) {
@@ -148,6 +189,8 @@ pp_status contexts_tasks_register(const char *argv0) {
     st = pp_register("touch", task_touch);
   if (st == PP_OK)
     st = pp_register("has_key_env", task_has_key_env);
+  if (st == PP_OK)
+    st = pp_register("nested_map", task_nested_map);
   return st;
 }
 
@@ -435,6 +478,36 @@ static void test_maxtasksperchild(void) {
 
 /* An unknown task name fails that task with a message naming it; the
  * worker stays alive and runs the next task. */
+/* A task creates a pool of its own and maps over it, in every context
+ * within every context: a spawned worker or the forkserver ran
+ * pp_worker_main() too, so its copies become workers. */
+static void test_nested_pools(void) {
+  for (size_t i = 0; i < NCONTEXTS; i++) {
+    pp_pool *pool = pool_in(all_contexts[i], 1, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    for (size_t k = 0; k < NCONTEXTS; k++) {
+      int64_t ctx = (int64_t)all_contexts[k];
+      pp_bytes arg = tu_i64(&ctx);
+      pp_value v = {0};
+      pp_status st = pp_apply(pool, "nested_map", &arg, 1, &v);
+      int64_t sum = 0;
+      if (st == PP_OK)
+        st = pp_value_i64(&v, &sum);
+      if (st != PP_OK)
+        fprintf(stderr, "\n  a %s pool in a %s worker: %s\n",
+                pp_context_name(all_contexts[k]),
+                pp_context_name(all_contexts[i]),
+                v.error ? v.error : pp_strerror(st));
+      CU_ASSERT_EQUAL(st, PP_OK);
+      CU_ASSERT_EQUAL(sum, 285);
+      pp_value_clear(&v);
+    }
+    CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+    CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+    pp_pool_destroy(pool);
+  }
+}
+
 static void test_unknown_task_spawn(void) {
   pp_pool *pool = pool_in(PP_CONTEXT_SPAWN, 1, 0);
   if (!pool)
@@ -870,6 +943,8 @@ int pp_test_suite_contexts(void) {
 #endif
       {"maxtasksperchild = 1 replaces workers in every context",
        test_maxtasksperchild},
+      {"a task's own pool, in every context within every context",
+       test_nested_pools},
       {"unknown task under spawn: named error, worker lives on",
        test_unknown_task_spawn},
       {"context selection: names, PROCPOOL_START_METHOD, explicit wins",

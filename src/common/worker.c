@@ -973,10 +973,13 @@ int pp_worker_main(int argc, char **argv) {
   /* The worker loop and the service need no APR: a process launched as
    * one must never fall through into the rest of main(). */
   int apr_ready = pp__runtime_init() == PP_OK;
+  /* The program calls the hook at the top of main(), so its copies become
+   * workers: true in the forkserver and in a worker as well, where a task
+   * may create a pool of its own in any context. */
+  hook_ran = 1;
   if (pp__backend_run_service(argc, argv, pp__worker_run, &code))
     exit(code);
   if (!pp__backend_worker_attach(argc, argv, &chan)) {
-    hook_ran = 1;
     /* Here, at the top of main(), the process has one thread as a rule,
      * which makes this cheap (iter.c's owner path needs it). */
     pp__remote_barrier_prepare();
