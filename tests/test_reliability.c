@@ -170,6 +170,14 @@ static pp_status hold_stdout(pp_call *call) {
   return pp_call_return_i64(call, 1);
 }
 
+/* Closes every descriptor from 3 on, the worker's channel among them, as
+ * a careless daemon-style library might, then answers. */
+static pp_status close_descriptors(pp_call *call) {
+  for (int fd = 3; fd < 1024; fd++)
+    close(fd);
+  return pp_call_return_i64(call, 1);
+}
+
 /* An initializer: this worker ignores Ctrl-C (SIGINT), which the terminal
  * sends to the owner's whole process group, workers included. */
 static pp_status ignore_interrupts(pp_call *call) {
@@ -221,6 +229,8 @@ pp_status reliability_tasks_register(void) {
     st = pp_register("hold_stdout", hold_stdout);
   if (st == PP_OK)
     st = pp_register("ignore_interrupts", ignore_interrupts);
+  if (st == PP_OK)
+    st = pp_register("close_descriptors", close_descriptors);
   if (st == PP_OK)
     st = pp_register("mark_and_nap", mark_and_nap);
 #endif
@@ -652,6 +662,31 @@ static int both_ready(pp_pool *pool) {
     tu_sleep_ms(20);
   }
   return 0;
+}
+
+/* A task closes its worker's channel (every descriptor from 3 on): the
+ * worker cannot answer and exits with the code that says why, which the
+ * task's error names; the pool replaces it and goes on. A fresh pool, so
+ * that the answer would go through the channel (not yet the rings). */
+static void test_task_closes_channel(void) {
+  for (int round = 0; round < 2; round++) {
+    pp_pool *pool = tu_pool(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_apply(pool, "close_descriptors", NULL, 0, &v),
+                    PP_EWORKERDIED);
+    CU_ASSERT(tu_contains(v.error, "exited with code"));
+    CU_ASSERT(tu_contains(v.error, "its channel to the pool failed"));
+    if (!tu_contains(v.error, "its channel to the pool failed"))
+      fprintf(stderr, "\n  got: %s\n", v.error ? v.error : "(none)");
+    pp_value_clear(&v);
+    int64_t y = 0;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 6, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, 36);
+    CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+    CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+    pp_pool_destroy(pool);
+  }
 }
 
 /* The context this run's pools start in: PROCPOOL_START_METHOD, else the
@@ -1176,6 +1211,8 @@ int pp_test_suite_reliability(void) {
        test_owner_killed_busy},
       {"owner ignores or reaps SIGCHLD: deaths still say how",
        test_owner_sigchld},
+      {"a task closes its worker's channel: its error says so, pool goes on",
+       test_task_closes_channel},
       {"Ctrl-C (SIGINT) at the workers: ignored by an initializer, or "
        "as the context gives it",
        test_interrupt_reaches_workers},

@@ -42,6 +42,7 @@
 #define PP__EXIT_NOMEM 123       /* the worker ran out of memory */
 #define PP__EXIT_RECYCLE 124     /* past max_memory_per_child: replace me */
 #define PP__EXIT_VERSION 125     /* the parent speaks another wire version */
+#define PP__EXIT_CHANNEL 126     /* its channel failed under it (closed?) */
 
 /* Bytes of the per-pool secret. */
 #define PP__KEY_BYTES 32

@@ -205,6 +205,9 @@ static void stop_worker(pp_pool *pool, pp__worker *w, unsigned slot,
   pp__backend_stop(pool->backend, slot);
 }
 
+/* How long a worker whose channel closed may take to exit by itself. */
+#define PP__CLOSED_GRACE_US (100 * 1000)
+
 static void protocol_error(pp_pool *pool, unsigned slot, const char *what) {
   pp__worker *w = &pool->workers[slot];
   kill_worker(pool, w, slot, PP_EPROTOCOL,
@@ -250,12 +253,42 @@ static void early_end(pp_pool *pool, pp__worker *w, const char *how) {
   }
 }
 
+/* How a worker ended, in words: the system's account (an exit code, a
+ * signal), and for the codes a worker exits with on purpose (internal.h),
+ * what it meant by it. */
+static void describe_end(const pp__exit *e, char *buf, size_t cap) {
+  pp__exit_describe(e, buf, cap);
+  if (e->signaled || e->with_launcher)
+    return;
+  const char *meant = NULL;
+  switch (e->code) {
+  case PP__EXIT_PROTOCOL:
+    meant = "it could not read what the pool sent it";
+    break;
+  case PP__EXIT_NOMEM:
+    meant = "it ran out of memory";
+    break;
+  case PP__EXIT_VERSION:
+    meant = "it speaks another version of the wire protocol";
+    break;
+  case PP__EXIT_CHANNEL:
+    meant = "its channel to the pool failed under it; did a task close a "
+            "descriptor it had not opened?";
+    break;
+  default:
+    return;
+  }
+  size_t len = strlen(buf);
+  if (len < cap)
+    snprintf(buf + len, cap - len, " (procpool's code: %s)", meant);
+}
+
 /* A worker's process has ended and its channel is drained: account for the
  * work it held and free its slot. */
 static void worker_finished(pp_pool *pool, unsigned slot) {
   pp__worker *w = &pool->workers[slot];
-  char how[128];
-  pp__exit_describe(&w->exit, how, sizeof how);
+  char how[256];
+  describe_end(&w->exit, how, sizeof how);
   if (pool->state != PP__TERMINATE)
     early_end(pool, w, how);
   else /* what it held was left to fail now (handle_terminate()) */
@@ -868,10 +901,12 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
   case PP__EV_CLOSED:
     drain_ring(pool, ev->slot);
     w->closed = 1;
-    /* A worker that closed its channel but lives on is of no use: stop it,
-     * so that its end is known and reported. */
-    if (!w->exited && w->state != PP__W_RETIRING)
-      pp__backend_kill(pool->backend, ev->slot);
+    /* A worker that closed its channel but lives on is of no use. One whose
+     * task closed it exits by itself in a moment, with a code that says so
+     * (describe_end()); one still there after a grace period is killed, so
+     * that its end is known and reported. */
+    if (!w->exited && w->state != PP__W_RETIRING && !w->kill_at)
+      w->kill_at = apr_time_now() + PP__CLOSED_GRACE_US;
     break;
   case PP__EV_EXITED:
     drain_ring(pool, ev->slot);
@@ -1085,7 +1120,7 @@ static int pick_worker(const pp_pool *pool, unsigned *slot) {
   size_t best = (size_t)-1;
   for (unsigned i = 0; i < pool->nslots; i++) {
     const pp__worker *w = &pool->workers[i];
-    if (w->state != PP__W_READY || w->outstanding >= best ||
+    if (w->state != PP__W_READY || w->closed || w->outstanding >= best ||
         w->outstanding >= pipeline_cap(w))
       continue;
     if (pool->maxtasksperchild && w->chunks_sent >= pool->maxtasksperchild)

@@ -723,16 +723,37 @@ static pp_status next_frame(worker *w, pp__frame *f) {
   }
 }
 
+/* The exit code for a status that stops the worker (a read, a write, a
+ * frame, a task's answer): PP_EOF is the parent hanging up, or gone; a
+ * system call failing on a channel that worked until then is most likely
+ * a task that closed it. The code tells the parent why (DESIGN.md
+ * decision 11). */
+static int stop_code(pp_status st) {
+  switch (st) {
+  case PP_EOF:
+    return 0;
+  case PP_ENOTSUP:
+    return PP__EXIT_VERSION;
+  case PP_EPROTOCOL:
+    return PP__EXIT_PROTOCOL;
+  case PP_ENOMEM:
+  case PP_ETOOBIG:
+    return PP__EXIT_NOMEM;
+  case PP_ESYSTEM:
+    return PP__EXIT_CHANNEL;
+  default:
+    return 0;
+  }
+}
+
 /* The first frame is CHALLENGE: answer it with the proof that this process
  * knows the pool's key. Returns the exit code to use, or -1 to go on. */
 static int prove(worker *w, const char *key) {
   pp__frame f;
   pp_status st = next_frame(w, &f);
-  if (st == PP_EOF)
-    return 0;
-  if (st == PP_ENOTSUP)
-    return PP__EXIT_VERSION;
-  if (st != PP_OK || f.type != PP__F_CHALLENGE || f.len != PP__NONCE_SIZE)
+  if (st != PP_OK)
+    return stop_code(st);
+  if (f.type != PP__F_CHALLENGE || f.len != PP__NONCE_SIZE)
     return PP__EXIT_PROTOCOL;
   unsigned char proof[PP__SHA256_SIZE];
   if (pp__test.mute_proof) /* stays silent until the parent gives up */
@@ -751,7 +772,7 @@ static int prove(worker *w, const char *key) {
     pp__buf_head(&w->out)[at + 4] = (unsigned char)pp__test.proof_version;
   if (st == PP_OK)
     st = flush(w);
-  return st == PP_OK ? -1 : (st == PP_ENOMEM ? PP__EXIT_NOMEM : 0);
+  return st == PP_OK ? -1 : stop_code(st);
 }
 
 /* LANES: maps the segment the parent offers. A worker that cannot goes on
@@ -800,11 +821,9 @@ static int configure(worker *w) {
       return code;
     st = next_frame(w, &f);
   }
-  if (st == PP_EOF)
-    return 0;
-  if (st == PP_ENOTSUP)
-    return PP__EXIT_VERSION;
-  if (st != PP_OK || f.type != PP__F_CONFIG)
+  if (st != PP_OK)
+    return stop_code(st);
+  if (f.type != PP__F_CONFIG)
     return PP__EXIT_PROTOCOL;
   pp__reader r;
   char name[PP__WIRE_MAX_NAME + 1];
@@ -852,19 +871,15 @@ static int configure(worker *w) {
     st = flush(w);
   if (cs != PP_OK)
     return PP__EXIT_INIT_FAILED;
-  return st == PP_OK ? -1 : (st == PP_ENOMEM ? PP__EXIT_NOMEM : 0);
+  return st == PP_OK ? -1 : stop_code(st);
 }
 
 static int serve(worker *w) {
   for (;;) {
     pp__frame f;
     pp_status st = next_frame(w, &f);
-    if (st == PP_EOF)
-      return 0;
-    if (st == PP_ENOTSUP)
-      return PP__EXIT_VERSION;
     if (st != PP_OK)
-      return PP__EXIT_PROTOCOL;
+      return stop_code(st);
     size_t wire_len = PP__WIRE_HEADER_SIZE + f.len;
     if (f.type == PP__F_RING) {
       /* The parent's frames come through the down ring from here on, ours
@@ -881,7 +896,7 @@ static int serve(worker *w) {
       if (st == PP_OK)
         st = flush(w);
       if (st != PP_OK)
-        return st == PP_ENOMEM ? PP__EXIT_NOMEM : 0;
+        return stop_code(st);
       w->link.up = 1;
       continue;
     }
@@ -897,19 +912,15 @@ static int serve(worker *w) {
       st = run_records_at(w, &f);
     else
       st = PP_EPROTOCOL;
-    if (st == PP_EPROTOCOL)
-      return PP__EXIT_PROTOCOL;
-    if (st == PP_ENOMEM || st == PP_ETOOBIG)
-      return PP__EXIT_NOMEM;
     if (st != PP_OK)
-      return 0;
+      return stop_code(st);
     pp__buf_consume(&w->in, wire_len);
     /* Every answer leaves before the next frame runs. Held back to share a
      * write, it would die with the worker if the next task crashed it, and
      * the parent would blame the wrong chunk: it takes the oldest unanswered
      * chunk to be the one that was running. */
-    if (flush(w) != PP_OK)
-      return 0;
+    if ((st = flush(w)) != PP_OK)
+      return stop_code(st);
     /* Its answers are out and it has started nothing else: a worker past
      * its memory limit leaves here, and the parent re-sends what it had
      * queued. */
