@@ -178,6 +178,30 @@ static pp_status close_descriptors(pp_call *call) {
   return pp_call_return_i64(call, 1);
 }
 
+/* Forks a child that keeps every descriptor the worker has (its channel
+ * too) for 30 s, writes the child's pid into the file its argument names,
+ * then kills its own worker. */
+static pp_status fork_linger_and_die(pp_call *call) {
+  pp_bytes path = {NULL, 0};
+  char name[256];
+  if (pp_call_arg(call, 0, &path) != PP_OK || path.len >= sizeof name)
+    return pp_call_fail(call, "fork_linger_and_die: needs a path");
+  memcpy(name, path.data, path.len);
+  name[path.len] = '\0';
+  pid_t child = fork();
+  if (child == 0) {
+    tu_sleep_ms(30000);
+    _exit(0);
+  }
+  FILE *f = fopen(name, "w");
+  if (f) {
+    fprintf(f, "%ld\n", (long)child);
+    fclose(f);
+  }
+  raise(SIGKILL);
+  return PP_OK;
+}
+
 /* An initializer: this worker ignores Ctrl-C (SIGINT), which the terminal
  * sends to the owner's whole process group, workers included. */
 static pp_status ignore_interrupts(pp_call *call) {
@@ -231,6 +255,8 @@ pp_status reliability_tasks_register(void) {
     st = pp_register("ignore_interrupts", ignore_interrupts);
   if (st == PP_OK)
     st = pp_register("close_descriptors", close_descriptors);
+  if (st == PP_OK)
+    st = pp_register("fork_linger_and_die", fork_linger_and_die);
   if (st == PP_OK)
     st = pp_register("mark_and_nap", mark_and_nap);
 #endif
@@ -681,6 +707,41 @@ static void test_task_closes_channel(void) {
   check_death_by("close_descriptors", NULL, 0,
                  "exited with code 126 (procpool's code: its channel to the "
                  "pool failed under it");
+}
+
+/* A worker dies while a process its task forked lives on, holding the
+ * worker's end of the channel: the death is reported when the worker
+ * ends, not when that process does (it would be 30 s here), and the pool
+ * goes on. */
+static void test_death_with_lingering_child(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  char mark[128];
+  snprintf(mark, sizeof mark, "pp_tests_linger_%ld", tu_self_pid());
+  remove(mark);
+  pp_bytes arg = {mark, strlen(mark)};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "fork_linger_and_die", &arg, 1, NULL, &r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_EWORKERDIED);
+  CU_ASSERT(tu_contains(pp_result_error(r), "signal 9"));
+  pp_result_free(r);
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 4, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 16);
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+  pp_pool_destroy(pool);
+  long child = 0;
+  FILE *f = fopen(mark, "r");
+  CU_ASSERT_PTR_NOT_NULL(f);
+  if (f) {
+    CU_ASSERT_EQUAL(fscanf(f, "%ld", &child), 1);
+    fclose(f);
+  }
+  if (child > 0)
+    kill((pid_t)child, SIGKILL);
+  remove(mark);
 }
 
 /* The context this run's pools start in: PROCPOOL_START_METHOD, else the
@@ -1205,6 +1266,9 @@ int pp_test_suite_reliability(void) {
        test_owner_killed_busy},
       {"owner ignores or reaps SIGCHLD: deaths still say how",
        test_owner_sigchld},
+      {"a worker dies while a child its task forked lives on: reported at "
+       "once",
+       test_death_with_lingering_child},
       {"a task closes its worker's channel: its error says so, pool goes on",
        test_task_closes_channel},
       {"Ctrl-C (SIGINT) at the workers: ignored by an initializer, or "

@@ -368,9 +368,18 @@ static void on_started(pp__backend *b, const pp__ctl_msg *m) {
 
 static void on_exited(pp__backend *b, unsigned i, long pid, pp__exit how) {
   wslot *s = &b->slots[i];
-  /* What the worker wrote before it ended comes first. */
+  /* What the worker wrote before it ended comes first: all of it is in
+   * the socket by now (CLOSED too, if EOF came). A channel still open
+   * after that is held by a process the worker's task forked, which
+   * inherited the worker's end and may live on for long: nothing of the
+   * worker's can come any more, and its end must not wait for that
+   * process. */
   if (s->fd >= 0)
     slot_read(b, i, DRAIN_LIMIT);
+  if (s->fd >= 0) {
+    close_channel(s);
+    emit(b, PP__EV_CLOSED, i, NULL);
+  }
   s->state = SLOT_EXITED;
   pp__event ev;
   memset(&ev, 0, sizeof ev);
@@ -454,15 +463,8 @@ static int ctl_parse(pp__backend *b) {
  * signal, sees EOF and exits), and it is reported ended with the launcher
  * (Linux: its parent-death signal is SIGKILL). */
 static void orphaned(pp__backend *b, unsigned i) {
-  wslot *s = &b->slots[i];
-  if (s->fd >= 0)
-    slot_read(b, i, DRAIN_LIMIT); /* CLOSED too, if EOF came */
-  if (s->fd >= 0) {
-    close_channel(s);
-    emit(b, PP__EV_CLOSED, i, NULL);
-  }
   pp__exit how = {.signaled = 1, .code = SIGKILL, .with_launcher = 1};
-  on_exited(b, i, s->pid, how);
+  on_exited(b, i, b->slots[i].pid, how);
 }
 
 /* The launcher is gone: the starts asked of it fail, and its workers are
@@ -644,7 +646,8 @@ void pp__backend_wake(pp__backend *b) {
  * host ended or failed first). */
 static void await_hello(pp__backend *b) {
   long until = now_ms() + HELLO_WAIT_MS;
-  while (b->ctl >= 0 && b->launcher < 0) {
+  int ended = 0;
+  while (b->launcher < 0) {
     while (pp__buf_len(&b->ctl_in) >= sizeof(pp__ctl_msg)) {
       pp__ctl_msg m;
       memcpy(&m, pp__buf_head(&b->ctl_in), sizeof m);
@@ -654,11 +657,16 @@ static void await_hello(pp__backend *b) {
       if (m.type == PP__CTL_HELLO || m.type == PP__CTL_NO_LAUNCHER)
         return;
     }
+    /* The read that met the socket's end may have brought the HELLO with
+     * it (a launcher that said it and left at once): it was looked for
+     * above, and nothing more can come. */
+    if (ended || b->ctl < 0)
+      return;
     long left = until - now_ms();
     struct pollfd p = {b->ctl, POLLIN, 0};
-    if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR) ||
-        ctl_read(b) != 0)
+    if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR))
       return;
+    ended = ctl_read(b) != 0;
   }
 }
 
