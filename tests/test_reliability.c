@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -503,6 +504,39 @@ static void say_fds(void) {
   }
   if (d)
     closedir(d);
+}
+
+/* Out of descriptors (a limit of a few more than are open): the pool
+ * cannot start all its workers, and once starts have failed nine times in
+ * a row its calls fail with the system's reason, which the user can act
+ * on. */
+static void test_out_of_descriptors(void) {
+  struct rlimit old;
+  CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &old), 0);
+  struct rlimit low = old;
+  low.rlim_cur = (rlim_t)count_fds() + 12;
+  CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 40;
+  pp_pool *pool = NULL;
+  pp_status st = pp_pool_create(&pool, &o);
+  pp_value v = {0};
+  double t0 = tu_now();
+  while (st == PP_OK && tu_now() - t0 < TU_WAIT) {
+    int64_t x = 3;
+    pp_bytes arg = tu_i64(&x);
+    pp_value_clear(&v);
+    st = pp_apply(pool, "square", &arg, 1, &v);
+  }
+  CU_ASSERT_EQUAL(st, PP_ESYSTEM);
+  CU_ASSERT(tu_contains(v.error, "could not start a worker"));
+  CU_ASSERT(tu_contains(v.error, strerror(EMFILE)));
+  if (!tu_contains(v.error, strerror(EMFILE)))
+    fprintf(stderr, "\n  got: %s\n", v.error ? v.error : pp_strerror(st));
+  pp_value_clear(&v);
+  pp_pool_destroy(pool);
+  CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
 /* 200 pools created, used and terminated: the open descriptors and the
@@ -1254,6 +1288,10 @@ int pp_test_suite_reliability(void) {
        test_start_fails_for_a_moment},
       {"worker starts keep failing: the pool breaks, calls say why",
        test_start_always_fails},
+#ifndef _WIN32
+      {"out of descriptors: calls fail with the system's reason",
+       test_out_of_descriptors},
+#endif
 #ifdef __linux__
       {"200 pools: no descriptor or process leaks",
        test_many_pools_leak_nothing},

@@ -82,6 +82,10 @@ typedef struct pp__event {
  * exists (the POSIX fork context forks its launcher here). */
 pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg);
 
+/* Why the last start failed, in words (the call and the system's reason),
+ * or "" when that is not known. */
+const char *pp__backend_start_error(const pp__backend *b);
+
 /* Asks for a worker in a free slot. PP__EV_STARTED or PP__EV_START_FAILED
  * follows from pp__backend_wait(). Called on the creating thread before
  * pp__backend_ready() (see early_start), on the scheduler thread after. */

@@ -356,11 +356,16 @@ static int live_workers(const pp_pool *pool) {
 
 static void start_failed(pp_pool *pool, pp_status why) {
   pool->start_retry_at = apr_time_now() + PP__START_RETRY_US;
-  if (++pool->early_deaths > PP__MAX_EARLY_DEATHS)
-    set_broken(pool, why,
-               pp__format("could not start a worker: %s (%u attempts in a "
-                          "row failed)",
-                          pp_strerror(why), pool->early_deaths));
+  if (++pool->early_deaths <= PP__MAX_EARLY_DEATHS)
+    return;
+  /* The system's reason, where the backend knows it, is what a user can
+   * act on: "socketpair: Too many open files", say. */
+  const char *reason = pp__backend_start_error(pool->backend);
+  set_broken(pool, why,
+             pp__format("could not start a worker: %s%s%s (%u attempts in a "
+                        "row failed)",
+                        pp_strerror(why), *reason ? ": " : "", reason,
+                        pool->early_deaths));
 }
 
 static void send_challenge(pp_pool *pool, unsigned slot);

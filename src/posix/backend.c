@@ -99,8 +99,9 @@ struct pp__backend {
   /* There is no launcher (its host could not make one, or a new one after
    * a death could not be made): the next start makes one. */
   int need_launcher;
-  unsigned relaunches; /* launchers made after deaths, in a row */
-  long relaunched_at;  /* now_ms() when the last was */
+  char start_error[160]; /* the last failed start: its call and reason */
+  unsigned relaunches;   /* launchers made after deaths, in a row */
+  long relaunched_at;    /* now_ms() when the last was */
   pp__buf ctl_in, ctl_out;
   /* Workers' ends of the channels (int) for the START records in ctl_out,
    * in order; each leaves with its record's first byte. */
@@ -199,6 +200,20 @@ static void reset_slot(wslot *s) {
   s->state = SLOT_FREE;
   s->pid = 0;
   s->write_dead = 0;
+}
+
+/* ---- start failures, in words ---- */
+
+/* Records why a start failed, the call and the system's reason, for
+ * pp__backend_start_error(); returns the status that stands for it. */
+static pp_status start_failure(pp__backend *b, const char *call, int err) {
+  snprintf(b->start_error, sizeof b->start_error, "%s: %s", call,
+           strerror(err));
+  return pp__errno_status(err);
+}
+
+const char *pp__backend_start_error(const pp__backend *b) {
+  return b ? b->start_error : "";
 }
 
 /* ---- channels ---- */
@@ -408,6 +423,8 @@ static void drop_ctl(pp__backend *b) {
  * as it gets once the pool has its thread). */
 static void lost_host(pp__backend *b, int err) {
   atomic_store(&pp__hosting_failed, 1);
+  if (err)
+    start_failure(b, "the launcher's clone", err);
   drop_ctl(b);
   b->hosted = 0;
   b->need_launcher = 1;
@@ -435,6 +452,12 @@ static int ctl_parse(pp__backend *b) {
     } else if (m.type == PP__CTL_START_FAILED) {
       if (!s || s->state != SLOT_STARTING)
         continue;
+      if (m.call != PP__CTL_CALL_NONE && m.code > 0)
+        start_failure(b,
+                      m.call == PP__CTL_CALL_EXEC
+                          ? "the launcher's exec of this program"
+                          : "the launcher's fork",
+                      (int)m.code);
       reset_slot(s);
       pp__event ev;
       memset(&ev, 0, sizeof ev);
@@ -858,9 +881,9 @@ static pp_status start_direct(pp__backend *b, unsigned slot, int host) {
   wslot *s = &b->slots[slot];
   int sv[2];
   if (pp__socketpair(sv) != 0)
-    return pp__errno_status(errno);
+    return start_failure(b, "socketpair", errno);
   if (pp__set_nonblock(sv[0]) != 0) {
-    pp_status st = pp__errno_status(errno);
+    pp_status st = start_failure(b, "fcntl", errno);
     pp__close(sv[0]);
     pp__close(sv[1]);
     return st;
@@ -869,12 +892,14 @@ static pp_status start_direct(pp__backend *b, unsigned slot, int host) {
   pid_t pid =
       host ? fork_host(b, sv[1], &ctl) : pp__worker_fork(&b->cfg, sv[1]);
   int err = errno;
+  const char *call = "fork";
   pp__close(sv[1]);
   int pidfd = pid > 0 ? pp__pidfd_open(pid) : -1;
   if (pid > 0 && pidfd < 0) {
     /* Unwatchable (out of descriptors): undone. Not reaped by anyone
      * else yet, so the pid is still that child's. */
     err = errno;
+    call = "pidfd_open";
     kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
@@ -883,7 +908,7 @@ static pp_status start_direct(pp__backend *b, unsigned slot, int host) {
     pp__close(sv[0]);
     if (host)
       abandon_launcher(b, ctl);
-    return pp__errno_status(err);
+    return start_failure(b, call, err);
   }
   if (host) {
     b->ctl = ctl;
@@ -935,8 +960,9 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
    * trip through this thread after STARTED. */
   int sv[2];
   if (pp__socketpair(sv) != 0)
-    return pp__errno_status(errno);
-  pp_status st = pp__set_nonblock(sv[0]) == 0 ? PP_OK : pp__errno_status(errno);
+    return start_failure(b, "socketpair", errno);
+  pp_status st =
+      pp__set_nonblock(sv[0]) == 0 ? PP_OK : start_failure(b, "fcntl", errno);
   if (st == PP_OK)
     st = pp__buf_append(&b->start_fds, &sv[1], sizeof sv[1]);
   if (st == PP_OK) {

@@ -131,6 +131,19 @@ static int send_msg(launcher *L, const pp__ctl_msg *m) {
   return send_record(L->ctl, m);
 }
 
+/* START_FAILED for a worker whose `call` failed with `err`. */
+static int send_start_failed(launcher *L, uint32_t slot, pp__ctl_call call,
+                             int err) {
+  pp__ctl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = PP__CTL_START_FAILED;
+  m.slot = slot;
+  m.status = (int32_t)pp__errno_status(err);
+  m.code = err;
+  m.call = (int32_t)call;
+  return send_msg(L, &m);
+}
+
 static int send_simple(launcher *L, int32_t type, uint32_t slot, pid_t pid,
                        pp_status status) {
   pp__ctl_msg m;
@@ -272,7 +285,7 @@ static int start_worker(launcher *L, uint32_t slot, int fd) {
    * ends (or, when none started, at once). */
   pp__close(fd);
   if (pid < 0)
-    return send_simple(L, PP__CTL_START_FAILED, slot, 0, pp__errno_status(err));
+    return send_start_failed(L, slot, PP__CTL_CALL_FORK, err);
   L->pids[slot] = pid;
   if (L->plan)
     return 0; /* STARTED once its exec is settled (exec_settle) */
@@ -298,7 +311,7 @@ static int exec_settle(launcher *L, uint32_t slot, int reaped) {
       while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
       }
     L->pids[slot] = 0;
-    return send_simple(L, PP__CTL_START_FAILED, slot, 0, pp__errno_status(err));
+    return send_start_failed(L, slot, PP__CTL_CALL_EXEC, err);
   }
   return send_simple(L, PP__CTL_STARTED, slot, pid, PP_OK);
 }

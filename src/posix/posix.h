@@ -85,8 +85,17 @@ typedef struct pp__ctl_msg {
   int64_t pid;
   int32_t status;
   int32_t signaled;
-  int64_t code;
+  int64_t code; /* START_FAILED: the errno of the call that failed */
+  int32_t call; /* START_FAILED: which (pp__ctl_call) */
+  int32_t unused;
 } pp__ctl_msg;
+
+/* The launcher's call that failed to start a worker, for the message. */
+typedef enum pp__ctl_call {
+  PP__CTL_CALL_NONE = 0,
+  PP__CTL_CALL_FORK,
+  PP__CTL_CALL_EXEC
+} pp__ctl_call;
 
 /* Forks the launcher (launcher.c). On success *ctl is the parent's end of
  * the control socket (close-on-exec, non-blocking) and *pid the launcher's

@@ -531,6 +531,12 @@ static pp_status open_chan(pp__backend *b, wslot *s, unsigned i,
   return PP_OK;
 }
 
+/* Not recorded here yet: a failed start says its status alone. */
+const char *pp__backend_start_error(const pp__backend *b) {
+  (void)b;
+  return "";
+}
+
 pp_status pp__backend_start(pp__backend *b, unsigned slot) {
   wslot *s = slot_at(b, slot);
   if (!s)
