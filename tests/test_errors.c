@@ -618,6 +618,7 @@ static void test_unknown_task(void) {
   CU_ASSERT(st == PP_EUNKNOWNTASK || st == PP_ETASK);
   CU_ASSERT_EQUAL(v.status, st);
   CU_ASSERT(tu_contains(v.error, name));
+  CU_ASSERT(tu_contains(v.error, "before pp_worker_main()"));
   pp_value_clear(&v);
 
   pp_result *r = NULL;

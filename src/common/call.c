@@ -132,7 +132,10 @@ pp_status pp__call_run(pp_call *call, const char *name, pp_task_fn fn) {
                          "(pp_register_records()): it runs only in "
                          "pp_map_records()",
                          name)
-            : pp__format("no task named '%s' is registered in the worker",
+            : pp__format("no task named '%s' is registered in the worker "
+                         "(register every task before pp_worker_main(), at "
+                         "the top of main(): a spawn or forkserver worker "
+                         "runs main() afresh and knows only those)",
                          name);
     return PP_EUNKNOWNTASK;
   }
