@@ -123,6 +123,17 @@ static pp_status hog(pp_call *call) {
 }
 
 #ifndef _WIN32
+/* Argument `i` of a call, a path, into `buf` with its NUL; 0 when there
+ * is none or it does not fit. */
+static int path_arg(pp_call *call, size_t i, char *buf, size_t cap) {
+  pp_bytes path = {NULL, 0};
+  if (pp_call_arg(call, i, &path) != PP_OK || path.len >= cap)
+    return 0;
+  memcpy(buf, path.data, path.len);
+  buf[path.len] = '\0';
+  return 1;
+}
+
 /* "on_term": writes a marker file when SIGTERM comes, then exits. */
 static char term_marker[256];
 static void on_sigterm(int sig) {
@@ -137,12 +148,9 @@ static void on_sigterm(int sig) {
  * argument 2), 0: ignores SIGTERM. */
 static pp_status slow_with_term(pp_call *call) {
   int64_t mode = 0;
-  pp_bytes path = {NULL, 0};
   if (pp_call_arg_i64(call, 0, &mode) != PP_OK ||
-      pp_call_arg(call, 1, &path) != PP_OK || path.len >= sizeof term_marker)
+      !path_arg(call, 1, term_marker, sizeof term_marker))
     return pp_call_fail(call, "slow_with_term: needs (int64, path)");
-  memcpy(term_marker, path.data, path.len);
-  term_marker[path.len] = '\0';
   signal(SIGTERM, mode ? on_sigterm : SIG_IGN);
   tu_sleep_ms(10000);
   return pp_call_return_i64(call, 0);
@@ -183,12 +191,9 @@ static pp_status close_descriptors(pp_call *call) {
  * too) for 30 s, writes the child's pid into the file its argument names,
  * then kills its own worker. */
 static pp_status fork_linger_and_die(pp_call *call) {
-  pp_bytes path = {NULL, 0};
   char name[256];
-  if (pp_call_arg(call, 0, &path) != PP_OK || path.len >= sizeof name)
+  if (!path_arg(call, 0, name, sizeof name))
     return pp_call_fail(call, "fork_linger_and_die: needs a path");
-  memcpy(name, path.data, path.len);
-  name[path.len] = '\0';
   pid_t child = fork();
   if (child == 0) {
     tu_sleep_ms(30000);
@@ -214,12 +219,9 @@ static pp_status ignore_interrupts(pp_call *call) {
 /* Creates the file its argument names, then sleeps 1.5 s: the file says
  * the task runs. */
 static pp_status mark_and_nap(pp_call *call) {
-  pp_bytes path = {NULL, 0};
   char name[256];
-  if (pp_call_arg(call, 0, &path) != PP_OK || path.len >= sizeof name)
+  if (!path_arg(call, 0, name, sizeof name))
     return pp_call_fail(call, "mark_and_nap: needs a path");
-  memcpy(name, path.data, path.len);
-  name[path.len] = '\0';
   int fd = open(name, O_WRONLY | O_CREAT, 0600);
   if (fd < 0)
     return pp_call_fail(call, "mark_and_nap: cannot create %s", name);
