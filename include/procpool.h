@@ -608,7 +608,10 @@ typedef struct pp_pool pp_pool;
  *
  * In the fork context a worker is a copy of the parent as it was when the
  * pool was created: create pools early, before starting threads that hold
- * locks.
+ * locks. A fork or spawn worker starts with the signal mask of the thread
+ * that called this (a forkserver worker with none). The pool's own threads
+ * (POSIX) block every signal but those a fault raises, so signals sent to
+ * the process are handled on the program's threads.
  * @param out receives the pool, to end with pp_pool_destroy().
  * @param options NULL for defaults (copied).
  * @return PP_OK; PP_EINVAL for NULL @p out or bad options (processes above

@@ -216,6 +216,18 @@ static pp_status ignore_interrupts(pp_call *call) {
   return PP_OK;
 }
 
+/* The signals 1 to 63 its worker blocks, as bits (1 << (signal - 1)). */
+static pp_status blocked_signals(pp_call *call) {
+  sigset_t mask;
+  if (pthread_sigmask(SIG_SETMASK, NULL, &mask) != 0)
+    return pp_call_fail(call, "blocked_signals: pthread_sigmask failed");
+  int64_t bits = 0;
+  for (int sig = 1; sig < 64; sig++)
+    if (sigismember(&mask, sig) == 1)
+      bits |= (int64_t)1 << (sig - 1);
+  return pp_call_return_i64(call, bits);
+}
+
 /* Creates the file its argument names, then sleeps 1.5 s: the file says
  * the task runs. */
 static pp_status mark_and_nap(pp_call *call) {
@@ -262,6 +274,8 @@ pp_status reliability_tasks_register(void) {
     st = pp_register("fork_linger_and_die", fork_linger_and_die);
   if (st == PP_OK)
     st = pp_register("mark_and_nap", mark_and_nap);
+  if (st == PP_OK)
+    st = pp_register("blocked_signals", blocked_signals);
 #endif
   if (st == PP_OK)
     st = pp_register("garbage", garbage);
@@ -873,6 +887,56 @@ static void test_interrupt_reaches_workers(void) {
   }
   sigaction(SIGINT, &old, NULL);
 }
+
+static volatile sig_atomic_t usr1_handled;
+static void note_usr1(int sig) {
+  (void)sig;
+  usr1_handled++;
+}
+
+/* A program that blocks a signal on its thread to wait for it there
+ * (sigwait(), signalfd), having made a pool before: the signal, sent to
+ * the process, must reach that wait. Were a thread of the pool's open to
+ * it, the kernel would deliver it there instead: the handler would run
+ * (or the process die of the default action) and the wait time out. The
+ * big echo starts the pool's copying thread as well, from this thread. */
+static void test_blocked_signal_reaches_program(void) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = note_usr1;
+  CU_ASSERT_EQUAL_FATAL(sigaction(SIGUSR1, &sa, &old), 0);
+  usr1_handled = 0;
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  size_t len = (size_t)8 << 20;
+  char *big = malloc(len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+  memset(big, 'x', len);
+  pp_bytes arg = {big, len};
+  pp_value out = {0};
+  CU_ASSERT_EQUAL(pp_apply(pool, "echo", &arg, 1, &out), PP_OK);
+  CU_ASSERT_EQUAL(out.len, len);
+  pp_value_clear(&out);
+  free(big);
+  sigset_t usr1, before;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  CU_ASSERT_EQUAL_FATAL(pthread_sigmask(SIG_BLOCK, &usr1, &before), 0);
+  for (int round = 0; round < 20; round++) {
+    CU_ASSERT_EQUAL(kill(getpid(), SIGUSR1), 0);
+    struct timespec limit = {5, 0};
+    CU_ASSERT_EQUAL(sigtimedwait(&usr1, NULL, &limit), SIGUSR1);
+    int64_t y = 0;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", round, &y), PP_OK);
+  }
+  CU_ASSERT_EQUAL(usr1_handled, 0);
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+  pp_pool_destroy(pool);
+  sigaction(SIGUSR1, &old, NULL);
+}
 #endif
 
 #ifdef __linux__
@@ -938,6 +1002,56 @@ static void test_launcher_killed(void) {
   pp_pool_destroy(pool);
   CU_ASSERT(tu_pid_gone(launcher) && tu_pid_gone(again));
   CU_ASSERT(gone_soon(worker));
+}
+
+/* The signals `pool`'s next worker blocks, as blocked_signals() gives
+ * them; -1 when the call fails. */
+static int64_t worker_mask(pp_pool *pool) {
+  pp_value v = {0};
+  int64_t bits = -1;
+  if (pp_apply(pool, "blocked_signals", NULL, 0, &v) != PP_OK ||
+      pp_value_i64(&v, &bits) != PP_OK)
+    bits = -1;
+  pp_value_clear(&v);
+  return bits;
+}
+
+/* A worker's signal mask is what a child of the pool's creating thread
+ * would have: in the fork and spawn contexts that thread's at the pool's
+ * creation (blocked there for the occasion: SIGUSR2), in the forkserver
+ * context none, as for the fresh program it is. So is the mask of a
+ * worker that a new launcher starts after a death, though that launcher
+ * is made on the pool's own thread, which blocks every signal. */
+static void test_workers_keep_creators_mask(void) {
+  sigset_t usr2, before;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  CU_ASSERT_EQUAL_FATAL(pthread_sigmask(SIG_BLOCK, &usr2, &before), 0);
+  sigset_t creating;
+  pthread_sigmask(SIG_SETMASK, NULL, &creating);
+  int64_t want = 0;
+  if (run_context() != PP_CONTEXT_FORKSERVER)
+    for (int sig = 1; sig < 64; sig++)
+      if (sigismember(&creating, sig) == 1)
+        want |= (int64_t)1 << (sig - 1);
+  pp_pool *pool = tu_pool(1);
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_EQUAL(worker_mask(pool), want);
+  long worker = -1;
+  long launcher = launcher_worker(pool, &worker);
+  CU_ASSERT_FATAL(launcher > 1 && launcher != tu_self_pid());
+  CU_ASSERT_EQUAL(worker_mask(pool), want);
+  CU_ASSERT_EQUAL(kill((pid_t)launcher, SIGKILL), 0);
+  CU_ASSERT(gone_soon(worker));
+  long pids[4];
+  CU_ASSERT_EQUAL(wait_workers(pool, pids, 4, 1), 1);
+  CU_ASSERT_EQUAL(worker_mask(pool), want);
+  long again = tu_parent_of(pids[0]);
+  CU_ASSERT(again > 1 && again != launcher && again != tu_self_pid());
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+  pp_pool_destroy(pool);
 }
 #endif
 
@@ -1327,10 +1441,16 @@ int pp_test_suite_reliability(void) {
       {"Ctrl-C (SIGINT) at the workers: ignored by an initializer, or "
        "as the context gives it",
        test_interrupt_reaches_workers},
+      {"a signal the program blocks to wait for it reaches the wait, not "
+       "the pool's threads",
+       test_blocked_signal_reaches_program},
 #endif
 #ifdef __linux__
       {"the launcher is killed: its task fails, a new one starts workers",
        test_launcher_killed},
+      {"workers keep the creating thread's signal mask, after a new "
+       "launcher too",
+       test_workers_keep_creators_mask},
 #endif
   };
   return tu_add_suite("reliability", tests, TU_NTESTS(tests));

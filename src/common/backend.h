@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "procpool.h"
+#include <apr_thread_proc.h>
 
 typedef struct pp__backend pp__backend;
 
@@ -183,6 +184,15 @@ long pp__process_id(void);
 
 /* The number of CPUs available to this process (at least 1). */
 int pp__cpu_count(void);
+
+/* apr_thread_create() for a thread of the library's own (the scheduler,
+ * the copier). POSIX: the thread blocks every signal but those a fault
+ * raises, so that a signal sent to the process is handled on one of the
+ * program's threads, never on ours; a program that blocks a signal to
+ * wait for it (sigwait(), signalfd) then gets it, whenever it made its
+ * pools. */
+apr_status_t pp__thread_create(apr_thread_t **thread, apr_thread_start_t main,
+                               void *data, apr_pool_t *mem);
 
 /* Gives [p, p + len) its pages, writable, in one call, before a big copy
  * into memory that may be fresh: otherwise the copy stops on a fault for

@@ -92,8 +92,7 @@ static int start(pp__copier *c) {
           APR_SUCCESS ||
       apr_thread_cond_create(&c->posted_cond, c->mem) != APR_SUCCESS ||
       apr_thread_cond_create(&c->idle_cond, c->mem) != APR_SUCCESS ||
-      apr_thread_create(&c->thread, NULL, helper_main, c, c->mem) !=
-          APR_SUCCESS) {
+      pp__thread_create(&c->thread, helper_main, c, c->mem) != APR_SUCCESS) {
     apr_pool_destroy(c->mem);
     c->mem = NULL;
     c->thread = NULL;

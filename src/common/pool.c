@@ -175,8 +175,8 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
     pp__scheduler_prime(pool);
     st = pp__backend_ready(pool->backend);
   }
-  if (st == PP_OK && apr_thread_create(&pool->thread, NULL, pp__scheduler_main,
-                                       pool, pool->shared->mem) != APR_SUCCESS)
+  if (st == PP_OK && pp__thread_create(&pool->thread, pp__scheduler_main, pool,
+                                       pool->shared->mem) != APR_SUCCESS)
     st = PP_ESYSTEM;
   if (st != PP_OK) {
     pool->thread = NULL;

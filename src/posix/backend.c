@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -100,8 +101,11 @@ struct pp__backend {
    * a death could not be made): the next start makes one. */
   int need_launcher;
   char start_error[160]; /* the last failed start: its call and reason */
-  unsigned relaunches;   /* launchers made after deaths, in a row */
-  long relaunched_at;    /* now_ms() when the last was */
+  /* The signal mask of the thread that created the pool, for a launcher
+   * forked later on the pool's own thread, which blocks every signal. */
+  sigset_t creator_mask;
+  unsigned relaunches; /* launchers made after deaths, in a row */
+  long relaunched_at;  /* now_ms() when the last was */
   pp__buf ctl_in, ctl_out;
   /* Workers' ends of the channels (int) for the START records in ctl_out,
    * in order; each leaves with its record's first byte. */
@@ -733,8 +737,8 @@ static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg) {
     for (unsigned i = 0; i < cfg->max_slots; i++)
       if (b->slots[i].pidfd >= 0)
         guards[n++] = b->slots[i].pidfd;
-    pp_status st =
-        pp__launcher_fork(cfg, NULL, guards, n, &b->ctl, &b->launcher);
+    pp_status st = pp__launcher_fork(cfg, NULL, guards, n, &b->creator_mask,
+                                     &b->ctl, &b->launcher);
     free(guards);
     return st;
   }
@@ -745,7 +749,8 @@ static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg) {
   pp__exec_plan plan;
   pp_status st = pp__exec_plan_make(&plan, opt, NULL, cfg->key);
   if (st == PP_OK)
-    st = pp__launcher_fork(cfg, &plan, NULL, 0, &b->ctl, &b->launcher);
+    st = pp__launcher_fork(cfg, &plan, NULL, 0, &b->creator_mask, &b->ctl,
+                           &b->launcher);
   pp__exec_plan_free(&plan);
   return st;
 }
@@ -796,6 +801,7 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   b->cfg = *cfg;
   b->ctl = b->wake_r = b->wake_w = -1;
   b->launcher = -1;
+  pthread_sigmask(SIG_SETMASK, NULL, &b->creator_mask);
   atomic_init(&b->wake_pending, 0);
   atomic_init(&b->sleeping, 0);
   size_t n = cfg->max_slots;

@@ -766,10 +766,12 @@ static void host_launcher(const pp__backend_config *cfg, launcher_seed *seed,
 
 /* Forks, with a new control socket whose far end it gets, either the
  * launcher (`worker_end` -1) or a worker that first hosts it. The
- * parent's end goes to *ctl. Returns the child's pid, or -1 with errno. */
+ * parent's end goes to *ctl. The child starts with the signal `mask`
+ * (NULL: the caller's). Returns the child's pid, or -1 with errno. */
 static pid_t fork_with_launcher(const pp__backend_config *cfg,
                                 const pp__exec_plan *plan, const int *guards,
-                                unsigned nguards, int worker_end, int *ctl) {
+                                unsigned nguards, const sigset_t *mask,
+                                int worker_end, int *ctl) {
   int sv[2];
   if (pp__socketpair(sv) != 0)
     return -1;
@@ -789,6 +791,8 @@ static pid_t fork_with_launcher(const pp__backend_config *cfg,
   pid_t pid = fork();
   if (pid == 0) {
     pp__coverage_forked();
+    if (mask)
+      sigprocmask(SIG_SETMASK, mask, NULL);
     pp__close(sv[0]);
     if (worker_end < 0)
       become_launcher(cfg, plan, &seed, sv[1]);
@@ -809,8 +813,9 @@ static pid_t fork_with_launcher(const pp__backend_config *cfg,
 
 pp_status pp__launcher_fork(const pp__backend_config *cfg,
                             const pp__exec_plan *plan, const int *guards,
-                            unsigned nguards, int *ctl, pid_t *pid_out) {
-  pid_t pid = fork_with_launcher(cfg, plan, guards, nguards, -1, ctl);
+                            unsigned nguards, const sigset_t *mask, int *ctl,
+                            pid_t *pid_out) {
+  pid_t pid = fork_with_launcher(cfg, plan, guards, nguards, mask, -1, ctl);
   if (pid < 0)
     return pp__errno_status(errno);
   *pid_out = pid;
@@ -819,7 +824,7 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
 
 pid_t pp__worker_fork_hosting(const pp__backend_config *cfg, int worker_end,
                               const int *guards, unsigned nguards, int *ctl) {
-  return fork_with_launcher(cfg, NULL, guards, nguards, worker_end, ctl);
+  return fork_with_launcher(cfg, NULL, guards, nguards, NULL, worker_end, ctl);
 }
 
 pp_status pp__launcher_spawn(const pp__backend_config *cfg, int *ctl,

@@ -103,15 +103,20 @@ typedef enum pp__ctl_call {
  * `plan` (the spawn context) it starts each worker by running the plan in
  * a child; without one (fork) the child runs cfg->worker_main. `guards`:
  * pidfds of `nguards` workers the parent forked itself; the launcher keeps
- * them and SIGKILLs those workers when the parent goes away. */
+ * them and SIGKILLs those workers when the parent goes away. `mask`: the
+ * signal mask the launcher starts with and gives its workers, that of the
+ * thread that created the pool (the caller may be the pool's own thread,
+ * which blocks them all); NULL: the caller's. */
 pp_status pp__launcher_fork(const pp__backend_config *cfg,
                             const pp__exec_plan *plan, const int *guards,
-                            unsigned nguards, int *ctl, pid_t *pid);
+                            unsigned nguards, const sigset_t *mask, int *ctl,
+                            pid_t *pid);
 
 /* Forks a worker from this very process (the fork context's first workers,
- * see backend.c): the child keeps 0, 1, 2 and `worker_end` (moved to
- * descriptor 3) and runs cfg->worker_main. Returns the pid, or -1 with
- * errno. The caller closes its copy of `worker_end`. */
+ * see backend.c, forked while the pool is created, on the creating thread,
+ * whose signal mask the worker keeps): the child keeps 0, 1, 2 and `worker_end`
+ * (moved to descriptor 3) and runs cfg->worker_main. Returns the pid, or -1
+ * with errno. The caller closes its copy of `worker_end`. */
 pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end);
 
 /* Forks a worker that first hosts the launcher (launcher.c): clones it

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -299,6 +300,30 @@ int pp__cpu_count(void) {
   if (n < 1)
     return 1;
   return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+apr_status_t pp__thread_create(apr_thread_t **thread, apr_thread_start_t main,
+                               void *data, apr_pool_t *mem) {
+  sigset_t quiet, old;
+  sigfillset(&quiet);
+  /* A fault is the faulting thread's: blocked, it would be undefined. */
+  static const int faults[] = {
+      SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+#ifdef SIGTRAP
+      SIGTRAP,
+#endif
+#ifdef SIGSYS
+      SIGSYS,
+#endif
+  };
+  for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+    sigdelset(&quiet, faults[i]);
+  /* The new thread inherits the mask it is created with. */
+  int masked = pthread_sigmask(SIG_SETMASK, &quiet, &old) == 0;
+  apr_status_t st = apr_thread_create(thread, NULL, main, data, mem);
+  if (masked)
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return st;
 }
 
 /* Linux: the kernel's CSPRNG in one system call (getrandom, Linux >= 3.17)

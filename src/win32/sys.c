@@ -117,6 +117,13 @@ int pp__cpu_count(void) {
   return n > INT_MAX ? INT_MAX : (int)n;
 }
 
+/* Windows has no signal masks: a console event runs its handler on a
+ * thread of its own anyway. */
+apr_status_t pp__thread_create(apr_thread_t **thread, apr_thread_start_t main,
+                               void *data, apr_pool_t *mem) {
+  return apr_thread_create(thread, NULL, main, data, mem);
+}
+
 /* The key and the pipe names must be unguessable by other local users: the
  * system's preferred CSPRNG. */
 pp_status pp__random_bytes(void *buf, size_t len) {
