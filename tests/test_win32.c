@@ -288,7 +288,7 @@ static void test_pipe_dacl(void) {
   wchar_t name[PP__PIPE_NAME_MAX];
   HANDLE h = NULL;
   CU_ASSERT_EQUAL_FATAL(pp__pipe_name(name), PP_OK);
-  CU_ASSERT_EQUAL_FATAL(pp__pipe_create(name, &sec, &h), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp__pipe_create(name, &sec, &h, NULL), PP_OK);
 
   PACL dacl = NULL;
   PSECURITY_DESCRIPTOR sd = NULL;
@@ -330,12 +330,54 @@ static void test_first_pipe_instance(void) {
   wchar_t name[PP__PIPE_NAME_MAX];
   HANDLE first = NULL, second = NULL;
   CU_ASSERT_EQUAL_FATAL(pp__pipe_name(name), PP_OK);
-  CU_ASSERT_EQUAL_FATAL(pp__pipe_create(name, &sec, &first), PP_OK);
-  CU_ASSERT_NOT_EQUAL(pp__pipe_create(name, &sec, &second), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp__pipe_create(name, &sec, &first, NULL), PP_OK);
+  CU_ASSERT_NOT_EQUAL(pp__pipe_create(name, &sec, &second, NULL), PP_OK);
   if (second)
     CloseHandle(second);
   CloseHandle(first);
   pp__pipe_security_free(&sec);
+}
+
+/* The system's words: some text, without the period and line break
+ * FormatMessage ends them with. */
+static int plain_text(const char *text) {
+  size_t n = strlen(text);
+  return n > 0 && text[n - 1] != '.' && text[n - 1] != '\n' &&
+         text[n - 1] != '\r';
+}
+
+/* A start that fails names the call and gives GetLastError() for the
+ * message (pp__backend_start_error()): a pipe whose name is not one, and
+ * a worker put into a "job" that is an event. */
+static void test_failed_calls_described(void) {
+  char text[128];
+  pp__win32_error_text(ERROR_ACCESS_DENIED, text, sizeof text);
+  CU_ASSERT(plain_text(text));
+  pp__win32_error_text(0xDEAD0001u, text, sizeof text);
+  CU_ASSERT(plain_text(text));
+
+  pp__pipe_security sec;
+  CU_ASSERT_EQUAL_FATAL(pp__pipe_security_init(&sec), PP_OK);
+  HANDLE h = NULL;
+  pp__win32_failure why = {NULL, 0};
+  CU_ASSERT_NOT_EQUAL(pp__pipe_create(L"not a pipe", &sec, &h, &why), PP_OK);
+  CU_ASSERT(why.call && strcmp(why.call, "CreateNamedPipeW") == 0);
+  CU_ASSERT_NOT_EQUAL(why.err, 0);
+  pp__pipe_security_free(&sec);
+
+  wchar_t name[PP__PIPE_NAME_MAX];
+  CU_ASSERT_EQUAL_FATAL(pp__pipe_name(name), PP_OK);
+  HANDLE not_a_job = CreateEventW(NULL, TRUE, FALSE, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(not_a_job);
+  HANDLE process = NULL;
+  DWORD pid = 0;
+  why.call = NULL;
+  CU_ASSERT_NOT_EQUAL(
+      pp__process_spawn(name, "00", not_a_job, &process, &pid, &why), PP_OK);
+  CU_ASSERT(why.call && strcmp(why.call, "AssignProcessToJobObject") == 0);
+  CU_ASSERT_NOT_EQUAL(why.err, 0);
+  CU_ASSERT_PTR_NULL(process);
+  CloseHandle(not_a_job);
 }
 
 /* ---- the backend interface with spawned workers ---- */
@@ -759,6 +801,8 @@ int pp_test_suite_win32(void) {
       {"pipe DACL admits the current user only", test_pipe_dacl},
       {"FILE_FLAG_FIRST_PIPE_INSTANCE refuses a taken name",
        test_first_pipe_instance},
+      {"a failed start names its call and the system's reason",
+       test_failed_calls_described},
       {"backend: start, hangup, kill, wake, release, reuse, destroy",
        test_backend_interface},
       {"70 workers run 1,000 tasks (beyond the 64-handle wait limit)",

@@ -17,6 +17,7 @@
 #include "event_queue.h"
 #include "win32.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,7 @@ struct pp__backend {
   pp__buf events; /* pp__event records not handed out yet */
   size_t nchans;  /* channels allocated, detached ones included */
   unsigned draining, stalled;
+  char start_error[160]; /* the last failed start: its call and reason */
 };
 
 /* ---- small helpers ---- */
@@ -492,9 +494,11 @@ void pp__backend_destroy(pp__backend *b) {
     backend_free(b);
 }
 
-/* The channel's pipe, waiting for its worker to connect. */
+/* The channel's pipe, waiting for its worker to connect. A failed call is
+ * described in *why. */
 static pp_status open_chan(pp__backend *b, wslot *s, unsigned i,
-                           wchar_t name[PP__PIPE_NAME_MAX]) {
+                           wchar_t name[PP__PIPE_NAME_MAX],
+                           pp__win32_failure *why) {
   chan *ch = calloc(1, sizeof *ch);
   if (!ch)
     return PP_ENOMEM;
@@ -506,14 +510,14 @@ static pp_status open_chan(pp__backend *b, wslot *s, unsigned i,
   ch->conn.ch = ch->rd.ch = ch->wr.ch = ch;
   pp_status st = pp__pipe_name(name);
   if (st == PP_OK)
-    st = pp__pipe_create(name, &b->sec, &ch->pipe);
+    st = pp__pipe_create(name, &b->sec, &ch->pipe, why);
   if (st != PP_OK) {
     chan_free(b, ch);
     return st;
   }
   s->ch = ch;
   if (!CreateIoCompletionPort(ch->pipe, b->iocp, KEY_IO, 0)) {
-    st = pp__win32_status(GetLastError());
+    st = pp__win32_fail(why, "CreateIoCompletionPort", GetLastError());
     close_chan(b, s);
     return st;
   }
@@ -524,17 +528,27 @@ static pp_status open_chan(pp__backend *b, wslot *s, unsigned i,
   } else if (GetLastError() == ERROR_PIPE_CONNECTED) {
     ch->connected = 1; /* no packet comes for this one */
   } else {
-    st = pp__win32_status(GetLastError());
+    st = pp__win32_fail(why, "ConnectNamedPipe", GetLastError());
     close_chan(b, s);
     return st;
   }
   return PP_OK;
 }
 
-/* Not recorded here yet: a failed start says its status alone. */
+/* Records the failed call of the last start in b->start_error, for
+ * pp__backend_start_error(); without a call (memory, the CSPRNG) the
+ * status says it alone. */
+static void note_start_failure(pp__backend *b, const pp__win32_failure *why) {
+  b->start_error[0] = '\0';
+  if (!why->call)
+    return;
+  char text[128];
+  pp__win32_error_text(why->err, text, sizeof text);
+  snprintf(b->start_error, sizeof b->start_error, "%s: %s", why->call, text);
+}
+
 const char *pp__backend_start_error(const pp__backend *b) {
-  (void)b;
-  return "";
+  return b ? b->start_error : "";
 }
 
 pp_status pp__backend_start(pp__backend *b, unsigned slot) {
@@ -549,13 +563,14 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
   reset_slot(b, s);
   wchar_t name[PP__PIPE_NAME_MAX];
   DWORD pid = 0;
-  st = open_chan(b, s, slot, name);
+  pp__win32_failure why = {NULL, 0};
+  st = open_chan(b, s, slot, name, &why);
   if (st == PP_OK)
-    st = pp__process_spawn(name, b->cfg.key, b->job, &s->process, &pid);
+    st = pp__process_spawn(name, b->cfg.key, b->job, &s->process, &pid, &why);
   if (st == PP_OK && !RegisterWaitForSingleObject(
                          &s->wait, s->process, on_exit_cb, s, INFINITE,
                          WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
-    st = pp__win32_status(GetLastError());
+    st = pp__win32_fail(&why, "RegisterWaitForSingleObject", GetLastError());
     s->wait = NULL;
     TerminateProcess(s->process, PP__KILL_CODE);
     WaitForSingleObject(s->process, INFINITE);
@@ -563,6 +578,7 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
   pp__event ev;
   memset(&ev, 0, sizeof ev);
   if (st != PP_OK) {
+    note_start_failure(b, &why);
     reset_slot(b, s);
     ev.status = st;
     emit(b, PP__EV_START_FAILED, slot, &ev);

@@ -59,14 +59,7 @@ void pp__parent_mem_error(const pp__parent_mem *m, char *buf, size_t cap) {
     snprintf(buf, cap, "no failure");
     return;
   }
-  DWORD n = FormatMessageA(
-      FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, m->err,
-      0, buf, (DWORD)(cap > 0xffff ? 0xffff : cap), NULL);
-  /* The system's sentence ends with a line break. */
-  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == '.'))
-    buf[--n] = '\0';
-  if (!n)
-    snprintf(buf, cap, "system error %lu", (unsigned long)m->err);
+  pp__win32_error_text(m->err, buf, cap);
 }
 
 void pp__parent_mem_close(pp__parent_mem *m) {

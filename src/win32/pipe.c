@@ -106,7 +106,7 @@ pp_status pp__pipe_name(wchar_t name[PP__PIPE_NAME_MAX]) {
 }
 
 pp_status pp__pipe_create(const wchar_t *name, const pp__pipe_security *ps,
-                          HANDLE *out) {
+                          HANDLE *out, pp__win32_failure *why) {
   if (!name || !ps || !out)
     return PP_EINVAL;
   HANDLE h = CreateNamedPipeW(
@@ -116,7 +116,7 @@ pp_status pp__pipe_create(const wchar_t *name, const pp__pipe_security *ps,
           PIPE_REJECT_REMOTE_CLIENTS,
       1, PIPE_BUFFER, PIPE_BUFFER, 0, (SECURITY_ATTRIBUTES *)&ps->sa);
   if (h == INVALID_HANDLE_VALUE)
-    return pp__win32_status(GetLastError());
+    return pp__win32_fail(why, "CreateNamedPipeW", GetLastError());
   *out = h;
   return PP_OK;
 }

@@ -217,7 +217,8 @@ static void stdio_free(stdio_set *s) {
 /* ---- CreateProcessW ---- */
 
 pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
-                            HANDLE job, HANDLE *process, DWORD *pid) {
+                            HANDLE job, HANDLE *process, DWORD *pid,
+                            pp__win32_failure *why) {
   if (!pipe_name || !job || !process || !pid)
     return PP_EINVAL;
   pp_status st = PP_ENOMEM;
@@ -269,15 +270,16 @@ pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
       goto done;
     }
     if (!InitializeProcThreadAttributeList(attrs, 1, 0, &size)) {
+      st = pp__win32_fail(why, "InitializeProcThreadAttributeList",
+                          GetLastError());
       free(attrs);
       attrs = NULL;
-      st = pp__win32_status(GetLastError());
       goto done;
     }
     if (!UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
                                    io.list, io.nlist * sizeof(HANDLE), NULL,
                                    NULL)) {
-      st = pp__win32_status(GetLastError());
+      st = pp__win32_fail(why, "UpdateProcThreadAttribute", GetLastError());
       goto done;
     }
     si.lpAttributeList = attrs;
@@ -290,11 +292,11 @@ pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
   memset(&pi, 0, sizeof pi);
   if (!CreateProcessW(exe, cmd, NULL, NULL, io.nlist > 0, flags, env, NULL,
                       &si.StartupInfo, &pi)) {
-    st = pp__win32_status(GetLastError());
+    st = pp__win32_fail(why, "CreateProcessW", GetLastError());
     goto done;
   }
   if (!AssignProcessToJobObject(job, pi.hProcess)) {
-    st = pp__win32_status(GetLastError());
+    st = pp__win32_fail(why, "AssignProcessToJobObject", GetLastError());
     TerminateProcess(pi.hProcess, PP__KILL_CODE);
     WaitForSingleObject(pi.hProcess, INFINITE);
     CloseHandle(pi.hThread);

@@ -19,6 +19,28 @@ pp_status pp__win32_status(DWORD err) {
   }
 }
 
+pp_status pp__win32_fail(pp__win32_failure *why, const char *call, DWORD err) {
+  if (why) {
+    why->call = call;
+    why->err = err;
+  }
+  return pp__win32_status(err);
+}
+
+void pp__win32_error_text(DWORD err, char *buf, size_t cap) {
+  if (!cap)
+    return;
+  DWORD n = FormatMessageA(
+      FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err, 0,
+      buf, (DWORD)(cap > 0xffff ? 0xffff : cap), NULL);
+  /* The system's sentence ends with a period and a line break. */
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == '.' ||
+               buf[n - 1] == ' '))
+    buf[--n] = '\0';
+  if (!n)
+    snprintf(buf, cap, "system error %lu", (unsigned long)err);
+}
+
 int pp__win32_is_wine(void) {
   HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
   return ntdll && GetProcAddress(ntdll, "wine_get_version") != NULL;

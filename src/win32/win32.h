@@ -49,6 +49,20 @@ struct pp__wchan {
  * PP_ENOMEM, else PP_ESYSTEM). */
 pp_status pp__win32_status(DWORD err);
 
+/* A system call that failed, for a message that says which and why. */
+typedef struct pp__win32_failure {
+  const char *call; /* its name; NULL: nothing failed (or memory ran out) */
+  DWORD err;        /* its GetLastError() */
+} pp__win32_failure;
+
+/* Records `call` and `err` in *why (NULL: not asked for); returns
+ * pp__win32_status(err). */
+pp_status pp__win32_fail(pp__win32_failure *why, const char *call, DWORD err);
+
+/* The system's words for the GetLastError() value `err`, without the
+ * closing period ("system error N" where it has none). */
+void pp__win32_error_text(DWORD err, char *buf, size_t cap);
+
 /* 1 when running under Wine (ntdll exports wine_get_version). */
 int pp__win32_is_wine(void);
 
@@ -72,9 +86,10 @@ pp_status pp__pipe_name(wchar_t name[PP__PIPE_NAME_MAX]);
 
 /* Creates the server end of a channel: duplex, byte mode, overlapped, one
  * instance that must be the first (FILE_FLAG_FIRST_PIPE_INSTANCE: a name
- * somebody else already created is refused), local clients only. */
+ * somebody else already created is refused), local clients only. A
+ * failure is described in *why (may be NULL). */
 pp_status pp__pipe_create(const wchar_t *name, const pp__pipe_security *ps,
-                          HANDLE *out);
+                          HANDLE *out, pp__win32_failure *why);
 
 /* Opens the client end (worker side), for blocking I/O. */
 pp_status pp__pipe_open(const wchar_t *name, HANDLE *out);
@@ -92,9 +107,11 @@ pp_status pp__cmdline_append(wchar_t *cmd, size_t cap, const wchar_t *arg);
 
 /* Starts this executable as a worker for the pipe `pipe_name`, with `key`
  * in the environment as PP__KEY_ENV (never on the command line), inside
- * `job`. The process runs when this returns; *process is its handle. */
+ * `job`. The process runs when this returns; *process is its handle. A
+ * failed call is described in *why (may be NULL). */
 pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
-                            HANDLE job, HANDLE *process, DWORD *pid);
+                            HANDLE job, HANDLE *process, DWORD *pid,
+                            pp__win32_failure *why);
 
 /* The process handle of the slot's started worker (backend.c), or NULL. */
 HANDLE pp__backend_slot_process(pp__backend *b, unsigned slot);
