@@ -96,6 +96,22 @@ static pp_status task_touch(pp_call *call) {
   return pp_call_return_i64(call, 1);
 }
 
+/* What the worker's standard input gives. POSIX: the bytes a read got
+ * (0: EOF), or -1 when nothing came within 2 s. Windows: its file type
+ * (GetFileType()). */
+static pp_status task_read_stdin(pp_call *call) {
+#ifdef _WIN32
+  return pp_call_return_i64(
+      call, (int64_t)GetFileType(GetStdHandle(STD_INPUT_HANDLE)));
+#else
+  struct pollfd pfd = {0, POLLIN, 0};
+  if (poll(&pfd, 1, 2000) != 1)
+    return pp_call_return_i64(call, -1);
+  char buf[16];
+  return pp_call_return_i64(call, (int64_t)read(0, buf, sizeof buf));
+#endif
+}
+
 /* 1 when the key variable is in the environment the worker's own children
  * would inherit (on Windows the system's block, which the C runtime's
  * getenv() copy does not follow). */
@@ -191,6 +207,8 @@ pp_status contexts_tasks_register(const char *argv0) {
     st = pp_register("has_key_env", task_has_key_env);
   if (st == PP_OK)
     st = pp_register("nested_map", task_nested_map);
+  if (st == PP_OK)
+    st = pp_register("read_stdin", task_read_stdin);
   return st;
 }
 
@@ -452,6 +470,67 @@ static void test_descriptors(void) {
     pp_pool_destroy(pool);
   }
   close(high);
+}
+
+/* A worker's standard input is /dev/null in every context, as in Python:
+ * a task that reads it gets EOF at once instead of the program's input,
+ * and no process of a pool holds the program's input open, so a pipe's
+ * writer sees the end once the program closes it (`yes | program` ends).
+ * maxtasksperchild 1: the workers forked here, the launcher's, and their
+ * replacements all answer. */
+static void test_stdin_is_null(void) {
+  int p[2];
+  CU_ASSERT_FATAL(pipe(p) == 0);
+  int saved = dup(0);
+  CU_ASSERT_FATAL(saved >= 0 && dup2(p[0], 0) == 0);
+  close(p[0]);
+  pp_pool *pools[NCONTEXTS];
+  for (size_t i = 0; i < NCONTEXTS; i++) {
+    pools[i] = pool_in(all_contexts[i], 2, 1);
+    for (int k = 0; pools[i] && k < 4; k++) {
+      int64_t got = -2;
+      CU_ASSERT_EQUAL(tu_apply_i64(pools[i], "read_stdin", 0, &got), PP_OK);
+      CU_ASSERT_EQUAL(got, 0);
+    }
+  }
+  dup2(saved, 0);
+  close(saved);
+  /* Only the pools' processes could still hold the pipe's read end. */
+  struct sigaction ign, old;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ign, &old);
+  fcntl(p[1], F_SETFL, O_NONBLOCK);
+  double t0 = tu_now();
+  ssize_t w;
+  while ((w = write(p[1], "x", 1)) == 1 && tu_now() - t0 < 5.0)
+    tu_sleep_ms(10);
+  CU_ASSERT(w < 0 && errno == EPIPE);
+  sigaction(SIGPIPE, &old, NULL);
+  close(p[1]);
+  for (size_t i = 0; i < NCONTEXTS; i++)
+    pp_pool_destroy(pools[i]);
+}
+#endif
+
+#ifdef _WIN32
+/* A worker's standard input is NUL (a character device), not the pipe the
+ * program's input is, as in Python; maxtasksperchild 1: replacements too. */
+static void test_stdin_is_nul(void) {
+  HANDLE rd = NULL, wr = NULL;
+  CU_ASSERT_FATAL(CreatePipe(&rd, &wr, NULL, 0));
+  HANDLE saved = GetStdHandle(STD_INPUT_HANDLE);
+  SetStdHandle(STD_INPUT_HANDLE, rd);
+  pp_pool *pool = pool_in(PP_CONTEXT_SPAWN, 2, 1);
+  for (int k = 0; pool && k < 4; k++) {
+    int64_t type = -1;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "read_stdin", 0, &type), PP_OK);
+    CU_ASSERT_EQUAL(type, (int64_t)FILE_TYPE_CHAR);
+  }
+  pp_pool_destroy(pool);
+  SetStdHandle(STD_INPUT_HANDLE, saved);
+  CloseHandle(rd);
+  CloseHandle(wr);
 }
 #endif
 
@@ -940,6 +1019,12 @@ int pp_test_suite_contexts(void) {
        test_key_not_in_environment},
 #ifndef _WIN32
       {"a worker holds only 0, 1, 2 and its channel", test_descriptors},
+      {"a worker's standard input is /dev/null: EOF, the program's input "
+       "not held",
+       test_stdin_is_null},
+#else
+      {"a worker's standard input is NUL, not the program's input",
+       test_stdin_is_nul},
 #endif
       {"maxtasksperchild = 1 replaces workers in every context",
        test_maxtasksperchild},

@@ -418,10 +418,21 @@ static int make_self_pipe(int p[2]) {
   return 0;
 }
 
-/* Fills closed standard descriptors, so a channel never lands on 0..2
+/* The standard descriptors of a worker and of the launcher (whose workers
+ * inherit them). Input is /dev/null: a task that reads gets EOF instead
+ * of the program's input, as a Python worker's sys.stdin gives, and the
+ * program's input pipe is not held open by the pool, so its writer sees
+ * the end when the program closes it (`yes | program` ends; a Python pool
+ * keeps descriptor 0, and the pipe, open in every worker). Output stays the
+ * program's; a closed 1 or 2 gets /dev/null, so a channel never lands there,
  * where a task's stdio would use it. */
-static void fill_standard_fds(void) {
-  for (int fd = 0; fd < 3; fd++) {
+static void standard_fds(void) {
+  int null = open("/dev/null", O_RDONLY);
+  if (null > 0) {
+    dup2(null, 0);
+    close(null);
+  }
+  for (int fd = 1; fd < 3; fd++) {
     if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
       continue;
     int null = open("/dev/null", O_RDWR);
@@ -473,7 +484,7 @@ static int clean_descriptors(launcher *L) {
     if (move_fd(&L->guards[k], LAUNCHER_CTL_FD + 1 + (int)k) != 0)
       return -1;
   pp__close_from(LAUNCHER_CTL_FD + 1 + (int)L->nguards);
-  fill_standard_fds();
+  standard_fds();
   return 0;
 }
 
@@ -668,7 +679,7 @@ static void become_worker(const pp__backend_config *cfg, int worker_end) {
   if (move_fd(&fd, PP__SPAWN_CHANNEL_FD) != 0)
     _exit(PP__EXIT_BAD_LAUNCH);
   pp__close_from(PP__SPAWN_CHANNEL_FD + 1);
-  fill_standard_fds();
+  standard_fds();
   struct pp__wchan chan;
   chan.fd = fd;
   int code = cfg->worker_main(&chan, cfg->key);

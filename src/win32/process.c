@@ -171,10 +171,12 @@ static wchar_t *env_block(const char *key) {
 
 /* ---- standard streams ---- */
 
-/* The worker shares the parent's standard streams, as a forked worker does
- * on POSIX, and inherits nothing else: inheritable copies of the three
- * handles are listed in PROC_THREAD_ATTRIBUTE_HANDLE_LIST, so handles
- * other threads make inheritable meanwhile stay out. */
+/* The worker shares the parent's standard output and error, as a forked
+ * worker does on POSIX, and reads its input from NUL, as Python's workers
+ * do (os.devnull): a task that reads gets EOF, not the program's input.
+ * It inherits nothing else: inheritable handles are listed in
+ * PROC_THREAD_ATTRIBUTE_HANDLE_LIST, so handles other threads make
+ * inheritable meanwhile stay out. */
 typedef struct stdio_set {
   HANDLE h[3];
   HANDLE list[3];
@@ -185,14 +187,22 @@ static void stdio_get(stdio_set *s) {
   static const DWORD which[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
                                  STD_ERROR_HANDLE};
   memset(s, 0, sizeof *s);
+  SECURITY_ATTRIBUTES inherit = {sizeof inherit, NULL, TRUE};
+  HANDLE null =
+      CreateFileW(L"NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE,
+                  &inherit, OPEN_EXISTING, 0, NULL);
+  if (null != INVALID_HANDLE_VALUE) {
+    s->h[0] = null;
+    s->list[s->nlist++] = null;
+  }
   HANDLE self = GetCurrentProcess();
-  for (int i = 0; i < 3; i++) {
+  for (int i = 1; i < 3; i++) {
     HANDLE h = GetStdHandle(which[i]);
     if (h == NULL || h == INVALID_HANDLE_VALUE)
       continue;
     /* The same handle twice (stdout and stderr to one pipe) is listed
      * once, as the list requires. */
-    for (int j = 0; j < i; j++) {
+    for (int j = 1; j < i; j++) {
       if (GetStdHandle(which[j]) == h && s->h[j]) {
         s->h[i] = s->h[j];
         break;
