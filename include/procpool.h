@@ -494,8 +494,16 @@ PP_API pp_status pp_records_fail(pp_call *call, size_t index,
  * clearing them, go without a lock or an atomic operation per item; that
  * costs a microsecond while the process has one thread, and 12-15 ms once
  * it has several.
- * @param argc main()'s argc.
- * @param argv main()'s argv.
+ *
+ * A program without main()'s arguments at hand (a Windows program entered
+ * at WinMain or wWinMain, a library that sets itself up) passes 0 and
+ * NULL: the hook then reads the process's command line itself (Windows:
+ * GetCommandLineW(), split as the C runtime splits it; Linux:
+ * /proc/self/cmdline; macOS: _NSGetArgv()). Where the system cannot tell
+ * it, the hook returns 0 without running, and spawn and forkserver pools
+ * are refused with PP_ESTATE as without it.
+ * @param argc main()'s argc, or 0 with @p argv NULL.
+ * @param argv main()'s argv, or NULL: the hook finds them itself.
  * @return 0 in a parent; in a worker it does not return.
  * @par Threads
  * The main thread, before the program starts other threads or creates a pool.

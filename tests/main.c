@@ -6,6 +6,7 @@
  * tasks are registered and pp_worker_main() is called before anything else.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <CUnit/Basic.h>
@@ -65,7 +66,7 @@ int main(int argc, char **argv) {
     st = win32_tasks_register();
 #endif
   if (st == PP_OK)
-    st = contexts_tasks_register(argv[0]);
+    st = contexts_tasks_register(argc, argv);
   if (st != PP_OK) {
     fprintf(stderr, "pp_tests: registering tasks: %s\n", pp_strerror(st));
     return 1;
@@ -74,9 +75,13 @@ int main(int argc, char **argv) {
     return contexts_without_hook_main();
   }
   /* In a worker process this runs the worker loop and never returns. */
-  int wm = pp_worker_main(argc, argv);
+  int wm = getenv(HOOK_WITHOUT_ARGV_ENV) ? pp_worker_main(0, NULL)
+                                         : pp_worker_main(argc, argv);
   if (wm != 0) {
     return wm;
+  }
+  if (argc == 2 && strcmp(argv[1], HOOK_WITHOUT_ARGV_ARG) == 0) {
+    return contexts_hook_without_argv_main();
   }
 #ifdef _WIN32
   /* The pool owner the "win32" suite kills (Windows has no fork). */

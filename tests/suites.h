@@ -28,14 +28,22 @@ pp_status records_task_tasks_register(void);
 pp_status lanes_tasks_register(void);
 /* Tasks of the rings suite. */
 pp_status rings_tasks_register(void);
-/* Tasks of the contexts suite; argv0 is main's argv[0], with which that
+/* Tasks of the contexts suite; argc and argv are main's, with which that
    suite starts this program by hand. */
-pp_status contexts_tasks_register(const char *argv0);
+pp_status contexts_tasks_register(int argc, char **argv);
 /* Run by main() instead of the suites, before pp_worker_main(), when argv[1]
    is CONTEXTS_WITHOUT_HOOK_ARG: checks that pools which re-launch the program
    are refused there; 0 when they are. */
 #define CONTEXTS_WITHOUT_HOOK_ARG "--contexts-without-hook"
 int contexts_without_hook_main(void);
+/* With HOOK_WITHOUT_ARGV_ENV in its environment, main() calls
+   pp_worker_main(0, NULL) instead of passing its arguments, in this process
+   and in the workers it starts; with HOOK_WITHOUT_ARGV_ARG as argv[1] it
+   then runs contexts_hook_without_argv_main() instead of the suites: spawn
+   (and forkserver) pools work; 0 when they do. */
+#define HOOK_WITHOUT_ARGV_ENV "PP_TEST_HOOK_WITHOUT_ARGV"
+#define HOOK_WITHOUT_ARGV_ARG "--hook-without-argv"
+int contexts_hook_without_argv_main(void);
 
 #ifdef _WIN32
 /* The Windows backend's suite (test_win32.c), its tasks, and the pool owner

@@ -18,6 +18,8 @@
 
 #ifdef _WIN32
 #include <windows.h>
+
+#include "win32.h" /* pp__cmdline_append */
 #else
 #include <errno.h>
 #include <fcntl.h>
@@ -167,6 +169,8 @@ static pp_status task_nested_map(pp_call *call) {
 }
 
 static const char *g_argv0;
+static int g_argc; /* main()'s */
+static char **g_argv;
 
 int contexts_without_hook_main(void) {
   /* This process skipped pp_worker_main(): a copy of it started by spawn
@@ -196,8 +200,39 @@ int contexts_without_hook_main(void) {
   return bad;
 }
 
-pp_status contexts_tasks_register(const char *argv0) {
-  g_argv0 = argv0;
+int contexts_hook_without_argv_main(void) {
+  /* This process and its workers called pp_worker_main(0, NULL). */
+#ifdef _WIN32
+  static const pp_context contexts[] = {PP_CONTEXT_SPAWN};
+#else
+  static const pp_context contexts[] = {PP_CONTEXT_SPAWN,
+                                        PP_CONTEXT_FORKSERVER};
+#endif
+  int bad = 0;
+  for (size_t i = 0; i < sizeof contexts / sizeof contexts[0]; i++) {
+    pp_options o;
+    pp_options_init(&o);
+    o.processes = 1;
+    o.context = contexts[i];
+    pp_pool *pool = NULL;
+    pp_status st = pp_pool_create(&pool, &o);
+    int64_t y = 0;
+    if (st == PP_OK)
+      st = tu_apply_i64(pool, "square", 7, &y);
+    if (st != PP_OK || y != 49) {
+      fprintf(stderr, "%s with pp_worker_main(0, NULL): %s\n",
+              pp_context_name(contexts[i]), pp_strerror(st));
+      bad = 1;
+    }
+    pp_pool_destroy(pool);
+  }
+  return bad;
+}
+
+pp_status contexts_tasks_register(int argc, char **argv) {
+  g_argv0 = argv[0];
+  g_argc = argc;
+  g_argv = argv;
   pp_status st = pp_register("get_marker", task_get_marker);
   if (st == PP_OK)
     st = pp_register("open_fds", task_open_fds);
@@ -513,6 +548,97 @@ static void test_stdin_is_null(void) {
 }
 #endif
 
+#ifndef _WIN32
+/* This program, to start it again. */
+static const char *self_exe(void) {
+#ifdef __linux__
+  return "/proc/self/exe";
+#else
+  return g_argv0;
+#endif
+}
+#endif
+
+/* Runs this program with `option` as its one argument and `var`=1 in its
+ * environment: its exit code, or -1 when it could not be started or did
+ * not end within a minute (then it is killed). */
+static int run_self_with(const char *option, const char *var) {
+  int code = -1;
+#ifdef _WIN32
+  wchar_t exe[32768], cmd[32768 + 64], wopt[64];
+  DWORD n = GetModuleFileNameW(NULL, exe, 32768);
+  if (n == 0 || n >= 32768 || strlen(option) >= 64)
+    return -1;
+  for (size_t i = 0; i <= strlen(option); i++)
+    wopt[i] = (wchar_t)(unsigned char)option[i];
+  cmd[0] = L'\0';
+  if (pp__cmdline_append(cmd, 32768 + 64, exe) != PP_OK ||
+      pp__cmdline_append(cmd, 32768 + 64, wopt) != PP_OK)
+    return -1;
+  SetEnvironmentVariableA(var, "1");
+  STARTUPINFOW si;
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  PROCESS_INFORMATION pi;
+  BOOL made =
+      CreateProcessW(exe, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi);
+  SetEnvironmentVariableA(var, NULL);
+  if (!made)
+    return -1;
+  CloseHandle(pi.hThread);
+  DWORD exit_code = 0;
+  if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
+    TerminateProcess(pi.hProcess, 1);
+    WaitForSingleObject(pi.hProcess, INFINITE);
+  } else if (GetExitCodeProcess(pi.hProcess, &exit_code)) {
+    code = (int)exit_code;
+  }
+  CloseHandle(pi.hProcess);
+#else
+  char *argv[] = {(char *)g_argv0, (char *)option, NULL};
+  setenv(var, "1", 1);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, self_exe(), NULL, NULL, argv, environ);
+  unsetenv(var);
+  if (rc != 0)
+    return -1;
+  int status = 0;
+  pid_t r;
+  double until = tu_now() + 60.0;
+  while ((r = waitpid(pid, &status, WNOHANG)) == 0 && tu_now() < until)
+    tu_sleep_ms(10);
+  if (r == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  } else if (r == pid && WIFEXITED(status)) {
+    code = WEXITSTATUS(status);
+  }
+#endif
+  return code;
+}
+
+#if defined(__linux__) || defined(__APPLE__) || defined(_WIN32)
+/* pp_worker_main(0, NULL), for a program without main()'s arguments at
+ * hand (a Windows program entered at wWinMain, say), reads them from the
+ * system: the same as main() got here. Then a program that calls it so,
+ * and whose workers do, runs spawn (and forkserver) pools. */
+static void test_hook_without_argv(void) {
+  int argc = 0;
+  char **argv = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp__backend_command_line(&argc, &argv), 1);
+  CU_ASSERT_EQUAL(argc, g_argc);
+  for (int i = 0; i < argc && i < g_argc; i++) {
+    CU_ASSERT_PTR_NOT_NULL_FATAL(argv[i]);
+    if (strcmp(argv[i], g_argv[i]) != 0)
+      fprintf(stderr, "\n  argument %d: \"%s\", main() had \"%s\"\n", i,
+              argv[i], g_argv[i]);
+    CU_ASSERT_STRING_EQUAL(argv[i], g_argv[i]);
+  }
+  CU_ASSERT_EQUAL(run_self_with(HOOK_WITHOUT_ARGV_ARG, HOOK_WITHOUT_ARGV_ENV),
+                  0);
+}
+#endif
+
 #ifdef _WIN32
 /* A worker's standard input is NUL (a character device), not the pipe the
  * program's input is, as in Python; maxtasksperchild 1: replacements too. */
@@ -761,14 +887,6 @@ static void test_version_mismatch(void) {
 #ifndef _WIN32
 /* ---- workers started by hand ---- */
 
-static const char *self_exe(void) {
-#ifdef __linux__
-  return "/proc/self/exe";
-#else
-  return g_argv0;
-#endif
-}
-
 typedef struct by_hand {
   pid_t pid;
   int sock;   /* the parent's end of the worker's channel */
@@ -1009,42 +1127,45 @@ static void test_silent_worker(void) {
 
 int pp_test_suite_contexts(void) {
   static const tu_test tests[] = {
-      {"SHA-256: FIPS 180-2 vectors", test_sha256_vectors},
-      {"HMAC-SHA256: RFC 4231 vectors", test_hmac_vectors},
-      {"handshake proof and constant-time check", test_handshake_check},
-      {"a frame of another version is told from garbage", test_foreign_version},
-      {"global changed before creation: fork sees it, spawn does not",
-       test_global_variable},
-      {"the key is not left in a worker's environment",
-       test_key_not_in_environment},
+    {"SHA-256: FIPS 180-2 vectors", test_sha256_vectors},
+    {"HMAC-SHA256: RFC 4231 vectors", test_hmac_vectors},
+    {"handshake proof and constant-time check", test_handshake_check},
+    {"a frame of another version is told from garbage", test_foreign_version},
+    {"global changed before creation: fork sees it, spawn does not",
+     test_global_variable},
+    {"the key is not left in a worker's environment",
+     test_key_not_in_environment},
 #ifndef _WIN32
-      {"a worker holds only 0, 1, 2 and its channel", test_descriptors},
-      {"a worker's standard input is /dev/null: EOF, the program's input "
-       "not held",
-       test_stdin_is_null},
+    {"a worker holds only 0, 1, 2 and its channel", test_descriptors},
+    {"a worker's standard input is /dev/null: EOF, the program's input "
+     "not held",
+     test_stdin_is_null},
 #else
-      {"a worker's standard input is NUL, not the program's input",
-       test_stdin_is_nul},
+    {"a worker's standard input is NUL, not the program's input",
+     test_stdin_is_nul},
 #endif
-      {"maxtasksperchild = 1 replaces workers in every context",
-       test_maxtasksperchild},
-      {"a task's own pool, in every context within every context",
-       test_nested_pools},
-      {"unknown task under spawn: named error, worker lives on",
-       test_unknown_task_spawn},
-      {"context selection: names, PROCPOOL_START_METHOD, explicit wins",
-       test_context_selection},
-      {"workers with a wrong key are refused before any task",
-       test_wrong_key_refused},
-      {"protocol version mismatch, both directions", test_version_mismatch},
+#if defined(__linux__) || defined(__APPLE__) || defined(_WIN32)
+    {"pp_worker_main(0, NULL) finds main()'s arguments: spawn pools work",
+     test_hook_without_argv},
+#endif
+    {"maxtasksperchild = 1 replaces workers in every context",
+     test_maxtasksperchild},
+    {"a task's own pool, in every context within every context",
+     test_nested_pools},
+    {"unknown task under spawn: named error, worker lives on",
+     test_unknown_task_spawn},
+    {"context selection: names, PROCPOOL_START_METHOD, explicit wins",
+     test_context_selection},
+    {"workers with a wrong key are refused before any task",
+     test_wrong_key_refused},
+    {"protocol version mismatch, both directions", test_version_mismatch},
 #ifndef _WIN32
-      {"by hand: a wrong key's proof is refused", test_by_hand_wrong_key},
-      {"by hand: right key accepted, other version exits",
-       test_by_hand_handshake},
-      {"by hand: worker option without a channel", test_by_hand_bad_descriptor},
-      {"spawn and forkserver refused before pp_worker_main()",
-       test_without_hook},
-      {"a worker silent in the handshake is stopped", test_silent_worker},
+    {"by hand: a wrong key's proof is refused", test_by_hand_wrong_key},
+    {"by hand: right key accepted, other version exits",
+     test_by_hand_handshake},
+    {"by hand: worker option without a channel", test_by_hand_bad_descriptor},
+    {"spawn and forkserver refused before pp_worker_main()", test_without_hook},
+    {"a worker silent in the handshake is stopped", test_silent_worker},
 #endif
   };
   return tu_add_suite("contexts", tests, TU_NTESTS(tests));

@@ -250,6 +250,35 @@ static void test_cmdline_quoting(void) {
     CU_ASSERT(wcscmp(argv[i + 1], args[i]) == 0);
   LocalFree(argv);
 
+  /* Split back by pp__cmdline_split() (pp_worker_main(0, NULL)'s reading
+   * of the command line) alike, in UTF-8. */
+  int n = 0;
+  char **split = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp__cmdline_split(cmd, &n, &split), PP_OK);
+  CU_ASSERT_EQUAL(n, N + 1);
+  CU_ASSERT_STRING_EQUAL(split[0], "prog.exe");
+  for (int i = 0; i < N && i + 1 < n; i++) {
+    char narrow[64];
+    size_t k = 0;
+    for (; args[i][k] && k + 1 < sizeof narrow; k++)
+      narrow[k] = (char)args[i][k];
+    narrow[k] = '\0';
+    CU_ASSERT_STRING_EQUAL(split[i + 1], narrow);
+  }
+  CU_ASSERT_PTR_NULL(split[n]);
+  pp__cmdline_free(n, split);
+  CU_ASSERT_EQUAL_FATAL(
+      pp__cmdline_split(L"\"C:\\Program Files\\a b.exe\" caf\u00e9  \"x\"\"y\"",
+                        &n, &split),
+      PP_OK);
+  CU_ASSERT_EQUAL(n, 3);
+  if (n == 3) {
+    CU_ASSERT_STRING_EQUAL(split[0], "C:\\Program Files\\a b.exe");
+    CU_ASSERT_STRING_EQUAL(split[1], "caf\xc3\xa9");
+    CU_ASSERT_STRING_EQUAL(split[2], "x\"y");
+  }
+  pp__cmdline_free(n, split);
+
   /* A path with spaces as argv[0]. */
   cmd[0] = L'\0';
   CU_ASSERT_EQUAL(pp__cmdline_append(cmd, 1024, L"C:\\Program Files\\a.exe"),
@@ -795,7 +824,8 @@ int pp_test_suite_win32(void) {
       {"fork and forkserver: not supported; spawn is the default",
        test_contexts},
       {"CSPRNG, CPU count, resident memory", test_random_and_cpus},
-      {"command-line quoting round-trips through CommandLineToArgvW",
+      {"command-line quoting round-trips through CommandLineToArgvW and "
+       "pp__cmdline_split",
        test_cmdline_quoting},
       {"pipe names: prefix, pid, 128 random bits", test_pipe_names},
       {"pipe DACL admits the current user only", test_pipe_dacl},

@@ -317,6 +317,11 @@ pp_status pp__wchan_read_idle(pp__wchan *chan, pp__buf *into);
 /* Writes all `len` bytes (blocking). PP_EOF when the parent is gone. */
 pp_status pp__wchan_write(pp__wchan *chan, const void *data, size_t len);
 
+/* This process's command line as main() got it, for pp_worker_main(0,
+ * NULL): 1 with *argc and *argv set (kept for the life of the process), 0
+ * where the system cannot tell it. */
+int pp__backend_command_line(int *argc, char ***argv);
+
 /* In a process started by the backend's spawn context: connects the
  * worker's channel from the command line and returns 1, or returns 0 when
  * this process is not a worker. Used by pp_worker_main(). */

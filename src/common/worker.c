@@ -981,6 +981,12 @@ static void take_key(char *key, size_t cap, int apr_ready) {
 int pp_worker_main(int argc, char **argv) {
   pp__wchan *chan;
   int code;
+  /* Not given main()'s (a Windows program entered at wWinMain, say): the
+   * system's record of them. Where there is none, this process cannot
+   * tell whether it is a worker, so it is taken for a program whose copies
+   * do not know it: spawn and forkserver pools are refused here. */
+  if (!argv && !pp__backend_command_line(&argc, &argv))
+    return 0;
   /* The worker loop and the service need no APR: a process launched as
    * one must never fall through into the rest of main(). */
   int apr_ready = pp__runtime_init() == PP_OK;

@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef __APPLE__
+#include <crt_externs.h> /* _NSGetArgc, _NSGetArgv */
+#endif
 
 /* The key's text is 64 hex digits; room for more, so that a longer value
  * is seen as wrong rather than cut to fit. */
@@ -68,6 +71,88 @@ static int channel_fd(const char *argv0, const char *option,
   /* Processes the worker's tasks start must not inherit it. */
   pp__set_cloexec((int)fd);
   return (int)fd;
+}
+
+#if defined(__linux__)
+/* The whole of `path`, NUL-terminated, in memory that is never freed;
+ * NULL when it cannot be read. */
+static char *slurp(const char *path, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (!buf)
+      break;
+    if (n + 1 == cap) {
+      char *more = realloc(buf, cap * 2);
+      if (!more) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = more;
+      cap *= 2;
+    }
+    ssize_t got = read(fd, buf + n, cap - 1 - n);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      free(buf);
+      buf = NULL;
+      break;
+    }
+    if (got == 0)
+      break;
+    n += (size_t)got;
+  }
+  close(fd);
+  if (buf) {
+    buf[n] = '\0';
+    *len = n;
+  }
+  return buf;
+}
+#endif
+
+int pp__backend_command_line(int *argc, char ***argv) {
+#if defined(__linux__)
+  /* The arguments, each ending with a NUL, as the kernel keeps them. */
+  static char **args;
+  static int count;
+  if (!args) {
+    size_t len = 0;
+    char *text = slurp("/proc/self/cmdline", &len);
+    if (!text)
+      return 0;
+    int n = 0;
+    for (size_t i = 0; i < len; i++)
+      n += text[i] == '\0';
+    char **list = calloc((size_t)n + 1, sizeof *list);
+    if (!list) {
+      free(text);
+      return 0;
+    }
+    for (size_t i = 0, k = 0; i < len && (int)k < n; k++) {
+      list[k] = text + i;
+      i += strlen(text + i) + 1;
+    }
+    args = list;
+    count = n;
+  }
+  *argc = count;
+  *argv = args;
+  return count > 0;
+#elif defined(__APPLE__)
+  *argc = *_NSGetArgc();
+  *argv = *_NSGetArgv();
+  return *argc > 0 && *argv != NULL;
+#else
+  (void)argc;
+  (void)argv;
+  return 0;
+#endif
 }
 
 int pp__backend_worker_attach(int argc, char **argv, pp__wchan **out) {

@@ -83,6 +83,104 @@ pp_status pp__cmdline_append(wchar_t *cmd, size_t cap, const wchar_t *arg) {
   }
 }
 
+/* The next argument of `*p` into `out` (room for wcslen(*p) + 1), by the C
+ * runtime's rules: outside quotes a space or tab ends it; 2n backslashes
+ * before a quote stand for n and the quote opens or closes, 2n+1 for n and
+ * a literal quote; inside quotes `""` is a literal quote. argv[0] has its
+ * own rule: up to the next quote, or the next space, backslashes literal.
+ * *p moves past it. */
+static void next_arg(const wchar_t **p, wchar_t *out, int first) {
+  const wchar_t *s = *p;
+  size_t n = 0;
+  if (first) {
+    if (*s == L'"') {
+      for (s++; *s && *s != L'"'; s++)
+        out[n++] = *s;
+      if (*s)
+        s++;
+    } else {
+      for (; *s && *s != L' ' && *s != L'\t'; s++)
+        out[n++] = *s;
+    }
+  } else {
+    int quoted = 0;
+    while (*s && (quoted || (*s != L' ' && *s != L'\t'))) {
+      size_t slashes = 0;
+      while (*s == L'\\') {
+        s++;
+        slashes++;
+      }
+      if (*s == L'"') {
+        for (size_t i = 0; i < slashes / 2; i++)
+          out[n++] = L'\\';
+        if (slashes % 2) {
+          out[n++] = L'"';
+        } else if (quoted && s[1] == L'"') {
+          out[n++] = L'"';
+          s++;
+        } else {
+          quoted = !quoted;
+        }
+        s++;
+      } else {
+        for (size_t i = 0; i < slashes; i++)
+          out[n++] = L'\\';
+        if (*s && (quoted || (*s != L' ' && *s != L'\t')))
+          out[n++] = *s++;
+      }
+    }
+  }
+  out[n] = L'\0';
+  while (*s == L' ' || *s == L'\t')
+    s++;
+  *p = s;
+}
+
+/* `w` as UTF-8 (malloc'd), or NULL. */
+static char *to_utf8(const wchar_t *w) {
+  int size = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
+  char *s = size > 0 ? malloc((size_t)size) : NULL;
+  if (s &&
+      WideCharToMultiByte(CP_UTF8, 0, w, -1, s, size, NULL, NULL) != size) {
+    free(s);
+    s = NULL;
+  }
+  return s;
+}
+
+pp_status pp__cmdline_split(const wchar_t *cmd, int *argc, char ***argv) {
+  if (!cmd || !argc || !argv)
+    return PP_EINVAL;
+  size_t len = wcslen(cmd);
+  /* At most one argument per two characters, and argv[0]. */
+  size_t room = len / 2 + 2;
+  char **list = calloc(room + 1, sizeof *list);
+  wchar_t *arg = malloc((len + 1) * sizeof *arg);
+  int n = 0;
+  pp_status st = list && arg ? PP_OK : PP_ENOMEM;
+  const wchar_t *p = cmd;
+  while (st == PP_OK && (n == 0 || *p) && (size_t)n < room) {
+    next_arg(&p, arg, n == 0);
+    list[n] = to_utf8(arg);
+    if (!list[n++])
+      st = PP_ENOMEM;
+  }
+  free(arg);
+  if (st != PP_OK) {
+    pp__cmdline_free(n, list);
+    return st;
+  }
+  *argc = n;
+  *argv = list;
+  return PP_OK;
+}
+
+void pp__cmdline_free(int argc, char **argv) {
+  for (int i = 0; argv && i < argc; i++)
+    free(argv[i]);
+  free(argv);
+}
+
 /* This executable's full path (malloc'd), however long. */
 static wchar_t *self_path(void) {
   for (DWORD cap = MAX_PATH; cap <= 32768; cap *= 2) {

@@ -100,6 +100,16 @@ static int parse_name(const char *arg, wchar_t name[PP__PIPE_NAME_MAX]) {
   return 1;
 }
 
+int pp__backend_command_line(int *argc, char ***argv) {
+  static char **args;
+  static int count;
+  if (!args && pp__cmdline_split(GetCommandLineW(), &count, &args) != PP_OK)
+    return 0;
+  *argc = count;
+  *argv = args;
+  return 1;
+}
+
 int pp__backend_worker_attach(int argc, char **argv, pp__wchan **out) {
   static const char opt[] = PP__WORKER_ARG;
   wchar_t name[PP__PIPE_NAME_MAX];

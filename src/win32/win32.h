@@ -105,6 +105,12 @@ pp_status pp__job_create(HANDLE *out);
  * after a space unless `cmd` is empty. PP_ETOOBIG when it does not fit. */
 pp_status pp__cmdline_append(wchar_t *cmd, size_t cap, const wchar_t *arg);
 
+/* Splits the command line `cmd` into *argc arguments, each in UTF-8, as
+ * the C runtime does for main() (so the inverse of pp__cmdline_append());
+ * *argv (NULL-terminated) is freed with pp__cmdline_free(). */
+pp_status pp__cmdline_split(const wchar_t *cmd, int *argc, char ***argv);
+void pp__cmdline_free(int argc, char **argv);
+
 /* Starts this executable as a worker for the pipe `pipe_name`, with `key`
  * in the environment as PP__KEY_ENV (never on the command line), inside
  * `job`. The process runs when this returns; *process is its handle. A
