@@ -608,7 +608,18 @@ typedef struct pp_options {
  */
 PP_API void pp_options_init(pp_options *options);
 
-/** A pool of worker processes. */
+/**
+ * A pool of worker processes.
+ *
+ * A pool, its results and its iterators belong to the process that created
+ * the pool. In a copy of that process made by fork() (the program's own
+ * fork, or a fork worker holding a pointer to it) they are copies without
+ * the pool's threads: every call on them there fails at once with
+ * PP_ESTATE (a wait would never end), but for what had completed before
+ * the fork, which reads as it was; pp_pool_destroy(), pp_result_free() and
+ * pp_iter_free() there do nothing, leaving the owner's workers alone. Such
+ * a process creates a pool of its own instead.
+ */
 typedef struct pp_pool pp_pool;
 
 /**
@@ -697,7 +708,8 @@ PP_API pp_status pp_pool_join(pp_pool *pool);
  * pp_iter_free().
  * @param pool the pool; NULL is ignored.
  * @par Threads
- * Any thread but the pool's scheduler thread, where it does nothing.
+ * Any thread but the pool's scheduler thread, where it does nothing (as in
+ * a fork of the pool's owner, see pp_pool).
  * No other thread may use the pool once this is called.
  */
 PP_API void pp_pool_destroy(pp_pool *pool);

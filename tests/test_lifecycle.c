@@ -7,10 +7,14 @@
 #endif
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #ifndef _WIN32
 #include <pthread.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #endif
 
 #include <CUnit/CUnit.h>
@@ -661,6 +665,115 @@ static void test_creating_thread_ends(void) {
 }
 #endif
 
+#ifndef _WIN32
+/* In a fork of the pool's owner (the program's own fork(), or a fork
+ * worker holding a copy of a pointer to it): the bits of the checks below
+ * that failed, 0 when all held. Each call must come back at once: the copy
+ * has none of the pool's threads, so a wait would never end (an alarm
+ * ends the child if one does). */
+static int use_copy(pp_pool *pool, pp_result *pending, pp_result *done,
+                    pp_iter *it) {
+  alarm(20);
+  int bad = 0;
+  int64_t x = 3;
+  pp_bytes arg = tu_i64(&x);
+  pp_value v = {0};
+  if (pp_apply(pool, "square", &arg, 1, &v) != PP_ESTATE ||
+      v.status != PP_ESTATE)
+    bad |= 1 << 0;
+  pp_value_clear(&v);
+  pp_result *r = NULL;
+  if (pp_apply_async(pool, "square", &arg, 1, NULL, &r) != PP_ESTATE || r)
+    bad |= 1 << 1;
+  if (pp_map(pool, "square", &arg, 1, 0, &r) != PP_ESTATE || r)
+    bad |= 1 << 2;
+  tu_range range;
+  tu_range_init(&range, 0, 4);
+  pp_iter *other = NULL;
+  if (pp_imap(pool, "square", tu_range_next, &range, 1, &other) != PP_ESTATE ||
+      other)
+    bad |= 1 << 3;
+  if (pp_result_get(pending, 5.0) != PP_ESTATE ||
+      pp_result_cancel(pending) != PP_ESTATE)
+    bad |= 1 << 4;
+  int64_t y = 0;
+  if (pp_result_get(done, 5.0) != PP_OK || pp_result_i64(done, &y) != PP_OK ||
+      y != 49)
+    bad |= 1 << 5; /* what had come before the fork reads as it was */
+  if (pp_iter_next(it, 5.0, &v) != PP_ESTATE)
+    bad |= 1 << 6;
+  pp_value_clear(&v);
+  long pids[4];
+  size_t n = 0;
+  if (pp_pool_worker_pids(pool, pids, 4, &n) != PP_ESTATE ||
+      pp_pool_close(pool) != PP_ESTATE ||
+      pp_pool_terminate(pool) != PP_ESTATE || pp_pool_join(pool) != PP_ESTATE)
+    bad |= 1 << 7;
+  /* Frees leave the owner's things alone. */
+  pp_iter_free(it);
+  pp_result_free(pending);
+  pp_result_free(done);
+  pp_pool_destroy(pool);
+  return bad;
+}
+
+/* The program forks after making a pool, and the child uses the copy of
+ * it: every call fails at once with PP_ESTATE (each would wait forever:
+ * the child has none of the pool's threads); the owner's pool, results
+ * and iterators go on untouched. */
+static void test_fork_of_owner(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t ms = 800, seven = 7;
+  pp_bytes slow = tu_i64(&ms), arg = tu_i64(&seven);
+  pp_result *pending = NULL, *done = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &pending), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &arg, 1, NULL, &done),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(done, TU_WAIT), PP_OK);
+  tu_range range;
+  tu_range_init(&range, 600, 604);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_imap(pool, "sleep_ms", tu_range_next, &range, 1, &it), PP_OK);
+  fflush(NULL);
+  pid_t child = fork();
+  if (child == 0)
+    _exit(use_copy(pool, pending, done, it));
+  CU_ASSERT_FATAL(child > 0);
+  int status = 0;
+  CU_ASSERT_EQUAL(waitpid(child, &status, 0), child);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fprintf(stderr, "\n  the fork: %s %d\n",
+            WIFEXITED(status) ? "failed checks" : "killed by signal",
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  /* The owner's pool is untouched. */
+  CU_ASSERT_EQUAL(pp_result_get(pending, TU_WAIT), PP_OK);
+  pp_value v = {0};
+  int64_t got = 0, want = 600;
+  while (pp_iter_next(it, TU_WAIT, &v) == PP_OK) {
+    int64_t y = -1;
+    CU_ASSERT_EQUAL(pp_value_i64(&v, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, want);
+    want++;
+    got++;
+    pp_value_clear(&v);
+  }
+  CU_ASSERT_EQUAL(got, 4);
+  pp_iter_free(it);
+  pp_result_free(pending);
+  pp_result_free(done);
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 9, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 81);
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+  pp_pool_destroy(pool);
+}
+#endif
+
 int pp_test_suite_lifecycle(void) {
   static const tu_test tests[] = {
       {"join before close/terminate is PP_ESTATE", test_join_before_close},
@@ -695,6 +808,9 @@ int pp_test_suite_lifecycle(void) {
 #ifndef _WIN32
       {"the thread that created the pool ends: its workers go on",
        test_creating_thread_ends},
+      {"a fork of the owner: calls on its copy of the pool fail at once, "
+       "the owner's goes on",
+       test_fork_of_owner},
 #endif
   };
   return tu_add_suite("lifecycle", tests, TU_NTESTS(tests));

@@ -185,6 +185,13 @@ long pp__process_id(void);
 /* The number of CPUs available to this process (at least 1). */
 int pp__cpu_count(void);
 
+/* A number that changes in every child fork() makes (POSIX: a
+ * pthread_atfork() child handler adds one, registered by the first call;
+ * Windows, which cannot fork: always 0). A pool keeps the number of the
+ * process that made it: another one says the caller is a copy of that
+ * process, with the pool's memory but none of its threads. */
+unsigned long pp__process_generation(void);
+
 /* apr_thread_create() for a thread of the library's own (the scheduler,
  * the copier). POSIX: the thread blocks every signal but those a fault
  * raises, so that a signal sent to the process is handled on one of the

@@ -132,6 +132,9 @@ typedef struct pp__shared {
    * and iterators it completes must not be waited for there. */
   apr_os_thread_t scheduler;
   int scheduler_runs;
+  /* pp__process_generation() of the process that made the pool: set
+   * before the pool is shared, read without the lock. */
+  unsigned long generation;
 } pp__shared;
 
 pp_status pp__shared_create(pp__shared **out);
@@ -144,6 +147,13 @@ pp_status pp__shared_wait(pp__shared *s, apr_time_t deadline);
  * thread, where a wait for one of its results or iterators would never
  * end (it is the thread that would end it). */
 int pp__shared_on_scheduler_locked(const pp__shared *s);
+/* 0 in a copy of the pool's owner that fork() made (a fork worker, or a
+ * fork of the program's own): it has the pool's memory but none of its
+ * threads, so nothing there would ever complete, and a lock another
+ * thread held at the fork stays held. Calls there fail with PP_ESTATE
+ * before they take a lock; frees leave the copy as it is. 1 in the
+ * owner. */
+int pp__shared_owned(const pp__shared *s);
 apr_time_t pp__deadline(double timeout); /* 0 for a negative timeout */
 
 typedef enum pp__job_kind {
@@ -570,7 +580,10 @@ pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
 void pp__enqueue_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last);
 uint32_t pp__next_job_id(pp_pool *pool);
 pp_status pp__check_submit(pp_pool *pool, const char *task, void *out);
-int pp__on_scheduler(pp_pool *pool);
+/* 1 when a call that waits for `pool` would never return: on its
+ * scheduler thread (the one that would end the wait), or in a copy of its
+ * owner (pp__shared_owned()). */
+int pp__wait_would_hang(pp_pool *pool);
 pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
                            const pp_bytes *single, size_t count,
                            pp__chunk **out);

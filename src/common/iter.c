@@ -505,6 +505,8 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
 pp_status pp_iter_input_ready(pp_iter *it) {
   if (!it)
     return PP_EINVAL;
+  if (!pp__shared_owned(it->shared))
+    return PP_ESTATE;
   pp__shared *s = it->shared;
   apr_thread_mutex_lock(s->lock);
   it->input_kicks++;
@@ -794,6 +796,10 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
 /* Takes take_lock with an item left in it->cur, waiting for a chunk if
  * need be: PP_OK with the lock held, else wait_chunk()'s status without. */
 static pp_status lock_with_items(pp_iter *it, double timeout, pp_value *out) {
+  if (!pp__shared_owned(it->shared)) {
+    memset(out, 0, sizeof *out);
+    return PP_ESTATE;
+  }
   take_lock(it);
   return it->cur_left || take_chunk_quick(it) ? PP_OK
                                               : wait_chunk(it, timeout, out);
@@ -881,7 +887,7 @@ pp_status pp_iter_next(pp_iter *it, double timeout, pp_value *out) {
 }
 
 void pp_iter_free(pp_iter *it) {
-  if (!it)
+  if (!it || !pp__shared_owned(it->shared))
     return;
   /* Items taken but not handed out are dropped now. */
   take_lock(it);

@@ -196,6 +196,8 @@ pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
   if (!pool || !count || (!pids && capacity))
     return PP_EINVAL;
   *count = 0;
+  if (!pp__shared_owned(pool->shared))
+    return PP_ESTATE;
   apr_thread_mutex_lock(pool->shared->lock);
   for (unsigned i = 0; i < pool->nslots; i++) {
     const pp__worker *w = &pool->workers[i];
@@ -209,6 +211,8 @@ pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
 static pp_status set_state(pp_pool *pool, pp__pool_state state) {
   if (!pool)
     return PP_EINVAL;
+  if (!pp__shared_owned(pool->shared))
+    return PP_ESTATE;
   apr_thread_mutex_lock(pool->shared->lock);
   if (pool->state < state)
     pool->state = state;
@@ -226,7 +230,7 @@ pp_status pp_pool_terminate(pp_pool *pool) {
 pp_status pp_pool_join(pp_pool *pool) {
   if (!pool)
     return PP_EINVAL;
-  if (pp__on_scheduler(pool))
+  if (pp__wait_would_hang(pool))
     return PP_ESTATE;
   apr_thread_mutex_lock(pool->shared->lock);
   if (pool->state == PP__RUN) {
@@ -251,7 +255,7 @@ pp_status pp_pool_join(pp_pool *pool) {
 }
 
 void pp_pool_destroy(pp_pool *pool) {
-  if (!pool || pp__on_scheduler(pool))
+  if (!pool || pp__wait_would_hang(pool))
     return;
   pp_pool_terminate(pool);
   pp_pool_join(pool);

@@ -156,7 +156,7 @@ void pp__result_release_locked(pp_result *r) {
 }
 
 void pp_result_free(pp_result *r) {
-  if (!r)
+  if (!r || !pp__shared_owned(r->shared))
     return;
   pp__shared *s = r->shared;
   apr_thread_mutex_lock(s->lock);
@@ -171,6 +171,8 @@ void pp_result_free(pp_result *r) {
 pp_status pp_result_cancel(pp_result *r) {
   if (!r)
     return PP_EINVAL;
+  if (!pp__shared_owned(r->shared))
+    return PP_ESTATE;
   apr_thread_mutex_lock(r->shared->lock);
   if (pp__atomic_get(&r->done)) {
     apr_thread_mutex_unlock(r->shared->lock);
@@ -210,6 +212,8 @@ pp_status pp_result_wait(pp_result *r, double timeout) {
     return PP_EINVAL;
   if (pp__atomic_get(&r->ready)) /* no lock, no clock */
     return PP_OK;
+  if (!pp__shared_owned(r->shared))
+    return PP_ESTATE;
   apr_time_t deadline = pp__deadline(timeout);
   if (timeout != 0 && spin_until_ready(r, deadline))
     return PP_OK;

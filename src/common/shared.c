@@ -16,6 +16,7 @@ pp_status pp__shared_create(pp__shared **out) {
     return PP_ESYSTEM;
   }
   s->refs = 1;
+  s->generation = pp__process_generation();
   *out = s;
   return PP_OK;
 }
@@ -43,6 +44,10 @@ apr_time_t pp__deadline(double timeout) {
 int pp__shared_on_scheduler_locked(const pp__shared *s) {
   return s->scheduler_runs &&
          apr_os_thread_equal(s->scheduler, apr_os_thread_current());
+}
+
+int pp__shared_owned(const pp__shared *s) {
+  return s->generation == pp__process_generation();
 }
 
 pp_status pp__shared_wait(pp__shared *s, apr_time_t deadline) {

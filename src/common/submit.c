@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int pp__on_scheduler(pp_pool *pool) {
+int pp__wait_would_hang(pp_pool *pool) {
+  if (!pp__shared_owned(pool->shared))
+    return 1;
   apr_thread_mutex_lock(pool->shared->lock);
   int on = pp__shared_on_scheduler_locked(pool->shared);
   apr_thread_mutex_unlock(pool->shared->lock);
@@ -16,7 +18,7 @@ int pp__on_scheduler(pp_pool *pool) {
 pp_status pp__check_submit(pp_pool *pool, const char *task, void *out) {
   if (!pool || !task || !out || !task[0] || strlen(task) > PP__WIRE_MAX_NAME)
     return PP_EINVAL;
-  return PP_OK;
+  return pp__shared_owned(pool->shared) ? PP_OK : PP_ESTATE;
 }
 
 /* Atomic rather than under the pool's lock: every submission takes one,
@@ -437,7 +439,7 @@ static pp_status wait_map(pp_pool *pool, pp_status st, pp_result **out) {
  * items rather than copy them. */
 pp_status pp_map(pp_pool *pool, const char *task, const pp_bytes *items,
                  size_t count, size_t chunksize, pp_result **out) {
-  if (pool && pp__on_scheduler(pool))
+  if (pool && pp__wait_would_hang(pool))
     return PP_ESTATE;
   return wait_map(
       pool, map_common(pool, task, NULL, items, count, chunksize, NULL, 1, out),
@@ -446,7 +448,7 @@ pp_status pp_map(pp_pool *pool, const char *task, const pp_bytes *items,
 
 pp_status pp_starmap(pp_pool *pool, const char *task, const pp_args *items,
                      size_t count, size_t chunksize, pp_result **out) {
-  if (pool && pp__on_scheduler(pool))
+  if (pool && pp__wait_would_hang(pool))
     return PP_ESTATE;
   return wait_map(
       pool, map_common(pool, task, items, NULL, count, chunksize, NULL, 1, out),
@@ -456,7 +458,7 @@ pp_status pp_starmap(pp_pool *pool, const char *task, const pp_args *items,
 pp_status pp_map_records(pp_pool *pool, const char *task,
                          const pp_records *records, size_t chunksize,
                          pp_result **out) {
-  if (pool && pp__on_scheduler(pool))
+  if (pool && pp__wait_would_hang(pool))
     return PP_ESTATE;
   return wait_map(
       pool, pp_map_records_async(pool, task, records, chunksize, NULL, out),
@@ -469,7 +471,7 @@ pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
     memset(out, 0, sizeof *out);
   if (!out)
     return PP_EINVAL;
-  if (pool && pp__on_scheduler(pool)) {
+  if (pool && pp__wait_would_hang(pool)) {
     out->status = PP_ESTATE;
     return PP_ESTATE;
   }

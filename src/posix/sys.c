@@ -302,6 +302,19 @@ int pp__cpu_count(void) {
   return n > INT_MAX ? INT_MAX : (int)n;
 }
 
+/* Written only in a new child, which has one thread then. */
+static unsigned long generation;
+static pthread_once_t generation_once = PTHREAD_ONCE_INIT;
+
+static void forked(void) { generation++; }
+
+static void watch_forks(void) { pthread_atfork(NULL, NULL, forked); }
+
+unsigned long pp__process_generation(void) {
+  pthread_once(&generation_once, watch_forks);
+  return generation;
+}
+
 apr_status_t pp__thread_create(apr_thread_t **thread, apr_thread_start_t main,
                                void *data, apr_pool_t *mem) {
   sigset_t quiet, old;

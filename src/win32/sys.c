@@ -139,6 +139,8 @@ int pp__cpu_count(void) {
   return n > INT_MAX ? INT_MAX : (int)n;
 }
 
+unsigned long pp__process_generation(void) { return 0; }
+
 /* Windows has no signal masks: a console event runs its handler on a
  * thread of its own anyway. */
 apr_status_t pp__thread_create(apr_thread_t **thread, apr_thread_start_t main,
