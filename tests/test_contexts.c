@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,6 +97,20 @@ static pp_status task_touch(pp_call *call) {
     return pp_call_fail(call, "touch: cannot create %s", path);
   fclose(f);
   return pp_call_return_i64(call, 1);
+}
+
+/* The worker's current directory. */
+static pp_status task_cwd(pp_call *call) {
+  char dir[4096];
+#ifdef _WIN32
+  DWORD n = GetCurrentDirectoryA(sizeof dir, dir);
+  if (n == 0 || n >= sizeof dir)
+    return pp_call_fail(call, "cwd: GetCurrentDirectoryA failed");
+#else
+  if (!getcwd(dir, sizeof dir))
+    return pp_call_fail(call, "cwd: getcwd failed");
+#endif
+  return pp_call_return(call, dir, strlen(dir));
 }
 
 /* What the worker's standard input gives. POSIX: the bytes a read got
@@ -244,6 +259,8 @@ pp_status contexts_tasks_register(int argc, char **argv) {
     st = pp_register("nested_map", task_nested_map);
   if (st == PP_OK)
     st = pp_register("read_stdin", task_read_stdin);
+  if (st == PP_OK)
+    st = pp_register("cwd", task_cwd);
   return st;
 }
 
@@ -659,6 +676,62 @@ static void test_stdin_is_nul(void) {
   CloseHandle(wr);
 }
 #endif
+
+/* Makes the directory `name` (one an earlier run left will do) and goes
+ * there. */
+static int make_and_enter(const char *name) {
+#ifdef _WIN32
+  return (CreateDirectoryA(name, NULL) ||
+          GetLastError() == ERROR_ALREADY_EXISTS) &&
+         SetCurrentDirectoryA(name);
+#else
+  return (mkdir(name, 0700) == 0 || errno == EEXIST) && chdir(name) == 0;
+#endif
+}
+
+/* Goes up one directory (1), or removes the directory `name` (0). */
+static int leave_dir(const char *name, int up) {
+#ifdef _WIN32
+  return up ? SetCurrentDirectoryA("..") : RemoveDirectoryA(name);
+#else
+  return up ? chdir("..") == 0 : rmdir(name) == 0;
+#endif
+}
+
+/* A worker runs in the directory the program was in when it created the
+ * pool, replacements too (maxtasksperchild 1), wherever the program went
+ * since: on Windows a file dialog moves the program's current directory
+ * (GetOpenFileName without OFN_NOCHANGEDIR). */
+static void test_worker_directory(void) {
+  char name[64], made_in[4096];
+  snprintf(name, sizeof name, "pp_tests_cwd_%ld", tu_self_pid());
+  CU_ASSERT_FATAL(make_and_enter(name));
+#ifdef _WIN32
+  CU_ASSERT_FATAL(GetCurrentDirectoryA(sizeof made_in, made_in) > 0);
+#else
+  CU_ASSERT_FATAL(getcwd(made_in, sizeof made_in) != NULL);
+#endif
+  pp_pool *pools[NCONTEXTS];
+  for (size_t i = 0; i < NCONTEXTS; i++)
+    pools[i] = pool_in(all_contexts[i], 2, 1);
+  CU_ASSERT(leave_dir(name, 1));
+  for (size_t i = 0; i < NCONTEXTS; i++) {
+    for (int k = 0; pools[i] && k < 4; k++) {
+      pp_value v = {0};
+      CU_ASSERT_EQUAL(pp_apply(pools[i], "cwd", NULL, 0, &v), PP_OK);
+      int same = v.status == PP_OK && v.len == strlen(made_in) &&
+                 memcmp(v.data, made_in, v.len) == 0;
+      if (!same)
+        fprintf(stderr, "\n  %s: worker in \"%.*s\", pool made in \"%s\"\n",
+                pp_context_name(all_contexts[i]), (int)v.len,
+                v.data ? (const char *)v.data : "", made_in);
+      CU_ASSERT(same);
+      pp_value_clear(&v);
+    }
+    pp_pool_destroy(pools[i]);
+  }
+  CU_ASSERT(leave_dir(name, 0));
+}
 
 /* maxtasksperchild = 1: every task runs in a new worker, in every
  * context. */
@@ -1148,6 +1221,8 @@ int pp_test_suite_contexts(void) {
     {"pp_worker_main(0, NULL) finds main()'s arguments: spawn pools work",
      test_hook_without_argv},
 #endif
+    {"a worker runs where the pool was made, replacements too",
+     test_worker_directory},
     {"maxtasksperchild = 1 replaces workers in every context",
      test_maxtasksperchild},
     {"a task's own pool, in every context within every context",

@@ -402,7 +402,8 @@ static void test_failed_calls_described(void) {
   DWORD pid = 0;
   why.call = NULL;
   CU_ASSERT_NOT_EQUAL(
-      pp__process_spawn(name, "00", not_a_job, &process, &pid, &why), PP_OK);
+      pp__process_spawn(name, "00", not_a_job, NULL, &process, &pid, &why),
+      PP_OK);
   CU_ASSERT(why.call && strcmp(why.call, "AssignProcessToJobObject") == 0);
   CU_ASSERT_NOT_EQUAL(why.err, 0);
   CU_ASSERT_PTR_NULL(process);

@@ -101,6 +101,11 @@ struct pp__backend {
   size_t nchans;  /* channels allocated, detached ones included */
   unsigned draining, stalled;
   char start_error[160]; /* the last failed start: its call and reason */
+  /* The current directory when the pool was made, where every worker
+   * starts, replacements too, as on POSIX (their launcher is a copy made
+   * then): a file dialog changing it later (GetOpenFileName does, without
+   * OFN_NOCHANGEDIR) moves no worker. NULL: each inherits the current. */
+  wchar_t *cwd;
 };
 
 /* ---- small helpers ---- */
@@ -402,6 +407,20 @@ void pp__backend_wake(pp__backend *b) {
 
 /* ---- life cycle ---- */
 
+/* The current directory (malloc'd), or NULL. */
+static wchar_t *current_directory(void) {
+  DWORD need = GetCurrentDirectoryW(0, NULL);
+  wchar_t *dir = need ? malloc(need * sizeof *dir) : NULL;
+  if (dir) {
+    DWORD n = GetCurrentDirectoryW(need, dir);
+    if (n == 0 || n >= need) {
+      free(dir);
+      dir = NULL;
+    }
+  }
+  return dir;
+}
+
 static void backend_free(pp__backend *b) {
   if (b->slots) {
     for (unsigned i = 0; i < b->cfg.max_slots; i++) {
@@ -439,6 +458,7 @@ static void backend_free(pp__backend *b) {
   pp__pipe_security_free(&b->sec);
   pp__buf_free(&b->events);
   free(b->slots);
+  free(b->cwd);
   free(b);
 }
 
@@ -462,6 +482,7 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   if (!b)
     return PP_ENOMEM;
   b->cfg = *cfg;
+  b->cwd = current_directory();
   b->slots = calloc(cfg->max_slots, sizeof *b->slots);
   pp_status st = b->slots ? room(b, PACKETS * EVENTS_PER_PACKET +
                                         2 * (size_t)cfg->max_slots + 2)
@@ -566,7 +587,8 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
   pp__win32_failure why = {NULL, 0};
   st = open_chan(b, s, slot, name, &why);
   if (st == PP_OK)
-    st = pp__process_spawn(name, b->cfg.key, b->job, &s->process, &pid, &why);
+    st = pp__process_spawn(name, b->cfg.key, b->job, b->cwd, &s->process, &pid,
+                           &why);
   if (st == PP_OK && !RegisterWaitForSingleObject(
                          &s->wait, s->process, on_exit_cb, s, INFINITE,
                          WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {

@@ -325,8 +325,8 @@ static void stdio_free(stdio_set *s) {
 /* ---- CreateProcessW ---- */
 
 pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
-                            HANDLE job, HANDLE *process, DWORD *pid,
-                            pp__win32_failure *why) {
+                            HANDLE job, const wchar_t *cwd, HANDLE *process,
+                            DWORD *pid, pp__win32_failure *why) {
   if (!pipe_name || !job || !process || !pid)
     return PP_EINVAL;
   pp_status st = PP_ENOMEM;
@@ -398,7 +398,7 @@ pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
    * neither it nor anything it starts can outlive the parent. */
   PROCESS_INFORMATION pi;
   memset(&pi, 0, sizeof pi);
-  if (!CreateProcessW(exe, cmd, NULL, NULL, io.nlist > 0, flags, env, NULL,
+  if (!CreateProcessW(exe, cmd, NULL, NULL, io.nlist > 0, flags, env, cwd,
                       &si.StartupInfo, &pi)) {
     st = pp__win32_fail(why, "CreateProcessW", GetLastError());
     goto done;

@@ -113,11 +113,12 @@ void pp__cmdline_free(int argc, char **argv);
 
 /* Starts this executable as a worker for the pipe `pipe_name`, with `key`
  * in the environment as PP__KEY_ENV (never on the command line), inside
- * `job`. The process runs when this returns; *process is its handle. A
+ * `job`, in the directory `cwd` (NULL: this process's current one). The
+ * process runs when this returns; *process is its handle. A
  * failed call is described in *why (may be NULL). */
 pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
-                            HANDLE job, HANDLE *process, DWORD *pid,
-                            pp__win32_failure *why);
+                            HANDLE job, const wchar_t *cwd, HANDLE *process,
+                            DWORD *pid, pp__win32_failure *why);
 
 /* The process handle of the slot's started worker (backend.c), or NULL. */
 HANDLE pp__backend_slot_process(pp__backend *b, unsigned slot);
