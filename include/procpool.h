@@ -751,7 +751,8 @@ typedef struct pp_callbacks {
  * @brief Waits up to @p timeout seconds (negative: forever) for the result
  * (Python's get()).
  * @param result the result.
- * @param timeout seconds; 0 does not wait, a negative value waits forever.
+ * @param timeout seconds; 0 does not wait, a negative value waits forever;
+ *        NaN is refused with PP_EINVAL.
  * @return PP_OK when it succeeded; PP_ETIMEOUT if not ready in time; the
  *         failure status (see @ref pp_outcomes "How a call ends") when it
  *         failed, pp_result_error() giving the message; PP_EINVAL for NULL;
@@ -768,7 +769,8 @@ PP_API pp_status pp_result_get(pp_result *result, double timeout);
  * @brief Waits up to @p timeout seconds (negative: forever) for the result
  * to be ready (Python's wait()).
  * @param result the result.
- * @param timeout seconds; 0 does not wait, a negative value waits forever.
+ * @param timeout seconds; 0 does not wait, a negative value waits forever;
+ *        NaN is refused with PP_EINVAL.
  * @return PP_OK when ready (whatever the outcome); PP_ETIMEOUT; PP_EINVAL for
  *         NULL; PP_ESTATE as pp_result_get() says.
  * @par Threads
@@ -1164,7 +1166,9 @@ PP_API pp_status pp_imap_unordered(pp_pool *pool, const char *task,
  * @brief The next result, waiting up to @p timeout seconds (Python's
  * next(timeout)).
  * @param iter the iterator.
- * @param timeout seconds; 0 does not wait, a negative value waits forever.
+ * @param timeout seconds; 0 does not wait, a negative value waits forever;
+ *        NaN is refused with PP_EINVAL where the call would look at it (an
+ *        item already in is handed out without).
  * @param out receives the item (status PP_OK) or its error; clear it with
  *        pp_value_clear().
  * @return PP_OK; the item's failure status (see @ref pp_outcomes
@@ -1194,7 +1198,9 @@ PP_API pp_status pp_iter_next(pp_iter *iter, double timeout, pp_value *out);
  * alone on Linux takes items with pp_iter_next() without the lock, at
  * about the same cost. Clear the values with pp_value_clear_many().
  * @param iter the iterator.
- * @param timeout seconds; 0 does not wait, a negative value waits forever.
+ * @param timeout seconds; 0 does not wait, a negative value waits forever;
+ *        NaN is refused with PP_EINVAL where the call would look at it (an
+ *        item already in is handed out without).
  * @param out receives the items in the order pp_iter_next() would hand them
  *        out, each with its own status (PP_OK, or that item's failure and
  *        message, see @ref pp_outcomes "How a call ends"); room for @p cap.

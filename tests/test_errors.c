@@ -1,6 +1,7 @@
 /* Suite "errors": NULL, invalid handles and bad input for every public
    function. Each must return an error code (or be a documented no-op),
    never crash. */
+#include <math.h> /* NAN */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -483,6 +484,11 @@ static void test_imap_bad_args(void) {
   CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", tu_range_next, &range, 0, &it),
                         PP_OK);
   CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, NULL), PP_EINVAL);
+  /* A NaN timeout: next_many refuses it always (next does where it would
+   * wait, not when it hands out an item already in). */
+  size_t got = 1;
+  CU_ASSERT_EQUAL(pp_iter_next_many(it, NAN, &v, 1, &got), PP_EINVAL);
+  CU_ASSERT_EQUAL(got, 0);
   int64_t x = -1;
   CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_OK);
   CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
@@ -538,6 +544,7 @@ static void test_result_null(void) {
   int64_t x;
   int ok;
   CU_ASSERT_EQUAL(pp_result_get(NULL, 0.0), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_get(NULL, NAN), PP_EINVAL);
   CU_ASSERT_EQUAL(pp_result_get(NULL, 1.0), PP_EINVAL);
   CU_ASSERT_EQUAL(pp_result_wait(NULL, 0.0), PP_EINVAL);
   CU_ASSERT_EQUAL(pp_result_ready(NULL), 0);
@@ -565,6 +572,9 @@ static void test_result_null(void) {
                         PP_OK);
   CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
   CU_ASSERT_EQUAL(pp_result_get(m, TU_WAIT), PP_OK);
+  /* A NaN timeout is neither a wait nor none, even for a ready result. */
+  CU_ASSERT_EQUAL(pp_result_get(r, NAN), PP_EINVAL);
+  CU_ASSERT_EQUAL(pp_result_wait(m, NAN), PP_EINVAL);
   CU_ASSERT_EQUAL(pp_result_successful(r, NULL), PP_EINVAL);
   CU_ASSERT_EQUAL(pp_result_value(r, NULL), PP_EINVAL);
   CU_ASSERT_EQUAL(pp_result_i64(r, NULL), PP_EINVAL);

@@ -809,7 +809,9 @@ static pp_status lock_with_items(pp_iter *it, double timeout, pp_value *out) {
  * saves and restores none of the registers this needs. */
 static PP__NOINLINE pp_status next_slow(pp_iter *it, double timeout,
                                         pp_value *out) {
-  if (!it || !out) {
+  /* A NaN timeout is neither a wait nor none; checked here, off the path
+   * that hands out an item already in, which never looks at it. */
+  if (!it || !out || timeout != timeout) {
     if (out)
       memset(out, 0, sizeof *out);
     return PP_EINVAL;
@@ -827,7 +829,7 @@ pp_status pp_iter_next_many(pp_iter *it, double timeout, pp_value *out,
                             size_t cap, size_t *n) {
   if (n)
     *n = 0;
-  if (!it || !out || !cap || !n) {
+  if (!it || !out || !cap || !n || timeout != timeout /* NaN */) {
     if (out && cap)
       memset(out, 0, sizeof *out);
     return PP_EINVAL;

@@ -208,7 +208,7 @@ static int spin_until_ready(pp_result *r, apr_time_t deadline) {
 }
 
 pp_status pp_result_wait(pp_result *r, double timeout) {
-  if (!r)
+  if (!r || timeout != timeout) /* NaN: neither a wait nor none */
     return PP_EINVAL;
   if (pp__atomic_get(&r->ready)) /* no lock, no clock */
     return PP_OK;
