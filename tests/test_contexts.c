@@ -99,6 +99,35 @@ static pp_status task_touch(pp_call *call) {
   return pp_call_return_i64(call, 1);
 }
 
+#define ENV_MARK "PP_TESTS_ENV_MARK"
+
+/* The value of ENV_MARK in the worker's environment ("" when unset). */
+static pp_status task_env_mark(pp_call *call) {
+  char value[64] = "";
+#ifdef _WIN32
+  DWORD n = GetEnvironmentVariableA(ENV_MARK, value, sizeof value);
+  if (n >= sizeof value)
+    value[0] = '\0';
+#else
+  const char *v = getenv(ENV_MARK);
+  if (v && strlen(v) < sizeof value)
+    strcpy(value, v);
+#endif
+  return pp_call_return(call, value, strlen(value));
+}
+
+/* Sets ENV_MARK in this process's environment. */
+static void set_env_mark(const char *value) {
+#ifdef _WIN32
+  SetEnvironmentVariableA(ENV_MARK, value);
+#else
+  if (value)
+    setenv(ENV_MARK, value, 1);
+  else
+    unsetenv(ENV_MARK);
+#endif
+}
+
 /* The worker's current directory. */
 static pp_status task_cwd(pp_call *call) {
   char dir[4096];
@@ -261,6 +290,8 @@ pp_status contexts_tasks_register(int argc, char **argv) {
     st = pp_register("read_stdin", task_read_stdin);
   if (st == PP_OK)
     st = pp_register("cwd", task_cwd);
+  if (st == PP_OK)
+    st = pp_register("env_mark", task_env_mark);
   return st;
 }
 
@@ -698,6 +729,37 @@ static int leave_dir(const char *name, int up) {
 #endif
 }
 
+/* 1 when the value `v` holds is the string `want`; says what it was if
+ * not. */
+static int value_is(const pp_value *v, const char *want, pp_context ctx) {
+  int same = v->status == PP_OK && v->len == strlen(want) &&
+             memcmp(v->data, want, v->len) == 0;
+  if (!same)
+    fprintf(stderr, "\n  %s: \"%.*s\", expected \"%s\"\n", pp_context_name(ctx),
+            (int)v->len, v->data ? (const char *)v->data : "", want);
+  return same;
+}
+
+/* A worker has the environment the program had when it created the pool,
+ * replacements too (maxtasksperchild 1), whatever the program set since. */
+static void test_worker_environment(void) {
+  set_env_mark("at creation");
+  pp_pool *pools[NCONTEXTS];
+  for (size_t i = 0; i < NCONTEXTS; i++)
+    pools[i] = pool_in(all_contexts[i], 2, 1);
+  set_env_mark("changed since");
+  for (size_t i = 0; i < NCONTEXTS; i++) {
+    for (int k = 0; pools[i] && k < 4; k++) {
+      pp_value v = {0};
+      CU_ASSERT_EQUAL(pp_apply(pools[i], "env_mark", NULL, 0, &v), PP_OK);
+      CU_ASSERT(value_is(&v, "at creation", all_contexts[i]));
+      pp_value_clear(&v);
+    }
+    pp_pool_destroy(pools[i]);
+  }
+  set_env_mark(NULL);
+}
+
 /* A worker runs in the directory the program was in when it created the
  * pool, replacements too (maxtasksperchild 1), wherever the program went
  * since: on Windows a file dialog moves the program's current directory
@@ -719,13 +781,7 @@ static void test_worker_directory(void) {
     for (int k = 0; pools[i] && k < 4; k++) {
       pp_value v = {0};
       CU_ASSERT_EQUAL(pp_apply(pools[i], "cwd", NULL, 0, &v), PP_OK);
-      int same = v.status == PP_OK && v.len == strlen(made_in) &&
-                 memcmp(v.data, made_in, v.len) == 0;
-      if (!same)
-        fprintf(stderr, "\n  %s: worker in \"%.*s\", pool made in \"%s\"\n",
-                pp_context_name(all_contexts[i]), (int)v.len,
-                v.data ? (const char *)v.data : "", made_in);
-      CU_ASSERT(same);
+      CU_ASSERT(value_is(&v, made_in, all_contexts[i]));
       pp_value_clear(&v);
     }
     pp_pool_destroy(pools[i]);
@@ -1223,6 +1279,9 @@ int pp_test_suite_contexts(void) {
 #endif
     {"a worker runs where the pool was made, replacements too",
      test_worker_directory},
+    {"a worker has the environment of the pool's creation, replacements "
+     "too",
+     test_worker_environment},
     {"maxtasksperchild = 1 replaces workers in every context",
      test_maxtasksperchild},
     {"a task's own pool, in every context within every context",

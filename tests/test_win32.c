@@ -401,9 +401,11 @@ static void test_failed_calls_described(void) {
   HANDLE process = NULL;
   DWORD pid = 0;
   why.call = NULL;
+  pp__spawn_plan plan;
+  CU_ASSERT_EQUAL_FATAL(pp__spawn_plan_make(&plan, "00"), PP_OK);
   CU_ASSERT_NOT_EQUAL(
-      pp__process_spawn(name, "00", not_a_job, NULL, &process, &pid, &why),
-      PP_OK);
+      pp__process_spawn(&plan, name, not_a_job, &process, &pid, &why), PP_OK);
+  pp__spawn_plan_free(&plan);
   CU_ASSERT(why.call && strcmp(why.call, "AssignProcessToJobObject") == 0);
   CU_ASSERT_NOT_EQUAL(why.err, 0);
   CU_ASSERT_PTR_NULL(process);

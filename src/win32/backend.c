@@ -101,11 +101,7 @@ struct pp__backend {
   size_t nchans;  /* channels allocated, detached ones included */
   unsigned draining, stalled;
   char start_error[160]; /* the last failed start: its call and reason */
-  /* The current directory when the pool was made, where every worker
-   * starts, replacements too, as on POSIX (their launcher is a copy made
-   * then): a file dialog changing it later (GetOpenFileName does, without
-   * OFN_NOCHANGEDIR) moves no worker. NULL: each inherits the current. */
-  wchar_t *cwd;
+  pp__spawn_plan plan;   /* what every worker starts from (win32.h) */
 };
 
 /* ---- small helpers ---- */
@@ -407,20 +403,6 @@ void pp__backend_wake(pp__backend *b) {
 
 /* ---- life cycle ---- */
 
-/* The current directory (malloc'd), or NULL. */
-static wchar_t *current_directory(void) {
-  DWORD need = GetCurrentDirectoryW(0, NULL);
-  wchar_t *dir = need ? malloc(need * sizeof *dir) : NULL;
-  if (dir) {
-    DWORD n = GetCurrentDirectoryW(need, dir);
-    if (n == 0 || n >= need) {
-      free(dir);
-      dir = NULL;
-    }
-  }
-  return dir;
-}
-
 static void backend_free(pp__backend *b) {
   if (b->slots) {
     for (unsigned i = 0; i < b->cfg.max_slots; i++) {
@@ -458,7 +440,7 @@ static void backend_free(pp__backend *b) {
   pp__pipe_security_free(&b->sec);
   pp__buf_free(&b->events);
   free(b->slots);
-  free(b->cwd);
+  pp__spawn_plan_free(&b->plan);
   free(b);
 }
 
@@ -482,11 +464,12 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   if (!b)
     return PP_ENOMEM;
   b->cfg = *cfg;
-  b->cwd = current_directory();
   b->slots = calloc(cfg->max_slots, sizeof *b->slots);
   pp_status st = b->slots ? room(b, PACKETS * EVENTS_PER_PACKET +
                                         2 * (size_t)cfg->max_slots + 2)
                           : PP_ENOMEM;
+  if (st == PP_OK)
+    st = pp__spawn_plan_make(&b->plan, cfg->key);
   if (st == PP_OK)
     st = pp__pipe_security_init(&b->sec);
   if (st == PP_OK)
@@ -587,8 +570,7 @@ pp_status pp__backend_start(pp__backend *b, unsigned slot) {
   pp__win32_failure why = {NULL, 0};
   st = open_chan(b, s, slot, name, &why);
   if (st == PP_OK)
-    st = pp__process_spawn(name, b->cfg.key, b->job, b->cwd, &s->process, &pid,
-                           &why);
+    st = pp__process_spawn(&b->plan, name, b->job, &s->process, &pid, &why);
   if (st == PP_OK && !RegisterWaitForSingleObject(
                          &s->wait, s->process, on_exit_cb, s, INFINITE,
                          WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {

@@ -322,23 +322,61 @@ static void stdio_free(stdio_set *s) {
   s->nlist = 0;
 }
 
+/* ---- the plan ---- */
+
+/* The current directory (malloc'd), or NULL. */
+static wchar_t *current_directory(void) {
+  DWORD need = GetCurrentDirectoryW(0, NULL);
+  wchar_t *dir = need ? malloc(need * sizeof *dir) : NULL;
+  if (dir) {
+    DWORD n = GetCurrentDirectoryW(need, dir);
+    if (n == 0 || n >= need) {
+      free(dir);
+      dir = NULL;
+    }
+  }
+  return dir;
+}
+
+pp_status pp__spawn_plan_make(pp__spawn_plan *plan, const char *key) {
+  if (!plan)
+    return PP_EINVAL;
+  plan->exe = self_path();
+  plan->env = env_block(key);
+  plan->cwd = current_directory();
+  if (!plan->exe || !plan->env || !plan->cwd) {
+    pp__spawn_plan_free(plan);
+    return PP_ENOMEM;
+  }
+  return PP_OK;
+}
+
+void pp__spawn_plan_free(pp__spawn_plan *plan) {
+  if (!plan)
+    return;
+  free(plan->exe);
+  free(plan->env);
+  free(plan->cwd);
+  plan->exe = plan->env = plan->cwd = NULL;
+}
+
 /* ---- CreateProcessW ---- */
 
-pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
-                            HANDLE job, const wchar_t *cwd, HANDLE *process,
-                            DWORD *pid, pp__win32_failure *why) {
-  if (!pipe_name || !job || !process || !pid)
+pp_status pp__process_spawn(const pp__spawn_plan *plan,
+                            const wchar_t *pipe_name, HANDLE job,
+                            HANDLE *process, DWORD *pid,
+                            pp__win32_failure *why) {
+  if (!plan || !plan->exe || !pipe_name || !job || !process || !pid)
     return PP_EINVAL;
   pp_status st = PP_ENOMEM;
-  wchar_t *exe = self_path();
-  wchar_t *env = env_block(key);
-  size_t cap = (exe ? wcslen(exe) : 0) + wcslen(pipe_name) + 64;
+  const wchar_t *exe = plan->exe;
+  size_t cap = wcslen(exe) + wcslen(pipe_name) + 64;
   wchar_t *cmd = malloc(cap * sizeof *cmd);
   wchar_t *arg = malloc(cap * sizeof *arg);
   LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
   stdio_set io;
   memset(&io, 0, sizeof io);
-  if (!exe || !env || !cmd || !arg)
+  if (!cmd || !arg)
     goto done;
   cmd[0] = L'\0';
   /* argv[0] is parsed by its own rule (up to the next quote): a path cannot
@@ -398,8 +436,8 @@ pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
    * neither it nor anything it starts can outlive the parent. */
   PROCESS_INFORMATION pi;
   memset(&pi, 0, sizeof pi);
-  if (!CreateProcessW(exe, cmd, NULL, NULL, io.nlist > 0, flags, env, cwd,
-                      &si.StartupInfo, &pi)) {
+  if (!CreateProcessW(exe, cmd, NULL, NULL, io.nlist > 0, flags, plan->env,
+                      plan->cwd, &si.StartupInfo, &pi)) {
     st = pp__win32_fail(why, "CreateProcessW", GetLastError());
     goto done;
   }
@@ -425,7 +463,5 @@ done:
   stdio_free(&io);
   free(arg);
   free(cmd);
-  free(env);
-  free(exe);
   return st;
 }

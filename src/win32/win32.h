@@ -111,14 +111,28 @@ pp_status pp__cmdline_append(wchar_t *cmd, size_t cap, const wchar_t *arg);
 pp_status pp__cmdline_split(const wchar_t *cmd, int *argc, char ***argv);
 void pp__cmdline_free(int argc, char **argv);
 
-/* Starts this executable as a worker for the pipe `pipe_name`, with `key`
- * in the environment as PP__KEY_ENV (never on the command line), inside
- * `job`, in the directory `cwd` (NULL: this process's current one). The
- * process runs when this returns; *process is its handle. A
- * failed call is described in *why (may be NULL). */
-pp_status pp__process_spawn(const wchar_t *pipe_name, const char *key,
-                            HANDLE job, const wchar_t *cwd, HANDLE *process,
-                            DWORD *pid, pp__win32_failure *why);
+/* What every worker of a pool starts from, fixed when the pool is made:
+ * this executable, the environment with `key` as PP__KEY_ENV (never on the
+ * command line), and the current directory then. A replacement is then
+ * the program as its pool's first workers saw it, whatever it changed
+ * since (a file dialog moves the current directory), as on POSIX, where
+ * workers come from a copy of the program made then. */
+typedef struct pp__spawn_plan {
+  wchar_t *exe;
+  wchar_t *env; /* a CREATE_UNICODE_ENVIRONMENT block */
+  wchar_t *cwd;
+} pp__spawn_plan;
+
+pp_status pp__spawn_plan_make(pp__spawn_plan *plan, const char *key);
+void pp__spawn_plan_free(pp__spawn_plan *plan);
+
+/* Starts a worker from `plan` for the pipe `pipe_name`, inside `job`. The
+ * process runs when this returns; *process is its handle. A failed call
+ * is described in *why (may be NULL). */
+pp_status pp__process_spawn(const pp__spawn_plan *plan,
+                            const wchar_t *pipe_name, HANDLE job,
+                            HANDLE *process, DWORD *pid,
+                            pp__win32_failure *why);
 
 /* The process handle of the slot's started worker (backend.c), or NULL. */
 HANDLE pp__backend_slot_process(pp__backend *b, unsigned slot);
