@@ -33,6 +33,7 @@ case "$config" in
 default)
   cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=
     -DPP_NO_COMPILER_EXTENSIONS=OFF)
+  extra_pkgs+=(faketime) # the clock suite (tests/test_clock.c)
   ;;
 asan)
   cache=(-DCMAKE_BUILD_TYPE=Debug "-DPP_SANITIZE=address,undefined"
@@ -45,11 +46,12 @@ tsan)
 portable)
   cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=
     -DPP_NO_COMPILER_EXTENSIONS=ON)
+  extra_pkgs+=(faketime)
   ;;
 clang)
   cache=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP_SANITIZE=
     -DPP_NO_COMPILER_EXTENSIONS=OFF -DCMAKE_C_COMPILER=clang)
-  extra_pkgs+=(clang)
+  extra_pkgs+=(clang faketime)
   ;;
 *)
   echo "scripts/test.sh: unknown configuration '$config'" \

@@ -1,6 +1,7 @@
 /* pp_tests: the procpool CUnit suites.
  *
- * Usage: pp_tests [--suite NAME]
+ * Usage: pp_tests [--suite NAME] (without: every suite but the clock
+ * suite, which runs under faketime)
  * The start context comes from PROCPOOL_START_METHOD (read by the library).
  * Under the spawn context this executable is re-executed as a worker, so
  * tasks are registered and pp_worker_main() is called before anything else.
@@ -20,25 +21,29 @@
 static const struct {
   const char *name;
   int (*add)(void);
+  int named_only; /* run only by --suite NAME: it needs a setting of its own */
 } suites[] = {
 #ifndef _WIN32
-    {"backend", pp_test_suite_backend},
+    {"backend", pp_test_suite_backend, 0},
 #else
-    {"win32", pp_test_suite_win32},
+    {"win32", pp_test_suite_win32, 0},
 #endif
-    {"core", pp_test_suite_core},
-    {"results", pp_test_suite_results},
-    {"map", pp_test_suite_map},
-    {"imap", pp_test_suite_imap},
-    {"lifecycle", pp_test_suite_lifecycle},
-    {"options", pp_test_suite_options},
-    {"errors", pp_test_suite_errors},
-    {"reliability", pp_test_suite_reliability},
-    {"contexts", pp_test_suite_contexts},
-    {"lanes", pp_test_suite_lanes},
-    {"records_task", pp_test_suite_records_task},
-    {"in_place", pp_test_suite_in_place},
-    {"rings", pp_test_suite_rings},
+    {"core", pp_test_suite_core, 0},
+    {"results", pp_test_suite_results, 0},
+    {"map", pp_test_suite_map, 0},
+    {"imap", pp_test_suite_imap, 0},
+    {"lifecycle", pp_test_suite_lifecycle, 0},
+    {"options", pp_test_suite_options, 0},
+    {"errors", pp_test_suite_errors, 0},
+    {"reliability", pp_test_suite_reliability, 0},
+    {"contexts", pp_test_suite_contexts, 0},
+    {"lanes", pp_test_suite_lanes, 0},
+    {"records_task", pp_test_suite_records_task, 0},
+    {"in_place", pp_test_suite_in_place, 0},
+    {"rings", pp_test_suite_rings, 0},
+#ifndef _WIN32
+    {"clock", pp_test_suite_clock, 1}, /* under faketime: CMakeLists.txt */
+#endif
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])
@@ -67,6 +72,10 @@ int main(int argc, char **argv) {
 #endif
   if (st == PP_OK)
     st = contexts_tasks_register(argc, argv);
+#ifndef _WIN32
+  if (st == PP_OK)
+    st = clock_tasks_register();
+#endif
   if (st != PP_OK) {
     fprintf(stderr, "pp_tests: registering tasks: %s\n", pp_strerror(st));
     return 1;
@@ -110,7 +119,8 @@ int main(int argc, char **argv) {
   int found = 0;
   int add_failed = 0;
   for (size_t i = 0; i < NSUITES; i++) {
-    if (only != NULL && strcmp(only, suites[i].name) != 0) {
+    if (only != NULL ? strcmp(only, suites[i].name) != 0
+                     : suites[i].named_only) {
       continue;
     }
     found = 1;

@@ -17,6 +17,11 @@ int pp_test_suite_lanes(void);
 int pp_test_suite_records_task(void);
 int pp_test_suite_in_place(void);
 int pp_test_suite_rings(void);
+#ifndef _WIN32
+/* Run under faketime (CMakeLists.txt): the library's deadlines keep to
+   the steady clock. */
+int pp_test_suite_clock(void);
+#endif
 
 /* Tasks of the reliability suite (registered by main before the worker
    hook, like every task). */
@@ -28,6 +33,10 @@ pp_status records_task_tasks_register(void);
 pp_status lanes_tasks_register(void);
 /* Tasks of the rings suite. */
 pp_status rings_tasks_register(void);
+#ifndef _WIN32
+/* Tasks of the clock suite. */
+pp_status clock_tasks_register(void);
+#endif
 /* Tasks of the contexts suite; argc and argv are main's, with which that
    suite starts this program by hand. */
 pp_status contexts_tasks_register(int argc, char **argv);

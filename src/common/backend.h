@@ -185,6 +185,14 @@ long pp__process_id(void);
 /* The number of CPUs available to this process (at least 1). */
 int pp__cpu_count(void);
 
+/* Now, in microseconds, on a clock that only moves forward at a steady
+ * pace (POSIX: CLOCK_MONOTONIC; Windows: the performance counter): the
+ * clock of every deadline the library keeps (waits, time limits, grace
+ * periods). The wall clock (apr_time_now()) jumps when it is set or
+ * corrected, which would end a wait or a time limit early or late. Not a
+ * date: only differences mean anything. */
+apr_time_t pp__clock_us(void);
+
 /* A number that changes in every child fork() makes (POSIX: a
  * pthread_atfork() child handler adds one, registered by the first call;
  * Windows, which cannot fork: always 0). A pool keeps the number of the

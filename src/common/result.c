@@ -195,13 +195,13 @@ pp_status pp_result_cancel(pp_result *r) {
  * µs. It yields on every turn, so it takes no CPU from a thread with work.
  * 1 when the result became ready. */
 static int spin_until_ready(pp_result *r, apr_time_t deadline) {
-  apr_time_t until = apr_time_now() + PP__SPIN_US;
+  apr_time_t until = pp__clock_us() + PP__SPIN_US;
   if (deadline && deadline < until)
     until = deadline;
   for (unsigned turn = 0;; turn++) {
     if (pp__atomic_get(&r->ready))
       return 1;
-    if ((turn & 7) == 7 && apr_time_now() >= until)
+    if ((turn & 7) == 7 && pp__clock_us() >= until)
       return 0;
     apr_thread_yield();
   }

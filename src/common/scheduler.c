@@ -163,7 +163,7 @@ static void retire(pp_pool *pool, pp__worker *w, unsigned slot) {
   /* With our end closed no CLOSED event can come: the channel is done. */
   pp__backend_hangup(pool->backend, slot);
   w->closed = 1;
-  w->kill_at = apr_time_now() +
+  w->kill_at = pp__clock_us() +
                (pp__test.leave_limit_ms
                     ? (apr_interval_time_t)pp__test.leave_limit_ms * 1000
                     : PP__LEAVE_LIMIT_US);
@@ -201,7 +201,7 @@ static void stop_worker(pp_pool *pool, pp__worker *w, unsigned slot,
                         pp_status why, char *message) {
   if (!mark_ending(w, why, message))
     return;
-  w->kill_at = apr_time_now() + PP__STOP_GRACE_US;
+  w->kill_at = pp__clock_us() + PP__STOP_GRACE_US;
   pp__backend_stop(pool->backend, slot);
 }
 
@@ -355,7 +355,7 @@ static int live_workers(const pp_pool *pool) {
 #define PP__START_RETRY_US (50 * 1000)
 
 static void start_failed(pp_pool *pool, pp_status why) {
-  pool->start_retry_at = apr_time_now() + PP__START_RETRY_US;
+  pool->start_retry_at = pp__clock_us() + PP__START_RETRY_US;
   if (++pool->early_deaths <= PP__MAX_EARLY_DEATHS)
     return;
   /* The system's reason, where the backend knows it, is what a user can
@@ -376,7 +376,7 @@ static void send_challenge(pp_pool *pool, unsigned slot);
 static void start_workers(pp_pool *pool) {
   int want = pool->processes - live_workers(pool);
   if (want > 0 && pool->start_retry_at) {
-    if (apr_time_now() < pool->start_retry_at)
+    if (pp__clock_us() < pool->start_retry_at)
       return;
     pool->start_retry_at = 0;
   }
@@ -429,7 +429,7 @@ static void pop_answered(pp__worker *w) {
   if (!w->head)
     w->tail = NULL;
   else
-    w->head_started = apr_time_now(); /* a worker runs its chunks in order */
+    w->head_started = pp__clock_us(); /* a worker runs its chunks in order */
   w->outstanding--;
   w->chunks_done++;
 }
@@ -437,7 +437,7 @@ static void pop_answered(pp__worker *w) {
 /* From when the chunk became the worker's oldest (it started then), not from
  * when it was sent: chunks queued behind others would seem slow. */
 static void note_service_time(pp__worker *w) {
-  apr_time_t took = apr_time_now() - w->head_started;
+  apr_time_t took = pp__clock_us() - w->head_started;
   w->service_us = w->service_us ? (3 * w->service_us + took) / 4 : took + 1;
 }
 
@@ -551,7 +551,7 @@ static void send_challenge(pp_pool *pool, unsigned slot) {
   pp__buf *b = &pool->scratch;
   size_t at;
   w->state = PP__W_HANDSHAKING;
-  w->challenged = apr_time_now();
+  w->challenged = pp__clock_us();
   pp__buf_clear(b);
   pp_status st = pp__random_bytes(w->nonce, sizeof w->nonce);
   if (st != PP_OK) {
@@ -911,7 +911,7 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
      * (describe_end()); one still there after a grace period is killed, so
      * that its end is known and reported. */
     if (!w->exited && w->state != PP__W_RETIRING && !w->kill_at)
-      w->kill_at = apr_time_now() + PP__CLOSED_GRACE_US;
+      w->kill_at = pp__clock_us() + PP__CLOSED_GRACE_US;
     break;
   case PP__EV_EXITED:
     drain_ring(pool, ev->slot);
@@ -1157,7 +1157,7 @@ static void dispatch(pp_pool *pool) {
       pool->queue_tail = NULL;
     pp__worker *w = &pool->workers[slot];
     c->next = NULL;
-    c->sent_at = apr_time_now();
+    c->sent_at = pp__clock_us();
     if (w->tail) {
       w->tail->next = c;
     } else {
@@ -1329,7 +1329,7 @@ static void handle_cancels(pp_pool *pool) {
 /* Kills the workers whose running chunk is past its time limit, and returns
  * how long until the next limit falls due (ms; -1: none). */
 static long enforce_time_limits(pp_pool *pool) {
-  apr_time_t now = apr_time_now();
+  apr_time_t now = pp__clock_us();
   apr_interval_time_t next = -1;
   if (pool->start_retry_at) /* wake up to start the workers again */
     next = pool->start_retry_at > now ? pool->start_retry_at - now : 0;

@@ -38,7 +38,7 @@ apr_time_t pp__deadline(double timeout) {
   /* Beyond ~30 years a timeout is "forever" and must not overflow. */
   if (timeout > 1e9)
     return 0;
-  return apr_time_now() + (apr_time_t)(timeout * 1e6);
+  return pp__clock_us() + (apr_time_t)(timeout * 1e6);
 }
 
 int pp__shared_on_scheduler_locked(const pp__shared *s) {
@@ -55,7 +55,7 @@ pp_status pp__shared_wait(pp__shared *s, apr_time_t deadline) {
     apr_thread_cond_wait(s->changed, s->lock);
     return PP_OK;
   }
-  apr_time_t left = deadline - apr_time_now();
+  apr_time_t left = deadline - pp__clock_us();
   if (left <= 0)
     return PP_ETIMEOUT;
   apr_thread_cond_timedwait(s->changed, s->lock, left);

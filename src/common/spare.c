@@ -77,7 +77,7 @@ static void *take(size_t size, size_t *got) {
 static void give(void *block, size_t size) {
   void *victims[SPARE_MAX_COUNT + 1];
   size_t nvictims = 0;
-  apr_time_t now = apr_time_now();
+  apr_time_t now = pp__clock_us();
   lock();
   if (!live_pools || size > SPARE_MAX_BYTES) {
     victims[nvictims++] = block;
@@ -128,7 +128,7 @@ long pp__spare_trim(void) {
   /* Every pass of every scheduler comes here: no clock when none is kept. */
   if (!pp__spare_held())
     return -1;
-  apr_interval_time_t next = trim_before(apr_time_now() - SPARE_KEEP_US);
+  apr_interval_time_t next = trim_before(pp__clock_us() - SPARE_KEEP_US);
   return next < 0 ? -1 : (long)(next / 1000 + 1);
 }
 

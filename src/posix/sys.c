@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sched.h>
@@ -300,6 +301,12 @@ int pp__cpu_count(void) {
   if (n < 1)
     return 1;
   return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+apr_time_t pp__clock_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (apr_time_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Written only in a new child, which has one thread then. */
