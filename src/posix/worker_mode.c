@@ -74,7 +74,7 @@ static int channel_fd(const char *argv0, const char *option,
 }
 
 #if defined(__linux__)
-/* The whole of `path`, NUL-terminated, in memory that is never freed;
+/* The whole of `path` (malloc'd), NUL-terminated, its length in *len;
  * NULL when it cannot be read. */
 static char *slurp(const char *path, size_t *len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
