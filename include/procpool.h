@@ -913,7 +913,8 @@ PP_API pp_status pp_result_cancel(pp_result *result);
  *         with @p nargs > 0 or an argument with NULL data and a non-zero
  *         length; PP_ECLOSED after close or terminate; PP_ENOMEM;
  *         PP_ETOOBIG for arguments beyond the frame format's 4 GiB limits;
- *         PP_ESTATE on the scheduler thread.
+ *         PP_ESTATE on the scheduler thread or in a fork of the pool's
+ *         owner (see pp_pool), with a message in @p out that says which.
  * @par Threads
  * Any thread but the pool's scheduler thread (not from a callback or an imap
  * input function).

@@ -679,7 +679,7 @@ static int use_copy(pp_pool *pool, pp_result *pending, pp_result *done,
   pp_bytes arg = tu_i64(&x);
   pp_value v = {0};
   if (pp_apply(pool, "square", &arg, 1, &v) != PP_ESTATE ||
-      v.status != PP_ESTATE)
+      v.status != PP_ESTATE || !tu_contains(v.error, "made by fork()"))
     bad |= 1 << 0;
   pp_value_clear(&v);
   pp_result *r = NULL;

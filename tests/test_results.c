@@ -442,6 +442,7 @@ typedef struct waits_seen {
   pp_result *pending;   /* a result of the same pool, not ready yet */
   pp_result *elsewhere; /* a result of another pool */
   pp_status own, own_poll, pending_wait, blocking_apply, elsewhere_get;
+  int apply_says_why; /* the refused pp_apply's message names the thread */
   tu_counter calls;
 } waits_seen;
 
@@ -454,6 +455,7 @@ static void on_value_wait(pp_result *result, void *user) {
   pp_bytes arg = tu_i64(&x);
   pp_value v;
   w->blocking_apply = pp_apply(w->pool, "square", &arg, 1, &v);
+  w->apply_says_why = tu_contains(v.error, "pool's own thread");
   pp_value_clear(&v);
   w->elsewhere_get = pp_result_get(w->elsewhere, TU_WAIT);
   tu_counter_inc(&w->calls);
@@ -494,6 +496,7 @@ static void test_callback_waits_refused(void) {
   CU_ASSERT_EQUAL(w.own_poll, PP_ETIMEOUT);
   CU_ASSERT_EQUAL(w.pending_wait, PP_ESTATE);
   CU_ASSERT_EQUAL(w.blocking_apply, PP_ESTATE);
+  CU_ASSERT(w.apply_says_why);
   CU_ASSERT_EQUAL(w.elsewhere_get, PP_OK);
   /* Waited for from here, the same results complete as ever. */
   CU_ASSERT_EQUAL(pp_result_get(w.pending, TU_WAIT), PP_OK);

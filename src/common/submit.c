@@ -473,6 +473,12 @@ pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
     return PP_EINVAL;
   if (pool && pp__wait_would_hang(pool)) {
     out->status = PP_ESTATE;
+    out->error = pp__strdup(
+        pp__shared_owned(pool->shared)
+            ? "pp_apply() on the pool's own thread (a callback or an imap "
+              "input function) would wait for itself"
+            : "this process is a copy, made by fork(), of the process that "
+              "created the pool; the pool works there only");
     return PP_ESTATE;
   }
   pp_result *r;
