@@ -962,6 +962,7 @@ static void test_wrong_key_refused(void) {
       fprintf(stderr, "\n  context %s: %s\n", pp_context_name(all_contexts[i]),
               msg ? msg : "(no message)");
     CU_ASSERT(tu_contains(msg, "failed the handshake"));
+    CU_ASSERT(tu_contains(msg, "proof of the pool's key was wrong"));
     pp_result_free(r);
     pp_pool_destroy(pool);
     FILE *f = fopen(path, "r");
@@ -1247,6 +1248,7 @@ static void test_silent_worker(void) {
     CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_EPROTOCOL);
     CU_ASSERT(tu_now() - t0 < TU_WAIT);
     CU_ASSERT(tu_contains(v.error, "failed the handshake"));
+    CU_ASSERT(tu_contains(v.error, "did not answer the challenge in time"));
     pp_value_clear(&v);
     pp_pool_destroy(pool);
   }

@@ -484,11 +484,12 @@ typedef struct pp__worker {
   pp__buf ring_in; /* what the up ring brought, not yet read as frames */
   int closed, exited;
   pp__exit exit;
-  int killed_by_pool; /* terminate or a protocol error */
-  int refused;        /* failed the handshake, killed */
-  int ready_owed;     /* took work before its READY came (no initializer) */
-  int parent_mem;     /* READY said it reads and writes this process's
-                         memory: big records chunks stay in place */
+  int killed_by_pool;  /* terminate or a protocol error */
+  int refused;         /* failed the handshake, killed */
+  const char *refusal; /* how (a string constant), for the pool's message */
+  int ready_owed;      /* took work before its READY came (no initializer) */
+  int parent_mem;      /* READY said it reads and writes this process's
+                          memory: big records chunks stay in place */
   unsigned char nonce[PP__NONCE_SIZE]; /* the challenge it must answer */
   pp_status fail_status;               /* for chunks lost when it ends */
   char *fail_message;

@@ -225,9 +225,10 @@ static void early_end(pp_pool *pool, pp__worker *w, const char *how) {
       set_broken(pool, PP_EPROTOCOL,
                  pp__format("workers failed the handshake: %u in a row did "
                             "not prove that they know the pool's key (the "
-                            "last was worker %ld); they were stopped before "
-                            "any task",
-                            pool->early_deaths, w->pid));
+                            "last was worker %ld: %s); they were stopped "
+                            "before any task",
+                            pool->early_deaths, w->pid,
+                            w->refusal ? w->refusal : "refused"));
   } else if (w->state == PP__W_HANDSHAKING && !w->exit.signaled &&
              w->exit.code == PP__EXIT_VERSION) {
     set_broken(pool, PP_EPROTOCOL,
@@ -581,6 +582,7 @@ static void send_challenge(pp_pool *pool, unsigned slot) {
 static void refuse(pp_pool *pool, unsigned slot, const char *what) {
   pp__worker *w = &pool->workers[slot];
   w->refused = 1;
+  w->refusal = what;
   kill_worker(pool, w, slot, PP_EPROTOCOL,
               pp__format("worker %ld failed the handshake (%s); it was "
                          "stopped",
@@ -1354,6 +1356,7 @@ static long enforce_time_limits(pp_pool *pool) {
       apr_interval_time_t left = w->challenged + limit - now;
       if (left <= 0) {
         w->refused = 1; /* counts as a failed handshake */
+        w->refusal = "it did not answer the challenge in time";
         kill_worker(pool, w, i, PP_EPROTOCOL, NULL);
       } else if (next < 0 || left < next) {
         next = left;
