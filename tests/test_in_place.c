@@ -61,9 +61,9 @@ static int parent_mem_allowed(void) {
 }
 
 static unsigned long chunks_in_place(pp_pool *pool) {
-  apr_thread_mutex_lock(pool->shared->lock);
+  pp__mutex_lock(pool->shared->lock);
   unsigned long n = pool->chunks_in_place;
-  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__mutex_unlock(pool->shared->lock);
   return n;
 }
 

@@ -209,6 +209,31 @@ unsigned long pp__process_generation(void);
 apr_status_t pp__thread_create(apr_thread_t **thread, apr_thread_start_t main,
                                void *data, apr_pool_t *mem);
 
+/* ---- the library's mutex and condition variable ----
+ * The platform's own (pthreads; a slim reader/writer lock and a condition
+ * variable on Windows), not APR's: APR's timed wait on POSIX sleeps until
+ * a time of the wall clock, which a clock set back while it sleeps makes
+ * longer by as much. Neither is recursive. Their memory comes from `mem`
+ * (destroy them before it goes); a create returns PP_OK, PP_ENOMEM or
+ * PP_ESYSTEM. */
+typedef struct pp__mutex pp__mutex;
+typedef struct pp__cond pp__cond;
+
+pp_status pp__mutex_create(pp__mutex **out, apr_pool_t *mem);
+void pp__mutex_destroy(pp__mutex *m); /* NULL: nothing */
+void pp__mutex_lock(pp__mutex *m);
+void pp__mutex_unlock(pp__mutex *m);
+
+pp_status pp__cond_create(pp__cond **out, apr_pool_t *mem);
+void pp__cond_destroy(pp__cond *c); /* NULL: nothing */
+/* With `m` held: sleeps until woken (or spuriously), `m` held again. */
+void pp__cond_wait(pp__cond *c, pp__mutex *m);
+/* Like pp__cond_wait(), for `usec` microseconds of the steady clock at
+ * most (see pp__clock_us()). */
+void pp__cond_timedwait(pp__cond *c, pp__mutex *m, apr_time_t usec);
+void pp__cond_signal(pp__cond *c);
+void pp__cond_broadcast(pp__cond *c);
+
 /* Gives [p, p + len) its pages, writable, in one call, before a big copy
  * into memory that may be fresh: otherwise the copy stops on a fault for
  * every page. The contents do not change. A hint: where the system has no

@@ -14,8 +14,6 @@
  * never depends on the helper to end. */
 #include "internal.h"
 
-#include <apr_thread_cond.h>
-#include <apr_thread_mutex.h>
 #include <apr_thread_proc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +24,11 @@
 
 struct pp__copier {
   apr_pool_t *mem;
-  apr_thread_mutex_t *lock;
-  apr_thread_cond_t *posted_cond; /* a job was posted, or quit */
-  apr_thread_cond_t *idle_cond;   /* the helper left a job */
-  apr_thread_t *thread; /* NULL until started, or when it could not be */
-  int tried;            /* start() ran */
+  pp__mutex *lock;
+  pp__cond *posted_cond; /* a job was posted, or quit */
+  pp__cond *idle_cond;   /* the helper left a job */
+  apr_thread_t *thread;  /* NULL until started, or when it could not be */
+  int tried;             /* start() ran */
   /* under lock */
   int posted; /* a job waits for the helper to take it */
   int active; /* the helper works on the current job */
@@ -60,26 +58,34 @@ static void take_pieces(pp__copier *c) {
 
 static void *APR_THREAD_FUNC helper_main(apr_thread_t *thread, void *arg) {
   pp__copier *c = arg;
-  apr_thread_mutex_lock(c->lock);
+  pp__mutex_lock(c->lock);
   for (;;) {
     while (!c->posted && !c->quit)
-      apr_thread_cond_wait(c->posted_cond, c->lock);
+      pp__cond_wait(c->posted_cond, c->lock);
     if (c->quit)
       break;
     c->posted = 0;
     c->active = 1;
-    apr_thread_mutex_unlock(c->lock);
+    pp__mutex_unlock(c->lock);
     take_pieces(c);
-    apr_thread_mutex_lock(c->lock);
+    pp__mutex_lock(c->lock);
     c->active = 0;
-    apr_thread_cond_signal(c->idle_cond);
+    pp__cond_signal(c->idle_cond);
   }
-  apr_thread_mutex_unlock(c->lock);
+  pp__mutex_unlock(c->lock);
   (void)thread;
   return NULL;
 }
 
 pp__copier *pp__copier_create(void) { return calloc(1, sizeof(pp__copier)); }
+
+static void free_sync(pp__copier *c) {
+  pp__cond_destroy(c->idle_cond);
+  pp__cond_destroy(c->posted_cond);
+  pp__mutex_destroy(c->lock);
+  c->idle_cond = c->posted_cond = NULL;
+  c->lock = NULL;
+}
 
 /* The helper starts with the first big copy: most pools never make one. */
 static int start(pp__copier *c) {
@@ -88,11 +94,11 @@ static int start(pp__copier *c) {
     return 0; /* a helper would only take turns with the scheduler */
   if (apr_pool_create(&c->mem, NULL) != APR_SUCCESS)
     return 0;
-  if (apr_thread_mutex_create(&c->lock, APR_THREAD_MUTEX_DEFAULT, c->mem) !=
-          APR_SUCCESS ||
-      apr_thread_cond_create(&c->posted_cond, c->mem) != APR_SUCCESS ||
-      apr_thread_cond_create(&c->idle_cond, c->mem) != APR_SUCCESS ||
+  if (pp__mutex_create(&c->lock, c->mem) != PP_OK ||
+      pp__cond_create(&c->posted_cond, c->mem) != PP_OK ||
+      pp__cond_create(&c->idle_cond, c->mem) != PP_OK ||
       pp__thread_create(&c->thread, helper_main, c, c->mem) != APR_SUCCESS) {
+    free_sync(c);
     apr_pool_destroy(c->mem);
     c->mem = NULL;
     c->thread = NULL;
@@ -105,12 +111,13 @@ void pp__copier_destroy(pp__copier *c) {
   if (!c)
     return;
   if (c->thread) {
-    apr_thread_mutex_lock(c->lock);
+    pp__mutex_lock(c->lock);
     c->quit = 1;
-    apr_thread_cond_signal(c->posted_cond);
-    apr_thread_mutex_unlock(c->lock);
+    pp__cond_signal(c->posted_cond);
+    pp__mutex_unlock(c->lock);
     apr_status_t rv;
     apr_thread_join(&rv, c->thread);
+    free_sync(c);
     apr_pool_destroy(c->mem);
   }
   free(c);
@@ -125,7 +132,7 @@ void pp__copier_copy(pp__copier *c, void *dst, const void *src, size_t len,
       memcpy(dst, src, len);
     return;
   }
-  apr_thread_mutex_lock(c->lock);
+  pp__mutex_lock(c->lock);
   c->dst = dst;
   c->src = src;
   c->len = len;
@@ -133,14 +140,14 @@ void pp__copier_copy(pp__copier *c, void *dst, const void *src, size_t len,
   c->prefault = prefault;
   pp__atomic_set(&c->next, 0);
   c->posted = 1;
-  apr_thread_cond_signal(c->posted_cond);
-  apr_thread_mutex_unlock(c->lock);
+  pp__cond_signal(c->posted_cond);
+  pp__mutex_unlock(c->lock);
   take_pieces(c);
   /* Every piece is taken; the helper may still be copying its last one. */
-  apr_thread_mutex_lock(c->lock);
+  pp__mutex_lock(c->lock);
   if (c->posted)
     c->posted = 0; /* never taken: nothing of it is the helper's */
   while (c->active)
-    apr_thread_cond_wait(c->idle_cond, c->lock);
-  apr_thread_mutex_unlock(c->lock);
+    pp__cond_wait(c->idle_cond, c->lock);
+  pp__mutex_unlock(c->lock);
 }

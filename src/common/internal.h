@@ -16,8 +16,6 @@
 #include <apr_atomic.h>
 #include <apr_pools.h>
 #include <apr_portable.h>
-#include <apr_thread_cond.h>
-#include <apr_thread_mutex.h>
 #include <apr_thread_proc.h>
 #include <apr_time.h>
 
@@ -125,8 +123,8 @@ pp_status pp__records_task_run(pp_call *call, pp__buf *errs, pp__buf *scratch,
  * alive by references so results and iterators outlive the pool. */
 typedef struct pp__shared {
   apr_pool_t *mem;
-  apr_thread_mutex_t *lock;
-  apr_thread_cond_t *changed;
+  pp__mutex *lock;
+  pp__cond *changed;
   unsigned refs; /* under lock */
   /* The pool's scheduler thread while it runs (under lock): the results
    * and iterators it completes must not be waited for there. */

@@ -92,9 +92,9 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
                        ? 64 + 16 * chunksize
                        : PP__ITER_FRAME_HINT_MAX;
 
-  apr_thread_mutex_lock(pool->shared->lock);
+  pp__mutex_lock(pool->shared->lock);
   if (pool->state != PP__RUN) {
-    apr_thread_mutex_unlock(pool->shared->lock);
+    pp__mutex_unlock(pool->shared->lock);
     iter_destroy(it);
     return PP_ECLOSED;
   }
@@ -103,7 +103,7 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
   pool->inflight_jobs++;
   it->next_active = pool->active_iters;
   pool->active_iters = it;
-  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__mutex_unlock(pool->shared->lock);
   pp__backend_wake(pool->backend);
   *out = it;
   return PP_OK;
@@ -431,7 +431,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     unsigned long kicks = it->input_kicks;
     pp_status end = PP_OK;
     it->pulling = 1;
-    apr_thread_mutex_unlock(pool->shared->lock);
+    pp__mutex_unlock(pool->shared->lock);
     pp_status st = it->pull.open ? PP_OK : pull_begin(it, id);
     if (st == PP_OK)
       st = pull_items(it, &end);
@@ -447,7 +447,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
       if (!c)
         st = PP_ENOMEM;
     }
-    apr_thread_mutex_lock(pool->shared->lock);
+    pp__mutex_lock(pool->shared->lock);
     it->pulling = 0;
     pp__buf frame = it->pull.frame;
     uint64_t chunk_id = it->pull.id; /* begun in this call or before */
@@ -465,7 +465,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
      * abandoned first: a broadcast for every chunk would wake the consumer
      * for nothing, straight into the lock this thread holds. */
     if (it->abandoned)
-      apr_thread_cond_broadcast(pool->shared->changed);
+      pp__cond_broadcast(pool->shared->changed);
     if (st != PP_OK) {
       pp__buf_free(&frame);
       free(c);
@@ -508,14 +508,14 @@ pp_status pp_iter_input_ready(pp_iter *it) {
   if (!pp__shared_owned(it->shared))
     return PP_ESTATE;
   pp__shared *s = it->shared;
-  apr_thread_mutex_lock(s->lock);
+  pp__mutex_lock(s->lock);
   it->input_kicks++;
   if (it->input_waiting) {
     it->input_waiting = 0;
     if (it->pool)
       pp__backend_wake(it->pool->backend);
   }
-  apr_thread_mutex_unlock(s->lock);
+  pp__mutex_unlock(s->lock);
   return PP_OK;
 }
 
@@ -737,9 +737,9 @@ static int take_chunk_waking(pp_iter *it) {
 static int take_chunk_quick(pp_iter *it) {
   int made_room, took = take_chunk_ring(it, &made_room);
   if (made_room) {
-    apr_thread_mutex_lock(it->shared->lock);
+    pp__mutex_lock(it->shared->lock);
     wake_puller_locked(it);
-    apr_thread_mutex_unlock(it->shared->lock);
+    pp__mutex_unlock(it->shared->lock);
   }
   return took;
 }
@@ -753,10 +753,10 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
   /* Lock order: take_lock, then the pool's lock. */
   apr_time_t deadline = pp__deadline(timeout);
   pp__shared *s = it->shared;
-  apr_thread_mutex_lock(s->lock);
+  pp__mutex_lock(s->lock);
   for (;;) {
     if (take_chunk_waking(it)) {
-      apr_thread_mutex_unlock(s->lock);
+      pp__mutex_unlock(s->lock);
       return PP_OK;
     }
     /* Both counts as good as ring_lock: `delivered` changes under
@@ -768,14 +768,14 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
         st = out->status = it->input_error;
         out->error = pp__strdup(it->input_message);
       }
-      apr_thread_mutex_unlock(s->lock);
+      pp__mutex_unlock(s->lock);
       take_unlock(it);
       return st;
     }
     /* On the pool's scheduler thread nothing would ever come: that thread
      * is the one that brings answers in. */
     if (timeout != 0 && pp__shared_on_scheduler_locked(s)) {
-      apr_thread_mutex_unlock(s->lock);
+      pp__mutex_unlock(s->lock);
       take_unlock(it);
       return PP_ESTATE;
     }
@@ -783,13 +783,13 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
      * keeps its own timeout; then takes the locks again in their order. */
     take_unlock(it);
     pp_status waited = pp__shared_wait(s, deadline);
-    apr_thread_mutex_unlock(s->lock);
+    pp__mutex_unlock(s->lock);
     if (waited == PP_ETIMEOUT)
       return PP_ETIMEOUT;
     take_lock(it);
     if (it->cur_left) /* another thread took a chunk meanwhile */
       return PP_OK;
-    apr_thread_mutex_lock(s->lock);
+    pp__mutex_lock(s->lock);
   }
 }
 
@@ -898,20 +898,20 @@ void pp_iter_free(pp_iter *it) {
   it->cur_left = 0;
   take_unlock(it);
   pp__shared *s = it->shared;
-  apr_thread_mutex_lock(s->lock);
+  pp__mutex_lock(s->lock);
   it->abandoned = 1;
   /* The caller may free the input's state after this returns, so wait out a
    * next() the scheduler is running right now; unless this is that next(),
    * freeing its own iterator on the scheduler thread: the pull stops when
    * it returns, and the pool's reference keeps the iterator until then. */
   while (it->pulling && !pp__shared_on_scheduler_locked(s))
-    apr_thread_cond_wait(s->changed, s->lock);
+    pp__cond_wait(s->changed, s->lock);
   if (!it->input_done)
     it->input_done = 1;
   if (it->pool)
     pp__backend_wake(it->pool->backend);
   if (--it->refs) {
-    apr_thread_mutex_unlock(s->lock);
+    pp__mutex_unlock(s->lock);
     return;
   }
   iter_destroy(it);

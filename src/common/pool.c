@@ -110,7 +110,7 @@ static void pool_free(pp_pool *pool) {
   pp__copier_destroy(pool->copier); /* when the scheduler never ran */
   pp__shared *s = pool->shared;
   free(pool);
-  apr_thread_mutex_lock(s->lock);
+  pp__mutex_lock(s->lock);
   pp__shared_unref_unlock(s);
 }
 
@@ -198,13 +198,13 @@ pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
   *count = 0;
   if (!pp__shared_owned(pool->shared))
     return PP_ESTATE;
-  apr_thread_mutex_lock(pool->shared->lock);
+  pp__mutex_lock(pool->shared->lock);
   for (unsigned i = 0; i < pool->nslots; i++) {
     const pp__worker *w = &pool->workers[i];
     if (w->pid > 0 && w->state != PP__W_FREE && *count < capacity)
       pids[(*count)++] = w->pid;
   }
-  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__mutex_unlock(pool->shared->lock);
   return PP_OK;
 }
 
@@ -213,10 +213,10 @@ static pp_status set_state(pp_pool *pool, pp__pool_state state) {
     return PP_EINVAL;
   if (!pp__shared_owned(pool->shared))
     return PP_ESTATE;
-  apr_thread_mutex_lock(pool->shared->lock);
+  pp__mutex_lock(pool->shared->lock);
   if (pool->state < state)
     pool->state = state;
-  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__mutex_unlock(pool->shared->lock);
   pp__backend_wake(pool->backend);
   return PP_OK;
 }
@@ -232,9 +232,9 @@ pp_status pp_pool_join(pp_pool *pool) {
     return PP_EINVAL;
   if (pp__wait_would_hang(pool))
     return PP_ESTATE;
-  apr_thread_mutex_lock(pool->shared->lock);
+  pp__mutex_lock(pool->shared->lock);
   if (pool->state == PP__RUN) {
-    apr_thread_mutex_unlock(pool->shared->lock);
+    pp__mutex_unlock(pool->shared->lock);
     return PP_ESTATE;
   }
   if (!pool->joining) {
@@ -242,11 +242,11 @@ pp_status pp_pool_join(pp_pool *pool) {
     pp__backend_wake(pool->backend);
   }
   while (!pool->scheduler_done)
-    apr_thread_cond_wait(pool->shared->changed, pool->shared->lock);
+    pp__cond_wait(pool->shared->changed, pool->shared->lock);
   /* Only the first joiner joins the thread; a second one just waited. */
   int first = !pool->joined;
   pool->joined = 1;
-  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__mutex_unlock(pool->shared->lock);
   if (first) {
     apr_status_t rv;
     apr_thread_join(&rv, pool->thread);
@@ -260,13 +260,13 @@ void pp_pool_destroy(pp_pool *pool) {
   pp_pool_terminate(pool);
   pp_pool_join(pool);
   /* Iterators still held by the caller outlive the pool: detach them. */
-  apr_thread_mutex_lock(pool->shared->lock);
+  pp__mutex_lock(pool->shared->lock);
   while (pool->active_iters) {
     pp_iter *it = pool->active_iters;
     pool->active_iters = it->next_active;
     it->pool = NULL;
     pp__iter_release_locked(it);
   }
-  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__mutex_unlock(pool->shared->lock);
   pool_free(pool);
 }

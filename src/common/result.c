@@ -159,9 +159,9 @@ void pp_result_free(pp_result *r) {
   if (!r || !pp__shared_owned(r->shared))
     return;
   pp__shared *s = r->shared;
-  apr_thread_mutex_lock(s->lock);
+  pp__mutex_lock(s->lock);
   if (--r->refs) {
-    apr_thread_mutex_unlock(s->lock);
+    pp__mutex_unlock(s->lock);
     return;
   }
   result_destroy(r);
@@ -173,15 +173,15 @@ pp_status pp_result_cancel(pp_result *r) {
     return PP_EINVAL;
   if (!pp__shared_owned(r->shared))
     return PP_ESTATE;
-  apr_thread_mutex_lock(r->shared->lock);
+  pp__mutex_lock(r->shared->lock);
   if (pp__atomic_get(&r->done)) {
-    apr_thread_mutex_unlock(r->shared->lock);
+    pp__mutex_unlock(r->shared->lock);
     return PP_ESTATE;
   }
   r->job.cancelled = 1;
   r->pool->cancels = 1;
   pp__backend_wake(r->pool->backend);
-  apr_thread_mutex_unlock(r->shared->lock);
+  pp__mutex_unlock(r->shared->lock);
   return PP_OK;
 }
 
@@ -217,19 +217,19 @@ pp_status pp_result_wait(pp_result *r, double timeout) {
   apr_time_t deadline = pp__deadline(timeout);
   if (timeout != 0 && spin_until_ready(r, deadline))
     return PP_OK;
-  apr_thread_mutex_lock(r->shared->lock);
+  pp__mutex_lock(r->shared->lock);
   /* In a callback or an imap input function of its pool, the result could
    * complete only once this thread went on: a wait would never end. */
   if (timeout != 0 && !pp__atomic_get(&r->ready) &&
       pp__shared_on_scheduler_locked(r->shared)) {
-    apr_thread_mutex_unlock(r->shared->lock);
+    pp__mutex_unlock(r->shared->lock);
     return PP_ESTATE;
   }
   while (!pp__atomic_get(&r->ready) &&
          pp__shared_wait(r->shared, deadline) == PP_OK) {
   }
   int ready = pp__atomic_get(&r->ready) != 0;
-  apr_thread_mutex_unlock(r->shared->lock);
+  pp__mutex_unlock(r->shared->lock);
   return ready ? PP_OK : PP_ETIMEOUT;
 }
 

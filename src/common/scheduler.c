@@ -29,8 +29,8 @@
  * take the lane, which costs no system call at all. */
 #define PP__IN_PLACE_MIN ((size_t)64 << 10)
 
-static void lock(pp_pool *p) { apr_thread_mutex_lock(p->shared->lock); }
-static void unlock(pp_pool *p) { apr_thread_mutex_unlock(p->shared->lock); }
+static void lock(pp_pool *p) { pp__mutex_lock(p->shared->lock); }
+static void unlock(pp_pool *p) { pp__mutex_unlock(p->shared->lock); }
 
 /* ---- completing work ---- */
 
@@ -131,7 +131,7 @@ static int run_callbacks(pp_pool *pool) {
       pp__result_release_locked(list);
       list = next;
     }
-    apr_thread_cond_broadcast(pool->shared->changed);
+    pp__cond_broadcast(pool->shared->changed);
   }
   return ran;
 }
@@ -1479,7 +1479,7 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     unlock(pool);
     flush_batches(pool);
     if (wake_iters)
-      apr_thread_cond_broadcast(pool->shared->changed);
+      pp__cond_broadcast(pool->shared->changed);
     /* Spare value blocks unused for a while go back to the system, even
      * when nothing else happens; outside the lock, as freeing takes time. */
     long spares_due = pp__spare_trim();
@@ -1505,7 +1505,7 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
   }
   pool->scheduler_done = 1;
   pool->shared->scheduler_runs = 0;
-  apr_thread_cond_broadcast(pool->shared->changed);
+  pp__cond_broadcast(pool->shared->changed);
   unlock(pool);
   pp__spare_pool_remove(pool);
   /* Its helper thread is the scheduler's: it ends with it. */

@@ -9,11 +9,15 @@ pp_status pp__shared_create(pp__shared **out) {
     return PP_ENOMEM;
   pp__shared *s = apr_pcalloc(mem, sizeof *s);
   s->mem = mem;
-  if (apr_thread_mutex_create(&s->lock, APR_THREAD_MUTEX_DEFAULT, mem) !=
-          APR_SUCCESS ||
-      apr_thread_cond_create(&s->changed, mem) != APR_SUCCESS) {
+  pp_status st = pp__mutex_create(&s->lock, mem);
+  if (st == PP_OK) {
+    st = pp__cond_create(&s->changed, mem);
+    if (st != PP_OK)
+      pp__mutex_destroy(s->lock);
+  }
+  if (st != PP_OK) {
     apr_pool_destroy(mem);
-    return PP_ESYSTEM;
+    return st;
   }
   s->refs = 1;
   s->generation = pp__process_generation();
@@ -23,12 +27,12 @@ pp_status pp__shared_create(pp__shared **out) {
 
 void pp__shared_unref_unlock(pp__shared *s) {
   if (--s->refs > 0) {
-    apr_thread_mutex_unlock(s->lock);
+    pp__mutex_unlock(s->lock);
     return;
   }
-  apr_thread_mutex_unlock(s->lock);
-  apr_thread_cond_destroy(s->changed);
-  apr_thread_mutex_destroy(s->lock);
+  pp__mutex_unlock(s->lock);
+  pp__cond_destroy(s->changed);
+  pp__mutex_destroy(s->lock);
   apr_pool_destroy(s->mem);
 }
 
@@ -52,12 +56,12 @@ int pp__shared_owned(const pp__shared *s) {
 
 pp_status pp__shared_wait(pp__shared *s, apr_time_t deadline) {
   if (!deadline) {
-    apr_thread_cond_wait(s->changed, s->lock);
+    pp__cond_wait(s->changed, s->lock);
     return PP_OK;
   }
   apr_time_t left = deadline - pp__clock_us();
   if (left <= 0)
     return PP_ETIMEOUT;
-  apr_thread_cond_timedwait(s->changed, s->lock, left);
+  pp__cond_timedwait(s->changed, s->lock, left);
   return PP_OK;
 }

@@ -9,9 +9,9 @@
 int pp__wait_would_hang(pp_pool *pool) {
   if (!pp__shared_owned(pool->shared))
     return 1;
-  apr_thread_mutex_lock(pool->shared->lock);
+  pp__mutex_lock(pool->shared->lock);
   int on = pp__shared_on_scheduler_locked(pool->shared);
-  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__mutex_unlock(pool->shared->lock);
   return on;
 }
 
@@ -131,9 +131,9 @@ void pp__enqueue_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last) {
  * longer takes work (then the caller frees both). */
 static pp_status submit(pp_pool *pool, pp_result *r, pp__chunk *first,
                         pp__chunk *last) {
-  apr_thread_mutex_lock(pool->shared->lock);
+  pp__mutex_lock(pool->shared->lock);
   if (pool->state != PP__RUN) {
-    apr_thread_mutex_unlock(pool->shared->lock);
+    pp__mutex_unlock(pool->shared->lock);
     return PP_ECLOSED;
   }
   for (pp__chunk *c = first; c; c = c->next)
@@ -142,7 +142,7 @@ static pp_status submit(pp_pool *pool, pp_result *r, pp__chunk *first,
   pool->shared->refs++;
   pool->inflight_jobs++;
   pp__enqueue_locked(pool, first, last);
-  apr_thread_mutex_unlock(pool->shared->lock);
+  pp__mutex_unlock(pool->shared->lock);
   pp__backend_wake(pool->backend);
   return PP_OK;
 }
