@@ -178,7 +178,9 @@ typedef struct pp_value {
                          pp_value_clear() */
   size_t len;       /**< length of the result in bytes */
   pp_status status; /**< PP_OK, or why the call failed */
-  char *error;      /**< the error message when status != PP_OK, else NULL */
+  char *error;      /**< the error message when status != PP_OK (never
+                         NULL then: where no memory was left for the
+                         message, pp_strerror()'s words), else NULL */
   void *owner;      /**< internal: the shared allocation @c data lies in, or
                          NULL when @c data is an allocation of its own; leave
                          it alone (NULL in a value built by hand) */
@@ -818,8 +820,10 @@ PP_API pp_status pp_result_i64(const pp_result *result, int64_t *out);
  * @brief The failure message of a completed, failed result (for a map: the
  * first failed item's).
  * @param result the result.
- * @return the message (borrowed, valid until pp_result_free()); NULL when
- *         the call succeeded, is not complete, or @p result is NULL.
+ * @return the message (borrowed, valid until pp_result_free()); where no
+ *         memory was left for it, pp_strerror()'s words for the status;
+ *         NULL when the call succeeded, is not complete, or @p result is
+ *         NULL.
  */
 PP_API const char *pp_result_error(const pp_result *result);
 

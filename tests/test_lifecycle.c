@@ -112,8 +112,13 @@ static void expect_submit_refused(pp_pool *pool, pp_status expect) {
       pp_imap_unordered(pool, "square", tu_range_next, &range, 0, &it), expect);
   pp_iter_free(it);
 
+  /* A refused blocking call's value says why, like any failed value. */
   pp_value v = {0};
   CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), expect);
+  CU_ASSERT_EQUAL(v.status, expect);
+  CU_ASSERT_PTR_NOT_NULL(v.error);
+  if (v.error)
+    CU_ASSERT_STRING_EQUAL(v.error, pp_strerror(expect));
   pp_value_clear(&v);
 }
 

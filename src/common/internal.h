@@ -66,6 +66,13 @@ int pp__handshake_check(const char *key,
                         const unsigned char nonce[PP__NONCE_SIZE],
                         const unsigned char *proof, size_t len);
 char *pp__strdup(const char *s);
+/* Fails a value: its status, and its message a copy of the `len` bytes at
+ * `message` (NULL: none). Where no copy can be made (or there is no
+ * message), the message is the status's own words, pp_strerror()'s, which
+ * pp_value_clear() knows not to free: a failed value always says why. */
+void pp__value_fail(pp_value *v, pp_status st, const char *message, size_t len);
+/* 1 when `text` is one of pp_strerror()'s own strings. */
+int pp__is_status_text(const char *text);
 char *pp__format(const char *format, ...) PP_PRINTF_FORMAT(1, 2);
 char *pp__vformat(const char *format, va_list ap);
 

@@ -678,8 +678,8 @@ static PP__NOINLINE void hand_out(pp_iter *it, pp_value *out) {
   out->len = 0;
   if (!c->block) { /* the chunk failed whole */
     it->cur_left--;
-    out->status = c->status;
-    out->error = c->message ? pp__strdup(c->message) : NULL;
+    pp__value_fail(out, c->status, c->message,
+                   c->message ? strlen(c->message) : 0);
     if (!it->cur_left)
       chunk_drop(c, 0);
     return;
@@ -693,7 +693,7 @@ static PP__NOINLINE void hand_out(pp_iter *it, pp_value *out) {
     out->error = NULL;
     out->owner = c->block; /* the item's reference goes with it */
   } else {
-    out->error = copy_message(data, len);
+    pp__value_fail(out, out->status, (const char *)data, len);
     pp__value_block_release(c->block);
   }
   if (!it->cur_left) { /* the iterator's own reference */
@@ -765,8 +765,9 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
       pp_status st = PP_EOF;
       if (it->input_error != PP_OK && !it->error_reported) {
         it->error_reported = 1;
-        st = out->status = it->input_error;
-        out->error = pp__strdup(it->input_message);
+        st = it->input_error;
+        pp__value_fail(out, st, it->input_message,
+                       it->input_message ? strlen(it->input_message) : 0);
       }
       pp__mutex_unlock(s->lock);
       take_unlock(it);

@@ -258,9 +258,11 @@ pp_status pp_result_successful(const pp_result *r, int *ok) {
 }
 
 const char *pp_result_error(const pp_result *r) {
-  if (!r || !is_done(r))
+  if (!r || !is_done(r) || r->status == PP_OK)
     return NULL;
-  return r->error;
+  /* A copy of the message that could not be made (no memory left): the
+   * status's own words still say why. */
+  return r->error ? r->error : pp_strerror(r->status);
 }
 
 size_t pp_result_count(const pp_result *r) { return r ? r->job.count : 0; }

@@ -25,10 +25,21 @@ static const char *const names[PP_STATUS_COUNT_] = {
     [PP_ECANCELLED] = "the call was cancelled",
 };
 
+static const char unknown_status[] = "unknown status";
+
 const char *pp_strerror(pp_status status) {
   if ((unsigned)status >= PP_STATUS_COUNT_)
-    return "unknown status";
+    return unknown_status;
   return names[status];
+}
+
+int pp__is_status_text(const char *text) {
+  if (text == unknown_status)
+    return 1;
+  for (size_t i = 0; i < PP_STATUS_COUNT_; i++)
+    if (text == names[i])
+      return 1;
+  return 0;
 }
 
 /* APR must be initialised once per process before its pools are used. The

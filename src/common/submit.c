@@ -472,19 +472,19 @@ pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
   if (!out)
     return PP_EINVAL;
   if (pool && pp__wait_would_hang(pool)) {
-    out->status = PP_ESTATE;
-    out->error = pp__strdup(
+    const char *why =
         pp__shared_owned(pool->shared)
             ? "pp_apply() on the pool's own thread (a callback or an imap "
               "input function) would wait for itself"
             : "this process is a copy, made by fork(), of the process that "
-              "created the pool; the pool works there only");
+              "created the pool; the pool works there only";
+    pp__value_fail(out, PP_ESTATE, why, strlen(why));
     return PP_ESTATE;
   }
   pp_result *r;
   pp_status st = apply_submit(pool, task, args, nargs, NULL, 1, &r);
   if (st != PP_OK) {
-    out->status = st;
+    pp__value_fail(out, st, NULL, 0);
     return st;
   }
   st = pp_result_get(r, -1);
@@ -497,8 +497,8 @@ pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
       memcpy(out->data, item->data, item->len + 1);
       out->len = item->len;
     } else {
-      st = out->status = PP_ENOMEM;
-      out->error = pp__strdup(pp_strerror(st));
+      st = PP_ENOMEM;
+      pp__value_fail(out, st, NULL, 0);
     }
   } else if (st == PP_OK) {
     out->data = item->data; /* ownership moves to the caller */
@@ -507,7 +507,8 @@ pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
     r->items[0].data = NULL;
     r->items[0].owner = NULL;
   } else {
-    out->error = pp__strdup(r->error ? r->error : pp_strerror(st));
+    const char *why = pp_result_error(r);
+    pp__value_fail(out, st, why, why ? strlen(why) : 0);
   }
   pp_result_free(r);
   return st;

@@ -1,6 +1,7 @@
 /* Owned call outcomes (pp_value) and chunk-size arithmetic. */
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,29 @@ int pp__value_block_owned(pp__value_block *block) {
   return pp__atomic_ptr_get(&block->owner) != NULL;
 }
 
+/* A value's message, unless it is the status's own words (pp__value_fail
+ * gives those where no copy could be made). */
+static void free_error(char *error) {
+  if (!pp__is_status_text(error))
+    free(error);
+}
+
+void pp__value_fail(pp_value *v, pp_status st, const char *message,
+                    size_t len) {
+  v->status = st;
+  v->error = NULL;
+  if (message) {
+    v->error = malloc(len + 1);
+    if (v->error) {
+      memcpy(v->error, message, len);
+      v->error[len] = '\0';
+    }
+  }
+  /* Never written through: pp_value_clear() leaves it alone. */
+  if (!v->error)
+    v->error = (char *)(uintptr_t)pp_strerror(st);
+}
+
 void pp_value_clear(pp_value *value) {
   if (!value)
     return;
@@ -42,8 +66,8 @@ void pp_value_clear(pp_value *value) {
     pp__value_block_release(value->owner);
   else
     free(value->data);
-  if (value->error) /* rare: spare the call to free() for every item */
-    free(value->error);
+  if (value->error) /* rare: spare the call for every item */
+    free_error(value->error);
   memset(value, 0, sizeof *value);
 }
 
@@ -67,7 +91,7 @@ void pp_value_clear_many(pp_value *values, size_t n) {
       free(v->data);
     }
     if (v->error)
-      free(v->error);
+      free_error(v->error);
     memset(v, 0, sizeof *v);
   }
   if (run)

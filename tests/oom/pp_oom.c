@@ -1,0 +1,526 @@
+/* pp_oom: allocations that fail in the pool's parent, one at a time, at
+ * every point of a workload, must never crash the parent, hang it or lose
+ * a result: every call returns PP_OK with the right answer, or an error
+ * status with a message.
+ *
+ * This program replaces malloc() and its kin (glibc lets a program do so)
+ * with glibc's own, wrapped: once armed, the n-th allocation this process
+ * makes (on any of its threads, the pool's included; never in a worker,
+ * which is another process) returns NULL. For each n of the sweep, the
+ * workload makes a pool of 2 whose workers are replaced every 6 chunks
+ * and drives it through a blocking and an asynchronous apply, a map,
+ * ordered and unordered imaps (one taken in batches and dropped), results
+ * with callbacks, a starmap, a payload big enough for the shared-memory
+ * lanes, close, join and destroy; the allocation that fails
+ * lands somewhere else each time. A first unarmed run counts the
+ * allocations the workload makes, which bounds the sweep. After the sweep,
+ * a pool made without failures must work as if nothing happened.
+ *
+ * Usage: pp_oom [--ctx NAME] [--step S] [--burst B] [--hang S]
+ *   --ctx   the start context (default: PROCPOOL_START_METHOD, or the
+ *           platform's default)
+ *   --step  sweep every S-th allocation (default 1: every one)
+ *   --burst fail B allocations in a row from there, not one (default 1):
+ *           memory short for a while, not for one call
+ *   --hang  seconds one round may take before it counts as a hang and the
+ *           program stops with status 2 (default 60)
+ *
+ * Exit status: 0 when every check held; 1 when one failed (each failure
+ * printed); 2 on a hang. A crash ends it with the signal.
+ *
+ * Linux with glibc only (__libc_malloc and kin), and not under a
+ * sanitizer, whose runtime owns malloc. */
+#define _GNU_SOURCE 1
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "procpool.h"
+#include "tasks.h"
+#include "util.h"
+
+/* ---- the allocator ---- */
+
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t size);
+extern void *__libc_memalign(size_t align, size_t size);
+extern void __libc_free(void *p);
+
+/* Armed at n: this process's allocations number n to n + burst - 1 since
+ * arming fail. Counting: how many it made. Only the process that armed it
+ * is affected. */
+static atomic_int armed;
+static atomic_long since_armed;
+static long fail_from, fail_until;
+static atomic_long counted;
+static atomic_int counting;
+static atomic_int tripped; /* an armed failure happened */
+static pid_t owner_pid;
+
+static int fail_this_one(void) {
+  int on = atomic_load_explicit(&armed, memory_order_relaxed);
+  int count = atomic_load_explicit(&counting, memory_order_relaxed);
+  if ((!on && !count) || getpid() != owner_pid)
+    return 0;
+  if (count)
+    atomic_fetch_add(&counted, 1);
+  if (!on)
+    return 0;
+  long k = atomic_fetch_add(&since_armed, 1) + 1;
+  if (k < fail_from || k >= fail_until)
+    return 0;
+  atomic_store(&tripped, 1);
+  return 1;
+}
+
+void *malloc(size_t size) {
+  if (fail_this_one()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return __libc_malloc(size);
+}
+
+void *calloc(size_t n, size_t size) {
+  if (fail_this_one()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t size) {
+  if (size && fail_this_one()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return __libc_realloc(p, size);
+}
+
+void *memalign(size_t align, size_t size) {
+  if (fail_this_one()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return __libc_memalign(align, size);
+}
+
+void *aligned_alloc(size_t align, size_t size) { return memalign(align, size); }
+
+int posix_memalign(void **out, size_t align, size_t size) {
+  void *p = memalign(align, size);
+  if (!p)
+    return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void free(void *p) { __libc_free(p); }
+
+static void arm(long n, long burst) {
+  fail_from = n;
+  fail_until = n + burst;
+  atomic_store(&tripped, 0);
+  atomic_store(&since_armed, 0);
+  atomic_store(&armed, 1);
+}
+
+static void disarm(void) { atomic_store(&armed, 0); }
+
+/* ---- the workload ---- */
+
+static int failures;
+static long current_round;
+
+static void check(int ok, const char *what, pp_status st) {
+  if (ok)
+    return;
+  failures++;
+  fprintf(stderr, "pp_oom: round %ld: %s (status %s)\n", current_round, what,
+          pp_strerror(st));
+}
+
+/* A call that did not succeed must say why: a status with a name. */
+static void check_error(pp_status st, const char *what) {
+  check(st != PP_OK && pp_strerror(st) != NULL, what, st);
+}
+
+static pp_status apply_square(pp_pool *pool, int64_t x) {
+  pp_bytes arg = {&x, sizeof x};
+  pp_value v = {0};
+  pp_status st = pp_apply(pool, "square", &arg, 1, &v);
+  int64_t got = 0;
+  if (st == PP_OK)
+    check(pp_value_i64(&v, &got) == PP_OK && got == x * x,
+          "pp_apply(square) said PP_OK with a wrong value", st);
+  else
+    check(st == v.status && v.error != NULL,
+          "pp_apply's status and value disagree", st);
+  pp_value_clear(&v);
+  return st;
+}
+
+static void apply_async_square(pp_pool *pool, int64_t x) {
+  pp_bytes arg = {&x, sizeof x};
+  pp_result *r = NULL;
+  pp_status st = pp_apply_async(pool, "square", &arg, 1, NULL, &r);
+  if (st != PP_OK) {
+    check(r == NULL, "a refused pp_apply_async left a result", st);
+    return;
+  }
+  st = pp_result_get(r, 30.0);
+  check(st != PP_ETIMEOUT, "pp_result_get: the result never completed", st);
+  int64_t got = 0;
+  if (st == PP_OK)
+    check(pp_result_i64(r, &got) == PP_OK && got == x * x,
+          "pp_apply_async said PP_OK with a wrong value", st);
+  else
+    check(pp_result_error(r) != NULL, "a failed result without a message", st);
+  pp_result_free(r);
+}
+
+#define MAP_ITEMS 40
+
+static void map_squares(pp_pool *pool) {
+  int64_t vals[MAP_ITEMS];
+  pp_bytes items[MAP_ITEMS];
+  for (size_t i = 0; i < MAP_ITEMS; i++) {
+    vals[i] = (int64_t)i;
+    items[i] = (pp_bytes){&vals[i], sizeof vals[i]};
+  }
+  pp_result *r = NULL;
+  pp_status st = pp_map(pool, "square", items, MAP_ITEMS, 3, &r);
+  if (!r) {
+    check_error(st, "pp_map failed without a status");
+    return;
+  }
+  check(st != PP_ETIMEOUT, "pp_map did not complete", st);
+  if (st == PP_OK) {
+    check(pp_result_count(r) == MAP_ITEMS, "pp_map lost items", st);
+    for (size_t i = 0; i < pp_result_count(r); i++) {
+      int64_t got = -1;
+      pp_status ist = pp_result_item_i64(r, i, &got);
+      check(ist == PP_OK && got == (int64_t)(i * i),
+            "pp_map said PP_OK with a wrong or missing item", ist);
+    }
+  } else {
+    check(pp_result_error(r) != NULL, "a failed map without a message", st);
+  }
+  pp_result_free(r);
+}
+
+#define IMAP_ITEMS 60
+
+/* How an imap ends, by the iterator's contract: its items in order, each
+ * a value or its own failure; then, where the input was stopped by an
+ * error (an item it could not take, say), that error once; then PP_EOF. */
+typedef struct imap_tally {
+  int64_t outcomes;   /* items and the stop, as handed out */
+  int last_failed;    /* the last outcome was an error */
+  uint64_t seen_mask; /* unordered: which squares came */
+} imap_tally;
+
+static void imap_ended(const imap_tally *t, const char *what) {
+  int ok = t->outcomes == IMAP_ITEMS ||
+           (t->last_failed && t->outcomes <= IMAP_ITEMS + 1);
+  check(ok, what, PP_EOF);
+}
+
+static void imap_squares(pp_pool *pool, int ordered) {
+  tu_range range;
+  tu_range_init(&range, 0, IMAP_ITEMS);
+  pp_iter *it = NULL;
+  pp_status st = (ordered ? pp_imap : pp_imap_unordered)(
+      pool, "square", tu_range_next, &range, 4, &it);
+  if (st != PP_OK) {
+    check(it == NULL, "a refused pp_imap left an iterator", st);
+    return;
+  }
+  imap_tally t = {0, 0, 0};
+  for (;;) {
+    pp_value v = {0};
+    st = pp_iter_next(it, 30.0, &v);
+    if (st == PP_EOF) {
+      imap_ended(&t, ordered ? "pp_imap lost items without an error"
+                             : "pp_imap_unordered lost items without an "
+                               "error");
+      break;
+    }
+    check(st != PP_ETIMEOUT, "pp_iter_next: the imap stopped moving", st);
+    if (st == PP_ETIMEOUT)
+      break;
+    if (st == PP_OK) {
+      int64_t got = -1;
+      int ok = pp_value_i64(&v, &got) == PP_OK && got >= 0;
+      int64_t root = 0;
+      while (ok && root * root < got)
+        root++;
+      ok = ok && root * root == got && root < IMAP_ITEMS &&
+           !(t.seen_mask & ((uint64_t)1 << root));
+      if (ordered)
+        ok = ok && root == t.outcomes;
+      check(ok, "an imap gave a wrong or repeated item", st);
+      if (ok)
+        t.seen_mask |= (uint64_t)1 << root;
+      t.last_failed = 0;
+    } else {
+      check(v.error != NULL, "a failed imap item without a message", st);
+      t.last_failed = 1;
+    }
+    pp_value_clear(&v);
+    if (++t.outcomes > IMAP_ITEMS + 1) {
+      check(0, "an imap gave more items than it was given", st);
+      break;
+    }
+  }
+  pp_iter_free(it);
+}
+
+/* pp_iter_next_many, then dropped half-way: what is left must go quietly. */
+static void imap_batches_dropped(pp_pool *pool) {
+  tu_range range;
+  tu_range_init(&range, 0, IMAP_ITEMS);
+  pp_iter *it = NULL;
+  pp_status st = pp_imap(pool, "square", tu_range_next, &range, 4, &it);
+  if (st != PP_OK)
+    return;
+  pp_value vals[8];
+  size_t n = 0;
+  st = pp_iter_next_many(it, 30.0, vals, 8, &n);
+  check(st != PP_ETIMEOUT, "pp_iter_next_many: the imap stopped moving", st);
+  for (size_t i = 0; st == PP_OK && i < n; i++) {
+    int64_t got = -1;
+    if (vals[i].status == PP_OK)
+      check(pp_value_i64(&vals[i], &got) == PP_OK && got == (int64_t)(i * i),
+            "pp_iter_next_many gave a wrong item", vals[i].status);
+  }
+  if (st == PP_OK)
+    pp_value_clear_many(vals, n);
+  pp_iter_free(it);
+}
+
+/* Each result's callback or error callback runs exactly once. */
+typedef struct callback_count {
+  atomic_int ok, failed;
+} callback_count;
+
+static void on_ok(pp_result *r, void *data) {
+  (void)r;
+  atomic_fetch_add(&((callback_count *)data)->ok, 1);
+}
+
+static void on_failed(pp_result *r, void *data) {
+  (void)r;
+  atomic_fetch_add(&((callback_count *)data)->failed, 1);
+}
+
+#define CALLBACKS 6
+
+static void apply_async_callbacks(pp_pool *pool) {
+  callback_count count;
+  atomic_init(&count.ok, 0);
+  atomic_init(&count.failed, 0);
+  pp_callbacks cb = {on_ok, on_failed, &count, 0};
+  pp_result *r[CALLBACKS];
+  int64_t x[CALLBACKS];
+  size_t made = 0;
+  for (size_t i = 0; i < CALLBACKS; i++) {
+    x[i] = (int64_t)i + 1;
+    pp_bytes arg = {&x[i], sizeof x[i]};
+    /* One in three fails by design: both callbacks are exercised. */
+    const char *task = i % 3 == 2 ? "fail" : "square";
+    if (pp_apply_async(pool, task, &arg, 1, &cb, &r[made]) == PP_OK)
+      made++;
+  }
+  int ok_results = 0;
+  for (size_t i = 0; i < made; i++) {
+    pp_status st = pp_result_wait(r[i], 30.0);
+    check(st == PP_OK, "pp_result_wait: a result never completed", st);
+    int ok = 0;
+    if (pp_result_successful(r[i], &ok) == PP_OK && ok)
+      ok_results++;
+  }
+  /* Callbacks run before the result is marked ready. */
+  int calls = atomic_load(&count.ok) + atomic_load(&count.failed);
+  check(calls == (int)made, "a callback ran other than once per result", PP_OK);
+  check(atomic_load(&count.ok) == ok_results,
+        "callbacks and results disagree on which succeeded", PP_OK);
+  for (size_t i = 0; i < made; i++)
+    pp_result_free(r[i]);
+}
+
+static void starmap_adds(pp_pool *pool) {
+  enum { N = 12 };
+  int64_t a[N], b[N];
+  pp_bytes argv[N][2];
+  pp_args items[N];
+  for (size_t i = 0; i < N; i++) {
+    a[i] = (int64_t)i;
+    b[i] = 100;
+    argv[i][0] = (pp_bytes){&a[i], sizeof a[i]};
+    argv[i][1] = (pp_bytes){&b[i], sizeof b[i]};
+    items[i] = (pp_args){argv[i], 2};
+  }
+  pp_result *r = NULL;
+  pp_status st = pp_starmap(pool, "add", items, N, 2, &r);
+  if (!r)
+    return;
+  if (st == PP_OK)
+    for (size_t i = 0; i < N; i++) {
+      int64_t got = -1;
+      pp_status ist = pp_result_item_i64(r, i, &got);
+      check(ist == PP_OK && got == (int64_t)i + 100,
+            "pp_starmap said PP_OK with a wrong item", ist);
+    }
+  pp_result_free(r);
+}
+
+/* Big enough to travel through a lane (shared memory), both ways. */
+#define PAYLOAD (512 * 1024)
+
+static void echo_payload(pp_pool *pool, unsigned char *buf) {
+  pp_bytes arg = {buf, PAYLOAD};
+  pp_value v = {0};
+  pp_status st = pp_apply(pool, "echo", &arg, 1, &v);
+  if (st == PP_OK)
+    check(v.len == PAYLOAD && memcmp(v.data, buf, PAYLOAD) == 0,
+          "pp_apply(echo) said PP_OK with wrong bytes", st);
+  pp_value_clear(&v);
+}
+
+/* One round: everything the workload does, armed or not. */
+static void round_trip(pp_context ctx, unsigned char *payload) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  o.context = ctx;
+  /* Workers are replaced along the way: starts under failures too. */
+  o.maxtasksperchild = 6;
+  pp_pool *pool = NULL;
+  pp_status st = pp_pool_create(&pool, &o);
+  if (st != PP_OK) {
+    check(pool == NULL, "a failed pp_pool_create left a pool", st);
+    check_error(st, "pp_pool_create failed without a status");
+    return;
+  }
+  apply_square(pool, 7);
+  apply_async_square(pool, 9);
+  map_squares(pool);
+  imap_squares(pool, 1);
+  imap_squares(pool, 0);
+  imap_batches_dropped(pool);
+  apply_async_callbacks(pool);
+  starmap_adds(pool);
+  echo_payload(pool, payload);
+  st = pp_pool_close(pool);
+  check(st == PP_OK, "pp_pool_close", st);
+  st = pp_pool_join(pool);
+  check(st == PP_OK, "pp_pool_join", st);
+  pp_pool_destroy(pool);
+}
+
+/* ---- the sweep ---- */
+
+static unsigned hang_seconds = 60;
+
+static void on_alarm(int sig) {
+  (void)sig;
+  char msg[96];
+  int n =
+      snprintf(msg, sizeof msg, "pp_oom: round %ld took over %u s: a hang\n",
+               current_round, hang_seconds);
+  if (n > 0)
+    (void)!write(2, msg, (size_t)n);
+  _exit(2);
+}
+
+int main(int argc, char **argv) {
+  if (tasks_register() != PP_OK) {
+    fprintf(stderr, "pp_oom: cannot register the tasks\n");
+    return 1;
+  }
+  int wm = pp_worker_main(argc, argv); /* a worker does not return */
+  if (wm != 0)
+    return wm;
+
+  const char *ctx_name = getenv("PROCPOOL_START_METHOD");
+  long step = 1, burst = 1;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--ctx") == 0 && i + 1 < argc)
+      ctx_name = argv[++i];
+    else if (strcmp(argv[i], "--step") == 0 && i + 1 < argc)
+      step = strtol(argv[++i], NULL, 10);
+    else if (strcmp(argv[i], "--burst") == 0 && i + 1 < argc)
+      burst = strtol(argv[++i], NULL, 10);
+    else if (strcmp(argv[i], "--hang") == 0 && i + 1 < argc)
+      hang_seconds = (unsigned)strtoul(argv[++i], NULL, 10);
+    else {
+      fprintf(stderr,
+              "usage: %s [--ctx NAME] [--step S] [--burst B] [--hang S]\n",
+              argv[0]);
+      return 1;
+    }
+  }
+  pp_context ctx = PP_CONTEXT_DEFAULT;
+  if (ctx_name && *ctx_name && pp_context_from_name(ctx_name, &ctx) != PP_OK) {
+    fprintf(stderr, "pp_oom: unknown context %s\n", ctx_name);
+    return 1;
+  }
+  if (step < 1 || burst < 1 || hang_seconds == 0) {
+    fprintf(stderr,
+            "pp_oom: --step, --burst and --hang take a positive number\n");
+    return 1;
+  }
+  signal(SIGALRM, on_alarm);
+  owner_pid = getpid();
+  unsigned char *payload = malloc(PAYLOAD);
+  if (!payload)
+    return 1;
+  for (size_t i = 0; i < PAYLOAD; i++)
+    payload[i] = (unsigned char)(i * 131u);
+
+  /* Unarmed, counted: the sweep's length (with room, as threads make a
+   * few more or fewer allocations from one run to the next). */
+  alarm(hang_seconds);
+  round_trip(ctx, payload); /* the first pool of a process does more */
+  atomic_store(&counting, 1);
+  round_trip(ctx, payload);
+  atomic_store(&counting, 0);
+  alarm(0);
+  long total = atomic_load(&counted);
+  if (failures || total == 0) {
+    fprintf(stderr, "pp_oom: the unarmed run failed (%ld allocations)\n",
+            total);
+    return 1;
+  }
+  long last = total + total / 10;
+  long rounds = 0, tripped_rounds = 0;
+  for (long n = 1; n <= last; n += step) {
+    current_round = n;
+    alarm(hang_seconds);
+    arm(n, burst);
+    round_trip(ctx, payload);
+    disarm();
+    alarm(0);
+    rounds++;
+    tripped_rounds += atomic_load(&tripped);
+  }
+
+  /* After all that, a pool works as if nothing happened. */
+  current_round = 0;
+  alarm(hang_seconds);
+  round_trip(ctx, payload);
+  alarm(0);
+  free(payload);
+  printf("pp_oom: %s: %ld allocations in a round; %ld rounds failing %ld in "
+         "a row, %ld with a failed allocation; %d failed checks\n",
+         pp_context_name(ctx), total, rounds, burst, tripped_rounds, failures);
+  return failures ? 1 : 0;
+}
