@@ -22,6 +22,14 @@
  *   --step  sweep every S-th allocation (default 1: every one)
  *   --burst fail B allocations in a row from there, not one (default 1):
  *           memory short for a while, not for one call
+ *   --in-workers N  the failures are the workers' and the launcher's
+ *           instead, each process counting its own allocations, for the
+ *           first N of them: a worker short of memory must end its task
+ *           with an error or leave with procpool's exit code for it, and
+ *           the parent go on (or say the pool is broken, when every new
+ *           worker fails the same way)
+ *
+ * With PP_OOM_VERBOSE set, what each failed call said is printed.
  *   --hang  seconds one round may take before it counts as a hang and the
  *           program stops with status 2 (default 60)
  *
@@ -34,6 +42,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -64,10 +73,19 @@ static atomic_int counting;
 static atomic_int tripped; /* an armed failure happened */
 static pid_t owner_pid;
 
+/* --in-workers: the failures are every other process's (the workers',
+ * the launcher's), each counting its own allocations from its start. */
+static int in_workers;
+static int verbose; /* PP_OOM_VERBOSE set */
+
+static int targeted(void) {
+  return in_workers ? getpid() != owner_pid : getpid() == owner_pid;
+}
+
 static int fail_this_one(void) {
   int on = atomic_load_explicit(&armed, memory_order_relaxed);
   int count = atomic_load_explicit(&counting, memory_order_relaxed);
-  if ((!on && !count) || getpid() != owner_pid)
+  if ((!on && !count) || !targeted())
     return 0;
   if (count)
     atomic_fetch_add(&counted, 1);
@@ -76,7 +94,8 @@ static int fail_this_one(void) {
   long k = atomic_fetch_add(&since_armed, 1) + 1;
   if (k < fail_from || k >= fail_until)
     return 0;
-  atomic_store(&tripped, 1);
+  if (!atomic_exchange(&tripped, 1) && in_workers && verbose)
+    (void)!write(2, "pp_oom: a worker's allocation fails\n", 36);
   return 1;
 }
 
@@ -134,6 +153,23 @@ static void arm(long n, long burst) {
 
 static void disarm(void) { atomic_store(&armed, 0); }
 
+/* A forked process counts from its own start. */
+static void forked_child(void) { atomic_store(&since_armed, 0); }
+
+/* How a worker started afresh (spawn, forkserver) learns its failures:
+ * from its environment, as the parent's at pool creation. */
+#define WORKERS_VAR "PP_OOM_WORKERS"
+
+static void arm_from_environment(void) {
+  const char *v = getenv(WORKERS_VAR);
+  long from = 0, burst = 0;
+  if (!v || sscanf(v, "%ld,%ld", &from, &burst) != 2 || from < 1 || burst < 1)
+    return;
+  in_workers = 1;
+  owner_pid = 0; /* no process here is the owner */
+  arm(from, burst);
+}
+
 /* ---- the workload ---- */
 
 static int failures;
@@ -152,10 +188,24 @@ static void check_error(pp_status st, const char *what) {
   check(st != PP_OK && pp_strerror(st) != NULL, what, st);
 }
 
+/* A failed call: nothing in this workload kills a worker, so a worker
+ * that died of a signal crashed when memory ran short. With
+ * PP_OOM_VERBOSE, what each failed call said is printed. */
+static void note(const char *what, pp_status st, const char *message) {
+  if (st == PP_OK)
+    return;
+  if (verbose)
+    fprintf(stderr, "pp_oom: round %ld: %s: %s: %s\n", current_round, what,
+            pp_strerror(st), message ? message : "");
+  check(!message || !strstr(message, "signal"),
+        "a worker crashed (it died of a signal)", st);
+}
+
 static pp_status apply_square(pp_pool *pool, int64_t x) {
   pp_bytes arg = {&x, sizeof x};
   pp_value v = {0};
   pp_status st = pp_apply(pool, "square", &arg, 1, &v);
+  note("pp_apply", st, v.error);
   int64_t got = 0;
   if (st == PP_OK)
     check(pp_value_i64(&v, &got) == PP_OK && got == x * x,
@@ -176,6 +226,7 @@ static void apply_async_square(pp_pool *pool, int64_t x) {
     return;
   }
   st = pp_result_get(r, 30.0);
+  note("pp_apply_async", st, pp_result_error(r));
   check(st != PP_ETIMEOUT, "pp_result_get: the result never completed", st);
   int64_t got = 0;
   if (st == PP_OK)
@@ -197,6 +248,7 @@ static void map_squares(pp_pool *pool) {
   }
   pp_result *r = NULL;
   pp_status st = pp_map(pool, "square", items, MAP_ITEMS, 3, &r);
+  note("pp_map", st, pp_result_error(r));
   if (!r) {
     check_error(st, "pp_map failed without a status");
     return;
@@ -272,6 +324,7 @@ static void imap_squares(pp_pool *pool, int ordered) {
       t.last_failed = 0;
     } else {
       check(v.error != NULL, "a failed imap item without a message", st);
+      note("pp_iter_next", st, v.error);
       t.last_failed = 1;
     }
     pp_value_clear(&v);
@@ -389,6 +442,7 @@ static void echo_payload(pp_pool *pool, unsigned char *buf) {
   pp_bytes arg = {buf, PAYLOAD};
   pp_value v = {0};
   pp_status st = pp_apply(pool, "echo", &arg, 1, &v);
+  note("pp_apply(echo)", st, v.error);
   if (st == PP_OK)
     check(v.len == PAYLOAD && memcmp(v.data, buf, PAYLOAD) == 0,
           "pp_apply(echo) said PP_OK with wrong bytes", st);
@@ -405,6 +459,7 @@ static void round_trip(pp_context ctx, unsigned char *payload) {
   o.maxtasksperchild = 6;
   pp_pool *pool = NULL;
   pp_status st = pp_pool_create(&pool, &o);
+  note("pp_pool_create", st, NULL);
   if (st != PP_OK) {
     check(pool == NULL, "a failed pp_pool_create left a pool", st);
     check_error(st, "pp_pool_create failed without a status");
@@ -446,12 +501,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "pp_oom: cannot register the tasks\n");
     return 1;
   }
+  verbose = getenv("PP_OOM_VERBOSE") != NULL;
+  pthread_atfork(NULL, NULL, forked_child);
+  arm_from_environment();
   int wm = pp_worker_main(argc, argv); /* a worker does not return */
   if (wm != 0)
     return wm;
 
   const char *ctx_name = getenv("PROCPOOL_START_METHOD");
-  long step = 1, burst = 1;
+  long step = 1, burst = 1, worker_allocs = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--ctx") == 0 && i + 1 < argc)
       ctx_name = argv[++i];
@@ -459,11 +517,14 @@ int main(int argc, char **argv) {
       step = strtol(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--burst") == 0 && i + 1 < argc)
       burst = strtol(argv[++i], NULL, 10);
+    else if (strcmp(argv[i], "--in-workers") == 0 && i + 1 < argc)
+      worker_allocs = strtol(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--hang") == 0 && i + 1 < argc)
       hang_seconds = (unsigned)strtoul(argv[++i], NULL, 10);
     else {
       fprintf(stderr,
-              "usage: %s [--ctx NAME] [--step S] [--burst B] [--hang S]\n",
+              "usage: %s [--ctx NAME] [--step S] [--burst B] [--in-workers "
+              "N] [--hang S]\n",
               argv[0]);
       return 1;
     }
@@ -473,7 +534,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "pp_oom: unknown context %s\n", ctx_name);
     return 1;
   }
-  if (step < 1 || burst < 1 || hang_seconds == 0) {
+  if (step < 1 || burst < 1 || worker_allocs < 0 || hang_seconds == 0) {
     fprintf(stderr,
             "pp_oom: --step, --burst and --hang take a positive number\n");
     return 1;
@@ -501,17 +562,27 @@ int main(int argc, char **argv) {
     return 1;
   }
   long last = total + total / 10;
+  if (worker_allocs) {
+    in_workers = 1;
+    last = worker_allocs;
+  }
   long rounds = 0, tripped_rounds = 0;
   for (long n = 1; n <= last; n += step) {
     current_round = n;
     alarm(hang_seconds);
+    char spec[64];
+    snprintf(spec, sizeof spec, "%ld,%ld", n, burst);
+    if (in_workers)
+      setenv(WORKERS_VAR, spec, 1);
     arm(n, burst);
     round_trip(ctx, payload);
     disarm();
+    unsetenv(WORKERS_VAR);
     alarm(0);
     rounds++;
     tripped_rounds += atomic_load(&tripped);
   }
+  in_workers = 0;
 
   /* After all that, a pool works as if nothing happened. */
   current_round = 0;
@@ -519,8 +590,14 @@ int main(int argc, char **argv) {
   round_trip(ctx, payload);
   alarm(0);
   free(payload);
-  printf("pp_oom: %s: %ld allocations in a round; %ld rounds failing %ld in "
-         "a row, %ld with a failed allocation; %d failed checks\n",
-         pp_context_name(ctx), total, rounds, burst, tripped_rounds, failures);
+  if (worker_allocs)
+    printf("pp_oom: %s: workers' allocations failing from each of the first "
+           "%ld, %ld in a row; %d failed checks\n",
+           pp_context_name(ctx), worker_allocs, burst, failures);
+  else
+    printf("pp_oom: %s: %ld allocations in a round; %ld rounds failing %ld "
+           "in a row, %ld with a failed allocation; %d failed checks\n",
+           pp_context_name(ctx), total, rounds, burst, tripped_rounds,
+           failures);
   return failures ? 1 : 0;
 }
