@@ -50,7 +50,10 @@
  * - PP_ESYSTEM: the pool could not start a worker, or the process that
  *   starts workers died; as with PP_EINITIALIZER every pending and later call
  *   fails so.
- * - PP_ENOMEM: the parent ran out of memory while storing the outcome.
+ * - PP_ENOMEM: the parent ran out of memory while sending the call or
+ *   reading or storing its outcome (a worker that runs out leaves with its
+ *   own exit code: PP_EWORKERDIED). An imap whose next chunk cannot begin
+ *   for want of memory tries again for up to a second first.
  */
 #ifndef PROCPOOL_H
 #define PROCPOOL_H

@@ -391,7 +391,15 @@ typedef struct pp__iter_pull {
   size_t n;        /* items in it so far */
   int packed;      /* an ITEMS frame, not (yet) turned into CALLS */
   int open;        /* begun and not finished */
+  /* The chunk it becomes, allocated as it begins: a failure then takes
+   * nothing from the input, so it can be tried again. */
+  struct pp__chunk *chunk;
 } pp__iter_pull;
+
+/* How long an imap keeps trying to begin a chunk when memory is short
+ * (its input loses nothing meanwhile), and how often. */
+#define PP__INPUT_RETRY_US (1000 * 1000)
+#define PP__INPUT_RETRY_MS 2
 
 struct pp_iter {
   pp__job job;
@@ -412,7 +420,10 @@ struct pp_iter {
    * made while next() ran is not lost. */
   int input_waiting;
   unsigned long input_kicks;
-  pp__iter_pull pull;  /* scheduler only */
+  pp__iter_pull pull; /* scheduler only */
+  /* Since when a chunk could not begin for want of memory (0: it could):
+   * tried again each few ms, for PP__INPUT_RETRY_US at most. */
+  apr_time_t begin_failing_since;
   size_t pulled;       /* items taken from the input */
   size_t delivered;    /* items taken by pp_iter_next() */
   size_t window;       /* most items pulled and not yet taken, */
@@ -534,6 +545,7 @@ struct pp_pool {
   /* scheduler thread only */
   int terminate_handled;
   int starts_over;       /* no worker will be started again (backend told) */
+  int input_retry;       /* an imap could not begin a chunk: try again soon */
   int iters_changed;     /* an iterator got items or ended this pass: wake its
                             waiters */
   int batched;           /* some worker's batch holds frames to send */

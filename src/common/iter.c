@@ -284,7 +284,9 @@ static pp_status pull_begin(pp_iter *it, uint64_t id) {
   p->id = id;
   p->packed = 1;
   p->open = 1;
-  pp_status st = pp__buf_reserve(&p->frame, it->frame_hint);
+  p->chunk = calloc(1, sizeof *p->chunk);
+  pp_status st =
+      p->chunk ? pp__buf_reserve(&p->frame, it->frame_hint) : PP_ENOMEM;
   if (st == PP_OK)
     st = begin_chunk(it, &p->frame, PP__F_ITEMS, id, &p->at);
   /* A CALLS frame made of it has its count at the same place. */
@@ -405,6 +407,19 @@ static pp_status grow(pp_iter *it) {
   return PP_OK;
 }
 
+/* A chunk that could not begin for want of memory took nothing from the
+ * input: 1 when it is to be tried again in a few ms (the scheduler is
+ * told), 0 when memory has been short for too long. */
+static int retry_begin(pp_pool *pool, pp_iter *it) {
+  apr_time_t now = pp__clock_us();
+  if (!it->begin_failing_since)
+    it->begin_failing_since = now;
+  if (now - it->begin_failing_since >= PP__INPUT_RETRY_US)
+    return 0;
+  pool->input_retry = 1;
+  return 1;
+}
+
 int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
   /* A few chunks per call, so that a long input never keeps the scheduler
    * from its workers' answers. */
@@ -432,7 +447,12 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     pp_status end = PP_OK;
     it->pulling = 1;
     pp__mutex_unlock(pool->shared->lock);
-    pp_status st = it->pull.open ? PP_OK : pull_begin(it, id);
+    pp_status st = PP_OK;
+    int begin_failed = 0; /* nothing was taken from the input */
+    if (!it->pull.open) {
+      st = pull_begin(it, id);
+      begin_failed = st != PP_OK;
+    }
     if (st == PP_OK)
       st = pull_items(it, &end);
     /* A chunk ends whole, or with the input (its last chunk); with no
@@ -443,16 +463,17 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     size_t n = it->pull.n;
     pp__chunk *c = NULL;
     if (st == PP_OK && whole && n) {
-      c = calloc(1, sizeof *c);
-      if (!c)
-        st = PP_ENOMEM;
+      c = it->pull.chunk;
+      it->pull.chunk = NULL;
     }
     pp__mutex_lock(pool->shared->lock);
     it->pulling = 0;
     pp__buf frame = it->pull.frame;
     uint64_t chunk_id = it->pull.id; /* begun in this call or before */
-    if (st != PP_OK || whole)        /* the chunk is the caller's now */
+    if (st != PP_OK || whole) {      /* the chunk is the caller's now */
+      free(it->pull.chunk);
       memset(&it->pull, 0, sizeof it->pull);
+    }
     ring_lock(it);
     it->big_frames = it->frame_hint >= PP__ITER_FRAME_HINT_MAX;
     size_t first = it->pulled;
@@ -468,10 +489,16 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
       pp__cond_broadcast(pool->shared->changed);
     if (st != PP_OK) {
       pp__buf_free(&frame);
-      free(c);
-      pp__iter_stop_locked(it, st, "imap could not encode its input");
+      if (begin_failed && st == PP_ENOMEM && retry_begin(pool, it))
+        return 0;
+      pp__iter_stop_locked(it, st,
+                           it->begin_failing_since
+                               ? "imap could not encode its input: no "
+                                 "memory for a new chunk for a second"
+                               : "imap could not encode its input");
       return 0;
     }
+    it->begin_failing_since = 0;
     if (c) {
       c->job = &it->job;
       c->id = chunk_id;
@@ -585,6 +612,7 @@ static void iter_destroy(pp_iter *it) {
   if (it->cur_left)
     chunk_drop(&it->cur, it->cur_left);
   pp__buf_free(&it->pull.frame); /* a chunk the input left open */
+  free(it->pull.chunk);
   free(it->chunks);
   free(it->input_message);
   free(it);

@@ -467,8 +467,15 @@ static const char *on_results(pp_pool *pool, pp__worker *w,
     bad = pp__check_results(f, c->count, &a.results, &a.results_len);
   } else {
     pp__outcome *outs = outcomes(pool, c->count ? c->count : 1);
-    if (!outs)
-      return "results too many to hold in memory";
+    if (!outs) {
+      /* The answer is sound; this process is short of memory, and the
+       * worker goes on. */
+      static const char nomem[] = "no memory to read the chunk's results";
+      pp__outcome all = {PP_ENOMEM, (const unsigned char *)nomem,
+                         sizeof nomem - 1};
+      answered(pool, w, c, NULL, &all);
+      return NULL;
+    }
     bad = pp__decode_results(f, c->count, outs);
     a.outs = outs;
   }
@@ -1476,6 +1483,11 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     long timeout = enforce_time_limits(pool);
     if (more)
       timeout = 0;
+    /* An imap that could not begin a chunk for want of memory tries
+     * again soon, whether or not anything else happens. */
+    if (pool->input_retry && (timeout < 0 || timeout > PP__INPUT_RETRY_MS))
+      timeout = PP__INPUT_RETRY_MS;
+    pool->input_retry = 0;
     unlock(pool);
     flush_batches(pool);
     if (wake_iters)
