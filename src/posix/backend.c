@@ -460,7 +460,8 @@ static int ctl_parse(pp__backend *b) {
         start_failure(b,
                       m.call == PP__CTL_CALL_EXEC
                           ? "the launcher's exec of this program"
-                          : "the launcher's fork",
+                      : m.call == PP__CTL_CALL_PIPE ? "the launcher's pipe"
+                                                    : "the launcher's fork",
                       (int)m.code);
       reset_slot(s);
       pp__event ev;

@@ -189,10 +189,13 @@ static int cloexec_pipe(int p[2]) {
  * launcher_run(), so that the next worker's exec runs at the same time as
  * this one (an exec and the program's start take most of a millisecond);
  * exec_settle() then reports the start. */
-static pid_t exec_worker(launcher *L, uint32_t slot, int worker_end) {
+static pid_t exec_worker(launcher *L, uint32_t slot, int worker_end,
+                         pp__ctl_call *failed) {
   int ep[2];
-  if (cloexec_pipe(ep) != 0)
+  if (cloexec_pipe(ep) != 0) {
+    *failed = PP__CTL_CALL_PIPE;
     return -1;
+  }
   pid_t pid = fork();
   if (pid == 0) {
     restore_signals(L);
@@ -227,9 +230,11 @@ static pid_t exec_worker(launcher *L, uint32_t slot, int worker_end) {
  * the fork and forkserver contexts: fork, keep 0, 1, 2 and the worker's
  * end, run the worker loop. In the spawn context: exec_worker(). Returns
  * the pid, or -1 with errno. */
-static pid_t launch_worker(launcher *L, uint32_t slot, int worker_end) {
+static pid_t launch_worker(launcher *L, uint32_t slot, int worker_end,
+                           pp__ctl_call *failed) {
+  *failed = PP__CTL_CALL_FORK;
   if (L->plan)
-    return exec_worker(L, slot, worker_end);
+    return exec_worker(L, slot, worker_end, failed);
   pid_t pid = fork();
   if (pid != 0)
     return pid;
@@ -279,13 +284,14 @@ static int start_worker(launcher *L, uint32_t slot, int fd) {
     pp__close(fd);
     return send_simple(L, PP__CTL_START_FAILED, slot, 0, PP_ESTATE);
   }
-  pid_t pid = launch_worker(L, slot, fd);
+  pp__ctl_call failed;
+  pid_t pid = launch_worker(L, slot, fd, &failed);
   int err = errno;
   /* Our copy must go, or the parent would not see EOF when that worker
    * ends (or, when none started, at once). */
   pp__close(fd);
   if (pid < 0)
-    return send_start_failed(L, slot, PP__CTL_CALL_FORK, err);
+    return send_start_failed(L, slot, failed, err);
   L->pids[slot] = pid;
   if (L->plan)
     return 0; /* STARTED once its exec is settled (exec_settle) */

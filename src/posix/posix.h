@@ -94,7 +94,8 @@ typedef struct pp__ctl_msg {
 typedef enum pp__ctl_call {
   PP__CTL_CALL_NONE = 0,
   PP__CTL_CALL_FORK,
-  PP__CTL_CALL_EXEC
+  PP__CTL_CALL_EXEC,
+  PP__CTL_CALL_PIPE /* spawn: the pipe that carries the exec's outcome */
 } pp__ctl_call;
 
 /* Forks the launcher (launcher.c). On success *ctl is the parent's end of

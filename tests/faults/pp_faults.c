@@ -1,37 +1,45 @@
-/* pp_oom: allocations that fail in the pool's parent, one at a time, at
- * every point of a workload, must never crash the parent, hang it or lose
+/* pp_faults: calls that fail, one at a time or many in a row, at every
+ * point of a workload, must never crash the pool's parent, hang it or lose
  * a result: every call returns PP_OK with the right answer, or an error
  * status with a message.
  *
- * This program replaces malloc() and its kin (glibc lets a program do so)
- * with glibc's own, wrapped: once armed, the n-th allocation this process
- * makes (on any of its threads, the pool's included; never in a worker,
- * which is another process) returns NULL. For each n of the sweep, the
- * workload makes a pool of 2 whose workers are replaced every 6 chunks
- * and drives it through a blocking and an asynchronous apply, a map,
- * ordered and unordered imaps (one taken in batches and dropped), results
- * with callbacks, a starmap, a payload big enough for the shared-memory
- * lanes, close, join and destroy; the allocation that fails
- * lands somewhere else each time. A first unarmed run counts the
- * allocations the workload makes, which bounds the sweep. After the sweep,
- * a pool made without failures must work as if nothing happened.
+ * What fails (--fail):
+ *   alloc   malloc() and its kin: this program replaces them (glibc lets a
+ *           program do so) with glibc's own, wrapped;
+ *   system  the calls that make descriptors, processes and mappings
+ *           (socketpair, pipe, pipe2, eventfd, open, shm_open, fork,
+ *           posix_spawn, mmap): the library is linked into this program,
+ *           so its calls reach wrappers here that forward to the C
+ *           library's own (found with dlsym).
+ * Once armed, the n-th such call this process makes (on any of its
+ * threads, the pool's included; never in a worker, another process) fails
+ * with the error the system would give (ENOMEM, EMFILE, EAGAIN). For each
+ * n of the sweep, the workload makes a pool of 2 whose workers are
+ * replaced every 6 chunks and drives it through a blocking and an
+ * asynchronous apply, a map, ordered and unordered imaps (one taken in
+ * batches and dropped), results with callbacks, a starmap, a payload big
+ * enough for the shared-memory lanes, close, join and destroy; the call
+ * that fails lands somewhere else each time. A first unarmed run counts
+ * the calls the workload makes, which bounds the sweep. After the sweep, a
+ * pool made without failures must work as if nothing happened.
  *
- * Usage: pp_oom [--ctx NAME] [--step S] [--burst B] [--hang S]
+ * Usage: pp_faults [--ctx NAME] [--fail alloc|system] [--step S]
+ *                  [--burst B] [--in-workers N] [--hang S]
  *   --ctx   the start context (default: PROCPOOL_START_METHOD, or the
  *           platform's default)
- *   --step  sweep every S-th allocation (default 1: every one)
- *   --burst fail B allocations in a row from there, not one (default 1):
- *           memory short for a while, not for one call
+ *   --fail  what fails (default alloc)
+ *   --step  sweep every S-th call (default 1: every one)
+ *   --burst fail B calls in a row from there, not one (default 1): memory
+ *           or descriptors short for a while, not for one call
  *   --in-workers N  the failures are the workers' and the launcher's
- *           instead, each process counting its own allocations, for the
- *           first N of them: a worker short of memory must end its task
- *           with an error or leave with procpool's exit code for it, and
- *           the parent go on (or say the pool is broken, when every new
- *           worker fails the same way)
- *
- * With PP_OOM_VERBOSE set, what each failed call said is printed.
+ *           instead, each process counting its own calls, for the first N
+ *           of them: a worker short of memory must end its task with an
+ *           error or leave with procpool's exit code for it, and the parent
+ *           go on (or say the pool is broken, when every new worker fails
+ *           the same way)
  *   --hang  seconds one round may take before it counts as a hang and the
  *           program stops with status 2 (default 60)
+ * With PP_FAULTS_VERBOSE set, what each failed call said is printed.
  *
  * Exit status: 0 when every check held; 1 when one failed (each failure
  * printed); 2 on a hang. A crash ends it with the signal.
@@ -40,14 +48,21 @@
  * sanitizer, whose runtime owns malloc. */
 #define _GNU_SOURCE 1
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "procpool.h"
@@ -76,13 +91,20 @@ static pid_t owner_pid;
 /* --in-workers: the failures are every other process's (the workers',
  * the launcher's), each counting its own allocations from its start. */
 static int in_workers;
-static int verbose; /* PP_OOM_VERBOSE set */
+static int verbose; /* PP_FAULTS_VERBOSE set */
 
 static int targeted(void) {
   return in_workers ? getpid() != owner_pid : getpid() == owner_pid;
 }
 
-static int fail_this_one(void) {
+/* What fails: allocations (the default), or, with --fail system, the
+ * calls that make descriptors, processes and mappings. */
+enum { FAIL_ALLOC, FAIL_SYSTEM };
+static int fail_kind = FAIL_ALLOC;
+
+static int fail_this_one_of(int kind) {
+  if (kind != fail_kind)
+    return 0;
   int on = atomic_load_explicit(&armed, memory_order_relaxed);
   int count = atomic_load_explicit(&counting, memory_order_relaxed);
   if ((!on && !count) || !targeted())
@@ -95,9 +117,11 @@ static int fail_this_one(void) {
   if (k < fail_from || k >= fail_until)
     return 0;
   if (!atomic_exchange(&tripped, 1) && in_workers && verbose)
-    (void)!write(2, "pp_oom: a worker's allocation fails\n", 36);
+    (void)!write(2, "pp_faults: a worker's call fails\n", 30);
   return 1;
 }
+
+static int fail_this_one(void) { return fail_this_one_of(FAIL_ALLOC); }
 
 void *malloc(size_t size) {
   if (fail_this_one()) {
@@ -143,6 +167,99 @@ int posix_memalign(void **out, size_t align, size_t size) {
 
 void free(void *p) { __libc_free(p); }
 
+/* ---- the system calls ----
+ * The library is linked into this program, so its calls of these reach
+ * these definitions; each forwards to the C library's own, found once at
+ * start (resolve_system_calls()), unless it is the one to fail. */
+
+static int (*real_socketpair)(int, int, int, int[2]);
+static int (*real_pipe)(int[2]);
+static int (*real_pipe2)(int[2], int);
+static int (*real_eventfd)(unsigned int, int);
+static int (*real_open)(const char *, int, ...);
+static int (*real_shm_open)(const char *, int, mode_t);
+static pid_t (*real_fork)(void);
+static int (*real_posix_spawn)(pid_t *, const char *,
+                               const posix_spawn_file_actions_t *,
+                               const posix_spawnattr_t *, char *const[],
+                               char *const[]);
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+
+/* dlsym() gives a data pointer; a function pointer is copied out of it
+ * bytewise, which C allows where POSIX says the two are alike. */
+static int resolve(void *fn_ptr, size_t size, const char *name) {
+  void *sym = dlsym(RTLD_NEXT, name);
+  if (!sym)
+    return 0;
+  memcpy(fn_ptr, &sym, size);
+  return 1;
+}
+
+static int resolve_system_calls(void) {
+  return resolve(&real_socketpair, sizeof real_socketpair, "socketpair") &&
+         resolve(&real_pipe, sizeof real_pipe, "pipe") &&
+         resolve(&real_pipe2, sizeof real_pipe2, "pipe2") &&
+         resolve(&real_eventfd, sizeof real_eventfd, "eventfd") &&
+         resolve(&real_open, sizeof real_open, "open") &&
+         resolve(&real_shm_open, sizeof real_shm_open, "shm_open") &&
+         resolve(&real_fork, sizeof real_fork, "fork") &&
+         resolve(&real_posix_spawn, sizeof real_posix_spawn, "posix_spawn") &&
+         resolve(&real_mmap, sizeof real_mmap, "mmap");
+}
+
+static int fail_system(int err) {
+  if (!fail_this_one_of(FAIL_SYSTEM))
+    return 0;
+  errno = err;
+  return 1;
+}
+
+int socketpair(int domain, int type, int protocol, int sv[2]) {
+  return fail_system(EMFILE) ? -1 : real_socketpair(domain, type, protocol, sv);
+}
+
+int pipe(int fds[2]) { return fail_system(EMFILE) ? -1 : real_pipe(fds); }
+
+int pipe2(int fds[2], int flags) {
+  return fail_system(EMFILE) ? -1 : real_pipe2(fds, flags);
+}
+
+int eventfd(unsigned int initval, int flags) {
+  return fail_system(EMFILE) ? -1 : real_eventfd(initval, flags);
+}
+
+int open(const char *path, int flags, ...) {
+  mode_t mode = 0;
+  if (flags & (O_CREAT | O_TMPFILE)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = (mode_t)va_arg(ap, int);
+    va_end(ap);
+  }
+  return fail_system(EMFILE) ? -1 : real_open(path, flags, mode);
+}
+
+int shm_open(const char *name, int flags, mode_t mode) {
+  return fail_system(EMFILE) ? -1 : real_shm_open(name, flags, mode);
+}
+
+pid_t fork(void) { return fail_system(EAGAIN) ? -1 : real_fork(); }
+
+int posix_spawn(pid_t *pid, const char *path,
+                const posix_spawn_file_actions_t *actions,
+                const posix_spawnattr_t *attr, char *const argv[],
+                char *const envp[]) {
+  if (fail_system(EAGAIN))
+    return EAGAIN;
+  return real_posix_spawn(pid, path, actions, attr, argv, envp);
+}
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if (fail_system(ENOMEM))
+    return MAP_FAILED;
+  return real_mmap(addr, len, prot, flags, fd, off);
+}
+
 static void arm(long n, long burst) {
   fail_from = n;
   fail_until = n + burst;
@@ -158,13 +275,16 @@ static void forked_child(void) { atomic_store(&since_armed, 0); }
 
 /* How a worker started afresh (spawn, forkserver) learns its failures:
  * from its environment, as the parent's at pool creation. */
-#define WORKERS_VAR "PP_OOM_WORKERS"
+#define WORKERS_VAR "PP_FAULTS_WORKERS"
 
 static void arm_from_environment(void) {
   const char *v = getenv(WORKERS_VAR);
   long from = 0, burst = 0;
-  if (!v || sscanf(v, "%ld,%ld", &from, &burst) != 2 || from < 1 || burst < 1)
+  int kind = FAIL_ALLOC;
+  if (!v || sscanf(v, "%ld,%ld,%d", &from, &burst, &kind) != 3 || from < 1 ||
+      burst < 1 || (kind != FAIL_ALLOC && kind != FAIL_SYSTEM))
     return;
+  fail_kind = kind;
   in_workers = 1;
   owner_pid = 0; /* no process here is the owner */
   arm(from, burst);
@@ -179,7 +299,7 @@ static void check(int ok, const char *what, pp_status st) {
   if (ok)
     return;
   failures++;
-  fprintf(stderr, "pp_oom: round %ld: %s (status %s)\n", current_round, what,
+  fprintf(stderr, "pp_faults: round %ld: %s (status %s)\n", current_round, what,
           pp_strerror(st));
 }
 
@@ -192,17 +312,19 @@ static void check_error(pp_status st, const char *what) {
  * that died of a signal crashed when memory ran short; and every worker
  * speaks the protocol right, so a malformed message is the parent's
  * mistake. With
- * PP_OOM_VERBOSE, what each failed call said is printed. */
+ * PP_FAULTS_VERBOSE, what each failed call said is printed. */
 static void note(const char *what, pp_status st, const char *message) {
   if (st == PP_OK)
     return;
   if (verbose)
-    fprintf(stderr, "pp_oom: round %ld: %s: %s: %s\n", current_round, what,
+    fprintf(stderr, "pp_faults: round %ld: %s: %s: %s\n", current_round, what,
             pp_strerror(st), message ? message : "");
   check(!message || !strstr(message, "signal"),
         "a worker crashed (it died of a signal)", st);
   check(!message || !strstr(message, "malformed"),
         "a worker was blamed for a message it sent right", st);
+  check(!message || !strstr(message, "fork: Too many open files"),
+        "a failure named the wrong call (fork makes no descriptor)", st);
 }
 
 static pp_status apply_square(pp_pool *pool, int64_t x) {
@@ -501,7 +623,7 @@ static void on_alarm(int sig) {
   (void)sig;
   char msg[96];
   int n =
-      snprintf(msg, sizeof msg, "pp_oom: round %ld took over %u s: a hang\n",
+      snprintf(msg, sizeof msg, "pp_faults: round %ld took over %u s: a hang\n",
                current_round, hang_seconds);
   if (n > 0)
     (void)!write(2, msg, (size_t)n);
@@ -510,10 +632,14 @@ static void on_alarm(int sig) {
 
 int main(int argc, char **argv) {
   if (tasks_register() != PP_OK) {
-    fprintf(stderr, "pp_oom: cannot register the tasks\n");
+    fprintf(stderr, "pp_faults: cannot register the tasks\n");
     return 1;
   }
-  verbose = getenv("PP_OOM_VERBOSE") != NULL;
+  verbose = getenv("PP_FAULTS_VERBOSE") != NULL;
+  if (!resolve_system_calls()) {
+    fprintf(stderr, "pp_faults: cannot find the C library's own calls\n");
+    return 1;
+  }
   pthread_atfork(NULL, NULL, forked_child);
   arm_from_environment();
   int wm = pp_worker_main(argc, argv); /* a worker does not return */
@@ -529,26 +655,30 @@ int main(int argc, char **argv) {
       step = strtol(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--burst") == 0 && i + 1 < argc)
       burst = strtol(argv[++i], NULL, 10);
+    else if (strcmp(argv[i], "--fail") == 0 && i + 1 < argc &&
+             (strcmp(argv[i + 1], "alloc") == 0 ||
+              strcmp(argv[i + 1], "system") == 0))
+      fail_kind = strcmp(argv[++i], "alloc") == 0 ? FAIL_ALLOC : FAIL_SYSTEM;
     else if (strcmp(argv[i], "--in-workers") == 0 && i + 1 < argc)
       worker_allocs = strtol(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--hang") == 0 && i + 1 < argc)
       hang_seconds = (unsigned)strtoul(argv[++i], NULL, 10);
     else {
       fprintf(stderr,
-              "usage: %s [--ctx NAME] [--step S] [--burst B] [--in-workers "
-              "N] [--hang S]\n",
+              "usage: %s [--ctx NAME] [--fail alloc|system] [--step S] "
+              "[--burst B] [--in-workers N] [--hang S]\n",
               argv[0]);
       return 1;
     }
   }
   pp_context ctx = PP_CONTEXT_DEFAULT;
   if (ctx_name && *ctx_name && pp_context_from_name(ctx_name, &ctx) != PP_OK) {
-    fprintf(stderr, "pp_oom: unknown context %s\n", ctx_name);
+    fprintf(stderr, "pp_faults: unknown context %s\n", ctx_name);
     return 1;
   }
   if (step < 1 || burst < 1 || worker_allocs < 0 || hang_seconds == 0) {
     fprintf(stderr,
-            "pp_oom: --step, --burst and --hang take a positive number\n");
+            "pp_faults: --step, --burst and --hang take a positive number\n");
     return 1;
   }
   signal(SIGALRM, on_alarm);
@@ -569,7 +699,7 @@ int main(int argc, char **argv) {
   alarm(0);
   long total = atomic_load(&counted);
   if (failures || total == 0) {
-    fprintf(stderr, "pp_oom: the unarmed run failed (%ld allocations)\n",
+    fprintf(stderr, "pp_faults: the unarmed run failed (%ld allocations)\n",
             total);
     return 1;
   }
@@ -584,7 +714,7 @@ int main(int argc, char **argv) {
     current_round = n;
     alarm(hang_seconds);
     char spec[64];
-    snprintf(spec, sizeof spec, "%ld,%ld", n, burst);
+    snprintf(spec, sizeof spec, "%ld,%ld,%d", n, burst, fail_kind);
     if (in_workers)
       setenv(WORKERS_VAR, spec, 1);
     arm(n, burst);
@@ -604,14 +734,15 @@ int main(int argc, char **argv) {
   round_trip(ctx, payload);
   alarm(0);
   free(payload);
+  const char *what = fail_kind == FAIL_ALLOC ? "allocations" : "system calls";
   if (worker_allocs)
-    printf("pp_oom: %s: workers' allocations failing from each of the first "
-           "%ld, %ld in a row; %d failed checks\n",
-           pp_context_name(ctx), worker_allocs, burst, failures);
+    printf("pp_faults: %s: workers' %s failing from each of the first %ld, %ld "
+           "in a row; %d failed checks\n",
+           pp_context_name(ctx), what, worker_allocs, burst, failures);
   else
-    printf("pp_oom: %s: %ld allocations in a round; %ld rounds failing %ld "
-           "in a row, %ld with a failed allocation; %d failed checks\n",
-           pp_context_name(ctx), total, rounds, burst, tripped_rounds,
+    printf("pp_faults: %s: %ld %s in a round; %ld rounds failing %ld in a row, "
+           "%ld with a failure; %d failed checks\n",
+           pp_context_name(ctx), total, what, rounds, burst, tripped_rounds,
            failures);
   return failures ? 1 : 0;
 }
