@@ -646,9 +646,22 @@ typedef struct pp_pool pp_pool;
  *         lacks (fork and forkserver on Windows), or for spawn and
  *         forkserver when the program's executable cannot be located;
  *         PP_ESTATE for spawn and forkserver when pp_worker_main() has not
- *         run in this process; PP_ESYSTEM; PP_ENOMEM.
+ *         run in this process; PP_ESYSTEM; PP_ENOMEM. For any of them,
+ *         pp_pool_create_error() says why.
  */
 PP_API pp_status pp_pool_create(pp_pool **out, const pp_options *options);
+
+/**
+ * @brief Why the calling thread's last pp_pool_create() failed, in words a
+ * user can act on: the option that was refused, or the call that failed
+ * and the system's reason ("could not start a worker: socketpair: Too many
+ * open files").
+ * @return the message (valid until this thread's next pp_pool_create());
+ *         NULL when that call succeeded, or before any.
+ * @par Threads
+ * Any thread; each has its own.
+ */
+PP_API const char *pp_pool_create_error(void);
 
 /**
  * @brief Number of worker processes the pool keeps.

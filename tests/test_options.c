@@ -129,8 +129,14 @@ static void test_processes_too_many(void) {
     o.processes = asked[k];
     pp_pool *pool = NULL;
     CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+    CU_ASSERT(tu_contains(pp_pool_create_error(), "PP_MAX_PROCESSES"));
     pp_pool_destroy(pool); /* NULL, or a pool that should not exist */
   }
+  /* A success clears the reason. */
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_PTR_NULL(pp_pool_create_error());
+  pp_pool_destroy(pool);
 }
 
 static void test_processes_two(void) {
@@ -185,6 +191,7 @@ static void test_bad_initializer(void) {
   o.processes = 2;
   o.initializer = "no_such_initializer";
   CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+  CU_ASSERT(tu_contains(pp_pool_create_error(), "no_such_initializer"));
   pp_pool_destroy(pool);
 
   /* initargs without an initializer */
@@ -196,6 +203,7 @@ static void test_bad_initializer(void) {
   o.ninitargs = 1;
   pool = NULL;
   CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+  CU_ASSERT(tu_contains(pp_pool_create_error(), "no initializer"));
   pp_pool_destroy(pool);
 
   /* ninitargs > 0 with NULL initargs */
@@ -206,6 +214,7 @@ static void test_bad_initializer(void) {
   o.ninitargs = 1;
   pool = NULL;
   CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+  CU_ASSERT(tu_contains(pp_pool_create_error(), "initargs is NULL"));
   pp_pool_destroy(pool);
 }
 
@@ -218,6 +227,7 @@ static void test_bad_context(void) {
     o.context = (pp_context)bad[k];
     pp_pool *pool = NULL;
     CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+    CU_ASSERT(tu_contains(pp_pool_create_error(), "no context"));
     pp_pool_destroy(pool);
   }
 }
@@ -320,11 +330,12 @@ int pp_test_suite_options(void) {
       {"pp_options_init defaults; NULL ignored", test_options_init},
       {"processes 0, -1, NULL options: the CPU count",
        test_processes_cpu_count},
-      {"processes above PP_MAX_PROCESSES: PP_EINVAL", test_processes_too_many},
+      {"processes above PP_MAX_PROCESSES: PP_EINVAL, and why",
+       test_processes_too_many},
       {"processes = 2: two distinct worker pids", test_processes_two},
       {"processes = 1", test_processes_one},
-      {"bad initializer options: PP_EINVAL", test_bad_initializer},
-      {"invalid context value: PP_EINVAL", test_bad_context},
+      {"bad initializer options: PP_EINVAL, and why", test_bad_initializer},
+      {"invalid context value: PP_EINVAL, and why", test_bad_context},
       {"context names and round trip", test_context_names},
       {"explicit fork context", test_context_fork},
       {"explicit spawn / forkserver contexts", test_context_spawn_forkserver},

@@ -80,7 +80,9 @@ typedef struct pp__event {
 } pp__event;
 
 /* Called on the thread that creates the pool, before the scheduler thread
- * exists (the POSIX fork context forks its launcher here). */
+ * exists (the POSIX fork context forks its launcher here). A failure to
+ * start what the backend needs leaves its reason (the call and the
+ * system's words) in pp__thread_message(). */
 pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg);
 
 /* Why the last start failed, in words (the call and the system's reason),
@@ -199,6 +201,11 @@ apr_time_t pp__clock_us(void);
  * process that made it: another one says the caller is a copy of that
  * process, with the pool's memory but none of its threads. */
 unsigned long pp__process_generation(void);
+
+/* A buffer of PP__THREAD_MESSAGE bytes that is the calling thread's own:
+ * why that thread's last pool creation failed (pp_pool_create_error()). */
+#define PP__THREAD_MESSAGE 256
+char *pp__thread_message(void);
 
 /* apr_thread_create() for a thread of the library's own (the scheduler,
  * the copier). POSIX: the thread blocks every signal but those a fault

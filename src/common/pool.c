@@ -1,6 +1,8 @@
 /* The pool's life: options, creation, close, terminate, join, destroy. */
 #include "internal.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,21 +13,60 @@ void pp_options_init(pp_options *options) {
   options->context = PP_CONTEXT_DEFAULT;
 }
 
+/* Why the calling thread's pp_pool_create() fails, for
+ * pp_pool_create_error(): the first reason given stands. Returns `st`. */
+static pp_status creation_failed(pp_status st, const char *format, ...)
+    PP_PRINTF_FORMAT(2, 3);
+
+static pp_status creation_failed(pp_status st, const char *format, ...) {
+  char *m = pp__thread_message();
+  if (!m[0]) {
+    va_list ap;
+    va_start(ap, format);
+    vsnprintf(m, PP__THREAD_MESSAGE, format, ap);
+    va_end(ap);
+  }
+  return st;
+}
+
+const char *pp_pool_create_error(void) {
+  const char *m = pp__thread_message();
+  return m[0] ? m : NULL;
+}
+
 static pp_status check_options(const pp_options *o) {
   if (o->processes > PP_MAX_PROCESSES)
-    return PP_EINVAL;
+    return creation_failed(PP_EINVAL,
+                           "options.processes is %d, above PP_MAX_PROCESSES "
+                           "(%d)",
+                           o->processes, PP_MAX_PROCESSES);
   if (o->ninitargs && (!o->initargs || !o->initializer))
-    return PP_EINVAL;
-  if (o->initializer && (strlen(o->initializer) > PP__WIRE_MAX_NAME ||
-                         !pp__registry_find(o->initializer)))
-    return PP_EINVAL;
+    return creation_failed(PP_EINVAL,
+                           o->initializer ? "options.ninitargs is %zu but "
+                                            "options.initargs is NULL"
+                                          : "options.ninitargs is %zu but "
+                                            "there is no initializer",
+                           o->ninitargs);
+  if (o->initializer && strlen(o->initializer) > PP__WIRE_MAX_NAME)
+    return creation_failed(PP_EINVAL,
+                           "the initializer's name is longer than %d bytes",
+                           PP__WIRE_MAX_NAME);
+  if (o->initializer && !pp__registry_find(o->initializer))
+    return creation_failed(PP_EINVAL,
+                           "no task is registered under the initializer's "
+                           "name '%s'",
+                           o->initializer);
   if (o->context != PP_CONTEXT_DEFAULT && !pp_context_name(o->context))
-    return PP_EINVAL;
+    return creation_failed(PP_EINVAL, "options.context (%d) is no context",
+                           (int)o->context);
   if (!(o->task_time_limit >= 0)) /* also refuses NaN */
-    return PP_EINVAL;
+    return creation_failed(PP_EINVAL,
+                           "options.task_time_limit is negative or NaN");
   if (o->shared_memory_size != PP_NO_SHARED_MEMORY &&
       o->shared_memory_size > PP__LANE_SIZE_MAX)
-    return PP_EINVAL;
+    return creation_failed(PP_EINVAL,
+                           "options.shared_memory_size is above %zu bytes",
+                           (size_t)PP__LANE_SIZE_MAX);
   return PP_OK;
 }
 
@@ -116,8 +157,9 @@ static void pool_free(pp_pool *pool) {
 
 pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   pp_options defaults;
+  pp__thread_message()[0] = '\0';
   if (!out)
-    return PP_EINVAL;
+    return creation_failed(PP_EINVAL, "no place for the pool (out is NULL)");
   *out = NULL;
   if (!options) {
     pp_options_init(&defaults);
@@ -125,10 +167,14 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   }
   pp_status st = check_options(options);
   pp_context context = PP_CONTEXT_DEFAULT;
-  if (st == PP_OK)
+  if (st == PP_OK) {
     st = pp__context_resolve(options->context, &context);
-  if (st == PP_OK)
-    st = pp__runtime_init();
+    if (st != PP_OK)
+      creation_failed(st, "PROCPOOL_START_METHOD names no start context (fork, "
+                          "spawn, forkserver)");
+  }
+  if (st == PP_OK && pp__runtime_init() != PP_OK)
+    st = creation_failed(PP_ESYSTEM, "APR could not be initialized");
   if (st != PP_OK)
     return st;
   /* A spawned process runs main() from the top: without the hook there it
@@ -136,14 +182,17 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
    * all. */
   if ((context == PP_CONTEXT_SPAWN || context == PP_CONTEXT_FORKSERVER) &&
       !pp__worker_hook_ran())
-    return PP_ESTATE;
+    return creation_failed(PP_ESTATE,
+                           "the %s context needs pp_worker_main() called at "
+                           "the top of main()",
+                           pp_context_name(context));
 
   pp_pool *pool = calloc(1, sizeof *pool);
   if (!pool)
-    return PP_ENOMEM;
+    return creation_failed(PP_ENOMEM, "out of memory");
   if ((st = pp__shared_create(&pool->shared)) != PP_OK) {
     free(pool);
-    return st;
+    return creation_failed(st, "%s", pp_strerror(st));
   }
   pool->processes =
       options->processes > 0 ? options->processes : pp__cpu_count();
@@ -179,6 +228,17 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
                                        pool->shared->mem) != APR_SUCCESS)
     st = PP_ESYSTEM;
   if (st != PP_OK) {
+    if (st == PP_ENOTSUP)
+      creation_failed(st,
+                      "the %s context is not available here (this platform "
+                      "or build lacks it, or the program's executable "
+                      "cannot be located)",
+                      pp_context_name(context));
+    else if (pool->backend && pp__backend_start_error(pool->backend)[0])
+      creation_failed(st, "could not start a worker: %s",
+                      pp__backend_start_error(pool->backend));
+    else
+      creation_failed(st, "%s", pp_strerror(st));
     pool->thread = NULL;
     pool_free(pool);
     return st;

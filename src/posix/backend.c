@@ -726,7 +726,7 @@ static void backend_free(pp__backend *b) {
   free(b);
 }
 
-static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg) {
+static pp_status launch(pp__backend *b, const pp__backend_config *cfg) {
   if (cfg->context == PP_CONTEXT_FORKSERVER)
     return pp__launcher_spawn(cfg, &b->ctl, &b->launcher);
   if (cfg->context == PP_CONTEXT_FORK) {
@@ -753,6 +753,17 @@ static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg) {
     st = pp__launcher_fork(cfg, &plan, NULL, 0, &b->creator_mask, &b->ctl,
                            &b->launcher);
   pp__exec_plan_free(&plan);
+  return st;
+}
+
+/* Starts the pool's launcher; a system call's failure is recorded for
+ * pp__backend_start_error(), with the system's reason. */
+static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg) {
+  errno = 0;
+  pp_status st = launch(b, cfg);
+  int err = errno;
+  if (st == PP_ESYSTEM && err)
+    start_failure(b, "starting the launcher", err);
   return st;
 }
 
@@ -828,6 +839,8 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   else if (st == PP_OK)
     st = start_launcher(b, cfg);
   if (st != PP_OK) {
+    if (b->start_error[0])
+      snprintf(pp__thread_message(), PP__THREAD_MESSAGE, "%s", b->start_error);
     backend_free(b);
     return st;
   }

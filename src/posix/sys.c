@@ -26,6 +26,10 @@
 #include <sys/syscall.h>
 #endif
 
+static _Thread_local char thread_message[PP__THREAD_MESSAGE];
+
+char *pp__thread_message(void) { return thread_message; }
+
 pp_status pp__errno_status(int err) {
   return (err == ENOMEM || err == ENOBUFS) ? PP_ENOMEM : PP_ESYSTEM;
 }

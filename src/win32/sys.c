@@ -7,6 +7,17 @@
 #include <limits.h>
 #include <stdio.h>
 
+/* MSVC's C has its own word for a thread's variable. */
+#ifdef _MSC_VER
+#define PP__THREAD_LOCAL __declspec(thread)
+#else
+#define PP__THREAD_LOCAL _Thread_local
+#endif
+
+static PP__THREAD_LOCAL char thread_message[PP__THREAD_MESSAGE];
+
+char *pp__thread_message(void) { return thread_message; }
+
 pp_status pp__win32_status(DWORD err) {
   switch (err) {
   case ERROR_NOT_ENOUGH_MEMORY:

@@ -593,10 +593,15 @@ static void round_trip(pp_context ctx, unsigned char *payload) {
   o.maxtasksperchild = 6;
   pp_pool *pool = NULL;
   pp_status st = pp_pool_create(&pool, &o);
-  note("pp_pool_create", st, NULL);
   if (st != PP_OK) {
+    const char *why = pp_pool_create_error();
+    note("pp_pool_create", st, why);
     check(pool == NULL, "a failed pp_pool_create left a pool", st);
     check_error(st, "pp_pool_create failed without a status");
+    check(why != NULL, "a failed pp_pool_create without a reason", st);
+    /* Out of descriptors or processes: the reason names the call. */
+    if (st == PP_ESYSTEM)
+      check(why && strstr(why, ": "), "pp_pool_create: no call named", st);
     return;
   }
   apply_square(pool, 7);
