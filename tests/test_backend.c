@@ -14,6 +14,8 @@ typedef int pp_test_backend_is_posix_only;
 
 #include <CUnit/CUnit.h>
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -85,7 +87,7 @@ static int exit7_main(pp__wchan *chan, const char *key) {
 /* Never reads, never ends by itself. */
 static int stubborn_main(pp__wchan *chan, const char *key) {
   (void)key;
-  (void)chan;
+  pp__wchan_before_user_code(chan); /* busy from here on, as in a task */
   signal(SIGTERM, SIG_IGN);
   for (;;) {
     pause();
@@ -97,6 +99,7 @@ static int stubborn_main(pp__wchan *chan, const char *key) {
  * expected), then echoes. */
 static int fdcount_main(pp__wchan *chan, const char *key) {
   (void)key;
+  pp__wchan_before_user_code(chan); /* what a task would see */
   long max = sysconf(_SC_OPEN_MAX);
   if (max < 0 || max > 65536)
     max = 65536;
@@ -122,6 +125,7 @@ static int ppid_main(pp__wchan *chan, const char *key) {
  * echoes; exits with code 7 on an 'X', dies by SIGKILL on a 'K'. */
 static int report_main(pp__wchan *chan, const char *key) {
   (void)key;
+  pp__wchan_before_user_code(chan); /* what a task would see */
   long head[2] = {(long)getppid(), 0};
   for (int fd = 3; fd < 1024; fd++)
     if (fcntl(fd, F_GETFD) >= 0)
@@ -1074,10 +1078,18 @@ static void test_early_start_launcher_death(void) {
   CU_ASSERT(pid_gone(again));
 }
 
-/* The backend's owner is SIGKILLed while its workers are busy (they read
- * nothing, so their channels' EOF cannot stop them): the direct worker
- * and the launcher's both go. */
-static void test_early_start_owner_death(void) {
+/* The launcher's host idles, as one that ran no task does, holding what
+ * the launcher needs; the other worker is busy, as stubborn_main is. */
+static int busy_unless_host_main(pp__wchan *chan, const char *key) {
+  if (chan->host)
+    return echo_main(chan, key);
+  return stubborn_main(chan, key);
+}
+
+/* The backend's owner, running `fn` in its two early workers, is
+ * SIGKILLed: both workers go, though a busy one reads nothing, so that
+ * its channel's EOF cannot stop it. */
+static void owner_death(pp__worker_main_fn fn) {
   int p[2];
   CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
   pid_t owner = fork();
@@ -1090,7 +1102,7 @@ static void test_early_start_owner_death(void) {
     memset(&cfg, 0, sizeof cfg);
     cfg.context = PP_CONTEXT_FORK;
     cfg.max_slots = 2;
-    cfg.worker_main = stubborn_main;
+    cfg.worker_main = fn;
     cfg.early_start = 1;
     if (pp__backend_create(&b, &cfg) == PP_OK &&
         pp__backend_start(b, 0) == PP_OK && pp__backend_start(b, 1) == PP_OK &&
@@ -1125,6 +1137,104 @@ static void test_early_start_owner_death(void) {
   }
   CU_ASSERT(pids[0] > 0 && pid_gone(pids[0]));
   CU_ASSERT(pids[1] > 0 && pid_gone(pids[1]));
+  /* A survivor (the check failed) would hold the test's output open. */
+  for (int k = 0; k < 2; k++)
+    if (pids[k] > 0 && !pid_gone(pids[k]))
+      kill((pid_t)pids[k], SIGKILL);
+}
+
+/* Both busy: the host made the launcher before its task, and the
+ * launcher stops the direct worker. */
+static void test_early_start_owner_death(void) { owner_death(stubborn_main); }
+
+/* The host made no launcher (it ran no task): it stops the busy direct
+ * worker itself once its channel says the owner is gone. */
+static void test_early_start_owner_death_no_launcher(void) {
+  if (pp__direct_workers_possible())
+    owner_death(busy_unless_host_main);
+}
+
+/* How many processes have `pid` as their parent, zombies included. */
+static int children_of(long pid) {
+  DIR *d = opendir("/proc");
+  int n = 0;
+  if (!d)
+    return -1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    char *end;
+    long child = strtol(e->d_name, &end, 10);
+    if (child > 0 && *end == '\0' && tu_parent_of(child) == pid)
+      n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/* A pool that never needs its launcher makes none: its host, which runs
+ * no task, makes it only when a start is asked of it. QUIT before that
+ * leaves the host a plain worker, and the end waits for no HELLO. A host
+ * killed before it made one: the start gets a launcher forked here. */
+static void test_early_start_launcher_on_demand(void) {
+  if (!pp__direct_workers_possible())
+    return;
+  enum { ASKED, QUIT_FIRST, HOST_KILLED, NWAYS };
+  for (int way = 0; way < NWAYS; way++) {
+    int quit_first = way == QUIT_FIRST;
+    harness h;
+    long base = children_of((long)getpid());
+    if (!open_harness_as(&h, ppid_main, 1))
+      return;
+    for (unsigned i = 0; i < 2; i++)
+      CU_ASSERT_EQUAL(pp__backend_start(h.b, i), PP_OK);
+    CU_ASSERT_EQUAL(pp__backend_ready(h.b), PP_OK);
+    PUMP_UNTIL(&h, h.s[0].started && h.s[1].started);
+    for (unsigned i = 0; i < 2; i++) {
+      pp__buf *in = pp__backend_input(h.b, i);
+      PUMP_UNTIL(&h, pp__buf_len(in) >= sizeof(long) || h.s[i].closed);
+      CU_ASSERT_EQUAL_FATAL(pp__buf_len(in), sizeof(long));
+      pp__buf_consume(in, sizeof(long));
+      round_trip(&h, i, (const unsigned char *)"idle", 4);
+    }
+    CU_ASSERT_EQUAL(children_of((long)getpid()), base + 2);
+    long launcher = -1;
+    if (way == HOST_KILLED) {
+      CU_ASSERT_EQUAL(pp__backend_kill(h.b, 1), PP_OK);
+      PUMP_UNTIL(&h, h.s[1].exited && h.s[1].closed);
+      CU_ASSERT(h.s[1].exited && h.s[1].closed);
+      CU_ASSERT_EQUAL(h.broken, 0);
+      pp__backend_release(h.b, 1);
+      forget_slot(&h, 1);
+      round_trip(&h, 0, (const unsigned char *)"on", 2);
+    }
+    if (quit_first) {
+      pp__backend_shutdown(h.b);
+      round_trip(&h, 1, (const unsigned char *)"still", 5);
+    } else {
+      start_and_wait(&h, 2);
+      pp__buf *in = pp__backend_input(h.b, 2);
+      PUMP_UNTIL(&h, pp__buf_len(in) >= sizeof launcher || h.s[2].closed);
+      CU_ASSERT_EQUAL_FATAL(pp__buf_len(in), sizeof launcher);
+      memcpy(&launcher, pp__buf_head(in), sizeof launcher);
+      pp__buf_consume(in, sizeof launcher);
+      CU_ASSERT_EQUAL(tu_parent_of(launcher), (long)getpid());
+      CU_ASSERT(launcher != h.s[0].pid && launcher != h.s[1].pid);
+      round_trip(&h, 2, (const unsigned char *)"made", 4);
+      /* The first workers and the launcher; the killed host is reaped. */
+      CU_ASSERT_EQUAL(children_of((long)getpid()),
+                      base + (way == HOST_KILLED ? 2 : 3));
+    }
+    for (unsigned i = 0; i < (quit_first ? 2u : 3u); i++)
+      if (!(way == HOST_KILLED && i == 1))
+        hangup_and_reap(&h, i);
+    long t0 = now_ms();
+    pp__backend_destroy(h.b);
+    /* Far below the 5 s a backend waits for a HELLO that may come. */
+    CU_ASSERT(now_ms() - t0 < 2500);
+    CU_ASSERT_EQUAL(children_of((long)getpid()), base);
+    if (launcher > 0)
+      CU_ASSERT(pid_gone(launcher));
+  }
 }
 
 /* 1 when every write end of the pipe read by `r` (non-blocking) is
@@ -1232,6 +1342,10 @@ int pp_test_suite_backend(void) {
        test_early_start_launcher_death},
       {"early start: owner SIGKILLed, busy workers go",
        test_early_start_owner_death},
+      {"early start: owner SIGKILLed before any launcher, busy worker goes",
+       test_early_start_owner_death_no_launcher},
+      {"early start: the launcher is made when first needed",
+       test_early_start_launcher_on_demand},
       {"describe and cpu count", test_describe_and_cpus},
       {"descriptor passing", test_descriptor_passing},
       /* Last: a thread was created, and forks after that show glibc's

@@ -364,6 +364,12 @@ pp_status pp__wchan_read_idle(pp__wchan *chan, pp__buf *into);
 /* Writes all `len` bytes (blocking). PP_EOF when the parent is gone. */
 pp_status pp__wchan_write(pp__wchan *chan, const void *data, size_t len);
 
+/* Called by the worker loop once, before it first runs the user's code (an
+ * initializer or a task). A fork worker that hosts the launcher (POSIX)
+ * makes it now, while it is still a copy of the parent as it was at pool
+ * creation, and lets go of what it held for it. */
+void pp__wchan_before_user_code(pp__wchan *chan);
+
 /* This process's command line as main() got it, for pp_worker_main(0,
  * NULL): 1 with *argc and *argv set (kept for the life of the process), 0
  * where the system cannot tell it. */

@@ -1429,15 +1429,18 @@ static int step(pp_pool *pool) {
     start_workers(pool);
   int over = pool->state == PP__TERMINATE ||
              (pool->state == PP__CLOSE && !work_left(pool));
-  if (pool->state == PP__CLOSE && !work_left(pool))
-    for (unsigned i = 0; i < pool->nslots; i++)
-      retire(pool, &pool->workers[i], i);
   /* Neither state is ever left, and neither starts a worker: what the
-   * backend keeps for starting them can go while the workers leave. */
+   * backend keeps for starting them can go while the workers leave. Said
+   * before the hang-ups: a worker that still holds what its launcher would
+   * need (POSIX, the fork context) tells the pool's end from its owner's
+   * death by it. */
   if (over && !pool->starts_over) {
     pool->starts_over = 1;
     pp__backend_shutdown(pool->backend);
   }
+  if (pool->state == PP__CLOSE && !work_left(pool))
+    for (unsigned i = 0; i < pool->nslots; i++)
+      retire(pool, &pool->workers[i], i);
   return more;
 }
 

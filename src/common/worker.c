@@ -23,6 +23,7 @@ typedef struct worker {
   pp_bytes *argv;
   size_t capargv;
   pp_call call;
+  int ran_user_code; /* before_user_code() was called */
 } worker;
 
 static pp_status ensure_argv(worker *w, size_t argc) {
@@ -810,6 +811,13 @@ static void try_parent_mem(worker *w, uint64_t pid, uint64_t addr,
   }
 }
 
+/* Once, before the first initializer or task: see
+ * pp__wchan_before_user_code(). */
+static void before_user_code(worker *w) {
+  w->ran_user_code = 1;
+  pp__wchan_before_user_code(w->link.chan);
+}
+
 /* After the proof: LANES maybe, then CONFIG: run the initializer, answer
  * READY or INIT_FAILED. Returns the exit code to use, or -1 to go on. */
 static int configure(worker *w) {
@@ -844,6 +852,7 @@ static int configure(worker *w) {
   try_parent_mem(w, probe[0], probe[1], probe[2]);
   pp_status cs = PP_OK;
   if (name[0]) {
+    before_user_code(w);
     pp__call_reset(&w->call);
     w->call.head.argv = w->argv;
     w->call.head.argc = argc;
@@ -902,6 +911,8 @@ static int serve(worker *w) {
     }
     if (pp__lane_resolve(&w->down, &f, NULL))
       return PP__EXIT_PROTOCOL;
+    if (!w->ran_user_code)
+      before_user_code(w);
     if (f.type == PP__F_CALLS)
       st = run_calls(w, &f);
     else if (f.type == PP__F_ITEMS)

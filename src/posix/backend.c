@@ -420,21 +420,18 @@ static void drop_ctl(pp__backend *b) {
   close_fds(&b->start_fds);
 }
 
-/* NO_LAUNCHER: the host could not clone one. The workers this process
- * forked go on; the starts asked of it fail with the reason (the core
- * tries them again), and the next start forks a launcher here, as a copy
- * of this process as it is then (launcher_died() says why that is as good
- * as it gets once the pool has its thread). */
-static void lost_host(pp__backend *b, int err) {
-  atomic_store(&pp__hosting_failed, 1);
-  if (err)
-    start_failure(b, "the launcher's clone", err);
+/* The launcher's host is done hosting and made no launcher: the workers
+ * this process forked go on; the starts asked of it fail with `status`
+ * (the core tries them again), and the next start forks a launcher here,
+ * as a copy of this process as it is then (launcher_died() says why that
+ * is as good as it gets once the pool has its thread). */
+static void unhosted(pp__backend *b, pp_status status) {
   drop_ctl(b);
   b->hosted = 0;
   b->need_launcher = 1;
   pp__event ev;
   memset(&ev, 0, sizeof ev);
-  ev.status = pp__errno_status(err ? err : ENOSYS);
+  ev.status = status;
   for (unsigned i = 0; i < b->cfg.max_slots; i++) {
     wslot *s = &b->slots[i];
     if (s->state == SLOT_STARTING) {
@@ -442,6 +439,15 @@ static void lost_host(pp__backend *b, int err) {
       emit(b, PP__EV_START_FAILED, i, &ev);
     }
   }
+}
+
+/* NO_LAUNCHER: the host could not clone one, and later pools will not ask
+ * theirs to. */
+static void lost_host(pp__backend *b, int err) {
+  atomic_store(&pp__hosting_failed, 1);
+  if (err)
+    start_failure(b, "the launcher's clone", err);
+  unhosted(b, pp__errno_status(err ? err : ENOSYS));
 }
 
 /* Turns complete records into events. 1 on a protocol breach. */
@@ -585,6 +591,13 @@ static void launcher_died(pp__backend *b) {
 static void ctl_ended(pp__backend *b) {
   if (b->ctl < 0) /* settled already (lost_host()) */
     return;
+  if (b->hosted && b->launcher < 0) {
+    /* The host ended, or let go of the socket after QUIT, before the pool
+     * needed a launcher (or killed before it made the one asked for):
+     * there was never one to lose. */
+    unhosted(b, PP_ESYSTEM);
+    return;
+  }
   if (b->quit_sent && !any_worker(b)) {
     drop_ctl(b);
     return;

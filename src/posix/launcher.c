@@ -256,8 +256,7 @@ static pid_t launch_worker(launcher *L, uint32_t slot, int worker_end,
   if (getppid() != L->self)
     _exit(1);
 #endif
-  struct pp__wchan chan;
-  chan.fd = worker_end;
+  struct pp__wchan chan = {worker_end, NULL};
   int code = L->cfg.worker_main(&chan, L->cfg.key);
   /* _exit skips stdio: keep what the tasks printed. */
   fflush(stdout);
@@ -458,38 +457,46 @@ static int move_fd(int *fd, int to) {
   return pp__set_cloexec(to);
 }
 
+/* The most descriptors keep_fds() moves: a channel, a control socket and
+ * the guards (two first workers and the launcher's host). */
+#define KEEP_FDS_MAX 5
+
+/* Moves *fds[0], *fds[1], ... to `first`, `first` + 1, ... (close-on-exec)
+ * and closes every descriptor above them. With more than one, each goes
+ * above every number in play first, then down into place: one may sit
+ * where another goes. -1 with errno when a move fails (all still open). */
+static int keep_fds(int *const *fds, unsigned n, int first) {
+  if (n > 1) {
+    int top = first + (int)n;
+    for (unsigned k = 0; k < n; k++)
+      if (*fds[k] > top)
+        top = *fds[k];
+    for (unsigned k = 0; k < n; k++) {
+      int moved = fcntl(*fds[k], F_DUPFD_CLOEXEC, top + 1);
+      if (moved < 0)
+        return -1;
+      close(*fds[k]);
+      *fds[k] = moved;
+    }
+  }
+  for (unsigned k = 0; k < n; k++)
+    if (move_fd(fds[k], first + (int)k) != 0)
+      return -1;
+  pp__close_from(first + (int)n);
+  return 0;
+}
+
 /* Keeps 0, 1, 2, the control socket (moved to LAUNCHER_CTL_FD) and the
  * guards (right after it): the parent's other descriptors, other pools'
  * channels among them, must not reach the workers. */
 static int clean_descriptors(launcher *L) {
-  if (L->nguards) {
-    /* First above every number in play, then down into place: a guard
-     * may sit where the socket or another guard goes. */
-    int top = LAUNCHER_CTL_FD + (int)L->nguards;
-    if (L->ctl > top)
-      top = L->ctl;
-    for (unsigned k = 0; k < L->nguards; k++)
-      if (L->guards[k] > top)
-        top = L->guards[k];
-    int moved = fcntl(L->ctl, F_DUPFD_CLOEXEC, top + 1);
-    if (moved < 0)
-      return -1;
-    close(L->ctl);
-    L->ctl = moved;
-    for (unsigned k = 0; k < L->nguards; k++) {
-      moved = fcntl(L->guards[k], F_DUPFD_CLOEXEC, top + 1);
-      if (moved < 0)
-        return -1;
-      close(L->guards[k]);
-      L->guards[k] = moved;
-    }
-  }
-  if (move_fd(&L->ctl, LAUNCHER_CTL_FD) != 0)
+  int *fds[KEEP_FDS_MAX];
+  unsigned n = 0;
+  fds[n++] = &L->ctl;
+  for (unsigned k = 0; k < L->nguards && n < KEEP_FDS_MAX; k++)
+    fds[n++] = &L->guards[k];
+  if (n != 1 + L->nguards || keep_fds(fds, n, LAUNCHER_CTL_FD) != 0)
     return -1;
-  for (unsigned k = 0; k < L->nguards; k++)
-    if (move_fd(&L->guards[k], LAUNCHER_CTL_FD + 1 + (int)k) != 0)
-      return -1;
-  pp__close_from(LAUNCHER_CTL_FD + 1 + (int)L->nguards);
   standard_fds();
   return 0;
 }
@@ -680,19 +687,27 @@ static void flush_stdio(void) {
  * it would fire when that thread ends, not the process; the launcher
  * kills this worker when the process goes (its guards), and a worker sees
  * EOF anyway. */
-static void become_worker(const pp__backend_config *cfg, int worker_end) {
-  int fd = worker_end; /* on 3, as a spawned worker's */
-  if (move_fd(&fd, PP__SPAWN_CHANNEL_FD) != 0)
-    _exit(PP__EXIT_BAD_LAUNCH);
-  pp__close_from(PP__SPAWN_CHANNEL_FD + 1);
+static void host_end(pp__host *h);
+
+/* Runs the worker loop on `fd` (in place already) and exits. */
+static void run_worker(const pp__backend_config *cfg, int fd, pp__host *host) {
   standard_fds();
-  struct pp__wchan chan;
-  chan.fd = fd;
+  struct pp__wchan chan = {fd, host};
   int code = cfg->worker_main(&chan, cfg->key);
+  if (chan.host)
+    host_end(chan.host);
   /* _exit skips stdio: keep what the tasks printed. */
   flush_stdio();
   pp__coverage_exit();
   _exit(code);
+}
+
+static void become_worker(const pp__backend_config *cfg, int worker_end) {
+  int fd = worker_end; /* on 3, as a spawned worker's */
+  int *fds[1] = {&fd};
+  if (keep_fds(fds, 1, PP__SPAWN_CHANNEL_FD) != 0)
+    _exit(PP__EXIT_BAD_LAUNCH);
+  run_worker(cfg, fd, NULL);
 }
 
 pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end) {
@@ -738,12 +753,81 @@ static pid_t clone_sibling(void) {
 #define HOST_CLONE_TRIES 5
 #define HOST_CLONE_PAUSE_NS (2 * 1000000L)
 
-/* In the launcher's host, first thing: clones the launcher onto the
- * control socket `ctl` (the host's own pidfd joins the guards), which says
- * HELLO with its pid; or, when that fails, says NO_LAUNCHER with why. The
- * host then lets go of the socket and goes on as a worker. */
-static void host_launcher(const pp__backend_config *cfg, launcher_seed *seed,
-                          int ctl) {
+/* ---- the launcher's host ----
+ *
+ * The host makes the launcher only once the pool needs it: when the
+ * parent asks it for a start (a record on the control socket), or before
+ * the host first runs the user's code (an initializer or a task), after
+ * which it would no longer be a copy of the parent as it was at pool
+ * creation. Until then it holds what the launcher will need: the control
+ * socket and the guards, on the descriptors right after its channel,
+ * which it closes before any user code runs. A pool that never needs a
+ * launcher (a short one, whose host ran nothing; QUIT came first) makes
+ * none: one process, its clone and its exit fewer on the path of every
+ * such pool's start and end (docs/performance.md, startup_ms). */
+struct pp__host {
+  const pp__backend_config *cfg;
+  launcher_seed seed; /* its guards: the first workers forked before it */
+  int ctl;
+  pid_t owner; /* the pool's owner: this process's parent */
+};
+
+/* A worker hosts at most one launcher. */
+static pp__host the_host;
+
+/* Done hosting: the socket and the guards are let go (the launcher has
+ * its copies, if it was made), and with them what the owner must not see
+ * in a task. */
+static void host_release(pp__wchan *chan) {
+  pp__host *h = chan->host;
+  chan->host = NULL;
+  pp__close(h->ctl);
+  h->ctl = -1;
+  for (unsigned k = 0; k < h->seed.nguards; k++)
+    pp__close(h->seed.guards[k]);
+  seed_free(&h->seed);
+}
+
+/* How long a host whose channel ended waits for what its control socket
+ * says: QUIT, or EOF. */
+#define HOST_END_WAIT_MS 1000
+
+/* 1 when the control socket says the owner is gone: EOF. The owner lets
+ * go of it only once it reaped this worker, so while it lives EOF means
+ * its end (or a backend broken for good, which ends every worker anyway). */
+static int owner_gone(const pp__host *h, int wait_ms) {
+  struct pollfd p = {h->ctl, POLLIN, 0};
+  if (poll(&p, 1, wait_ms) <= 0)
+    return getppid() != h->owner;
+  pp__ctl_msg m;
+  ssize_t n = recv(h->ctl, &m, sizeof m, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 ||
+         (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* The host leaves with no launcher made. When the owner is gone, it does
+ * what the launcher would have done: it stops the first workers (one may
+ * be busy in a long task, which its channel's EOF does not stop). Its
+ * channel's end does not say which: the owner ends a pool by QUIT, then
+ * the hang-ups (scheduler.c), while its death closes the channel and the
+ * control socket one after the other, so the host waits a moment for one
+ * or the other. */
+static void host_end(pp__host *h) {
+  if (!owner_gone(h, HOST_END_WAIT_MS))
+    return;
+  for (unsigned k = 0; k < h->seed.nguards; k++)
+    pp__pidfd_kill(h->seed.guards[k], SIGKILL);
+}
+
+int pp__host_fd(const pp__wchan *chan) {
+  return chan && chan->host ? chan->host->ctl : -1;
+}
+
+void pp__host_launch(pp__wchan *chan) {
+  pp__host *h = chan->host;
+  if (!h)
+    return;
+  launcher_seed *seed = &h->seed;
   int self = pp__pidfd_open(getpid());
   if (self >= 0)
     seed->guards[seed->nguards++] = self;
@@ -763,8 +847,8 @@ static void host_launcher(const pp__backend_config *cfg, launcher_seed *seed,
     m.pid = getpid();
     /* When that fails the parent is gone already: the launcher's loop
      * sees that at once and ends the workers it guards. */
-    (void)send_record(ctl, &m);
-    become_launcher(cfg, NULL, seed, ctl);
+    (void)send_record(h->ctl, &m);
+    become_launcher(h->cfg, NULL, seed, h->ctl);
   }
   if (pid < 0) {
     pp__ctl_msg m;
@@ -773,12 +857,55 @@ static void host_launcher(const pp__backend_config *cfg, launcher_seed *seed,
     m.code = err;
     /* When that fails the parent sees EOF instead: the launcher's loss,
      * as if it had died. */
-    (void)send_record(ctl, &m);
+    (void)send_record(h->ctl, &m);
   }
-  pp__close(ctl);
-  if (self >= 0)
-    pp__close(self);
-  seed_free(seed); /* the launcher's, not the worker's */
+  host_release(chan);
+}
+
+void pp__host_ctl_ready(pp__wchan *chan) {
+  pp__host *h = chan->host;
+  if (!h)
+    return;
+  pp__ctl_msg m;
+  ssize_t n = recv(h->ctl, &m, sizeof m, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+    return;
+  if (n <= 0) {
+    /* The owner let go of the socket: it is gone (owner_gone()). */
+    host_end(h);
+    host_release(chan);
+  } else if ((size_t)n == sizeof m && m.type == PP__CTL_QUIT) {
+    /* The pool is ending and asked for nothing: the owner sees EOF. */
+    host_release(chan);
+  } else {
+    /* A start: the launcher reads it. */
+    pp__host_launch(chan);
+  }
+}
+
+/* In the launcher's host, first thing: keeps the control socket and the
+ * guards next to the channel, and runs as a worker that makes the launcher
+ * when the pool first needs it. Where they cannot be kept, it makes the
+ * launcher at once. */
+static void become_host(const pp__backend_config *cfg, launcher_seed *seed,
+                        int ctl, int worker_end) {
+  pp__host *h = &the_host;
+  struct pp__wchan chan = {worker_end, h};
+  h->cfg = cfg;
+  h->seed = *seed;
+  h->ctl = ctl;
+  h->owner = getppid();
+  int *fds[KEEP_FDS_MAX];
+  unsigned n = 0;
+  fds[n++] = &chan.fd;
+  fds[n++] = &h->ctl;
+  for (unsigned k = 0; k < h->seed.nguards && n < KEEP_FDS_MAX; k++)
+    fds[n++] = &h->seed.guards[k];
+  if (n != 2 + h->seed.nguards || keep_fds(fds, n, PP__SPAWN_CHANNEL_FD) != 0) {
+    pp__host_launch(&chan);
+    become_worker(cfg, chan.fd);
+  }
+  run_worker(cfg, chan.fd, h);
 }
 
 /* Forks, with a new control socket whose far end it gets, either the
@@ -813,8 +940,7 @@ static pid_t fork_with_launcher(const pp__backend_config *cfg,
     pp__close(sv[0]);
     if (worker_end < 0)
       become_launcher(cfg, plan, &seed, sv[1]);
-    host_launcher(cfg, &seed, sv[1]);
-    become_worker(cfg, worker_end);
+    become_host(cfg, &seed, sv[1], worker_end);
   }
   err = errno;
   seed_free(&seed);

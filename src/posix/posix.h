@@ -11,10 +11,26 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-/* The worker's end of its channel: a connected AF_UNIX stream socket. */
+/* A fork worker that hosts the launcher and has not made it yet
+ * (launcher.c). */
+typedef struct pp__host pp__host;
+
+/* The worker's end of its channel: a connected AF_UNIX stream socket; and
+ * in the launcher's host, until it makes the launcher or the pool no
+ * longer needs one, what it needs to make it (NULL otherwise). */
 struct pp__wchan {
   int fd;
+  pp__host *host;
 };
+
+/* For wchan.c, in the launcher's host: the control socket it watches next
+ * to its channel while it waits (-1 when it hosts nothing any more); what
+ * to do when that socket is readable (a request: make the launcher, which
+ * serves it; QUIT or EOF: make none); and making it now, before the
+ * user's code first runs. Each may set chan->host to NULL. */
+int pp__host_fd(const pp__wchan *chan);
+void pp__host_ctl_ready(pp__wchan *chan);
+void pp__host_launch(pp__wchan *chan);
 
 /* The descriptor numbers a re-launched process finds its socket on: the
  * launcher's control socket, and a spawned worker's channel. */
@@ -120,12 +136,15 @@ pp_status pp__launcher_fork(const pp__backend_config *cfg,
  * with errno. The caller closes its copy of `worker_end`. */
 pid_t pp__worker_fork(const pp__backend_config *cfg, int worker_end);
 
-/* Forks a worker that first hosts the launcher (launcher.c): clones it
- * with CLONE_PARENT, so that it is this process's child and a copy of it
- * as it is now, without a fork of its own here. The launcher says
- * PP__CTL_HELLO with its pid on the control socket, whose parent's end
- * (close-on-exec, non-blocking) goes to *ctl; where it cannot be made the
- * host says PP__CTL_NO_LAUNCHER instead and still runs as a worker.
+/* Forks a worker that hosts the launcher (launcher.c): when the pool
+ * first needs it (a request on the control socket, or the host about to
+ * run the user's code) the host clones it with CLONE_PARENT, so that it is
+ * this process's child and a copy of it as it is now, without a fork of
+ * its own here. The launcher says PP__CTL_HELLO with its pid on the
+ * control socket, whose parent's end (close-on-exec, non-blocking) goes to
+ * *ctl; where it cannot be made the host says PP__CTL_NO_LAUNCHER instead
+ * and still runs as a worker. A pool that never needs it gets neither:
+ * the socket reaches EOF when the host ends, or lets it go after QUIT.
  * `guards` as for pp__launcher_fork(); the host adds its own. Returns the
  * worker's pid, or -1 with errno. Linux; elsewhere the host always says
  * NO_LAUNCHER. */

@@ -60,6 +60,10 @@ pp_status pp__wchan_read_idle(pp__wchan *chan, pp__buf *into) {
   return pp__wchan_read(chan, into);
 }
 
+/* Every worker here is started afresh by CreateProcess: none hosts
+ * anything. */
+void pp__wchan_before_user_code(pp__wchan *chan) { (void)chan; }
+
 pp_status pp__wchan_write(pp__wchan *chan, const void *data, size_t len) {
   if (!chan || (!data && len))
     return PP_EINVAL;
