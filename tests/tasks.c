@@ -212,6 +212,21 @@ static pp_status task_square_or_not(pp_call *call) {
   return pp_call_return_i64(call, x * x);
 }
 
+/* How many of this worker's mappings are a pool's shared-memory segment
+ * (Linux: /proc/self/maps names "/dev/shm/pp.…"); -1 where it cannot
+ * tell. */
+static pp_status task_shm_maps(pp_call *call) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f)
+    return pp_call_return_i64(call, -1);
+  char line[512];
+  int64_t n = 0;
+  while (fgets(line, sizeof line, f))
+    n += strstr(line, "/dev/shm/pp.") != NULL;
+  fclose(f);
+  return pp_call_return_i64(call, n);
+}
+
 static pp_status task_ret_status(pp_call *call) {
   (void)call;
   return TASK_RET_STATUS;
@@ -241,6 +256,7 @@ pp_status tasks_register(void) {
       {"ret_status", task_ret_status},
       {"digits", task_digits},
       {"square_or_not", task_square_or_not},
+      {"shm_maps", task_shm_maps},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     pp_status st = pp_register(table[i].name, table[i].fn);

@@ -1,7 +1,8 @@
 /* Suite "lanes": big arguments, results and record chunks travel through
    shared memory, with the same outcomes as through the channel; a lane that
    is full or absent falls back to the channel; a worker that lies about
-   its lane is stopped; no shared-memory name outlives the handshake. */
+   its lane is stopped; no shared-memory name outlives the worker's
+   answer to its offer. */
 #ifndef _WIN32
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -832,13 +833,19 @@ static void test_death_with_big_argument(void) {
 }
 
 /* A worker whose lane frame points outside its lane is stopped, its call
- * fails, the pool goes on; with no lanes at all, likewise. */
+ * fails, the pool goes on; with no lanes at all, likewise. (Lanes come
+ * with a worker's first big frame: its one worker is given one first.) */
 static void test_lying_worker(void) {
   static const size_t sizes[2] = {0, PP_NO_SHARED_MEMORY};
   static const char *const says[2] = {"outside", "not given"};
   for (int i = 0; i < 2; i++) {
-    pp_pool *pool = pool_with_lanes(sizes[i]);
+    pp_options o;
+    pp_options_init(&o);
+    o.processes = 1;
+    o.shared_memory_size = sizes[i];
+    pp_pool *pool = tu_pool_opts(&o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    CU_ASSERT_EQUAL(echo_round_trip(pool, 1, (size_t)1 << 20, 1), 1);
     pp_value v = {0};
     CU_ASSERT_EQUAL(pp_apply(pool, "lying_lane", NULL, 0, &v), PP_EPROTOCOL);
     CU_ASSERT(tu_contains(v.error, says[i]));
@@ -893,6 +900,33 @@ static void test_no_names_left(void) {
 }
 #endif
 
+#ifndef _WIN32
+/* A worker is given its lanes when it first needs them, not at its start:
+ * after a small call it has no segment mapped, after a big one it has
+ * one. (Linux: read from the worker's /proc/self/maps.) */
+static void test_lanes_on_demand(void) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 1;
+  pp_pool *pool = tu_pool_opts(&o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_value v = {0};
+  int64_t maps = -1;
+  CU_ASSERT_EQUAL(pp_apply(pool, "shm_maps", NULL, 0, &v), PP_OK);
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &maps), PP_OK);
+  pp_value_clear(&v);
+  if (maps >= 0) {
+    CU_ASSERT_EQUAL(maps, 0);
+    CU_ASSERT_EQUAL(echo_round_trip(pool, 2, (size_t)1 << 20, 1), 2);
+    CU_ASSERT_EQUAL(pp_apply(pool, "shm_maps", NULL, 0, &v), PP_OK);
+    CU_ASSERT_EQUAL(pp_value_i64(&v, &maps), PP_OK);
+    pp_value_clear(&v);
+    CU_ASSERT_EQUAL(maps, 1);
+  }
+  pp_pool_destroy(pool);
+}
+#endif
+
 int pp_test_suite_lanes(void) {
   CU_pSuite s = CU_add_suite("lanes", NULL, NULL);
   if (!s)
@@ -931,6 +965,7 @@ int pp_test_suite_lanes(void) {
       {"a worker pointing outside its lane is stopped", test_lying_worker},
 #ifndef _WIN32
       {"no shared-memory name outlives the handshake", test_no_names_left},
+      {"a worker's lanes come with its first big frame", test_lanes_on_demand},
 #endif
   };
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)

@@ -489,11 +489,13 @@ typedef struct pp__worker {
   apr_time_t kill_at;      /* asked to stop: killed if still alive then */
   pp__buf batch;           /* frames of this dispatch round, sent as one */
   pp__shm *shm;            /* the lanes' segment, once offered */
+  int lanes_offered;       /* offer_lanes() was called (once a life) */
   pp__lane down, up;       /* usable once the worker said it mapped them */
   /* The segment's rings (ring.h): ours go through the down one from RING
    * on, the worker's come through the up one from its RINGED on. */
   pp__rings rings;
   int ring_up, ring_down;
+  int ring_tried; /* ring_switch() was called (once a life) */
   /* Writing its down ring failed (PP_EPROTOCOL: it said something
    * impossible): stop it. */
   pp_status ring_fault;

@@ -25,6 +25,7 @@ static int known_type(unsigned t) {
   case PP__F_RECORDS_AT:
   case PP__F_RING:
   case PP__F_RINGED:
+  case PP__F_LANES_TAKEN:
   case PP__F_RECORDS_PUT:
     return 1;
   default:

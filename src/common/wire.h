@@ -18,8 +18,9 @@
  *
  * Frames, parent -> worker:
  *   CHALLENGE  PP__NONCE_SIZE random bytes
- *   LANES    (optional, right before CONFIG) str16 shared-memory token, u32
- *            lane size: the segment the worker maps for its lanes
+ *   LANES    (optional, once, after CONFIG, when the worker first needs
+ *            them) str16 shared-memory token, u32 lane size: the segment
+ *            the worker maps for its lanes
  *   CONFIG   initializer name (str16), its arguments (args), u32 low and u32
  *            high half of the worker's resident-memory limit (0: none),
  *            then the parent's memory probe: u64 the parent's process id,
@@ -37,15 +38,17 @@
  *            n * out_size output bytes in the parent: the worker reads
  *            and writes them there itself (backend.h, "the parent's
  *            memory"); only to a worker whose READY said it can
- *   RING     (empty; once READY said the segment is mapped) every later
+ *   RING     (empty; once LANES_TAKEN said the segment is mapped) every later
  *            frame comes through the segment's down ring, and the channel
  *            carries only doorbells (ring.h)
  * worker -> parent:
  *   PROOF    HMAC-SHA256(key, nonce): PP__SHA256_SIZE bytes, where key is
  *            the pool's key as the hex text workers are given
- *   READY    u8: 1 when the worker mapped the LANES segment; u8: 1 when it
+ *   READY    u8: 0 (no segment is offered before it); u8: 1 when it
  *            read CONFIG's probe from the parent's memory; the
  *            initializer succeeded and tasks may follow
+ *   LANES_TAKEN  u8: 1 when the worker mapped the LANES segment (answers
+ *            LANES, in its place among the answers to work)
  *   INIT_FAILED  u8 status, str32 message; the worker then exits
  *   RESULTS  u32 n, n x (u8 status, str32 value-or-message)
  *            (answers CALLS and ITEMS)
@@ -73,7 +76,7 @@
 #include <stdint.h>
 
 #define PP__WIRE_MAGIC 0x31465050u /* "PPF1" read little-endian */
-#define PP__WIRE_VERSION 6
+#define PP__WIRE_VERSION 7
 #define PP__WIRE_HEADER_SIZE 20
 #define PP__WIRE_MAX_NAME 255
 #define PP__NONCE_SIZE 32
@@ -96,7 +99,8 @@ typedef enum pp__frame_type {
   PP__F_PROOF = 20,
   PP__F_VALUES = 21,
   PP__F_RECORDS_PUT = 22,
-  PP__F_RINGED = 23
+  PP__F_RINGED = 23,
+  PP__F_LANES_TAKEN = 24
 } pp__frame_type;
 
 typedef struct pp__frame {

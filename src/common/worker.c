@@ -776,22 +776,31 @@ static int prove(worker *w, const char *key) {
   return st == PP_OK ? -1 : stop_code(st);
 }
 
-/* LANES: maps the segment the parent offers. A worker that cannot goes on
- * without it (READY says so); a malformed offer is a protocol error. */
-static int take_lanes(worker *w, const pp__frame *f) {
+/* LANES: maps the segment the parent offers, and says whether it could
+ * (LANES_TAKEN); a worker that cannot goes on without it. The parent
+ * offers it once, when the worker first needs it: a pool that runs a task
+ * or two makes no segment (creating, mapping and unmapping two of them
+ * was a sixth of a fork pool's start-up). A malformed offer, or a second
+ * one, is a protocol error. */
+static pp_status take_lanes(worker *w, const pp__frame *f) {
   pp__reader r;
   char token[PP__WIRE_MAX_NAME + 1];
   pp__reader_init(&r, f->payload, f->len);
   pp__get_name(&r, token, sizeof token);
   uint32_t size = pp__get_u32(&r);
-  if (r.bad || pp__lane_size_for(size) != size)
-    return PP__EXIT_PROTOCOL;
+  if (r.bad || pp__lane_size_for(size) != size || w->shm || f->flags)
+    return PP_EPROTOCOL;
   if (pp__shm_open(token, pp__segment_size(size), &w->shm) == PP_OK) {
     pp__lanes_init(pp__shm_base(w->shm), w->shm, size, &w->down, &w->up);
     pp__rings_init(pp__shm_base(w->shm), size, 0, &w->link.rings);
   }
-  pp__buf_consume(&w->in, PP__WIRE_HEADER_SIZE + f->len);
-  return -1;
+  size_t at;
+  pp_status st = pp__frame_begin(&w->out, PP__F_LANES_TAKEN, 0, &at);
+  if (st == PP_OK)
+    st = pp__put_u8(&w->out, w->shm != NULL);
+  if (st == PP_OK)
+    st = pp__frame_end(&w->out, at);
+  return st;
 }
 
 /* CONFIG's probe: the value the parent put at `addr` in process `pid`.
@@ -818,17 +827,11 @@ static void before_user_code(worker *w) {
   pp__wchan_before_user_code(w->link.chan);
 }
 
-/* After the proof: LANES maybe, then CONFIG: run the initializer, answer
- * READY or INIT_FAILED. Returns the exit code to use, or -1 to go on. */
+/* After the proof, CONFIG: run the initializer, answer READY or
+ * INIT_FAILED. Returns the exit code to use, or -1 to go on. */
 static int configure(worker *w) {
   pp__frame f;
   pp_status st = next_frame(w, &f);
-  if (st == PP_OK && f.type == PP__F_LANES && !f.flags) {
-    int code = take_lanes(w, &f);
-    if (code >= 0)
-      return code;
-    st = next_frame(w, &f);
-  }
   if (st != PP_OK)
     return stop_code(st);
   if (f.type != PP__F_CONFIG)
@@ -863,7 +866,7 @@ static int configure(worker *w) {
   if (cs == PP_OK) {
     st = pp__frame_begin(&w->out, PP__F_READY, 0, &at);
     if (st == PP_OK)
-      st = pp__put_u8(&w->out, w->shm != NULL);
+      st = pp__put_u8(&w->out, 0);
     if (st == PP_OK)
       st = pp__put_u8(&w->out, w->parent_mem != NULL);
   } else {
@@ -907,6 +910,17 @@ static int serve(worker *w) {
       if (st != PP_OK)
         return stop_code(st);
       w->link.up = 1;
+      continue;
+    }
+    if (f.type == PP__F_LANES) {
+      /* Out before any answer: the next one may be built in the lane,
+       * and flush() then sends that frame alone. */
+      st = take_lanes(w, &f);
+      if (st == PP_OK)
+        st = flush(w);
+      if (st != PP_OK)
+        return stop_code(st);
+      pp__buf_consume(&w->in, wire_len);
       continue;
     }
     if (pp__lane_resolve(&w->down, &f, NULL))
