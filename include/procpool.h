@@ -597,7 +597,10 @@ typedef struct pp_options {
       travel instead of the channel; rounded up to a power of two from 64
       KiB to 1 GiB; 0: 16 MiB; #PP_NO_SHARED_MEMORY: none, everything goes
       through the channel. Pages are committed as they are first used. A
-      message that does not fit at the moment goes through the channel. */
+      message that does not fit at the moment goes through the channel. A
+      worker is given its shared memory when it first needs it (its second
+      chunk, or its first large message, which itself still takes the
+      channel): a pool that runs a task or two makes none. */
   size_t shared_memory_size;
 } pp_options;
 
