@@ -643,7 +643,8 @@ static void offer_lanes(pp_pool *pool, unsigned slot) {
 #define PP__LANES_AFTER 2
 
 static void want_lanes(pp_pool *pool, pp__worker *w) {
-  if (!w->lanes_offered && pool->lane_size)
+  /* Not for a worker on its way out: its big answers still come in. */
+  if (!w->lanes_offered && pool->lane_size && w->state == PP__W_READY)
     offer_lanes(pool, (unsigned)(w - pool->workers));
 }
 
