@@ -187,7 +187,6 @@ typedef struct pp__chunk {
   size_t first, count;  /* item range within the job */
   unsigned char *frame; /* encoded frame; NULL for records (built at send) */
   size_t frame_len;
-  apr_time_t sent_at;
   int in_place;      /* records read and written by the worker in the
                         caller's arrays: done only once answered or once
                         the worker is gone */
@@ -483,7 +482,12 @@ typedef struct pp__worker {
   size_t outstanding;
   unsigned long chunks_done;
   unsigned long chunks_sent;
-  apr_time_t service_us;   /* smoothed time per chunk; 0: unknown */
+  /* Smoothed time per chunk in sixteenths of a µs, once `service_known`:
+   * tiny tasks take less than the clock's µs, and an average of them in
+   * whole µs fell to 0, which read as unknown and held the worker to one
+   * chunk at a time. */
+  apr_time_t service_x16;
+  int service_known;
   apr_time_t head_started; /* when the oldest unanswered chunk began */
   apr_time_t challenged;   /* when the handshake's challenge went out */
   apr_time_t kill_at;      /* asked to stop: killed if still alive then */
@@ -553,6 +557,8 @@ struct pp_pool {
   int batched;           /* some worker's batch holds frames to send */
   unsigned early_deaths; /* workers in a row that died before READY */
   apr_time_t start_retry_at; /* a start failed: try again at this time */
+  apr_time_t answers_at;     /* when this pass's answers came in: the clock
+                                read once for all of them */
   pp_result *notify_head, *notify_tail; /* completed, callbacks to run */
   pp__outcome *outcomes;                /* decoding scratch */
   size_t capoutcomes;
