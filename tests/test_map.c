@@ -5,6 +5,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "internal.h" /* a worker's pipeline */
 #include "procpool.h"
 #include "suites.h"
 #include "tasks.h"
@@ -426,9 +427,57 @@ static void test_records_failing_item(void) {
   pp_pool_destroy(pool);
 }
 
+/* How many chunks the scheduler lets a worker hold, from its answers'
+ * times (µs, as the scheduler's clock gives them). Tasks shorter than a µs
+ * answer mostly in the µs the one before did: a measure kept in whole µs
+ * averaged them to 0, which read as "not timed" and held the worker to one
+ * chunk in the middle of a map. */
+static void test_pipeline_cap(void) {
+  pp__worker w;
+  memset(&w, 0, sizeof w);
+  CU_ASSERT_EQUAL(pp__pipeline_cap(&w), 1); /* nothing timed yet */
+
+  /* A stream of sub-µs chunks, answered a few per clock tick. */
+  apr_time_t now = 1000000;
+  w.head_started = now;
+  size_t lowest = (size_t)-1;
+  for (int i = 0; i < 64; i++) {
+    if (i % 4 == 0)
+      now++;
+    pp__note_service_time(&w, now);
+    w.head_started = now;
+    size_t cap = pp__pipeline_cap(&w);
+    if (cap < lowest)
+      lowest = cap;
+  }
+  CU_ASSERT(lowest >= 2 * PP__PIPELINE_MAX / 4);
+  CU_ASSERT_EQUAL(pp__pipeline_cap(&w), PP__PIPELINE_MAX);
+
+  /* 100 µs chunks: about PP__PIPELINE_US of work. */
+  memset(&w, 0, sizeof w);
+  for (int i = 0; i < 32; i++) {
+    w.head_started = now;
+    now += 100;
+    pp__note_service_time(&w, now);
+  }
+  CU_ASSERT_EQUAL(pp__pipeline_cap(&w), PP__PIPELINE_US / 100);
+
+  /* Long chunks: one at a time, and a clock that went back counts as 0. */
+  memset(&w, 0, sizeof w);
+  w.head_started = now;
+  now += 2 * PP__PIPELINE_US;
+  pp__note_service_time(&w, now);
+  CU_ASSERT_EQUAL(pp__pipeline_cap(&w), 1);
+  w.head_started = now + 10;
+  pp__note_service_time(&w, now);
+  CU_ASSERT(pp__pipeline_cap(&w) >= 1);
+}
+
 int pp_test_suite_map(void) {
   static const tu_test tests[] = {
       {"empty input: PP_OK at once, 0 items", test_empty_input},
+      {"a worker of sub-µs chunks may hold many, of long ones one",
+       test_pipeline_cap},
       {"chunksizes 1, 7, default...: same ordered results",
        test_chunksizes_same_results},
       {"pp_default_chunksize is ceil(n / (4 * processes))",

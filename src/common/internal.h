@@ -655,6 +655,24 @@ int pp__iter_owned(pp_iter *it);
 void pp__item_set(pp__item *item, const pp__outcome *o, pp__copier *copier);
 
 /* scheduler.c */
+/* A second chunk goes to a busy worker only when its chunks are short, so
+ * that it never waits for the parent; long tasks would instead hold the
+ * second chunk hostage while another worker sits idle. */
+#define PP__PIPELINE_US 2000
+/* Tiny tasks take a few µs each in a worker: 32 of them lasted less than a
+ * time slice of the scheduler thread, which shares the CPUs with the
+ * workers, so workers ran dry and slept in recv() (perf sched_switch). The
+ * PP__PIPELINE_US bound still holds for anything longer. */
+#define PP__PIPELINE_MAX 256
+/* The worker's oldest chunk was answered at `now`: its smoothed time per
+ * chunk takes that in. */
+void pp__note_service_time(pp__worker *w, apr_time_t now);
+/* How many chunks a worker may hold: one while its chunks are long or their
+ * length is unknown, so that a long task never holds a second chunk hostage
+ * while another worker sits idle; for short chunks, about PP__PIPELINE_US of
+ * work, so that the worker never waits for the parent and one write carries
+ * many chunks (at most PP__PIPELINE_MAX). */
+size_t pp__pipeline_cap(const pp__worker *w);
 /* Asks for the pool's first workers and queues their challenges, on the
  * creating thread before the scheduler thread exists: they start while
  * that thread is being made. */

@@ -9,15 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A second chunk goes to a busy worker only when its chunks are short, so
- * that it never waits for the parent; long tasks would instead hold the
- * second chunk hostage while another worker sits idle. */
-#define PP__PIPELINE_US 2000
-/* Tiny tasks take a few µs each in a worker: 32 of them lasted less than a
- * time slice of the scheduler thread, which shares the CPUs with the
- * workers, so workers ran dry and slept in recv() (perf sched_switch). The
- * PP__PIPELINE_US bound still holds for anything longer. */
-#define PP__PIPELINE_MAX 256
 #define PP__EVENTS 64
 #define PP__MAX_EARLY_DEATHS 8
 /* A started worker answers the challenge in milliseconds; one that has not
@@ -437,7 +428,7 @@ static void pop_answered(pp__worker *w, apr_time_t now) {
 
 /* From when the chunk became the worker's oldest (it started then), not from
  * when it was sent: chunks queued behind others would seem slow. */
-static void note_service_time(pp__worker *w, apr_time_t now) {
+void pp__note_service_time(pp__worker *w, apr_time_t now) {
   apr_time_t took = now > w->head_started ? 16 * (now - w->head_started) : 0;
   w->service_x16 = w->service_known ? (3 * w->service_x16 + took) / 4 : took;
   w->service_known = 1;
@@ -448,7 +439,7 @@ static void note_service_time(pp__worker *w, apr_time_t now) {
  * meanwhile. */
 static void answered(pp_pool *pool, pp__worker *w, pp__chunk *c,
                      const answer *a, const pp__outcome *all) {
-  note_service_time(w, pool->answers_at);
+  pp__note_service_time(w, pool->answers_at);
   pop_answered(w, pool->answers_at);
   if (c->job->cancelled)
     chunk_failed(pool, c, PP_ECANCELLED, NULL);
@@ -1143,12 +1134,7 @@ static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
   return send_frame(pool, slot, in, data);
 }
 
-/* How many chunks a worker may hold: one while its chunks are long or their
- * length is unknown, so that a long task never holds a second chunk hostage
- * while another worker sits idle; for short chunks, about PP__PIPELINE_US of
- * work, so that the worker never waits for the parent and one write carries
- * many chunks. */
-static size_t pipeline_cap(const pp__worker *w) {
+size_t pp__pipeline_cap(const pp__worker *w) {
   if (!w->service_known || w->service_x16 >= 16 * PP__PIPELINE_US)
     return 1;
   if (w->service_x16 <= 16 * PP__PIPELINE_US / PP__PIPELINE_MAX)
@@ -1163,7 +1149,7 @@ static int pick_worker(const pp_pool *pool, unsigned *slot) {
   for (unsigned i = 0; i < pool->nslots; i++) {
     const pp__worker *w = &pool->workers[i];
     if (w->state != PP__W_READY || w->closed || w->outstanding >= best ||
-        w->outstanding >= pipeline_cap(w))
+        w->outstanding >= pp__pipeline_cap(w))
       continue;
     if (pool->maxtasksperchild && w->chunks_sent >= pool->maxtasksperchild)
       continue;
