@@ -450,8 +450,8 @@ static void test_pipeline_cap(void) {
     if (cap < lowest)
       lowest = cap;
   }
-  CU_ASSERT(lowest >= 2 * PP__PIPELINE_MAX / 4);
-  CU_ASSERT_EQUAL(pp__pipeline_cap(&w), PP__PIPELINE_MAX);
+  /* Far under PP__PIPELINE_US / PP__PIPELINE_MAX a chunk: never fewer. */
+  CU_ASSERT_EQUAL(lowest, PP__PIPELINE_MAX);
 
   /* 100 µs chunks: about PP__PIPELINE_US of work. */
   memset(&w, 0, sizeof w);
@@ -462,15 +462,12 @@ static void test_pipeline_cap(void) {
   }
   CU_ASSERT_EQUAL(pp__pipeline_cap(&w), PP__PIPELINE_US / 100);
 
-  /* Long chunks: one at a time, and a clock that went back counts as 0. */
+  /* Long chunks: one at a time. */
   memset(&w, 0, sizeof w);
   w.head_started = now;
   now += 2 * PP__PIPELINE_US;
   pp__note_service_time(&w, now);
   CU_ASSERT_EQUAL(pp__pipeline_cap(&w), 1);
-  w.head_started = now + 10;
-  pp__note_service_time(&w, now);
-  CU_ASSERT(pp__pipeline_cap(&w) >= 1);
 }
 
 int pp_test_suite_map(void) {
