@@ -7,6 +7,11 @@ multiprocessing.Pool and ProcessPoolExecutor on the same context, the ratio
 to mp.Pool, the target and whether it is met; then the checks against the
 machine's raw limits; then the raw limits themselves.
 
+A measure that appears more than once (scripts/bench.sh runs each case's
+two sides in rounds, alternating) counts by its median; the ratio is the
+median's, and the table also shows the lowest and highest ratio of one
+round (the n-th procpool value against the n-th mp.Pool value).
+
 Ratios read "how many times better procpool is": throughput over
 throughput, and time over time the other way round.
 
@@ -14,6 +19,7 @@ Usage: report.py RESULTS.jsonl
 """
 
 import json
+import statistics
 import sys
 
 CONTEXTS = ("fork", "spawn", "forkserver")
@@ -81,6 +87,7 @@ def ratio_text(r):
 
 
 def load(path):
+    """(peer, ctx, case) -> ([values in the order measured], unit)."""
     data = {}
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -89,12 +96,24 @@ def load(path):
                 continue
             try:
                 d = json.loads(line)
-                data[(d["peer"], d["ctx"], d["case"])] = (float(d["value"]),
-                                                          d["unit"])
-            except (ValueError, KeyError) as e:
+                key = (d["peer"], d["ctx"], d["case"])
+                value, unit = float(d["value"]), d["unit"]
+            except (ValueError, KeyError, TypeError) as e:
                 sys.exit("report.py: %s:%d: not a result line (%s)"
                          % (path, n, e))
+            values, first_unit = data.setdefault(key, ([], unit))
+            if unit != first_unit:
+                sys.exit("report.py: %s:%d: %s in %s, earlier in %s"
+                         % (path, n, "/".join(key), unit, first_unit))
+            values.append(value)
     return data
+
+
+def round_ratios(pp_values, py_values, lower):
+    """The ratio of each round: the n-th value of one side against the
+    n-th of the other (both sides are measured in the same order)."""
+    pairs = zip(pp_values, py_values)
+    return [py / pp if lower else pp / py for pp, py in pairs if pp and py]
 
 
 def main():
@@ -104,7 +123,11 @@ def main():
 
     def get(peer, ctx, case):
         v = data.get((peer, ctx, case))
-        return (v[0], v[1]) if v else (None, None)
+        return (statistics.median(v[0]), v[1]) if v else (None, None)
+
+    def values(peer, ctx, case):
+        v = data.get((peer, ctx, case))
+        return v[0] if v else []
 
     contexts = [c for c in CONTEXTS if any(k[1] == c for k in data)]
     missing = [c for c in contexts
@@ -112,8 +135,8 @@ def main():
     verdicts = []  # (what, met)
 
     print("| case | ctx | procpool | mp.Pool | ProcessPoolExecutor "
-          "| vs mp.Pool | target | met |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| vs mp.Pool | per round | target | met |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for case, lower, minimum, note in CASES:
         for ctx in contexts:
             pp, unit = get("procpool", ctx, case)
@@ -125,6 +148,11 @@ def main():
             ratio = None
             if pp and py:
                 ratio = py / pp if lower else pp / py
+            rounds = round_ratios(values("procpool", ctx, case),
+                                  values(POOL, ctx, peer_case), lower)
+            spread = "-"
+            if len(rounds) > 1:
+                spread = "%.1f–%.1fx" % (min(rounds), max(rounds))
             target, met = note, ""
             if case == "startup_ms":
                 t = STARTUP_TARGET.get(ctx)
@@ -141,9 +169,9 @@ def main():
                 met = ratio >= minimum
             if met != "":
                 verdicts.append(("%s (%s)" % (case, ctx), met))
-            print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 case, ctx, fmt(pp, unit), fmt(py, py_unit or unit),
-                fmt(ex, ex_unit or unit), ratio_text(ratio), target,
+                fmt(ex, ex_unit or unit), ratio_text(ratio), spread, target,
                 "" if met == "" else ("yes" if met else "**no**")))
 
     print()

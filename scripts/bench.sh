@@ -6,10 +6,13 @@
 # (bench/report.py).
 #
 # Usage: scripts/bench.sh [--quick]
-#   --quick    every case scaled down: a smoke run, numbers only indicative
+#   --quick    every case scaled down, one round unless ROUNDS says: a smoke
+#              run, numbers only indicative
 # Environment:
 #   BUILD_DIR  build directory (default: build/bench), built Release
 #   JOBS       parallel build jobs (default: 2)
+#   ROUNDS     rounds of each case's two sides, procpool and mp.Pool, each
+#              in a fresh process (default: 3); the report takes the median
 # Output: $BUILD_DIR/results.jsonl (one JSON line per measurement),
 #         $BUILD_DIR/bench.log (notes), $BUILD_DIR/report.md (the table).
 #
@@ -20,15 +23,23 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${BUILD_DIR:-$root/build/bench}
 jobs=${JOBS:-2}
+rounds=${ROUNDS:-3}
 quick=()
 case "${1:-}" in
 "") ;;
---quick) quick=(--quick) ;;
+--quick)
+  quick=(--quick)
+  rounds=${ROUNDS:-1}
+  ;;
 *)
   echo "usage: scripts/bench.sh [--quick]" >&2
   exit 2
   ;;
 esac
+if ! [[ $rounds =~ ^[1-9][0-9]?$ ]]; then
+  echo "scripts/bench.sh: ROUNDS must be a number from 1 to 99, not '$rounds'" >&2
+  exit 2
+fi
 
 # python3: the Python peer and the report (standard library only).
 "$root/scripts/deps.sh" python3
@@ -54,6 +65,7 @@ machine() {
     /proc/meminfo 2>/dev/null)"
   echo "- kernel: $(uname -sr)"
   echo "- python: $(python3 --version 2>&1)"
+  echo "- rounds of each case (procpool and mp.Pool): $rounds"
   echo "- load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 }
 
@@ -76,20 +88,32 @@ run "raw limits (pp_bench_raw)" "$build_dir/bench/pp_bench_raw" "${quick[@]}"
 # Case by case, each peer right after procpool: a ratio's two sides are
 # measured seconds apart, not minutes, so that a slow or fast spell of the
 # machine (they last minutes on a shared host) moves both sides alike.
-# Each run of a case makes a fresh pool: the case's untimed first run is
-# the pool's first use.
+# Each run of a case is a fresh process and a fresh pool: the case's untimed
+# first run is the pool's first use. A process keeps the placement of its
+# threads on the vCPUs it started with, which can set its speed for all its
+# runs; so the two sides are measured in $rounds rounds, alternating, and the
+# report takes each side's median. ProcessPoolExecutor (context, no target)
+# and the peak RSS cases (a memory bound, far from its line) run once.
 pp_cases=$("$build_dir/bench/pp_bench" --list)
 py_cases=$(python3 "$root/bench/peer_python.py" --list)
 for ctx in fork spawn forkserver; do
   for case in $pp_cases; do
-    run "procpool, $ctx, $case" "$build_dir/bench/pp_bench" --ctx "$ctx" \
-      --case "$case" "${quick[@]}"
-    if ! grep -qx "$case" <<<"$py_cases"; then
-      continue # procpool's own (batches, records tasks): no peer
-    fi
-    for peer in mp.Pool ProcessPoolExecutor; do
-      run "$peer, $ctx, $case" python3 "$root/bench/peer_python.py" \
-        --peer "$peer" --ctx "$ctx" --case "$case" "${quick[@]}"
+    case_rounds=$rounds
+    [[ $case == imap_peak_rss_* ]] && case_rounds=1
+    for ((round = 1; round <= case_rounds; round++)); do
+      run "procpool, $ctx, $case, round $round" "$build_dir/bench/pp_bench" \
+        --ctx "$ctx" --case "$case" "${quick[@]}"
+      if ! grep -qx "$case" <<<"$py_cases"; then
+        continue # procpool's own (batches, records tasks): no peer
+      fi
+      run "mp.Pool, $ctx, $case, round $round" python3 \
+        "$root/bench/peer_python.py" --peer mp.Pool --ctx "$ctx" \
+        --case "$case" "${quick[@]}"
+      if ((round == 1)); then
+        run "ProcessPoolExecutor, $ctx, $case" python3 \
+          "$root/bench/peer_python.py" --peer ProcessPoolExecutor \
+          --ctx "$ctx" --case "$case" "${quick[@]}"
+      fi
     done
   done
 done
