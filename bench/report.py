@@ -109,11 +109,19 @@ def load(path):
     return data
 
 
+def ratio_of(pp, py, lower):
+    """How many times better procpool is; None without both values."""
+    if not (pp and py):
+        return None
+    return py / pp if lower else pp / py
+
+
 def round_ratios(pp_values, py_values, lower):
     """The ratio of each round: the n-th value of one side against the
     n-th of the other (both sides are measured in the same order)."""
     pairs = zip(pp_values, py_values)
-    return [py / pp if lower else pp / py for pp, py in pairs if pp and py]
+    return [r for r in (ratio_of(pp, py, lower) for pp, py in pairs)
+            if r is not None]
 
 
 def main():
@@ -145,9 +153,7 @@ def main():
             ex, ex_unit = get(EXECUTOR, ctx, peer_case)
             if pp is None and py is None:
                 continue
-            ratio = None
-            if pp and py:
-                ratio = py / pp if lower else pp / py
+            ratio = ratio_of(pp, py, lower)
             rounds = round_ratios(values("procpool", ctx, case),
                                   values(POOL, ctx, peer_case), lower)
             spread = "-"
