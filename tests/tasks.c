@@ -213,16 +213,27 @@ static pp_status task_square_or_not(pp_call *call) {
 }
 
 /* How many of this worker's mappings are a pool's shared-memory segment
- * (Linux: /proc/self/maps names "/dev/shm/pp.…"); -1 where it cannot
- * tell. */
+ * (Linux: /proc/self/maps names "/memfd:procpool-lanes" or, where the
+ * segment was made with a name, "/dev/shm/pp.…"); -1 where it cannot
+ * tell. With a string argument, only the mappings whose line holds it. */
 static pp_status task_shm_maps(pp_call *call) {
+  char only[64] = "";
+  pp_bytes b;
+  if (pp_call_argc(call) > 0 && pp_call_arg(call, 0, &b) == PP_OK &&
+      b.len < sizeof only) {
+    memcpy(only, b.data, b.len);
+    only[b.len] = '\0';
+  }
   FILE *f = fopen("/proc/self/maps", "r");
   if (!f)
     return pp_call_return_i64(call, -1);
   char line[512];
   int64_t n = 0;
   while (fgets(line, sizeof line, f))
-    n += strstr(line, "/dev/shm/pp.") != NULL;
+    if (only[0] ? strstr(line, only) != NULL
+                : strstr(line, "/memfd:procpool-lanes") != NULL ||
+                      strstr(line, "/dev/shm/pp.") != NULL)
+      n++;
   fclose(f);
   return pp_call_return_i64(call, n);
 }

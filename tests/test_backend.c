@@ -1095,12 +1095,10 @@ static int busy_unless_host_main(pp__wchan *chan, const char *key) {
  * SIGKILLed: both workers go, though a busy one reads nothing, so that
  * its channel's EOF cannot stop it. */
 static void owner_death(pp__worker_main_fn fn) {
-  int p[2];
-  CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
-  pid_t owner = fork();
+  int report;
+  long owner = tu_fork_owner(&report);
   CU_ASSERT_FATAL(owner >= 0);
   if (owner == 0) {
-    close(p[0]);
     long pids[2] = {0, 0};
     pp__backend *b = NULL;
     pp__backend_config cfg;
@@ -1122,30 +1120,10 @@ static void owner_death(pp__worker_main_fn fn) {
             pids[ev[k].slot] = ev[k].pid;
       }
     }
-    if (write(p[1], pids, sizeof pids) < 0)
-      _exit(1);
-    for (;;)
-      pause();
+    tu_owner_report(report, pids, 2);
   }
-  close(p[1]);
-  long pids[2] = {0, 0};
-  ssize_t got = read(p[0], pids, sizeof pids);
-  close(p[0]);
-  CU_ASSERT_EQUAL(got, (ssize_t)sizeof pids);
-  CU_ASSERT(pids[0] > 0 && pids[1] > 0);
-  kill(owner, SIGKILL);
-  waitpid(owner, NULL, 0);
-  long until = now_ms() + 5000;
-  while (!(pid_gone(pids[0]) && pid_gone(pids[1])) && now_ms() < until) {
-    struct timespec ms = {0, 20 * 1000000L};
-    nanosleep(&ms, NULL);
-  }
-  CU_ASSERT(pids[0] > 0 && pid_gone(pids[0]));
-  CU_ASSERT(pids[1] > 0 && pid_gone(pids[1]));
-  /* A survivor (the check failed) would hold the test's output open. */
-  for (int k = 0; k < 2; k++)
-    if (pids[k] > 0 && !pid_gone(pids[k]))
-      kill((pid_t)pids[k], SIGKILL);
+  long pids[2];
+  CU_ASSERT_EQUAL(tu_kill_owner(owner, report, pids, 2), 2);
 }
 
 /* Both busy: the host made the launcher before its task, and the
@@ -1267,7 +1245,7 @@ static void test_descriptor_passing(void) {
   char buf[8];
   int got[2] = {-1, -1};
   size_t n = 99;
-  CU_ASSERT_EQUAL(pp__recv_fds(sv[1], buf, sizeof buf, got, 2, &n), 3);
+  CU_ASSERT_EQUAL(pp__recv_fds(sv[1], buf, sizeof buf, got, 2, &n, 0), 3);
   CU_ASSERT_EQUAL(memcmp(buf, "abc", 3), 0);
   CU_ASSERT_EQUAL_FATAL(n, 2);
   for (int k = 0; k < 2; k++) {
@@ -1287,12 +1265,12 @@ static void test_descriptor_passing(void) {
   CU_ASSERT_FATAL(pp__set_nonblock(q[0]) == 0);
   CU_ASSERT_EQUAL(pp__send_fds(sv[0], "d", 1, &q[1], 1), 1);
   close(q[1]);
-  CU_ASSERT_EQUAL(pp__recv_fds(sv[1], buf, sizeof buf, NULL, 0, &n), 1);
+  CU_ASSERT_EQUAL(pp__recv_fds(sv[1], buf, sizeof buf, NULL, 0, &n, 0), 1);
   CU_ASSERT_EQUAL(n, 0);
   CU_ASSERT(writers_gone(q[0]));
 
   close(sv[0]);
-  CU_ASSERT_EQUAL(pp__recv_fds(sv[1], buf, sizeof buf, NULL, 0, &n), 0);
+  CU_ASSERT_EQUAL(pp__recv_fds(sv[1], buf, sizeof buf, NULL, 0, &n, 0), 0);
   CU_ASSERT_EQUAL(n, 0);
   close(sv[1]);
   close(q[0]);

@@ -22,6 +22,8 @@
 
 #ifndef _WIN32
 #include <dirent.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #endif
 
@@ -899,23 +901,26 @@ static int shm_names(int note_stale) {
 
 static int our_shm_names(void) { return shm_names(0); }
 
-/* Waits up to 5 s for the names to go: a worker that has answered no call
- * yet may still be on its way to READY (a slow start: spawn under a
- * sanitizer), and its name goes then. */
-static int names_gone_soon(void) {
-  for (int waited = 0; our_shm_names() != 0 && waited < 5000; waited += 10)
-    tu_sleep_ms(10);
-  return our_shm_names() == 0;
+/* How many of the worker's mappings hold `what` in /proc/self/maps; -1
+ * where it cannot tell. */
+static int64_t worker_maps(pp_pool *pool, const char *what) {
+  pp_bytes arg = {what, strlen(what)};
+  pp_value v = {0};
+  int64_t maps = -1;
+  CU_ASSERT_EQUAL(pp_apply(pool, "shm_maps", &arg, 1, &v), PP_OK);
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &maps), PP_OK);
+  pp_value_clear(&v);
+  return maps;
 }
 
-/* The name a worker opens its segment by is gone once it is ready, and
- * none is left when the pool or its workers end. */
+/* A segment has no name while the pool uses it, and none is left when
+ * the pool or its workers end. */
 static void test_no_names_left(void) {
   shm_names(1);
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   CU_ASSERT_EQUAL(echo_round_trip(pool, 4, (size_t)1 << 20, 1), 4);
-  CU_ASSERT(names_gone_soon());
+  CU_ASSERT_EQUAL(our_shm_names(), 0);
   pp_value v = {0};
   unsigned char dd[64];
   memset(dd, 0xDD, sizeof dd);
@@ -924,6 +929,84 @@ static void test_no_names_left(void) {
   pp_value_clear(&v);
   CU_ASSERT_EQUAL(echo_round_trip(pool, 4, (size_t)1 << 20, 1), 4);
   CU_ASSERT_EQUAL(pp_pool_terminate(pool), PP_OK);
+  pp_pool_destroy(pool);
+  CU_ASSERT_EQUAL(our_shm_names(), 0);
+}
+
+/* How many names process `pid` made under /dev/shm (not this process:
+ * the stale list does not apply); `remove`: and removes them, so that a
+ * failed check leaves nothing behind. */
+static int names_of(long pid, int remove) {
+  char prefix[32];
+  snprintf(prefix, sizeof prefix, "pp.%ld.", pid);
+  DIR *d = opendir("/dev/shm");
+  if (!d)
+    return 0;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+      continue;
+    n++;
+    char name[300];
+    snprintf(name, sizeof name, "/%s", e->d_name);
+    if (remove)
+      shm_unlink(name);
+  }
+  closedir(d);
+  return n;
+}
+
+/* A pool's owner is SIGKILLed after it offered its worker lanes that the
+ * worker, stopped (SIGSTOP), has not taken: nothing of the segment is left
+ * behind. (A segment opened by name left that name in /dev/shm until the
+ * machine restarted: the worker, killed with its owner, never opened it
+ * to remove it.) */
+static void test_owner_killed_before_lanes_taken(void) {
+  int report;
+  long owner = tu_fork_owner(&report);
+  CU_ASSERT_FATAL(owner >= 0);
+  if (owner == 0) {
+    pp_options o;
+    pp_options_init(&o);
+    o.processes = 1;
+    pp_pool *pool = tu_pool_opts(&o);
+    int64_t pid = 0;
+    size_t len = (size_t)1 << 20;
+    unsigned char *big = calloc(1, len);
+    pp_bytes big_arg = {big, len};
+    pp_result *echo = NULL;
+    /* The lanes are offered with the worker's second call, which it
+     * cannot read while stopped. */
+    if (pool && big && tu_apply_i64(pool, "getpid", 0, &pid) == PP_OK &&
+        kill((pid_t)pid, SIGSTOP) == 0 &&
+        pp_apply_async(pool, "echo", &big_arg, 1, NULL, &echo) == PP_OK)
+      tu_sleep_ms(300); /* the scheduler thread sends the offer */
+    long worker = (long)pid;
+    tu_owner_report(report, &worker, 1);
+  }
+  long worker;
+  CU_ASSERT_EQUAL(tu_kill_owner(owner, report, &worker, 1), 1);
+  CU_ASSERT_EQUAL(names_of(owner, 1), 0);
+}
+
+/* Where the system has no anonymous segment (memfd_create), a named one
+ * is made and its name removed at once: the worker maps it all the same,
+ * and no name is there to see. */
+static void test_named_segment(void) {
+  shm_names(1);
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 1;
+  pp__test.named_segments = 1;
+  pp_pool *pool = tu_pool_opts(&o);
+  pp__test.named_segments = 0;
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 4, (size_t)1 << 20, 1), 4);
+  CU_ASSERT_EQUAL(our_shm_names(), 0);
+  int64_t maps = worker_maps(pool, "/dev/shm/pp.");
+  CU_ASSERT(maps == 1 || maps == -1);
+  CU_ASSERT_EQUAL(echo_round_trip(pool, 4, (size_t)1 << 20, 1), 4);
   pp_pool_destroy(pool);
   CU_ASSERT_EQUAL(our_shm_names(), 0);
 }
@@ -951,6 +1034,10 @@ static void test_lanes_on_demand(void) {
     CU_ASSERT_EQUAL(pp_value_i64(&v, &maps), PP_OK);
     pp_value_clear(&v);
     CU_ASSERT_EQUAL(maps, 1);
+#ifdef __linux__
+    /* Linux: an anonymous segment, not a named one. */
+    CU_ASSERT_EQUAL(worker_maps(pool, "/memfd:procpool-lanes"), 1);
+#endif
   }
   pp_pool_destroy(pool);
 }
@@ -993,7 +1080,11 @@ int pp_test_suite_lanes(void) {
        test_death_with_big_argument},
       {"a worker pointing outside its lane is stopped", test_lying_worker},
 #ifndef _WIN32
-      {"no shared-memory name outlives the handshake", test_no_names_left},
+      {"a segment has no name, in use or after", test_no_names_left},
+      {"an owner killed before its worker took its lanes leaves no name",
+       test_owner_killed_before_lanes_taken},
+      {"without anonymous segments: a name removed at once",
+       test_named_segment},
       {"a worker's lanes come with its first big frame", test_lanes_on_demand},
 #endif
   };

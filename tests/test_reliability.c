@@ -627,55 +627,35 @@ static void test_stuck_leaver_killed(void) {
   pp__test.leave_limit_ms = 0;
 }
 
-/* The owner (a child that wrote its two workers' pids to `fd`) is
- * SIGKILLed: both workers must be gone within 5 s. */
-static void kill_owner_expect_workers_gone(pid_t owner, int fd) {
-  long pids[2] = {0, 0};
-  ssize_t got = read(fd, pids, sizeof pids);
-  close(fd);
-  CU_ASSERT_EQUAL(got, (ssize_t)sizeof pids);
-  CU_ASSERT(pids[0] > 0 && pids[1] > 0);
-  kill(owner, SIGKILL);
-  waitpid(owner, NULL, 0);
-  double t0 = tu_now();
-  while (!(tu_pid_gone(pids[0]) && tu_pid_gone(pids[1])) && tu_now() - t0 < 5.0)
-    tu_sleep_ms(20);
-  CU_ASSERT(pids[0] > 0 && tu_pid_gone(pids[0]));
-  CU_ASSERT(pids[1] > 0 && tu_pid_gone(pids[1]));
+/* The owner (a child that reported its two workers' pids) is SIGKILLed:
+ * both workers must be gone within 5 s. */
+static void kill_owner_expect_workers_gone(long owner, int report) {
+  long pids[2];
+  CU_ASSERT_EQUAL(tu_kill_owner(owner, report, pids, 2), 2);
 }
 
 /* The owner of a pool is SIGKILLed: its workers go away within seconds. */
 static void test_owner_killed(void) {
-  int fds[2];
-  CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
-  pid_t owner = fork();
+  int report;
+  long owner = tu_fork_owner(&report);
   CU_ASSERT_FATAL(owner >= 0);
   if (owner == 0) {
-    close(fds[0]);
     pp_pool *pool = NULL;
     long pids[2] = {0, 0};
-    size_t n = 0;
     if (pp_pool_create(&pool, NULL) == PP_OK)
-      n = wait_workers(pool, pids, 2, 2);
-    ssize_t w = write(fds[1], pids, sizeof pids);
-    (void)w;
-    (void)n;
-    for (;;)
-      pause();
+      wait_workers(pool, pids, 2, 2);
+    tu_owner_report(report, pids, 2);
   }
-  close(fds[1]);
-  kill_owner_expect_workers_gone(owner, fds[0]);
+  kill_owner_expect_workers_gone(owner, report);
 }
 
 /* The owner is SIGKILLed while its workers run long tasks: they do not
  * read their channels, so EOF cannot stop them; they are killed. */
 static void test_owner_killed_busy(void) {
-  int fds[2];
-  CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
-  pid_t owner = fork();
+  int report;
+  long owner = tu_fork_owner(&report);
   CU_ASSERT_FATAL(owner >= 0);
   if (owner == 0) {
-    close(fds[0]);
     pp_pool *pool = NULL;
     long pids[2] = {0, 0};
     if (pp_pool_create(&pool, NULL) == PP_OK &&
@@ -687,13 +667,9 @@ static void test_owner_killed_busy(void) {
         pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r);
       tu_sleep_ms(300); /* both running */
     }
-    ssize_t w = write(fds[1], pids, sizeof pids);
-    (void)w;
-    for (;;)
-      pause();
+    tu_owner_report(report, pids, 2);
   }
-  close(fds[1]);
-  kill_owner_expect_workers_gone(owner, fds[0]);
+  kill_owner_expect_workers_gone(owner, report);
 }
 
 static void reap_every_child(int sig) {

@@ -197,7 +197,7 @@ static int dummy_main(pp__wchan *chan, const char *key) {
 static void test_contexts(void) {
   CU_ASSERT_EQUAL(pp__backend_default_context(), PP_CONTEXT_SPAWN);
   pp__backend *b = NULL;
-  pp__backend_config cfg = {PP_CONTEXT_FORK, 2, dummy_main, "00", 0};
+  pp__backend_config cfg = {PP_CONTEXT_FORK, 2, dummy_main, "00", 0, 0};
   CU_ASSERT_EQUAL(pp__backend_create(&b, &cfg), PP_ENOTSUP);
   CU_ASSERT_PTR_NULL(b);
   cfg.context = PP_CONTEXT_FORKSERVER;
@@ -487,8 +487,12 @@ static DWORD WINAPI wake_thread(void *arg) {
 static void test_backend_interface(void) {
   harness h;
   memset(&h, 0, sizeof h);
-  pp__backend_config cfg = {PP_CONTEXT_SPAWN, NSLOTS, dummy_main,
-                            "00112233445566778899aabbccddeeff", 0};
+  pp__backend_config cfg = {PP_CONTEXT_SPAWN,
+                            NSLOTS,
+                            dummy_main,
+                            "00112233445566778899aabbccddeeff",
+                            0,
+                            0};
   CU_ASSERT_EQUAL_FATAL(pp__backend_create(&h.b, &cfg), PP_OK);
   CU_ASSERT_EQUAL(pp__backend_start(h.b, NSLOTS), PP_EINVAL);
   CU_ASSERT_EQUAL(pp__backend_kill(h.b, 0), PP_ESTATE);

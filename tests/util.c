@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #endif
@@ -109,6 +110,54 @@ long tu_parent_of(long pid) {
   return -1;
 #endif
 }
+
+#ifndef _WIN32
+long tu_fork_owner(int *report) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return -1;
+  }
+  close(fds[pid == 0 ? 0 : 1]);
+  *report = fds[pid == 0 ? 1 : 0];
+  return (long)pid;
+}
+
+void tu_owner_report(int report, const long *pids, size_t n) {
+  if (write(report, pids, n * sizeof *pids) < 0)
+    _exit(1);
+  for (;;)
+    pause();
+}
+
+size_t tu_kill_owner(long owner, int report, long *pids, size_t n) {
+  memset(pids, 0, n * sizeof *pids);
+  ssize_t got = read(report, pids, n * sizeof *pids);
+  close(report);
+  if (got != (ssize_t)(n * sizeof *pids))
+    memset(pids, 0, n * sizeof *pids);
+  kill((pid_t)owner, SIGKILL);
+  waitpid((pid_t)owner, NULL, 0);
+  double t0 = tu_now();
+  size_t gone = 0;
+  for (;;) {
+    gone = 0;
+    for (size_t k = 0; k < n; k++)
+      gone += pids[k] > 0 && tu_pid_gone(pids[k]);
+    if (gone == n || tu_now() - t0 >= 5.0)
+      break;
+    tu_sleep_ms(20);
+  }
+  for (size_t k = 0; k < n; k++)
+    if (pids[k] > 0 && !tu_pid_gone(pids[k]))
+      kill((pid_t)pids[k], SIGKILL);
+  return gone;
+}
+#endif
 
 void tu_counter_init(tu_counter *c) {
 #if defined(_MSC_VER)

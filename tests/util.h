@@ -31,6 +31,25 @@ int tu_pid_gone(long pid);
     or no such process). */
 long tu_parent_of(long pid);
 
+#ifndef _WIN32
+/** Forks a process that will own a pool and report its workers' pids
+    with tu_owner_report(): returns 0 in it, with @p report the write end
+    of a pipe; in the caller, its pid, with @p report the read end. -1
+    when the pipe or the fork failed. */
+long tu_fork_owner(int *report);
+
+/** In the owner: writes the @p n pids to @p report, then waits to be
+    killed. Never returns. */
+void tu_owner_report(int report, const long *pids, size_t n);
+
+/** Reads the @p n worker pids the owner reported on @p report (into
+    @p pids, 0 where none came), SIGKILLs and reaps @p owner, and waits up
+    to 5 s for those workers to be gone, as they must be once their owner
+    is. Returns how many were reported and are gone; SIGKILLs the others,
+    so that no survivor holds the test's output open. */
+size_t tu_kill_owner(long owner, int report, long *pids, size_t n);
+#endif
+
 /** A counter shared between a callback (scheduler thread) and the test. */
 typedef struct tu_counter {
 #if defined(_MSC_VER)

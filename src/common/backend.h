@@ -48,6 +48,9 @@ typedef struct pp__backend_config {
    * every start takes the usual path and pp__backend_ready() does
    * nothing. */
   int early_start;
+  /* Test hook: lanes' segments are made as where the system has no
+   * anonymous kind (POSIX: a name removed at once); 0 in programs. */
+  int named_segments;
 } pp__backend_config;
 
 /* How a worker process ended. */
@@ -284,17 +287,17 @@ typedef struct pp__shm pp__shm;
 
 /* Parent: creates and maps a segment of `size` bytes for the slot's started
  * worker, and writes into `token` what that worker gives pp__shm_open().
- * Only this user's processes can open it. */
+ * The segment has no name another process could open it by: only that
+ * worker gets it (POSIX: its descriptor goes with the next bytes sent to
+ * the worker; Windows: a handle is duplicated into its process), and
+ * nothing of it outlives the two. */
 pp_status pp__backend_shm_create(pp__backend *b, unsigned slot, size_t size,
                                  pp__shm **out, char token[PP__SHM_TOKEN_MAX]);
 
-/* Parent: the worker has opened the segment, or never will: whatever name
- * it could be opened by goes now, so that nothing outlives the processes. */
-void pp__shm_forget(pp__shm *shm);
-
-/* Worker: opens and maps the segment a token names; it must be `size`
- * bytes. */
-pp_status pp__shm_open(const char *token, size_t size, pp__shm **out);
+/* Worker: opens and maps the segment a token names, which came on `chan`;
+ * it must be `size` bytes. */
+pp_status pp__shm_open(pp__wchan *chan, const char *token, size_t size,
+                       pp__shm **out);
 
 /* The mapping's first byte (page-aligned). */
 unsigned char *pp__shm_base(const pp__shm *shm);

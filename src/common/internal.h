@@ -592,6 +592,9 @@ typedef struct pp__test_hooks {
                                  records chunks keep to the lanes */
   int rings_unbacked;         /* parent: no memory can be had behind the
                                  rings, so workers keep to their channels */
+  int named_segments;         /* parent: pools created now make their lanes'
+                                 segments as where the system has no
+                                 anonymous kind (pp__backend_config) */
   unsigned failed_starts;     /* parent: this many worker starts fail with
                                  PP_ESYSTEM, as when the system has no
                                  process slot, before they succeed again */

@@ -216,8 +216,9 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   if (st == PP_OK)
     st = make_key(pool);
   if (st == PP_OK) {
-    pp__backend_config cfg = {context, pool->nslots, pp__worker_run,
-                              worker_key(pool), 1};
+    pp__backend_config cfg = {
+        context, pool->nslots,           pp__worker_run, worker_key(pool),
+        1,       pp__test.named_segments};
     st = pp__backend_create(&pool->backend, &cfg);
   }
   if (st == PP_OK) {

@@ -680,13 +680,12 @@ static int ring_switch(pp_pool *pool, pp__worker *w) {
   return 1;
 }
 
-/* LANES_TAKEN says whether the worker mapped its lanes; either way the
- * segment's name is no longer needed. NULL, or what is wrong with it. */
+/* LANES_TAKEN says whether the worker mapped its lanes. NULL, or what is
+ * wrong with it. */
 static const char *lanes_taken(pp_pool *pool, pp__worker *w,
                                const pp__frame *f) {
   if (!w->shm || w->down.base || f->len != 1)
     return "a report on shared memory out of place";
-  pp__shm_forget(w->shm);
   if (f->payload[0] == 1) {
     pp__lanes_init(pp__shm_base(w->shm), w->shm, pool->lane_size, &w->down,
                    &w->up);

@@ -20,7 +20,9 @@
  *   CHALLENGE  PP__NONCE_SIZE random bytes
  *   LANES    (optional, once, after CONFIG, when the worker first needs
  *            them) str16 shared-memory token, u32 lane size: the segment
- *            the worker maps for its lanes
+ *            the worker maps for its lanes (POSIX: the token is "fd", and
+ *            the segment's descriptor came with the channel's bytes at or
+ *            before this frame; Windows: a handle in the worker's process)
  *   CONFIG   initializer name (str16), its arguments (args), u32 low and u32
  *            high half of the worker's resident-memory limit (0: none),
  *            then the parent's memory probe: u64 the parent's process id,
@@ -76,7 +78,7 @@
 #include <stdint.h>
 
 #define PP__WIRE_MAGIC 0x31465050u /* "PPF1" read little-endian */
-#define PP__WIRE_VERSION 7
+#define PP__WIRE_VERSION 8
 #define PP__WIRE_HEADER_SIZE 20
 #define PP__WIRE_MAX_NAME 255
 #define PP__NONCE_SIZE 32

@@ -790,7 +790,8 @@ static pp_status take_lanes(worker *w, const pp__frame *f) {
   uint32_t size = pp__get_u32(&r);
   if (r.bad || pp__lane_size_for(size) != size || w->shm || f->flags)
     return PP_EPROTOCOL;
-  if (pp__shm_open(token, pp__segment_size(size), &w->shm) == PP_OK) {
+  if (pp__shm_open(w->link.chan, token, pp__segment_size(size), &w->shm) ==
+      PP_OK) {
     pp__lanes_init(pp__shm_base(w->shm), w->shm, size, &w->down, &w->up);
     pp__rings_init(pp__shm_base(w->shm), size, 0, &w->link.rings);
   }

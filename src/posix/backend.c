@@ -31,6 +31,7 @@
 #include "posix.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -84,6 +85,7 @@ typedef struct wslot {
   int pidfd; /* a direct worker not reaped yet; else -1 */
   pp__buf in, out;
   int write_dead; /* a send failed: the read side will report CLOSED */
+  int pass_fd;    /* goes with the next bytes sent (pp__backend_pass_fd) */
 } wslot;
 
 struct pp__backend {
@@ -149,6 +151,21 @@ static void close_channel(wslot *s) {
   pp__close_socket(s->fd);
   s->fd = -1;
   pp__buf_free(&s->out);
+  pp__close(s->pass_fd);
+  s->pass_fd = -1;
+}
+
+/* One send() of what is to go to the slot's worker, with the descriptor
+ * to pass, if there is one, attached to its first byte. */
+static ssize_t slot_send(wslot *s, const void *data, size_t len) {
+  if (s->pass_fd < 0)
+    return send(s->fd, data, len, PP__SEND_FLAGS);
+  ssize_t n = pp__send_fds(s->fd, data, len, &s->pass_fd, 1);
+  if (n > 0) {
+    pp__close(s->pass_fd); /* the worker has its own now */
+    s->pass_fd = -1;
+  }
+  return n;
 }
 
 /* Decodes a waitpid() status. */
@@ -272,8 +289,7 @@ static pp_status slot_read(pp__backend *b, unsigned i, size_t limit) {
 /* Writes queued output without blocking. */
 static void slot_flush(wslot *s) {
   while (s->fd >= 0 && !s->write_dead && pp__buf_len(&s->out)) {
-    ssize_t n = send(s->fd, pp__buf_head(&s->out), pp__buf_len(&s->out),
-                     PP__SEND_FLAGS);
+    ssize_t n = slot_send(s, pp__buf_head(&s->out), pp__buf_len(&s->out));
     if (n > 0) {
       pp__buf_consume(&s->out, (size_t)n);
     } else if (n < 0 && errno == EINTR) {
@@ -359,7 +375,7 @@ static int ctl_read(pp__backend *b) {
     /* The launcher sends no descriptors: room 0 closes any that came. */
     size_t nfds;
     ssize_t n = pp__recv_fds(b->ctl, pp__buf_tail(&b->ctl_in),
-                             b->ctl_in.cap - b->ctl_in.end, NULL, 0, &nfds);
+                             b->ctl_in.cap - b->ctl_in.end, NULL, 0, &nfds, 0);
     if (n < 0)
       return !(errno == EAGAIN || errno == EWOULDBLOCK);
     if (n == 0)
@@ -842,7 +858,7 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
     st = make_wake(b) == 0 ? PP_OK : pp__errno_status(errno);
   }
   for (size_t i = 0; b->slots && i < n; i++)
-    b->slots[i].fd = b->slots[i].pidfd = -1;
+    b->slots[i].fd = b->slots[i].pidfd = b->slots[i].pass_fd = -1;
   /* Last: the launcher is a copy of this process as it is now, and every
    * failure path above needs no launcher to stop. With early starts in
    * the fork context it comes later, after the first workers
@@ -1046,7 +1062,7 @@ pp_status pp__backend_send(pp__backend *b, unsigned slot, const void *data,
   const unsigned char *p = data;
   size_t sent = 0;
   while (sent < len) {
-    ssize_t n = send(s->fd, p + sent, len - sent, PP__SEND_FLAGS);
+    ssize_t n = slot_send(s, p + sent, len - sent);
     if (n > 0) {
       sent += (size_t)n;
     } else if (n < 0 && errno == EINTR) {
@@ -1068,6 +1084,26 @@ pp_status pp__backend_send(pp__backend *b, unsigned slot, const void *data,
     shutdown(s->fd, SHUT_WR);
   }
   return st;
+}
+
+int pp__backend_named_segments(const pp__backend *b) {
+  return b->cfg.named_segments;
+}
+
+pp_status pp__backend_pass_fd(pp__backend *b, unsigned slot, int fd) {
+  wslot *s = slot_at(b, slot);
+  if (!s || fd < 0)
+    return PP_EINVAL;
+  if (s->state == SLOT_FREE || s->pass_fd >= 0)
+    return PP_ESTATE;
+  if (s->fd < 0 || s->write_dead)
+    return PP_EOF;
+  /* A duplicate: the caller may close its own before this one goes. */
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0)
+    return pp__errno_status(errno);
+  s->pass_fd = dup;
+  return PP_OK;
 }
 
 size_t pp__backend_pending(const pp__backend *b, unsigned slot) {

@@ -256,7 +256,7 @@ static pid_t launch_worker(launcher *L, uint32_t slot, int worker_end,
   if (getppid() != L->self)
     _exit(1);
 #endif
-  struct pp__wchan chan = {worker_end, NULL};
+  struct pp__wchan chan = {worker_end, NULL, -1};
   int code = L->cfg.worker_main(&chan, L->cfg.key);
   /* _exit skips stdio: keep what the tasks printed. */
   fflush(stdout);
@@ -335,8 +335,9 @@ static int read_requests(launcher *L) {
    * LAUNCHER_MAX_FDS they are closed, and their STARTs fail for want of
    * them. */
   size_t got;
-  ssize_t n = pp__recv_fds(L->ctl, L->in + L->inlen, sizeof L->in - L->inlen,
-                           L->fds + L->nfds, LAUNCHER_MAX_FDS - L->nfds, &got);
+  ssize_t n =
+      pp__recv_fds(L->ctl, L->in + L->inlen, sizeof L->in - L->inlen,
+                   L->fds + L->nfds, LAUNCHER_MAX_FDS - L->nfds, &got, 0);
   if (n <= 0)
     return -1;
   L->nfds += (unsigned)got;
@@ -692,7 +693,7 @@ static void host_end(pp__host *h);
 /* Runs the worker loop on `fd` (in place already) and exits. */
 static void run_worker(const pp__backend_config *cfg, int fd, pp__host *host) {
   standard_fds();
-  struct pp__wchan chan = {fd, host};
+  struct pp__wchan chan = {fd, host, -1};
   int code = cfg->worker_main(&chan, cfg->key);
   if (chan.host)
     host_end(chan.host);
@@ -890,7 +891,7 @@ void pp__host_ctl_ready(pp__wchan *chan) {
 static void become_host(const pp__backend_config *cfg, launcher_seed *seed,
                         int ctl, int worker_end) {
   pp__host *h = &the_host;
-  struct pp__wchan chan = {worker_end, h};
+  struct pp__wchan chan = {worker_end, h, -1};
   h->cfg = cfg;
   h->seed = *seed;
   h->ctl = ctl;

@@ -21,7 +21,23 @@ typedef struct pp__host pp__host;
 struct pp__wchan {
   int fd;
   pp__host *host;
+  /* A descriptor the parent sent with its frames (a lanes segment), until
+   * pp__wchan_take_fd() takes it; -1 when none came. */
+  int passed_fd;
 };
+
+/* The descriptor the channel brought, now the caller's; -1 when none came
+ * (shm.c, for the LANES frame it came with). */
+int pp__wchan_take_fd(pp__wchan *chan);
+
+/* Parent: the next bytes sent to the slot's worker carry a duplicate of
+ * `fd` (SCM_RIGHTS), at or before the frame that speaks of it, so the
+ * worker holds it by the time it reads that frame. One at a time; it is
+ * dropped with the channel if it never goes. */
+pp_status pp__backend_pass_fd(pp__backend *b, unsigned slot, int fd);
+
+/* The pool's test hook pp__backend_config.named_segments, for shm.c. */
+int pp__backend_named_segments(const pp__backend *b);
 
 /* For wchan.c, in the launcher's host: the control socket it watches next
  * to its channel while it waits (-1 when it hosts nothing any more); what
@@ -192,7 +208,8 @@ int pp__set_nonblock(int fd); /* 0 or -1 with errno */
 /* The most descriptors pp__recv_fds() takes in one call. */
 #define PP__RECV_FDS_MAX 16
 
-/* recvmsg() on the stream socket `sock`: up to `len` bytes into `buf`, and
+/* recvmsg() on the stream socket `sock`, with `flags` (MSG_DONTWAIT, say):
+ * up to `len` bytes into `buf`, and
  * the descriptors that came with them (SCM_RIGHTS), close-on-exec. The
  * first `room` of those go to `fds` in the order sent, their number to
  * *nfds; the others are closed. EINTR is retried. Returns what recvmsg()
@@ -200,7 +217,7 @@ int pp__set_nonblock(int fd); /* 0 or -1 with errno */
  * Descriptors beyond PP__RECV_FDS_MAX in one message are not seen here:
  * the system drops them, and the caller goes without. */
 ssize_t pp__recv_fds(int sock, void *buf, size_t len, int *fds, size_t room,
-                     size_t *nfds);
+                     size_t *nfds, int flags);
 
 /* One sendmsg() of `len` bytes on `sock` with PP__SEND_FLAGS, the `nfds`
  * descriptors (at most PP__RECV_FDS_MAX) attached to the first byte as

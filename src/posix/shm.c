@@ -1,11 +1,14 @@
-/* Shared-memory segments for a worker's lanes: POSIX shared memory objects.
+/* Shared-memory segments for a worker's lanes.
  *
- * A worker may be a fork of the launcher or a freshly executed program, so
- * it cannot inherit the segment: it opens it by a random name that only this
- * user may open (mode 0600, created exclusively) and removes the name at
- * once. The parent removes it too once the worker answered, so no name
- * outlives the pair however either ends. */
-#define _POSIX_C_SOURCE 200809L
+ * The segment has no name anyone could find it by: the parent makes it
+ * anonymous (memfd_create() on Linux) and the descriptor itself goes to
+ * the worker over the channel, with the LANES frame (SCM_RIGHTS). A name
+ * would outlive a parent killed before its worker opened the segment, and
+ * the system keeps such names until it restarts. Where there is no
+ * anonymous kind, a POSIX shared memory object is made under a random name
+ * (mode 0600, created exclusively) that is removed in the next call: only
+ * a death between the two leaves it. */
+#define _GNU_SOURCE 1      /* glibc: memfd_create() with -std=c11 */
 #define _DARWIN_C_SOURCE 1 /* macOS: MAP_ANON and friends */
 
 #include "posix.h"
@@ -19,11 +22,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* What the LANES frame names: "the descriptor that came with me". */
+#define PASSED_TOKEN "fd"
+
 struct pp__shm {
   unsigned char *base;
   size_t size;
-  int fd;                       /* kept to allocate its pages (pp__shm_back) */
-  char name[PP__SHM_TOKEN_MAX]; /* "" once removed */
+  int fd; /* kept to allocate its pages (pp__shm_back) */
 };
 
 /* Maps `fd` (kept in shm, or closed on failure) as a segment of `size`
@@ -41,71 +46,96 @@ static pp_status map_fd(int fd, size_t size, pp__shm *shm) {
   return PP_OK;
 }
 
+/* A shared memory object whose name is gone before this returns: a
+ * descriptor, close-on-exec, or -1 with errno. */
+static int unnamed_object(void) {
+  unsigned char rnd[8];
+  if (pp__random_bytes(rnd, sizeof rnd) != PP_OK) {
+    errno = EAGAIN;
+    return -1;
+  }
+  /* Short: macOS allows 31 bytes, which its pids (5 digits) keep to. */
+  char name[64];
+  snprintf(name, sizeof name, "/pp.%ld.%02x%02x%02x%02x%02x%02x%02x%02x",
+           (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5],
+           rnd[6], rnd[7]);
+  int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0)
+    return -1;
+  shm_unlink(name);
+  if (pp__set_cloexec(fd) != 0) {
+    int err = errno;
+    pp__close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+/* An anonymous segment's descriptor, close-on-exec, or -1 with errno.
+ * `named`: as where there is no memfd_create() (a test hook). */
+static int anonymous_segment(int named) {
+#if defined(__linux__) && defined(MFD_CLOEXEC)
+  if (!named) {
+    int fd = memfd_create("procpool-lanes", MFD_CLOEXEC);
+    /* ENOSYS: a kernel older than 3.17, or a sandbox that forbids it. */
+    if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+      return fd;
+  }
+#else
+  (void)named;
+#endif
+  return unnamed_object();
+}
+
 pp_status pp__backend_shm_create(pp__backend *b, unsigned slot, size_t size,
                                  pp__shm **out, char token[PP__SHM_TOKEN_MAX]) {
-  (void)b;
-  (void)slot;
   *out = NULL;
   pp__shm *shm = calloc(1, sizeof *shm);
   if (!shm)
     return PP_ENOMEM;
-  unsigned char rnd[8];
-  pp_status st = pp__random_bytes(rnd, sizeof rnd);
-  if (st != PP_OK) {
-    free(shm);
-    return st;
-  }
-  /* Short: macOS allows 31 bytes. */
-  snprintf(shm->name, sizeof shm->name,
-           "/pp.%ld.%02x%02x%02x%02x%02x%02x%02x%02x", (long)getpid(), rnd[0],
-           rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-  int fd = shm_open(shm->name, O_RDWR | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) {
-    st = pp__errno_status(errno);
-    free(shm);
-    return st;
-  }
-  if (pp__set_cloexec(fd) != 0 || ftruncate(fd, (off_t)size) != 0) {
-    st = pp__errno_status(errno);
-    pp__close(fd);
-    shm_unlink(shm->name);
-    free(shm);
-    return st;
-  }
-  st = map_fd(fd, size, shm);
-  if (st != PP_OK) {
-    shm_unlink(shm->name);
-    free(shm);
-    return st;
-  }
-  strcpy(token, shm->name);
-  *out = shm;
-  return PP_OK;
-}
-
-void pp__shm_forget(pp__shm *shm) {
-  if (shm && shm->name[0]) {
-    shm_unlink(shm->name);
-    shm->name[0] = '\0';
-  }
-}
-
-pp_status pp__shm_open(const char *token, size_t size, pp__shm **out) {
-  *out = NULL;
-  if (!token || token[0] != '/' || strlen(token) >= PP__SHM_TOKEN_MAX)
-    return PP_EINVAL;
-  pp__shm *shm = calloc(1, sizeof *shm);
-  if (!shm)
-    return PP_ENOMEM;
-  int fd = shm_open(token, O_RDWR, 0);
+  int fd = anonymous_segment(pp__backend_named_segments(b));
   if (fd < 0) {
     free(shm);
     return pp__errno_status(errno);
   }
-  shm_unlink(token);
+  if (ftruncate(fd, (off_t)size) != 0) {
+    pp_status st = pp__errno_status(errno);
+    pp__close(fd);
+    free(shm);
+    return st;
+  }
+  pp_status st = map_fd(fd, size, shm);
+  if (st != PP_OK) {
+    free(shm);
+    return st;
+  }
+  st = pp__backend_pass_fd(b, slot, fd);
+  if (st != PP_OK) {
+    pp__shm_free(shm);
+    return st;
+  }
+  strcpy(token, PASSED_TOKEN);
+  *out = shm;
+  return PP_OK;
+}
+
+pp_status pp__shm_open(pp__wchan *chan, const char *token, size_t size,
+                       pp__shm **out) {
+  *out = NULL;
+  /* Taken whatever the token says, so that it is not left open. */
+  int fd = chan ? pp__wchan_take_fd(chan) : -1;
+  if (!token || strcmp(token, PASSED_TOKEN) != 0 || fd < 0) {
+    pp__close(fd);
+    return PP_EINVAL;
+  }
+  pp__shm *shm = calloc(1, sizeof *shm);
+  if (!shm) {
+    pp__close(fd);
+    return PP_ENOMEM;
+  }
   struct stat sb;
-  if (pp__set_cloexec(fd) != 0 || fstat(fd, &sb) != 0 ||
-      (size_t)sb.st_size != size) {
+  if (fstat(fd, &sb) != 0 || (size_t)sb.st_size != size) {
     pp__close(fd);
     free(shm);
     return PP_ESYSTEM;
@@ -145,7 +175,6 @@ pp_status pp__shm_back(pp__shm *shm, size_t offset, size_t len) {
 void pp__shm_free(pp__shm *shm) {
   if (!shm)
     return;
-  pp__shm_forget(shm);
   munmap(shm->base, shm->size);
   pp__close(shm->fd);
   free(shm);

@@ -99,8 +99,7 @@ ssize_t pp__send_fds(int sock, const void *buf, size_t len, const int *fds,
 }
 
 ssize_t pp__recv_fds(int sock, void *buf, size_t len, int *fds, size_t room,
-                     size_t *nfds) {
-  int flags = 0;
+                     size_t *nfds, int flags) {
 #ifdef MSG_CMSG_CLOEXEC
   /* Close-on-exec as they arrive: another thread's fork and exec in the
    * meantime must not inherit them. */

@@ -50,6 +50,21 @@ static void wait_ready(pp__wchan *chan, short events) {
   }
 }
 
+/* One descriptor is expected in a worker's life; another before the
+ * first was taken is not the parent's doing, and is closed. */
+static void keep_fd(pp__wchan *chan, int fd) {
+  if (chan->passed_fd < 0)
+    chan->passed_fd = fd;
+  else
+    pp__close(fd);
+}
+
+int pp__wchan_take_fd(pp__wchan *chan) {
+  int fd = chan->passed_fd;
+  chan->passed_fd = -1;
+  return fd;
+}
+
 /* Reads what is there, waiting for it in poll() first when `idle` says
  * nothing is expected yet. */
 static pp_status read_some(pp__wchan *chan, pp__buf *into, int idle) {
@@ -68,8 +83,14 @@ static pp_status read_some(pp__wchan *chan, pp__buf *into, int idle) {
   if (idle)
     wait_ready(chan, POLLIN);
   for (;;) {
-    ssize_t n =
-        recv(chan->fd, pp__buf_tail(into), into->cap - into->end, MSG_DONTWAIT);
+    /* recvmsg(), not recv(): a descriptor the parent sends (a lanes
+     * segment) comes with the bytes, and recv() would drop it. */
+    int fd;
+    size_t got;
+    ssize_t n = pp__recv_fds(chan->fd, pp__buf_tail(into),
+                             into->cap - into->end, &fd, 1, &got, MSG_DONTWAIT);
+    if (got)
+      keep_fd(chan, fd);
     if (n > 0) {
       pp__buf_commit(into, (size_t)n);
       return PP_OK;

@@ -163,6 +163,7 @@ int pp__backend_worker_attach(int argc, char **argv, pp__wchan **out) {
     return 0;
   }
   chan.fd = channel_fd(argv[0], argv[1], PP__WORKER_OPTION);
+  chan.passed_fd = -1;
   *out = &chan;
   return 1;
 }

@@ -51,9 +51,9 @@ pp_status pp__backend_shm_create(pp__backend *b, unsigned slot, size_t size,
   return PP_OK;
 }
 
-void pp__shm_forget(pp__shm *shm) { (void)shm; }
-
-pp_status pp__shm_open(const char *token, size_t size, pp__shm **out) {
+pp_status pp__shm_open(pp__wchan *chan, const char *token, size_t size,
+                       pp__shm **out) {
+  (void)chan; /* the handle is in this process already */
   *out = NULL;
   unsigned long long value = 0;
   char extra;

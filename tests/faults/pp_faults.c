@@ -7,7 +7,8 @@
  *   alloc   malloc() and its kin: this program replaces them (glibc lets a
  *           program do so) with glibc's own, wrapped;
  *   system  the calls that make descriptors, processes and mappings
- *           (socketpair, pipe, pipe2, eventfd, open, shm_open, fork,
+ *           (socketpair, pipe, pipe2, eventfd, open, shm_open,
+ *           memfd_create where there is one, fork,
  *           posix_spawn, mmap): the library is linked into this program,
  *           so its calls reach wrappers here that forward to the C
  *           library's own (found with dlsym).
@@ -178,6 +179,9 @@ static int (*real_pipe2)(int[2], int);
 static int (*real_eventfd)(unsigned int, int);
 static int (*real_open)(const char *, int, ...);
 static int (*real_shm_open)(const char *, int, mode_t);
+#ifdef MFD_CLOEXEC
+static int (*real_memfd_create)(const char *, unsigned int);
+#endif
 static pid_t (*real_fork)(void);
 static int (*real_posix_spawn)(pid_t *, const char *,
                                const posix_spawn_file_actions_t *,
@@ -202,6 +206,10 @@ static int resolve_system_calls(void) {
          resolve(&real_eventfd, sizeof real_eventfd, "eventfd") &&
          resolve(&real_open, sizeof real_open, "open") &&
          resolve(&real_shm_open, sizeof real_shm_open, "shm_open") &&
+#ifdef MFD_CLOEXEC
+         resolve(&real_memfd_create, sizeof real_memfd_create,
+                 "memfd_create") &&
+#endif
          resolve(&real_fork, sizeof real_fork, "fork") &&
          resolve(&real_posix_spawn, sizeof real_posix_spawn, "posix_spawn") &&
          resolve(&real_mmap, sizeof real_mmap, "mmap");
@@ -242,6 +250,12 @@ int open(const char *path, int flags, ...) {
 int shm_open(const char *name, int flags, mode_t mode) {
   return fail_system(EMFILE) ? -1 : real_shm_open(name, flags, mode);
 }
+
+#ifdef MFD_CLOEXEC
+int memfd_create(const char *name, unsigned int flags) {
+  return fail_system(EMFILE) ? -1 : real_memfd_create(name, flags);
+}
+#endif
 
 pid_t fork(void) { return fail_system(EAGAIN) ? -1 : real_fork(); }
 
