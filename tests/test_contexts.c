@@ -1254,6 +1254,38 @@ static void test_silent_worker(void) {
   }
   pp__test.handshake_limit_ms = 0;
 }
+
+/* Workers that keep dying before they are ready (no initializer to blame):
+ * the pool replaces a few, then stops, and the call waiting for a worker
+ * fails with the last one's end instead of waiting for ever while the pool
+ * starts worker after worker. (Fork only: the workers must see the hook.) */
+static void test_workers_keep_dying_unready(void) {
+  pp__test.unready_exit = 7;
+  pp_pool *pool = pool_in(PP_CONTEXT_FORK, 2, 0);
+  if (pool) {
+    pp_value v = {0};
+    int64_t x = 2;
+    pp_bytes arg = tu_i64(&x);
+    double t0 = tu_now();
+    CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_EWORKERDIED);
+    CU_ASSERT(tu_now() - t0 < TU_WAIT);
+    if (!tu_contains(v.error, "keep dying before they are ready"))
+      fprintf(stderr, "\n  the apply said: %s\n", v.error ? v.error : "");
+    CU_ASSERT(tu_contains(v.error, "keep dying before they are ready"));
+    CU_ASSERT(tu_contains(v.error, "code 7"));
+    pp_value_clear(&v);
+    /* The pool is broken for good: the next call fails at once. */
+    t0 = tu_now();
+    CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_EWORKERDIED);
+    CU_ASSERT(tu_now() - t0 < 1.0);
+    CU_ASSERT(tu_contains(v.error, "keep dying before they are ready"));
+    pp_value_clear(&v);
+    CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+    CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+    pp_pool_destroy(pool);
+  }
+  pp__test.unready_exit = 0;
+}
 #endif
 
 int pp_test_suite_contexts(void) {
@@ -1302,6 +1334,8 @@ int pp_test_suite_contexts(void) {
     {"by hand: worker option without a channel", test_by_hand_bad_descriptor},
     {"spawn and forkserver refused before pp_worker_main()", test_without_hook},
     {"a worker silent in the handshake is stopped", test_silent_worker},
+    {"workers that keep dying before they are ready break the pool",
+     test_workers_keep_dying_unready},
 #endif
   };
   return tu_add_suite("contexts", tests, TU_NTESTS(tests));

@@ -595,6 +595,9 @@ typedef struct pp__test_hooks {
   int named_segments;         /* parent: pools created now make their lanes'
                                  segments as where the system has no
                                  anonymous kind (pp__backend_config) */
+  int unready_exit;           /* worker: exits with this code once it has
+                                 its CONFIG, before it says READY (fork
+                                 workers see the parent's value; 0: none) */
   unsigned failed_starts;     /* parent: this many worker starts fail with
                                  PP_ESYSTEM, as when the system has no
                                  process slot, before they succeed again */

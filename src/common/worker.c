@@ -837,6 +837,8 @@ static int configure(worker *w) {
     return stop_code(st);
   if (f.type != PP__F_CONFIG)
     return PP__EXIT_PROTOCOL;
+  if (pp__test.unready_exit)
+    return pp__test.unready_exit;
   pp__reader r;
   char name[PP__WIRE_MAX_NAME + 1];
   size_t argc = 0;
