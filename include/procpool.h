@@ -4,8 +4,8 @@
  * multiprocessing.Pool.
  *
  * Tasks are C functions registered under a name (pp_register()). Arguments and
- * results cross between processes as byte buffers. Every call returns a
- * ::pp_status; pp_strerror() names it.
+ * results cross between processes as byte buffers. Every call that can fail
+ * returns a ::pp_status; pp_strerror() names it.
  *
  * A program registers its tasks and calls pp_worker_main() at the top of
  * main(), then creates a pool with pp_pool_create() and submits work to it:
@@ -110,8 +110,8 @@ extern "C" {
 /**@}*/
 
 /**
- * Status codes returned by every procpool function. Outcomes of calls run by
- * a pool are listed under @ref pp_outcomes "How a call ends".
+ * Status codes returned by every procpool function that can fail. Outcomes of
+ * calls run by a pool are listed under @ref pp_outcomes "How a call ends".
  */
 typedef enum pp_status {
   PP_OK = 0,       /**< success */

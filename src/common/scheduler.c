@@ -650,9 +650,10 @@ static void want_lanes(pp_pool *pool, pp__worker *w) {
 /* Our frames go through the down ring after RING, which the channel
  * carries behind whatever it still has to; the worker's come through the
  * up ring after its RINGED. Both rings get their memory first: where none
- * can be had (a full /dev/shm) the worker stays on its channel, which
- * needs none, rather than meet the want halfway (64 KiB of
- * posix_fallocate, once in a worker's life, after its first chunks). 0
+ * can be had (a memory cgroup's limit, a full /dev/shm) the worker stays
+ * on its channel, which needs none, rather than meet the want halfway (64
+ * KiB of posix_fallocate, once in a worker's life, after its first
+ * chunks). 0
  * when the worker had to be stopped instead: without memory for RING it
  * would wait on the channel for good. */
 static int ring_switch(pp_pool *pool, pp__worker *w) {
