@@ -1231,6 +1231,23 @@ static void test_by_hand_bad_descriptor(void) {
 #endif
 
 #ifndef _WIN32
+/* An apply on a pool whose workers cannot serve it fails with `want`
+ * within `limit` seconds, and its message says both phrases. */
+static void apply_fails_within(pp_pool *pool, double limit, pp_status want,
+                               const char *says, const char *also) {
+  pp_value v = {0};
+  int64_t x = 2;
+  pp_bytes arg = tu_i64(&x);
+  double t0 = tu_now();
+  CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), want);
+  CU_ASSERT(tu_now() - t0 < limit);
+  if (!tu_contains(v.error, says) || !tu_contains(v.error, also))
+    fprintf(stderr, "\n  the apply said: %s\n", v.error ? v.error : "");
+  CU_ASSERT(tu_contains(v.error, says));
+  CU_ASSERT(tu_contains(v.error, also));
+  pp_value_clear(&v);
+}
+
 /* A worker that never answers the challenge holds no slot for ever: it is
  * stopped when the handshake's time is up, and after a few in a row the
  * pool says that workers failed the handshake. (Fork only: the worker must
@@ -1241,15 +1258,8 @@ static void test_silent_worker(void) {
   pp_pool *pool = pool_in(PP_CONTEXT_FORK, 1, 0);
   pp__test.mute_proof = 0;
   if (pool) {
-    pp_value v = {0};
-    int64_t x = 2;
-    pp_bytes arg = tu_i64(&x);
-    double t0 = tu_now();
-    CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_EPROTOCOL);
-    CU_ASSERT(tu_now() - t0 < TU_WAIT);
-    CU_ASSERT(tu_contains(v.error, "failed the handshake"));
-    CU_ASSERT(tu_contains(v.error, "did not answer the challenge in time"));
-    pp_value_clear(&v);
+    apply_fails_within(pool, TU_WAIT, PP_EPROTOCOL, "failed the handshake",
+                       "did not answer the challenge in time");
     pp_pool_destroy(pool);
   }
   pp__test.handshake_limit_ms = 0;
@@ -1263,23 +1273,11 @@ static void test_workers_keep_dying_unready(void) {
   pp__test.unready_exit = 7;
   pp_pool *pool = pool_in(PP_CONTEXT_FORK, 2, 0);
   if (pool) {
-    pp_value v = {0};
-    int64_t x = 2;
-    pp_bytes arg = tu_i64(&x);
-    double t0 = tu_now();
-    CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_EWORKERDIED);
-    CU_ASSERT(tu_now() - t0 < TU_WAIT);
-    if (!tu_contains(v.error, "keep dying before they are ready"))
-      fprintf(stderr, "\n  the apply said: %s\n", v.error ? v.error : "");
-    CU_ASSERT(tu_contains(v.error, "keep dying before they are ready"));
-    CU_ASSERT(tu_contains(v.error, "code 7"));
-    pp_value_clear(&v);
+    apply_fails_within(pool, TU_WAIT, PP_EWORKERDIED,
+                       "keep dying before they are ready", "code 7");
     /* The pool is broken for good: the next call fails at once. */
-    t0 = tu_now();
-    CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_EWORKERDIED);
-    CU_ASSERT(tu_now() - t0 < 1.0);
-    CU_ASSERT(tu_contains(v.error, "keep dying before they are ready"));
-    pp_value_clear(&v);
+    apply_fails_within(pool, 1.0, PP_EWORKERDIED,
+                       "keep dying before they are ready", "code 7");
     CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
     CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
     pp_pool_destroy(pool);
