@@ -764,7 +764,8 @@ typedef struct pp_callbacks {
   pp_result_fn error_callback; /**< on failure */
   void *user_data;             /**< passed to both */
   /** Time limit of this call in seconds: 0 takes the pool's
-      pp_options::task_time_limit, a negative value means none. */
+      pp_options::task_time_limit, a negative value means none; NaN is
+      refused with PP_EINVAL. */
   double time_limit;
 } pp_callbacks;
 
@@ -903,7 +904,8 @@ PP_API void pp_result_free(pp_result *result);
  * PP_ECANCELLED, and its error callback runs.
  * @param result the result of an apply or a map (all of its chunks).
  * @return PP_OK when the cancellation was taken; PP_ESTATE when the result
- *         was already complete; PP_EINVAL for NULL.
+ *         was already complete, or in a fork of the pool's owner (nothing
+ *         is cancelled there); PP_EINVAL for NULL.
  * @par Threads
  * Any thread, callbacks included.
  */

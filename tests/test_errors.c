@@ -284,6 +284,29 @@ static void test_apply_bad_args(void) {
                   PP_EINVAL);
   pp_result_free(r);
 
+  /* A NaN time limit is neither a limit nor none: refused by every
+   * asynchronous call, as the pool's own is by pp_pool_create(). */
+  pp_callbacks nan_limit = {NULL, NULL, NULL, NAN};
+  r = (pp_result *)&r; /* set to NULL on failure */
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "square", &arg, 1, &nan_limit, &r),
+                  PP_EINVAL);
+  CU_ASSERT_PTR_NULL(r);
+  r = (pp_result *)&r;
+  CU_ASSERT_EQUAL(pp_map_async(pool, "square", &arg, 1, 0, &nan_limit, &r),
+                  PP_EINVAL);
+  CU_ASSERT_PTR_NULL(r);
+  pp_args call = {&arg, 1};
+  r = (pp_result *)&r;
+  CU_ASSERT_EQUAL(pp_starmap_async(pool, "square", &call, 1, 0, &nan_limit, &r),
+                  PP_EINVAL);
+  CU_ASSERT_PTR_NULL(r);
+  int64_t in = 3, out = 0;
+  pp_records rec = {&in, 1, sizeof in, &out, sizeof out, NULL, 0};
+  r = (pp_result *)&r;
+  CU_ASSERT_EQUAL(pp_map_records_async(pool, "square", &rec, 0, &nan_limit, &r),
+                  PP_EINVAL);
+  CU_ASSERT_PTR_NULL(r);
+
   /* the pool is unharmed */
   CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 3, &x), PP_OK);
   CU_ASSERT_EQUAL(x, 9);
@@ -448,6 +471,13 @@ static void test_map_records_wrong_result_size(void) {
   pp_pool_destroy(pool);
 }
 
+/* An input with no item yet, ever. */
+static pp_status never_ready(void *state, pp_bytes *item) {
+  (void)state;
+  (void)item;
+  return PP_ENOTREADY;
+}
+
 static void test_imap_bad_args(void) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
@@ -481,18 +511,37 @@ static void test_imap_bad_args(void) {
   pp_iter_free(NULL); /* ignored */
 
   it = NULL;
-  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", tu_range_next, &range, 0, &it),
+  /* One chunk of three: once the first item is out, the others are in. */
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", tu_range_next, &range, 3, &it),
                         PP_OK);
   CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, NULL), PP_EINVAL);
-  /* A NaN timeout: next_many refuses it always (next does where it would
-   * wait, not when it hands out an item already in). */
-  size_t got = 1;
-  CU_ASSERT_EQUAL(pp_iter_next_many(it, NAN, &v, 1, &got), PP_EINVAL);
-  CU_ASSERT_EQUAL(got, 0);
   int64_t x = -1;
   CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_OK);
   CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
   CU_ASSERT_EQUAL(x, 0); /* the NULL call consumed nothing */
+  pp_value_clear(&v);
+  /* A NaN timeout is refused only where the call would wait: items in
+   * already are handed out, by pp_iter_next() and pp_iter_next_many()
+   * alike. */
+  pp_value two[2] = {{0}, {0}};
+  size_t got = 0;
+  CU_ASSERT_EQUAL(pp_iter_next_many(it, NAN, two, 2, &got), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(got, 2);
+  CU_ASSERT_EQUAL(pp_value_i64(&two[0], &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 1);
+  CU_ASSERT_EQUAL(pp_value_i64(&two[1], &x), PP_OK);
+  CU_ASSERT_EQUAL(x, 4);
+  pp_value_clear_many(two, got);
+  pp_iter_free(it);
+
+  /* Nothing in, nothing coming: there the NaN is refused. */
+  it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", never_ready, NULL, 1, &it),
+                        PP_OK);
+  got = 1;
+  CU_ASSERT_EQUAL(pp_iter_next_many(it, NAN, &v, 1, &got), PP_EINVAL);
+  CU_ASSERT_EQUAL(got, 0);
+  CU_ASSERT_EQUAL(pp_iter_next(it, NAN, &v), PP_EINVAL);
   pp_value_clear(&v);
   pp_iter_free(it);
   pp_pool_destroy(pool);

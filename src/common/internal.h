@@ -611,7 +611,11 @@ pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
                          const pp_callbacks *cb, pp_result **out);
 void pp__enqueue_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last);
 uint32_t pp__next_job_id(pp_pool *pool);
-pp_status pp__check_submit(pp_pool *pool, const char *task, void *out);
+/* The checks every submission makes: PP_EINVAL for a missing or bad
+ * argument (a NaN time limit in `callbacks`, which may be NULL),
+ * PP_ESTATE in a copy of the pool's owner. */
+pp_status pp__check_submit(pp_pool *pool, const char *task,
+                           const pp_callbacks *callbacks, void *out);
 /* 1 when a call that waits for `pool` would never return: on its
  * scheduler thread (the one that would end the wait), or in a copy of its
  * owner (pp__shared_owned()). */

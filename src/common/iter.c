@@ -53,7 +53,7 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
                              pp_iter **out) {
   if (out)
     *out = NULL;
-  pp_status st = pp__check_submit(pool, task, out);
+  pp_status st = pp__check_submit(pool, task, NULL, out);
   if (st != PP_OK || !next)
     return st != PP_OK ? st : PP_EINVAL;
   if (!chunksize)
@@ -778,8 +778,11 @@ static int take_chunk_quick(pp_iter *it) {
  * once the status that stopped the input, with its message in `out`. */
 static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
   memset(out, 0, sizeof *out);
+  /* A NaN timeout is neither a wait nor none: refused below, where the
+   * call would wait, not where an item or the end is in already. */
+  int nan = timeout != timeout;
   /* Lock order: take_lock, then the pool's lock. */
-  apr_time_t deadline = pp__deadline(timeout);
+  apr_time_t deadline = nan ? 0 : pp__deadline(timeout);
   pp__shared *s = it->shared;
   pp__mutex_lock(s->lock);
   for (;;) {
@@ -800,6 +803,11 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
       pp__mutex_unlock(s->lock);
       take_unlock(it);
       return st;
+    }
+    if (nan) {
+      pp__mutex_unlock(s->lock);
+      take_unlock(it);
+      return PP_EINVAL;
     }
     /* On the pool's scheduler thread nothing would ever come: that thread
      * is the one that brings answers in. */
@@ -838,9 +846,7 @@ static pp_status lock_with_items(pp_iter *it, double timeout, pp_value *out) {
  * saves and restores none of the registers this needs. */
 static PP__NOINLINE pp_status next_slow(pp_iter *it, double timeout,
                                         pp_value *out) {
-  /* A NaN timeout is neither a wait nor none; checked here, off the path
-   * that hands out an item already in, which never looks at it. */
-  if (!it || !out || timeout != timeout) {
+  if (!it || !out) {
     if (out)
       memset(out, 0, sizeof *out);
     return PP_EINVAL;
@@ -858,7 +864,7 @@ pp_status pp_iter_next_many(pp_iter *it, double timeout, pp_value *out,
                             size_t cap, size_t *n) {
   if (n)
     *n = 0;
-  if (!it || !out || !cap || !n || timeout != timeout /* NaN */) {
+  if (!it || !out || !cap || !n) {
     if (out && cap)
       memset(out, 0, sizeof *out);
     return PP_EINVAL;

@@ -15,8 +15,12 @@ int pp__wait_would_hang(pp_pool *pool) {
   return on;
 }
 
-pp_status pp__check_submit(pp_pool *pool, const char *task, void *out) {
+pp_status pp__check_submit(pp_pool *pool, const char *task,
+                           const pp_callbacks *callbacks, void *out) {
   if (!pool || !task || !out || !task[0] || strlen(task) > PP__WIRE_MAX_NAME)
+    return PP_EINVAL;
+  /* A NaN limit is neither a limit nor none, as the pool's is refused. */
+  if (callbacks && callbacks->time_limit != callbacks->time_limit)
     return PP_EINVAL;
   return pp__shared_owned(pool->shared) ? PP_OK : PP_ESTATE;
 }
@@ -245,7 +249,7 @@ static pp_status apply_submit(pp_pool *pool, const char *task,
                               pp_result **out) {
   if (out)
     *out = NULL;
-  pp_status st = pp__check_submit(pool, task, out);
+  pp_status st = pp__check_submit(pool, task, callbacks, out);
   if (st != PP_OK || (!args && nargs))
     return st != PP_OK ? st : PP_EINVAL;
   pp_args one = {args, nargs};
@@ -306,7 +310,7 @@ static pp_status map_common(pp_pool *pool, const char *task,
                             const pp_callbacks *cb, int lend, pp_result **out) {
   if (out)
     *out = NULL;
-  pp_status st = pp__check_submit(pool, task, out);
+  pp_status st = pp__check_submit(pool, task, cb, out);
   if (st != PP_OK || (!calls && !single && count))
     return st ? st : PP_EINVAL;
   if (count > ((size_t)-1) / sizeof(pp__item))
@@ -387,7 +391,7 @@ pp_status pp_map_records_async(pp_pool *pool, const char *task,
                                const pp_callbacks *callbacks, pp_result **out) {
   if (out)
     *out = NULL;
-  pp_status st = pp__check_submit(pool, task, out);
+  pp_status st = pp__check_submit(pool, task, callbacks, out);
   if (st == PP_OK && !records)
     st = PP_EINVAL;
   if (st == PP_OK)
