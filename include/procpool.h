@@ -47,6 +47,8 @@
  * - PP_ECANCELLED: the call was cancelled with pp_result_cancel().
  * - PP_ETERMINATED: the pool was terminated (or destroyed) first.
  * - PP_EPROTOCOL: the worker sent a malformed message; it was stopped.
+ * - PP_ETOOBIG: the worker's answer was longer than
+ *   pp_options::max_message_size; it was stopped and is replaced.
  * - PP_ESYSTEM: the pool could not start a worker, or the process that
  *   starts workers died; as with PP_EINITIALIZER every pending and later call
  *   fails so.
@@ -581,7 +583,9 @@ typedef struct pp_options {
   unsigned long maxtasksperchild;
   /** Start context. */
   pp_context context;
-  /** Largest frame accepted from a worker, in bytes; 0: 1 GiB. */
+  /** Largest frame accepted from a worker, in bytes; 0: 1 GiB; at least
+      4096 (a smaller value is refused with PP_EINVAL). A longer answer
+      fails its call with PP_ETOOBIG. */
   size_t max_message_size;
   /** Longest a task (a chunk, for maps) may run, in seconds; 0: no limit.
       An overdue task's worker is asked to stop (SIGTERM on POSIX), killed

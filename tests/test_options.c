@@ -300,7 +300,7 @@ static void test_context_spawn_forkserver(void) {
 }
 
 /* A result bigger than max_message_size fails that call (not the process)
-   and the pool carries on. */
+   with PP_ETOOBIG and words that name the limit, and the pool carries on. */
 static void test_max_message_size(void) {
   pp_options o;
   pp_options_init(&o);
@@ -313,15 +313,34 @@ static void test_max_message_size(void) {
   pp_bytes arg = {big, sizeof big};
   pp_result *r = NULL;
   CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "echo", &arg, 1, NULL, &r), PP_OK);
-  pp_status st = pp_result_get(r, TU_WAIT);
-  CU_ASSERT_NOT_EQUAL(st, PP_OK);
-  CU_ASSERT_NOT_EQUAL(st, PP_ETIMEOUT);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETOOBIG);
+  const char *why = pp_result_error(r);
+  if (!tu_contains(why, "max_message_size"))
+    fprintf(stderr, "\n  the call said: %s\n", why ? why : "");
+  CU_ASSERT(tu_contains(why, "beyond the pool's limit of 4096"));
+  CU_ASSERT(tu_contains(why, "max_message_size"));
   pp_result_free(r);
   pp_bytes small = {"abc", 3};
   pp_value v = {0};
   CU_ASSERT_EQUAL(pp_apply(pool, "echo", &small, 1, &v), PP_OK);
   CU_ASSERT_EQUAL(v.len, 3);
   pp_value_clear(&v);
+  pp_pool_destroy(pool);
+}
+
+/* A limit too small for a worker's smallest answers would fail every call
+ * of the pool: refused when the pool is made, with the reason. */
+static void test_max_message_size_too_small(void) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 1;
+  o.max_message_size = 16;
+  pp_pool *pool = NULL;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+  CU_ASSERT_PTR_NULL(pool);
+  CU_ASSERT(tu_contains(pp_pool_create_error(), "max_message_size is 16"));
+  o.max_message_size = 4096; /* the smallest accepted */
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_OK);
   pp_pool_destroy(pool);
 }
 
@@ -341,6 +360,8 @@ int pp_test_suite_options(void) {
       {"explicit spawn / forkserver contexts", test_context_spawn_forkserver},
       {"max_message_size: an oversized result fails, pool carries on",
        test_max_message_size},
+      {"max_message_size below 4096: PP_EINVAL, and why",
+       test_max_message_size_too_small},
   };
   return tu_add_suite("options", tests, TU_NTESTS(tests));
 }

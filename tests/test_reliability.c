@@ -1085,7 +1085,7 @@ static void test_malformed_frames(void) {
     const char *says;
   } cases[] = {{BAD_MAGIC, PP_EPROTOCOL, "malformed"},
                {BAD_VERSION, PP_EPROTOCOL, "version"},
-               {BAD_LENGTH, PP_EPROTOCOL, "size limit"},
+               {BAD_LENGTH, PP_ETOOBIG, "beyond the pool's limit"},
                {TRUNCATED, PP_EWORKERDIED, "died"},
                {STRAY_PUT, PP_EPROTOCOL, "no task it was sent"}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -47,6 +47,9 @@
 
 /* Default limit on one frame from a worker. */
 #define PP__DEFAULT_MAX_MESSAGE ((size_t)1 << 30)
+/* The smallest limit a pool accepts: below it even a worker's small
+ * answers (its READY, an error's message) would not fit. */
+#define PP__MIN_MAX_MESSAGE 4096
 
 /* ---- process-wide ---- */
 pp_status pp__runtime_init(void); /* APR, once */

@@ -62,6 +62,11 @@ static pp_status check_options(const pp_options *o) {
   if (!(o->task_time_limit >= 0)) /* also refuses NaN */
     return creation_failed(PP_EINVAL,
                            "options.task_time_limit is negative or NaN");
+  if (o->max_message_size && o->max_message_size < PP__MIN_MAX_MESSAGE)
+    return creation_failed(PP_EINVAL,
+                           "options.max_message_size is %zu, below the "
+                           "smallest limit, %d bytes",
+                           o->max_message_size, PP__MIN_MAX_MESSAGE);
   if (o->shared_memory_size != PP_NO_SHARED_MEMORY &&
       o->shared_memory_size > PP__LANE_SIZE_MAX)
     return creation_failed(PP_EINVAL,

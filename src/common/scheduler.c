@@ -199,6 +199,18 @@ static void stop_worker(pp_pool *pool, pp__worker *w, unsigned slot,
 /* How long a worker whose channel closed may take to exit by itself. */
 #define PP__CLOSED_GRACE_US (100 * 1000)
 
+/* A frame longer than the pool's limit (pp_options.max_message_size): the
+ * call it answers fails with PP_ETOOBIG and says so, and the worker is
+ * stopped, as the rest of that frame could only be read to be dropped. */
+static void oversized(pp_pool *pool, unsigned slot, size_t len) {
+  pp__worker *w = &pool->workers[slot];
+  kill_worker(pool, w, slot, PP_ETOOBIG,
+              pp__format("worker %ld sent a message of %zu bytes, beyond "
+                         "the pool's limit of %zu (pp_options."
+                         "max_message_size); it was stopped",
+                         w->pid, len, pool->max_message));
+}
+
 static void protocol_error(pp_pool *pool, unsigned slot, const char *what) {
   pp__worker *w = &pool->workers[slot];
   kill_worker(pool, w, slot, PP_EPROTOCOL,
@@ -776,10 +788,12 @@ static void read_frames(pp_pool *pool, unsigned slot, pp__buf *in) {
       refuse(pool, slot, "it sent a malformed message");
       return;
     }
+    if (st == PP_ETOOBIG) {
+      oversized(pool, slot, pp__load_u32(pp__buf_head(in) + 8));
+      return;
+    }
     if (st != PP_OK) {
-      protocol_error(pool, slot,
-                     st == PP_ETOOBIG ? "a frame beyond the size limit"
-                                      : "a bad frame header");
+      protocol_error(pool, slot, "a bad frame header");
       return;
     }
     if (!complete)
@@ -795,8 +809,10 @@ static void read_frames(pp_pool *pool, unsigned slot, pp__buf *in) {
     const char *bad = pp__lane_resolve(&w->up, &f, &lane_end);
     if (f.len >= PP__LANE_MIN && !(f.flags & PP__FRAME_LANE))
       want_lanes(pool, w); /* its answers are big */
-    if (!bad && f.len > pool->max_message)
-      bad = "a frame beyond the size limit";
+    if (!bad && f.len > pool->max_message) {
+      oversized(pool, slot, f.len);
+      return;
+    }
     switch (bad ? 0 : f.type) {
     case 0:
       break;
