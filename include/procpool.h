@@ -598,8 +598,9 @@ typedef struct pp_options {
   size_t max_memory_per_child;
   /** Bytes of shared memory per worker and direction through which large
       messages (4 KiB and more: big arguments, results and record chunks)
-      travel instead of the channel; rounded up to a power of two from 64
-      KiB to 1 GiB; 0: 16 MiB; #PP_NO_SHARED_MEMORY: none, everything goes
+      travel instead of the channel; rounded up to a power of two, at
+      least 64 KiB, at most 1 GiB (a larger value is refused with
+      PP_EINVAL); 0: 16 MiB; #PP_NO_SHARED_MEMORY: none, everything goes
       through the channel. Pages are committed as they are first used. A
       message that does not fit at the moment goes through the channel. A
       worker is given its shared memory when it first needs it (its second
@@ -646,11 +647,14 @@ typedef struct pp_pool pp_pool;
  * @param out receives the pool, to end with pp_pool_destroy().
  * @param options NULL for defaults (copied).
  * @return PP_OK; PP_EINVAL for NULL @p out or bad options (processes above
- *         PP_MAX_PROCESSES, initargs without initializer, an unregistered
- *         or over-long initializer name, an invalid context, an unknown
- *         name in PROCPOOL_START_METHOD, or a negative or NaN
- *         task_time_limit); PP_ENOTSUP for a context this platform or build
- *         lacks (fork and forkserver on Windows), or for spawn and
+ *         PP_MAX_PROCESSES, initargs without initializer or with NULL
+ *         data and a non-zero length, an unregistered or over-long
+ *         initializer name or one of a records task, an invalid context,
+ *         an unknown name in PROCPOOL_START_METHOD, a negative or NaN
+ *         task_time_limit, a max_message_size below 4096, or a
+ *         shared_memory_size above 1 GiB); PP_ETOOBIG for initargs beyond
+ *         the frame format's 4 GiB limits; PP_ENOTSUP for a context this
+ * platform or build lacks (fork and forkserver on Windows), or for spawn and
  *         forkserver when the program's executable cannot be located;
  *         PP_ESTATE for spawn and forkserver when pp_worker_main() has not
  *         run in this process; PP_ESYSTEM; PP_ENOMEM. For any of them,

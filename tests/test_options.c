@@ -216,6 +216,28 @@ static void test_bad_initializer(void) {
   CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
   CU_ASSERT(tu_contains(pp_pool_create_error(), "initargs is NULL"));
   pp_pool_destroy(pool);
+
+  /* an initarg with no data but a length */
+  pp_bytes args[2] = {tu_i64(&x), {NULL, 8}};
+  pp_options_init(&o);
+  o.processes = 2;
+  o.initializer = "init_store";
+  o.initargs = args;
+  o.ninitargs = 2;
+  pool = NULL;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+  CU_ASSERT(tu_contains(pp_pool_create_error(),
+                        "initargs[1] has no data but a length of 8"));
+  pp_pool_destroy(pool);
+
+  /* a records task named as the initializer */
+  pp_options_init(&o);
+  o.processes = 2;
+  o.initializer = "rsquare";
+  pool = NULL;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
+  CU_ASSERT(tu_contains(pp_pool_create_error(), "'rsquare' is a records task"));
+  pp_pool_destroy(pool);
 }
 
 static void test_bad_context(void) {

@@ -51,6 +51,19 @@ static pp_status check_options(const pp_options *o) {
     return creation_failed(PP_EINVAL,
                            "the initializer's name is longer than %d bytes",
                            PP__WIRE_MAX_NAME);
+  for (size_t i = 0; o->initargs && i < o->ninitargs; i++)
+    if (!o->initargs[i].data && o->initargs[i].len)
+      return creation_failed(PP_EINVAL,
+                             "options.initargs[%zu] has no data but a "
+                             "length of %zu",
+                             i, o->initargs[i].len);
+  if (o->initializer && !pp__registry_find(o->initializer) &&
+      pp__registry_find_records(o->initializer))
+    return creation_failed(PP_EINVAL,
+                           "the initializer '%s' is a records task "
+                           "(pp_register_records()); an initializer is "
+                           "registered with pp_register()",
+                           o->initializer);
   if (o->initializer && !pp__registry_find(o->initializer))
     return creation_failed(PP_EINVAL,
                            "no task is registered under the initializer's "
