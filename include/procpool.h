@@ -654,10 +654,10 @@ typedef struct pp_pool pp_pool;
  *         task_time_limit, a max_message_size below 4096, or a
  *         shared_memory_size above 1 GiB); PP_ETOOBIG for initargs beyond
  *         the frame format's 4 GiB limits; PP_ENOTSUP for a context this
- * platform or build lacks (fork and forkserver on Windows), or for spawn and
- *         forkserver when the program's executable cannot be located;
- *         PP_ESTATE for spawn and forkserver when pp_worker_main() has not
- *         run in this process; PP_ESYSTEM; PP_ENOMEM. For any of them,
+ *         platform or build lacks (fork and forkserver on Windows), or for
+ *         spawn and forkserver when the program's executable cannot be
+ *         located; PP_ESTATE for spawn and forkserver when pp_worker_main()
+ *         has not run in this process; PP_ESYSTEM; PP_ENOMEM. For any of them,
  *         pp_pool_create_error() says why.
  */
 PP_API pp_status pp_pool_create(pp_pool **out, const pp_options *options);

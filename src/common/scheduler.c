@@ -665,9 +665,8 @@ static void want_lanes(pp_pool *pool, pp__worker *w) {
  * can be had (a memory cgroup's limit, a full /dev/shm) the worker stays
  * on its channel, which needs none, rather than meet the want halfway (64
  * KiB of posix_fallocate, once in a worker's life, after its first
- * chunks). 0
- * when the worker had to be stopped instead: without memory for RING it
- * would wait on the channel for good. */
+ * chunks). 0 when the worker had to be stopped instead: without memory for
+ * RING it would wait on the channel for good. */
 static int ring_switch(pp_pool *pool, pp__worker *w) {
   unsigned slot = (unsigned)(w - pool->workers);
   w->ring_tried = 1;
@@ -789,7 +788,7 @@ static void read_frames(pp_pool *pool, unsigned slot, pp__buf *in) {
       return;
     }
     if (st == PP_ETOOBIG) {
-      oversized(pool, slot, pp__load_u32(pp__buf_head(in) + 8));
+      oversized(pool, slot, f.len);
       return;
     }
     if (st != PP_OK) {

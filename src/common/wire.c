@@ -66,8 +66,10 @@ pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
     return PP_EPROTOCOL;
   if (flags && (!travels_in_lane(p[5]) || len != PP__LANE_REF_SIZE))
     return PP_EPROTOCOL;
-  if (len > max_len)
+  if (len > max_len) {
+    frame->len = len; /* for the caller's message */
     return PP_ETOOBIG;
+  }
   if (avail - PP__WIRE_HEADER_SIZE < len)
     return PP_OK;
   frame->type = (pp__frame_type)p[5];

@@ -119,7 +119,7 @@ typedef struct pp__frame {
  * PP_EPROTOCOL for a bad magic, type or flag, or a lane frame of a type
  * that never travels so or of the wrong length; PP_ENOTSUP for another protocol
  * version (pp__frame_version() tells which), and PP_ETOOBIG for a length
- * above `max_len`. */
+ * above `max_len` (then frame->len is that length, the rest unset). */
 pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
                          int *complete);
 
