@@ -1150,8 +1150,10 @@ PP_API pp_status pp_map_records(pp_pool *pool, const char *task,
  *         Python's imap builds its chunks, so with a @p chunksize above 1
  *         its items start once it is); any other status to stop the input
  *         with an error (pp_iter_next() reports it once, after the items
- *         before it). An item with NULL data and a non-zero length stops
- *         the input with PP_EINVAL.
+ *         before it). PP_ETIMEOUT, which pp_iter_next() keeps for its own
+ *         waits, and a value that is no ::pp_status are reported as
+ *         PP_EINVAL, the message naming what was returned. An item with
+ *         NULL data and a non-zero length stops the input with PP_EINVAL.
  */
 typedef pp_status (*pp_next_fn)(void *state, pp_bytes *item);
 

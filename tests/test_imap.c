@@ -1346,6 +1346,56 @@ static void test_imap_input_not_ready_ends(void) {
   }
 }
 
+/* An input that yields [0, 3), then returns `error`. */
+typedef struct failing_input {
+  tu_range range;
+  pp_status error;
+} failing_input;
+
+static pp_status failing_next(void *state, pp_bytes *item) {
+  failing_input *in = state;
+  return in->range.next == 3 ? in->error : tu_range_next(&in->range, item);
+}
+
+/* An input's error reaches pp_iter_next() once, after the items before it;
+ * a status that pp_iter_next() keeps for itself (PP_ETIMEOUT, "try
+ * again"), or a value that is no status, would be misread there and the
+ * error lost: it comes as PP_EINVAL, the message naming what came back. */
+static void test_imap_input_reserved_status(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static const struct {
+    pp_status returned, reported;
+    const char *named;
+  } cases[] = {
+      {PP_ESYSTEM, PP_ESYSTEM, "input stopped with an error"},
+      {PP_ETIMEOUT, PP_EINVAL, "returned PP_ETIMEOUT"},
+      {(pp_status)PP_STATUS_COUNT_, PP_EINVAL, "which is not a pp_status"},
+      {(pp_status)-5, PP_EINVAL, "returned -5"},
+  };
+  for (size_t c = 0; c < TU_NTESTS(cases); c++) {
+    failing_input in = {.error = cases[c].returned};
+    tu_range_init(&in.range, 0, 10);
+    pp_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", failing_next, &in, 1, &it),
+                          PP_OK);
+    pp_value v = {0};
+    for (int64_t i = 0; i < 3; i++) {
+      int64_t x = -1;
+      CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_OK);
+      CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_OK);
+      CU_ASSERT_EQUAL(x, i * i);
+      pp_value_clear(&v);
+    }
+    CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), cases[c].reported);
+    CU_ASSERT(tu_contains(v.error, cases[c].named));
+    pp_value_clear(&v);
+    CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_EOF);
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
 int pp_test_suite_imap(void) {
   static const tu_test tests[] = {
       {"imap yields in input order (n=200, chunksize 1 and 7)",
@@ -1391,6 +1441,8 @@ int pp_test_suite_imap(void) {
        test_imap_input_not_ready},
       {"an input with no item yet: freed, destroyed, joined once it ends",
        test_imap_input_not_ready_ends},
+      {"an input's PP_ETIMEOUT or a non-status comes as PP_EINVAL, named",
+       test_imap_input_reserved_status},
   };
   return tu_add_suite("imap", tests, TU_NTESTS(tests));
 }

@@ -407,6 +407,32 @@ static pp_status grow(pp_iter *it) {
   return PP_OK;
 }
 
+/* Stops the iterator with the error its input function returned. The
+ * caller of pp_iter_next() reads that status once; a status which
+ * pp_iter_next() keeps for itself (PP_ETIMEOUT: "try again") or a value
+ * that is no status at all would be misread there, and the error lost, so
+ * those are reported as PP_EINVAL, the message naming what came back. */
+static void stop_on_input_error(pp_iter *it, pp_status end) {
+  char *msg;
+  pp_status as = end;
+  if (end == PP_ETIMEOUT) {
+    as = PP_EINVAL;
+    msg = pp__format("the imap input function returned PP_ETIMEOUT, which "
+                     "pp_iter_next() keeps for its own waits; the input was "
+                     "stopped");
+  } else if ((unsigned)end >= PP_STATUS_COUNT_) {
+    as = PP_EINVAL;
+    msg = pp__format("the imap input function returned %d, which is not a "
+                     "pp_status; the input was stopped",
+                     (int)end);
+  } else {
+    msg = pp__format("the imap input stopped with an error: %s",
+                     pp_strerror(end));
+  }
+  pp__iter_stop_locked(it, as, msg);
+  free(msg);
+}
+
 /* A chunk that could not begin for want of memory took nothing from the
  * input: 1 when it is to be tried again in a few ms (the scheduler is
  * told), 0 when memory has been short for too long. */
@@ -521,10 +547,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
       it->input_done = 1;
       pool->iters_changed = 1; /* a waiter past the last item must see it */
     } else if (end != PP_OK) {
-      char *msg = pp__format("the imap input stopped with an error: %s",
-                             pp_strerror(end));
-      pp__iter_stop_locked(it, end, msg);
-      free(msg);
+      stop_on_input_error(it, end);
     }
   }
 }
