@@ -423,16 +423,24 @@ static void test_map_records_bad_args(void) {
   const size_t short_fields[2] = {4, 2};       /* sum 6 != 8 */
   const size_t long_fields[2] = {8, 8};        /* sum 16 != 8 */
   const size_t wrap_fields[2] = {SIZE_MAX, 9}; /* sum wraps to 8 */
+  /* more fields than bytes: refused at the first one past the record's
+   * end, however many (beyond the wire's 32-bit count too) */
+  const size_t byte_fields[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
   rec = good;
   rec.field_sizes = short_fields;
   rec.nfields = 2;
-  EXPECT_NOT_OK(pp_map_records(pool, "add", &rec, 0, &r));
+  EXPECT_STATUS(pp_map_records(pool, "add", &rec, 0, &r), PP_EINVAL);
   rec.field_sizes = long_fields;
-  EXPECT_NOT_OK(pp_map_records(pool, "add", &rec, 0, &r));
+  EXPECT_STATUS(pp_map_records(pool, "add", &rec, 0, &r), PP_EINVAL);
   rec.field_sizes = wrap_fields;
-  EXPECT_NOT_OK(pp_map_records(pool, "add", &rec, 0, &r));
+  EXPECT_STATUS(pp_map_records(pool, "add", &rec, 0, &r), PP_EINVAL);
+  rec.field_sizes = byte_fields;
+  rec.nfields = 9;
+  EXPECT_STATUS(pp_map_records(pool, "add", &rec, 0, &r), PP_EINVAL);
+  rec.nfields = SIZE_MAX;
+  EXPECT_STATUS(pp_map_records(pool, "add", &rec, 0, &r), PP_EINVAL);
   rec.field_sizes = NULL; /* nfields > 0 without sizes */
-  EXPECT_NOT_OK(pp_map_records(pool, "add", &rec, 0, &r));
+  EXPECT_STATUS(pp_map_records(pool, "add", &rec, 0, &r), PP_EINVAL);
 #undef EXPECT_NOT_OK
 #undef EXPECT_STATUS
 

@@ -368,8 +368,7 @@ static pp_status check_records(const pp_pool *pool, const pp_records *rec) {
   if (!rec->in_size || !rec->out_size || (!rec->in && rec->count) ||
       (!rec->out && rec->count) || (rec->nfields && !rec->field_sizes))
     return PP_EINVAL;
-  if (rec->in_size > UINT32_MAX || rec->out_size > UINT32_MAX ||
-      rec->nfields > UINT32_MAX)
+  if (rec->in_size > UINT32_MAX || rec->out_size > UINT32_MAX)
     return PP_ETOOBIG;
   if (rec->count > ((size_t)-1) / rec->in_size ||
       rec->count > ((size_t)-1) / rec->out_size)
@@ -377,6 +376,9 @@ static pp_status check_records(const pp_pool *pool, const pp_records *rec) {
   if (rec->in_size + 4096 > pool->max_message ||
       rec->out_size + 4096 > pool->max_message)
     return PP_ETOOBIG;
+  /* Fields of a byte or more summing to in_size: more fields than bytes
+   * (so more than the wire's 32-bit count) fail here, on the first field
+   * past the record's end. */
   size_t sum = 0;
   for (size_t i = 0; i < rec->nfields; i++) {
     if (!rec->field_sizes[i] || rec->field_sizes[i] > rec->in_size - sum)
