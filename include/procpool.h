@@ -629,7 +629,9 @@ PP_API void pp_options_init(pp_options *options);
  * fork, or a fork worker holding a pointer to it) they are copies without
  * the pool's threads: every call on them there fails at once with
  * PP_ESTATE (a wait would never end), but for what had completed before
- * the fork, which reads as it was; pp_pool_destroy(), pp_result_free() and
+ * the fork, which reads as it was (an iterator hands out the rest of the
+ * chunk it was reading from, then says PP_ESTATE: checking on every item
+ * would slow the common case); pp_pool_destroy(), pp_result_free() and
  * pp_iter_free() there do nothing, leaving the owner's workers alone. Such
  * a process creates a pool of its own instead.
  */
