@@ -70,7 +70,18 @@ static pp_status square_or_die(pp_call *call) {
 }
 
 /* How the "garbage" task breaks the protocol. */
-enum { BAD_MAGIC = 1, BAD_VERSION, BAD_LENGTH, TRUNCATED, STRAY_PUT };
+enum {
+  BAD_MAGIC = 1,
+  BAD_VERSION,
+  BAD_LENGTH,
+  TRUNCATED,
+  STRAY_PUT,
+  /* well-formed frames out of their place */
+  READY_AGAIN,
+  PROOF_AGAIN,
+  INIT_FAILED_LATE,
+  PARENT_FRAME
+};
 
 static void put_header(unsigned char *h, unsigned version, unsigned type,
                        uint32_t len) {
@@ -88,19 +99,36 @@ static void put_header(unsigned char *h, unsigned version, unsigned type,
  * worker would. */
 static pp_status garbage(pp_call *call) {
   int64_t how = 0;
-  unsigned char h[32];
+  unsigned char h[PP__WIRE_HEADER_SIZE + PP__NONCE_SIZE];
   memset(h, 'X', sizeof h);
   if (pp_call_arg_i64(call, 0, &how) != PP_OK)
     return pp_call_fail(call, "garbage: needs an int64");
-  if (how == BAD_VERSION)
+  size_t len = PP__WIRE_HEADER_SIZE;
+  if (how == BAD_VERSION) {
     put_header(h, 99, PP__F_RESULTS, 0);
-  else if (how == BAD_LENGTH)
+  } else if (how == BAD_LENGTH) {
     put_header(h, PP__WIRE_VERSION, PP__F_RESULTS, 0xFFFFFFF0u);
-  else if (how == TRUNCATED)
+  } else if (how == TRUNCATED) {
     put_header(h, PP__WIRE_VERSION, PP__F_RESULTS, 100);
-  else if (how == STRAY_PUT) /* the answer to a records chunk in place */
+    len += 10;
+  } else if (how == STRAY_PUT) { /* the answer to a records chunk in place */
     put_header(h, PP__WIRE_VERSION, PP__F_RECORDS_PUT, 0);
-  pp__call_send_raw(call, h, how == TRUNCATED ? 30 : 20);
+  } else if (how == READY_AGAIN) { /* no segment, no parent's memory */
+    put_header(h, PP__WIRE_VERSION, PP__F_READY, 2);
+    h[len] = h[len + 1] = 0;
+    len += 2;
+  } else if (how == PROOF_AGAIN) { /* a proof's size, of nothing */
+    put_header(h, PP__WIRE_VERSION, PP__F_PROOF, PP__NONCE_SIZE);
+    len += PP__NONCE_SIZE;
+  } else if (how == INIT_FAILED_LATE) { /* status PP_ETASK, no message */
+    put_header(h, PP__WIRE_VERSION, PP__F_INIT_FAILED, 5);
+    memset(h + len, 0, 5);
+    h[len] = PP_ETASK;
+    len += 5;
+  } else if (how == PARENT_FRAME) { /* CALLS goes the other way */
+    put_header(h, PP__WIRE_VERSION, PP__F_CALLS, 0);
+  }
+  pp__call_send_raw(call, h, len);
   if (how == TRUNCATED)
     exit(0);
   return pp_call_return_i64(call, 1);
@@ -1074,8 +1102,8 @@ static void test_mixed_campaign(void) {
 }
 
 /* Malformed frames from a worker (bad magic, wrong version, a length beyond
- * the limit, a truncated frame): that worker is killed, its task fails, the
- * parent and the pool carry on. */
+ * the limit, a truncated frame, sound frames out of their place): that
+ * worker is killed, its task fails, the parent and the pool carry on. */
 static void test_malformed_frames(void) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
@@ -1083,11 +1111,16 @@ static void test_malformed_frames(void) {
     int64_t how;
     pp_status expect;
     const char *says;
-  } cases[] = {{BAD_MAGIC, PP_EPROTOCOL, "malformed"},
-               {BAD_VERSION, PP_EPROTOCOL, "version"},
-               {BAD_LENGTH, PP_ETOOBIG, "beyond the pool's limit"},
-               {TRUNCATED, PP_EWORKERDIED, "died"},
-               {STRAY_PUT, PP_EPROTOCOL, "no task it was sent"}};
+  } cases[] = {
+      {BAD_MAGIC, PP_EPROTOCOL, "malformed"},
+      {BAD_VERSION, PP_EPROTOCOL, "version"},
+      {BAD_LENGTH, PP_ETOOBIG, "beyond the pool's limit"},
+      {TRUNCATED, PP_EWORKERDIED, "died"},
+      {STRAY_PUT, PP_EPROTOCOL, "no task it was sent"},
+      {READY_AGAIN, PP_EPROTOCOL, "a ready report out of place"},
+      {PROOF_AGAIN, PP_EPROTOCOL, "a second proof of the key"},
+      {INIT_FAILED_LATE, PP_EPROTOCOL, "an initializer report out of place"},
+      {PARENT_FRAME, PP_EPROTOCOL, "a frame only the parent sends"}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     long pids[4];
     size_t n = wait_workers(pool, pids, 4, 2);
