@@ -60,6 +60,9 @@ typedef struct pp__exit {
   /* 1: it was lost with the process that started it, which died (POSIX:
    * a launcher's worker), and `code` says what that did to it. */
   int with_launcher;
+  /* 1: it ended, but how was collected by another wait in this process
+   * (the program's waitpid(-1) or SIGCHLD handler); `code` means nothing. */
+  int unknown;
 } pp__exit;
 
 typedef enum pp__event_type {

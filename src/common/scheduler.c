@@ -262,7 +262,7 @@ static void early_end(pp_pool *pool, pp__worker *w, const char *how) {
  * what it meant by it. */
 static void describe_end(const pp__exit *e, char *buf, size_t cap) {
   pp__exit_describe(e, buf, cap);
-  if (e->signaled || e->with_launcher)
+  if (e->signaled || e->with_launcher || e->unknown)
     return;
   const char *meant = NULL;
   switch (e->code) {

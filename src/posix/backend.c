@@ -196,7 +196,7 @@ static int reap_direct(wslot *s, int block, pp__exit *how) {
   } else {
     /* ECHILD: someone else's waitpid(-1) took it. Its end is certain, how
      * it ended is lost. */
-    pp__exit lost = {.signaled = 0, .code = -1};
+    pp__exit lost = {.signaled = 0, .code = -1, .unknown = 1};
     *how = lost;
   }
   pp__close(s->pidfd);

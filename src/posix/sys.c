@@ -267,6 +267,12 @@ void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
              "workers, which died");
     return;
   }
+  if (how->unknown) {
+    snprintf(buf, cap,
+             "ended, but how is not known: another wait in this program "
+             "(a waitpid(-1), a SIGCHLD handler) collected its exit status");
+    return;
+  }
   if (!how->signaled) {
     snprintf(buf, cap, "exited with code %ld", how->code);
     return;
