@@ -26,6 +26,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -898,6 +899,101 @@ static void note_usr1(int sig) {
   usr1_handled++;
 }
 
+/* A program whose signals interrupt its calls: a timer (a profiler's
+ * SIGPROF, an alarm) firing every 200 µs into a handler installed without
+ * SA_RESTART, so that every system call of the calling thread may fail
+ * with EINTR. Pools of each context are made, used (applies, a map, an
+ * imap, a payload big enough for shared memory, a worker's death) and
+ * ended under it: every call gives its right answer, none fails or hangs
+ * for the interruptions. */
+static volatile sig_atomic_t alarms;
+static void note_alarm(int sig) {
+  (void)sig;
+  alarms++;
+}
+
+static void drive_under_alarms(pp_context context) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  o.context = context;
+  pp_pool *pool = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_pool_create(&pool, &o), PP_OK);
+  for (int64_t i = 0; i < 50; i++) {
+    int64_t y = -1;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", i, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, i * i);
+  }
+  enum { N = 5000 };
+  static int64_t xs[N];
+  pp_bytes items[N];
+  for (size_t i = 0; i < N; i++) {
+    xs[i] = (int64_t)i;
+    items[i] = tu_i64(&xs[i]);
+  }
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map(pool, "square", items, N, 7, &r), PP_OK);
+  size_t right = 0;
+  for (size_t i = 0; r && i < N; i++) {
+    int64_t y = -1;
+    if (pp_result_item_i64(r, i, &y) == PP_OK && y == (int64_t)(i * i))
+      right++;
+  }
+  CU_ASSERT_EQUAL(right, N);
+  pp_result_free(r);
+  tu_range range;
+  tu_range_init(&range, 0, N);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", tu_range_next, &range, 3, &it),
+                        PP_OK);
+  pp_value v = {0};
+  int64_t want = 0;
+  while (pp_iter_next(it, TU_WAIT, &v) == PP_OK) {
+    int64_t y = -1;
+    if (pp_value_i64(&v, &y) == PP_OK && y == want * want)
+      want++;
+    pp_value_clear(&v);
+  }
+  CU_ASSERT_EQUAL(want, N);
+  pp_iter_free(it);
+  size_t len = (size_t)4 << 20;
+  char *big = malloc(len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+  memset(big, 'y', len);
+  CU_ASSERT_EQUAL(tu_apply_echo(pool, "echo", big, len), PP_OK);
+  free(big);
+  int64_t how = DIE_EXIT3;
+  pp_bytes arg = tu_i64(&how);
+  CU_ASSERT_EQUAL(pp_apply(pool, "die", &arg, 1, &v), PP_EWORKERDIED);
+  pp_value_clear(&v);
+  int64_t y = -1;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 12, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 144);
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+  pp_pool_destroy(pool);
+}
+
+static void test_interrupted_calls(void) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = note_alarm; /* no SA_RESTART: calls fail with EINTR */
+  CU_ASSERT_EQUAL_FATAL(sigaction(SIGALRM, &sa, &old), 0);
+  struct itimerval every = {{0, 200}, {0, 200}}, off = {{0, 0}, {0, 0}};
+  alarms = 0;
+  CU_ASSERT_EQUAL_FATAL(setitimer(ITIMER_REAL, &every, NULL), 0);
+  static const pp_context contexts[] = {PP_CONTEXT_FORK, PP_CONTEXT_SPAWN,
+                                        PP_CONTEXT_FORKSERVER};
+  for (size_t c = 0; c < sizeof contexts / sizeof contexts[0]; c++) {
+    sig_atomic_t before = alarms;
+    drive_under_alarms(contexts[c]);
+    CU_ASSERT(alarms - before > 10); /* the calls were interrupted */
+  }
+  setitimer(ITIMER_REAL, &off, NULL);
+  sigaction(SIGALRM, &old, NULL);
+}
+
 /* A program that blocks a signal on its thread to wait for it there
  * (sigwait(), signalfd), having made a pool before: the signal, sent to
  * the process, must reach that wait. Were a thread of the pool's open to
@@ -1453,6 +1549,8 @@ int pp_test_suite_reliability(void) {
       {"a signal the program blocks to wait for it reaches the wait, not "
        "the pool's threads",
        test_blocked_signal_reaches_program},
+      {"a timer's signals interrupting every call: right answers, no hang",
+       test_interrupted_calls},
 #endif
 #ifdef __linux__
       {"the launcher is killed: its task fails, a new one starts workers",
