@@ -902,9 +902,9 @@ static void note_usr1(int sig) {
 /* A program whose signals interrupt its calls: a timer (a profiler's
  * SIGPROF, an alarm) firing every 200 µs into a handler installed without
  * SA_RESTART, so that every system call of the calling thread may fail
- * with EINTR. Pools of each context are made, used (applies, a map, an
- * imap, a payload big enough for shared memory, a worker's death) and
- * ended under it: every call gives its right answer, none fails or hangs
+ * with EINTR. A pool (of the suite's context) is made, used (applies, a
+ * map, an imap, a payload big enough for shared memory, a worker's death)
+ * and ended under it: every call gives its right answer, none fails or hangs
  * for the interruptions. */
 static volatile sig_atomic_t alarms;
 static void note_alarm(int sig) {
@@ -912,13 +912,11 @@ static void note_alarm(int sig) {
   alarms++;
 }
 
-static void drive_under_alarms(pp_context context) {
-  pp_options o;
-  pp_options_init(&o);
-  o.processes = 2;
-  o.context = context;
-  pp_pool *pool = NULL;
-  CU_ASSERT_EQUAL_FATAL(pp_pool_create(&pool, &o), PP_OK);
+static void drive_under_alarms(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL(pool);
+  if (!pool)
+    return; /* no FATAL here: the caller must stop the timer */
   for (int64_t i = 0; i < 50; i++) {
     int64_t y = -1;
     CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", i, &y), PP_OK);
@@ -944,11 +942,11 @@ static void drive_under_alarms(pp_context context) {
   tu_range range;
   tu_range_init(&range, 0, N);
   pp_iter *it = NULL;
-  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", tu_range_next, &range, 3, &it),
-                        PP_OK);
+  CU_ASSERT_EQUAL(pp_imap(pool, "square", tu_range_next, &range, 3, &it),
+                  PP_OK);
   pp_value v = {0};
   int64_t want = 0;
-  while (pp_iter_next(it, TU_WAIT, &v) == PP_OK) {
+  while (it && pp_iter_next(it, TU_WAIT, &v) == PP_OK) {
     int64_t y = -1;
     if (pp_value_i64(&v, &y) == PP_OK && y == want * want)
       want++;
@@ -958,10 +956,12 @@ static void drive_under_alarms(pp_context context) {
   pp_iter_free(it);
   size_t len = (size_t)4 << 20;
   char *big = malloc(len);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(big);
-  memset(big, 'y', len);
-  CU_ASSERT_EQUAL(tu_apply_echo(pool, "echo", big, len), PP_OK);
-  free(big);
+  CU_ASSERT_PTR_NOT_NULL(big);
+  if (big) {
+    memset(big, 'y', len);
+    CU_ASSERT_EQUAL(tu_apply_echo(pool, "echo", big, len), PP_OK);
+    free(big);
+  }
   int64_t how = DIE_EXIT3;
   pp_bytes arg = tu_i64(&how);
   CU_ASSERT_EQUAL(pp_apply(pool, "die", &arg, 1, &v), PP_EWORKERDIED);
@@ -983,13 +983,8 @@ static void test_interrupted_calls(void) {
   struct itimerval every = {{0, 200}, {0, 200}}, off = {{0, 0}, {0, 0}};
   alarms = 0;
   CU_ASSERT_EQUAL_FATAL(setitimer(ITIMER_REAL, &every, NULL), 0);
-  static const pp_context contexts[] = {PP_CONTEXT_FORK, PP_CONTEXT_SPAWN,
-                                        PP_CONTEXT_FORKSERVER};
-  for (size_t c = 0; c < sizeof contexts / sizeof contexts[0]; c++) {
-    sig_atomic_t before = alarms;
-    drive_under_alarms(contexts[c]);
-    CU_ASSERT(alarms - before > 10); /* the calls were interrupted */
-  }
+  drive_under_alarms();
+  CU_ASSERT(alarms > 10); /* the calls were interrupted */
   setitimer(ITIMER_REAL, &off, NULL);
   sigaction(SIGALRM, &old, NULL);
 }
