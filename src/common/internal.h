@@ -136,10 +136,11 @@ typedef struct pp__shared {
   pp__mutex *lock;
   pp__cond *changed;
   unsigned refs; /* under lock */
-  /* The pool's scheduler thread while it runs (under lock): the results
-   * and iterators it completes must not be waited for there. */
-  apr_os_thread_t scheduler;
-  int scheduler_runs;
+  /* The scheduler thread's pp__thread_token() while it runs, else NULL:
+   * the results and iterators it completes must not be waited for there.
+   * Set and cleared by that thread, so no other thread alive meanwhile
+   * has the same token; read without the lock. */
+  pp__atomic_ptr scheduler_token;
   /* pp__process_generation() of the process that made the pool: set
    * before the pool is shared, read without the lock. */
   unsigned long generation;
@@ -151,10 +152,10 @@ pp_status pp__shared_create(pp__shared **out);
 void pp__shared_unref_unlock(pp__shared *s);
 /* Waits on s->changed until `deadline` (0: forever). PP_ETIMEOUT after it. */
 pp_status pp__shared_wait(pp__shared *s, apr_time_t deadline);
-/* With the lock held: 1 when the calling thread is the pool's scheduler
- * thread, where a wait for one of its results or iterators would never
- * end (it is the thread that would end it). */
-int pp__shared_on_scheduler_locked(const pp__shared *s);
+/* 1 when the calling thread is the pool's scheduler thread, where a wait
+ * for one of its results or iterators would never end (it is the thread
+ * that would end it). Lock or no lock. */
+int pp__shared_on_scheduler(const pp__shared *s);
 /* 0 in a copy of the pool's owner that fork() made (a fork worker, or a
  * fork of the program's own): it has the pool's memory but none of its
  * threads, so nothing there would ever complete, and a lock another

@@ -834,7 +834,7 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
     }
     /* On the pool's scheduler thread nothing would ever come: that thread
      * is the one that brings answers in. */
-    if (timeout != 0 && pp__shared_on_scheduler_locked(s)) {
+    if (timeout != 0 && pp__shared_on_scheduler(s)) {
       pp__mutex_unlock(s->lock);
       take_unlock(it);
       return PP_ESTATE;
@@ -962,7 +962,7 @@ void pp_iter_free(pp_iter *it) {
    * next() the scheduler is running right now; unless this is that next(),
    * freeing its own iterator on the scheduler thread: the pull stops when
    * it returns, and the pool's reference keeps the iterator until then. */
-  while (it->pulling && !pp__shared_on_scheduler_locked(s))
+  while (it->pulling && !pp__shared_on_scheduler(s))
     pp__cond_wait(s->changed, s->lock);
   if (!it->input_done)
     it->input_done = 1;

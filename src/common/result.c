@@ -214,17 +214,15 @@ pp_status pp_result_wait(pp_result *r, double timeout) {
     return PP_OK;
   if (!pp__shared_owned(r->shared))
     return PP_ESTATE;
+  /* In a callback or an imap input function of its pool, the result could
+   * complete only once this thread went on: a wait would never end. */
+  if (timeout != 0 && pp__shared_on_scheduler(r->shared) &&
+      !pp__atomic_get(&r->ready))
+    return PP_ESTATE;
   apr_time_t deadline = pp__deadline(timeout);
   if (timeout != 0 && spin_until_ready(r, deadline))
     return PP_OK;
   pp__mutex_lock(r->shared->lock);
-  /* In a callback or an imap input function of its pool, the result could
-   * complete only once this thread went on: a wait would never end. */
-  if (timeout != 0 && !pp__atomic_get(&r->ready) &&
-      pp__shared_on_scheduler_locked(r->shared)) {
-    pp__mutex_unlock(r->shared->lock);
-    return PP_ESTATE;
-  }
   while (!pp__atomic_get(&r->ready) &&
          pp__shared_wait(r->shared, deadline) == PP_OK) {
   }

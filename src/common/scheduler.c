@@ -1499,8 +1499,7 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
   pp__event events[PP__EVENTS];
   pp__spare_pool_add(pool);
   lock(pool);
-  pool->shared->scheduler = apr_os_thread_current();
-  pool->shared->scheduler_runs = 1;
+  pp__atomic_ptr_set(&pool->shared->scheduler_token, pp__thread_token());
   for (;;) {
     /* Completions change what a step decides (close drains, imap windows
      * free up), so step again until nothing completes. */
@@ -1557,7 +1556,7 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     drain_rings(pool);
   }
   pool->scheduler_done = 1;
-  pool->shared->scheduler_runs = 0;
+  pp__atomic_ptr_set(&pool->shared->scheduler_token, NULL);
   pp__cond_broadcast(pool->shared->changed);
   unlock(pool);
   pp__spare_pool_remove(pool);

@@ -45,9 +45,8 @@ apr_time_t pp__deadline(double timeout) {
   return pp__clock_us() + (apr_time_t)(timeout * 1e6);
 }
 
-int pp__shared_on_scheduler_locked(const pp__shared *s) {
-  return s->scheduler_runs &&
-         apr_os_thread_equal(s->scheduler, apr_os_thread_current());
+int pp__shared_on_scheduler(const pp__shared *s) {
+  return pp__atomic_ptr_get(&s->scheduler_token) == pp__thread_token();
 }
 
 int pp__shared_owned(const pp__shared *s) {

@@ -7,12 +7,8 @@
 #include <string.h>
 
 int pp__wait_would_hang(pp_pool *pool) {
-  if (!pp__shared_owned(pool->shared))
-    return 1;
-  pp__mutex_lock(pool->shared->lock);
-  int on = pp__shared_on_scheduler_locked(pool->shared);
-  pp__mutex_unlock(pool->shared->lock);
-  return on;
+  return !pp__shared_owned(pool->shared) ||
+         pp__shared_on_scheduler(pool->shared);
 }
 
 pp_status pp__check_submit(pp_pool *pool, const char *task,
