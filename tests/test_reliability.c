@@ -1099,6 +1099,86 @@ static void test_launcher_killed(void) {
   CU_ASSERT(gone_soon(worker));
 }
 
+/* The children of this process now (up to `cap`): how many. */
+static size_t own_children(long *pids, size_t cap) {
+  size_t n = 0;
+  long self = tu_self_pid();
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  while (d && n < cap && (e = readdir(d)) != NULL) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (pid > 0 && *end == '\0' && tu_parent_of(pid) == self)
+      pids[n++] = pid;
+  }
+  if (d)
+    closedir(d);
+  return n;
+}
+
+/* The launcher dies again each time it is made (killed here as soon as it
+ * appears): the pool stops making launchers and breaks. The tasks its
+ * workers were running fail saying the workers were lost with it, those
+ * of the workers the parent forked too, and a later call fails at once
+ * with the reason. */
+static void test_launcher_keeps_dying(void) {
+  enum { CAP = 32, DEATHS = 4 }; /* the backend gives up at the fourth */
+  long before[CAP];
+  size_t nbefore = own_children(before, CAP); /* the watchdog, say */
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  long pids[4];
+  CU_ASSERT_EQUAL(wait_workers(pool, pids, 4, 2), 2);
+  if (run_context() == PP_CONTEXT_FORK) {
+    /* Its launcher is made when first needed: for a replacement. */
+    int64_t how = DIE_EXIT3;
+    pp_value v = {0};
+    pp_bytes arg = tu_i64(&how);
+    CU_ASSERT_EQUAL(pp_apply(pool, "die", &arg, 1, &v), PP_EWORKERDIED);
+    pp_value_clear(&v);
+  }
+  int64_t ms = 20000;
+  pp_bytes arg = tu_i64(&ms);
+  pp_result *r[2] = {NULL, NULL};
+  for (int i = 0; i < 2; i++)
+    CU_ASSERT_EQUAL_FATAL(
+        pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r[i]), PP_OK);
+  tu_sleep_ms(300); /* each worker runs one by then */
+  CU_ASSERT_EQUAL(wait_workers(pool, pids, 4, 2), 2);
+  long killed[CAP];
+  size_t nkilled = 0;
+  double t0 = tu_now();
+  while (nkilled < DEATHS && tu_now() - t0 < TU_WAIT) {
+    long kids[CAP], workers[4];
+    size_t n = own_children(kids, CAP), nw = 0;
+    pp_pool_worker_pids(pool, workers, 4, &nw);
+    for (size_t i = 0; i < n && nkilled < DEATHS; i++)
+      if (!listed(before, nbefore, kids[i]) && !listed(workers, nw, kids[i]) &&
+          !listed(pids, 2, kids[i]) && !listed(killed, nkilled, kids[i]) &&
+          kill((pid_t)kids[i], SIGKILL) == 0)
+        killed[nkilled++] = kids[i];
+    tu_sleep_ms(1);
+  }
+  CU_ASSERT_EQUAL(nkilled, DEATHS);
+  for (int i = 0; i < 2; i++) {
+    CU_ASSERT_EQUAL(pp_result_get(r[i], TU_WAIT), PP_EWORKERDIED);
+    CU_ASSERT(tu_contains(pp_result_error(r[i]),
+                          "was lost with the process that starts the pool's "
+                          "workers"));
+    pp_result_free(r[i]);
+  }
+  pp_value v = {0};
+  double t1 = tu_now();
+  CU_ASSERT_NOT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_OK);
+  CU_ASSERT(tu_contains(v.error, "the process that starts the pool's workers "
+                                 "kept dying"));
+  CU_ASSERT(tu_now() - t1 < TU_WAIT);
+  pp_value_clear(&v);
+  pp_pool_destroy(pool);
+  for (int i = 0; i < 2; i++)
+    CU_ASSERT(gone_soon(pids[i]));
+}
+
 /* The signals `pool`'s next worker blocks, as blocked_signals() gives
  * them; -1 when the call fails. */
 static int64_t worker_mask(pp_pool *pool) {
@@ -1550,6 +1630,8 @@ int pp_test_suite_reliability(void) {
 #ifdef __linux__
       {"the launcher is killed: its task fails, a new one starts workers",
        test_launcher_killed},
+      {"a launcher that keeps dying breaks the pool, and calls say why",
+       test_launcher_keeps_dying},
       {"workers keep the creating thread's signal mask, after a new "
        "launcher too",
        test_workers_keep_creators_mask},

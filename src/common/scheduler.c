@@ -957,15 +957,20 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
     break;
   case PP__EV_BROKEN:
     set_broken(pool, ev->status,
-               pp__strdup("the process that starts workers died"));
+               pp__strdup("the process that starts the pool's workers kept "
+                          "dying soon after it was made, or sent a malformed "
+                          "report: the pool makes no more workers"));
     for (unsigned i = 0; i < pool->nslots; i++) {
       pp__worker *x = &pool->workers[i];
       if (x->state == PP__W_FREE)
         continue;
       pp__backend_hangup(pool->backend, i);
+      /* The backend stops them all, the workers forked here too: the
+       * message of the task each ran says they went with the launcher. */
       x->closed = x->exited = 1;
       x->exit.signaled = 0;
       x->exit.code = -1;
+      x->exit.with_launcher = 1;
     }
     break;
   }
