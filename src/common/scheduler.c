@@ -957,9 +957,13 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
     break;
   case PP__EV_BROKEN:
     set_broken(pool, ev->status,
-               pp__strdup("the process that starts the pool's workers kept "
-                          "dying soon after it was made, or sent a malformed "
-                          "report: the pool makes no more workers"));
+               pp__strdup(ev->status == PP_EPROTOCOL
+                              ? "the process that starts the pool's workers "
+                                "sent a malformed report: the pool makes no "
+                                "more workers"
+                              : "the process that starts the pool's workers "
+                                "kept dying soon after it was made: the pool "
+                                "makes no more workers"));
     for (unsigned i = 0; i < pool->nslots; i++) {
       pp__worker *x = &pool->workers[i];
       if (x->state == PP__W_FREE)

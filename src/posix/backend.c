@@ -540,14 +540,15 @@ static void launcher_gone(pp__backend *b, int end_directs) {
 }
 
 /* No worker can start and none will be reported any more: every one is
- * reported ended now, and the pool is broken. */
-static void go_broken(pp__backend *b) {
+ * reported ended now, and the pool is broken, for `why`: PP_ESYSTEM when
+ * the launcher kept dying, PP_EPROTOCOL when it sent a malformed report. */
+static void go_broken(pp__backend *b, pp_status why) {
   if (b->broken)
     return;
   b->broken = 1;
   pp__event ev;
   memset(&ev, 0, sizeof ev);
-  ev.status = PP_ESYSTEM;
+  ev.status = why;
   emit(b, PP__EV_BROKEN, 0, &ev);
   launcher_gone(b, 1);
 }
@@ -589,7 +590,7 @@ static void launcher_died(pp__backend *b) {
   if (now - b->relaunched_at > RELAUNCH_CALM_MS)
     b->relaunches = 0;
   if (b->relaunches >= MAX_RELAUNCHES) {
-    go_broken(b);
+    go_broken(b, PP_ESYSTEM);
     return;
   }
   b->relaunches++;
@@ -1253,7 +1254,7 @@ static pp_status handle_ready(pp__backend *b, nfds_t n, nfds_t ctl_at) {
     if (ended < 0)
       st = PP_ENOMEM;
     if (ctl_parse(b) != 0)
-      go_broken(b);
+      go_broken(b, PP_EPROTOCOL);
     else if (ended > 0)
       ctl_ended(b);
   }

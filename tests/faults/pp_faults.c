@@ -8,7 +8,8 @@
  *           program do so) with glibc's own, wrapped;
  *   system  the calls that make descriptors, processes and mappings
  *           (socketpair, pipe, pipe2, eventfd, open, shm_open,
- *           memfd_create where there is one, fork,
+ *           memfd_create where there is one, posix_fallocate (a full
+ *           /dev/shm or memory cgroup under the shared memory), fork,
  *           posix_spawn, mmap): the library is linked into this program,
  *           so its calls reach wrappers here that forward to the C
  *           library's own (found with dlsym).
@@ -182,6 +183,7 @@ static int (*real_shm_open)(const char *, int, mode_t);
 #ifdef MFD_CLOEXEC
 static int (*real_memfd_create)(const char *, unsigned int);
 #endif
+static int (*real_posix_fallocate)(int, off_t, off_t);
 static pid_t (*real_fork)(void);
 static int (*real_posix_spawn)(pid_t *, const char *,
                                const posix_spawn_file_actions_t *,
@@ -210,6 +212,8 @@ static int resolve_system_calls(void) {
          resolve(&real_memfd_create, sizeof real_memfd_create,
                  "memfd_create") &&
 #endif
+         resolve(&real_posix_fallocate, sizeof real_posix_fallocate,
+                 "posix_fallocate") &&
          resolve(&real_fork, sizeof real_fork, "fork") &&
          resolve(&real_posix_spawn, sizeof real_posix_spawn, "posix_spawn") &&
          resolve(&real_mmap, sizeof real_mmap, "mmap");
@@ -256,6 +260,14 @@ int memfd_create(const char *name, unsigned int flags) {
   return fail_system(EMFILE) ? -1 : real_memfd_create(name, flags);
 }
 #endif
+
+/* Returns its error, as posix_spawn() does: ENOSPC is a full file system
+ * (tmpfs at its size, a memory cgroup at its limit). */
+int posix_fallocate(int fd, off_t offset, off_t len) {
+  if (fail_system(ENOSPC))
+    return ENOSPC;
+  return real_posix_fallocate(fd, offset, len);
+}
 
 pid_t fork(void) { return fail_system(EAGAIN) ? -1 : real_fork(); }
 
