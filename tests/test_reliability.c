@@ -1123,6 +1123,7 @@ static size_t own_children(long *pids, size_t cap) {
  * with the reason. */
 static void test_launcher_keeps_dying(void) {
   enum { CAP = 32, DEATHS = 4 }; /* the backend gives up at the fourth */
+  const double QUIET_S = 1.5;    /* longer than a launcher takes to start */
   long before[CAP];
   size_t nbefore = own_children(before, CAP); /* the watchdog, say */
   pp_pool *pool = tu_pool(2);
@@ -1145,21 +1146,27 @@ static void test_launcher_keeps_dying(void) {
         pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r[i]), PP_OK);
   tu_sleep_ms(300); /* each worker runs one by then */
   CU_ASSERT_EQUAL(wait_workers(pool, pids, 4, 2), 2);
+  /* Each launcher is killed as it appears, until none has come for a
+   * while: the pool stopped making them (a slow machine may take more
+   * kills than the backend's limit, when some fall outside its second). */
   long killed[CAP];
   size_t nkilled = 0;
-  double t0 = tu_now();
-  while (nkilled < DEATHS && tu_now() - t0 < TU_WAIT) {
+  double t0 = tu_now(), last = t0;
+  while (nkilled < CAP && tu_now() - last < QUIET_S &&
+         tu_now() - t0 < 3 * TU_WAIT) {
     long kids[CAP], workers[4];
     size_t n = own_children(kids, CAP), nw = 0;
     pp_pool_worker_pids(pool, workers, 4, &nw);
-    for (size_t i = 0; i < n && nkilled < DEATHS; i++)
+    for (size_t i = 0; i < n && nkilled < CAP; i++)
       if (!listed(before, nbefore, kids[i]) && !listed(workers, nw, kids[i]) &&
           !listed(pids, 2, kids[i]) && !listed(killed, nkilled, kids[i]) &&
-          kill((pid_t)kids[i], SIGKILL) == 0)
+          kill((pid_t)kids[i], SIGKILL) == 0) {
         killed[nkilled++] = kids[i];
+        last = tu_now();
+      }
     tu_sleep_ms(1);
   }
-  CU_ASSERT_EQUAL(nkilled, DEATHS);
+  CU_ASSERT(nkilled >= DEATHS);
   for (int i = 0; i < 2; i++) {
     CU_ASSERT_EQUAL(pp_result_get(r[i], TU_WAIT), PP_EWORKERDIED);
     CU_ASSERT(tu_contains(pp_result_error(r[i]),
