@@ -368,6 +368,86 @@ static void test_terminate_in_flight(void) {
   pp_pool_destroy(pool);
 }
 
+/* A call blocked on another thread: which call, and what it returned. */
+enum { BLOCKED_APPLY, BLOCKED_NEXT, BLOCKED_GET, BLOCKED_JOIN, BLOCKED_KINDS };
+typedef struct blocked_call {
+  int kind;
+  pp_pool *pool;
+  pp_iter *it;
+  pp_result *r;
+  pp_status st;
+  tu_counter *done;
+} blocked_call;
+
+static void block_in_call(void *arg) {
+  blocked_call *b = arg;
+  int64_t ms = 20000;
+  pp_bytes slow = tu_i64(&ms);
+  pp_value v = {0};
+  if (b->kind == BLOCKED_APPLY)
+    b->st = pp_apply(b->pool, "sleep_ms", &slow, 1, &v);
+  else if (b->kind == BLOCKED_NEXT)
+    b->st = pp_iter_next(b->it, -1, &v);
+  else if (b->kind == BLOCKED_GET)
+    b->st = pp_result_get(b->r, -1);
+  else
+    b->st = pp_pool_join(b->pool);
+  pp_value_clear(&v);
+  tu_counter_inc(b->done);
+}
+
+/* Threads wait without a time limit in every way a pool has (a blocking
+ * apply, an iterator's next item, a result, a join after close) on tasks
+ * of 20 s; another thread terminates the pool: each wait returns at once,
+ * the calls with PP_ETERMINATED and the join with PP_OK. */
+static void test_terminate_wakes_other_threads(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t ms = 20000;
+  pp_bytes slow = tu_i64(&ms);
+  tu_range range;
+  tu_range_init(&range, 20000, 20004);
+  tu_counter done;
+  tu_counter_init(&done);
+  blocked_call calls[BLOCKED_KINDS];
+  memset(calls, 0, sizeof calls);
+  for (int k = 0; k < BLOCKED_KINDS; k++) {
+    calls[k].kind = k;
+    calls[k].pool = pool;
+    calls[k].st = PP_STATUS_COUNT_;
+    calls[k].done = &done;
+  }
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "sleep_ms", tu_range_next, &range, 1,
+                                &calls[BLOCKED_NEXT].it),
+                        PP_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &calls[BLOCKED_GET].r),
+      PP_OK);
+  tu_thread *th[BLOCKED_KINDS] = {NULL};
+  for (int k = 0; k < BLOCKED_JOIN; k++)
+    th[k] = tu_thread_start(block_in_call, &calls[k]);
+  tu_sleep_ms(300); /* the apply submitted, every thread asleep */
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  th[BLOCKED_JOIN] = tu_thread_start(block_in_call, &calls[BLOCKED_JOIN]);
+  tu_sleep_ms(200);
+  CU_ASSERT_EQUAL(tu_counter_get(&done), 0); /* all still waiting */
+  CU_ASSERT_EQUAL(pp_pool_terminate(pool), PP_OK);
+  CU_ASSERT_EQUAL(tu_counter_wait(&done, BLOCKED_KINDS, TU_WAIT),
+                  BLOCKED_KINDS);
+  for (int k = 0; k < BLOCKED_KINDS; k++) {
+    CU_ASSERT_PTR_NOT_NULL(th[k]);
+    if (th[k])
+      tu_thread_join(th[k]);
+  }
+  CU_ASSERT_EQUAL(calls[BLOCKED_APPLY].st, PP_ETERMINATED);
+  CU_ASSERT_EQUAL(calls[BLOCKED_NEXT].st, PP_ETERMINATED);
+  CU_ASSERT_EQUAL(calls[BLOCKED_GET].st, PP_ETERMINATED);
+  CU_ASSERT_EQUAL(calls[BLOCKED_JOIN].st, PP_OK);
+  pp_iter_free(calls[BLOCKED_NEXT].it);
+  pp_result_free(calls[BLOCKED_GET].r);
+  pp_pool_destroy(pool);
+}
+
 /* Terminate also ends maps and iterators in flight. */
 static void test_terminate_map_and_imap(void) {
   pp_pool *pool = tu_pool(2);
@@ -798,6 +878,8 @@ int pp_test_suite_lifecycle(void) {
        test_terminate_in_flight},
       {"terminate ends maps and iterators in flight",
        test_terminate_map_and_imap},
+      {"terminate wakes every thread waiting on the pool, each at once",
+       test_terminate_wakes_other_threads},
       {"destroy with pending work: results PP_ETERMINATED, still valid",
        test_destroy_pending},
       {"destroy of an idle or joined pool", test_destroy_idle},
