@@ -2,8 +2,8 @@
  * array and writes into the caller's output itself, where the system lets
  * a worker into its parent's memory (backend.h, "the parent's memory"):
  * the results, record failures at their indexes across the worker's
- * slices, an input the worker cannot read, a terminate while a worker
- * writes, and the lanes where the system says no. */
+ * slices, an input the worker cannot read, an output it cannot write, a
+ * terminate while a worker writes, and the lanes where the system says no. */
 #if !defined(_WIN32)
 #define _POSIX_C_SOURCE 200809L /* fork, mmap */
 #endif
@@ -261,7 +261,9 @@ static void test_unreadable_input(void) {
   CU_ASSERT_EQUAL(pp_map_records(pool, "square", &bad, 0, &r), PP_ESYSTEM);
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
   CU_ASSERT(tu_contains(pp_result_error(r), "could not read its records"));
-  CU_ASSERT(tu_contains(pp_result_error(r), "pp_map_records"));
+  CU_ASSERT(tu_contains(pp_result_error(r), "input array given to "
+                                            "pp_map_records() still "
+                                            "allocated, and readable"));
   pp_bytes b = {NULL, 0};
   CU_ASSERT_EQUAL(pp_result_item(r, N - 1, &b), PP_ESYSTEM);
   size_t nonzero = 0;
@@ -279,6 +281,62 @@ static void test_unreadable_input(void) {
   munmap(bad_in, len);
   free(in);
   free(out);
+}
+
+/* An output the worker cannot write (read-only memory: the caller broke
+ * the contract again) fails its chunks with PP_ESYSTEM and a message that
+ * names the output; the parent writes nothing there either, which would
+ * crash it, so the array keeps what it held, and the pool goes on. */
+static void test_unwritable_output(void) {
+  if (!parent_mem_allowed()) {
+    fprintf(stderr, "\n  in_place: not run (workers may not read their "
+                    "parent's memory here)\n");
+    return;
+  }
+  enum { N = 100000 }; /* default chunks of 25,000 records: 200 KB */
+  size_t len = N * sizeof(int64_t);
+  int64_t *in = malloc(len);
+  int64_t *out = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  CU_ASSERT_FATAL(out != MAP_FAILED);
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  fill(in, out, N);
+  pp_records rec = {in, N, sizeof *in, out, sizeof *out, NULL, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
+  pp_result_free(r);
+  unsigned long before = chunks_in_place(pool);
+  CU_ASSERT_FATAL(before > 0);
+
+  for (size_t i = 0; i < N; i++)
+    out[i] = -1;
+  CU_ASSERT_EQUAL_FATAL(mprotect(out, len, PROT_READ), 0);
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &rec, 0, &r), PP_ESYSTEM);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  CU_ASSERT(tu_contains(pp_result_error(r), "could not write its results"));
+  CU_ASSERT(tu_contains(pp_result_error(r), "output array given to "
+                                            "pp_map_records() still "
+                                            "allocated, and writable"));
+  pp_bytes b = {NULL, 0};
+  CU_ASSERT_EQUAL(pp_result_item(r, 0, &b), PP_ESYSTEM);
+  CU_ASSERT_EQUAL(pp_result_item(r, N - 1, &b), PP_ESYSTEM);
+  size_t changed = 0;
+  for (size_t i = 0; i < N; i++)
+    changed += out[i] != -1;
+  CU_ASSERT_EQUAL(changed, 0);
+  pp_result_free(r);
+  CU_ASSERT(chunks_in_place(pool) > before);
+
+  CU_ASSERT_EQUAL_FATAL(mprotect(out, len, PROT_READ | PROT_WRITE), 0);
+  fill(in, out, N);
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
+  CU_ASSERT_EQUAL(wrong_squares(out, N), 0);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+  munmap(out, len);
+  free(in);
 }
 #endif
 
@@ -345,6 +403,9 @@ int pp_test_suite_in_place(void) {
       {"in place: an input the worker cannot read fails its chunks, the "
        "caller lives",
        test_unreadable_input},
+      {"in place: an output the worker cannot write fails its chunks, the "
+       "caller lives",
+       test_unwritable_output},
 #endif
       {"in place: terminate ends the call once the writing worker is gone",
        test_terminate_waits_for_writers},

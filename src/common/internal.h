@@ -640,7 +640,8 @@ int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
 /* A records chunk answered: its `out` records (NULL for a chunk done in
  * place, whose records the worker wrote) and the `nerr` failures listed in
  * `errors`; or `all`, the outcome of every record, for a whole-chunk
- * failure, whose output is zeroed. */
+ * failure, whose output is zeroed unless the chunk went in place (its
+ * worker zeroes what it can). */
 int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
                            const unsigned char *out, size_t nerr,
                            pp__reader *errors, const pp__outcome *all,

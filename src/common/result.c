@@ -119,8 +119,12 @@ int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
     pp__copier_copy(copier, dst, out, chunk->count * r->rec.out_size, 1);
     add_listed_errors(r, chunk, nerr, errors);
   } else {
-    /* The whole chunk failed (its worker died, or the pool ended). */
-    memset(dst, 0, chunk->count * r->rec.out_size);
+    /* The whole chunk failed (its worker died, or the pool ended). A chunk
+     * that went in place is left as its worker left it: the system may
+     * have refused the worker that memory, and the parent would crash
+     * where the worker was only refused. */
+    if (!chunk->in_place)
+      memset(dst, 0, chunk->count * r->rec.out_size);
     for (size_t i = 0; i < chunk->count; i++)
       add_record_error(r, chunk->first + i, all);
   }

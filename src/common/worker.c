@@ -565,6 +565,10 @@ static unsigned char *place_at(pp__buf *buf) {
                            ~(uintptr_t)(PP_RECORDS_ALIGN - 1));
 }
 
+/* What a chunk done in place could not do with the caller's memory. */
+static const char read_failed[] = "read its records from";
+static const char write_failed[] = "write its results into";
+
 /* The chunk's records [from, from + n): read, run, written back. PP_ESYSTEM
  * with *failed_io set when the parent's memory would not be read or
  * written. */
@@ -576,7 +580,7 @@ static pp_status place_span(worker *w, const records_head *h, uint64_t in_addr,
   uint64_t out_at = out_addr + (uint64_t)from * h->out_size;
   size_t in_len = (size_t)n * h->in_size, out_len = (size_t)n * h->out_size;
   if (pp__parent_mem_read(w->parent_mem, in, in_at, in_len) != PP_OK) {
-    *failed_io = "read its records from";
+    *failed_io = read_failed;
     return PP_ESYSTEM;
   }
   pp_status st = h->records_fn && from == 0 && n == h->n
@@ -585,10 +589,28 @@ static pp_status place_span(worker *w, const records_head *h, uint64_t in_addr,
   if (st != PP_OK)
     return st;
   if (pp__parent_mem_write(w->parent_mem, out_at, out, out_len) != PP_OK) {
-    *failed_io = "write its results into";
+    *failed_io = write_failed;
     return PP_ESYSTEM;
   }
   return PP_OK;
+}
+
+/* A chunk that failed in place reads as zeros, as one that failed through
+ * the lanes does, as far as the system lets this worker write the output
+ * (not at all when the output is what it could not write). The parent
+ * never writes there itself: memory the system refused a worker would
+ * crash the parent. `per` records fit the output buffer. */
+static void zero_output(worker *w, const records_head *h, uint64_t out_addr,
+                        uint32_t per) {
+  unsigned char *zeros = place_at(&w->place_out);
+  memset(zeros, 0, (size_t)per * h->out_size);
+  for (uint32_t from = 0; from < h->n; from += per) {
+    uint32_t span = h->n - from < per ? h->n - from : per;
+    if (pp__parent_mem_write(w->parent_mem,
+                             out_addr + (uint64_t)from * h->out_size, zeros,
+                             (size_t)span * h->out_size) != PP_OK)
+      return;
+  }
 }
 
 static pp_status run_records_at(worker *w, const pp__frame *f) {
@@ -626,6 +648,13 @@ static pp_status run_records_at(worker *w, const pp__frame *f) {
     st = place_span(w, &h, in_addr, out_addr, from, span, &got, &failed_io);
     nerr += got;
   }
+  /* Why it failed is read before zero_output(), whose writes would say
+   * their own. */
+  char why[160] = "";
+  if (failed_io) {
+    pp__parent_mem_error(w->parent_mem, why, sizeof why);
+    zero_output(w, &h, out_addr, per);
+  }
   free(h.sizes);
   /* A records task's chunk-sized buffers are kept for the next chunk, as
    * fresh ones would cost a page fault per page, unless they are beyond
@@ -641,13 +670,14 @@ static pp_status run_records_at(worker *w, const pp__frame *f) {
   if (ws == PP_OK)
     ws = pp__put_u32(&w->out, h.n);
   if (ws == PP_OK && failed_io) {
-    /* The chunk fails whole, and says why; the parent zeroes its output. */
-    char why[160], msg[400];
-    pp__parent_mem_error(w->parent_mem, why, sizeof why);
+    /* The chunk fails whole, and says why. */
+    char msg[400];
     snprintf(msg, sizeof msg,
              "the worker could not %s the calling process's memory (%s); "
-             "are the arrays given to pp_map_records() still allocated?",
-             failed_io, why);
+             "is the %s array given to pp_map_records() still allocated, "
+             "and %s?",
+             failed_io, why, failed_io == write_failed ? "output" : "input",
+             failed_io == write_failed ? "writable" : "readable");
     ws = pp__put_u8(&w->out, (unsigned)PP_ESYSTEM);
     if (ws == PP_OK)
       ws = pp__put_str32(&w->out, msg, strlen(msg));
