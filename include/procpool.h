@@ -46,16 +46,24 @@
  *   stopped and replaced.
  * - PP_ECANCELLED: the call was cancelled with pp_result_cancel().
  * - PP_ETERMINATED: the pool was terminated (or destroyed) first.
- * - PP_EPROTOCOL: the worker sent a malformed message; it was stopped.
+ * - PP_EPROTOCOL: the worker sent a malformed message; it was stopped and
+ *   is replaced. Also the status of every pending and later call once the
+ *   pool broke for a fault of the protocol: new workers that keep failing
+ *   the key handshake, a worker built for another wire version, or a
+ *   malformed report from the process that starts workers.
  * - PP_ETOOBIG: the worker's answer was longer than
  *   pp_options::max_message_size; it was stopped and is replaced.
- * - PP_ESYSTEM: the pool could not start a worker, or the process that
- *   starts workers died; as with PP_EINITIALIZER every pending and later call
- *   fails so.
+ * - PP_ESYSTEM: the pool could not start a worker, attempt after attempt,
+ *   or the process that starts workers kept dying soon after it was made
+ *   (it is made anew after one death, and the workers lost with it fail
+ *   their calls with PP_EWORKERDIED); as with PP_EINITIALIZER every pending
+ *   and later call fails so.
  * - PP_ENOMEM: the parent ran out of memory while sending the call or
  *   reading or storing its outcome (a worker that runs out leaves with its
  *   own exit code: PP_EWORKERDIED). An imap whose next chunk cannot begin
- *   for want of memory tries again for up to a second first.
+ *   for want of memory tries again for up to a second first. Also, as
+ *   PP_ESYSTEM, the status of every pending and later call when worker
+ *   starts keep failing for want of memory.
  */
 #ifndef PROCPOOL_H
 #define PROCPOOL_H
@@ -691,7 +699,8 @@ PP_API int pp_pool_processes(const pp_pool *pool);
  * @param capacity size of @p pids.
  * @param count receives the number written.
  * @return PP_OK; PP_EINVAL for NULL @p pool or @p count, or NULL @p pids
- *         with a non-zero @p capacity.
+ *         with a non-zero @p capacity; PP_ESTATE in a fork of the pool's
+ *         owner.
  */
 PP_API pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
                                      size_t *count);
@@ -700,7 +709,8 @@ PP_API pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
  * @brief Stops accepting work; workers exit once all submitted work is done
  * (Python's close()).
  * @param pool the pool.
- * @return PP_OK, also if already closed or terminated; PP_EINVAL for NULL.
+ * @return PP_OK, also if already closed or terminated; PP_EINVAL for NULL;
+ *         PP_ESTATE in a fork of the pool's owner.
  * @par Threads
  * Any thread, callbacks included.
  */
@@ -711,7 +721,8 @@ PP_API pp_status pp_pool_close(pp_pool *pool);
  * result completes with PP_ETERMINATED (its error callback runs). Returns
  * without waiting; use pp_pool_join() to wait until every worker is reaped.
  * @param pool the pool.
- * @return PP_OK; PP_EINVAL for NULL.
+ * @return PP_OK; PP_EINVAL for NULL; PP_ESTATE in a fork of the pool's
+ *         owner.
  * @par Threads
  * Any thread, callbacks included.
  */
@@ -790,7 +801,8 @@ typedef struct pp_callbacks {
  *         failed, pp_result_error() giving the message; PP_EINVAL for NULL;
  *         PP_ESTATE, at once, on the scheduler thread of the result's pool
  *         (in a callback or an imap input function) when the result is
- *         not ready and @p timeout is not 0.
+ *         not ready and @p timeout is not 0, and in a fork of the pool's
+ *         owner when the result is not ready.
  * @par Threads
  * Any thread but the scheduler thread of the result's pool, where it would
  * wait for itself: there it is refused, as above.
@@ -967,7 +979,8 @@ PP_API pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
  * @param callbacks NULL for none (copied).
  * @param out receives a result to free with pp_result_free(); NULL on error.
  * @return PP_OK; PP_EINVAL (as pp_apply()); PP_ECLOSED after close or
- *         terminate; PP_ENOMEM; PP_ETOOBIG (as pp_apply()).
+ *         terminate; PP_ENOMEM; PP_ETOOBIG (as pp_apply()); PP_ESTATE in a
+ *         fork of the pool's owner.
  */
 PP_API pp_status pp_apply_async(pp_pool *pool, const char *task,
                                 const pp_bytes *args, size_t nargs,
@@ -995,7 +1008,8 @@ PP_API size_t pp_default_chunksize(size_t n, int processes);
  * @return PP_OK; PP_EINVAL for NULL pool/task/out, a bad task name, NULL
  *         @p items with @p count > 0 or an item with NULL data and a
  *         non-zero length; PP_ECLOSED; PP_ENOMEM; PP_ETOOBIG for a chunk
- *         beyond the frame format's 4 GiB limits.
+ *         beyond the frame format's 4 GiB limits; PP_ESTATE in a fork of
+ *         the pool's owner.
  */
 PP_API pp_status pp_map_async(pp_pool *pool, const char *task,
                               const pp_bytes *items, size_t count,
@@ -1096,10 +1110,11 @@ typedef struct pp_records {
  * @param callbacks NULL for none (copied).
  * @param out receives a result to free with pp_result_free(); NULL on error.
  * @return PP_OK; PP_EINVAL for NULL pool/task/records/out, a bad task name,
- *         zero sizes, NULL arrays with a non-zero count, or field sizes that
- *         are zero or do not sum to in_size; PP_ETOOBIG when count * size
- *         overflows, a size exceeds 4 GiB, or one record does not fit
- *         pp_options::max_message_size; PP_ECLOSED; PP_ENOMEM.
+ *         zero sizes, NULL arrays with a non-zero count, NULL field_sizes
+ *         with nfields > 0, or field sizes that are zero or do not sum to
+ *         in_size; PP_ETOOBIG when count * size overflows, a size exceeds
+ *         4 GiB, or one record does not fit pp_options::max_message_size;
+ *         PP_ECLOSED; PP_ENOMEM; PP_ESTATE in a fork of the pool's owner.
  */
 PP_API pp_status pp_map_records_async(pp_pool *pool, const char *task,
                                       const pp_records *records,
@@ -1169,7 +1184,10 @@ typedef struct pp_iter pp_iter;
  * not yet taken, or 4,096 items in whole chunks when that is more and what
  * is held takes less than 8 MiB (2 chunks per worker and two more once a
  * chunk's input takes 1 MiB or more). After pp_pool_close() the input is still
- * pulled to its end. The pool's pp_options::task_time_limit applies to each
+ * pulled to its end; once a thread waits in pp_pool_join() for a closed
+ * pool, the held work may grow past that bound, as Python's imap buffers
+ * without one, since nobody may be left to take the results before the
+ * join returns. The pool's pp_options::task_time_limit applies to each
  * chunk.
  * @param pool the pool.
  * @param task the task's registered name.
@@ -1179,7 +1197,7 @@ typedef struct pp_iter pp_iter;
  * @param out receives the iterator, to free with pp_iter_free(); NULL on
  *        error.
  * @return PP_OK; PP_EINVAL for NULL pool/task/next/out or a bad task name;
- *         PP_ECLOSED; PP_ENOMEM.
+ *         PP_ECLOSED; PP_ENOMEM; PP_ESTATE in a fork of the pool's owner.
  */
 PP_API pp_status pp_imap(pp_pool *pool, const char *task, pp_next_fn next,
                          void *state, size_t chunksize, pp_iter **out);
@@ -1261,7 +1279,8 @@ PP_API pp_status pp_iter_next_many(pp_iter *iter, double timeout, pp_value *out,
  * pool calls it again soon. Calls while it is not waiting are not lost: a
  * call made while the function runs has the pool ask again at once.
  * @param iter the iterator.
- * @return PP_OK; PP_EINVAL for NULL.
+ * @return PP_OK; PP_EINVAL for NULL; PP_ESTATE in a fork of the pool's
+ *         owner.
  * @par Threads
  * Any thread, the input function included, up to pp_iter_free() (a thread
  * that fills the input's queue stops calling it before the iterator is
