@@ -221,17 +221,16 @@ static void test_failures_keep_their_index(void) {
  * tell there; the Windows backend's failure path is the same check of the
  * call's result. */
 
-/* Memory no process may read. */
-static void *unreadable(size_t len) {
-  void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? NULL : p;
-}
-
-/* An input the worker cannot read (the caller broke the contract: the
- * array is not readable memory) fails its chunks with a message that says
- * so, zeroes their results, and leaves the caller and the pool working:
- * through the lanes the parent's own copy would have crashed it. */
-static void test_unreadable_input(void) {
+/* A records map whose input the worker cannot read, or whose output it
+ * cannot write (the caller broke the contract: the array is not readable,
+ * or not writable, memory), fails its chunks with PP_ESYSTEM and a message
+ * that says which, and leaves the caller and the pool working: through the
+ * lanes the parent's own copy would have crashed it, and so would the
+ * parent's zeroing of the chunks before the worker did it. Each output
+ * then reads as `left`: zero where the worker could write it, what it held
+ * where it could not. */
+static void broken_array(int broken_output, const char *says, const char *hint,
+                         int64_t left) {
   if (!parent_mem_allowed()) {
     fprintf(stderr, "\n  in_place: not run (workers may not read their "
                     "parent's memory here)\n");
@@ -239,10 +238,14 @@ static void test_unreadable_input(void) {
   }
   enum { N = 100000 }; /* default chunks of 25,000 records: 200 KB */
   size_t len = N * sizeof(int64_t);
-  int64_t *bad_in = unreadable(len), *in = malloc(len), *out = malloc(len);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(bad_in);
+  int64_t *in = malloc(len);
+  int64_t *out = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  int64_t *bad_in = broken_output ? in
+                                  : mmap(NULL, len, PROT_NONE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(in);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  CU_ASSERT_FATAL(out != MAP_FAILED && bad_in != MAP_FAILED);
   /* One worker, proven able first: every chunk of the bad map goes in
    * place, none through the lanes, where this process would copy it. */
   pp_pool *pool = tu_pool(1);
@@ -257,86 +260,48 @@ static void test_unreadable_input(void) {
 
   for (size_t i = 0; i < N; i++)
     out[i] = -1;
+  if (broken_output)
+    CU_ASSERT_EQUAL_FATAL(mprotect(out, len, PROT_READ), 0);
   pp_records bad = {bad_in, N, sizeof *in, out, sizeof *out, NULL, 0};
   CU_ASSERT_EQUAL(pp_map_records(pool, "square", &bad, 0, &r), PP_ESYSTEM);
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-  CU_ASSERT(tu_contains(pp_result_error(r), "could not read its records"));
-  CU_ASSERT(tu_contains(pp_result_error(r), "input array given to "
-                                            "pp_map_records() still "
-                                            "allocated, and readable"));
+  CU_ASSERT(tu_contains(pp_result_error(r), says));
+  CU_ASSERT(tu_contains(pp_result_error(r), hint));
   pp_bytes b = {NULL, 0};
+  CU_ASSERT_EQUAL(pp_result_item(r, 0, &b), PP_ESYSTEM);
   CU_ASSERT_EQUAL(pp_result_item(r, N - 1, &b), PP_ESYSTEM);
-  size_t nonzero = 0;
+  size_t other = 0;
   for (size_t i = 0; i < N; i++)
-    nonzero += out[i] != 0;
-  CU_ASSERT_EQUAL(nonzero, 0);
+    other += out[i] != left;
+  CU_ASSERT_EQUAL(other, 0);
   pp_result_free(r);
   CU_ASSERT(chunks_in_place(pool) > before);
 
+  if (broken_output)
+    CU_ASSERT_EQUAL_FATAL(mprotect(out, len, PROT_READ | PROT_WRITE), 0);
   fill(in, out, N);
   CU_ASSERT_EQUAL(pp_map_records(pool, "square", &good, 0, &r), PP_OK);
   CU_ASSERT_EQUAL(wrong_squares(out, N), 0);
   pp_result_free(r);
   pp_pool_destroy(pool);
-  munmap(bad_in, len);
-  free(in);
-  free(out);
-}
-
-/* An output the worker cannot write (read-only memory: the caller broke
- * the contract again) fails its chunks with PP_ESYSTEM and a message that
- * names the output; the parent writes nothing there either, which would
- * crash it, so the array keeps what it held, and the pool goes on. */
-static void test_unwritable_output(void) {
-  if (!parent_mem_allowed()) {
-    fprintf(stderr, "\n  in_place: not run (workers may not read their "
-                    "parent's memory here)\n");
-    return;
-  }
-  enum { N = 100000 }; /* default chunks of 25,000 records: 200 KB */
-  size_t len = N * sizeof(int64_t);
-  int64_t *in = malloc(len);
-  int64_t *out = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
-  CU_ASSERT_FATAL(out != MAP_FAILED);
-  pp_pool *pool = tu_pool(1);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  fill(in, out, N);
-  pp_records rec = {in, N, sizeof *in, out, sizeof *out, NULL, 0};
-  pp_result *r = NULL;
-  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
-  pp_result_free(r);
-  unsigned long before = chunks_in_place(pool);
-  CU_ASSERT_FATAL(before > 0);
-
-  for (size_t i = 0; i < N; i++)
-    out[i] = -1;
-  CU_ASSERT_EQUAL_FATAL(mprotect(out, len, PROT_READ), 0);
-  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &rec, 0, &r), PP_ESYSTEM);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-  CU_ASSERT(tu_contains(pp_result_error(r), "could not write its results"));
-  CU_ASSERT(tu_contains(pp_result_error(r), "output array given to "
-                                            "pp_map_records() still "
-                                            "allocated, and writable"));
-  pp_bytes b = {NULL, 0};
-  CU_ASSERT_EQUAL(pp_result_item(r, 0, &b), PP_ESYSTEM);
-  CU_ASSERT_EQUAL(pp_result_item(r, N - 1, &b), PP_ESYSTEM);
-  size_t changed = 0;
-  for (size_t i = 0; i < N; i++)
-    changed += out[i] != -1;
-  CU_ASSERT_EQUAL(changed, 0);
-  pp_result_free(r);
-  CU_ASSERT(chunks_in_place(pool) > before);
-
-  CU_ASSERT_EQUAL_FATAL(mprotect(out, len, PROT_READ | PROT_WRITE), 0);
-  fill(in, out, N);
-  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
-  CU_ASSERT_EQUAL(wrong_squares(out, N), 0);
-  pp_result_free(r);
-  pp_pool_destroy(pool);
+  if (!broken_output)
+    munmap(bad_in, len);
   munmap(out, len);
   free(in);
+}
+
+static void test_unreadable_input(void) {
+  broken_array(0, "could not read its records",
+               "is the input array given to pp_map_records() still "
+               "allocated, and readable?",
+               0);
+}
+
+static void test_unwritable_output(void) {
+  broken_array(1, "could not write its results",
+               "is the output array given to pp_map_records() still "
+               "allocated, and writable?",
+               -1);
 }
 #endif
 
