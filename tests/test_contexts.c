@@ -158,6 +158,36 @@ static pp_status task_read_stdin(pp_call *call) {
 #endif
 }
 
+#ifndef _WIN32
+/* 1 when `fd` is /dev/null. */
+static int is_dev_null(int fd) {
+  struct stat a, b;
+  return fstat(fd, &a) == 0 && stat("/dev/null", &b) == 0 &&
+         S_ISCHR(a.st_mode) && a.st_rdev == b.st_rdev;
+}
+#endif
+
+/* Writes 8 KiB to its standard output and a line to its standard error,
+ * as a chatty task does, then returns which of its descriptors 0, 1 and 2
+ * are /dev/null (bit k for descriptor k). */
+static pp_status task_chatter(pp_call *call) {
+#ifdef _WIN32
+  return pp_call_fail(call, "chatter: POSIX only");
+#else
+  char line[64];
+  memset(line, 'x', sizeof line - 1);
+  line[sizeof line - 1] = '\n';
+  for (int i = 0; i < 128; i++)
+    fwrite(line, 1, sizeof line, stdout);
+  fflush(stdout);
+  fprintf(stderr, "chatter: a line on standard error\n");
+  int64_t null = 0;
+  for (int fd = 0; fd < 3; fd++)
+    null |= (int64_t)is_dev_null(fd) << fd;
+  return pp_call_return_i64(call, null);
+#endif
+}
+
 /* 1 when the key variable is in the environment the worker's own children
  * would inherit (on Windows the system's block, which the C runtime's
  * getenv() copy does not follow). */
@@ -292,6 +322,8 @@ pp_status contexts_tasks_register(int argc, char **argv) {
     st = pp_register("cwd", task_cwd);
   if (st == PP_OK)
     st = pp_register("env_mark", task_env_mark);
+  if (st == PP_OK)
+    st = pp_register("chatter", task_chatter);
   return st;
 }
 
@@ -597,6 +629,61 @@ static void test_stdin_is_null(void) {
 #endif
 
 #ifndef _WIN32
+/* A program that runs with its standard streams closed (a daemon, a
+ * program started with `>&-`): the pools' descriptors must take none of
+ * their numbers, or a worker, which keeps 0, 1 and 2 as the program has
+ * them, would write a task's output into the pool's channel, its wake-up
+ * or its shared memory. Each worker finds /dev/null there instead, and a
+ * task that prints changes no answer; the replacements too
+ * (maxtasksperchild 1), and big arguments through the lanes. */
+static void test_standard_streams_closed(void) {
+  fflush(stdout);
+  fflush(stderr);
+  int saved[3];
+  for (int fd = 0; fd < 3; fd++) {
+    saved[fd] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    CU_ASSERT_FATAL(saved[fd] >= 3);
+  }
+  for (int fd = 0; fd < 3; fd++)
+    close(fd);
+  pp_pool *pools[NCONTEXTS];
+  int nulls_bad = 0, answers_bad = 0;
+  for (size_t i = 0; i < NCONTEXTS; i++) {
+    pools[i] = pool_in(all_contexts[i], 2, 1);
+    for (int k = 0; pools[i] && k < 6; k++) {
+      int64_t nulls = -1;
+      if (tu_apply_i64(pools[i], "chatter", 0, &nulls) != PP_OK || nulls != 7)
+        nulls_bad++;
+    }
+    /* 64 KiB arguments: the lanes, once each worker has its segment. */
+    enum { BIG = 64 << 10 };
+    static unsigned char big[BIG];
+    memset(big, 0x5a, sizeof big);
+    for (int k = 0; pools[i] && k < 6; k++) {
+      pp_bytes arg = {big, sizeof big};
+      pp_value v = {0};
+      if (pp_apply(pools[i], "echo", &arg, 1, &v) != PP_OK ||
+          v.len != sizeof big || memcmp(v.data, big, sizeof big) != 0)
+        answers_bad++;
+      pp_value_clear(&v);
+    }
+  }
+  /* The pools hold every descriptor they will (channels, wake-ups,
+   * segments, pidfds): none took a standard stream's number. */
+  int taken = 0;
+  for (int fd = 0; fd < 3; fd++)
+    taken += fcntl(fd, F_GETFD) >= 0;
+  for (size_t i = 0; i < NCONTEXTS; i++)
+    pp_pool_destroy(pools[i]);
+  for (int fd = 0; fd < 3; fd++) {
+    dup2(saved[fd], fd);
+    close(saved[fd]);
+  }
+  CU_ASSERT_EQUAL(taken, 0);
+  CU_ASSERT_EQUAL(nulls_bad, 0);
+  CU_ASSERT_EQUAL(answers_bad, 0);
+}
+
 /* This program, to start it again. */
 static const char *self_exe(void) {
 #ifdef __linux__
@@ -1298,6 +1385,9 @@ int pp_test_suite_contexts(void) {
      test_key_not_in_environment},
 #ifndef _WIN32
     {"a worker holds only 0, 1, 2 and its channel", test_descriptors},
+    {"standard streams closed: the pools take none of their numbers, a "
+     "task's output goes to /dev/null",
+     test_standard_streams_closed},
     {"a worker's standard input is /dev/null: EOF, the program's input "
      "not held",
      test_stdin_is_null},

@@ -627,24 +627,29 @@ static void ctl_ended(pp__backend *b) {
 
 /* ---- wake-ups ---- */
 
-static int make_wake(pp__backend *b) {
+/* The descriptor that wakes the scheduler thread; a failure is described
+ * as a start's is (the pool's creation reports it). */
+static pp_status make_wake(pp__backend *b) {
 #ifdef __linux__
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd >= 0) {
-    b->wake_r = b->wake_w = fd;
+    b->wake_r = b->wake_w = pp__fd_above_std(fd);
     b->wake_is_eventfd = 1;
-    return 0;
+    return b->wake_r < 0 ? start_failure(b, "fcntl(F_DUPFD_CLOEXEC)", errno)
+                         : PP_OK;
   }
 #endif
   int p[2];
   if (pipe(p) != 0)
-    return -1;
-  b->wake_r = p[0];
-  b->wake_w = p[1];
-  if (pp__set_cloexec(p[0]) || pp__set_cloexec(p[1]) ||
-      pp__set_nonblock(p[0]) || pp__set_nonblock(p[1]))
-    return -1;
-  return 0;
+    return start_failure(b, "pipe", errno);
+  b->wake_r = pp__fd_above_std(p[0]);
+  b->wake_w = pp__fd_above_std(p[1]);
+  if (b->wake_r < 0 || b->wake_w < 0)
+    return start_failure(b, "fcntl(F_DUPFD_CLOEXEC)", errno);
+  if (pp__set_cloexec(b->wake_r) || pp__set_cloexec(b->wake_w) ||
+      pp__set_nonblock(b->wake_r) || pp__set_nonblock(b->wake_w))
+    return start_failure(b, "fcntl", errno);
+  return PP_OK;
 }
 
 static void wake_drain(pp__backend *b) {
@@ -856,7 +861,7 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   if (b->slots && b->pfd && b->pfd_slot &&
       pp__buf_reserve(&b->events, b->events_room) == PP_OK &&
       pp__buf_reserve(&b->start_fds, (n + 8) * sizeof(int)) == PP_OK) {
-    st = make_wake(b) == 0 ? PP_OK : pp__errno_status(errno);
+    st = make_wake(b);
   }
   for (size_t i = 0; b->slots && i < n; i++)
     b->slots[i].fd = b->slots[i].pidfd = b->slots[i].pass_fd = -1;
@@ -1100,7 +1105,7 @@ pp_status pp__backend_pass_fd(pp__backend *b, unsigned slot, int fd) {
   if (s->fd < 0 || s->write_dead)
     return PP_EOF;
   /* A duplicate: the caller may close its own before this one goes. */
-  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* not a standard stream's */
   if (dup < 0)
     return pp__errno_status(errno);
   s->pass_fd = dup;

@@ -226,8 +226,17 @@ ssize_t pp__recv_fds(int sock, void *buf, size_t len, int *fds, size_t room,
 ssize_t pp__send_fds(int sock, const void *buf, size_t len, const int *fds,
                      size_t nfds);
 
-/* A connected AF_UNIX stream pair, both ends close-on-exec and (where the
- * platform needs it) SO_NOSIGPIPE. 0 or -1 with errno. */
+/* A descriptor the pool made, moved above 2 when it took the number of a
+ * standard stream the program had closed; close-on-exec either way. A
+ * task's printf would write into it otherwise (a worker keeps the
+ * program's 0, 1 and 2, and fills only closed ones with /dev/null). Every
+ * descriptor the backend keeps goes through here. Returns the descriptor,
+ * or -1 with errno (the original closed); -1 in gives -1. */
+int pp__fd_above_std(int fd);
+
+/* A connected AF_UNIX stream pair, both ends close-on-exec, above 2
+ * (pp__fd_above_std()) and (where the platform needs it) SO_NOSIGPIPE. 0 or
+ * -1 with errno. */
 int pp__socketpair(int sv[2]);
 
 /* close() that keeps errno; EINTR is not retried (the descriptor is gone
@@ -242,7 +251,8 @@ void pp__close_socket(int fd);
 
 /* pidfd_open() and pidfd_send_signal() (Linux >= 5.3): a descriptor that
  * names one process for good, so a signal sent through it can never hit a
- * recycled pid. -1 with errno (ENOSYS elsewhere). */
+ * recycled pid; above 2 (pp__fd_above_std()). -1 with errno (ENOSYS
+ * elsewhere). */
 int pp__pidfd_open(pid_t pid);
 int pp__pidfd_kill(int pidfd, int sig);
 

@@ -63,6 +63,9 @@ static int unnamed_object(void) {
   if (fd < 0)
     return -1;
   shm_unlink(name);
+  fd = pp__fd_above_std(fd);
+  if (fd < 0)
+    return -1;
   if (pp__set_cloexec(fd) != 0) {
     int err = errno;
     pp__close(fd);
@@ -80,7 +83,7 @@ static int anonymous_segment(int named) {
     int fd = memfd_create("procpool-lanes", MFD_CLOEXEC);
     /* ENOSYS: a kernel older than 3.17, or a sandbox that forbids it. */
     if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
-      return fd;
+      return pp__fd_above_std(fd);
   }
 #else
   (void)named;

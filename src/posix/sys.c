@@ -125,7 +125,9 @@ ssize_t pp__recv_fds(int sock, void *buf, size_t len, int *fds, size_t room,
 #ifndef MSG_CMSG_CLOEXEC
         pp__set_cloexec(fd);
 #endif
-        fds[(*nfds)++] = fd;
+        /* -1 when it could not be moved: the caller sees a missing
+         * descriptor, as for one that never came. */
+        fds[(*nfds)++] = pp__fd_above_std(fd);
       } else {
         pp__close(fd);
       }
@@ -151,6 +153,14 @@ void pp__close_socket(int fd) {
   errno = saved;
 }
 
+int pp__fd_above_std(int fd) {
+  if (fd < 0 || fd > 2)
+    return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  pp__close(fd);
+  return moved;
+}
+
 int pp__socketpair(int sv[2]) {
   int made = 0;
 #ifdef SOCK_CLOEXEC
@@ -168,6 +178,15 @@ int pp__socketpair(int sv[2]) {
       errno = saved;
       return -1;
     }
+  }
+  sv[0] = pp__fd_above_std(sv[0]);
+  sv[1] = pp__fd_above_std(sv[1]);
+  if (sv[0] < 0 || sv[1] < 0) {
+    int saved = errno;
+    pp__close(sv[0]);
+    pp__close(sv[1]);
+    errno = saved;
+    return -1;
   }
 #ifdef SO_NOSIGPIPE
   /* Older macOS lacks MSG_NOSIGNAL: the socket itself must not raise
@@ -218,7 +237,7 @@ void pp__close_from(int lowfd) {
 int pp__pidfd_open(pid_t pid) {
 #if defined(__linux__) && defined(SYS_pidfd_open)
   /* Close-on-exec always (Linux >= 5.3). */
-  return (int)syscall(SYS_pidfd_open, pid, 0);
+  return pp__fd_above_std((int)syscall(SYS_pidfd_open, pid, 0));
 #else
   (void)pid;
   errno = ENOSYS;
