@@ -1002,7 +1002,10 @@ PP_API size_t pp_default_chunksize(size_t n, int processes);
  * @param task the task's registered name.
  * @param items @p count items; may be NULL when @p count is 0.
  * @param count number of items; 0 gives a result with no items.
- * @param chunksize items per chunk; 0: pp_default_chunksize().
+ * @param chunksize items per chunk; 0: pp_default_chunksize(), but a chunk
+ *        then takes no more items than fit pp_options::max_message_size
+ *        (at least one), so that big items, or answers as big, do not
+ *        make a chunk too big for the pool.
  * @param callbacks NULL for none (copied).
  * @param out receives a result to free with pp_result_free(); NULL on error.
  * @return PP_OK; PP_EINVAL for NULL pool/task/out, a bad task name, NULL
@@ -1023,7 +1026,10 @@ PP_API pp_status pp_map_async(pp_pool *pool, const char *task,
  * @param task the task's registered name.
  * @param items @p count items; may be NULL when @p count is 0.
  * @param count number of items.
- * @param chunksize items per chunk; 0: pp_default_chunksize().
+ * @param chunksize items per chunk; 0: pp_default_chunksize(), but a chunk
+ *        then takes no more items than fit pp_options::max_message_size
+ *        (at least one), so that big items, or answers as big, do not
+ *        make a chunk too big for the pool.
  * @param out receives the result whenever the work was submitted, also when
  *        it failed (free it with pp_result_free()); NULL when submission
  *        failed.
@@ -1043,7 +1049,10 @@ PP_API pp_status pp_map(pp_pool *pool, const char *task, const pp_bytes *items,
  * @param task the task's registered name.
  * @param items @p count argument lists; may be NULL when @p count is 0.
  * @param count number of items.
- * @param chunksize items per chunk; 0: pp_default_chunksize().
+ * @param chunksize items per chunk; 0: pp_default_chunksize(), but a chunk
+ *        then takes no more items than fit pp_options::max_message_size
+ *        (at least one), so that big items, or answers as big, do not
+ *        make a chunk too big for the pool.
  * @param callbacks NULL for none (copied).
  * @param out receives a result to free with pp_result_free(); NULL on error.
  * @return as pp_map_async(); PP_EINVAL also for an argument list with NULL
@@ -1061,7 +1070,10 @@ PP_API pp_status pp_starmap_async(pp_pool *pool, const char *task,
  * @param task the task's registered name.
  * @param items @p count argument lists; may be NULL when @p count is 0.
  * @param count number of items.
- * @param chunksize items per chunk; 0: pp_default_chunksize().
+ * @param chunksize items per chunk; 0: pp_default_chunksize(), but a chunk
+ *        then takes no more items than fit pp_options::max_message_size
+ *        (at least one), so that big items, or answers as big, do not
+ *        make a chunk too big for the pool.
  * @param out as pp_map().
  * @return as pp_map() and pp_starmap_async().
  * @par Threads

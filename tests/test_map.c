@@ -173,6 +173,64 @@ static void test_map_bytes_items(void) {
   pp_pool_destroy(pool);
 }
 
+/* With the default chunk size, a chunk takes no more items than fit the
+ * pool's largest message: Python's chunk of 5 items of 20,000 bytes would be
+ * answered with a frame past the 64 KiB this pool accepts, and the worker
+ * stopped (PP_ETOOBIG), where chunks of 3 go through. A chunk size given
+ * by the caller is kept as it is. Blocking (lent) and asynchronous (copied)
+ * maps, plain and star. */
+static void test_default_chunks_fit_messages(void) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  o.max_message_size = 64 << 10;
+  pp_pool *pool = tu_pool_opts(&o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 40, SIZE = 20000 };
+  unsigned char *buf = malloc((size_t)N * SIZE);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+  pp_bytes items[N];
+  pp_args calls[N];
+  for (size_t i = 0; i < N; i++) {
+    memset(buf + i * SIZE, (int)i, SIZE);
+    items[i].data = buf + i * SIZE;
+    items[i].len = SIZE;
+    calls[i].argv = &items[i];
+    calls[i].argc = 1;
+  }
+  for (int form = 0; form < 4; form++) {
+    pp_result *r = NULL;
+    pp_status st =
+        form == 0   ? pp_map(pool, "echo", items, N, 0, &r)
+        : form == 1 ? pp_map_async(pool, "echo", items, N, 0, NULL, &r)
+        : form == 2 ? pp_starmap(pool, "echo", calls, N, 0, &r)
+                    : pp_starmap_async(pool, "echo", calls, N, 0, NULL, &r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    if (form % 2)
+      st = pp_result_get(r, TU_WAIT);
+    CU_ASSERT_EQUAL(st, PP_OK);
+    if (st != PP_OK)
+      fprintf(stderr, "\n  form %d: %s\n", form, pp_result_error(r));
+    CU_ASSERT_EQUAL(pp_result_chunksize(r), 5); /* ceil(40 / 8) */
+    CU_ASSERT_EQUAL(pp_result_chunks(r), 14);   /* ceil(40 / 3) */
+    size_t wrong = 0;
+    for (size_t i = 0; i < N; i++) {
+      pp_bytes b = {NULL, 0};
+      wrong += pp_result_item(r, i, &b) != PP_OK || b.len != SIZE ||
+               memcmp(b.data, items[i].data, SIZE) != 0;
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    pp_result_free(r);
+  }
+  /* The caller's own chunk size stands, and its answers are too big. */
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map(pool, "echo", items, N, 5, &r), PP_ETOOBIG);
+  CU_ASSERT_EQUAL(pp_result_chunks(r), 8);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+  free(buf);
+}
+
 static void fill_pairs(int64_t (*vals)[2], pp_bytes (*argv)[2], pp_args *items,
                        size_t n) {
   for (size_t i = 0; i < n; i++) {
@@ -483,6 +541,8 @@ int pp_test_suite_map(void) {
        test_default_chunksize_of_pool},
       {"map of 10000 items", test_map_many_items},
       {"map of byte items of different lengths", test_map_bytes_items},
+      {"default chunks take no more big items than fit a message",
+       test_default_chunks_fit_messages},
       {"starmap with two-argument items", test_starmap},
       {"starmap items with different argument counts",
        test_starmap_varying_argc},

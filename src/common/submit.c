@@ -148,34 +148,61 @@ static pp_status submit(pp_pool *pool, pp_result *r, pp__chunk *first,
 }
 
 /* What cut_and_submit() cuts a map into chunks with: the frame of items
- * [at, at + n) for calls, a bare range for records (their frame is built
- * when sent, from the caller's array). */
-typedef pp_status (*make_chunk_fn)(const void *source, size_t at, size_t n,
+ * [at, at + *n) for calls, a bare range for records (their frame is built
+ * when sent, from the caller's array). It may take fewer than *n items,
+ * and says how many. */
+typedef pp_status (*make_chunk_fn)(const void *source, size_t at, size_t *n,
                                    uint64_t id, pp__chunk **out);
 
 typedef struct calls_source {
   const char *task;
   const pp_args *calls;
   const pp_bytes *single;
+  size_t budget; /* the most bytes of items a chunk takes; 0: no limit */
 } calls_source;
 
-static pp_status make_calls_chunk(const void *source, size_t at, size_t n,
+/* How many of the `n` items from `at` a chunk takes: all of them, or with
+ * a budget as many as fit it, at least one. Python's default chunk size
+ * counts items, not bytes; a default chunk of big items could make a frame
+ * past the wire's 4 GiB, or answers past the pool's largest message, where
+ * smaller chunks of the same items would go through. */
+static size_t items_within(const calls_source *src, size_t at, size_t n) {
+  if (!src->budget)
+    return n;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    const pp_bytes *argv =
+        src->calls ? src->calls[at + i].argv : &src->single[at + i];
+    size_t argc = src->calls ? src->calls[at + i].argc : 1;
+    uint64_t item = 4;
+    for (size_t k = 0; argv && k < argc; k++)
+      item += 4 + (uint64_t)argv[k].len;
+    if (i && bytes + item > src->budget)
+      return i;
+    bytes += item;
+  }
+  return n;
+}
+
+static pp_status make_calls_chunk(const void *source, size_t at, size_t *n,
                                   uint64_t id, pp__chunk **out) {
   const calls_source *src = source;
+  *n = items_within(src, at, *n);
   return pp__encode_calls(src->task, id, src->calls ? src->calls + at : NULL,
-                          src->single ? src->single + at : NULL, n, out);
+                          src->single ? src->single + at : NULL, *n, out);
 }
 
 /* A lent chunk: checked now as its frame would be, encoded when sent. */
-static pp_status make_lent_chunk(const void *source, size_t at, size_t n,
+static pp_status make_lent_chunk(const void *source, size_t at, size_t *n,
                                  uint64_t id, pp__chunk **out) {
   const calls_source *src = source;
   size_t size;
+  *n = items_within(src, at, *n);
   pp_status st =
       pp__calls_frame_size(src->task, src->calls ? src->calls + at : NULL,
-                           src->single ? src->single + at : NULL, n, &size);
+                           src->single ? src->single + at : NULL, *n, &size);
   if (st == PP_OK)
-    st = new_chunk(at, n, out);
+    st = new_chunk(at, *n, out);
   if (st == PP_OK) {
     (*out)->id = id;
     (*out)->frame_len = size;
@@ -183,10 +210,10 @@ static pp_status make_lent_chunk(const void *source, size_t at, size_t n,
   return st;
 }
 
-static pp_status make_records_chunk(const void *source, size_t at, size_t n,
+static pp_status make_records_chunk(const void *source, size_t at, size_t *n,
                                     uint64_t id, pp__chunk **out) {
   (void)source;
-  pp_status st = new_chunk(at, n, out);
+  pp_status st = new_chunk(at, *n, out);
   if (st == PP_OK)
     (*out)->id = id;
   return st;
@@ -203,7 +230,7 @@ static pp_status cut_and_submit(pp_pool *pool, pp_result *r, size_t count,
   for (size_t at = 0; st == PP_OK && (at < count || !first);) {
     size_t n = count - at < r->job.chunksize ? count - at : r->job.chunksize;
     pp__chunk *c;
-    st = make(source, at, n, job_id | r->job.nchunks, &c);
+    st = make(source, at, &n, job_id | r->job.nchunks, &c);
     if (st != PP_OK)
       break;
     c->first = at;
@@ -320,7 +347,15 @@ static pp_status map_common(pp_pool *pool, const char *task,
   r->items = calloc(count ? count : 1, sizeof *r->items);
   if (!r->items)
     st = PP_ENOMEM;
-  calls_source src = {task, calls, single};
+  /* The default chunk size is Python's, in chunks whose items fit the
+   * largest message a worker may answer with (an identity's answer is as
+   * big as its items), within the wire's 4 GiB. */
+  size_t budget = 0;
+  if (!chunksize)
+    budget = (pool->max_message < UINT32_MAX ? pool->max_message
+                                             : (size_t)UINT32_MAX) -
+             4096;
+  calls_source src = {task, calls, single, budget};
   if (lend) {
     r->lent_calls = calls;
     r->lent_single = single;
