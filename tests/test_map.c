@@ -64,6 +64,17 @@ static void test_empty_input(void) {
   CU_ASSERT_EQUAL(pp_result_count(r), 0);
   CU_ASSERT_EQUAL(out[0], -1);
   pp_result_free(r);
+
+  /* No records, so no arrays: NULL is fine (the sanitizer builds check
+   * that nothing is done with them), for a records task too. */
+  pp_records none = {NULL, 0, sizeof(int64_t), NULL, sizeof(int64_t), NULL, 0};
+  const char *tasks[] = {"square", "rsquare"};
+  for (size_t k = 0; k < 2; k++) {
+    r = NULL;
+    CU_ASSERT_EQUAL(pp_map_records(pool, tasks[k], &none, 0, &r), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_count(r), 0);
+    pp_result_free(r);
+  }
   pp_pool_destroy(pool);
 }
 

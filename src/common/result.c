@@ -110,21 +110,26 @@ int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
                            const unsigned char *out, size_t nerr,
                            pp__reader *errors, const pp__outcome *all,
                            pp__copier *copier) {
+  /* An empty map's one chunk holds no records, and its arrays may be
+   * NULL: nothing is written, nor pointed at. */
+  size_t bytes = chunk->count * r->rec.out_size;
   unsigned char *dst =
-      (unsigned char *)r->rec.out + chunk->first * r->rec.out_size;
+      bytes ? (unsigned char *)r->rec.out + chunk->first * r->rec.out_size
+            : NULL;
   if (chunk->in_place && !all) {
     /* The worker wrote the results into the caller's array itself. */
     add_listed_errors(r, chunk, nerr, errors);
   } else if (out) {
-    pp__copier_copy(copier, dst, out, chunk->count * r->rec.out_size, 1);
+    if (bytes)
+      pp__copier_copy(copier, dst, out, bytes, 1);
     add_listed_errors(r, chunk, nerr, errors);
   } else {
     /* The whole chunk failed (its worker died, or the pool ended). A chunk
      * that went in place is left as its worker left it: the system may
      * have refused the worker that memory, and the parent would crash
      * where the worker was only refused. */
-    if (!chunk->in_place)
-      memset(dst, 0, chunk->count * r->rec.out_size);
+    if (!chunk->in_place && bytes)
+      memset(dst, 0, bytes);
     for (size_t i = 0; i < chunk->count; i++)
       add_record_error(r, chunk->first + i, all);
   }
