@@ -917,6 +917,10 @@ PP_API size_t pp_result_chunksize(const pp_result *result);
  * @brief Releases the caller's reference. A pending result stays in the pool
  * until it completes (its callbacks still run).
  * @param result the result; NULL is ignored.
+ * @par Threads
+ * Any thread, once no other thread uses the result (waits on it or reads
+ * its items): as with free(), a thread still in pp_result_get() on it
+ * would be reading freed memory.
  */
 PP_API void pp_result_free(pp_result *result);
 
@@ -1308,7 +1312,10 @@ PP_API pp_status pp_iter_input_ready(pp_iter *iter);
  * @par Threads
  * Any thread, and the iterator's own input function (see ::pp_next_fn),
  * whose call is then its last: it is running, so its state must outlive
- * that call.
+ * that call. No other thread may be using the iterator (waiting in
+ * pp_iter_next(), say): as with free(), it would be left reading freed
+ * memory; end such a wait first (a time limit on it, or
+ * pp_pool_terminate(), which wakes every waiter).
  */
 PP_API void pp_iter_free(pp_iter *iter);
 /**@}*/
