@@ -227,6 +227,22 @@ static void test_bad_initializer(void) {
   o.processes = 2;
   o.initializer = "rsquare";
   expect_refused(&o, "'rsquare' is a records task");
+
+#if SIZE_MAX > UINT32_MAX
+  /* an initarg past the frame format's 4 GiB (refused before it is read):
+   * PP_ETOOBIG, and words that name the option */
+  pp_bytes huge = {&x, (size_t)UINT32_MAX + 1};
+  pp_options_init(&o);
+  o.processes = 2;
+  o.initializer = "init_store";
+  o.initargs = &huge;
+  o.ninitargs = 1;
+  pp_pool *pool = (pp_pool *)&pool;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_ETOOBIG);
+  CU_ASSERT_PTR_NULL(pool);
+  CU_ASSERT(tu_contains(pp_pool_create_error(), "options.initargs are too "
+                                                "big"));
+#endif
 }
 
 static void test_bad_context(void) {
@@ -362,7 +378,8 @@ int pp_test_suite_options(void) {
        test_processes_too_many},
       {"processes = 2: two distinct worker pids", test_processes_two},
       {"processes = 1", test_processes_one},
-      {"bad initializer options: PP_EINVAL, and why", test_bad_initializer},
+      {"bad initializer options: PP_EINVAL (PP_ETOOBIG for 4 GiB), and why",
+       test_bad_initializer},
       {"invalid context value: PP_EINVAL, and why", test_bad_context},
       {"context names and round trip", test_context_names},
       {"explicit fork context", test_context_fork},

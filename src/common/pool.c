@@ -231,8 +231,13 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   pool->nslots = 2 * (unsigned)pool->processes;
   pool->workers = calloc(pool->nslots, sizeof *pool->workers);
   st = pool->workers ? encode_config(pool, options) : PP_ENOMEM;
-  if (st == PP_OK)
-    st = make_key(pool);
+  if (st == PP_ETOOBIG)
+    creation_failed(st, "options.initargs are too big: with the "
+                        "initializer's name they must fit one message of "
+                        "4 GiB, and each argument too");
+  if (st == PP_OK && (st = make_key(pool)) != PP_OK)
+    creation_failed(st, "could not read random bytes for the pool's key "
+                        "from the operating system");
   if (st == PP_OK) {
     pp__backend_config cfg = {
         context, pool->nslots,           pp__worker_run, worker_key(pool),
@@ -245,7 +250,8 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   }
   if (st == PP_OK && pp__thread_create(&pool->thread, pp__scheduler_main, pool,
                                        pool->shared->mem) != APR_SUCCESS)
-    st = PP_ESYSTEM;
+    st = creation_failed(PP_ESYSTEM, "could not start the pool's scheduler "
+                                     "thread");
   if (st != PP_OK) {
     if (st == PP_ENOTSUP)
       creation_failed(st,
