@@ -1015,7 +1015,8 @@ PP_API size_t pp_default_chunksize(size_t n, int processes);
  * @return PP_OK; PP_EINVAL for NULL pool/task/out, a bad task name, NULL
  *         @p items with @p count > 0 or an item with NULL data and a
  *         non-zero length; PP_ECLOSED; PP_ENOMEM; PP_ETOOBIG for a chunk
- *         beyond the frame format's 4 GiB limits; PP_ESTATE in a fork of
+ *         beyond the frame format's 4 GiB limits, or a @p count whose
+ *         results could not be counted in memory; PP_ESTATE in a fork of
  *         the pool's owner.
  */
 PP_API pp_status pp_map_async(pp_pool *pool, const char *task,
