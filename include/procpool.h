@@ -609,7 +609,9 @@ typedef struct pp_options {
       travel instead of the channel; rounded up to a power of two, at
       least 64 KiB, at most 1 GiB (a larger value is refused with
       PP_EINVAL); 0: 16 MiB; #PP_NO_SHARED_MEMORY: none, everything goes
-      through the channel. Pages are committed as they are first used. A
+      through the channel. Memory is used as pages are first touched
+      (Windows charges the whole segment against the system's commit
+      limit when it is made, as for any page-file-backed mapping). A
       message that does not fit at the moment goes through the channel. A
       worker is given its shared memory when it first needs it (its second
       chunk, or its first large message, which itself still takes the

@@ -122,8 +122,17 @@ static pp_status win32_env(pp_call *call) {
   return st;
 }
 
+/* How the worker's C runtime reports a failed assert() (what
+ * _set_error_mode() says), and whether the worker has a console. */
+static pp_status win32_reports(pp_call *call) {
+  int64_t mode = _set_error_mode(_REPORT_ERRMODE);
+  return pp_call_return_i64(call, mode * 2 + pp__win32_has_console());
+}
+
 pp_status win32_tasks_register(void) {
   pp_status st = pp_register("win32_die", win32_die);
+  if (st == PP_OK)
+    st = pp_register("win32_reports", win32_reports);
   if (st == PP_OK)
     st = pp_register("win32_pid_after", win32_pid_after);
   if (st == PP_OK)
@@ -215,6 +224,17 @@ static void test_contexts(void) {
   o.context = PP_CONTEXT_FORKSERVER;
   CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_ENOTSUP);
   CU_ASSERT_PTR_NULL(pool);
+  CU_ASSERT(tu_contains(pp_pool_create_error(), "forkserver context is"));
+  CU_ASSERT(!tu_contains(pp_pool_create_error(), "PROCPOOL_START_METHOD"));
+
+  /* Chosen by the environment: the message says where it came from. */
+  _putenv("PROCPOOL_START_METHOD=fork");
+  o.context = PP_CONTEXT_DEFAULT;
+  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_ENOTSUP);
+  CU_ASSERT_PTR_NULL(pool);
+  CU_ASSERT(tu_contains(pp_pool_create_error(),
+                        "fork context, chosen by PROCPOOL_START_METHOD,"));
+  _putenv("PROCPOOL_START_METHOD=");
 }
 
 static void test_random_and_cpus(void) {
@@ -725,6 +745,21 @@ static void test_key_in_environment(void) {
   pp_pool_destroy(pool);
 }
 
+/* A worker's C runtime writes a failed assert() or abort()'s message to
+ * standard error, never to a message box (the default of a GUI program,
+ * which in a hidden worker would wait for a click for ever); and a worker
+ * has a console exactly when its parent has one, so that console tools a
+ * task runs open no window of their own. */
+static void test_worker_reports_and_console(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t got = -1;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "win32_reports", 0, &got), PP_OK);
+  CU_ASSERT_EQUAL(got / 2, _OUT_TO_STDERR);
+  CU_ASSERT_EQUAL(got % 2, pp__win32_has_console());
+  pp_pool_destroy(pool);
+}
+
 /* ---- the owner of a pool is killed ---- */
 
 int win32_owner_main(void) {
@@ -859,6 +894,9 @@ int pp_test_suite_win32(void) {
       {"the key travels in the environment, not the command line, and is "
        "dropped",
        test_key_in_environment},
+      {"a worker reports to standard error, and has a console when its "
+       "parent has",
+       test_worker_reports_and_console},
       {"killing the pool's owner leaves no worker behind (job object)",
        test_owner_killed},
   };

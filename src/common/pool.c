@@ -255,10 +255,14 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   if (st != PP_OK) {
     if (st == PP_ENOTSUP)
       creation_failed(st,
-                      "the %s context is not available here (this platform "
-                      "or build lacks it, or the program's executable "
-                      "cannot be located)",
-                      pp_context_name(context));
+                      "the %s context%s is not available here (this "
+                      "platform or build lacks it, or the program's "
+                      "executable cannot be located)",
+                      pp_context_name(context),
+                      options->context == PP_CONTEXT_DEFAULT &&
+                              getenv("PROCPOOL_START_METHOD")
+                          ? ", chosen by PROCPOOL_START_METHOD,"
+                          : "");
     else if (pool->backend && pp__backend_start_error(pool->backend)[0])
       creation_failed(st, "could not start a worker: %s",
                       pp__backend_start_error(pool->backend));

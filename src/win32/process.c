@@ -399,13 +399,16 @@ pp_status pp__process_spawn(const pp__spawn_plan *plan,
   si.StartupInfo.hStdOutput = io.h[1];
   si.StartupInfo.hStdError = io.h[2];
   DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT;
-  /* A worker of a program without a console window (a GUI program, a
-   * service, a test under CTest) gets no console at all: not a window
-   * popping up, and not a hidden console either, whose host process
-   * (conhost.exe) would be one more process holding the standard handles
-   * it inherited, such as a CI runner's output pipe, for as long as it
-   * lingers. The worker's standard handles are the ones passed above. */
-  if (!GetConsoleWindow())
+  /* A worker of a program without a console (a GUI program, a service)
+   * gets no console at all: not a window popping up, and not a hidden
+   * console either, whose host process (conhost.exe) would be one more
+   * process holding the standard handles it inherited, such as a CI
+   * runner's output pipe, for as long as it lingers. A program with a
+   * console shares it with its workers, also one without a window
+   * (started with CREATE_NO_WINDOW), so that a console tool a task runs
+   * shares it too instead of opening a window of its own. The worker's
+   * standard handles are the ones passed above. */
+  if (!pp__win32_has_console())
     flags |= DETACHED_PROCESS;
   if (io.nlist > 0) {
     SIZE_T size = 0;
@@ -438,7 +441,17 @@ pp_status pp__process_spawn(const pp__spawn_plan *plan,
   memset(&pi, 0, sizeof pi);
   if (!CreateProcessW(exe, cmd, NULL, NULL, io.nlist > 0, flags, plan->env,
                       plan->cwd, &si.StartupInfo, &pi)) {
-    st = pp__win32_fail(why, "CreateProcessW", GetLastError());
+    DWORD err = GetLastError();
+    /* Which of its inputs the system refused, where it says so: the
+     * directory is the pool's creation's, gone since (a drive or share
+     * removed), or the executable is not where it was. */
+    const char *call =
+        err == ERROR_DIRECTORY
+            ? "CreateProcessW in the directory the pool was created in"
+        : err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND
+            ? "CreateProcessW of the program's executable"
+            : "CreateProcessW";
+    st = pp__win32_fail(why, call, err);
     goto done;
   }
   if (!AssignProcessToJobObject(job, pi.hProcess)) {

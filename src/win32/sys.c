@@ -52,6 +52,13 @@ void pp__win32_error_text(DWORD err, char *buf, size_t cap) {
     snprintf(buf, cap, "system error %lu", (unsigned long)err);
 }
 
+int pp__win32_has_console(void) {
+  /* A console without a window (CREATE_NO_WINDOW) has no window to find,
+   * but it lists this process. */
+  DWORD pid;
+  return GetConsoleWindow() != NULL || GetConsoleProcessList(&pid, 1) != 0;
+}
+
 int pp__win32_is_wine(void) {
   HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
   return ntdll && GetProcAddress(ntdll, "wine_get_version") != NULL;

@@ -4,6 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(_MSC_VER) && defined(_DEBUG)
+#include <crtdbg.h>
+#endif
 
 /* What a worker reads at most per call: a whole batch of frames usually
  * fits, and one call is one wake-up. */
@@ -25,6 +28,20 @@ void pp__worker_quiet_crashes(void) {
    * dialogs: a worker has nobody to click them. */
   SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX |
                SEM_NOOPENFILEERRORBOX);
+  /* Nor the C runtime's own: in a GUI program a failed assert() or
+   * abort() shows a message box, which in a hidden worker would wait for
+   * a click for ever. Its words go to standard error instead, as in a
+   * console program. */
+  _set_error_mode(_OUT_TO_STDERR);
+#if defined(_MSC_VER) || defined(_UCRT)
+  _set_abort_behavior(0, _CALL_REPORTFAULT);
+#endif
+#if defined(_MSC_VER) && defined(_DEBUG)
+  _CrtSetReportMode(_CRT_ASSERT, _CRTDBG_MODE_FILE);
+  _CrtSetReportFile(_CRT_ASSERT, _CRTDBG_FILE_STDERR);
+  _CrtSetReportMode(_CRT_ERROR, _CRTDBG_MODE_FILE);
+  _CrtSetReportFile(_CRT_ERROR, _CRTDBG_FILE_STDERR);
+#endif
   /* The default handler would start the registered debugger (winedbg
    * under Wine) or Windows Error Reporting; a crashed worker should just
    * end with its exception code. */

@@ -63,6 +63,9 @@ pp_status pp__win32_fail(pp__win32_failure *why, const char *call, DWORD err);
  * closing period ("system error N" where it has none). */
 void pp__win32_error_text(DWORD err, char *buf, size_t cap);
 
+/* 1 when this process is attached to a console, with a window or not. */
+int pp__win32_has_console(void);
+
 /* 1 when running under Wine (ntdll exports wine_get_version). */
 int pp__win32_is_wine(void);
 
