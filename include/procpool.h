@@ -53,8 +53,10 @@
  *   malformed report from the process that starts workers.
  * - PP_ETOOBIG: the worker's answer was longer than
  *   pp_options::max_message_size; it was stopped and is replaced.
- * - PP_ESYSTEM: the pool could not start a worker, attempt after attempt,
- *   or the process that starts workers kept dying soon after it was made
+ * - PP_ESYSTEM: the pool could not start a worker, attempt after attempt
+ *   for 5 seconds (each pause twice the last, from 50 ms to half a
+ *   second: a shortage that passes sooner costs only the wait), or the
+ *   process that starts workers kept dying soon after it was made
  *   (it is made anew after one death, and the workers lost with it fail
  *   their calls with PP_EWORKERDIED); as with PP_EINITIALIZER every pending
  *   and later call fails so.

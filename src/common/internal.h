@@ -560,9 +560,12 @@ struct pp_pool {
                             waiters */
   int batched;           /* some worker's batch holds frames to send */
   unsigned early_deaths; /* workers in a row that died before READY */
-  apr_time_t start_retry_at; /* a start failed: try again at this time */
-  apr_time_t answers_at;     /* when this pass's answers came in: the clock
-                                read once for all of them */
+  apr_time_t start_retry_at;      /* a start failed: try again at this time */
+  apr_time_t start_retry_us;      /* the pause before that try, doubling */
+  unsigned start_failures;        /* starts failed since a worker was ready */
+  apr_time_t start_failing_since; /* when the first of them failed */
+  apr_time_t answers_at;          /* when this pass's answers came in: the clock
+                                     read once for all of them */
   pp_result *notify_head, *notify_tail; /* completed, callbacks to run */
   pp__outcome *outcomes;                /* decoding scratch */
   size_t capoutcomes;
@@ -605,6 +608,8 @@ typedef struct pp__test_hooks {
   unsigned failed_starts;     /* parent: this many worker starts fail with
                                  PP_ESYSTEM, as when the system has no
                                  process slot, before they succeed again */
+  long start_give_up_ms;      /* parent: starts that keep failing break the
+                                 pool after this long (0: the real time) */
 } pp__test_hooks;
 extern pp__test_hooks pp__test;
 

@@ -248,10 +248,15 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
     pp__scheduler_prime(pool);
     st = pp__backend_ready(pool->backend);
   }
-  if (st == PP_OK && pp__thread_create(&pool->thread, pp__scheduler_main, pool,
-                                       pool->shared->mem) != APR_SUCCESS)
-    st = creation_failed(PP_ESYSTEM, "could not start the pool's scheduler "
-                                     "thread");
+  apr_status_t rv = APR_SUCCESS;
+  if (st == PP_OK &&
+      (rv = pp__thread_create(&pool->thread, pp__scheduler_main, pool,
+                              pool->shared->mem)) != APR_SUCCESS) {
+    char why[120];
+    st = creation_failed(PP_ESYSTEM,
+                         "could not start the pool's scheduler thread: %s",
+                         apr_strerror(rv, why, sizeof why));
+  }
   if (st != PP_OK) {
     if (st == PP_ENOTSUP)
       creation_failed(st,

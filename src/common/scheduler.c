@@ -354,22 +354,41 @@ static int live_workers(const pp_pool *pool) {
 }
 
 /* A worker that could not be started: a passing failure (no memory or
- * process slot for a moment) is retried after a pause; one that keeps
- * happening breaks the pool with the reason, like any early death. */
+ * process slot for a moment, as a container near its process limit has)
+ * is retried after a pause that doubles, from 50 ms up to half a second. Starts
+ * that keep failing for PP__START_GIVE_UP_US, with no worker made ready
+ * in between, break the pool with the reason, so that calls do not wait
+ * for workers that will not come, and a limit that does not pass (too few
+ * descriptors for the workers asked for) is told. */
 #define PP__START_RETRY_US (50 * 1000)
+#define PP__START_RETRY_MAX_US (500 * 1000)
+#define PP__START_GIVE_UP_US (5 * 1000 * 1000)
 
 static void start_failed(pp_pool *pool, pp_status why) {
-  pool->start_retry_at = pp__clock_us() + PP__START_RETRY_US;
-  if (++pool->early_deaths <= PP__MAX_EARLY_DEATHS)
+  apr_time_t now = pp__clock_us();
+  if (!pool->start_failures++) {
+    pool->start_failing_since = now;
+    pool->start_retry_us = PP__START_RETRY_US;
+  } else if (pool->start_retry_us < PP__START_RETRY_MAX_US) {
+    pool->start_retry_us *= 2;
+    if (pool->start_retry_us > PP__START_RETRY_MAX_US)
+      pool->start_retry_us = PP__START_RETRY_MAX_US;
+  }
+  pool->start_retry_at = now + pool->start_retry_us;
+  apr_time_t give_up = pp__test.start_give_up_ms
+                           ? (apr_time_t)pp__test.start_give_up_ms * 1000
+                           : PP__START_GIVE_UP_US;
+  apr_time_t failing = now - pool->start_failing_since;
+  if (failing < give_up)
     return;
   /* The system's reason, where the backend knows it, is what a user can
    * act on: "socketpair: Too many open files", say. */
   const char *reason = pp__backend_start_error(pool->backend);
   set_broken(pool, why,
-             pp__format("could not start a worker: %s%s%s (%u attempts in a "
-                        "row failed)",
+             pp__format("could not start a worker: %s%s%s (%u attempts over "
+                        "%.1f s failed)",
                         pp_strerror(why), *reason ? ": " : "", reason,
-                        pool->early_deaths));
+                        pool->start_failures, (double)failing / 1e6));
 }
 
 static void send_challenge(pp_pool *pool, unsigned slot);
@@ -818,11 +837,11 @@ static void read_frames(pp_pool *pool, unsigned slot, pp__buf *in) {
     case PP__F_READY:
       if (w->state == PP__W_CONFIGURING) {
         w->state = PP__W_READY;
-        pool->early_deaths = 0;
+        pool->early_deaths = pool->start_failures = 0;
         w->parent_mem = f.len >= 2 && f.payload[1] == 1;
       } else if (w->ready_owed && w->state == PP__W_READY) {
         w->ready_owed = 0;
-        pool->early_deaths = 0;
+        pool->early_deaths = pool->start_failures = 0;
         w->parent_mem = f.len >= 2 && f.payload[1] == 1;
       } else if (w->state != PP__W_RETIRING) {
         bad = "a ready report out of place";

@@ -67,6 +67,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "internal.h" /* pp__test: the start give-up time */
 #include "procpool.h"
 #include "tasks.h"
 #include "util.h"
@@ -676,6 +677,12 @@ int main(int argc, char **argv) {
   int wm = pp_worker_main(argc, argv); /* a worker does not return */
   if (wm != 0)
     return wm;
+  /* Starts that keep failing break a pool after 5 s; a round whose every
+   * start fails would wait that long, and 60 such rounds make minutes.
+   * What the sweep checks (no crash, no hang, no result lost, the reason
+   * told) does not depend on how long the pool keeps trying: here it gives
+   * up at the second failure in a row, one retry after the first. */
+  pp__test.start_give_up_ms = 1;
 
   const char *ctx_name = getenv("PROCPOOL_START_METHOD");
   long step = 1, burst = 1, worker_allocs = 0;
