@@ -498,7 +498,9 @@ PP_API pp_status pp_records_fail(pp_call *call, size_t index,
  * it too, so a task may create a pool of its own, in any context. It also
  * records argv[0], which is how the executable is found on systems that
  * have no better way (Linux uses /proc/self/exe, macOS
- * _NSGetExecutablePath).
+ * _NSGetExecutablePath), and on Linux for a program started through its
+ * dynamic loader by hand (`/lib64/ld-linux-x86-64.so.2 ./program`), whose
+ * /proc/self/exe is the loader.
  *
  * Such processes are started with `--procpool-worker=FD` or
  * `--procpool-forkserver=FD` as argv[1] and the pool's key in the

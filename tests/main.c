@@ -89,8 +89,9 @@ int main(int argc, char **argv) {
   if (wm != 0) {
     return wm;
   }
-  if (argc == 2 && strcmp(argv[1], HOOK_WITHOUT_ARGV_ARG) == 0) {
-    return contexts_hook_without_argv_main();
+  if (argc == 2 && (strcmp(argv[1], HOOK_WITHOUT_ARGV_ARG) == 0 ||
+                    strcmp(argv[1], THROUGH_LOADER_ARG) == 0)) {
+    return contexts_respawn_main();
   }
 #ifdef _WIN32
   /* The pool owner the "win32" suite kills (Windows has no fork). */

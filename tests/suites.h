@@ -48,11 +48,13 @@ int contexts_without_hook_main(void);
 /* With HOOK_WITHOUT_ARGV_ENV in its environment, main() calls
    pp_worker_main(0, NULL) instead of passing its arguments, in this process
    and in the workers it starts; with HOOK_WITHOUT_ARGV_ARG as argv[1] it
-   then runs contexts_hook_without_argv_main() instead of the suites: spawn
-   (and forkserver) pools work; 0 when they do. */
+   then runs contexts_respawn_main() instead of the suites: spawn (and
+   forkserver) pools work; 0 when they do. THROUGH_LOADER_ARG runs it too,
+   in a program started through its dynamic loader by hand. */
 #define HOOK_WITHOUT_ARGV_ENV "PP_TEST_HOOK_WITHOUT_ARGV"
 #define HOOK_WITHOUT_ARGV_ARG "--hook-without-argv"
-int contexts_hook_without_argv_main(void);
+#define THROUGH_LOADER_ARG "--through-loader"
+int contexts_respawn_main(void);
 
 #ifdef _WIN32
 /* The Windows backend's suite (test_win32.c), its tasks, and the pool owner

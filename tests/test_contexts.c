@@ -33,6 +33,10 @@
 #include <unistd.h>
 extern char **environ;
 #endif
+#ifdef __linux__
+#include <elf.h>
+#include <stdint.h>
+#endif
 
 #include "suites.h"
 #include "util.h"
@@ -274,8 +278,9 @@ int contexts_without_hook_main(void) {
   return bad;
 }
 
-int contexts_hook_without_argv_main(void) {
-  /* This process and its workers called pp_worker_main(0, NULL). */
+int contexts_respawn_main(void) {
+  /* This process and its workers called pp_worker_main(0, NULL), or this
+   * one was started through its dynamic loader. */
 #ifdef _WIN32
   static const pp_context contexts[] = {PP_CONTEXT_SPAWN};
 #else
@@ -294,7 +299,7 @@ int contexts_hook_without_argv_main(void) {
     if (st == PP_OK)
       st = tu_apply_i64(pool, "square", 7, &y);
     if (st != PP_OK || y != 49) {
-      fprintf(stderr, "%s with pp_worker_main(0, NULL): %s\n",
+      fprintf(stderr, "%s, a program started again: %s\n",
               pp_context_name(contexts[i]), pp_strerror(st));
       bad = 1;
     }
@@ -694,12 +699,16 @@ static const char *self_exe(void) {
 }
 #endif
 
-/* Runs this program with `option` as its one argument and `var`=1 in its
- * environment: its exit code, or -1 when it could not be started or did
- * not end within a minute (then it is killed). */
-static int run_self_with(const char *option, const char *var) {
+/* Runs this program with `option` as its one argument and `var` (if not
+ * NULL)=1 in its environment, through `loader` when that is not NULL (a
+ * dynamic loader run as the executable, POSIX): its exit code, or -1 when
+ * it could not be started or did not end within a minute (then it is
+ * killed). */
+static int run_self_with(const char *option, const char *var,
+                         const char *loader) {
   int code = -1;
 #ifdef _WIN32
+  (void)loader;
   wchar_t exe[32768], cmd[32768 + 64], wopt[64];
   DWORD n = GetModuleFileNameW(NULL, exe, 32768);
   if (n == 0 || n >= 32768 || strlen(option) >= 64)
@@ -710,14 +719,16 @@ static int run_self_with(const char *option, const char *var) {
   if (pp__cmdline_append(cmd, 32768 + 64, exe) != PP_OK ||
       pp__cmdline_append(cmd, 32768 + 64, wopt) != PP_OK)
     return -1;
-  SetEnvironmentVariableA(var, "1");
+  if (var)
+    SetEnvironmentVariableA(var, "1");
   STARTUPINFOW si;
   memset(&si, 0, sizeof si);
   si.cb = sizeof si;
   PROCESS_INFORMATION pi;
   BOOL made =
       CreateProcessW(exe, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi);
-  SetEnvironmentVariableA(var, NULL);
+  if (var)
+    SetEnvironmentVariableA(var, NULL);
   if (!made)
     return -1;
   CloseHandle(pi.hThread);
@@ -730,11 +741,18 @@ static int run_self_with(const char *option, const char *var) {
   }
   CloseHandle(pi.hProcess);
 #else
-  char *argv[] = {(char *)g_argv0, (char *)option, NULL};
-  setenv(var, "1", 1);
+  char real[4096];
+  if (loader && !realpath(self_exe(), real))
+    return -1;
+  char *direct[] = {(char *)g_argv0, (char *)option, NULL};
+  char *through[] = {(char *)loader, real, (char *)option, NULL};
+  if (var)
+    setenv(var, "1", 1);
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, self_exe(), NULL, NULL, argv, environ);
-  unsetenv(var);
+  int rc = posix_spawn(&pid, loader ? loader : self_exe(), NULL, NULL,
+                       loader ? through : direct, environ);
+  if (var)
+    unsetenv(var);
   if (rc != 0)
     return -1;
   int status = 0;
@@ -751,6 +769,58 @@ static int run_self_with(const char *option, const char *var) {
 #endif
   return code;
 }
+
+#ifdef __linux__
+#if UINTPTR_MAX > 0xffffffffu
+typedef Elf64_Ehdr elf_ehdr;
+typedef Elf64_Phdr elf_phdr;
+#else
+typedef Elf32_Ehdr elf_ehdr;
+typedef Elf32_Phdr elf_phdr;
+#endif
+
+/* The dynamic loader this program asks for (its PT_INTERP), read from its
+ * file into `buf`; NULL for a program without one. */
+static const char *program_loader(char *buf, size_t cap) {
+  FILE *f = fopen("/proc/self/exe", "rb");
+  if (!f)
+    return NULL;
+  const char *found = NULL;
+  elf_ehdr eh;
+  if (fread(&eh, sizeof eh, 1, f) == 1) {
+    for (unsigned i = 0; !found && i < eh.e_phnum; i++) {
+      elf_phdr ph;
+      if (fseek(f, (long)(eh.e_phoff + (uint64_t)i * eh.e_phentsize),
+                SEEK_SET) != 0 ||
+          fread(&ph, sizeof ph, 1, f) != 1)
+        break;
+      if (ph.p_type != PT_INTERP || ph.p_filesz == 0 || ph.p_filesz > cap ||
+          fseek(f, (long)ph.p_offset, SEEK_SET) != 0 ||
+          fread(buf, 1, ph.p_filesz, f) != ph.p_filesz)
+        continue;
+      buf[ph.p_filesz - 1] = '\0';
+      found = buf;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+/* A program started through its dynamic loader, by hand
+ * (`/lib64/ld-linux-x86-64.so.2 ./program`): /proc/self/exe is then the
+ * loader, which would not run this program again with a worker's options;
+ * spawn and forkserver pools start the program that argv[0] names. Before,
+ * their every worker died at once ("unrecognized option"). */
+static void test_through_loader(void) {
+  char loader[256];
+  if (!program_loader(loader, sizeof loader)) {
+    fprintf(stderr, "\n  contexts: not run (this program has no dynamic "
+                    "loader)\n");
+    return;
+  }
+  CU_ASSERT_EQUAL(run_self_with(THROUGH_LOADER_ARG, NULL, loader), 0);
+}
+#endif
 
 #if defined(__linux__) || defined(__APPLE__) || defined(_WIN32)
 /* pp_worker_main(0, NULL), for a program without main()'s arguments at
@@ -769,8 +839,8 @@ static void test_hook_without_argv(void) {
               argv[i], g_argv[i]);
     CU_ASSERT_STRING_EQUAL(argv[i], g_argv[i]);
   }
-  CU_ASSERT_EQUAL(run_self_with(HOOK_WITHOUT_ARGV_ARG, HOOK_WITHOUT_ARGV_ENV),
-                  0);
+  CU_ASSERT_EQUAL(
+      run_self_with(HOOK_WITHOUT_ARGV_ARG, HOOK_WITHOUT_ARGV_ENV, NULL), 0);
 }
 #endif
 
@@ -1398,6 +1468,10 @@ int pp_test_suite_contexts(void) {
 #if defined(__linux__) || defined(__APPLE__) || defined(_WIN32)
     {"pp_worker_main(0, NULL) finds main()'s arguments: spawn pools work",
      test_hook_without_argv},
+#endif
+#ifdef __linux__
+    {"a program started through its dynamic loader: spawn pools work",
+     test_through_loader},
 #endif
     {"a worker runs where the pool was made, replacements too",
      test_worker_directory},

@@ -13,6 +13,11 @@
 #include <crt_externs.h>
 #include <mach-o/dyld.h>
 #endif
+#ifdef __linux__
+#include <elf.h>
+#include <link.h>
+#include <sys/auxv.h>
+#endif
 
 #ifndef __APPLE__
 extern char **environ;
@@ -78,6 +83,32 @@ void pp__exe_note_argv0(const char *argv0) {
   }
 }
 
+#ifdef __linux__
+/* dl_iterate_phdr() lists the program first: whether it asks for a
+ * dynamic loader (PT_INTERP). */
+static int asks_for_loader(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  int *asks = data;
+  for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++)
+    if (info->dlpi_phdr[i].p_type == PT_INTERP)
+      *asks = 1;
+  return 1; /* the first object is enough */
+}
+
+/* 1 when this program was started through the dynamic loader
+ * (`/lib64/ld-linux-x86-64.so.2 ./program`, as some test setups do): then
+ * /proc/self/exe is the loader, which given a worker's options would not
+ * run this program at all. The program asks for a loader, but the kernel
+ * loaded none for it (AT_BASE 0): the loader was the executable. */
+static int started_by_loader(void) {
+  if (getauxval(AT_BASE) != 0)
+    return 0;
+  int asks = 0;
+  dl_iterate_phdr(asks_for_loader, &asks);
+  return asks;
+}
+#endif
+
 /* The executable of this process, into `buf` (cap bytes), or NULL. The
  * system's answer comes first: argv[0] may name a script or a link that
  * changed since. */
@@ -85,10 +116,11 @@ static const char *executable(char *buf, size_t cap) {
 #if defined(__linux__)
   /* Not resolved to a name: this link runs the very file this process
    * runs, even after the file was replaced on disk by an upgrade, so a
-   * worker is always the same build as its parent. */
+   * worker is always the same build as its parent. Under a loader started
+   * by hand, argv[0] names the program (the loader takes itself out). */
   (void)buf;
   (void)cap;
-  if (access("/proc/self/exe", X_OK) == 0)
+  if (!started_by_loader() && access("/proc/self/exe", X_OK) == 0)
     return "/proc/self/exe";
 #elif defined(__APPLE__)
   uint32_t size = (uint32_t)cap;
