@@ -108,6 +108,14 @@ extern "C" {
 #else
 #define PP_PRINTF_FORMAT(fmt, args)
 #endif
+
+/* A conversion in the header's own code: C++ programs built with
+   -Wold-style-cast (and -Werror) include this header too. */
+#ifdef __cplusplus
+#define PP__CAST(type, value) static_cast<type>(value)
+#else
+#define PP__CAST(type, value) ((type)(value))
+#endif
 /** @endcond */
 
 /**
@@ -346,12 +354,15 @@ typedef struct pp__call_head {
 #endif
 
 PP__INLINE size_t pp__call_argc_inline(const pp_call *call) {
-  return call ? ((const pp__call_head *)(const void *)call)->argc : 0;
+  return call ? PP__CAST(const pp__call_head *, PP__CAST(const void *, call))
+                    ->argc
+              : 0;
 }
 
 PP__INLINE pp_status pp__call_arg_inline(const pp_call *call, size_t index,
                                          pp_bytes *out) {
-  const pp__call_head *h = (const pp__call_head *)(const void *)call;
+  const pp__call_head *h =
+      PP__CAST(const pp__call_head *, PP__CAST(const void *, call));
   if (!call || !out || index >= h->argc)
     return pp_call_arg(call, index, out);
   *out = h->argv[index];
@@ -360,7 +371,8 @@ PP__INLINE pp_status pp__call_arg_inline(const pp_call *call, size_t index,
 
 PP__INLINE pp_status pp__call_arg_i64_inline(const pp_call *call, size_t index,
                                              int64_t *out) {
-  const pp__call_head *h = (const pp__call_head *)(const void *)call;
+  const pp__call_head *h =
+      PP__CAST(const pp__call_head *, PP__CAST(const void *, call));
   if (!call || !out || index >= h->argc || h->argv[index].len != 8)
     return pp_call_arg_i64(call, index, out);
   memcpy(out, h->argv[index].data, 8); /* arguments need not be aligned */
@@ -368,7 +380,7 @@ PP__INLINE pp_status pp__call_arg_i64_inline(const pp_call *call, size_t index,
 }
 
 PP__INLINE pp_status pp__call_return_i64_inline(pp_call *call, int64_t value) {
-  pp__call_head *h = (pp__call_head *)(void *)call;
+  pp__call_head *h = PP__CAST(pp__call_head *, PP__CAST(void *, call));
   if (!call || !h->record || h->record_size != 8)
     return pp_call_return_i64(call, value);
   memcpy(h->record, &value, 8);
@@ -378,7 +390,7 @@ PP__INLINE pp_status pp__call_return_i64_inline(pp_call *call, int64_t value) {
 
 PP__INLINE pp_status pp__call_return_inline(pp_call *call, const void *data,
                                             size_t len) {
-  pp__call_head *h = (pp__call_head *)(void *)call;
+  pp__call_head *h = PP__CAST(pp__call_head *, PP__CAST(void *, call));
   if (!call || !h->record || len != h->record_size || !data)
     return pp_call_return(call, data, len);
   memcpy(h->record, data, len);
@@ -624,7 +636,7 @@ typedef struct pp_options {
 } pp_options;
 
 /** pp_options::shared_memory_size: use no shared memory. */
-#define PP_NO_SHARED_MEMORY ((size_t)-1)
+#define PP_NO_SHARED_MEMORY PP__CAST(size_t, -1)
 
 /**
  * @brief Fills @p options with defaults: as many workers as CPUs, no

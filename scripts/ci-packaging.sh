@@ -3,7 +3,8 @@
 #
 #   1. static library (the default): configure, build, `cmake --install` to a
 #      temporary prefix; build and run examples/consumer-cmake
-#      (find_package; a C and a C++ program) and examples/consumer-pkgconfig
+#      (find_package; a C and a C++ program, built with the default
+#      compilers and with clang) and examples/consumer-pkgconfig
 #      (pkg-config) against that prefix.
 #   2. shared library (-DBUILD_SHARED_LIBS=ON): the same, to another prefix;
 #      then the exported symbols (`nm -D --defined-only`) must be exactly the
@@ -29,7 +30,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_root=${BUILD_DIR:-$root/build/packaging}
 jobs=${JOBS:-2}
 
-"$root/scripts/deps.sh" doxygen g++ # g++: the C++ consumer
+# g++ and clang: the C++ consumer, built with each
+"$root/scripts/deps.sh" doxygen g++ clang
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/procpool-packaging.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -97,6 +99,15 @@ check_consumers() { # check_consumers NAME
   # The executables find a shared libprocpool through their build RPATH.
   "$cdir/consumer" || fail "$name: consumer-cmake"
   "$cdir/consumer_cxx" || fail "$name: consumer-cmake, C++ (main.cpp)"
+  # clang warns where g++ does not (an old-style cast in the header's
+  # inline code, say): the consumers again, built with clang.
+  cmake -S "$root/examples/consumer-cmake" -B "$cdir-clang" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+    -DCMAKE_CXX_COMPILER=clang++ >"$cdir-clang.log"
+  cmake --build "$cdir-clang"
+  "$cdir-clang/consumer_cxx" ||
+    fail "$name: consumer-cmake, C++ (main.cpp) built with clang"
 
   step "$name: examples/consumer-pkgconfig, pkg-config from $libdir/pkgconfig"
   local pdir=$work/$name/consumer-pkgconfig

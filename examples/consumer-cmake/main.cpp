@@ -6,10 +6,15 @@
 // otherwise. Built by CMakeLists.txt.
 #include <procpool.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <vector>
+
+// The header's macros, under the strict C++ warnings CMakeLists.txt sets.
+static_assert(PP_NO_SHARED_MEMORY == static_cast<std::size_t>(-1),
+              "PP_NO_SHARED_MEMORY asks for no shared memory");
 
 namespace {
 
