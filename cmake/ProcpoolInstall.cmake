@@ -64,17 +64,33 @@ install(FILES
 
 # ---- pkg-config --------------------------------------------------------------
 
-# A static library lists its own dependencies as private ones (used by
-# `pkg-config --static`); a shared one carries them itself, and its consumers
-# define PP_SHARED_LIBRARY (which selects __declspec(dllimport) on Windows).
+# A static library lists its own dependencies as private libraries (used by
+# `pkg-config --static --libs`); a shared one carries them itself, and its
+# consumers define PP_SHARED_LIBRARY (which selects __declspec(dllimport) on
+# Windows). APR is named by its link flags, not as a required package:
+# pkg-config adds a required package's compile flags to --cflags even when
+# private, and APR's (-D_GNU_SOURCE, -DLINUX, its include directory) would
+# change the consumer's own code, while procpool.h needs none of them.
+set(PP_PC_REQUIRES_PRIVATE "")
 if(PP_INSTALL_SHARED)
-  set(PP_PC_REQUIRES_PRIVATE "")
   set(PP_PC_LIBS_PRIVATE "")
   set(PP_PC_CFLAGS " -DPP_SHARED_LIBRARY")
 else()
-  set(PP_PC_REQUIRES_PRIVATE "apr-1")
-  set(PP_PC_LIBS_PRIVATE "${CMAKE_THREAD_LIBS_INIT}")
+  if(PC_APR_FOUND)
+    set(_pp_apr_libs "")
+    foreach(_pp_dir IN LISTS PC_APR_STATIC_LIBRARY_DIRS)
+      string(APPEND _pp_apr_libs " -L${_pp_dir}")
+    endforeach()
+    foreach(_pp_lib IN LISTS PC_APR_STATIC_LIBRARIES)
+      string(APPEND _pp_apr_libs " -l${_pp_lib}")
+    endforeach()
+  else()
+    set(_pp_apr_libs " ${APR_LIBRARIES}")
+  endif()
+  string(STRIP "${_pp_apr_libs} ${CMAKE_THREAD_LIBS_INIT}" PP_PC_LIBS_PRIVATE)
   set(PP_PC_CFLAGS "")
+  unset(_pp_apr_libs)
+  unset(_pp_lib)
 endif()
 foreach(_pp_dir LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${_pp_dir}}")

@@ -211,7 +211,9 @@ typedef struct pp_value {
 
 /**
  * @brief Frees what @p value holds and zeroes it. Values may be cleared in
- * any order and from any thread, each once. While a pool runs, the memory
+ * any order and from any thread, each once; a zeroed value (one cleared
+ * already, or `pp_value v = {0}`) holds nothing, and clearing it again
+ * does nothing. While a pool runs, the memory
  * of a value of 1 MiB or more is kept about a second for the next big
  * value to reuse (fresh memory costs a page fault and a zeroed page per
  * page), then given back; the same holds for pp_result_free().
@@ -277,6 +279,9 @@ PP_API size_t pp_call_argc(const pp_call *call);
 
 /**
  * @brief Argument @p index of this call (borrowed until the task returns).
+ * Its bytes are the ones the caller gave, with no NUL added: a string
+ * arrives as a C string when the caller counted its terminating NUL in the
+ * length (strlen(s) + 1).
  * @param call the task's call.
  * @param index from 0 to pp_call_argc() - 1.
  * @param out receives the argument's bytes.
@@ -899,7 +904,9 @@ PP_API size_t pp_result_count(const pp_result *result);
  * @param result the result.
  * @param index from 0 to pp_result_count() - 1.
  * @param out receives the item (borrowed from @p result, or for a records
- *        map from pp_records::out), or its failure message.
+ *        map from pp_records::out), or its failure message. A failure
+ *        message, and an item of a map of calls, are NUL-terminated past
+ *        their length; a records map's item is its record, as it lies.
  * @return that item's status (PP_OK, PP_ETASK, PP_EWORKERDIED, ...);
  *         PP_ENOTREADY if the result is not complete; PP_EINVAL for NULL or
  *         an index out of range.
@@ -1261,13 +1268,16 @@ PP_API pp_status pp_imap_unordered(pp_pool *pool, const char *task,
  *        NaN is refused with PP_EINVAL where the call would look at it (an
  *        item already in is handed out without).
  * @param out receives the item (status PP_OK) or its error; clear it with
- *        pp_value_clear().
+ *        pp_value_clear(). It is zeroed when no item comes (PP_EOF,
+ *        PP_ETIMEOUT, PP_EINVAL, PP_ESTATE).
  * @return PP_OK; the item's failure status (see @ref pp_outcomes
  *         "How a call ends"); once, the status that stopped the input (the
  *         input function's error, PP_ETERMINATED, PP_EINITIALIZER, ...) with
- *         its message in @p out; PP_ETIMEOUT (try again); PP_EOF when every
- *         item was handed out; PP_EINVAL for NULL; PP_ESTATE, at once, on
- *         the pool's scheduler thread (in a callback or an imap input
+ *         its message in @p out, after every item pulled before it and
+ *         right before PP_EOF (so a failure followed by PP_EOF may be
+ *         either: the message says which); PP_ETIMEOUT (try again); PP_EOF
+ *         when every item was handed out; PP_EINVAL for NULL; PP_ESTATE, at
+ * once, on the pool's scheduler thread (in a callback or an imap input
  *         function) when it would have to wait (no item in and @p timeout
  *         not 0).
  * @par Threads

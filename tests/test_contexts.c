@@ -1061,6 +1061,10 @@ static void test_context_selection(void) {
    * error, not a silent fallback... */
   CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_EINVAL);
   CU_ASSERT_PTR_NULL(pool);
+  CU_ASSERT(tu_contains(pp_pool_create_error(),
+                        "PROCPOOL_START_METHOD is \"bogus\", which names no "
+                        "start context (fork, spawn or forkserver, in lower "
+                        "case)"));
   /* ...and never overrides an explicit choice. */
   o.context = PP_CONTEXT_SPAWN;
   CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_OK);

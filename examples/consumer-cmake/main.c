@@ -7,6 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* procpool's package must leave this program's own compile flags alone:
+ * APR's -D_GNU_SOURCE or -DLINUX reaching here would change what the
+ * system headers declare to it. */
+#if defined(_GNU_SOURCE) || defined(LINUX)
+#error "procpool's package passed APR's compile flags on to its consumer"
+#endif
+
 static pp_status square(pp_call *call) {
   int64_t x;
   if (pp_call_arg_i64(call, 0, &x) != PP_OK)

@@ -188,8 +188,11 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   if (st == PP_OK) {
     st = pp__context_resolve(options->context, &context);
     if (st != PP_OK)
-      creation_failed(st, "PROCPOOL_START_METHOD names no start context (fork, "
-                          "spawn, forkserver)");
+      creation_failed(st,
+                      "PROCPOOL_START_METHOD is \"%.40s\", which names no "
+                      "start context (fork, spawn or forkserver, in lower "
+                      "case)",
+                      getenv("PROCPOOL_START_METHOD"));
   }
   if (st == PP_OK && pp__runtime_init() != PP_OK)
     st = creation_failed(PP_ESYSTEM, "APR could not be initialized");
