@@ -1188,7 +1188,8 @@ PP_API pp_status pp_map_records(pp_pool *pool, const char *task,
 /**
  * Produces the next input item of an imap. Called on the scheduler thread,
  * only when the pool has room for more work, never again after it returned
- * something other than PP_OK or after pp_iter_free(). It must not block on
+ * something other than PP_OK or PP_ENOTREADY (see below), or after
+ * pp_iter_free(). It must not block on
  * the pool (such waits are refused with PP_ESTATE). It may end its own imap
  * early with pp_iter_free() on its iterator, and then returns PP_EOF (an
  * item it returned would still be copied). Keep it quick: while it runs, the
@@ -1336,7 +1337,8 @@ PP_API pp_status pp_iter_input_ready(pp_iter *iter);
 /**
  * @brief Frees the iterator. No more input is pulled (once this returns the
  * input function is not running and is not called again, so its state may
- * be freed); items already pulled still run and their results are dropped.
+ * be freed); items already pulled that no worker holds yet never run, and
+ * the results of those a worker holds are dropped.
  * @param iter the iterator; NULL is ignored.
  * @par Threads
  * Any thread, and the iterator's own input function (see ::pp_next_fn),

@@ -657,6 +657,46 @@ static void test_imap_free_early(void) {
   pp_pool_destroy(pool);
 }
 
+/* An endless input of the same item, counting the calls. */
+typedef struct endless_input {
+  int64_t item;
+  long pulled;
+} endless_input;
+
+static pp_status endless_next(void *state, pp_bytes *item) {
+  endless_input *in = state;
+  in->pulled++;
+  *item = tu_i64(&in->item);
+  return PP_OK;
+}
+
+/* A freed iterator's pulled items that no worker holds never run: an
+ * endless input of 20 ms tasks has its window pulled (thousands of items)
+ * by the time its first result comes, and a call made after the free is
+ * answered at once, not after them (about 40 s before). */
+static void test_imap_free_drops_queued(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  endless_input in = {20, 0};
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "sleep_ms", endless_next, &in, 1, &it),
+                        PP_OK);
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_iter_next(it, TU_WAIT, &v), PP_OK);
+  pp_value_clear(&v);
+  pp_iter_free(it);
+  /* Read once the free returned: the input is not called any more. */
+  CU_ASSERT(in.pulled > 100);
+  int64_t x = 12;
+  pp_bytes arg = tu_i64(&x);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &arg, 1, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
 /* Two iterators and a map share the pool; each gets its own results. */
 static void test_imap_interleaved(void) {
   pp_pool *pool = tu_pool(2);
@@ -1296,10 +1336,12 @@ static void test_imap_input_not_ready(void) {
 
 /* An iterator freed, or a pool ended, while its input has no item and a
  * chunk begun: nothing hangs, nothing leaks; a closed pool's join waits
- * for the input's end, as Python's does for its generator. */
+ * for the input's end, as Python's does for its generator; a terminate
+ * fails the begun chunk's items, each reported (they were lost before),
+ * and then the input's end, which says it was cut short. */
 static void test_imap_input_not_ready_ends(void) {
   CU_ASSERT_EQUAL(pp_iter_input_ready(NULL), PP_EINVAL);
-  for (int how = 0; how < 3; how++) {
+  for (int how = 0; how < 4; how++) {
     pp_pool *pool = tu_pool(2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
     fed_input in;
@@ -1322,6 +1364,21 @@ static void test_imap_input_not_ready_ends(void) {
     } else if (how == 1) { /* the pool destroyed under it */
       pp_pool_destroy(pool);
       pp_iter_free(in.it);
+    } else if (how == 3) { /* terminated */
+      CU_ASSERT_EQUAL(pp_pool_terminate(pool), PP_OK);
+      for (int i = 4; i < 6; i++) {
+        CU_ASSERT_EQUAL(pp_iter_next(in.it, TU_WAIT, &v), PP_ETERMINATED);
+        CU_ASSERT(tu_contains(v.error, "the pool was terminated"));
+        CU_ASSERT(!tu_contains(v.error, "cut short"));
+        pp_value_clear(&v);
+      }
+      CU_ASSERT_EQUAL(pp_iter_next(in.it, TU_WAIT, &v), PP_ETERMINATED);
+      CU_ASSERT(tu_contains(v.error, "the imap's input was cut short: the "
+                                     "pool was terminated"));
+      pp_value_clear(&v);
+      CU_ASSERT_EQUAL(pp_iter_next(in.it, TU_WAIT, &v), PP_EOF);
+      pp_iter_free(in.it);
+      pp_pool_destroy(pool);
     } else { /* closed: the join ends with the input */
       CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
       tu_joiner *j = tu_joiner_start(pool);
@@ -1410,6 +1467,8 @@ int pp_test_suite_imap(void) {
        test_imap_failing_item},
       {"next(timeout) times out, then delivers", test_imap_next_timeout},
       {"freeing an iterator early is safe", test_imap_free_early},
+      {"a freed iterator's queued items never run: later calls go at once",
+       test_imap_free_drops_queued},
       {"two iterators and a map share the pool", test_imap_interleaved},
       {"threads sharing an iterator get every item once",
        test_imap_shared_by_threads},
@@ -1439,7 +1498,8 @@ int pp_test_suite_imap(void) {
        test_imap_input_frees_its_iterator},
       {"an input with no item yet (PP_ENOTREADY) does not hold the pool",
        test_imap_input_not_ready},
-      {"an input with no item yet: freed, destroyed, joined once it ends",
+      {"an input with no item yet: freed, destroyed, joined once it ends, "
+       "terminated (each begun item reported)",
        test_imap_input_not_ready_ends},
       {"an input's PP_ETIMEOUT or a non-status comes as PP_EINVAL, named",
        test_imap_input_reserved_status},

@@ -211,6 +211,7 @@ struct pp__job {
   size_t chunks_left;             /* sent or queued, not yet answered */
   apr_interval_time_t time_limit; /* per chunk, in µs; 0: none */
   int cancelled;                  /* pp_result_cancel() was called */
+  int unwanted; /* pp_iter_free(): its chunks still queued are dropped */
 };
 
 typedef struct pp__value_block pp__value_block;
@@ -665,8 +666,12 @@ void pp__iter_release_locked(pp_iter *it);
  * unlocks around the caller's next(). Returns 1 when it stopped with input
  * and room left (call again soon). */
 int pp__iter_fill_locked(pp_pool *pool, pp_iter *it);
-/* Lock held: stops the input with `why` (terminate, a broken pool). */
+/* Lock held: stops the input with `why` (an input error, no memory). */
 void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message);
+/* Scheduler, lock held: the pool ended before the input did (terminate, a
+ * broken pool): the items of a chunk still open fail with `why` and
+ * `message`, and the input stops, its end saying it was cut short. */
+void pp__iter_cut_short_locked(pp_iter *it, pp_status why, const char *message);
 /* 1 while a thread takes the iterator's items on the owner path (iter.c);
  * for the tests. */
 int pp__iter_owned(pp_iter *it);

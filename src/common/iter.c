@@ -619,6 +619,46 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
   it->job.chunks_left--;
 }
 
+void pp__iter_cut_short_locked(pp_iter *it, pp_status why,
+                               const char *message) {
+  if (it->input_done)
+    return;
+  if (!message)
+    message = pp_strerror(why);
+  /* The chunk the input left open (it said PP_ENOTREADY part-way) holds
+   * items taken from it: each is reported failed, as the pending chunks'
+   * items are, rather than lost. pp__iter_fill_locked() runs on the
+   * scheduler thread, as this does, so no input call is filling it now. */
+  pp__iter_pull *p = &it->pull;
+  if (p->open && p->n && !it->pulling) {
+    pp__chunk *c = p->chunk;
+    p->chunk = NULL;
+    c->job = &it->job;
+    c->id = p->id;
+    c->first = it->pulled;
+    c->count = p->n;
+    c->mem = PP__CHUNK_OWN; /* its frame is not kept: nothing sends it */
+    ring_lock(it);
+    it->pulled += p->n;
+    ring_unlock(it);
+    it->job.nchunks++;
+    it->job.chunks_left++;
+    pp__outcome all = {why, (const unsigned char *)message, strlen(message)};
+    pp__iter_chunk_done(it, c, NULL, 0, 0, &all, NULL);
+    pp__chunk_free(c);
+  }
+  if (p->open) {
+    pp__buf_free(&p->frame);
+    free(p->chunk);
+    memset(p, 0, sizeof *p);
+  }
+  /* The input's own end, reported once after its items, says that it was
+   * cut short, not that one more item failed. */
+  char *said = pp__format("the imap's input was cut short: %s", message);
+  pp__iter_stop_locked(it, why, said ? said : message);
+  free(said);
+}
+
 /* Lets go of what `c` holds for the `left` items not handed out. */
 static void chunk_drop(pp__iter_chunk *c, size_t left) {
   if (c->block)
@@ -966,8 +1006,14 @@ void pp_iter_free(pp_iter *it) {
     pp__cond_wait(s->changed, s->lock);
   if (!it->input_done)
     it->input_done = 1;
-  if (it->pool)
+  /* Nobody will take the results: the chunks no worker holds yet are
+   * dropped unsent (up to the whole window of pulled items, which would
+   * otherwise run before any later work). */
+  it->job.unwanted = 1;
+  if (it->pool) {
+    it->pool->cancels = 1;
     pp__backend_wake(it->pool->backend);
+  }
   if (--it->refs) {
     pp__mutex_unlock(s->lock);
     return;

@@ -1357,13 +1357,13 @@ static void handle_terminate(pp_pool *pool) {
   }
   fail_queue(pool, PP_ETERMINATED, "the pool was terminated");
   for (pp_iter *it = pool->active_iters; it; it = it->next_active)
-    pp__iter_stop_locked(it, PP_ETERMINATED, "the pool was terminated");
+    pp__iter_cut_short_locked(it, PP_ETERMINATED, "the pool was terminated");
 }
 
 static void handle_broken(pp_pool *pool) {
   fail_queue(pool, pool->broken, pool->broken_message);
   for (pp_iter *it = pool->active_iters; it; it = it->next_active)
-    pp__iter_stop_locked(it, pool->broken, pool->broken_message);
+    pp__iter_cut_short_locked(it, pool->broken, pool->broken_message);
   for (unsigned i = 0; i < pool->nslots; i++)
     if (!pool->workers[i].outstanding)
       retire(pool, &pool->workers[i], i);
@@ -1371,7 +1371,9 @@ static void handle_broken(pp_pool *pool) {
 
 /* Cancelled work still queued never runs; a cancelled chunk that a worker
  * is running costs that worker its life. Chunks queued behind it in a
- * worker are answered normally and then discarded (see on_results). */
+ * worker are answered normally and then discarded (see on_results). A
+ * freed iterator's queued chunks never run either, but the ones its
+ * workers hold finish: nobody asked to stop them. */
 static void handle_cancels(pp_pool *pool) {
   if (!pool->cancels)
     return;
@@ -1379,9 +1381,10 @@ static void handle_cancels(pp_pool *pool) {
   pp__chunk **link = &pool->queue_head, *last = NULL;
   while (*link) {
     pp__chunk *c = *link;
-    if (c->job->cancelled) {
+    if (c->job->cancelled || c->job->unwanted) {
       *link = c->next;
-      chunk_failed(pool, c, PP_ECANCELLED, NULL);
+      chunk_failed(pool, c, PP_ECANCELLED,
+                   c->job->cancelled ? NULL : "the iterator was freed");
     } else {
       last = c;
       link = &c->next;
@@ -1438,7 +1441,7 @@ static long enforce_time_limits(pp_pool *pool) {
     apr_interval_time_t left = w->head_started + w->head->job->time_limit - now;
     if (left <= 0) {
       stop_worker(pool, w, i, PP_ETIMELIMIT,
-                  pp__format("task '%s' ran past its time limit of %.3f s; "
+                  pp__format("task '%s' ran past its time limit of %g s; "
                              "worker %ld was stopped",
                              w->head->job->task,
                              (double)w->head->job->time_limit / 1e6, w->pid));
