@@ -72,16 +72,20 @@ static pp_status rfail_on(const pp_records_chunk *chunk, pp_call *call) {
 }
 
 /* Fails its whole chunk when it holds BAD_VALUE: with pp_call_fail() for
- * odd-sized chunks, else by returning a status. */
+ * odd-sized chunks, else by returning a status; it fails that record alone
+ * first, which the whole chunk's failure overrides. */
 static pp_status rfail_chunk(const pp_records_chunk *chunk, pp_call *call) {
   const int64_t *in = chunk->in;
   int64_t *out = chunk->out;
   for (size_t i = 0; i < chunk->count; i++) {
     out[i] = -7;
-    if (in[i] == BAD_VALUE)
+    if (in[i] == BAD_VALUE) {
+      if (pp_records_fail(call, i, "rfail_chunk: one record first") != PP_OK)
+        return pp_call_fail(call, "rfail_chunk: pp_records_fail failed");
       return chunk->count % 2
                  ? pp_call_fail(call, "rfail_chunk: chunk of %zu", chunk->count)
                  : TASK_RET_STATUS;
+    }
   }
   for (size_t i = 0; i < chunk->count; i++)
     out[i] = in[i] * in[i];
@@ -265,9 +269,11 @@ static void test_one_record_fails(void) {
   pp_pool_destroy(pool);
 }
 
-/* A chunk failed as a whole, by pp_call_fail() or by a returned status:
- * each of its records fails with that message and reads as zero; the other
- * chunks land. */
+/* A chunk failed as a whole, by pp_call_fail() or by a returned status,
+ * after one of its records failed alone: each of its records fails with
+ * the whole chunk's message and reads as zero; the other chunks land (the
+ * worker listed the record twice before, and was stopped for a malformed
+ * answer: every record came back PP_EPROTOCOL). */
 static void test_whole_chunk_fails(void) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
@@ -292,8 +298,10 @@ static void test_whole_chunk_fails(void) {
       int in_bad = i >= bad_first && i < bad_first + cs;
       pp_bytes b = {NULL, 0};
       CU_ASSERT_EQUAL(pp_result_item(r, i, &b), in_bad ? PP_ETASK : PP_OK);
-      if (in_bad)
+      if (in_bad) {
         CU_ASSERT(tu_bytes_contain(b, cases[c].message));
+        CU_ASSERT(!tu_bytes_contain(b, "one record first"));
+      }
       CU_ASSERT_EQUAL(out[i], in_bad ? 0 : (int64_t)(i * i));
     }
     pp_result_free(r);

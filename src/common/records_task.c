@@ -128,8 +128,11 @@ pp_status pp__records_task_run(pp_call *call, pp__buf *errs, pp__buf *scratch,
     *nerr = rf.nfailed;
     zero_failed(errs, rf.nfailed, &chunk);
   } else {
-    /* The whole chunk failed: every record says so, with the one message. */
+    /* The whole chunk failed: every record says so, with the one message,
+     * and only so: the records it failed one by one before are listed
+     * anew (the answer lists each record once). */
     cs = pp__call_outcome(call, name, cs);
+    pp__buf_clear(errs);
     memset(chunk.out, 0, chunk.count * chunk.out_size);
     for (size_t i = 0; st == PP_OK && i < chunk.count; i++)
       st = list_failure(errs, i, cs, call->message);
