@@ -25,23 +25,29 @@ void pp__item_set(pp__item *item, const pp__outcome *o, pp__copier *copier) {
   item->data[o->len] = '\0';
 }
 
+static int by_record_index(const void *a, const void *b) {
+  size_t x = ((const pp__record_error *)a)->index;
+  size_t y = ((const pp__record_error *)b)->index;
+  return (x > y) - (x < y);
+}
+
 /* The first failure in index order decides the status of the whole call, as
- * Python's map reports the first exception. */
+ * Python's map reports the first exception. A records map's failures,
+ * listed as their chunks came back, are sorted by index once here, so
+ * that pp_result_item() finds each by a binary search: a scan per item
+ * made reading every item of a map of 200,000 failed records (a time
+ * limit, a cancel) take 27 s. */
 static void finish(pp_result *r) {
   r->status = PP_OK;
   const pp__item *first = NULL;
-  size_t first_index = (size_t)-1;
   if (r->job.kind == PP__JOB_CALLS) {
     for (size_t i = 0; i < r->job.count && !first; i++)
       if (r->items[i].status != PP_OK)
         first = &r->items[i];
-  } else {
-    for (size_t i = 0; i < r->nrec_errors; i++) {
-      if (r->rec_errors[i].index < first_index) {
-        first_index = r->rec_errors[i].index;
-        first = &r->rec_errors[i].item;
-      }
-    }
+  } else if (r->nrec_errors) {
+    qsort(r->rec_errors, r->nrec_errors, sizeof *r->rec_errors,
+          by_record_index);
+    first = &r->rec_errors[0].item;
   }
   if (first) {
     r->status = first->status;
@@ -288,12 +294,19 @@ pp_status pp_result_item(const pp_result *r, size_t index, pp_bytes *out) {
     out->len = r->items[index].len;
     return r->items[index].status;
   }
-  for (size_t i = 0; i < r->nrec_errors; i++) {
-    if (r->rec_errors[i].index == index) {
-      out->data = r->rec_errors[i].item.data;
-      out->len = r->rec_errors[i].item.len;
-      return r->rec_errors[i].item.status;
+  size_t lo = 0, hi = r->nrec_errors; /* sorted by finish() */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    const pp__record_error *e = &r->rec_errors[mid];
+    if (e->index == index) {
+      out->data = e->item.data;
+      out->len = e->item.len;
+      return e->item.status;
     }
+    if (e->index < index)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   out->data = (const unsigned char *)r->rec.out + index * r->rec.out_size;
   out->len = r->rec.out_size;
