@@ -1155,7 +1155,9 @@ typedef struct pp_records {
  *         zero sizes, NULL arrays with a non-zero count, NULL field_sizes
  *         with nfields > 0, or field sizes that are zero or do not sum to
  *         in_size; PP_ETOOBIG when count * size overflows, a size exceeds
- *         4 GiB, or one record does not fit pp_options::max_message_size;
+ *         4 GiB, or one record does not fit pp_options::max_message_size
+ *         with room to spare for its frame (4 KiB, or half the limit
+ *         where that is less);
  *         PP_ECLOSED; PP_ENOMEM; PP_ESTATE in a fork of the pool's owner.
  */
 PP_API pp_status pp_map_records_async(pp_pool *pool, const char *task,

@@ -356,7 +356,10 @@ static void test_max_message_size(void) {
 }
 
 /* A limit too small for a worker's smallest answers would fail every call
- * of the pool: refused when the pool is made, with the reason. */
+ * of the pool: refused when the pool is made, with the reason. The
+ * smallest limit accepted works, records maps included (their chunks cut
+ * to fit; a map of 8-byte records was refused with PP_ETOOBIG before,
+ * the frame's room around the records being as big as the limit). */
 static void test_max_message_size_too_small(void) {
   pp_options o;
   pp_options_init(&o);
@@ -365,7 +368,19 @@ static void test_max_message_size_too_small(void) {
   expect_refused(&o, "max_message_size is 16");
   pp_pool *pool = NULL;
   o.max_message_size = 4096; /* the smallest accepted */
-  CU_ASSERT_EQUAL(pp_pool_create(&pool, &o), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp_pool_create(&pool, &o), PP_OK);
+  enum { N = 1000 };
+  int64_t in[N], out[N];
+  for (size_t i = 0; i < N; i++)
+    in[i] = (int64_t)i;
+  pp_records rec = {in, N, sizeof in[0], out, sizeof out[0], NULL, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
+  size_t wrong = 0;
+  for (size_t i = 0; i < N; i++)
+    wrong += out[i] != (int64_t)(i * i);
+  CU_ASSERT_EQUAL(wrong, 0);
+  pp_result_free(r);
   pp_pool_destroy(pool);
 }
 
@@ -386,7 +401,8 @@ int pp_test_suite_options(void) {
       {"explicit spawn / forkserver contexts", test_context_spawn_forkserver},
       {"max_message_size: an oversized result fails, pool carries on",
        test_max_message_size},
-      {"max_message_size below 4096: PP_EINVAL, and why",
+      {"max_message_size below 4096: PP_EINVAL, and why; 4096 works, "
+       "records too",
        test_max_message_size_too_small},
   };
   return tu_add_suite("options", tests, TU_NTESTS(tests));

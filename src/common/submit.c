@@ -386,12 +386,20 @@ pp_status pp_starmap_async(pp_pool *pool, const char *task,
                     out);
 }
 
+/* Room a records frame keeps beside its records, either way: the task's
+ * name, the counts and field sizes, and an answer's failure messages. 4 KiB,
+ * or half the pool's largest message where that is smaller (the smallest
+ * limit allowed is 4 KiB itself, which left no room for any record). */
+static size_t records_slack(const pp_pool *pool) {
+  return pool->max_message / 2 < 4096 ? pool->max_message / 2 : 4096;
+}
+
 /* The largest chunk of records whose frames (either way) fit the limits. */
 static size_t records_chunk_limit(const pp_pool *pool, const pp_records *rec) {
   size_t widest = rec->in_size > rec->out_size ? rec->in_size : rec->out_size;
   size_t limit =
       pool->max_message < UINT32_MAX ? pool->max_message : (size_t)UINT32_MAX;
-  size_t n = (limit - 4096) / widest;
+  size_t n = (limit - records_slack(pool)) / widest;
   return n ? n : 1;
 }
 
@@ -404,8 +412,8 @@ static pp_status check_records(const pp_pool *pool, const pp_records *rec) {
   if (rec->count > ((size_t)-1) / rec->in_size ||
       rec->count > ((size_t)-1) / rec->out_size)
     return PP_ETOOBIG;
-  if (rec->in_size + 4096 > pool->max_message ||
-      rec->out_size + 4096 > pool->max_message)
+  if (rec->in_size + records_slack(pool) > pool->max_message ||
+      rec->out_size + records_slack(pool) > pool->max_message)
     return PP_ETOOBIG;
   /* Fields of a byte or more summing to in_size: more fields than bytes
    * (so more than the wire's 32-bit count) fail here, on the first field
