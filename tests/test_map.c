@@ -470,6 +470,32 @@ static void test_map_error_after_all_chunks(void) {
   pp_pool_destroy(pool);
 }
 
+/* A task whose value is not a record's size (echo's 8 bytes for 16-byte
+ * results): each record fails with words that give both sizes, where the
+ * message said only "returned an error: too big", for too short as well. */
+static void test_records_wrong_value_size(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 100 };
+  int64_t in[N], out[2 * N];
+  for (size_t i = 0; i < N; i++)
+    in[i] = (int64_t)i;
+  pp_records rec = {in, N, sizeof in[0], out, 2 * sizeof out[0], NULL, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, "echo", &rec, 0, &r), PP_ETASK);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  const char *says = "task 'echo' returned a value of 8 bytes for a 16-byte "
+                     "record (pp_records::out_size)";
+  if (!tu_contains(pp_result_error(r), says))
+    fprintf(stderr, "\n  said: %s\n", pp_result_error(r));
+  CU_ASSERT(tu_contains(pp_result_error(r), says));
+  pp_bytes b = {NULL, 0};
+  CU_ASSERT_EQUAL(pp_result_item(r, N - 1, &b), PP_ETASK);
+  CU_ASSERT(tu_bytes_contain(b, says));
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
 /* A failing record: PP_ETASK with the message; the other records land. */
 static void test_records_failing_item(void) {
   pp_pool *pool = tu_pool(2);
@@ -565,6 +591,8 @@ int pp_test_suite_map(void) {
       {"map error reported after all chunks are back",
        test_map_error_after_all_chunks},
       {"records with one failing item", test_records_failing_item},
+      {"records: a value of the wrong size is named, with both sizes",
+       test_records_wrong_value_size},
   };
   return tu_add_suite("map", tests, TU_NTESTS(tests));
 }

@@ -39,8 +39,10 @@ static inline pp_status set_value(pp_call *call, const void *data, size_t len) {
   if (call->head.record && len != call->head.record_size && call->sink)
     call->head.record = NULL;
   if (call->head.record) {
-    if (len != call->head.record_size)
+    if (len != call->head.record_size) {
+      call->refused_len = len + 1;
       return PP_ETOOBIG;
+    }
     if (len) /* an imap's values may be empty, `data` NULL then */
       memcpy(call->head.record, data, len);
   } else {
@@ -149,11 +151,19 @@ pp_status pp__call_outcome(pp_call *call, const char *name, pp_status st) {
     return PP_ETASK;
   }
   if (st != PP_OK) {
-    call->message =
-        pp__format("task '%s' returned an error: %s", name, pp_strerror(st));
+    size_t refused = call->refused_len;
+    call->refused_len = 0;
+    if (st == PP_ETOOBIG && refused && call->head.record)
+      call->message = pp__format("task '%s' returned a value of %zu bytes for "
+                                 "a %zu-byte record (pp_records::out_size)",
+                                 name, refused - 1, call->head.record_size);
+    else
+      call->message =
+          pp__format("task '%s' returned an error: %s", name, pp_strerror(st));
     return PP_ETASK;
   }
   if (call->head.record && !call->head.returned) {
+    call->refused_len = 0;
     call->message =
         pp__format("task '%s' returned no value for a %zu-byte record", name,
                    call->head.record_size);
@@ -169,6 +179,7 @@ void pp__call_reset(pp_call *call) {
     call->message = NULL;
   }
   call->head.returned = call->failed = 0;
+  call->refused_len = 0;
   call->head.record = NULL;
 }
 

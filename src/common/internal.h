@@ -102,6 +102,9 @@ struct pp_call {
   size_t sink_at;
   struct pp__wlink *link; /* the worker's link (for pp__call_send_raw) */
   int failed;             /* pp_call_fail() was called */
+  /* A value of the wrong size for its record: its length + 1 (0: none), to
+   * say so when the task passes the refusal on. */
+  size_t refused_len;
   char *message;
   /* A records task's chunk (NULL outside one): pp_records_fail() lists
    * its failures there, as a RECORDS_DONE answer lists them. */
