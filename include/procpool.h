@@ -1119,7 +1119,7 @@ PP_API pp_status pp_starmap(pp_pool *pool, const char *task,
  * until the result completes, even if the caller frees the result before.
  * @p out may be @p in itself when @p out_size equals @p in_size (each
  * record's result then replaces it); otherwise the arrays must not
- * overlap.
+ * overlap (pp_map_records_async() refuses arrays that do).
  * With @p nfields > 0 each record is cut into nfields arguments of
  * field_sizes[i] bytes (summing to in_size): a starmap. The output of a
  * failed record is unspecified.
@@ -1152,12 +1152,13 @@ typedef struct pp_records {
  * @param callbacks NULL for none (copied).
  * @param out receives a result to free with pp_result_free(); NULL on error.
  * @return PP_OK; PP_EINVAL for NULL pool/task/records/out, a bad task name,
- *         zero sizes, NULL arrays with a non-zero count, NULL field_sizes
- *         with nfields > 0, or field sizes that are zero or do not sum to
- *         in_size; PP_ETOOBIG when count * size overflows, a size exceeds
- *         4 GiB, or one record does not fit pp_options::max_message_size
- *         with room to spare for its frame (4 KiB, or half the limit
- *         where that is less);
+ *         zero sizes, NULL arrays with a non-zero count, arrays that
+ *         overlap (other than out == in with out_size == in_size), NULL
+ *         field_sizes with nfields > 0, or field sizes that are zero or do
+ *         not sum to in_size; PP_ETOOBIG when count * size overflows, a
+ *         size exceeds 4 GiB, or one record does not fit
+ *         pp_options::max_message_size with room to spare for its frame
+ *         (4 KiB, or half the limit where that is less);
  *         PP_ECLOSED; PP_ENOMEM; PP_ESTATE in a fork of the pool's owner.
  */
 PP_API pp_status pp_map_records_async(pp_pool *pool, const char *task,

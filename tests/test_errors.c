@@ -441,6 +441,37 @@ static void test_map_records_bad_args(void) {
   EXPECT_STATUS(pp_map_records(pool, "add", &rec, 0, &r), PP_EINVAL);
   rec.field_sizes = NULL; /* nfields > 0 without sizes */
   EXPECT_STATUS(pp_map_records(pool, "add", &rec, 0, &r), PP_EINVAL);
+
+  /* Arrays that overlap other than as the same array of the same record
+   * size: workers of different chunks would read records that others
+   * already overwrote, so the results would depend on timing. */
+  int64_t span[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  rec = good;
+  rec.in = span;
+  rec.out = span + 1; /* shifted by one record */
+  EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_EINVAL);
+  rec.out = span + 3; /* the last input record is the first output one */
+  EXPECT_STATUS(pp_map_records_async(pool, "square", &rec, 0, NULL, &r),
+                PP_EINVAL);
+  rec.in = span + 3; /* the output runs into the input */
+  rec.out = span;
+  EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_EINVAL);
+  rec.in = span; /* the same array, a smaller result per record */
+  rec.out = span;
+  rec.out_size = sizeof(int32_t);
+  EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_EINVAL);
+  for (size_t i = 0; i < 8; i++)
+    CU_ASSERT_EQUAL(span[i], (int64_t)i + 1); /* nothing was written */
+  /* Adjacent arrays do not overlap; nor do arrays of an empty map. */
+  rec = good;
+  rec.in = span;
+  rec.out = span + 4;
+  EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
+  CU_ASSERT_EQUAL(span[4], 1);
+  CU_ASSERT_EQUAL(span[7], 16);
+  rec.count = 0;
+  rec.out = span + 1;
+  EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
 #undef EXPECT_NOT_OK
 #undef EXPECT_STATUS
 

@@ -403,6 +403,17 @@ static size_t records_chunk_limit(const pp_pool *pool, const pp_records *rec) {
   return n ? n : 1;
 }
 
+/* Whether the output array overlaps the input other than as the same
+ * array with the same record size. Chunks run in any order, so a worker
+ * would read records that another one already overwrote. */
+static int records_overlap(const pp_records *rec) {
+  if (!rec->count || (rec->in == rec->out && rec->in_size == rec->out_size))
+    return 0;
+  uintptr_t in = (uintptr_t)rec->in, out = (uintptr_t)rec->out;
+  return in < out + rec->count * rec->out_size &&
+         out < in + rec->count * rec->in_size;
+}
+
 static pp_status check_records(const pp_pool *pool, const pp_records *rec) {
   if (!rec->in_size || !rec->out_size || (!rec->in && rec->count) ||
       (!rec->out && rec->count) || (rec->nfields && !rec->field_sizes))
@@ -412,6 +423,8 @@ static pp_status check_records(const pp_pool *pool, const pp_records *rec) {
   if (rec->count > ((size_t)-1) / rec->in_size ||
       rec->count > ((size_t)-1) / rec->out_size)
     return PP_ETOOBIG;
+  if (records_overlap(rec))
+    return PP_EINVAL;
   if (rec->in_size + records_slack(pool) > pool->max_message ||
       rec->out_size + records_slack(pool) > pool->max_message)
     return PP_ETOOBIG;
