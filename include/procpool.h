@@ -5,7 +5,8 @@
  *
  * Tasks are C functions registered under a name (pp_register()). Arguments and
  * results cross between processes as byte buffers. Every call that can fail
- * returns a ::pp_status; pp_strerror() names it.
+ * returns a ::pp_status; pp_strerror() names it, and pp_last_error() says
+ * what was wrong.
  *
  * A program registers its tasks and calls pp_worker_main() at the top of
  * main(), then creates a pool with pp_pool_create() and submits work to it:
@@ -37,10 +38,12 @@
  * - PP_EWORKERDIED: the worker died while running it; the message names the
  *   process id and the exit code or signal. The worker is replaced and the
  *   pool goes on (Python's Pool would wait forever). Also the status of every
- *   pending call when workers keep dying before they can take work.
+ *   pending and later call once workers keep dying before they can take
+ *   work: the pool then starts no more workers (it is broken for good).
  * - PP_EINITIALIZER: the pool's initializer failed (the message is its
  *   message); the pool starts no more workers, and every pending and later
- *   call fails so.
+ *   call that has work to run fails so (an empty map has none, and
+ *   succeeds).
  * - PP_ETIMELIMIT: the task ran past its time limit
  *   (pp_options::task_time_limit or pp_callbacks::time_limit); its worker was
  *   stopped and replaced.
@@ -164,6 +167,26 @@ typedef enum pp_status {
  * @return a static string; an unknown code gives "unknown status".
  */
 PP_API const char *pp_strerror(pp_status status);
+
+/**
+ * @brief Why the calling thread's last failed call failed, in words a user
+ * can act on: the function, then the reason ("pp_pool_join: the pool is
+ * still running: call pp_pool_close() or pp_pool_terminate() first").
+ *
+ * Every function of the library that returns a ::pp_status sets it when it
+ * returns anything but PP_OK: the argument or the state it refused, the
+ * system's reason, a task's own message when the call's outcome is a
+ * failed task (truncated to about 500 bytes; the result, the value or the
+ * item has it whole), or, where there is nothing more to say, the status's
+ * own words (pp_strerror()). A call that succeeds leaves it as it was, as
+ * errno is, so read it right after the failure, on the same thread. Python
+ * puts the same words in the exception it raises.
+ * @return the message, valid until this thread's next failed call; NULL
+ *         before any call of this thread failed.
+ * @par Threads
+ * Any thread; each has its own.
+ */
+PP_API const char *pp_last_error(void);
 
 /**
  * @brief The version of the library as "MAJOR.MINOR.PATCH".
@@ -613,8 +636,11 @@ typedef struct pp_options {
   /** Start context. */
   pp_context context;
   /** Largest frame accepted from a worker, in bytes; 0: 1 GiB; at least
-      4096 (a smaller value is refused with PP_EINVAL). A longer answer
-      fails its call with PP_ETOOBIG. */
+      4096 (a smaller value is refused with PP_EINVAL). A worker answers a
+      whole chunk in one frame: a longer answer fails its call, or every
+      item of its chunk, with PP_ETOOBIG, and its worker is replaced (a
+      map whose results are much bigger than its items may need a smaller
+      chunksize). */
   size_t max_message_size;
   /** Longest a task (a chunk, for maps) may run, in seconds; 0: no limit.
       An overdue task's worker is asked to stop (SIGTERM on POSIX), killed
@@ -932,7 +958,10 @@ PP_API pp_status pp_result_item_i64(const pp_result *result, size_t index,
 PP_API size_t pp_result_chunks(const pp_result *result);
 
 /**
- * @brief The chunk size that was used (the default when 0 was asked).
+ * @brief The chunk size asked for, or computed when 0 was asked. A map of
+ * calls with the default chunk size may have cut smaller chunks where big
+ * items would not fit pp_options::max_message_size (pp_result_chunks()
+ * counts them); a records map's chunk size is capped so already.
  * @param result the result.
  * @return the chunk size; 0 for NULL.
  */
@@ -1239,7 +1268,8 @@ typedef struct pp_iter pp_iter;
  * @param task the task's registered name.
  * @param next the input function.
  * @param state passed to @p next.
- * @param chunksize items per chunk; 0 means 1, as in Python.
+ * @param chunksize items per chunk; 0 means 1, Python's default (which
+ *        refuses 0 itself).
  * @param out receives the iterator, to free with pp_iter_free(); NULL on
  *        error.
  * @return PP_OK; PP_EINVAL for NULL pool/task/next/out or a bad task name;

@@ -155,6 +155,13 @@ static pp_status task_call_checks(pp_call *call) {
   if (pp_call_arg_i64(call, 1, &x) != PP_EINVAL) {
     return pp_call_fail(call, "call_checks: 3-byte arg read as i64");
   }
+  /* In the worker too, the last failure is named. */
+  const char *why = pp_last_error();
+  if (!why || strcmp(why, "pp_call_arg_i64: argument 1 is 3 bytes, not the "
+                          "8 of an int64_t") != 0) {
+    return pp_call_fail(call, "call_checks: pp_last_error() is \"%s\"",
+                        why ? why : "(null)");
+  }
   if (pp_call_arg_i64(call, 5, &x) != PP_EINVAL) {
     return pp_call_fail(call, "call_checks: missing arg read as i64");
   }

@@ -92,6 +92,21 @@ static void test_register(void) {
   CU_ASSERT_EQUAL(pp_register("errors_dup", other_fn), PP_OK);
   CU_ASSERT_EQUAL(pp_register("errors_dup", other_fn2), PP_ESTATE);
   CU_ASSERT_EQUAL(pp_register("square", other_fn), PP_ESTATE);
+
+  /* Many names, through the registry's growth: each stays its own. */
+  enum { MANY = 3000 };
+  size_t wrong = 0;
+  for (int i = 0; i < MANY; i++) {
+    snprintf(name, sizeof name, "errors_many_%d", i);
+    wrong += pp_register(name, i % 2 ? other_fn : other_fn2) != PP_OK;
+  }
+  for (int i = 0; i < MANY; i++) {
+    snprintf(name, sizeof name, "errors_many_%d", i);
+    wrong += pp_register(name, i % 2 ? other_fn : other_fn2) != PP_OK;
+    wrong += pp_register(name, i % 2 ? other_fn2 : other_fn) != PP_ESTATE;
+  }
+  CU_ASSERT_EQUAL(wrong, 0);
+  CU_ASSERT_EQUAL(pp_register("square", other_fn), PP_ESTATE);
 }
 
 /* Worker-side functions called with NULL in the parent. */
@@ -768,6 +783,125 @@ static void test_long_task_name(void) {
   pp_pool_destroy(pool);
 }
 
+/* Expects pp_last_error() to be exactly `want`. */
+#define EXPECT_LAST(want)                                                      \
+  do {                                                                         \
+    const char *got_ = pp_last_error();                                        \
+    CU_ASSERT_PTR_NOT_NULL(got_);                                              \
+    if (got_ && strcmp(got_, want) != 0) {                                     \
+      fprintf(stderr,                                                          \
+              "\n  pp_last_error(): \"%s\"\n  expected:        "               \
+              "\"%s\"\n",                                                      \
+              got_, want);                                                     \
+      CU_FAIL("pp_last_error() is not the expected message");                  \
+    }                                                                          \
+  } while (0)
+
+static void first_failure_of_thread(void *arg) {
+  *(const char **)arg = pp_last_error();
+}
+
+/* Every refusal says, through pp_last_error(), which call refused what;
+ * a call's failed outcome gives the task's own message. */
+static void test_last_error(void) {
+  /* A thread none of whose calls failed has no message. */
+  const char *fresh = "unset";
+  tu_thread_join(tu_thread_start(first_failure_of_thread, &fresh));
+  CU_ASSERT_PTR_NULL(fresh);
+
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_result *r = NULL;
+  int64_t x = 5, in[4] = {1, 2, 3, 4}, out[4];
+  pp_bytes arg = tu_i64(&x), items[2] = {tu_i64(&x), {NULL, 8}};
+  pp_context ctx;
+  pp_callbacks nan_limit = {NULL, NULL, NULL, NAN};
+
+  CU_ASSERT_EQUAL(pp_apply_async(NULL, "square", &arg, 1, NULL, &r), PP_EINVAL);
+  EXPECT_LAST("pp_apply_async: pool is NULL");
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "", &arg, 1, NULL, &r), PP_EINVAL);
+  EXPECT_LAST("pp_apply_async: a task name is 1 to 255 bytes, not 0");
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "square", &arg, 1, &nan_limit, &r),
+                  PP_EINVAL);
+  EXPECT_LAST("pp_apply_async: callbacks->time_limit is NaN: give a number "
+              "of seconds, 0 for the pool's, or a negative value for none");
+  CU_ASSERT_EQUAL(pp_map_async(pool, "square", NULL, 3, 0, NULL, &r),
+                  PP_EINVAL);
+  EXPECT_LAST("pp_map_async: items is NULL but count is 3");
+  CU_ASSERT_EQUAL(pp_map(pool, "square", items, 2, 1, &r), PP_EINVAL);
+  EXPECT_LAST("pp_map: item 1's argument 0 has NULL data but a length of 8");
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "square", items + 1, 1, NULL, &r),
+                  PP_EINVAL);
+  EXPECT_LAST("pp_apply_async: argument 0 has NULL data but a length of 8");
+
+  pp_records rec = {in, 4, sizeof in[0], in + 1, sizeof in[0], NULL, 0};
+  CU_ASSERT_EQUAL(pp_map_records(pool, "square", &rec, 0, &r), PP_EINVAL);
+  EXPECT_LAST("pp_map_records: records->out overlaps records->in: give "
+              "separate arrays, or the same one with out_size equal to "
+              "in_size");
+  const size_t fields[2] = {4, 2};
+  rec.out = out;
+  rec.field_sizes = fields;
+  rec.nfields = 2;
+  CU_ASSERT_EQUAL(pp_map_records_async(pool, "add", &rec, 0, NULL, &r),
+                  PP_EINVAL);
+  EXPECT_LAST("pp_map_records_async: records->field_sizes sum to 6, not to "
+              "in_size (8)");
+
+  /* Outcomes: a timeout, a task's failure, an item past the end. */
+  pp_bytes slow = tu_i64(&x);
+  x = 300;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, 0.01), PP_ETIMEOUT);
+  EXPECT_LAST("pp_result_get: the result was not ready within 0.01 s; it "
+              "still may be");
+  CU_ASSERT_EQUAL(pp_result_successful(r, &(int){0}), PP_ENOTREADY);
+  EXPECT_LAST("pp_result_successful: the call is not complete yet: wait for "
+              "it with pp_result_wait() or pp_result_get()");
+  CU_ASSERT_EQUAL(pp_result_wait(r, -1), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_item(r, 1, &arg), PP_EINVAL);
+  EXPECT_LAST("pp_result_item: index 1 is past the result's 1 items");
+  pp_result_free(r);
+  x = TASK_FAIL_ON_ITEM;
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_apply(pool, "fail_on", &arg, 1, &v), PP_ETASK);
+  EXPECT_LAST("pp_apply: " TASK_FAIL_ON_MSG);
+  /* A call that succeeds leaves the message alone, as errno. */
+  CU_ASSERT_EQUAL(pp_value_i64(&v, &x), PP_ETASK);
+  EXPECT_LAST("pp_value_i64: " TASK_FAIL_ON_MSG);
+  pp_value_clear(&v);
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 3, &x), PP_OK);
+  EXPECT_LAST("pp_value_i64: " TASK_FAIL_ON_MSG);
+
+  CU_ASSERT_EQUAL(pp_context_from_name("Spawn", &ctx), PP_EINVAL);
+  EXPECT_LAST("pp_context_from_name: \"Spawn\" names no start context: "
+              "fork, spawn or forkserver, in lower case");
+  CU_ASSERT_EQUAL(pp_register("square", NULL), PP_EINVAL);
+  EXPECT_LAST("pp_register: fn is NULL");
+  CU_ASSERT_EQUAL(pp_pool_join(pool), PP_ESTATE);
+  EXPECT_LAST("pp_pool_join: the pool is still running: call "
+              "pp_pool_close() or pp_pool_terminate() first");
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "square", &arg, 1, NULL, &r),
+                  PP_ECLOSED);
+  EXPECT_LAST("pp_apply_async: the pool is closed (pp_pool_close() or "
+              "pp_pool_terminate() was called): it takes no more work");
+  pp_pool_destroy(pool);
+
+  /* pp_pool_create()'s own message, behind the function's name. */
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = PP_MAX_PROCESSES + 1;
+  pp_pool *none = NULL;
+  CU_ASSERT_EQUAL(pp_pool_create(&none, &o), PP_EINVAL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pp_pool_create_error());
+  char want[300];
+  snprintf(want, sizeof want, "pp_pool_create: %s", pp_pool_create_error());
+  EXPECT_LAST(want);
+}
+#undef EXPECT_LAST
+
 int pp_test_suite_errors(void) {
   static const tu_test tests[] = {
       {"pp_strerror of every status; unknown status", test_strerror},
@@ -791,6 +925,7 @@ int pp_test_suite_errors(void) {
       {"pp_result_item out of range", test_result_item_out_of_range},
       {"unknown task: error naming it; pool carries on", test_unknown_task},
       {"over-long or empty task name", test_long_task_name},
+      {"pp_last_error() names the call and what was wrong", test_last_error},
   };
   return tu_add_suite("errors", tests, TU_NTESTS(tests));
 }

@@ -239,6 +239,21 @@ static void test_default_chunks_fit_messages(void) {
   CU_ASSERT_EQUAL(pp_result_chunks(r), 8);
   pp_result_free(r);
   pp_pool_destroy(pool);
+
+  /* At the smallest limit a pool takes, 4 KiB, chunks are capped too: 1000
+   * bytes an item, one a chunk (the answer's own room is taken first). */
+  o.max_message_size = 4096;
+  pool = tu_pool_opts(&o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  for (size_t i = 0; i < N; i++)
+    items[i].len = 1000;
+  r = NULL;
+  CU_ASSERT_EQUAL(pp_map(pool, "echo", items, N, 0, &r), PP_OK);
+  if (r && pp_result_error(r))
+    fprintf(stderr, "\n  at 4096: %s\n", pp_result_error(r));
+  CU_ASSERT(pp_result_chunks(r) > N / 5);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
   free(buf);
 }
 

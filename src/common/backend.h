@@ -213,6 +213,17 @@ unsigned long pp__process_generation(void);
 #define PP__THREAD_MESSAGE 256
 char *pp__thread_message(void);
 
+/* The calling thread's own record of its failed calls (last_error.c):
+ * what the call in progress found wrong, and the message of the last call
+ * that failed (pp_last_error()). Zero in a new thread. */
+#define PP__ERROR_TEXT 512
+typedef struct pp__thread_errors {
+  pp_status reason_status; /* the status `reason` was given with; 0: none */
+  char reason[PP__ERROR_TEXT];
+  char message[PP__ERROR_TEXT + 64]; /* "function: reason"; "" before any */
+} pp__thread_errors;
+pp__thread_errors *pp__errors_of_thread(void);
+
 /* apr_thread_create() for a thread of the library's own (the scheduler,
  * the copier). POSIX: the thread blocks every signal but those a fault
  * raises, so that a signal sent to the process is handled on one of the

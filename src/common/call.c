@@ -12,9 +12,27 @@
 
 size_t pp_call_argc(const pp_call *call) { return call ? call->head.argc : 0; }
 
+/* Why an argument cannot be had: on the way out of a failed call only. */
+static PP__NOINLINE pp_status bad_arg(const char *function, const pp_call *call,
+                                      size_t index, const void *out) {
+  if (!call || !out)
+    return pp__api(function,
+                   pp__fail(PP_EINVAL, "%s is NULL", !call ? "call" : "out"));
+  if (index >= call->head.argc)
+    return pp__api(function,
+                   pp__fail(PP_EINVAL,
+                            "index %zu is past the call's %zu arguments", index,
+                            call->head.argc));
+  return pp__api(function,
+                 pp__fail(PP_EINVAL,
+                          "argument %zu is %zu bytes, not the 8 of an "
+                          "int64_t",
+                          index, call->head.argv[index].len));
+}
+
 pp_status pp_call_arg(const pp_call *call, size_t index, pp_bytes *out) {
   if (!call || !out || index >= call->head.argc)
-    return PP_EINVAL;
+    return bad_arg(__func__, call, index, out);
   *out = call->head.argv[index];
   return PP_OK;
 }
@@ -24,7 +42,7 @@ pp_status pp_call_arg(const pp_call *call, size_t index, pp_bytes *out) {
 pp_status pp_call_arg_i64(const pp_call *call, size_t index, int64_t *out) {
   if (!call || !out || index >= call->head.argc ||
       call->head.argv[index].len != sizeof *out)
-    return PP_EINVAL;
+    return bad_arg(__func__, call, index, out);
   memcpy(out, call->head.argv[index].data, sizeof *out);
   return PP_OK;
 }
@@ -41,7 +59,10 @@ static inline pp_status set_value(pp_call *call, const void *data, size_t len) {
   if (call->head.record) {
     if (len != call->head.record_size) {
       call->refused_len = len + 1;
-      return PP_ETOOBIG;
+      return pp__fail(PP_ETOOBIG,
+                      "a value of %zu bytes for a %zu-byte record "
+                      "(pp_records::out_size)",
+                      len, call->head.record_size);
     }
     if (len) /* an imap's values may be empty, `data` NULL then */
       memcpy(call->head.record, data, len);
@@ -58,20 +79,25 @@ static inline pp_status set_value(pp_call *call, const void *data, size_t len) {
 
 pp_status pp_call_return(pp_call *call, const void *data, size_t len) {
   if (!call || (!data && len))
-    return PP_EINVAL;
-  return set_value(call, data, len);
+    return pp__api(
+        __func__,
+        pp__fail(PP_EINVAL,
+                 !call ? "call is NULL" : "data is NULL but len is %zu", len));
+  return pp__api(__func__, set_value(call, data, len));
 }
 
 /* pp_call_return_i64() outside a records map of 8-byte results: apart, so
  * that the records case, once per record, needs no stack frame. */
 static PP__NOINLINE pp_status return_i64_elsewhere(pp_call *call,
                                                    int64_t value) {
-  return call ? set_value(call, &value, sizeof value) : PP_EINVAL;
+  return pp__api("pp_call_return_i64",
+                 call ? set_value(call, &value, sizeof value)
+                      : pp__fail(PP_EINVAL, "call is NULL"));
 }
 
 pp_status pp_call_return_i64(pp_call *call, int64_t value) {
   if (!call)
-    return PP_EINVAL;
+    return return_i64_elsewhere(call, value);
   if (call->head.record && call->head.record_size == sizeof value) {
     memcpy(call->head.record, &value, sizeof value);
     call->head.returned = 1;
@@ -113,7 +139,7 @@ char *pp__strdup(const char *s) { return pp__format("%s", s); }
 
 pp_status pp_call_fail(pp_call *call, const char *format, ...) {
   if (!call)
-    return PP_EINVAL;
+    return pp__api(__func__, pp__fail(PP_EINVAL, "call is NULL"));
   free(call->message);
   call->message = NULL;
   if (format) {
@@ -123,7 +149,9 @@ pp_status pp_call_fail(pp_call *call, const char *format, ...) {
     va_end(ap);
   }
   call->failed = 1;
-  return PP_ETASK;
+  if (call->message)
+    pp__fail_text(PP_ETASK, call->message, strlen(call->message));
+  return pp__api(__func__, PP_ETASK);
 }
 
 pp_status pp__call_run(pp_call *call, const char *name, pp_task_fn fn) {

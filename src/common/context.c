@@ -10,16 +10,23 @@ static const char *const context_names[] = {
     [PP_CONTEXT_FORKSERVER] = "forkserver",
 };
 
-pp_status pp_context_from_name(const char *name, pp_context *out) {
+static pp_status from_name(const char *name, pp_context *out) {
   if (!name || !out)
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL, "%s is NULL", !name ? "name" : "out");
   for (int c = PP_CONTEXT_FORK; c <= PP_CONTEXT_FORKSERVER; c++) {
     if (strcmp(name, context_names[c]) == 0) {
       *out = (pp_context)c;
       return PP_OK;
     }
   }
-  return PP_EINVAL;
+  return pp__fail(PP_EINVAL,
+                  "\"%.40s\" names no start context: fork, spawn or "
+                  "forkserver, in lower case",
+                  name);
+}
+
+pp_status pp_context_from_name(const char *name, pp_context *out) {
+  return pp__api(__func__, from_name(name, out));
 }
 
 const char *pp_context_name(pp_context context) {

@@ -51,6 +51,24 @@
  * answers (its READY, an error's message) would not fit. */
 #define PP__MIN_MAX_MESSAGE 4096
 
+/* ---- why a call failed (last_error.c) ---- */
+
+/* Notes what the call in progress found wrong, for pp_last_error(): say
+ * it where the status `st` is decided, only when `st` goes back to the
+ * caller as it is. Returns `st`. */
+pp_status pp__fail(pp_status st, const char *format, ...)
+    PP_PRINTF_FORMAT(2, 3);
+pp_status pp__vfail(pp_status st, const char *format, va_list ap);
+/* The same with `len` bytes of text as they are (a task's message); NULL
+ * gives no reason. */
+pp_status pp__fail_text(pp_status st, const char *text, size_t len);
+/* Every public function returns its status through pp__api(__func__, st):
+ * a failure becomes the thread's message. Success costs one comparison. */
+pp_status pp__api_failed(const char *function, pp_status st);
+static inline pp_status pp__api(const char *function, pp_status st) {
+  return st == PP_OK ? st : pp__api_failed(function, st);
+}
+
 /* ---- process-wide ---- */
 pp_status pp__runtime_init(void); /* APR, once */
 pp_task_fn pp__registry_find(const char *name);
@@ -633,13 +651,23 @@ pp_status pp__check_submit(pp_pool *pool, const char *task,
  * scheduler thread (the one that would end the wait), or in a copy of its
  * owner (pp__shared_owned()). */
 int pp__wait_would_hang(pp_pool *pool);
+/* The reasons for PP_ESTATE given by such a call (pp__wait_would_hang()),
+ * by any pool call in a fork of the owner, and for PP_ECLOSED. */
+pp_status pp__fail_wait_would_hang(const pp__shared *shared);
+pp_status pp__fail_not_owner(void);
+pp_status pp__fail_closed(void);
+/* The chunk of `count` calls from item `first` of the caller's array. */
 pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
-                           const pp_bytes *single, size_t count,
+                           const pp_bytes *single, size_t count, size_t first,
                            pp__chunk **out);
 /* Frees a finished chunk as its `mem` says. */
 void pp__chunk_free(pp__chunk *c);
 
 /* result.c */
+/* pp_result_wait() and pp_result_get() inside the library: a failure's
+ * reason is given, but the message is left to the public function. */
+pp_status pp__result_wait(pp_result *r, double timeout);
+pp_status pp__result_get(pp_result *r, double timeout);
 /* Records one chunk's outcomes into the job (lock held). `outcomes` has
  * chunk->count entries, or is NULL with `all` set for a whole-chunk failure.
  * Returns 1 when that completed the job (a result to notify). */

@@ -54,8 +54,11 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
   if (out)
     *out = NULL;
   pp_status st = pp__check_submit(pool, task, NULL, out);
-  if (st != PP_OK || !next)
-    return st != PP_OK ? st : PP_EINVAL;
+  if (st != PP_OK)
+    return st;
+  if (!next)
+    return pp__fail(PP_EINVAL, "next is NULL: give the function that "
+                               "produces the input items");
   if (!chunksize)
     chunksize = 1;
   /* No more than a frame's count can say, nor than the window's sums can
@@ -96,7 +99,7 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
   if (pool->state != PP__RUN) {
     pp__mutex_unlock(pool->shared->lock);
     iter_destroy(it);
-    return PP_ECLOSED;
+    return pp__fail_closed();
   }
   it->refs = 2; /* the caller's and the pool's while it is active */
   pool->shared->refs++;
@@ -111,12 +114,14 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
 
 pp_status pp_imap(pp_pool *pool, const char *task, pp_next_fn next, void *state,
                   size_t chunksize, pp_iter **out) {
-  return iter_create(pool, task, next, state, chunksize, 1, out);
+  return pp__api(__func__,
+                 iter_create(pool, task, next, state, chunksize, 1, out));
 }
 
 pp_status pp_imap_unordered(pp_pool *pool, const char *task, pp_next_fn next,
                             void *state, size_t chunksize, pp_iter **out) {
-  return iter_create(pool, task, next, state, chunksize, 0, out);
+  return pp__api(__func__,
+                 iter_create(pool, task, next, state, chunksize, 0, out));
 }
 
 /* The iterator's two spin locks (internal.h), each held briefly: a spin
@@ -554,9 +559,9 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
 
 pp_status pp_iter_input_ready(pp_iter *it) {
   if (!it)
-    return PP_EINVAL;
+    return pp__api(__func__, pp__fail(PP_EINVAL, "iterator is NULL"));
   if (!pp__shared_owned(it->shared))
-    return PP_ESTATE;
+    return pp__api(__func__, pp__fail_not_owner());
   pp__shared *s = it->shared;
   pp__mutex_lock(s->lock);
   it->input_kicks++;
@@ -862,6 +867,7 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
         st = it->input_error;
         pp__value_fail(out, st, it->input_message,
                        it->input_message ? strlen(it->input_message) : 0);
+        pp__fail_text(st, out->error, strlen(out->error));
       }
       pp__mutex_unlock(s->lock);
       take_unlock(it);
@@ -870,14 +876,15 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
     if (nan) {
       pp__mutex_unlock(s->lock);
       take_unlock(it);
-      return PP_EINVAL;
+      return pp__fail(PP_EINVAL, "timeout is NaN: give a number of seconds, "
+                                 "or a negative value to wait for ever");
     }
     /* On the pool's scheduler thread nothing would ever come: that thread
      * is the one that brings answers in. */
     if (timeout != 0 && pp__shared_on_scheduler(s)) {
       pp__mutex_unlock(s->lock);
       take_unlock(it);
-      return PP_ESTATE;
+      return pp__fail_wait_would_hang(s);
     }
     /* Waits without take_lock, so that another thread's pp_iter_next()
      * keeps its own timeout; then takes the locks again in their order. */
@@ -885,7 +892,8 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
     pp_status waited = pp__shared_wait(s, deadline);
     pp__mutex_unlock(s->lock);
     if (waited == PP_ETIMEOUT)
-      return PP_ETIMEOUT;
+      return pp__fail(PP_ETIMEOUT, "no item came within %g s; more may come",
+                      timeout);
     take_lock(it);
     if (it->cur_left) /* another thread took a chunk meanwhile */
       return PP_OK;
@@ -898,7 +906,7 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
 static pp_status lock_with_items(pp_iter *it, double timeout, pp_value *out) {
   if (!pp__shared_owned(it->shared)) {
     memset(out, 0, sizeof *out);
-    return PP_ESTATE;
+    return pp__fail_not_owner();
   }
   take_lock(it);
   return it->cur_left || take_chunk_quick(it) ? PP_OK
@@ -907,12 +915,11 @@ static pp_status lock_with_items(pp_iter *it, double timeout, pp_value *out) {
 
 /* pp_iter_next() but for its common case: apart, so that the common case
  * saves and restores none of the registers this needs. */
-static PP__NOINLINE pp_status next_slow(pp_iter *it, double timeout,
-                                        pp_value *out) {
+static pp_status next_value(pp_iter *it, double timeout, pp_value *out) {
   if (!it || !out) {
     if (out)
       memset(out, 0, sizeof *out);
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL, "%s is NULL", !it ? "iterator" : "out");
   }
   pp_status st = lock_with_items(it, timeout, out);
   if (st != PP_OK)
@@ -920,17 +927,28 @@ static PP__NOINLINE pp_status next_slow(pp_iter *it, double timeout,
   claim_owner(it);
   hand_out(it, out);
   take_unlock(it);
-  return out->status;
+  return out->status == PP_OK
+             ? PP_OK
+             : pp__fail_text(out->status, out->error, strlen(out->error));
 }
 
-pp_status pp_iter_next_many(pp_iter *it, double timeout, pp_value *out,
-                            size_t cap, size_t *n) {
+static PP__NOINLINE pp_status next_slow(pp_iter *it, double timeout,
+                                        pp_value *out) {
+  return pp__api("pp_iter_next", next_value(it, timeout, out));
+}
+
+static pp_status next_many(pp_iter *it, double timeout, pp_value *out,
+                           size_t cap, size_t *n) {
   if (n)
     *n = 0;
   if (!it || !out || !cap || !n) {
     if (out && cap)
       memset(out, 0, sizeof *out);
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL, !it    ? "iterator is NULL"
+                               : !out ? "out is NULL"
+                               : !cap ? "cap is 0: give room for a value "
+                                        "or more"
+                                      : "n is NULL");
   }
   pp_status st = lock_with_items(it, timeout, out);
   if (st != PP_OK)
@@ -952,6 +970,11 @@ pp_status pp_iter_next_many(pp_iter *it, double timeout, pp_value *out,
   take_unlock(it);
   *n = k;
   return PP_OK;
+}
+
+pp_status pp_iter_next_many(pp_iter *it, double timeout, pp_value *out,
+                            size_t cap, size_t *n) {
+  return pp__api(__func__, next_many(it, timeout, out, cap, n));
 }
 
 /* The owner path: 1 when the calling thread is the owner and stays it, and

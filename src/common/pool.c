@@ -173,9 +173,8 @@ static void pool_free(pp_pool *pool) {
   pp__shared_unref_unlock(s);
 }
 
-pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
+static pp_status create_pool(pp_pool **out, const pp_options *options) {
   pp_options defaults;
-  pp__thread_message()[0] = '\0';
   if (!out)
     return creation_failed(PP_EINVAL, "no place for the pool (out is NULL)");
   *out = NULL;
@@ -284,17 +283,44 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   return PP_OK;
 }
 
+pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
+  char *why = pp__thread_message();
+  why[0] = '\0';
+  pp_status st = create_pool(out, options);
+  if (st != PP_OK)
+    pp__fail_text(st, why, strlen(why));
+  return pp__api(__func__, st);
+}
+
 int pp_pool_processes(const pp_pool *pool) {
   return pool ? pool->processes : 0;
 }
 
-pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
-                              size_t *count) {
+/* The reason given for a pool's call in a forked copy of its owner. */
+pp_status pp__fail_not_owner(void) {
+  return pp__fail(PP_ESTATE,
+                  "this process is a copy of the pool's owner, made by "
+                  "fork(): only the process that created the pool can use "
+                  "it");
+}
+
+pp_status pp__fail_closed(void) {
+  return pp__fail(PP_ECLOSED, "the pool is closed (pp_pool_close() or "
+                              "pp_pool_terminate() was called): it takes no "
+                              "more work");
+}
+
+static pp_status worker_pids(pp_pool *pool, long *pids, size_t capacity,
+                             size_t *count) {
   if (!pool || !count || (!pids && capacity))
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL,
+                    !pool    ? "pool is NULL"
+                    : !count ? "count is NULL"
+                             : "pids is NULL but capacity is %zu",
+                    capacity);
   *count = 0;
   if (!pp__shared_owned(pool->shared))
-    return PP_ESTATE;
+    return pp__fail_not_owner();
   pp__mutex_lock(pool->shared->lock);
   for (unsigned i = 0; i < pool->nslots; i++) {
     const pp__worker *w = &pool->workers[i];
@@ -305,11 +331,16 @@ pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
   return PP_OK;
 }
 
+pp_status pp_pool_worker_pids(pp_pool *pool, long *pids, size_t capacity,
+                              size_t *count) {
+  return pp__api(__func__, worker_pids(pool, pids, capacity, count));
+}
+
 static pp_status set_state(pp_pool *pool, pp__pool_state state) {
   if (!pool)
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL, "pool is NULL");
   if (!pp__shared_owned(pool->shared))
-    return PP_ESTATE;
+    return pp__fail_not_owner();
   pp__mutex_lock(pool->shared->lock);
   if (pool->state < state)
     pool->state = state;
@@ -318,21 +349,25 @@ static pp_status set_state(pp_pool *pool, pp__pool_state state) {
   return PP_OK;
 }
 
-pp_status pp_pool_close(pp_pool *pool) { return set_state(pool, PP__CLOSE); }
-
-pp_status pp_pool_terminate(pp_pool *pool) {
-  return set_state(pool, PP__TERMINATE);
+pp_status pp_pool_close(pp_pool *pool) {
+  return pp__api(__func__, set_state(pool, PP__CLOSE));
 }
 
-pp_status pp_pool_join(pp_pool *pool) {
+pp_status pp_pool_terminate(pp_pool *pool) {
+  return pp__api(__func__, set_state(pool, PP__TERMINATE));
+}
+
+static pp_status join(pp_pool *pool) {
   if (!pool)
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL, "pool is NULL");
   if (pp__wait_would_hang(pool))
-    return PP_ESTATE;
+    return pp__fail_wait_would_hang(pool->shared);
   pp__mutex_lock(pool->shared->lock);
   if (pool->state == PP__RUN) {
     pp__mutex_unlock(pool->shared->lock);
-    return PP_ESTATE;
+    return pp__fail(PP_ESTATE, "the pool is still running: call "
+                               "pp_pool_close() or pp_pool_terminate() "
+                               "first");
   }
   if (!pool->joining) {
     pool->joining = 1;
@@ -351,11 +386,13 @@ pp_status pp_pool_join(pp_pool *pool) {
   return PP_OK;
 }
 
+pp_status pp_pool_join(pp_pool *pool) { return pp__api(__func__, join(pool)); }
+
 void pp_pool_destroy(pp_pool *pool) {
   if (!pool || pp__wait_would_hang(pool))
     return;
-  pp_pool_terminate(pool);
-  pp_pool_join(pool);
+  set_state(pool, PP__TERMINATE);
+  join(pool);
   /* Iterators still held by the caller outlive the pool: detach them. */
   pp__mutex_lock(pool->shared->lock);
   while (pool->active_iters) {

@@ -25,14 +25,21 @@ static pp_status list_failure(pp__buf *list, size_t index, pp_status status,
 pp_status pp_records_fail(pp_call *call, size_t index, const char *format,
                           ...) {
   if (!call || !call->records || index >= call->records->count)
-    return PP_EINVAL;
+    return pp__api(__func__,
+                   pp__fail(PP_EINVAL,
+                            !call            ? "call is NULL"
+                            : !call->records ? "not a records task's call"
+                                             : "index %zu is past the "
+                                               "chunk's %zu records",
+                            index,
+                            call && call->records ? call->records->count : 0));
   pp__records_failures *rf = call->records;
   if (rf->status != PP_OK)
-    return rf->status;
+    return pp__api(__func__, rf->status);
   if (!rf->failed) {
     rf->failed = calloc((rf->count + 7) / 8, 1);
     if (!rf->failed)
-      return rf->status = PP_ENOMEM;
+      return pp__api(__func__, rf->status = PP_ENOMEM);
   }
   unsigned char bit = (unsigned char)(1u << (index % 8));
   if (rf->failed[index / 8] & bit)
@@ -50,7 +57,7 @@ pp_status pp_records_fail(pp_call *call, size_t index, const char *format,
       message ? list_failure(rf->list, index, PP_ETASK, message) : PP_ENOMEM;
   free(message);
   if (st != PP_OK)
-    return rf->status = st;
+    return pp__api(__func__, rf->status = st);
   rf->failed[index / 8] |= bit;
   rf->nfailed++;
   return PP_OK;

@@ -183,21 +183,26 @@ void pp_result_free(pp_result *r) {
   pp__shared_unref_unlock(s);
 }
 
-pp_status pp_result_cancel(pp_result *r) {
+static pp_status cancel(pp_result *r) {
   if (!r)
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL, "result is NULL");
   if (!pp__shared_owned(r->shared))
-    return PP_ESTATE;
+    return pp__fail_not_owner();
   pp__mutex_lock(r->shared->lock);
   if (pp__atomic_get(&r->done)) {
     pp__mutex_unlock(r->shared->lock);
-    return PP_ESTATE;
+    return pp__fail(PP_ESTATE, "the call is complete already: nothing is "
+                               "left to cancel");
   }
   r->job.cancelled = 1;
   r->pool->cancels = 1;
   pp__backend_wake(r->pool->backend);
   pp__mutex_unlock(r->shared->lock);
   return PP_OK;
+}
+
+pp_status pp_result_cancel(pp_result *r) {
+  return pp__api(__func__, cancel(r));
 }
 
 /* How long a waiter spins before it sleeps, in µs. */
@@ -222,18 +227,24 @@ static int spin_until_ready(pp_result *r, apr_time_t deadline) {
   }
 }
 
-pp_status pp_result_wait(pp_result *r, double timeout) {
+pp_status pp__result_wait(pp_result *r, double timeout) {
   if (!r || timeout != timeout) /* NaN: neither a wait nor none */
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL, !r ? "result is NULL"
+                                  : "timeout is NaN: give a number of "
+                                    "seconds, or a negative value to wait "
+                                    "for ever");
   if (pp__atomic_get(&r->ready)) /* no lock, no clock */
     return PP_OK;
   if (!pp__shared_owned(r->shared))
-    return PP_ESTATE;
+    return pp__fail(PP_ESTATE, "this process is a copy of the pool's "
+                               "owner, made by fork(), where the result "
+                               "will never be ready: only the process that "
+                               "created the pool can wait for it");
   /* In a callback or an imap input function of its pool, the result could
    * complete only once this thread went on: a wait would never end. */
   if (timeout != 0 && pp__shared_on_scheduler(r->shared) &&
       !pp__atomic_get(&r->ready))
-    return PP_ESTATE;
+    return pp__fail_wait_would_hang(r->shared);
   apr_time_t deadline = pp__deadline(timeout);
   if (timeout != 0 && spin_until_ready(r, deadline))
     return PP_OK;
@@ -243,12 +254,27 @@ pp_status pp_result_wait(pp_result *r, double timeout) {
   }
   int ready = pp__atomic_get(&r->ready) != 0;
   pp__mutex_unlock(r->shared->lock);
-  return ready ? PP_OK : PP_ETIMEOUT;
+  return ready ? PP_OK
+               : pp__fail(PP_ETIMEOUT,
+                          "the result was not ready within %g "
+                          "s; it still may be",
+                          timeout);
+}
+
+pp_status pp__result_get(pp_result *r, double timeout) {
+  pp_status st = pp__result_wait(r, timeout);
+  if (st != PP_OK || r->status == PP_OK)
+    return st;
+  const char *why = pp_result_error(r);
+  return pp__fail_text(r->status, why, strlen(why));
+}
+
+pp_status pp_result_wait(pp_result *r, double timeout) {
+  return pp__api(__func__, pp__result_wait(r, timeout));
 }
 
 pp_status pp_result_get(pp_result *r, double timeout) {
-  pp_status st = pp_result_wait(r, timeout);
-  return st != PP_OK ? st : r->status;
+  return pp__api(__func__, pp__result_get(r, timeout));
 }
 
 int pp_result_ready(const pp_result *r) {
@@ -261,13 +287,22 @@ static int is_done(const pp_result *r) {
   return pp__atomic_get(&((pp_result *)r)->done) != 0;
 }
 
-pp_status pp_result_successful(const pp_result *r, int *ok) {
+static pp_status not_ready(void) {
+  return pp__fail(PP_ENOTREADY, "the call is not complete yet: wait for it "
+                                "with pp_result_wait() or pp_result_get()");
+}
+
+static pp_status successful(const pp_result *r, int *ok) {
   if (!r || !ok)
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL, "%s is NULL", !r ? "result" : "ok");
   if (!is_done(r))
-    return PP_ENOTREADY;
+    return not_ready();
   *ok = r->status == PP_OK;
   return PP_OK;
+}
+
+pp_status pp_result_successful(const pp_result *r, int *ok) {
+  return pp__api(__func__, successful(r, ok));
 }
 
 const char *pp_result_error(const pp_result *r) {
@@ -284,15 +319,23 @@ size_t pp_result_chunksize(const pp_result *r) {
   return r ? r->job.chunksize : 0;
 }
 
-pp_status pp_result_item(const pp_result *r, size_t index, pp_bytes *out) {
-  if (!r || !out || index >= r->job.count)
-    return PP_EINVAL;
+/* A failed item or value: its status, with its message as the reason. */
+static pp_status failed_item(pp_status st, const pp_bytes *out) {
+  return st == PP_OK ? st : pp__fail_text(st, out->data, out->len);
+}
+
+static pp_status result_item(const pp_result *r, size_t index, pp_bytes *out) {
+  if (!r || !out)
+    return pp__fail(PP_EINVAL, "%s is NULL", !r ? "result" : "out");
+  if (index >= r->job.count)
+    return pp__fail(PP_EINVAL, "index %zu is past the result's %zu items",
+                    index, r->job.count);
   if (!is_done(r))
-    return PP_ENOTREADY;
+    return not_ready();
   if (r->job.kind == PP__JOB_CALLS) {
     out->data = r->items[index].data;
     out->len = r->items[index].len;
-    return r->items[index].status;
+    return failed_item(r->items[index].status, out);
   }
   size_t lo = 0, hi = r->nrec_errors; /* sorted by finish() */
   while (lo < hi) {
@@ -301,7 +344,7 @@ pp_status pp_result_item(const pp_result *r, size_t index, pp_bytes *out) {
     if (e->index == index) {
       out->data = e->item.data;
       out->len = e->item.len;
-      return e->item.status;
+      return failed_item(e->item.status, out);
     }
     if (e->index < index)
       lo = mid + 1;
@@ -313,11 +356,18 @@ pp_status pp_result_item(const pp_result *r, size_t index, pp_bytes *out) {
   return PP_OK;
 }
 
+pp_status pp_result_item(const pp_result *r, size_t index, pp_bytes *out) {
+  return pp__api(__func__, result_item(r, index, out));
+}
+
 static pp_status bytes_i64(pp_status st, const pp_bytes *b, int64_t *out) {
   if (st != PP_OK)
     return st;
   if (b->len != sizeof *out)
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL,
+                    "the value is %zu bytes, not the 8 of an "
+                    "int64_t",
+                    b->len);
   memcpy(out, b->data, sizeof *out);
   return PP_OK;
 }
@@ -325,25 +375,30 @@ static pp_status bytes_i64(pp_status st, const pp_bytes *b, int64_t *out) {
 pp_status pp_result_item_i64(const pp_result *r, size_t index, int64_t *out) {
   pp_bytes b;
   if (!out)
-    return PP_EINVAL;
-  return bytes_i64(pp_result_item(r, index, &b), &b, out);
+    return pp__api(__func__, pp__fail(PP_EINVAL, "out is NULL"));
+  return pp__api(__func__, bytes_i64(result_item(r, index, &b), &b, out));
+}
+
+static pp_status result_value(const pp_result *r, pp_bytes *out) {
+  if (!r || !out)
+    return pp__fail(PP_EINVAL, "%s is NULL", !r ? "result" : "out");
+  if (!is_done(r))
+    return not_ready();
+  if (!r->apply)
+    return pp__fail(PP_ESTATE, "this is a map's result: read its items with "
+                               "pp_result_item()");
+  out->data = r->items[0].data;
+  out->len = r->items[0].len;
+  return failed_item(r->items[0].status, out);
 }
 
 pp_status pp_result_value(const pp_result *r, pp_bytes *out) {
-  if (!r || !out)
-    return PP_EINVAL;
-  if (!is_done(r))
-    return PP_ENOTREADY;
-  if (!r->apply)
-    return PP_ESTATE;
-  out->data = r->items[0].data;
-  out->len = r->items[0].len;
-  return r->items[0].status;
+  return pp__api(__func__, result_value(r, out));
 }
 
 pp_status pp_result_i64(const pp_result *r, int64_t *out) {
   pp_bytes b;
   if (!out)
-    return PP_EINVAL;
-  return bytes_i64(pp_result_value(r, &b), &b, out);
+    return pp__api(__func__, pp__fail(PP_EINVAL, "out is NULL"));
+  return pp__api(__func__, bytes_i64(result_value(r, &b), &b, out));
 }

@@ -207,7 +207,9 @@ static void oversized(pp_pool *pool, unsigned slot, size_t len) {
   kill_worker(pool, w, slot, PP_ETOOBIG,
               pp__format("worker %ld sent a message of %zu bytes, beyond "
                          "the pool's limit of %zu (pp_options."
-                         "max_message_size); it was stopped",
+                         "max_message_size); it was stopped. A chunk's "
+                         "results travel in one message: a smaller "
+                         "chunksize, or a larger limit, lets them through",
                          w->pid, len, pool->max_message));
 }
 

@@ -11,14 +11,30 @@ int pp__wait_would_hang(pp_pool *pool) {
          pp__shared_on_scheduler(pool->shared);
 }
 
+pp_status pp__fail_wait_would_hang(const pp__shared *shared) {
+  if (!pp__shared_owned(shared))
+    return pp__fail_not_owner();
+  return pp__fail(PP_ESTATE, "called on the pool's own thread (in a "
+                             "callback or an imap input function), where "
+                             "it would wait for itself");
+}
+
 pp_status pp__check_submit(pp_pool *pool, const char *task,
                            const pp_callbacks *callbacks, void *out) {
-  if (!pool || !task || !out || !task[0] || strlen(task) > PP__WIRE_MAX_NAME)
-    return PP_EINVAL;
+  if (!pool || !task || !out)
+    return pp__fail(PP_EINVAL, "%s is NULL",
+                    !pool   ? "pool"
+                    : !task ? "task"
+                            : "out");
+  if (!task[0] || strlen(task) > PP__WIRE_MAX_NAME)
+    return pp__fail(PP_EINVAL, "a task name is 1 to %d bytes, not %zu",
+                    PP__WIRE_MAX_NAME, strlen(task));
   /* A NaN limit is neither a limit nor none, as the pool's is refused. */
   if (callbacks && callbacks->time_limit != callbacks->time_limit)
-    return PP_EINVAL;
-  return pp__shared_owned(pool->shared) ? PP_OK : PP_ESTATE;
+    return pp__fail(PP_EINVAL, "callbacks->time_limit is NaN: give a number "
+                               "of seconds, 0 for the pool's, or a negative "
+                               "value for none");
+  return pp__shared_owned(pool->shared) ? PP_OK : pp__fail_not_owner();
 }
 
 /* Atomic rather than under the pool's lock: every submission takes one,
@@ -92,11 +108,75 @@ static void free_chunks(pp__chunk *c) {
   }
 }
 
+/* Why pp__calls_frame_size() refused the `count` calls from item `first`
+ * (PP__AN_APPLY: an apply's arguments) with `st`: the same walk, on the
+ * way out of a failed call only, so that the frame format keeps to its
+ * bytes and the messages stay here. */
+#define PP__AN_APPLY ((size_t)-1)
+
+static pp_status explain_calls(pp_status st, const char *task,
+                               const pp_args *calls, const pp_bytes *single,
+                               size_t count, size_t first) {
+  int apply = first == PP__AN_APPLY;
+  if (apply)
+    first = 0;
+  if (count > UINT32_MAX)
+    return pp__fail(st,
+                    "a chunk of %zu items is more than a frame holds "
+                    "(2^32 - 1): give a smaller chunksize",
+                    count);
+  uint64_t total = 2 + strlen(task) + 4; /* as the frame counts */
+  for (size_t i = 0; i < count; i++) {
+    const pp_bytes *argv = calls ? calls[i].argv : &single[i];
+    size_t argc = calls ? calls[i].argc : 1;
+    if (!argv && argc)
+      return pp__fail(st, "item %zu has %zu arguments but its argv is NULL",
+                      first + i, argc);
+    if (argc > UINT32_MAX)
+      return pp__fail(st,
+                      "item %zu has %zu arguments, more than a frame "
+                      "holds (2^32 - 1)",
+                      first + i, argc);
+    total += 4;
+    for (size_t k = 0; k < argc; k++) {
+      if (!argv[k].data && argv[k].len)
+        return apply ? pp__fail(st,
+                                "argument %zu has NULL data but a "
+                                "length of %zu",
+                                k, argv[k].len)
+                     : pp__fail(st,
+                                "item %zu's argument %zu has NULL data "
+                                "but a length of %zu",
+                                first + i, k, argv[k].len);
+      total += 4 + (uint64_t)argv[k].len;
+    }
+    if (total > UINT32_MAX)
+      return apply ? pp__fail(st, "the arguments come to more than a frame "
+                                  "holds (4 GiB)")
+                   : pp__fail(st,
+                              "items %zu to %zu come to more than a "
+                              "frame holds (4 GiB): give a smaller "
+                              "chunksize",
+                              first, first + i);
+  }
+  return pp__fail(st, "the call's frame would not fit in this process's "
+                      "memory");
+}
+
+/* pp__calls_frame_size() with its refusal explained. */
+static pp_status calls_frame_size(const char *task, const pp_args *calls,
+                                  const pp_bytes *single, size_t count,
+                                  size_t first, size_t *size) {
+  pp_status st = pp__calls_frame_size(task, calls, single, count, size);
+  return st == PP_OK ? st
+                     : explain_calls(st, task, calls, single, count, first);
+}
+
 pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
-                           const pp_bytes *single, size_t count,
+                           const pp_bytes *single, size_t count, size_t first,
                            pp__chunk **out) {
   size_t size;
-  pp_status st = pp__calls_frame_size(task, calls, single, count, &size);
+  pp_status st = calls_frame_size(task, calls, single, count, first, &size);
   if (st != PP_OK)
     return st;
   /* The chunk and its frame in one allocation. */
@@ -134,7 +214,7 @@ static pp_status submit(pp_pool *pool, pp_result *r, pp__chunk *first,
   pp__mutex_lock(pool->shared->lock);
   if (pool->state != PP__RUN) {
     pp__mutex_unlock(pool->shared->lock);
-    return PP_ECLOSED;
+    return pp__fail_closed();
   }
   for (pp__chunk *c = first; c; c = c->next)
     c->job = &r->job;
@@ -189,7 +269,7 @@ static pp_status make_calls_chunk(const void *source, size_t at, size_t *n,
   const calls_source *src = source;
   *n = items_within(src, at, *n);
   return pp__encode_calls(src->task, id, src->calls ? src->calls + at : NULL,
-                          src->single ? src->single + at : NULL, *n, out);
+                          src->single ? src->single + at : NULL, *n, at, out);
 }
 
 /* A lent chunk: checked now as its frame would be, encoded when sent. */
@@ -199,8 +279,8 @@ static pp_status make_lent_chunk(const void *source, size_t at, size_t *n,
   size_t size;
   *n = items_within(src, at, *n);
   pp_status st =
-      pp__calls_frame_size(src->task, src->calls ? src->calls + at : NULL,
-                           src->single ? src->single + at : NULL, *n, &size);
+      calls_frame_size(src->task, src->calls ? src->calls + at : NULL,
+                       src->single ? src->single + at : NULL, *n, at, &size);
   if (st == PP_OK)
     st = new_chunk(at, *n, out);
   if (st == PP_OK) {
@@ -273,11 +353,14 @@ static pp_status apply_submit(pp_pool *pool, const char *task,
   if (out)
     *out = NULL;
   pp_status st = pp__check_submit(pool, task, callbacks, out);
-  if (st != PP_OK || (!args && nargs))
-    return st != PP_OK ? st : PP_EINVAL;
+  if (st != PP_OK)
+    return st;
+  if (!args && nargs)
+    return pp__fail(PP_EINVAL, "args is NULL but nargs is %zu", nargs);
   pp_args one = {args, nargs};
   size_t size;
-  if ((st = pp__calls_frame_size(task, &one, NULL, 1, &size)) != PP_OK)
+  if ((st = calls_frame_size(task, &one, NULL, 1, PP__AN_APPLY, &size)) !=
+      PP_OK)
     return st;
   size_t framed = lend ? 0 : size;
   /* One allocation for all a task needs: result, item, chunk, frame and
@@ -321,7 +404,16 @@ static pp_status apply_submit(pp_pool *pool, const char *task,
 pp_status pp_apply_async(pp_pool *pool, const char *task, const pp_bytes *args,
                          size_t nargs, const pp_callbacks *callbacks,
                          pp_result **out) {
-  return apply_submit(pool, task, args, nargs, callbacks, 0, out);
+  return pp__api(__func__,
+                 apply_submit(pool, task, args, nargs, callbacks, 0, out));
+}
+
+/* Room a frame keeps beside what it carries, either way: the task's name,
+ * the counts and lengths or field sizes, and an answer's failure messages.
+ * 4 KiB, or half the pool's largest message where that is smaller (the
+ * smallest limit allowed is 4 KiB itself, which would leave no room). */
+static size_t frame_slack(const pp_pool *pool) {
+  return pool->max_message / 2 < 4096 ? pool->max_message / 2 : 4096;
 }
 
 /* map and starmap: `count` items in chunks of `chunksize` (0: Python's
@@ -334,10 +426,15 @@ static pp_status map_common(pp_pool *pool, const char *task,
   if (out)
     *out = NULL;
   pp_status st = pp__check_submit(pool, task, cb, out);
-  if (st != PP_OK || (!calls && !single && count))
-    return st ? st : PP_EINVAL;
+  if (st != PP_OK)
+    return st;
+  if (!calls && !single && count)
+    return pp__fail(PP_EINVAL, "items is NULL but count is %zu", count);
   if (count > ((size_t)-1) / sizeof(pp__item))
-    return PP_ETOOBIG;
+    return pp__fail(PP_ETOOBIG,
+                    "%zu items are more than this process can "
+                    "keep results for",
+                    count);
   pp_result *r;
   if ((st = pp__result_new(pool, PP__JOB_CALLS, task, cb, &r)) != PP_OK)
     return st;
@@ -354,7 +451,7 @@ static pp_status map_common(pp_pool *pool, const char *task,
   if (!chunksize)
     budget = (pool->max_message < UINT32_MAX ? pool->max_message
                                              : (size_t)UINT32_MAX) -
-             4096;
+             frame_slack(pool);
   calls_source src = {task, calls, single, budget};
   if (lend) {
     r->lent_calls = calls;
@@ -375,23 +472,15 @@ static pp_status map_common(pp_pool *pool, const char *task,
 pp_status pp_map_async(pp_pool *pool, const char *task, const pp_bytes *items,
                        size_t count, size_t chunksize,
                        const pp_callbacks *callbacks, pp_result **out) {
-  return map_common(pool, task, NULL, items, count, chunksize, callbacks, 0,
-                    out);
+  return pp__api(__func__, map_common(pool, task, NULL, items, count, chunksize,
+                                      callbacks, 0, out));
 }
 
 pp_status pp_starmap_async(pp_pool *pool, const char *task,
                            const pp_args *items, size_t count, size_t chunksize,
                            const pp_callbacks *callbacks, pp_result **out) {
-  return map_common(pool, task, items, NULL, count, chunksize, callbacks, 0,
-                    out);
-}
-
-/* Room a records frame keeps beside its records, either way: the task's
- * name, the counts and field sizes, and an answer's failure messages. 4 KiB,
- * or half the pool's largest message where that is smaller (the smallest
- * limit allowed is 4 KiB itself, which left no room for any record). */
-static size_t records_slack(const pp_pool *pool) {
-  return pool->max_message / 2 < 4096 ? pool->max_message / 2 : 4096;
+  return pp__api(__func__, map_common(pool, task, items, NULL, count, chunksize,
+                                      callbacks, 0, out));
 }
 
 /* The largest chunk of records whose frames (either way) fit the limits. */
@@ -399,7 +488,7 @@ static size_t records_chunk_limit(const pp_pool *pool, const pp_records *rec) {
   size_t widest = rec->in_size > rec->out_size ? rec->in_size : rec->out_size;
   size_t limit =
       pool->max_message < UINT32_MAX ? pool->max_message : (size_t)UINT32_MAX;
-  size_t n = (limit - records_slack(pool)) / widest;
+  size_t n = (limit - frame_slack(pool)) / widest;
   return n ? n : 1;
 }
 
@@ -415,39 +504,73 @@ static int records_overlap(const pp_records *rec) {
 }
 
 static pp_status check_records(const pp_pool *pool, const pp_records *rec) {
-  if (!rec->in_size || !rec->out_size || (!rec->in && rec->count) ||
-      (!rec->out && rec->count) || (rec->nfields && !rec->field_sizes))
-    return PP_EINVAL;
+  if (!rec->in_size || !rec->out_size)
+    return pp__fail(PP_EINVAL, "records->%s is 0: a record is a byte or more",
+                    !rec->in_size ? "in_size" : "out_size");
+  if ((!rec->in || !rec->out) && rec->count)
+    return pp__fail(PP_EINVAL, "records->%s is NULL but count is %zu",
+                    !rec->in ? "in" : "out", rec->count);
+  if (rec->nfields && !rec->field_sizes)
+    return pp__fail(PP_EINVAL,
+                    "records->field_sizes is NULL but nfields is "
+                    "%zu",
+                    rec->nfields);
   if (rec->in_size > UINT32_MAX || rec->out_size > UINT32_MAX)
-    return PP_ETOOBIG;
+    return pp__fail(PP_ETOOBIG,
+                    "records->%s is %zu bytes; a record may be "
+                    "at most 4 GiB - 1",
+                    rec->in_size > UINT32_MAX ? "in_size" : "out_size",
+                    rec->in_size > UINT32_MAX ? rec->in_size : rec->out_size);
   if (rec->count > ((size_t)-1) / rec->in_size ||
       rec->count > ((size_t)-1) / rec->out_size)
-    return PP_ETOOBIG;
+    return pp__fail(PP_ETOOBIG,
+                    "%zu records of %zu bytes are more than "
+                    "this process can address",
+                    rec->count,
+                    rec->in_size > rec->out_size ? rec->in_size
+                                                 : rec->out_size);
   if (records_overlap(rec))
-    return PP_EINVAL;
-  if (rec->in_size + records_slack(pool) > pool->max_message ||
-      rec->out_size + records_slack(pool) > pool->max_message)
-    return PP_ETOOBIG;
+    return pp__fail(PP_EINVAL, "records->out overlaps records->in: give "
+                               "separate arrays, or the same one with "
+                               "out_size equal to in_size");
+  size_t widest = rec->in_size > rec->out_size ? rec->in_size : rec->out_size;
+  if (widest + frame_slack(pool) > pool->max_message)
+    return pp__fail(PP_ETOOBIG,
+                    "a record of %zu bytes does not fit the "
+                    "pool's max_message_size of %zu bytes with "
+                    "its frame (%zu bytes more)",
+                    widest, pool->max_message, frame_slack(pool));
   /* Fields of a byte or more summing to in_size: more fields than bytes
    * (so more than the wire's 32-bit count) fail here, on the first field
    * past the record's end. */
   size_t sum = 0;
   for (size_t i = 0; i < rec->nfields; i++) {
     if (!rec->field_sizes[i] || rec->field_sizes[i] > rec->in_size - sum)
-      return PP_EINVAL;
+      return pp__fail(PP_EINVAL,
+                      !rec->field_sizes[i]
+                          ? "records->field_sizes[%zu] is 0: a field is a "
+                            "byte or more"
+                          : "records->field_sizes[%zu] goes past the end of "
+                            "the record (in_size %zu)",
+                      i, rec->in_size);
     sum += rec->field_sizes[i];
   }
-  return rec->nfields && sum != rec->in_size ? PP_EINVAL : PP_OK;
+  if (rec->nfields && sum != rec->in_size)
+    return pp__fail(PP_EINVAL,
+                    "records->field_sizes sum to %zu, not to "
+                    "in_size (%zu)",
+                    sum, rec->in_size);
+  return PP_OK;
 }
 
-pp_status pp_map_records_async(pp_pool *pool, const char *task,
+static pp_status records_async(pp_pool *pool, const char *task,
                                const pp_records *records, size_t chunksize,
                                const pp_callbacks *callbacks, pp_result **out) {
   if (out)
     *out = NULL;
   pp_status st = pp__check_submit(pool, task, callbacks, out);
   if (st == PP_OK && !records)
-    st = PP_EINVAL;
+    st = pp__fail(PP_EINVAL, "records is NULL");
   if (st == PP_OK)
     st = check_records(pool, records);
   if (st != PP_OK)
@@ -484,68 +607,83 @@ pp_status pp_map_records_async(pp_pool *pool, const char *task,
   return PP_OK;
 }
 
+pp_status pp_map_records_async(pp_pool *pool, const char *task,
+                               const pp_records *records, size_t chunksize,
+                               const pp_callbacks *callbacks, pp_result **out) {
+  return pp__api(__func__,
+                 records_async(pool, task, records, chunksize, callbacks, out));
+}
+
 /* The blocking forms wait on a result, so from a callback (the scheduler
- * thread) they would wait for themselves. */
-static pp_status wait_map(pp_pool *pool, pp_status st, pp_result **out) {
-  (void)pool;
-  if (st != PP_OK)
-    return st;
-  return pp_result_get(*out, -1);
+ * thread), or in a fork of the pool's owner, they would never return. */
+static pp_status refuse_blocking(pp_pool *pool, pp_result **out) {
+  if (out)
+    *out = NULL;
+  return pool && pp__wait_would_hang(pool)
+             ? pp__fail_wait_would_hang(pool->shared)
+             : PP_OK;
+}
+
+static pp_status wait_map(pp_status st, pp_result **out) {
+  return st != PP_OK ? st : pp__result_get(*out, -1);
 }
 
 /* The blocking map and starmap wait for their result, so they lend their
  * items rather than copy them. */
 pp_status pp_map(pp_pool *pool, const char *task, const pp_bytes *items,
                  size_t count, size_t chunksize, pp_result **out) {
-  if (pool && pp__wait_would_hang(pool))
-    return PP_ESTATE;
-  return wait_map(
-      pool, map_common(pool, task, NULL, items, count, chunksize, NULL, 1, out),
-      out);
+  pp_status st = refuse_blocking(pool, out);
+  if (st == PP_OK)
+    st = wait_map(
+        map_common(pool, task, NULL, items, count, chunksize, NULL, 1, out),
+        out);
+  return pp__api(__func__, st);
 }
 
 pp_status pp_starmap(pp_pool *pool, const char *task, const pp_args *items,
                      size_t count, size_t chunksize, pp_result **out) {
-  if (pool && pp__wait_would_hang(pool))
-    return PP_ESTATE;
-  return wait_map(
-      pool, map_common(pool, task, items, NULL, count, chunksize, NULL, 1, out),
-      out);
+  pp_status st = refuse_blocking(pool, out);
+  if (st == PP_OK)
+    st = wait_map(
+        map_common(pool, task, items, NULL, count, chunksize, NULL, 1, out),
+        out);
+  return pp__api(__func__, st);
 }
 
 pp_status pp_map_records(pp_pool *pool, const char *task,
                          const pp_records *records, size_t chunksize,
                          pp_result **out) {
-  if (pool && pp__wait_would_hang(pool))
-    return PP_ESTATE;
-  return wait_map(
-      pool, pp_map_records_async(pool, task, records, chunksize, NULL, out),
-      out);
+  pp_status st = refuse_blocking(pool, out);
+  if (st == PP_OK)
+    st =
+        wait_map(records_async(pool, task, records, chunksize, NULL, out), out);
+  return pp__api(__func__, st);
 }
 
-pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
-                   size_t nargs, pp_value *out) {
+/* A failed apply's value: its status, and as its message the reason the
+ * call gave (the thread's), or none. */
+static pp_status fail_value(pp_value *out, pp_status st) {
+  const pp__thread_errors *e = pp__errors_of_thread();
+  if (e->reason_status == st)
+    pp__value_fail(out, st, e->reason, strlen(e->reason));
+  else
+    pp__value_fail(out, st, NULL, 0);
+  return st;
+}
+
+static pp_status apply(pp_pool *pool, const char *task, const pp_bytes *args,
+                       size_t nargs, pp_value *out) {
   if (out)
     memset(out, 0, sizeof *out);
   if (!out)
-    return PP_EINVAL;
-  if (pool && pp__wait_would_hang(pool)) {
-    const char *why =
-        pp__shared_owned(pool->shared)
-            ? "pp_apply() on the pool's own thread (a callback or an imap "
-              "input function) would wait for itself"
-            : "this process is a copy, made by fork(), of the process that "
-              "created the pool; the pool works there only";
-    pp__value_fail(out, PP_ESTATE, why, strlen(why));
-    return PP_ESTATE;
-  }
+    return pp__fail(PP_EINVAL, "out is NULL");
   pp_result *r;
-  pp_status st = apply_submit(pool, task, args, nargs, NULL, 1, &r);
-  if (st != PP_OK) {
-    pp__value_fail(out, st, NULL, 0);
-    return st;
-  }
-  st = pp_result_get(r, -1);
+  pp_status st = refuse_blocking(pool, NULL);
+  if (st == PP_OK)
+    st = apply_submit(pool, task, args, nargs, NULL, 1, &r);
+  if (st != PP_OK)
+    return fail_value(out, st);
+  st = pp__result_get(r, -1);
   const pp__item *item = &r->items[0];
   out->status = st;
   if (st == PP_OK && item->data == r->small_value) {
@@ -570,4 +708,9 @@ pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
   }
   pp_result_free(r);
   return st;
+}
+
+pp_status pp_apply(pp_pool *pool, const char *task, const pp_bytes *args,
+                   size_t nargs, pp_value *out) {
+  return pp__api(__func__, apply(pool, task, args, nargs, out));
 }

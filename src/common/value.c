@@ -98,15 +98,24 @@ void pp_value_clear_many(pp_value *values, size_t n) {
     pp__value_block_release_n(run, refs);
 }
 
-pp_status pp_value_i64(const pp_value *value, int64_t *out) {
+static pp_status value_i64(const pp_value *value, int64_t *out) {
   if (!value || !out)
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL, "%s is NULL", !value ? "value" : "out");
   if (value->status != PP_OK)
-    return value->status;
+    return value->error ? pp__fail_text(value->status, value->error,
+                                        strlen(value->error))
+                        : value->status;
   if (value->len != sizeof *out || !value->data)
-    return PP_EINVAL;
+    return pp__fail(PP_EINVAL,
+                    "the value is %zu bytes, not the 8 of an "
+                    "int64_t",
+                    value->len);
   memcpy(out, value->data, sizeof *out);
   return PP_OK;
+}
+
+pp_status pp_value_i64(const pp_value *value, int64_t *out) {
+  return pp__api(__func__, value_i64(value, out));
 }
 
 size_t pp_default_chunksize(size_t n, int processes) {

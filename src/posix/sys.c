@@ -30,6 +30,10 @@ static _Thread_local char thread_message[PP__THREAD_MESSAGE];
 
 char *pp__thread_message(void) { return thread_message; }
 
+static _Thread_local pp__thread_errors thread_errors;
+
+pp__thread_errors *pp__errors_of_thread(void) { return &thread_errors; }
+
 pp_status pp__errno_status(int err) {
   return (err == ENOMEM || err == ENOBUFS) ? PP_ENOMEM : PP_ESYSTEM;
 }

@@ -18,6 +18,10 @@ static PP__THREAD_LOCAL char thread_message[PP__THREAD_MESSAGE];
 
 char *pp__thread_message(void) { return thread_message; }
 
+static PP__THREAD_LOCAL pp__thread_errors thread_errors;
+
+pp__thread_errors *pp__errors_of_thread(void) { return &thread_errors; }
+
 pp_status pp__win32_status(DWORD err) {
   switch (err) {
   case ERROR_NOT_ENOUGH_MEMORY:
