@@ -540,7 +540,9 @@ PP_API pp_status pp_records_fail(pp_call *call, size_t index,
  * have no better way (Linux uses /proc/self/exe, macOS
  * _NSGetExecutablePath), and on Linux for a program started through its
  * dynamic loader by hand (`/lib64/ld-linux-x86-64.so.2 ./program`), whose
- * /proc/self/exe is the loader.
+ * /proc/self/exe is the loader. Such a program's spawn and forkserver
+ * workers start as `./program` itself, without the loader's options
+ * (`--library-path`): give its libraries by LD_LIBRARY_PATH or an rpath.
  *
  * Such processes are started with `--procpool-worker=FD` or
  * `--procpool-forkserver=FD` as argv[1] and the pool's key in the
@@ -658,7 +660,9 @@ typedef struct pp_options {
       PP_EINVAL); 0: 16 MiB; #PP_NO_SHARED_MEMORY: none, everything goes
       through the channel. Memory is used as pages are first touched
       (Windows charges the whole segment against the system's commit
-      limit when it is made, as for any page-file-backed mapping). A
+      limit when it is made, as for any page-file-backed mapping), but
+      the parent maps each worker's segment, twice this size, whole: in
+      a 32-bit process, mind the address space it takes. A
       message that does not fit at the moment goes through the channel. A
       worker is given its shared memory when it first needs it (its second
       chunk, or its first large message, which itself still takes the

@@ -32,6 +32,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 extern char **environ;
+
+#include <apr_allocator.h>
+#include <pthread.h>
 #endif
 #ifdef __linux__
 #include <elf.h>
@@ -969,6 +972,113 @@ static void test_maxtasksperchild(void) {
 
 /* An unknown task name fails that task with a message naming it; the
  * worker stays alive and runs the next task. */
+#ifndef _WIN32
+/* A thread of this process that takes APR's process-wide allocator lock
+ * just before each fork() while `armed`, and gives it back 50 ms later,
+ * as a thread creating or destroying an APR pool of its own may hold it
+ * when another thread forks. Unguarded, the child gets the lock held by a
+ * thread it does not have. */
+static struct {
+  pthread_mutex_t m;
+  pthread_cond_t c;
+  int armed, asked, held, quit;
+  apr_thread_mutex_t *lock; /* the global allocator's */
+} fork_holder = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL};
+
+static void *holder_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&fork_holder.m);
+  for (;;) {
+    while (!fork_holder.asked && !fork_holder.quit)
+      pthread_cond_wait(&fork_holder.c, &fork_holder.m);
+    if (fork_holder.quit)
+      break;
+    fork_holder.asked = 0;
+    apr_thread_mutex_lock(fork_holder.lock);
+    fork_holder.held = 1;
+    pthread_cond_broadcast(&fork_holder.c);
+    pthread_mutex_unlock(&fork_holder.m);
+    tu_sleep_ms(50);
+    apr_thread_mutex_unlock(fork_holder.lock);
+    pthread_mutex_lock(&fork_holder.m);
+    fork_holder.held = 0;
+    pthread_cond_broadcast(&fork_holder.c);
+  }
+  pthread_mutex_unlock(&fork_holder.m);
+  return NULL;
+}
+
+/* Runs before the library's own handlers (registered later, so first). */
+static void holder_prepare(void) {
+  if (!fork_holder.armed)
+    return;
+  pthread_mutex_lock(&fork_holder.m);
+  fork_holder.asked = 1;
+  pthread_cond_broadcast(&fork_holder.c);
+  while (fork_holder.asked || !fork_holder.held)
+    pthread_cond_wait(&fork_holder.c, &fork_holder.m);
+  pthread_mutex_unlock(&fork_holder.m);
+}
+
+static void holder_child(void) { fork_holder.armed = 0; }
+
+/* A fork worker made while another thread of the parent held APR's
+ * process-wide allocator lock still makes a pool of its own: the library
+ * keeps that lock from being held across its forks (a parent whose
+ * threads made and destroyed pools while one forked hung its workers'
+ * nested pools). */
+static void test_nested_pool_after_fork_with_lock_held(void) {
+  if (TU_TSAN) {
+    fprintf(stderr, "\n  not run: ThreadSanitizer stops a child that "
+                    "starts threads after a fork of a threaded process\n");
+    return;
+  }
+  apr_pool_t *probe = NULL;
+  CU_ASSERT_EQUAL_FATAL(apr_pool_create(&probe, NULL), APR_SUCCESS);
+  fork_holder.lock = apr_allocator_mutex_get(apr_pool_allocator_get(probe));
+  apr_pool_destroy(probe);
+  if (!fork_holder.lock) {
+    fprintf(stderr, "\n  not run: APR's allocator has no lock here\n");
+    return;
+  }
+  static int registered;
+  if (!registered++)
+    CU_ASSERT_EQUAL(pthread_atfork(holder_prepare, NULL, holder_child), 0);
+  pthread_t holder;
+  fork_holder.quit = fork_holder.asked = fork_holder.held = 0;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&holder, NULL, holder_main, NULL), 0);
+  fork_holder.armed = 1;
+  pp_pool *pool = pool_in(PP_CONTEXT_FORK, 2, 0);
+  fork_holder.armed = 0;
+  CU_ASSERT_PTR_NOT_NULL(pool);
+  for (size_t k = 0; pool && k < NCONTEXTS; k++) {
+    int64_t ctx = (int64_t)all_contexts[k];
+    pp_bytes arg = tu_i64(&ctx);
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "nested_map", &arg, 1, NULL, &r),
+                          PP_OK);
+    int64_t sum = 0;
+    pp_status st = pp_result_get(r, 20.0);
+    if (st == PP_OK)
+      st = pp_result_i64(r, &sum);
+    if (st != PP_OK)
+      fprintf(stderr, "\n  a %s pool in a fork worker: %s\n",
+              pp_context_name(all_contexts[k]),
+              st == PP_ETIMEOUT ? "hung" : pp_result_error(r));
+    CU_ASSERT_EQUAL(st, PP_OK);
+    CU_ASSERT_EQUAL(sum, 285);
+    pp_result_free(r);
+  }
+  pp_pool_destroy(pool);
+  pthread_mutex_lock(&fork_holder.m);
+  fork_holder.quit = 1;
+  pthread_cond_broadcast(&fork_holder.c);
+  pthread_mutex_unlock(&fork_holder.m);
+  pthread_join(holder, NULL);
+}
+#endif
+
 /* A task creates a pool of its own and maps over it, in every context
  * within every context: a spawned worker or the forkserver ran
  * pp_worker_main() too, so its copies become workers. */
@@ -1486,6 +1596,10 @@ int pp_test_suite_contexts(void) {
      test_maxtasksperchild},
     {"a task's own pool, in every context within every context",
      test_nested_pools},
+#ifndef _WIN32
+    {"a fork worker made while another thread held APR's lock makes pools",
+     test_nested_pool_after_fork_with_lock_held},
+#endif
     {"unknown task under spawn: named error, worker lives on",
      test_unknown_task_spawn},
     {"context selection: names, PROCPOOL_START_METHOD, explicit wins",

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h" /* how a result lists its failed records */
 #include "suites.h"
 #include "tasks.h"
 #include "util.h"
@@ -172,7 +173,7 @@ static void test_squares(void) {
                       PP_OK);
       size_t wrong = 0;
       for (size_t i = 0; i < n; i++)
-        wrong += out[i] != (int64_t)(i * i);
+        wrong += out[i] != (int64_t)i * (int64_t)i;
       CU_ASSERT_EQUAL(wrong, 0);
       int ok = 0;
       CU_ASSERT_EQUAL(pp_result_successful(r, &ok), PP_OK);
@@ -309,6 +310,37 @@ static void test_whole_chunk_fails(void) {
   pp_pool_destroy(pool);
 }
 
+/* A map whose every chunk fails whole keeps a failure per chunk at most,
+ * not a copy of the message per record (100,000 copies of 80-odd bytes
+ * each before), and still answers for every record. */
+static void test_failed_chunks_kept_whole(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { N = 100000, CHUNK = 1000 };
+  int64_t *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+  CU_ASSERT_FATAL(in && out);
+  for (size_t i = 0; i < N; i++)
+    in[i] = BAD_VALUE; /* every chunk fails */
+  pp_records rec = {in, N, sizeof in[0], out, sizeof out[0], NULL, 0};
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map_records(pool, "rfail_chunk", &rec, CHUNK, &r),
+                  PP_ETASK);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  /* At most one a chunk: those that came back in order share one. */
+  CU_ASSERT(r->nrec_errors >= 1 && r->nrec_errors <= pp_result_chunks(r));
+  size_t wrong = 0;
+  for (size_t i = 0; i < N; i++) {
+    pp_bytes b = {NULL, 0};
+    wrong += pp_result_item(r, i, &b) != PP_ETASK ||
+             !tu_bytes_contain(b, "rfail_chunk");
+  }
+  CU_ASSERT_EQUAL(wrong, 0);
+  pp_result_free(r);
+  free(in);
+  free(out);
+  pp_pool_destroy(pool);
+}
+
 /* A worker dying in a records task fails that chunk's records with
  * PP_EWORKERDIED; the pool goes on. */
 static void test_worker_dies_in_task(void) {
@@ -399,6 +431,8 @@ int pp_test_suite_records_task(void) {
       {"records task: one record fails, first message, zeroed",
        test_one_record_fails},
       {"records task: a whole chunk fails, two ways", test_whole_chunk_fails},
+      {"records task: chunks that fail whole are kept as one failure each",
+       test_failed_chunks_kept_whole},
       {"records task: a worker dies in one, the pool goes on",
        test_worker_dies_in_task},
       {"records task: its call's checks", test_call_checks},

@@ -14,6 +14,33 @@
 /** Generous bound for waits that should finish quickly (seconds). */
 #define TU_WAIT 10.0
 
+/* 1 in a build whose allocator keeps what is freed (AddressSanitizer's
+ * quarantine, ThreadSanitizer's own allocator): resident memory then says
+ * nothing about what the library gave back. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_ALLOCATOR_KEEPS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TU_ALLOCATOR_KEEPS 1
+#endif
+#endif
+#ifndef TU_ALLOCATOR_KEEPS
+#define TU_ALLOCATOR_KEEPS 0
+#endif
+
+/* 1 under ThreadSanitizer, which stops a child that starts threads after
+ * a fork of a threaded process. */
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+#ifndef TU_TSAN
+#define TU_TSAN 0
+#endif
+
 /** Monotonic clock in seconds. */
 double tu_now(void);
 

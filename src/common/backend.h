@@ -208,6 +208,21 @@ apr_time_t pp__clock_us(void);
  * process, with the pool's memory but none of its threads. */
 unsigned long pp__process_generation(void);
 
+/* Once APR is initialized (pp__runtime_init()): no other thread of this
+ * process holds APR's process-wide allocator lock when it forks (POSIX:
+ * pthread_atfork() handlers take the lock before the fork and give it back
+ * after, in both processes; Windows, which cannot fork: nothing). A fork
+ * worker is a copy of a parent whose other threads may be creating or
+ * destroying APR pools, and its task may make a pool of its own, which
+ * would wait for that lock for ever. */
+void pp__apr_fork_guard(void);
+
+/* Implemented by the core (spare.c), called by that child handler, in the
+ * new child while it has one thread: forgets the parent's spare value
+ * blocks, whose list another thread of the parent may have held locked
+ * at the fork. */
+void pp__spare_forget(void);
+
 /* A buffer of PP__THREAD_MESSAGE bytes that is the calling thread's own:
  * why that thread's last pool creation failed (pp_pool_create_error()). */
 #define PP__THREAD_MESSAGE 256

@@ -53,11 +53,24 @@ static inline pp_status pp__buf_append(pp__buf *b, const void *data,
   b->end += len;
   return PP_OK;
 }
+void pp__buf_free(pp__buf *b); /* frees and zeroes */
+
+/* The most an emptied buffer keeps. A channel's buffers grow to the
+ * biggest message that passed, and kept, one message of 256 MiB would hold
+ * 256 MiB in the parent and in the worker for the worker's whole life;
+ * messages this big are rare enough that getting their memory afresh costs
+ * little next to moving them. A lane (16 MiB by default) carries the
+ * smaller big ones without these buffers. */
+#define PP__BUF_KEEP_MAX ((size_t)16 << 20)
+
 /* Drops `n` bytes from the head. */
 static inline void pp__buf_consume(pp__buf *b, size_t n) {
   b->start += n;
-  if (b->start >= b->end)
+  if (b->start >= b->end) {
     b->start = b->end = 0;
+    if (b->cap > PP__BUF_KEEP_MAX)
+      pp__buf_free(b);
+  }
 }
 
 /* Keeps the first `len` readable bytes (len <= pp__buf_len()). */
@@ -65,10 +78,12 @@ static inline void pp__buf_truncate(pp__buf *b, size_t len) {
   b->end = b->start + len;
 }
 
-/* Empties, keeps the allocation. Inline: a worker clears a buffer for
- * every call it runs. */
-static inline void pp__buf_clear(pp__buf *b) { b->start = b->end = 0; }
-
-void pp__buf_free(pp__buf *b); /* frees and zeroes */
+/* Empties, keeps the allocation up to PP__BUF_KEEP_MAX. Inline: a worker
+ * clears a buffer for every call it runs. */
+static inline void pp__buf_clear(pp__buf *b) {
+  b->start = b->end = 0;
+  if (b->cap > PP__BUF_KEEP_MAX)
+    pp__buf_free(b);
+}
 
 #endif

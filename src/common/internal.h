@@ -245,8 +245,10 @@ typedef struct pp__item {
   pp__value_block *owner; /* a big value's block (see spare.c), else NULL */
 } pp__item;
 
+/* Failed records of a records map: `count` records from `index` on, all
+ * with the outcome `item` (a whole chunk that failed is one entry). */
 typedef struct pp__record_error {
-  size_t index;
+  size_t index, count;
   pp__item item;
 } pp__record_error;
 
@@ -269,6 +271,7 @@ struct pp_result {
   size_t *field_sizes;
   pp__record_error *rec_errors;
   size_t nrec_errors, caprec_errors;
+  int rec_errors_lost; /* a failure could not be listed (no memory) */
   pp_callbacks cb;
   struct pp_result *next_done; /* scheduler's list of completions to notify */
   /* An apply is one allocation: the result, its item, its chunk and frame,

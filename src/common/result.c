@@ -25,6 +25,10 @@ void pp__item_set(pp__item *item, const pp__outcome *o, pp__copier *copier) {
   item->data[o->len] = '\0';
 }
 
+static const char lost_records[] =
+    "no memory was left to list the records that failed, so no record of "
+    "the map can be trusted";
+
 static int by_record_index(const void *a, const void *b) {
   size_t x = ((const pp__record_error *)a)->index;
   size_t y = ((const pp__record_error *)b)->index;
@@ -49,7 +53,12 @@ static void finish(pp_result *r) {
           by_record_index);
     first = &r->rec_errors[0].item;
   }
-  if (first) {
+  if (r->rec_errors_lost) {
+    /* Which records failed is not known whole: none reads as a success
+     * (pp_result_item()), and the call says why. */
+    r->status = PP_ENOMEM;
+    r->error = pp__strdup(lost_records);
+  } else if (first) {
     r->status = first->status;
     r->error = first->data ? pp__strdup((const char *)first->data)
                            : pp__strdup(pp_strerror(first->status));
@@ -82,20 +91,36 @@ int pp__result_chunk_done(pp_result *r, const pp__chunk *chunk,
   return 1;
 }
 
-static pp_status add_record_error(pp_result *r, size_t index,
-                                  const pp__outcome *o) {
+/* Lists `count` failed records from `index` on. */
+static void add_record_error(pp_result *r, size_t index, size_t count,
+                             const pp__outcome *o) {
   if (r->nrec_errors == r->caprec_errors) {
     size_t cap = r->caprec_errors ? 2 * r->caprec_errors : 8;
     pp__record_error *grown = realloc(r->rec_errors, cap * sizeof *grown);
-    if (!grown)
-      return PP_ENOMEM;
+    if (!grown) {
+      r->rec_errors_lost = 1;
+      return;
+    }
     r->rec_errors = grown;
     r->caprec_errors = cap;
   }
   pp__record_error *e = &r->rec_errors[r->nrec_errors++];
   e->index = index;
+  e->count = count;
   pp__item_set(&e->item, o, NULL);
-  return PP_OK;
+}
+
+/* Whether the failure of record `index` extends the last one listed: the
+ * next record, with the same outcome (a chunk that failed whole lists each
+ * of its records with its one message). */
+static int extends_last(const pp_result *r, size_t index,
+                        const pp__outcome *o) {
+  if (!r->nrec_errors)
+    return 0;
+  const pp__record_error *last = &r->rec_errors[r->nrec_errors - 1];
+  return last->index + last->count == index && last->item.status == o->status &&
+         last->item.len == o->len && last->item.data &&
+         (!o->len || memcmp(last->item.data, o->data, o->len) == 0);
 }
 
 /* The failed records a worker listed (checked whole by the caller). */
@@ -108,7 +133,10 @@ static void add_listed_errors(pp_result *r, const pp__chunk *chunk, size_t nerr,
     o.data = pp__get_str32(errors, &o.len);
     if (errors->bad || index >= chunk->count)
       break; /* checked by caller */
-    add_record_error(r, chunk->first + index, &o);
+    if (extends_last(r, chunk->first + index, &o))
+      r->rec_errors[r->nrec_errors - 1].count++;
+    else
+      add_record_error(r, chunk->first + index, 1, &o);
   }
 }
 
@@ -136,8 +164,8 @@ int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
      * where the worker was only refused. */
     if (!chunk->in_place && bytes)
       memset(dst, 0, bytes);
-    for (size_t i = 0; i < chunk->count; i++)
-      add_record_error(r, chunk->first + i, all);
+    if (chunk->count)
+      add_record_error(r, chunk->first, chunk->count, all);
   }
   if (--r->job.chunks_left)
     return 0;
@@ -337,19 +365,26 @@ static pp_status result_item(const pp_result *r, size_t index, pp_bytes *out) {
     out->len = r->items[index].len;
     return failed_item(r->items[index].status, out);
   }
-  size_t lo = 0, hi = r->nrec_errors; /* sorted by finish() */
+  /* Sorted by finish(), and the ranges do not overlap: the last that
+   * begins at or before `index` is the one that may hold it. */
+  size_t lo = 0, hi = r->nrec_errors;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    const pp__record_error *e = &r->rec_errors[mid];
-    if (e->index == index) {
-      out->data = e->item.data;
-      out->len = e->item.len;
-      return failed_item(e->item.status, out);
-    }
-    if (e->index < index)
+    if (r->rec_errors[mid].index <= index)
       lo = mid + 1;
     else
       hi = mid;
+  }
+  const pp__record_error *e = lo ? &r->rec_errors[lo - 1] : NULL;
+  if (e && index - e->index < e->count) {
+    out->data = e->item.data;
+    out->len = e->item.len;
+    return failed_item(e->item.status, out);
+  }
+  if (r->rec_errors_lost) {
+    out->data = lost_records;
+    out->len = sizeof lost_records - 1;
+    return failed_item(PP_ENOMEM, out);
   }
   out->data = (const unsigned char *)r->rec.out + index * r->rec.out_size;
   out->len = r->rec.out_size;

@@ -1403,6 +1403,19 @@ static void handle_cancels(pp_pool *pool) {
   }
 }
 
+/* How long until a limit falls due at `due`: more than 0, not yet; 0, due
+ * by the clock but not by the time this thread last read the workers'
+ * answers, so read them first; less than 0, passed. A callback or an imap
+ * input function that ran long kept this thread from reading meanwhile:
+ * a worker that answered in time must not be stopped for the time its
+ * answer waited to be read. */
+static apr_interval_time_t until_due(const pp_pool *pool, apr_time_t due,
+                                     apr_time_t now) {
+  if (due > now)
+    return due - now;
+  return due > pool->answers_at ? 0 : -1;
+}
+
 /* Kills the workers whose running chunk is past its time limit, and returns
  * how long until the next limit falls due (ms; -1: none). */
 static long enforce_time_limits(pp_pool *pool) {
@@ -1428,8 +1441,8 @@ static long enforce_time_limits(pp_pool *pool) {
           pp__test.handshake_limit_ms
               ? (apr_interval_time_t)pp__test.handshake_limit_ms * 1000
               : PP__HANDSHAKE_LIMIT_US;
-      apr_interval_time_t left = w->challenged + limit - now;
-      if (left <= 0) {
+      apr_interval_time_t left = until_due(pool, w->challenged + limit, now);
+      if (left < 0) {
         w->refused = 1; /* counts as a failed handshake */
         w->refusal = "it did not answer the challenge in time";
         kill_worker(pool, w, i, PP_EPROTOCOL, NULL);
@@ -1440,20 +1453,29 @@ static long enforce_time_limits(pp_pool *pool) {
     }
     if (!w->head || w->state != PP__W_READY || !w->head->job->time_limit)
       continue;
-    apr_interval_time_t left = w->head_started + w->head->job->time_limit - now;
-    if (left <= 0) {
+    apr_interval_time_t left =
+        until_due(pool, w->head_started + w->head->job->time_limit, now);
+    if (left < 0) {
       stop_worker(pool, w, i, PP_ETIMELIMIT,
                   pp__format("task '%s' ran past its time limit of %g s; "
                              "worker %ld was stopped",
                              w->head->job->task,
-                             (double)w->head->job->time_limit / 1e6, w->pid));
+                             /* as given: pp__time_limit() added 1 µs */
+                             (double)(w->head->job->time_limit - 1) / 1e6,
+                             w->pid));
       if (next < 0 || PP__STOP_GRACE_US < next)
         next = PP__STOP_GRACE_US; /* to kill it if it ignores the request */
     } else if (next < 0 || left < next) {
       next = left;
     }
   }
-  return next < 0 ? -1 : (long)(next / 1000) + 1;
+  if (next < 0)
+    return -1;
+  /* In milliseconds for a long, which is 32 bits on 32-bit systems and on
+   * Windows: a limit of 25 days or more would wrap. A wait that ends early
+   * only looks again. */
+  next = next / 1000 + 1;
+  return next > INT32_MAX ? INT32_MAX : (long)next;
 }
 
 static void drop_finished_iters(pp_pool *pool) {

@@ -39,6 +39,14 @@ static void lock(void) {
 
 static void unlock(void) { pp__atomic_give(&lock_word); }
 
+void pp__spare_forget(void) {
+  /* The blocks are the parent's, in this child's copy of its memory: left
+   * alone, they cost nothing until written. */
+  nspares = spare_bytes = 0;
+  live_pools = NULL;
+  pp__atomic_set(&lock_word, 0);
+}
+
 static void remove_at(size_t i) {
   spare_bytes -= spares[i].size;
   for (size_t k = i + 1; k < nspares; k++)

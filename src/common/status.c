@@ -52,6 +52,7 @@ pp_status pp__runtime_init(void) {
     return PP_OK;
   if (apr_initialize() != APR_SUCCESS)
     return PP_ESYSTEM;
+  pp__apr_fork_guard();
   runtime_ready = 1;
   return PP_OK;
 }

@@ -106,8 +106,8 @@ struct pp__backend {
   /* The signal mask of the thread that created the pool, for a launcher
    * forked later on the pool's own thread, which blocks every signal. */
   sigset_t creator_mask;
-  unsigned relaunches; /* launchers made after deaths, in a row */
-  long relaunched_at;  /* now_ms() when the last was */
+  unsigned relaunches;   /* launchers made after deaths, in a row */
+  int64_t relaunched_at; /* now_ms() when the last was */
   pp__buf ctl_in, ctl_out;
   /* Workers' ends of the channels (int) for the START records in ctl_out,
    * in order; each leaves with its record's first byte. */
@@ -128,10 +128,12 @@ struct pp__backend {
 
 /* ---- small helpers ---- */
 
-static long now_ms(void) {
+/* 64 bits: a 32-bit long's milliseconds of uptime run out after 24.8
+ * days. */
+static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void emit(pp__backend *b, pp__event_type type, unsigned slot,
@@ -586,7 +588,7 @@ static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg);
  * process as it is now (see docs/architecture.md). A launcher that keeps
  * dying soon after it is made breaks the pool instead. */
 static void launcher_died(pp__backend *b) {
-  long now = now_ms();
+  int64_t now = now_ms();
   if (now - b->relaunched_at > RELAUNCH_CALM_MS)
     b->relaunches = 0;
   if (b->relaunches >= MAX_RELAUNCHES) {
@@ -708,7 +710,7 @@ void pp__backend_wake(pp__backend *b) {
  * needed to reap it. It comes, or EOF does when there is no launcher (its
  * host ended or failed first). */
 static void await_hello(pp__backend *b) {
-  long until = now_ms() + HELLO_WAIT_MS;
+  int64_t until = now_ms() + HELLO_WAIT_MS;
   int ended = 0;
   while (b->launcher < 0) {
     while (pp__buf_len(&b->ctl_in) >= sizeof(pp__ctl_msg)) {
@@ -725,7 +727,7 @@ static void await_hello(pp__backend *b) {
      * above, and nothing more can come. */
     if (ended || b->ctl < 0)
       return;
-    long left = until - now_ms();
+    int64_t left = until - now_ms();
     struct pollfd p = {b->ctl, POLLIN, 0};
     if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR))
       return;
@@ -1280,8 +1282,8 @@ static void ctl_send_failed(pp__backend *b) {
 pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {
   if (pp__buf_reserve(&b->events, b->events_room) != PP_OK)
     return PP_ENOMEM;
-  long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
-  long wait_ms = timeout_ms;
+  int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+  int64_t wait_ms = timeout_ms;
   for (;;) {
     if (b->ctl_failed)
       ctl_send_failed(b);

@@ -8,7 +8,10 @@
  * anonymous kind, a POSIX shared memory object is made under a random name
  * (mode 0600, created exclusively) that is removed in the next call: only
  * a death between the two leaves it. */
-#define _GNU_SOURCE 1      /* glibc: memfd_create() with -std=c11 */
+#define _GNU_SOURCE 1 /* glibc: memfd_create() with -std=c11 */
+/* A segment of the biggest lanes (2 GiB and more) needs a 64-bit off_t for
+ * ftruncate() on 32-bit systems, where off_t is 32 bits by default. */
+#define _FILE_OFFSET_BITS 64
 #define _DARWIN_C_SOURCE 1 /* macOS: MAP_ANON and friends */
 
 #include "posix.h"

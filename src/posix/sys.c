@@ -5,6 +5,10 @@
 
 #include "posix.h"
 
+#include <apr_allocator.h>
+#include <apr_pools.h>
+#include <apr_thread_mutex.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -345,7 +349,10 @@ apr_time_t pp__clock_us(void) {
 static unsigned long generation;
 static pthread_once_t generation_once = PTHREAD_ONCE_INIT;
 
-static void forked(void) { generation++; }
+static void forked(void) {
+  generation++;
+  pp__spare_forget();
+}
 
 static void watch_forks(void) { pthread_atfork(NULL, NULL, forked); }
 
@@ -353,6 +360,28 @@ unsigned long pp__process_generation(void) {
   pthread_once(&generation_once, watch_forks);
   return generation;
 }
+
+static apr_thread_mutex_t *apr_allocator_lock;
+static pthread_once_t apr_guard_once = PTHREAD_ONCE_INIT;
+
+static void take_apr_lock(void) { apr_thread_mutex_lock(apr_allocator_lock); }
+
+/* In the child too: the one thread it has is the one that took it. */
+static void give_apr_lock(void) { apr_thread_mutex_unlock(apr_allocator_lock); }
+
+static void guard_apr(void) {
+  /* Every pool made without a parent shares the global pool's allocator
+   * and its lock; a threaded APR has one. */
+  apr_pool_t *probe;
+  if (apr_pool_create(&probe, NULL) != APR_SUCCESS)
+    return;
+  apr_allocator_lock = apr_allocator_mutex_get(apr_pool_allocator_get(probe));
+  apr_pool_destroy(probe);
+  if (apr_allocator_lock)
+    pthread_atfork(take_apr_lock, give_apr_lock, give_apr_lock);
+}
+
+void pp__apr_fork_guard(void) { pthread_once(&apr_guard_once, guard_apr); }
 
 apr_status_t pp__thread_create(apr_thread_t **thread, apr_thread_start_t main,
                                void *data, apr_pool_t *mem) {

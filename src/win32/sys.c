@@ -18,6 +18,8 @@ static PP__THREAD_LOCAL char thread_message[PP__THREAD_MESSAGE];
 
 char *pp__thread_message(void) { return thread_message; }
 
+void pp__apr_fork_guard(void) {} /* no fork here */
+
 static PP__THREAD_LOCAL pp__thread_errors thread_errors;
 
 pp__thread_errors *pp__errors_of_thread(void) { return &thread_errors; }
