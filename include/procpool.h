@@ -647,7 +647,10 @@ typedef struct pp_options {
   /** Longest a task (a chunk, for maps) may run, in seconds; 0: no limit.
       An overdue task's worker is asked to stop (SIGTERM on POSIX), killed
       200 ms later if still there, and replaced; the task fails with
-      PP_ETIMELIMIT. pp_callbacks::time_limit overrides it per call. */
+      PP_ETIMELIMIT. pp_callbacks::time_limit overrides it per call. The
+      initializer is held to it too: one that runs past it is killed and
+      breaks the pool with PP_EINITIALIZER, as a failing one does (every
+      replacement would hang the same way). */
   double task_time_limit;
   /** Resident memory, in bytes, above which a worker is replaced after the
       task that left it there (its answer is delivered first); 0: no
@@ -1275,7 +1278,8 @@ typedef struct pp_iter pp_iter;
  * @param chunksize items per chunk; 0 means 1, Python's default (which
  *        refuses 0 itself).
  * @param out receives the iterator, to free with pp_iter_free(); NULL on
- *        error.
+ *        error. It is set before @p next is first called, so the input
+ *        function may read the handle from where @p out points.
  * @return PP_OK; PP_EINVAL for NULL pool/task/next/out or a bad task name;
  *         PP_ECLOSED; PP_ENOMEM; PP_ESTATE in a fork of the pool's owner.
  */
@@ -1291,7 +1295,8 @@ PP_API pp_status pp_imap(pp_pool *pool, const char *task, pp_next_fn next,
  * @param state passed to @p next.
  * @param chunksize items per chunk; 0 means 1.
  * @param out receives the iterator, to free with pp_iter_free(); NULL on
- *        error.
+ *        error. It is set before @p next is first called, so the input
+ *        function may read the handle from where @p out points.
  * @return as pp_imap().
  */
 PP_API pp_status pp_imap_unordered(pp_pool *pool, const char *task,

@@ -1219,6 +1219,44 @@ static void test_imap_input_frees_its_iterator(void) {
   pp_pool_destroy(pool);
 }
 
+/* An input function that, at its first call, notes whether the handle
+ * pp_imap() gives back is already where `out` points. */
+typedef struct handle_input {
+  pp_iter *it; /* pp_imap()'s out */
+  int seen;    /* -1 before the first call, then 1 when it was set */
+  tu_range range;
+} handle_input;
+
+static pp_status next_seeing_handle(void *state, pp_bytes *item) {
+  handle_input *in = state;
+  if (in->seen < 0)
+    in->seen = in->it != NULL;
+  return tu_range_next(&in->range, item);
+}
+
+/* The handle is set before the input function first runs, so that it may
+ * free its iterator or say it is ready from its first call (it came after
+ * the first call in most runs: the function saw NULL). */
+static void test_imap_handle_before_input(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  size_t unset = 0;
+  for (int round = 0; round < 50; round++) {
+    handle_input in = {NULL, -1, {0}};
+    tu_range_init(&in.range, 0, 2);
+    CU_ASSERT_EQUAL_FATAL(
+        pp_imap(pool, "square", next_seeing_handle, &in, 1, &in.it), PP_OK);
+    pp_value v;
+    while (pp_iter_next(in.it, TU_WAIT, &v) == PP_OK)
+      pp_value_clear(&v);
+    pp_value_clear(&v);
+    unset += in.seen != 1;
+    pp_iter_free(in.it);
+  }
+  CU_ASSERT_EQUAL(unset, 0);
+  pp_pool_destroy(pool);
+}
+
 /* An input fed by a thread of the program: `published` of its values are
  * there to take, `finished` says no more will come. Its function never
  * waits: with nothing to take it says PP_ENOTREADY, and the feeding thread
@@ -1494,6 +1532,8 @@ int pp_test_suite_imap(void) {
        test_imap_next_many_failures},
       {"the input function's waits on its own iterator are refused",
        test_imap_input_waits_refused},
+      {"the iterator's handle is set before the input function runs",
+       test_imap_handle_before_input},
       {"the input function may free its own iterator: its last call",
        test_imap_input_frees_its_iterator},
       {"an input with no item yet (PP_ENOTREADY) does not hold the pool",

@@ -278,6 +278,19 @@ static pp_status init_crash(pp_call *call) {
   abort();
 }
 
+/* An initializer that takes a while, and one that takes too long. */
+static pp_status init_slow(pp_call *call) {
+  (void)call;
+  tu_sleep_ms(400);
+  return PP_OK;
+}
+
+static pp_status init_stuck(pp_call *call) {
+  (void)call;
+  tu_sleep_ms(60000);
+  return PP_OK;
+}
+
 static pp_status rss(pp_call *call) {
   return pp_call_return_i64(call, (int64_t)pp__current_rss());
 }
@@ -290,6 +303,10 @@ pp_status reliability_tasks_register(void) {
     st = pp_register("rss", rss);
   if (st == PP_OK)
     st = pp_register("init_crash", init_crash);
+  if (st == PP_OK)
+    st = pp_register("init_slow", init_slow);
+  if (st == PP_OK)
+    st = pp_register("init_stuck", init_stuck);
 #ifndef _WIN32
   if (st == PP_OK)
     st = pp_register("slow_with_term", slow_with_term);
@@ -1103,6 +1120,39 @@ static void test_launcher_killed(void) {
   CU_ASSERT(gone_soon(worker));
 }
 
+/* The launcher stopped (SIGSTOP, a debugger) while its worker must end:
+ * the pool does not wait for it for ever. A join that needs the worker
+ * gone kills the launcher once it has not done so in a few seconds, and
+ * the worker is lost with it (a join waited for ever). */
+static void test_launcher_stopped(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  long worker = -1;
+  long launcher = launcher_worker(pool, &worker);
+  CU_ASSERT_FATAL(launcher > 1 && launcher != tu_self_pid());
+  int64_t ms = 20000;
+  pp_bytes arg = tu_i64(&ms);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r),
+                        PP_OK);
+  tu_sleep_ms(300); /* the task is the worker's by then */
+  CU_ASSERT_EQUAL(kill((pid_t)launcher, SIGSTOP), 0);
+  CU_ASSERT_EQUAL(pp_pool_terminate(pool), PP_OK);
+  tu_joiner *j = tu_joiner_start(pool);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+  int joined = tu_joiner_wait(j, 20.0);
+  CU_ASSERT_EQUAL(joined, 1);
+  if (!joined) /* let it finish, so that the test can end */
+    kill((pid_t)launcher, SIGCONT);
+  CU_ASSERT_EQUAL(tu_joiner_wait(j, 60.0), 1);
+  tu_joiner_free(j);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ETERMINATED);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+  CU_ASSERT(gone_soon(launcher));
+  CU_ASSERT(gone_soon(worker));
+}
+
 /* The children of this process now (up to `cap`): how many. */
 static size_t own_children(long *pids, size_t cap) {
   size_t n = 0;
@@ -1403,6 +1453,62 @@ static void test_big_message_memory_given_back(void) {
     fprintf(stderr, "\n  resident: worker %lld -> %lld, parent %zu -> %zu\n",
             (long long)worker_before, (long long)worker_after, parent_before,
             parent_after);
+  pp_pool_destroy(pool);
+}
+
+#ifndef _WIN32
+/* A worker killed from outside while its initializer runs (the memory
+ * killer, `kill -9`) says nothing against the initializer: it is replaced
+ * and the pool goes on (it broke the pool for good, every call failing
+ * with PP_EINITIALIZER). */
+static void test_initializer_killed_from_outside(void) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  o.initializer = "init_slow";
+  pp_pool *pool = tu_pool_opts(&o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  long pids[4];
+  CU_ASSERT_EQUAL_FATAL(wait_workers(pool, pids, 4, 2), 2);
+  CU_ASSERT_EQUAL(kill((pid_t)pids[0], SIGKILL), 0); /* in its initializer */
+  for (int64_t i = 0; i < 4; i++) {
+    int64_t y = -1;
+    pp_value v = {0};
+    pp_bytes arg = tu_i64(&i);
+    CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_OK);
+    if (v.error)
+      fprintf(stderr, "\n  %s\n", v.error);
+    CU_ASSERT_EQUAL(pp_value_i64(&v, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, i * i);
+    pp_value_clear(&v);
+  }
+  pp_pool_destroy(pool);
+}
+#endif
+
+/* An initializer that runs past the pool's time limit breaks the pool, as
+ * a failing one does, instead of holding every call for ever. */
+static void test_initializer_time_limit(void) {
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 2;
+  o.initializer = "init_stuck";
+  o.task_time_limit = 0.3;
+  pp_pool *pool = tu_pool_opts(&o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t x = 3;
+  pp_bytes arg = tu_i64(&x);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &arg, 1, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_EINITIALIZER);
+  CU_ASSERT(tu_contains(pp_result_error(r),
+                        "the initializer 'init_stuck' did not finish within "
+                        "the pool's time limit of 0.3 s"));
+  pp_result_free(r);
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_EINITIALIZER);
+  pp_value_clear(&v);
   pp_pool_destroy(pool);
 }
 
@@ -1712,6 +1818,12 @@ int pp_test_suite_reliability(void) {
        test_big_message_memory_given_back},
       {"an initializer that crashes: reported, no respawn loop",
        test_initializer_crash},
+      {"an initializer past the pool's time limit breaks the pool",
+       test_initializer_time_limit},
+#ifndef _WIN32
+      {"a worker killed from outside in its initializer is replaced",
+       test_initializer_killed_from_outside},
+#endif
       {"worker starts fail for a moment: retried, the pool works",
        test_start_fails_for_a_moment},
       {"worker starts fail for seconds: retried, slower each time, the pool "
@@ -1752,6 +1864,8 @@ int pp_test_suite_reliability(void) {
 #ifdef __linux__
       {"the launcher is killed: its task fails, a new one starts workers",
        test_launcher_killed},
+      {"the launcher stopped: a join does not wait for it for ever",
+       test_launcher_stopped},
       {"a launcher that keeps dying breaks the pool, and calls say why",
        test_launcher_keeps_dying},
       {"workers keep the creating thread's signal mask, after a new "

@@ -177,6 +177,12 @@ void pp__backend_destroy(pp__backend *b);
 /* Writes a phrase such as "was killed by signal 9 (Killed)" or "exited with
  * code 3" into buf (always NUL-terminated). */
 void pp__exit_describe(const pp__exit *exit, char *buf, size_t cap);
+/* 1 when the process was ended from outside, as the system's memory
+ * killer or `kill -9` end one, by nothing it did itself (POSIX: SIGKILL,
+ * which no handler sees; lost with its launcher; ended in a way another
+ * wait collected), so that its death says nothing of the code it ran
+ * (an initializer, say). Windows cannot tell: 0. */
+int pp__exit_from_outside(const pp__exit *exit);
 
 /* The platform's default start context (never PP_CONTEXT_DEFAULT). */
 pp_context pp__backend_default_context(void);

@@ -519,6 +519,8 @@ typedef struct pp__worker {
   int service_known;
   apr_time_t head_started; /* when the oldest unanswered chunk began */
   apr_time_t challenged;   /* when the handshake's challenge went out */
+  apr_time_t configured;   /* when its CONFIG went out (its initializer's
+                              time limit runs from then) */
   apr_time_t kill_at;      /* asked to stop: killed if still alive then */
   pp__buf batch;           /* frames of this dispatch round, sent as one */
   pp__shm *shm;            /* the lanes' segment, once offered */
@@ -553,6 +555,7 @@ struct pp_pool {
   size_t max_message;
   size_t lane_size;  /* per worker and direction; 0: no shared memory */
   double time_limit; /* the pool's default, seconds; 0: none */
+  apr_interval_time_t init_limit; /* its initializer's, µs; 0: none */
   unsigned long maxtasksperchild;
   unsigned char *config_frame;
   size_t config_len;

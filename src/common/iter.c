@@ -106,9 +106,11 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
   pool->inflight_jobs++;
   it->next_active = pool->active_iters;
   pool->active_iters = it;
+  /* Before the scheduler can see the iterator: its input function may use
+   * the handle from its first call on (to free it, to say it is ready). */
+  *out = it;
   pp__mutex_unlock(pool->shared->lock);
   pp__backend_wake(pool->backend);
-  *out = it;
   return PP_OK;
 }
 

@@ -225,6 +225,7 @@ static pp_status create_pool(pp_pool **out, const pp_options *options) {
                                             ? options->shared_memory_size
                                             : PP__LANE_SIZE_DEFAULT);
   pool->time_limit = options->task_time_limit;
+  pool->init_limit = options->initializer ? pp__time_limit(pool, NULL) : 0;
   pool->copier = pp__copier_create(); /* NULL: big copies run alone */
   if (options->initializer)
     strcpy(pool->initializer, options->initializer);

@@ -242,9 +242,12 @@ static void early_end(pp_pool *pool, pp__worker *w, const char *how) {
                           "which this process speaks, and exited; is the "
                           "worker executable the same build as this program?",
                           w->pid, PP__WIRE_VERSION));
-  } else if (w->state == PP__W_CONFIGURING && pool->initializer[0]) {
+  } else if (w->state == PP__W_CONFIGURING && pool->initializer[0] &&
+             !pp__exit_from_outside(&w->exit)) {
     /* A failure the initializer reported would have made the worker
-     * RETIRING: this one crashed. */
+     * RETIRING: this one crashed. One killed from outside (the memory
+     * killer) proves nothing against the initializer: it counts as an
+     * early death below, and only a run of them breaks the pool. */
     set_broken(pool, PP_EINITIALIZER,
                pp__format("the initializer '%s' did not finish in worker "
                           "%ld: it %s",
@@ -755,6 +758,7 @@ static int check_proof(pp_pool *pool, unsigned slot, const pp__frame *f) {
   pool->batched = 1;
   if (pool->initializer[0]) {
     w->state = PP__W_CONFIGURING;
+    w->configured = pp__clock_us();
   } else {
     w->state = PP__W_READY;
     w->ready_owed = 1;
@@ -1446,6 +1450,24 @@ static long enforce_time_limits(pp_pool *pool) {
         w->refused = 1; /* counts as a failed handshake */
         w->refusal = "it did not answer the challenge in time";
         kill_worker(pool, w, i, PP_EPROTOCOL, NULL);
+      } else if (next < 0 || left < next) {
+        next = left;
+      }
+      continue;
+    }
+    if (w->state == PP__W_CONFIGURING && pool->init_limit) {
+      /* An initializer past the pool's time limit would hang every
+       * replacement the same way: it breaks the pool, as a failing one
+       * does. */
+      apr_interval_time_t left =
+          until_due(pool, w->configured + pool->init_limit, now);
+      if (left < 0) {
+        set_broken(pool, PP_EINITIALIZER,
+                   pp__format("the initializer '%s' did not finish within "
+                              "the pool's time limit of %g s in worker %ld; "
+                              "it was stopped",
+                              pool->initializer, pool->time_limit, w->pid));
+        kill_worker(pool, w, i, PP_EINITIALIZER, NULL);
       } else if (next < 0 || left < next) {
         next = left;
       }

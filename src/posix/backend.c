@@ -67,6 +67,8 @@
  * it wrote is there, so take it before reporting EXITED. The bound only
  * guards against a grandchild that inherited the channel and floods it. */
 #define DRAIN_LIMIT (16 * 1024 * 1024)
+/* How long the launcher has to report a worker it was asked to kill. */
+#define LAUNCHER_KILL_GRACE_MS 5000
 /* Events one slot can produce in a single round (STARTED, INPUT twice,
  * CLOSED, EXITED), used to size the queue once. */
 #define EVENTS_PER_SLOT 5
@@ -84,8 +86,9 @@ typedef struct wslot {
   long pid;
   int pidfd; /* a direct worker not reaped yet; else -1 */
   pp__buf in, out;
-  int write_dead; /* a send failed: the read side will report CLOSED */
-  int pass_fd;    /* goes with the next bytes sent (pp__backend_pass_fd) */
+  int write_dead;     /* a send failed: the read side will report CLOSED */
+  int pass_fd;        /* goes with the next bytes sent (pp__backend_pass_fd) */
+  int64_t kill_asked; /* now_ms() when its KILL went to the launcher; 0 */
 } wslot;
 
 struct pp__backend {
@@ -223,6 +226,7 @@ static void reset_slot(wslot *s) {
   s->state = SLOT_FREE;
   s->pid = 0;
   s->write_dead = 0;
+  s->kill_asked = 0;
 }
 
 /* ---- start failures, in words ---- */
@@ -1153,6 +1157,8 @@ static pp_status signal_slot(pp__backend *b, unsigned slot, int32_t type) {
   case SLOT_STARTING:
     /* The launcher reads requests in order: pid 0 means whoever it has
      * started in that slot by then. */
+    if (type == PP__CTL_KILL && !s->kill_asked)
+      s->kill_asked = now_ms();
     return ctl_request(b, type, slot, 0);
   case SLOT_LIVE:
     if (s->pidfd >= 0) {
@@ -1160,6 +1166,8 @@ static pp_status signal_slot(pp__backend *b, unsigned slot, int32_t type) {
       pp__pidfd_kill(s->pidfd, type == PP__CTL_KILL ? SIGKILL : SIGTERM);
       return PP_OK;
     }
+    if (type == PP__CTL_KILL && !s->kill_asked)
+      s->kill_asked = now_ms();
     return ctl_request(b, type, slot, s->pid);
   default:
     return PP_OK; /* reaped already */
@@ -1279,6 +1287,32 @@ static void ctl_send_failed(pp__backend *b) {
   ctl_ended(b);
 }
 
+/* How long until a KILL asked of the launcher is overdue (ms; -1: none
+ * asked); at 0 the launcher is killed. A kill is one system call and its
+ * report a few more: a launcher that has not reported the worker ended
+ * by then is stopped (SIGSTOP, a debugger) or stuck, and every wait for
+ * its workers (a join, a time limit) would last as long. It is this
+ * process's unreaped child, so its pid is its own; its death is handled
+ * as any other (its workers are lost with it, a new one is made while the
+ * pool needs one). */
+static int64_t launcher_overdue(pp__backend *b) {
+  int64_t due = -1;
+  for (unsigned i = 0; b->launcher > 0 && i < b->cfg.max_slots; i++) {
+    const wslot *s = &b->slots[i];
+    if (s->kill_asked && s->pidfd < 0 &&
+        (s->state == SLOT_STARTING || s->state == SLOT_LIVE)) {
+      int64_t left = s->kill_asked + LAUNCHER_KILL_GRACE_MS - now_ms();
+      if (left <= 0) {
+        kill(b->launcher, SIGKILL);
+        return -1; /* its socket's end is handled next */
+      }
+      if (due < 0 || left < due)
+        due = left;
+    }
+  }
+  return due;
+}
+
 pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {
   if (pp__buf_reserve(&b->events, b->events_room) != PP_OK)
     return PP_ENOMEM;
@@ -1291,7 +1325,11 @@ pp_status pp__backend_poll(pp__backend *b, long timeout_ms) {
       return PP_OK;
     nfds_t ctl_at;
     nfds_t n = build_pollfds(b, &ctl_at);
-    int tmo = wait_ms < 0 ? -1 : wait_ms > INT_MAX ? INT_MAX : (int)wait_ms;
+    int64_t overdue = launcher_overdue(b);
+    int64_t until = overdue >= 0 && (wait_ms < 0 || overdue < wait_ms)
+                        ? overdue + 1
+                        : wait_ms;
+    int tmo = until < 0 ? -1 : until > INT_MAX ? INT_MAX : (int)until;
     if (tmo != 0 && wake_came(b)) {
       emit(b, PP__EV_WAKE, 0, NULL);
       return PP_OK;

@@ -281,6 +281,11 @@ static const char *signal_text(long sig) {
 #endif
 }
 
+int pp__exit_from_outside(const pp__exit *how) {
+  return how->with_launcher || how->unknown ||
+         (how->signaled && how->code == SIGKILL);
+}
+
 void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
   if (!buf || cap == 0)
     return;

@@ -116,6 +116,11 @@ static int is_exception(unsigned long u) {
   return top == 0x8 || top == 0xC || top == 0xE;
 }
 
+int pp__exit_from_outside(const pp__exit *how) {
+  (void)how; /* TerminateProcess() leaves whatever code its caller chose */
+  return 0;
+}
+
 void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
   if (!buf || cap == 0)
     return;
