@@ -1233,10 +1233,13 @@ PP_API pp_status pp_map_records(pp_pool *pool, const char *task,
  * early with pp_iter_free() on its iterator, and then returns PP_EOF (an
  * item it returned would still be copied). Keep it quick: while it runs, the
  * pool's scheduler does nothing else (no results handed back, no worker's
- * death or time limit seen). An input that waits (on I/O, on another
- * thread) never blocks here: a thread of the program fills a queue that
- * this function takes from, and when the queue is empty the function
- * returns PP_ENOTREADY; the pool then calls it again only after
+ * death or time limit seen), and it is called for each item of a chunk in
+ * a row (a pp_iter_free() or a terminate stops that at the next item). A
+ * callback or an input function that keeps the scheduler long does not
+ * fail a call that answered within its time limit meanwhile. An input that
+ * waits (on I/O, on another thread) never blocks here: a thread of the program
+ * fills a queue that this function takes from, and when the queue is empty the
+ * function returns PP_ENOTREADY; the pool then calls it again only after
  * pp_iter_input_ready(), which the filling thread calls after each item it
  * adds (and once more when the input has ended, so that the function can
  * say PP_EOF). Python's imap waits for its generator on a thread of its

@@ -1257,6 +1257,49 @@ static void test_imap_handle_before_input(void) {
   pp_pool_destroy(pool);
 }
 
+/* An input that takes 5 ms an item, counting them. */
+typedef struct slow_input {
+  tu_counter calls;
+  tu_range range;
+} slow_input;
+
+static pp_status next_slowly(void *state, pp_bytes *item) {
+  slow_input *in = state;
+  tu_counter_inc(&in->calls);
+  tu_sleep_ms(5);
+  return tu_range_next(&in->range, item);
+}
+
+/* A slow input with big chunks (2,000 items: 10 s of input a chunk) does
+ * not hold pp_iter_free() or a terminate for the rest of the chunk: the
+ * pull stops at its next item (both waited for the whole chunk). */
+static void test_imap_free_stops_pull(void) {
+  for (int terminate = 0; terminate < 2; terminate++) {
+    pp_pool *pool = tu_pool(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    slow_input in;
+    memset(&in, 0, sizeof in);
+    tu_counter_init(&in.calls);
+    tu_range_init(&in.range, 0, 1000000);
+    pp_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "square", next_slowly, &in, 2000, &it),
+                          PP_OK);
+    CU_ASSERT_EQUAL(tu_counter_wait(&in.calls, 10, TU_WAIT), 10);
+    double t0 = tu_now();
+    if (terminate) {
+      CU_ASSERT_EQUAL(pp_pool_terminate(pool), PP_OK);
+      CU_ASSERT_EQUAL(pp_pool_join(pool), PP_OK);
+    }
+    pp_iter_free(it);
+    double took = tu_now() - t0;
+    CU_ASSERT(took < 5.0);
+    if (took >= 5.0)
+      fprintf(stderr, "\n  %s took %.1f s\n",
+              terminate ? "terminate, join and free" : "pp_iter_free", took);
+    pp_pool_destroy(pool);
+  }
+}
+
 /* An input fed by a thread of the program: `published` of its values are
  * there to take, `finished` says no more will come. Its function never
  * waits: with nothing to take it says PP_ENOTREADY, and the feeding thread
@@ -1534,6 +1577,8 @@ int pp_test_suite_imap(void) {
        test_imap_input_waits_refused},
       {"the iterator's handle is set before the input function runs",
        test_imap_handle_before_input},
+      {"a slow input's big chunk does not hold a free or a terminate",
+       test_imap_free_stops_pull},
       {"the input function may free its own iterator: its last call",
        test_imap_input_frees_its_iterator},
       {"an input with no item yet (PP_ENOTREADY) does not hold the pool",

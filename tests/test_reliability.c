@@ -613,6 +613,42 @@ static void test_out_of_descriptors(void) {
   CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
+/* Near the descriptor limit, a pool that could be made works: with a few
+ * descriptors to spare, creation either fails and says so, or every call
+ * succeeds (a fork pool's launcher needed more room than its parent had
+ * left, and died at its start: every call failed, "the process that
+ * starts the pool's workers kept dying"). */
+static void test_near_descriptor_limit(void) {
+  struct rlimit old;
+  CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &old), 0);
+  size_t made = 0;
+  for (size_t spare = 4; spare <= 24; spare++) {
+    struct rlimit low = old;
+    low.rlim_cur = (rlim_t)(count_fds() + spare);
+    CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
+    pp_options o;
+    pp_options_init(&o);
+    o.processes = 3;
+    pp_pool *pool = NULL;
+    pp_status st = pp_pool_create(&pool, &o);
+    if (st == PP_OK) {
+      made++;
+      size_t failed = 0;
+      for (int64_t i = 0; i < 6; i++) {
+        pp_value v = {0};
+        pp_bytes arg = tu_i64(&i);
+        if (pp_apply(pool, "square", &arg, 1, &v) != PP_OK && !failed++)
+          fprintf(stderr, "\n  %zu to spare: %s\n", spare, v.error);
+        pp_value_clear(&v);
+      }
+      CU_ASSERT_EQUAL(failed, 0);
+      pp_pool_destroy(pool);
+    }
+    CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &old), 0);
+  }
+  CU_ASSERT(made > 0);
+}
+
 /* 200 pools created, used and terminated: the open descriptors and the
  * child processes are the same before and after. A count that differs
  * prints what is there after. */
@@ -1083,6 +1119,20 @@ static long launcher_worker(pp_pool *pool, long *worker) {
   return tu_parent_of(pids[0]);
 }
 
+/* launcher_worker(), and that worker given `ms` of "sleep_ms" (the call
+ * into *r): the launcher's pid, 0 where something failed. */
+static long launcher_with_task(pp_pool *pool, int64_t ms, long *worker,
+                               pp_result **r) {
+  long launcher = launcher_worker(pool, worker);
+  CU_ASSERT(launcher > 1 && launcher != tu_self_pid());
+  pp_bytes arg = tu_i64(&ms);
+  *r = NULL;
+  if (pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, r) != PP_OK)
+    return 0;
+  tu_sleep_ms(500); /* the task is the worker's by then */
+  return launcher > 1 && launcher != tu_self_pid() ? launcher : 0;
+}
+
 /* The launcher is killed (by hand, or by the OOM killer, to which it looks
  * as big as the parent was when it was made): the task its worker ran
  * fails saying so, a new launcher starts the replacement, and the pool
@@ -1091,14 +1141,9 @@ static void test_launcher_killed(void) {
   pp_pool *pool = tu_pool(1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   long worker = -1;
-  long launcher = launcher_worker(pool, &worker);
-  CU_ASSERT_FATAL(launcher > 1 && launcher != tu_self_pid());
-  int64_t ms = 5000;
-  pp_bytes arg = tu_i64(&ms);
   pp_result *r = NULL;
-  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r),
-                        PP_OK);
-  tu_sleep_ms(500); /* the task is the worker's by then */
+  long launcher = launcher_with_task(pool, 5000, &worker, &r);
+  CU_ASSERT_FATAL(launcher > 0);
   CU_ASSERT_EQUAL(kill((pid_t)launcher, SIGKILL), 0);
   CU_ASSERT_EQUAL(pp_result_get(r, 30.0), PP_EWORKERDIED);
   CU_ASSERT(tu_contains(pp_result_error(r), "was lost with the process that "
@@ -1128,14 +1173,9 @@ static void test_launcher_stopped(void) {
   pp_pool *pool = tu_pool(1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   long worker = -1;
-  long launcher = launcher_worker(pool, &worker);
-  CU_ASSERT_FATAL(launcher > 1 && launcher != tu_self_pid());
-  int64_t ms = 20000;
-  pp_bytes arg = tu_i64(&ms);
   pp_result *r = NULL;
-  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r),
-                        PP_OK);
-  tu_sleep_ms(300); /* the task is the worker's by then */
+  long launcher = launcher_with_task(pool, 20000, &worker, &r);
+  CU_ASSERT_FATAL(launcher > 0);
   CU_ASSERT_EQUAL(kill((pid_t)launcher, SIGSTOP), 0);
   CU_ASSERT_EQUAL(pp_pool_terminate(pool), PP_OK);
   tu_joiner *j = tu_joiner_start(pool);
@@ -1421,8 +1461,8 @@ static void test_max_memory_per_child(void) {
  * and in the parent, instead of being held for the worker's life (96 MiB
  * each way here held about 100 MiB in the worker and 200 in the parent). */
 static void test_big_message_memory_given_back(void) {
-  if (TU_ALLOCATOR_KEEPS) {
-    fprintf(stderr, "\n  not run: this build's allocator keeps what is "
+  if (tu_allocator_keeps()) {
+    fprintf(stderr, "\n  not run: this process's allocator keeps what is "
                     "freed\n");
     return;
   }
@@ -1834,6 +1874,8 @@ int pp_test_suite_reliability(void) {
 #ifndef _WIN32
       {"out of descriptors: calls fail with the system's reason",
        test_out_of_descriptors},
+      {"near the descriptor limit: a pool that could be made works",
+       test_near_descriptor_limit},
 #endif
 #ifdef __linux__
       {"200 pools: no descriptor or process leaks",

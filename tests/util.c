@@ -410,3 +410,8 @@ void tu_joiner_free(tu_joiner *j) {
   tu_thread_join(j->thread);
   free(j);
 }
+
+int tu_allocator_keeps(void) {
+  const char *preload = getenv("LD_PRELOAD");
+  return TU_ALLOCATOR_KEEPS || (preload && strstr(preload, "vgpreload"));
+}

@@ -28,6 +28,11 @@
 #define TU_ALLOCATOR_KEEPS 0
 #endif
 
+/* 1 when freed memory is not given back to the system in this process:
+ * TU_ALLOCATOR_KEEPS, or Valgrind's allocator (it keeps freed blocks to
+ * catch late uses). */
+int tu_allocator_keeps(void);
+
 /* 1 under ThreadSanitizer, which stops a child that starts threads after
  * a fork of a threaded process. */
 #if defined(__SANITIZE_THREAD__)

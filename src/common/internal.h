@@ -443,6 +443,10 @@ struct pp_iter {
   int error_reported;
   int pulling;   /* the scheduler is inside next() */
   int abandoned; /* pp_iter_free() was called */
+  /* Set (by pp_iter_free(), or a terminate) for the pull running without
+   * the lock: it stops at its next item instead of filling its chunk,
+   * which at a slow input's pace could take seconds. */
+  pp__atomic_u32 stop_pulling;
   /* next() said PP_ENOTREADY: no pull until pp_iter_input_ready(), whose
    * calls `input_kicks` counts (both under the pool's lock), so that one
    * made while next() ran is not lost. */

@@ -325,6 +325,10 @@ static pp_status pull_items(pp_iter *it, pp_status *end) {
   unsigned char *dst = pp__buf_tail(frame);
   size_t room = frame->cap - frame->end;
   while (n < it->job.chunksize) {
+    if (pp__atomic_get(&it->stop_pulling)) {
+      *end = PP_ENOTREADY; /* the chunk stays open, as for a slow input */
+      break;
+    }
     pp_bytes item = {NULL, 0};
     pp_status got = it->next(it->state, &item);
     if (got != PP_OK) {
@@ -1021,6 +1025,7 @@ void pp_iter_free(pp_iter *it) {
   it->cur_left = 0;
   take_unlock(it);
   pp__shared *s = it->shared;
+  pp__atomic_set(&it->stop_pulling, 1);
   pp__mutex_lock(s->lock);
   it->abandoned = 1;
   /* The caller may free the input's state after this returns, so wait out a

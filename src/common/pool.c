@@ -345,6 +345,9 @@ static pp_status set_state(pp_pool *pool, pp__pool_state state) {
   pp__mutex_lock(pool->shared->lock);
   if (pool->state < state)
     pool->state = state;
+  if (state == PP__TERMINATE) /* an imap's pull ends at its next item */
+    for (pp_iter *it = pool->active_iters; it; it = it->next_active)
+      pp__atomic_set(&it->stop_pulling, 1);
   pp__mutex_unlock(pool->shared->lock);
   pp__backend_wake(pool->backend);
   return PP_OK;

@@ -630,24 +630,26 @@ static pp_status wait_map(pp_status st, pp_result **out) {
 
 /* The blocking map and starmap wait for their result, so they lend their
  * items rather than copy them. */
+static pp_status blocking_map(pp_pool *pool, const char *task,
+                              const pp_args *calls, const pp_bytes *single,
+                              size_t count, size_t chunksize, pp_result **out) {
+  pp_status st = refuse_blocking(pool, out);
+  return st != PP_OK ? st
+                     : wait_map(map_common(pool, task, calls, single, count,
+                                           chunksize, NULL, 1, out),
+                                out);
+}
+
 pp_status pp_map(pp_pool *pool, const char *task, const pp_bytes *items,
                  size_t count, size_t chunksize, pp_result **out) {
-  pp_status st = refuse_blocking(pool, out);
-  if (st == PP_OK)
-    st = wait_map(
-        map_common(pool, task, NULL, items, count, chunksize, NULL, 1, out),
-        out);
-  return pp__api(__func__, st);
+  return pp__api(__func__,
+                 blocking_map(pool, task, NULL, items, count, chunksize, out));
 }
 
 pp_status pp_starmap(pp_pool *pool, const char *task, const pp_args *items,
                      size_t count, size_t chunksize, pp_result **out) {
-  pp_status st = refuse_blocking(pool, out);
-  if (st == PP_OK)
-    st = wait_map(
-        map_common(pool, task, items, NULL, count, chunksize, NULL, 1, out),
-        out);
-  return pp__api(__func__, st);
+  return pp__api(__func__,
+                 blocking_map(pool, task, items, NULL, count, chunksize, out));
 }
 
 pp_status pp_map_records(pp_pool *pool, const char *task,

@@ -463,17 +463,21 @@ static int move_fd(int *fd, int to) {
 #define KEEP_FDS_MAX 5
 
 /* Moves *fds[0], *fds[1], ... to `first`, `first` + 1, ... (close-on-exec)
- * and closes every descriptor above them. With more than one, each goes
- * above every number in play first, then down into place: one may sit
- * where another goes. -1 with errno when a move fails (all still open). */
+ * and closes every other descriptor from `first` on. The others go first,
+ * so that the moves need no room the parent did not leave (a parent near
+ * its descriptor limit had its launcher fail here). With more than one,
+ * each then goes above the places first, and down into place after: one
+ * may sit where another goes. -1 with errno when a move fails. */
 static int keep_fds(int *const *fds, unsigned n, int first) {
+  int kept[KEEP_FDS_MAX];
+  for (unsigned k = 0; k < n && k < KEEP_FDS_MAX; k++)
+    kept[k] = *fds[k];
+  pp__close_except(first, kept, n);
   if (n > 1) {
-    int top = first + (int)n;
-    for (unsigned k = 0; k < n; k++)
-      if (*fds[k] > top)
-        top = *fds[k];
     for (unsigned k = 0; k < n; k++) {
-      int moved = fcntl(*fds[k], F_DUPFD_CLOEXEC, top + 1);
+      if (*fds[k] >= first + (int)n)
+        continue;
+      int moved = fcntl(*fds[k], F_DUPFD_CLOEXEC, first + (int)n);
       if (moved < 0)
         return -1;
       close(*fds[k]);

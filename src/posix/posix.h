@@ -264,5 +264,7 @@ int pp__direct_workers_possible(void);
  * close_range / closefrom where available, else the process's fd
  * directory, else a loop up to the descriptor limit. */
 void pp__close_from(int lowfd);
+/* Closes every descriptor from `lowfd` on but the `n` in `keep`. */
+void pp__close_except(int lowfd, const int *keep, unsigned n);
 
 #endif

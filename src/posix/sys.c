@@ -242,6 +242,33 @@ void pp__close_from(int lowfd) {
     close((int)fd);
 }
 
+/* Closes lo .. hi - 1. */
+static void close_between(int lo, int hi) {
+#if defined(__linux__) && defined(SYS_close_range)
+  if (lo < hi &&
+      syscall(SYS_close_range, (unsigned)lo, (unsigned)hi - 1, 0) == 0)
+    return;
+#endif
+  for (int fd = lo; fd < hi; fd++)
+    close(fd);
+}
+
+void pp__close_except(int lowfd, const int *keep, unsigned n) {
+  /* The gaps between the kept ones, from the lowest up. */
+  int from = lowfd;
+  for (;;) {
+    int next = -1;
+    for (unsigned k = 0; k < n; k++)
+      if (keep[k] >= from && (next < 0 || keep[k] < next))
+        next = keep[k];
+    if (next < 0)
+      break;
+    close_between(from, next);
+    from = next + 1;
+  }
+  pp__close_from(from);
+}
+
 int pp__pidfd_open(pid_t pid) {
 #if defined(__linux__) && defined(SYS_pidfd_open)
   /* Close-on-exec always (Linux >= 5.3). */
