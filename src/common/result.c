@@ -408,7 +408,7 @@ static pp_status bytes_i64(pp_status st, const pp_bytes *b, int64_t *out) {
 }
 
 pp_status pp_result_item_i64(const pp_result *r, size_t index, int64_t *out) {
-  pp_bytes b;
+  pp_bytes b = {NULL, 0};
   if (!out)
     return pp__api(__func__, pp__fail(PP_EINVAL, "out is NULL"));
   return pp__api(__func__, bytes_i64(result_item(r, index, &b), &b, out));
@@ -432,7 +432,7 @@ pp_status pp_result_value(const pp_result *r, pp_bytes *out) {
 }
 
 pp_status pp_result_i64(const pp_result *r, int64_t *out) {
-  pp_bytes b;
+  pp_bytes b = {NULL, 0};
   if (!out)
     return pp__api(__func__, pp__fail(PP_EINVAL, "out is NULL"));
   return pp__api(__func__, bytes_i64(result_value(r, &b), &b, out));
