@@ -288,7 +288,7 @@ pp_status pp_pool_create(pp_pool **out, const pp_options *options) {
   char *why = pp__thread_message();
   why[0] = '\0';
   pp_status st = create_pool(out, options);
-  if (st != PP_OK)
+  if (st != PP_OK && why[0])
     pp__fail_text(st, why, strlen(why));
   return pp__api(__func__, st);
 }
