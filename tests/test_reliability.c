@@ -1273,6 +1273,9 @@ static void test_launcher_keeps_dying(void) {
   CU_ASSERT_NOT_EQUAL(pp_apply(pool, "square", &arg, 1, &v), PP_OK);
   CU_ASSERT(tu_contains(v.error, "the process that starts the pool's workers "
                                  "kept dying"));
+  /* How the last one ended tells a launcher killed from outside from one
+   * that could not start. */
+  CU_ASSERT(tu_contains(v.error, "was killed by signal 9"));
   CU_ASSERT(tu_now() - t1 < TU_WAIT);
   pp_value_clear(&v);
   pp_pool_destroy(pool);

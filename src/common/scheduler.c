@@ -292,6 +292,27 @@ static void describe_end(const pp__exit *e, char *buf, size_t cap) {
     snprintf(buf + len, cap - len, " (procpool's code: %s)", meant);
 }
 
+/* Why the backend can start no more workers, in words: how its last
+ * launcher ended, when the backend knows, tells a launcher that could not
+ * start (a descriptor limit, no memory: its exit code) from one killed
+ * from outside. */
+static char *launcher_broke(const pp__event *ev) {
+  const char *who = "the process that starts the pool's workers";
+  if (ev->status == PP_EPROTOCOL)
+    return pp__format("%s sent a malformed report: the pool makes no more "
+                      "workers",
+                      who);
+  if (ev->pid <= 0)
+    return pp__format("%s kept dying soon after it was made: the pool makes "
+                      "no more workers",
+                      who);
+  char how[256];
+  pp__exit_describe(&ev->exit, how, sizeof how);
+  return pp__format("%s kept dying soon after it was made (the last one, "
+                    "process %ld, %s): the pool makes no more workers",
+                    who, ev->pid, how);
+}
+
 /* A worker's process has ended and its channel is drained: account for the
  * work it held and free its slot. */
 static void worker_finished(pp_pool *pool, unsigned slot) {
@@ -981,14 +1002,7 @@ static void on_event(pp_pool *pool, const pp__event *ev) {
     w->exit = ev->exit;
     break;
   case PP__EV_BROKEN:
-    set_broken(pool, ev->status,
-               pp__strdup(ev->status == PP_EPROTOCOL
-                              ? "the process that starts the pool's workers "
-                                "sent a malformed report: the pool makes no "
-                                "more workers"
-                              : "the process that starts the pool's workers "
-                                "kept dying soon after it was made: the pool "
-                                "makes no more workers"));
+    set_broken(pool, ev->status, launcher_broke(ev));
     for (unsigned i = 0; i < pool->nslots; i++) {
       pp__worker *x = &pool->workers[i];
       if (x->state == PP__W_FREE)

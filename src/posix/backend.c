@@ -547,14 +547,21 @@ static void launcher_gone(pp__backend *b, int end_directs) {
 
 /* No worker can start and none will be reported any more: every one is
  * reported ended now, and the pool is broken, for `why`: PP_ESYSTEM when
- * the launcher kept dying, PP_EPROTOCOL when it sent a malformed report. */
-static void go_broken(pp__backend *b, pp_status why) {
+ * the launcher kept dying, PP_EPROTOCOL when it sent a malformed report.
+ * `last_end`, when known, is how the last launcher ended: the event
+ * carries it (with its pid) so that the pool's message can say why. */
+static void go_broken(pp__backend *b, pp_status why, long last_pid,
+                      const pp__exit *last_end) {
   if (b->broken)
     return;
   b->broken = 1;
   pp__event ev;
   memset(&ev, 0, sizeof ev);
   ev.status = why;
+  if (last_end) {
+    ev.pid = last_pid;
+    ev.exit = *last_end;
+  }
   emit(b, PP__EV_BROKEN, 0, &ev);
   launcher_gone(b, 1);
 }
@@ -571,15 +578,27 @@ static int any_worker(const pp__backend *b) {
 
 /* A dead launcher, this process's child, is reaped (killed first, in case
  * it only closed its socket: it is still our unreaped child, so the pid
- * cannot be another process's). Unknown before a hosted one's HELLO. */
-static void reap_launcher(pp__backend *b) {
+ * cannot be another process's). Unknown before a hosted one's HELLO.
+ * Returns its pid and sets `*how` to how it ended, or returns 0 when that
+ * is not known. A launcher already exiting keeps its own status: the kill
+ * changes nothing then. */
+static long reap_launcher(pp__backend *b, pp__exit *how) {
+  long reaped = 0;
   if (b->launcher > 0) {
+    int status = 0;
+    pid_t r;
     kill(b->launcher, SIGKILL);
-    while (waitpid(b->launcher, NULL, 0) < 0 && errno == EINTR) {
+    do
+      r = waitpid(b->launcher, &status, 0);
+    while (r < 0 && errno == EINTR);
+    if (r == b->launcher) {
+      *how = exit_of(status);
+      reaped = (long)r;
     }
   }
   b->launcher = -1;
   b->hosted = 0;
+  return reaped;
 }
 
 static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg);
@@ -592,17 +611,18 @@ static pp_status start_launcher(pp__backend *b, const pp__backend_config *cfg);
  * process as it is now (see docs/architecture.md). A launcher that keeps
  * dying soon after it is made breaks the pool instead. */
 static void launcher_died(pp__backend *b) {
+  pp__exit how;
+  long pid = reap_launcher(b, &how);
   int64_t now = now_ms();
   if (now - b->relaunched_at > RELAUNCH_CALM_MS)
     b->relaunches = 0;
   if (b->relaunches >= MAX_RELAUNCHES) {
-    go_broken(b, PP_ESYSTEM);
+    go_broken(b, PP_ESYSTEM, pid, pid ? &how : NULL);
     return;
   }
   b->relaunches++;
   b->relaunched_at = now;
   launcher_gone(b, 0);
-  reap_launcher(b);
   pp__buf_clear(&b->ctl_in);
   b->need_launcher = start_launcher(b, &b->cfg) != PP_OK;
 }
@@ -1269,7 +1289,7 @@ static pp_status handle_ready(pp__backend *b, nfds_t n, nfds_t ctl_at) {
     if (ended < 0)
       st = PP_ENOMEM;
     if (ctl_parse(b) != 0)
-      go_broken(b, PP_EPROTOCOL);
+      go_broken(b, PP_EPROTOCOL, 0, NULL);
     else if (ended > 0)
       ctl_ended(b);
   }
