@@ -433,6 +433,45 @@ static void test_queued_work_is_resent(void) {
   pp_pool_destroy(pool);
 }
 
+#ifndef _WIN32
+/* A worker killed while idle (by hand, by the OOM killer) had not read the
+ * call the pool sent it meanwhile: that call runs on its replacement, as
+ * in Python, instead of failing as if the death were its. The worker is
+ * stopped first, so that the call surely reaches it before its death is
+ * seen; after its first chunks its calls come through its ring, which
+ * tells what it read. */
+static void test_idle_death_costs_no_call(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  for (int64_t i = 0; i < 40; i++) {
+    int64_t y;
+    CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", i, &y), PP_OK);
+  }
+  long pid = -1;
+  CU_ASSERT_EQUAL_FATAL(wait_workers(pool, &pid, 1, 1), 1);
+  CU_ASSERT_EQUAL_FATAL(kill((pid_t)pid, SIGSTOP), 0);
+  int64_t x = 7;
+  pp_bytes arg = tu_i64(&x);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &arg, 1, NULL, &r),
+                        PP_OK);
+  tu_sleep_ms(100); /* sent to the stopped worker by then */
+  CU_ASSERT_EQUAL(kill((pid_t)pid, SIGKILL), 0);
+  pp_status st = pp_result_get(r, TU_WAIT);
+  CU_ASSERT_EQUAL(st, PP_OK);
+  if (st != PP_OK)
+    fprintf(stderr, "\n  got: %s\n", pp_result_error(r));
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(pp_result_i64(r, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 49);
+  pp_result_free(r);
+  long now = -1;
+  CU_ASSERT_EQUAL(wait_workers(pool, &now, 1, 1), 1);
+  CU_ASSERT_NOT_EQUAL(now, pid);
+  pp_pool_destroy(pool);
+}
+#endif
+
 /* A map of 1,000 items where every 100th item kills its worker completes:
  * those 10 items fail, the 990 others succeed, nothing hangs. */
 static void test_map_with_deaths(void) {
@@ -1839,6 +1878,10 @@ int pp_test_suite_reliability(void) {
       {"worker calls exit(3): that task fails with code 3", test_death_exit3},
       {"work queued behind a dying task is re-sent",
        test_queued_work_is_resent},
+#ifndef _WIN32
+      {"a worker killed while idle costs no call sent to it meanwhile",
+       test_idle_death_costs_no_call},
+#endif
       {"map of 1000 with every 100th killing its worker", test_map_with_deaths},
       {"imap of 1000 with every 100th killing its worker",
        test_imap_with_deaths},

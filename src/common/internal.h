@@ -217,6 +217,8 @@ typedef struct pp__chunk {
                         the worker is gone */
   int in_lane;       /* sent through the worker's down lane ... */
   uint32_t lane_end; /* ... which its answer releases up to here */
+  int in_ring;       /* sent through the worker's down ring, ... */
+  uint32_t ring_at;  /* ... its frame's first byte at this position */
   pp__chunk_mem mem;
 } pp__chunk;
 

@@ -313,6 +313,23 @@ static char *launcher_broke(const pp__event *ev) {
                     who, ev->pid, how);
 }
 
+/* Whether a worker that died had not taken a byte of the oldest chunk it
+ * held, so started none of them: the down ring says how far it read. A
+ * worker killed while idle (by hand, by the OOM killer) with a call sent
+ * meanwhile then costs that call nothing: it runs on the replacement, as
+ * in Python, whose idle workers take nothing from its queue. On the
+ * channel there is no telling (the kernel's buffer), and a chunk the pool
+ * stopped its worker for (a time limit, a cancel) was running. */
+static int never_read(const pp__worker *w) {
+  if (!w->head || !w->head->in_ring || w->killed_by_pool || w->fail_status)
+    return 0;
+  uint32_t taken = pp__atomic_get(w->rings.out.tail);
+  /* A position it could not have reached is no proof of anything. */
+  if (w->rings.out.pos - taken > PP__RING_SIZE)
+    return 0;
+  return (int32_t)(taken - w->head->ring_at) <= 0;
+}
+
 /* A worker's process has ended and its channel is drained: account for the
  * work it held and free its slot. */
 static void worker_finished(pp_pool *pool, unsigned slot) {
@@ -328,7 +345,7 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
    * front of the queue. */
   int started_none = (!w->killed_by_pool && !w->exit.signaled &&
                       w->exit.code == PP__EXIT_RECYCLE) ||
-                     w->ready_owed;
+                     w->ready_owed || never_read(w);
   if (w->head && started_none) {
     w->tail->next = pool->queue_head;
     pool->queue_head = w->head;
@@ -1263,6 +1280,11 @@ static void dispatch(pp_pool *pool) {
     if (w->chunks_sent >= PP__RING_AFTER && w->down.base && !w->ring_tried &&
         !ring_switch(pool, w))
       continue; /* its end accounts for the chunk */
+    /* Where its frame starts in the down ring: the bytes put there so far
+     * and those of the batch before it (all of the batch goes there). */
+    c->in_ring = w->ring_down;
+    if (w->ring_down)
+      c->ring_at = w->rings.out.pos + (uint32_t)pp__buf_len(&w->batch);
     /* A failed send means the channel is closing (or memory ran out, and
      * the worker is stopped below): either way its end comes, and the
      * chunk is accounted for there. */
