@@ -192,7 +192,7 @@ int main(int argc, char **argv) {
   pp_pool *pool = NULL;
   pp_status st = pp_pool_create(&pool, &opts);
   if (st != PP_OK) {
-    fprintf(stderr, "pp_demo: pp_pool_create: %s\n", pp_strerror(st));
+    fprintf(stderr, "pp_demo: %s\n", pp_last_error()); /* names the call */
     return 1;
   }
   int nworkers = pp_pool_processes(pool);
@@ -205,7 +205,7 @@ int main(int argc, char **argv) {
   pp_iter *iter = NULL;
   st = pp_imap_unordered(pool, "count_primes", next_range, &input, 1, &iter);
   if (st != PP_OK) {
-    fprintf(stderr, "pp_demo: pp_imap_unordered: %s\n", pp_strerror(st));
+    fprintf(stderr, "pp_demo: %s\n", pp_last_error());
     pp_pool_destroy(pool);
     return 1;
   }

@@ -115,9 +115,9 @@ extern "C" {
 /* A conversion in the header's own code: C++ programs built with
    -Wold-style-cast (and -Werror) include this header too. */
 #ifdef __cplusplus
-#define PP__CAST(type, value) static_cast<type>(value)
+#define PP_PRIV_CAST(type, value) static_cast<type>(value)
 #else
-#define PP__CAST(type, value) ((type)(value))
+#define PP_PRIV_CAST(type, value) ((type)(value))
 #endif
 /** @endcond */
 
@@ -363,52 +363,56 @@ PP_API pp_status pp_call_fail(pp_call *call, const char *format, ...)
  * pointer, an index out of range, a result that is not a record's) goes
  * to the library's function, which checks and reports as documented.
  *
- * pp__call_head is the start of every ::pp_call (the library's struct
+ * pp_priv_call_head is the start of every ::pp_call (the library's struct
  * begins with one): its layout is part of the ABI, since a task compiled
  * with this header reads it in any library of the same major version. A
  * task never touches it directly. */
-typedef struct pp__call_head {
+typedef struct pp_priv_call_head {
   const pp_bytes *argv; /* argc arguments, borrowed from the worker */
   size_t argc;
   unsigned char *record; /* the result's record in a records map, or NULL */
   size_t record_size;
   int returned; /* a result was set */
-} pp__call_head;
+} pp_priv_call_head;
 
 #if defined(_MSC_VER) && !defined(__cplusplus)
-#define PP__INLINE static __inline /* every MSVC C dialect has __inline */
+#define PP_PRIV_INLINE static __inline /* every MSVC C dialect has __inline */
 #else
-#define PP__INLINE static inline
+#define PP_PRIV_INLINE static inline
 #endif
 
-PP__INLINE size_t pp__call_argc_inline(const pp_call *call) {
-  return call ? PP__CAST(const pp__call_head *, PP__CAST(const void *, call))
+PP_PRIV_INLINE size_t pp_priv_call_argc_inline(const pp_call *call) {
+  return call ? PP_PRIV_CAST(const pp_priv_call_head *,
+                             PP_PRIV_CAST(const void *, call))
                     ->argc
               : 0;
 }
 
-PP__INLINE pp_status pp__call_arg_inline(const pp_call *call, size_t index,
-                                         pp_bytes *out) {
-  const pp__call_head *h =
-      PP__CAST(const pp__call_head *, PP__CAST(const void *, call));
+PP_PRIV_INLINE pp_status pp_priv_call_arg_inline(const pp_call *call,
+                                                 size_t index, pp_bytes *out) {
+  const pp_priv_call_head *h =
+      PP_PRIV_CAST(const pp_priv_call_head *, PP_PRIV_CAST(const void *, call));
   if (!call || !out || index >= h->argc)
     return pp_call_arg(call, index, out);
   *out = h->argv[index];
   return PP_OK;
 }
 
-PP__INLINE pp_status pp__call_arg_i64_inline(const pp_call *call, size_t index,
-                                             int64_t *out) {
-  const pp__call_head *h =
-      PP__CAST(const pp__call_head *, PP__CAST(const void *, call));
+PP_PRIV_INLINE pp_status pp_priv_call_arg_i64_inline(const pp_call *call,
+                                                     size_t index,
+                                                     int64_t *out) {
+  const pp_priv_call_head *h =
+      PP_PRIV_CAST(const pp_priv_call_head *, PP_PRIV_CAST(const void *, call));
   if (!call || !out || index >= h->argc || h->argv[index].len != 8)
     return pp_call_arg_i64(call, index, out);
   memcpy(out, h->argv[index].data, 8); /* arguments need not be aligned */
   return PP_OK;
 }
 
-PP__INLINE pp_status pp__call_return_i64_inline(pp_call *call, int64_t value) {
-  pp__call_head *h = PP__CAST(pp__call_head *, PP__CAST(void *, call));
+PP_PRIV_INLINE pp_status pp_priv_call_return_i64_inline(pp_call *call,
+                                                        int64_t value) {
+  pp_priv_call_head *h =
+      PP_PRIV_CAST(pp_priv_call_head *, PP_PRIV_CAST(void *, call));
   if (!call || !h->record || h->record_size != 8)
     return pp_call_return_i64(call, value);
   memcpy(h->record, &value, 8);
@@ -416,9 +420,11 @@ PP__INLINE pp_status pp__call_return_i64_inline(pp_call *call, int64_t value) {
   return PP_OK;
 }
 
-PP__INLINE pp_status pp__call_return_inline(pp_call *call, const void *data,
-                                            size_t len) {
-  pp__call_head *h = PP__CAST(pp__call_head *, PP__CAST(void *, call));
+PP_PRIV_INLINE pp_status pp_priv_call_return_inline(pp_call *call,
+                                                    const void *data,
+                                                    size_t len) {
+  pp_priv_call_head *h =
+      PP_PRIV_CAST(pp_priv_call_head *, PP_PRIV_CAST(void *, call));
   if (!call || !h->record || len != h->record_size || !data)
     return pp_call_return(call, data, len);
   memcpy(h->record, data, len);
@@ -427,12 +433,14 @@ PP__INLINE pp_status pp__call_return_inline(pp_call *call, const void *data,
 }
 
 #ifndef PP_NO_INLINE_ACCESSORS
-#define pp_call_argc(call) pp__call_argc_inline(call)
-#define pp_call_arg(call, index, out) pp__call_arg_inline(call, index, out)
+#define pp_call_argc(call) pp_priv_call_argc_inline(call)
+#define pp_call_arg(call, index, out) pp_priv_call_arg_inline(call, index, out)
 #define pp_call_arg_i64(call, index, out)                                      \
-  pp__call_arg_i64_inline(call, index, out)
-#define pp_call_return(call, data, len) pp__call_return_inline(call, data, len)
-#define pp_call_return_i64(call, value) pp__call_return_i64_inline(call, value)
+  pp_priv_call_arg_i64_inline(call, index, out)
+#define pp_call_return(call, data, len)                                        \
+  pp_priv_call_return_inline(call, data, len)
+#define pp_call_return_i64(call, value)                                        \
+  pp_priv_call_return_i64_inline(call, value)
 #endif
 /** @endcond */
 
@@ -583,8 +591,8 @@ PP_API int pp_worker_main(int argc, char **argv);
  *
  * The default is fork on POSIX and spawn on Windows. The environment
  * variable PROCPOOL_START_METHOD ("fork", "spawn" or "forkserver") changes
- * the default, never an explicit choice; a name it does not know makes
- * pp_pool_create() fail with PP_EINVAL.
+ * the default, never an explicit choice; set but empty, it counts as unset;
+ * a name it does not know makes pp_pool_create() fail with PP_EINVAL.
  *
  * Whatever the context, every worker proves that it knows the pool's
  * random key before it gets any work, and holds no descriptor but the
@@ -625,7 +633,8 @@ PP_API const char *pp_context_name(pp_context context);
 
 /** Pool options. Initialise with pp_options_init(), then set fields. */
 typedef struct pp_options {
-  /** Number of workers; <= 0 means the number of CPUs. */
+  /** Number of workers; <= 0 means the number of CPUs this process may
+   * run on (its affinity mask, where the system has one). */
   int processes;
   /** Name of a registered task run once in every new worker before its
       first task, or NULL. If it fails, the pool stops starting workers and
@@ -674,10 +683,10 @@ typedef struct pp_options {
 } pp_options;
 
 /** pp_options::shared_memory_size: use no shared memory. */
-#define PP_NO_SHARED_MEMORY PP__CAST(size_t, -1)
+#define PP_NO_SHARED_MEMORY PP_PRIV_CAST(size_t, -1)
 
 /**
- * @brief Fills @p options with defaults: as many workers as CPUs, no
+ * @brief Fills @p options with defaults: as many workers as CPUs it may use, no
  * initializer, workers never recycled, the default context, a 1 GiB frame
  * limit, no time limit, no memory limit, 16 MiB of shared memory per worker
  * and direction.
@@ -1017,9 +1026,9 @@ PP_API pp_status pp_result_cancel(pp_result *result);
  * @param task the task's registered name.
  * @param args @p nargs arguments; may be NULL when @p nargs is 0.
  * @param nargs number of arguments.
- * @param out receives the result or the error (a submission error leaves
- *        only its status); clear it with pp_value_clear(). Its status equals
- *        the return value.
+ * @param out receives the result or the error (a submission error sets
+ *        its status and its reason in @c error); clear it with
+ *        pp_value_clear(). Its status equals the return value.
  * @return PP_OK; a failure status (see @ref pp_outcomes "How a call ends");
  *         PP_EINVAL for NULL pool/task/out, a bad task name, NULL @p args
  *         with @p nargs > 0 or an argument with NULL data and a non-zero

@@ -120,6 +120,21 @@ check_consumers() { # check_consumers NAME
   echo "pkg-config --libs --static:   $(pkg-config --libs --static procpool)"
   [ "$(pkg-config --modversion procpool)" = "$version" ] ||
     fail "$name: procpool.pc says version $(pkg-config --modversion procpool)"
+  # The header as pkg-config hands it out (-I, not -isystem), under every
+  # warning clang has, in C and C++: a name C++ reserves (one with "__")
+  # fails a consumer built with -Weverything -Werror.
+  local cflags
+  cflags=$(pkg-config --cflags procpool)
+  # shellcheck disable=SC2086 # the flags are words
+  echo '#include <procpool.h>' |
+    clang++ -x c++ -std=c++17 -fsyntax-only -Weverything -Werror \
+      -Wno-c++98-compat -Wno-padded -Wno-unknown-warning-option $cflags - ||
+    fail "$name: procpool.h under clang++ -Weverything"
+  # shellcheck disable=SC2086
+  echo '#include <procpool.h>' |
+    clang -x c -std=c11 -fsyntax-only -Weverything -Werror -Wno-padded \
+      -Wno-unknown-warning-option $cflags - ||
+    fail "$name: procpool.h under clang -Weverything"
   make -C "$pdir" SRC="$root/examples/consumer-cmake/main.c"
   LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     "$pdir/consumer" || fail "$name: consumer-pkgconfig"

@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
   pp_pool *pool;
   pp_status st = pp_pool_create(&pool, &opts);
   if (st != PP_OK) {
-    fprintf(stderr, "pp_pool_create: %s\n", pp_strerror(st));
+    fprintf(stderr, "%s\n", pp_last_error()); /* names the call */
     return 1;
   }
 

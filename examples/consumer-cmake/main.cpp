@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
   pp_pool *raw = nullptr;
   pp_status st = pp_pool_create(&raw, &opts);
   if (st != PP_OK) {
-    std::fprintf(stderr, "pp_pool_create: %s\n", pp_strerror(st));
+    std::fprintf(stderr, "%s\n", pp_last_error()); // names the call
     return 1;
   }
   pool_ptr pool(raw);
@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
   pp_iter *it = nullptr;
   st = pp_imap(pool.get(), "square", counter_next, &input, 100, &it);
   if (st != PP_OK) {
-    std::fprintf(stderr, "pp_imap: %s\n", pp_strerror(st));
+    std::fprintf(stderr, "%s\n", pp_last_error());
     return 1;
   }
   std::vector<std::int64_t> squares;

@@ -112,7 +112,7 @@ typedef struct pp__records_failures {
 struct pp_call {
   /* argv, argc, the result's record and whether a result was set: first,
    * where procpool.h's inline accessors read and write them. */
-  pp__call_head head;
+  pp_priv_call_head head;
   pp__buf value; /* the result, for calls without a sink */
   /* Where a call's value is written instead: the answer being built, from
    * its byte sink_at on, so that the value is copied once. */
