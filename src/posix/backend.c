@@ -576,24 +576,38 @@ static int any_worker(const pp__backend *b) {
   return 0;
 }
 
-/* A dead launcher, this process's child, is reaped (killed first, in case
- * it only closed its socket: it is still our unreaped child, so the pid
- * cannot be another process's). Unknown before a hosted one's HELLO.
- * Returns its pid and sets `*how` to how it ended, or returns 0 when that
- * is not known. A launcher already exiting keeps its own status: the kill
- * changes nothing then. */
+/* How long a launcher whose socket ended gets to exit by itself before it
+ * is killed (ms): one that met a failure kills and reaps its workers first,
+ * and its own exit status says what failed. One killed from outside is
+ * gone already. */
+#define LAUNCHER_EXIT_GRACE_MS 50
+
+/* A dead launcher, this process's child, is reaped (killed after a grace,
+ * in case it only closed its socket: it is still our unreaped child, so
+ * the pid cannot be another process's). Unknown before a hosted one's
+ * HELLO. Returns its pid and sets `*how` to how it ended, or returns 0
+ * when that is not known: it had to be killed here, and its end is ours. */
 static long reap_launcher(pp__backend *b, pp__exit *how) {
   long reaped = 0;
   if (b->launcher > 0) {
     int status = 0;
     pid_t r;
-    kill(b->launcher, SIGKILL);
-    do
-      r = waitpid(b->launcher, &status, 0);
-    while (r < 0 && errno == EINTR);
+    for (int waited = 0;; waited++) {
+      do
+        r = waitpid(b->launcher, &status, WNOHANG);
+      while (r < 0 && errno == EINTR);
+      if (r != 0 || waited >= LAUNCHER_EXIT_GRACE_MS)
+        break;
+      struct timespec ms = {0, 1000000};
+      nanosleep(&ms, NULL);
+    }
     if (r == b->launcher) {
       *how = exit_of(status);
       reaped = (long)r;
+    } else if (r == 0) {
+      kill(b->launcher, SIGKILL);
+      while (waitpid(b->launcher, NULL, 0) < 0 && errno == EINTR) {
+      }
     }
   }
   b->launcher = -1;
