@@ -555,8 +555,11 @@ PP_API pp_status pp_records_fail(pp_call *call, size_t index,
  * Such processes are started with `--procpool-worker=FD` or
  * `--procpool-forkserver=FD` as argv[1] and the pool's key in the
  * environment variable PROCPOOL_WORKER_KEY, which this hook removes from
- * the environment. Given those options without a channel on FD, it prints
- * a message on stderr and exits with a non-zero code.
+ * the environment (on Windows, the C runtime's copies as well as the
+ * system's), so a task's getenv() does not see it. Given those options
+ * without a channel on FD, it prints a message on stderr and exits with
+ * code 120; so does a Windows worker that cannot open its pipe, silently
+ * when the pipe is gone (its pool gave it up).
  *
  * In a parent on Linux it also registers the process for membarrier(),
  * which lets one thread taking an iterator's items with pp_iter_next(), and

@@ -195,17 +195,18 @@ static pp_status task_chatter(pp_call *call) {
 #endif
 }
 
-/* 1 when the key variable is in the environment the worker's own children
- * would inherit (on Windows the system's block, which the C runtime's
- * getenv() copy does not follow). */
+/* 1 when the key variable is anywhere a task or the processes it starts
+ * could find it: getenv() (and so _environ, which the C runtime's
+ * _spawn*e() calls pass on), and on Windows the C runtime's wide copy and
+ * the system's block, which CreateProcess passes on. */
 static pp_status task_has_key_env(pp_call *call) {
+  int has = getenv(PP__KEY_ENV) != NULL;
 #ifdef _WIN32
   char value[8];
-  return pp_call_return_i64(
-      call, GetEnvironmentVariableA(PP__KEY_ENV, value, sizeof value) != 0);
-#else
-  return pp_call_return_i64(call, getenv(PP__KEY_ENV) != NULL);
+  has |= GetEnvironmentVariableA(PP__KEY_ENV, value, sizeof value) != 0;
+  has |= _wgetenv(L"" PP__KEY_ENV) != NULL;
 #endif
+  return pp_call_return_i64(call, has);
 }
 
 /* A pool of the task's own, in the context its argument names: a map of

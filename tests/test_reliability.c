@@ -33,7 +33,7 @@
 #endif
 
 /* How the "die" task ends its worker. */
-enum { DIE_SIGKILL = 1, DIE_ABORT, DIE_NULL, DIE_EXIT3 };
+enum { DIE_SIGKILL = 1, DIE_ABORT, DIE_NULL, DIE_EXIT3, DIE_EXIT_BAD_LAUNCH };
 
 static pp_status die(pp_call *call) {
   int64_t how = 0;
@@ -54,6 +54,8 @@ static pp_status die(pp_call *call) {
   }
   case DIE_EXIT3:
     exit(3);
+  case DIE_EXIT_BAD_LAUNCH:
+    exit(PP__EXIT_BAD_LAUNCH);
   default:
     break;
   }
@@ -396,6 +398,14 @@ static void test_death_abort(void) { check_death(DIE_ABORT, NULL); }
  * so only "died" and the pid are checked for it. */
 static void test_death_null(void) { check_death(DIE_NULL, NULL); }
 static void test_death_exit3(void) { check_death(DIE_EXIT3, "code 3"); }
+
+/* The code a worker that could not reach its pool exits with (a spawned
+ * one whose channel is gone) is named for what it means. */
+static void test_death_bad_launch_code(void) {
+  check_death(DIE_EXIT_BAD_LAUNCH,
+              "exited with code 120 (procpool's code: it could not reach the "
+              "pool that started it)");
+}
 
 /* Work queued behind the dying task on the same worker was not started:
  * it is sent to a worker again and succeeds. One worker, so everything
@@ -1876,6 +1886,9 @@ int pp_test_suite_reliability(void) {
       {"worker aborts: that task fails, pool goes on", test_death_abort},
       {"worker dereferences NULL: that task fails", test_death_null},
       {"worker calls exit(3): that task fails with code 3", test_death_exit3},
+      {"worker exits with 120: the task's error says what procpool means "
+       "by it",
+       test_death_bad_launch_code},
       {"work queued behind a dying task is re-sent",
        test_queued_work_is_resent},
 #ifndef _WIN32

@@ -29,6 +29,14 @@ typedef struct pp__wchan pp__wchan;
  * code. */
 typedef int (*pp__worker_main_fn)(pp__wchan *chan, const char *key);
 
+/* The exit code of a process started as one of the pool's (a spawned
+ * worker, the forkserver) that could not reach the pool that started it:
+ * no usable channel (POSIX: the descriptor its option names; Windows: the
+ * named pipe, gone when the pool gave the worker up). Here rather than
+ * with the core's worker exit codes (internal.h), which the backends do
+ * not see: the backends exit with it, the core describes it. */
+#define PP__EXIT_BAD_LAUNCH 120
+
 /* The name of the environment variable that carries the key to a spawned
  * worker: never the command line, which other users can read. */
 #define PP__KEY_ENV "PROCPOOL_WORKER_KEY"
@@ -195,6 +203,13 @@ size_t pp__current_rss(void);
 
 /* This process's id. */
 long pp__process_id(void);
+
+/* Removes the variable `name` from every copy of the environment this
+ * process keeps, so that getenv() no longer finds it and no process started
+ * from here inherits it (POSIX: unsetenv(); Windows: the C runtime's narrow
+ * and wide copies, which its getenv() and _spawn*e(..., _environ) read, as
+ * well as the system's block, which CreateProcess passes on). */
+void pp__env_remove(const char *name);
 
 /* The number of CPUs available to this process (at least 1). */
 int pp__cpu_count(void);

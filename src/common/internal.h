@@ -34,7 +34,8 @@
 #define PP__NOINLINE
 #endif
 
-/* Worker exit codes that carry intent (DESIGN.md decision 11). */
+/* Worker exit codes that carry intent (DESIGN.md decision 11); 120,
+ * PP__EXIT_BAD_LAUNCH, is the backends' (backend.h). */
 #define PP__EXIT_PROTOCOL 121    /* the parent sent a malformed frame */
 #define PP__EXIT_INIT_FAILED 122 /* the initializer failed */
 #define PP__EXIT_NOMEM 123       /* the worker ran out of memory */

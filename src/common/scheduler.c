@@ -263,14 +263,17 @@ static void early_end(pp_pool *pool, pp__worker *w, const char *how) {
 }
 
 /* How a worker ended, in words: the system's account (an exit code, a
- * signal), and for the codes a worker exits with on purpose (internal.h),
- * what it meant by it. */
+ * signal), and for the codes a worker exits with on purpose (internal.h,
+ * backend.h), what it meant by it. */
 static void describe_end(const pp__exit *e, char *buf, size_t cap) {
   pp__exit_describe(e, buf, cap);
   if (e->signaled || e->with_launcher || e->unknown)
     return;
   const char *meant = NULL;
   switch (e->code) {
+  case PP__EXIT_BAD_LAUNCH:
+    meant = "it could not reach the pool that started it";
+    break;
   case PP__EXIT_PROTOCOL:
     meant = "it could not read what the pool sent it";
     break;

@@ -3,8 +3,6 @@
 #include "internal.h"
 #include "ring.h"
 
-#include <apr_env.h>
-
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1018,22 +1016,19 @@ static int hook_ran;
 int pp__worker_hook_ran(void) { return hook_ran; }
 
 /* Copies the key a spawned worker was given and removes it from the
- * environment that the processes its tasks start inherit (APR's delete:
- * unsetenv on POSIX, the system's block on Windows, where the C runtime's
- * getenv() copy keeps it). The kernel's copy of the initial environment,
- * /proc/PID/environ on Linux, keeps it too; only this user and root can
- * read that. A value of the wrong length is no key at all: the worker will
- * be refused. */
-static void take_key(char *key, size_t cap, int apr_ready) {
+ * environment, every copy of it this process keeps (pp__env_remove()), so
+ * that a task's getenv() does not see it and the processes its tasks start
+ * do not inherit it. The kernel's copy of the initial environment,
+ * /proc/PID/environ on Linux, keeps it; only this user and root can read
+ * that. A value of the wrong length is no key at all: the worker will be
+ * refused. */
+static void take_key(char *key, size_t cap) {
   const char *env = getenv(PP__KEY_ENV);
   key[0] = '\0';
   if (env && strlen(env) < cap)
     strcpy(key, env);
-  apr_pool_t *mem;
-  if (env && apr_ready && apr_pool_create(&mem, NULL) == APR_SUCCESS) {
-    apr_env_delete(PP__KEY_ENV, mem);
-    apr_pool_destroy(mem);
-  }
+  if (env)
+    pp__env_remove(PP__KEY_ENV);
 }
 
 int pp_worker_main(int argc, char **argv) {
@@ -1047,7 +1042,7 @@ int pp_worker_main(int argc, char **argv) {
     return 0;
   /* The worker loop and the service need no APR: a process launched as
    * one must never fall through into the rest of main(). */
-  int apr_ready = pp__runtime_init() == PP_OK;
+  (void)pp__runtime_init();
   /* The program calls the hook at the top of main(), so its copies become
    * workers: true in the forkserver and in a worker as well, where a task
    * may create a pool of its own in any context. */
@@ -1061,6 +1056,6 @@ int pp_worker_main(int argc, char **argv) {
     return 0;
   }
   char key[2 * PP__KEY_BYTES + 1];
-  take_key(key, sizeof key, apr_ready);
+  take_key(key, sizeof key);
   exit(pp__worker_run(chan, key));
 }

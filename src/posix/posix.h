@@ -56,13 +56,11 @@ void pp__host_launch(pp__wchan *chan);
 /* Slot numbers beyond this are surely a caller's mistake. */
 #define PP__MAX_SLOTS (1u << 20)
 
-/* The exit code of a process started with one of the options below but
- * without a usable descriptor (next to internal.h's worker exit codes). */
-#define PP__EXIT_BAD_LAUNCH 120
-
 /* The command-line options that make a re-launched copy of the program a
  * worker or the forkserver (see worker_mode.c). They are always argv[1]
- * (and argv[2]), so a program's own options are never mistaken for them. */
+ * (and argv[2]), so a program's own options are never mistaken for them.
+ * One started with them but without a usable descriptor exits with
+ * PP__EXIT_BAD_LAUNCH (backend.h). */
 #define PP__WORKER_OPTION "--procpool-worker="
 #define PP__FORKSERVER_OPTION "--procpool-forkserver="
 #define PP__SLOTS_OPTION "--procpool-slots="

@@ -345,6 +345,8 @@ void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
 
 long pp__process_id(void) { return (long)getpid(); }
 
+void pp__env_remove(const char *name) { unsetenv(name); }
+
 int pp__cpu_count(void) {
 #if defined(__linux__) && defined(CPU_ALLOC)
   /* The affinity mask is what taskset and cpuset cgroups restrict; a

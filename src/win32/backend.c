@@ -444,6 +444,22 @@ static void backend_free(pp__backend *b) {
   free(b);
 }
 
+/* Records the failed call of the last start (or of the backend's
+ * creation) in b->start_error, for pp__backend_start_error(); without a
+ * call (memory, the CSPRNG) the status says it alone. */
+static void note_start_failure(pp__backend *b, const pp__win32_failure *why) {
+  b->start_error[0] = '\0';
+  if (!why->call)
+    return;
+  char text[128];
+  pp__win32_error_text(why->err, text, sizeof text);
+  snprintf(b->start_error, sizeof b->start_error, "%s: %s", why->call, text);
+}
+
+const char *pp__backend_start_error(const pp__backend *b) {
+  return b ? b->start_error : "";
+}
+
 pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   if (!out || !cfg)
     return PP_EINVAL;
@@ -468,18 +484,28 @@ pp_status pp__backend_create(pp__backend **out, const pp__backend_config *cfg) {
   pp_status st = b->slots ? room(b, PACKETS * EVENTS_PER_PACKET +
                                         2 * (size_t)cfg->max_slots + 2)
                           : PP_ENOMEM;
+  pp__win32_failure why = {NULL, 0};
   if (st == PP_OK)
-    st = pp__spawn_plan_make(&b->plan, cfg->key);
+    st = pp__spawn_plan_make(&b->plan, cfg->key, &why);
   if (st == PP_OK)
-    st = pp__pipe_security_init(&b->sec);
+    st = pp__pipe_security_init(&b->sec, &why);
   if (st == PP_OK)
-    st = pp__job_create(&b->job);
+    st = pp__job_create(&b->job, &why);
   if (st == PP_OK) {
     b->iocp = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
     if (!b->iocp)
-      st = pp__win32_status(GetLastError());
+      st = pp__win32_fail(&why, "CreateIoCompletionPort", GetLastError());
   }
   if (st != PP_OK) {
+    /* The call and the system's reason, for pp_pool_create_error(). */
+    note_start_failure(b, &why);
+    if (b->start_error[0])
+      snprintf(pp__thread_message(), PP__THREAD_MESSAGE,
+               st == PP_ENOTSUP ? "the spawn context is not available: the "
+                                  "program's executable cannot be located "
+                                  "(%s)"
+                                : "%s",
+               b->start_error);
     backend_free(b);
     return st;
   }
@@ -537,22 +563,6 @@ static pp_status open_chan(pp__backend *b, wslot *s, unsigned i,
     return st;
   }
   return PP_OK;
-}
-
-/* Records the failed call of the last start in b->start_error, for
- * pp__backend_start_error(); without a call (memory, the CSPRNG) the
- * status says it alone. */
-static void note_start_failure(pp__backend *b, const pp__win32_failure *why) {
-  b->start_error[0] = '\0';
-  if (!why->call)
-    return;
-  char text[128];
-  pp__win32_error_text(why->err, text, sizeof text);
-  snprintf(b->start_error, sizeof b->start_error, "%s: %s", why->call, text);
-}
-
-const char *pp__backend_start_error(const pp__backend *b) {
-  return b ? b->start_error : "";
 }
 
 pp_status pp__backend_start(pp__backend *b, unsigned slot) {

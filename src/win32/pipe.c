@@ -25,19 +25,20 @@ void pp__pipe_security_free(pp__pipe_security *ps) {
 
 /* The security descriptor names the process token's user (not its owner,
  * which for an elevated process is the Administrators group). */
-pp_status pp__pipe_security_init(pp__pipe_security *ps) {
+pp_status pp__pipe_security_init(pp__pipe_security *ps,
+                                 pp__win32_failure *why) {
   if (!ps)
     return PP_EINVAL;
   memset(ps, 0, sizeof *ps);
   HANDLE token;
   if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
-    return pp__win32_status(GetLastError());
+    return pp__win32_fail(why, "OpenProcessToken", GetLastError());
   DWORD size = 0;
   GetTokenInformation(token, TokenUser, NULL, 0, &size);
   DWORD err = GetLastError();
   if (size == 0) {
     CloseHandle(token);
-    return pp__win32_status(err);
+    return pp__win32_fail(why, "GetTokenInformation", err);
   }
   ps->user = malloc(size);
   if (!ps->user) {
@@ -49,7 +50,7 @@ pp_status pp__pipe_security_init(pp__pipe_security *ps) {
   CloseHandle(token);
   if (!ok) {
     pp__pipe_security_free(ps);
-    return pp__win32_status(err);
+    return pp__win32_fail(why, "GetTokenInformation", err);
   }
   PSID sid = ((TOKEN_USER *)ps->user)->User.Sid;
   DWORD acl_size = sizeof(ACL) + sizeof(ACCESS_ALLOWED_ACE) - sizeof(DWORD) +
@@ -61,13 +62,19 @@ pp_status pp__pipe_security_init(pp__pipe_security *ps) {
   }
   /* One entry: the user, full access. Nobody else, not even
    * Administrators or SYSTEM, may open the pipe. */
-  if (!InitializeAcl(ps->acl, acl_size, ACL_REVISION) ||
-      !AddAccessAllowedAce(ps->acl, ACL_REVISION, GENERIC_ALL, sid) ||
-      !InitializeSecurityDescriptor(&ps->sd, SECURITY_DESCRIPTOR_REVISION) ||
-      !SetSecurityDescriptorDacl(&ps->sd, TRUE, ps->acl, FALSE)) {
+  const char *call = NULL;
+  if (!InitializeAcl(ps->acl, acl_size, ACL_REVISION))
+    call = "InitializeAcl";
+  else if (!AddAccessAllowedAce(ps->acl, ACL_REVISION, GENERIC_ALL, sid))
+    call = "AddAccessAllowedAce";
+  else if (!InitializeSecurityDescriptor(&ps->sd, SECURITY_DESCRIPTOR_REVISION))
+    call = "InitializeSecurityDescriptor";
+  else if (!SetSecurityDescriptorDacl(&ps->sd, TRUE, ps->acl, FALSE))
+    call = "SetSecurityDescriptorDacl";
+  if (call) {
     err = GetLastError();
     pp__pipe_security_free(ps);
-    return pp__win32_status(err);
+    return pp__win32_fail(why, call, err);
   }
   ps->sa.nLength = sizeof ps->sa;
   ps->sa.lpSecurityDescriptor = &ps->sd;
@@ -121,7 +128,8 @@ pp_status pp__pipe_create(const wchar_t *name, const pp__pipe_security *ps,
   return PP_OK;
 }
 
-pp_status pp__pipe_open(const wchar_t *name, HANDLE *out) {
+pp_status pp__pipe_open(const wchar_t *name, HANDLE *out,
+                        pp__win32_failure *why) {
   if (!name || !out)
     return PP_EINVAL;
   for (int tries = 0;; tries++) {
@@ -138,7 +146,7 @@ pp_status pp__pipe_open(const wchar_t *name, HANDLE *out) {
     /* Busy: another client holds the one instance; it can only be one of
      * this user's processes, and this worker's parent will not serve it. */
     if (err != ERROR_PIPE_BUSY || tries >= 10)
-      return pp__win32_status(err);
+      return pp__win32_fail(why, "CreateFileW", err);
     WaitNamedPipeW(name, 100);
   }
 }

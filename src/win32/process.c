@@ -7,12 +7,12 @@
 #include <wchar.h>
 #include <wctype.h>
 
-pp_status pp__job_create(HANDLE *out) {
+pp_status pp__job_create(HANDLE *out, pp__win32_failure *why) {
   if (!out)
     return PP_EINVAL;
   HANDLE job = CreateJobObjectW(NULL, NULL);
   if (!job)
-    return pp__win32_status(GetLastError());
+    return pp__win32_fail(why, "CreateJobObjectW", GetLastError());
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION info;
   memset(&info, 0, sizeof info);
   info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
@@ -20,7 +20,7 @@ pp_status pp__job_create(HANDLE *out) {
                                sizeof info)) {
     DWORD err = GetLastError();
     CloseHandle(job);
-    return pp__win32_status(err);
+    return pp__win32_fail(why, "SetInformationJobObject", err);
   }
   *out = job;
   return PP_OK;
@@ -181,18 +181,25 @@ void pp__cmdline_free(int argc, char **argv) {
   free(argv);
 }
 
-/* This executable's full path (malloc'd), however long. */
-static wchar_t *self_path(void) {
+/* This executable's full path (malloc'd), however long; NULL with
+ * *err set (0: out of memory). */
+static wchar_t *self_path(DWORD *err) {
+  *err = ERROR_INSUFFICIENT_BUFFER; /* longer than any path can be */
   for (DWORD cap = MAX_PATH; cap <= 32768; cap *= 2) {
     wchar_t *path = malloc(cap * sizeof *path);
-    if (!path)
+    if (!path) {
+      *err = 0;
       return NULL;
+    }
     DWORD n = GetModuleFileNameW(NULL, path, cap);
     if (n > 0 && n < cap)
       return path;
-    free(path);
-    if (n == 0)
+    if (n == 0) {
+      *err = GetLastError();
+      free(path);
       return NULL;
+    }
+    free(path);
   }
   return NULL;
 }
@@ -220,11 +227,14 @@ static int entry_cmp(const wchar_t *a, const wchar_t *b) {
  * when `key` is NULL), kept in the sorted order the system expects. The
  * worker alone reads it: it is never on the command line, which any local
  * user can read. */
-static wchar_t *env_block(const char *key) {
+static wchar_t *env_block(const char *key, DWORD *err) {
   static const wchar_t name[] = L"" PP__KEY_ENV;
+  *err = 0;
   wchar_t *parent = GetEnvironmentStringsW();
-  if (!parent)
+  if (!parent) {
+    *err = GetLastError();
     return NULL;
+  }
   size_t total = 0;
   for (const wchar_t *e = parent; *e; e += wcslen(e) + 1)
     total += wcslen(e) + 1;
@@ -324,13 +334,21 @@ static void stdio_free(stdio_set *s) {
 
 /* ---- the plan ---- */
 
-/* The current directory (malloc'd), or NULL. */
-static wchar_t *current_directory(void) {
+/* The current directory (malloc'd), or NULL with *err set (0: out of
+ * memory). */
+static wchar_t *current_directory(DWORD *err) {
+  *err = 0;
   DWORD need = GetCurrentDirectoryW(0, NULL);
-  wchar_t *dir = need ? malloc(need * sizeof *dir) : NULL;
+  if (!need) {
+    *err = GetLastError();
+    return NULL;
+  }
+  wchar_t *dir = malloc(need * sizeof *dir);
   if (dir) {
     DWORD n = GetCurrentDirectoryW(need, dir);
     if (n == 0 || n >= need) {
+      /* Changed by another thread meanwhile, to a longer one. */
+      *err = n ? ERROR_INSUFFICIENT_BUFFER : GetLastError();
       free(dir);
       dir = NULL;
     }
@@ -338,17 +356,27 @@ static wchar_t *current_directory(void) {
   return dir;
 }
 
-pp_status pp__spawn_plan_make(pp__spawn_plan *plan, const char *key) {
+pp_status pp__spawn_plan_make(pp__spawn_plan *plan, const char *key,
+                              pp__win32_failure *why) {
   if (!plan)
     return PP_EINVAL;
-  plan->exe = self_path();
-  plan->env = env_block(key);
-  plan->cwd = current_directory();
-  if (!plan->exe || !plan->env || !plan->cwd) {
+  memset(plan, 0, sizeof *plan);
+  DWORD err = 0;
+  pp_status st = PP_OK;
+  /* Without its own path this program cannot start copies of itself: the
+   * spawn context is not available, as where an executable cannot be
+   * located on POSIX. */
+  if (!(plan->exe = self_path(&err))) {
+    st = err ? PP_ENOTSUP : PP_ENOMEM;
+    if (err)
+      pp__win32_fail(why, "GetModuleFileNameW", err);
+  } else if (!(plan->env = env_block(key, &err)))
+    st = err ? pp__win32_fail(why, "GetEnvironmentStringsW", err) : PP_ENOMEM;
+  else if (!(plan->cwd = current_directory(&err)))
+    st = err ? pp__win32_fail(why, "GetCurrentDirectoryW", err) : PP_ENOMEM;
+  if (st != PP_OK)
     pp__spawn_plan_free(plan);
-    return PP_ENOMEM;
-  }
-  return PP_OK;
+  return st;
 }
 
 void pp__spawn_plan_free(pp__spawn_plan *plan) {

@@ -13,9 +13,16 @@ struct pp__shm {
   unsigned char *base;
 };
 
-static pp_status map_view(pp__shm *shm, size_t size) {
+/* Maps the whole segment; on failure *err (may be NULL) is the system's
+ * reason. */
+static pp_status map_view(pp__shm *shm, size_t size, DWORD *err) {
   shm->base = MapViewOfFile(shm->mapping, FILE_MAP_ALL_ACCESS, 0, 0, size);
-  return shm->base ? PP_OK : pp__win32_status(GetLastError());
+  if (shm->base)
+    return PP_OK;
+  DWORD e = GetLastError();
+  if (err)
+    *err = e;
+  return pp__win32_status(e);
 }
 
 pp_status pp__backend_shm_create(pp__backend *b, unsigned slot, size_t size,
@@ -35,7 +42,7 @@ pp_status pp__backend_shm_create(pp__backend *b, unsigned slot, size_t size,
     return pp__win32_status(GetLastError());
   }
   HANDLE theirs = NULL;
-  pp_status st = map_view(shm, size);
+  pp_status st = map_view(shm, size, NULL);
   if (st == PP_OK &&
       !DuplicateHandle(GetCurrentProcess(), shm->mapping, process, &theirs, 0,
                        FALSE, DUPLICATE_SAME_ACCESS))
@@ -65,9 +72,17 @@ pp_status pp__shm_open(pp__wchan *chan, const char *token, size_t size,
   shm->mapping = (HANDLE)(uintptr_t)value;
   /* A view larger than the mapping fails, so a size the parent did not
    * make is refused here. */
-  pp_status st = map_view(shm, size);
+  DWORD err = 0;
+  pp_status st = map_view(shm, size, &err);
   if (st != PP_OK) {
-    free(shm); /* the handle is left alone: it may not be a mapping */
+    /* A handle that is no mapping fails as an invalid one, and is left
+     * alone: it may be another of this process's. A mapping that could
+     * not be mapped (a size it does not have, no address space) is
+     * closed: kept, it would hold the section's commit for the worker's
+     * life, with no lanes to show for it. */
+    if (err != ERROR_INVALID_HANDLE)
+      CloseHandle(shm->mapping);
+    free(shm);
     return st;
   }
   *out = shm;

@@ -6,6 +6,9 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wctype.h>
 
 /* MSVC's C has its own word for a thread's variable. */
 #ifdef _MSC_VER
@@ -44,18 +47,82 @@ pp_status pp__win32_fail(pp__win32_failure *why, const char *call, DWORD err) {
   return pp__win32_status(err);
 }
 
-void pp__win32_error_text(DWORD err, char *buf, size_t cap) {
-  if (!cap)
-    return;
-  DWORD n = FormatMessageA(
-      FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err, 0,
-      buf, (DWORD)(cap > 0xffff ? 0xffff : cap), NULL);
+/* What stands for an insert ("%1") of the system's text, which names
+ * something the caller passed (a file, as a rule): the message is read
+ * without its arguments. */
+static const wchar_t insert_word[] = L"the file";
+
+/* Copies the system's text `w` to `out` as one line of a message: each
+ * insert ("%1", "%2!s!") becomes insert_word (capitalized where it starts
+ * the text), "%%" a percent sign, line breaks ("%n" too) a space, "%0"
+ * ends it; the trailing period and spaces go. Returns the new length, at most
+ * `cap` - 1 wide characters. */
+static size_t plain_words(const wchar_t *w, wchar_t *out, size_t cap) {
+  size_t n = 0;
+  size_t word = wcslen(insert_word);
+  for (const wchar_t *p = w; *p && n + 1 < cap;) {
+    if (p[0] == L'%' && p[1] == L'0')
+      break; /* the end of the text, without a line break */
+    if (p[0] == L'%' && p[1] >= L'1' && p[1] <= L'9') {
+      p += 2;
+      while (*p >= L'0' && *p <= L'9')
+        p++;
+      if (*p == L'!') { /* a printf-style format: "%1!d!" */
+        const wchar_t *close = wcschr(p + 1, L'!');
+        p = close ? close + 1 : p + wcslen(p);
+      }
+      int first = n == 0;
+      for (size_t i = 0; i < word && n + 1 < cap; i++)
+        out[n++] = insert_word[i];
+      if (first && n > 0)
+        out[0] = (wchar_t)towupper(out[0]);
+      continue;
+    }
+    wchar_t c = *p++;
+    if (c == L'%' && (*p == L'%' || *p == L'n' || *p == L'.' || *p == L'!'))
+      c = *p++ == L'n' ? L' ' : p[-1];
+    if (c == L'\r' || c == L'\n' || c == L'\t')
+      c = L' ';
+    if (c == L' ' && (n == 0 || out[n - 1] == L' '))
+      continue; /* one space between words, none first */
+    out[n++] = c;
+  }
   /* The system's sentence ends with a period and a line break. */
-  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == '.' ||
-               buf[n - 1] == ' '))
-    buf[--n] = '\0';
-  if (!n)
+  while (n && (out[n - 1] == L' ' || out[n - 1] == L'.'))
+    n--;
+  out[n] = L'\0';
+  return n;
+}
+
+/* In UTF-8, like every text of the library: FormatMessageA would give the
+ * ANSI code page's bytes. */
+void pp__win32_error_text(DWORD err, char *buf, size_t cap) {
+  if (!buf || !cap)
+    return;
+  wchar_t raw[512], text[512];
+  DWORD got =
+      FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+                     NULL, err, 0, raw, sizeof raw / sizeof raw[0], NULL);
+  size_t n = 0;
+  if (got > 0 && got < sizeof raw / sizeof raw[0]) {
+    raw[got] = L'\0';
+    n = plain_words(raw, text, sizeof text / sizeof text[0]);
+  }
+  char utf8[3 * sizeof text / sizeof text[0] + 1];
+  int len = n ? WideCharToMultiByte(CP_UTF8, 0, text, (int)n, utf8,
+                                    (int)sizeof utf8 - 1, NULL, NULL)
+              : 0;
+  if (len <= 0) {
     snprintf(buf, cap, "system error %lu", (unsigned long)err);
+    return;
+  }
+  /* Cut where it fits, never inside a character. */
+  size_t keep = (size_t)len < cap ? (size_t)len : cap - 1;
+  if (keep < (size_t)len)
+    while (keep > 0 && ((unsigned char)utf8[keep] & 0xC0) == 0x80)
+      keep--;
+  memcpy(buf, utf8, keep);
+  buf[keep] = '\0';
 }
 
 int pp__win32_has_console(void) {
@@ -154,6 +221,28 @@ void pp__exit_describe(const pp__exit *how, char *buf, size_t cap) {
 }
 
 long pp__process_id(void) { return (long)GetCurrentProcessId(); }
+
+/* The C runtime keeps its own copies of the environment, read once at
+ * start-up: the narrow one that getenv() and _environ read, and a wide one
+ * once anything asked for it; changing the system's block alone leaves
+ * both. _putenv_s() with an empty value removes the variable from the
+ * narrow copy and the system's block, and is documented to update the wide
+ * copy if there is one; that copy is checked all the same, C runtimes
+ * (msvcrt, the UCRT, Wine's) being many. */
+void pp__env_remove(const char *name) {
+  if (!name || !*name)
+    return;
+  _putenv_s(name, "");
+  wchar_t wide[128];
+  size_t n = strlen(name);
+  if (n < sizeof wide / sizeof wide[0]) {
+    for (size_t i = 0; i <= n; i++) /* variable names here are ASCII */
+      wide[i] = (wchar_t)(unsigned char)name[i];
+    if (_wgetenv(wide))
+      _wputenv_s(wide, L"");
+  }
+  SetEnvironmentVariableA(name, NULL);
+}
 
 int pp__cpu_count(void) {
   /* Every processor group; GetSystemInfo sees only the current group. */

@@ -2,6 +2,7 @@
  * blocking reads and writes on it, and quiet crashes. */
 #include "win32.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(_MSC_VER) && defined(_DEBUG)
@@ -142,9 +143,23 @@ int pp__backend_worker_attach(int argc, char **argv, pp__wchan **out) {
     return 0;
   pp__worker_quiet_crashes();
   static pp__wchan chan;
-  if (pp__pipe_open(name, &chan.pipe) != PP_OK) {
-    /* The parent is gone or gave this worker up before it connected. */
-    ExitProcess(PP__EXIT_ATTACH);
+  pp__win32_failure why = {NULL, 0};
+  if (pp__pipe_open(name, &chan.pipe, &why) != PP_OK) {
+    /* No pipe: the parent is gone or gave this worker up before it
+     * connected, which needs no words. Anything else (access refused,
+     * the pipe held by another process) is worth a line: the parent only
+     * sees the exit code. */
+    if (why.call && why.err != ERROR_FILE_NOT_FOUND) {
+      char text[160];
+      pp__win32_error_text(why.err, text, sizeof text);
+      fprintf(stderr,
+              "%s: procpool worker: could not open its pipe to the pool that "
+              "started it (%s): %s: %s\n",
+              argv[0] ? argv[0] : "procpool", argv[1] + sizeof opt - 1,
+              why.call, text);
+      fflush(stderr);
+    }
+    ExitProcess(PP__EXIT_BAD_LAUNCH);
   }
   *out = &chan;
   return 1;

@@ -40,9 +40,6 @@ struct pp__wchan {
  * multiprocessing uses for terminate() on Windows. */
 #define PP__KILL_CODE 0x10000u
 
-/* The exit code of a worker that could not open its channel. */
-#define PP__EXIT_ATTACH 120
-
 /* ---- system helpers (sys.c) ---- */
 
 /* Maps a GetLastError() value to a status (out of memory or resources:
@@ -59,8 +56,10 @@ typedef struct pp__win32_failure {
  * pp__win32_status(err). */
 pp_status pp__win32_fail(pp__win32_failure *why, const char *call, DWORD err);
 
-/* The system's words for the GetLastError() value `err`, without the
- * closing period ("system error N" where it has none). */
+/* The system's words for the GetLastError() value `err`, in UTF-8, on one
+ * line and without the closing period; an insert of the text ("%1", which
+ * would name a file the failed call was given) reads "the file". "system
+ * error N" where the system has no words. */
 void pp__win32_error_text(DWORD err, char *buf, size_t cap);
 
 /* 1 when this process is attached to a console, with a window or not. */
@@ -80,7 +79,8 @@ typedef struct pp__pipe_security {
   ACL *acl;
 } pp__pipe_security;
 
-pp_status pp__pipe_security_init(pp__pipe_security *ps);
+/* A failed call is described in *why (may be NULL). */
+pp_status pp__pipe_security_init(pp__pipe_security *ps, pp__win32_failure *why);
 void pp__pipe_security_free(pp__pipe_security *ps);
 
 /* A fresh name: PP__PIPE_PREFIX, this process's id and 128 bits from the
@@ -94,14 +94,17 @@ pp_status pp__pipe_name(wchar_t name[PP__PIPE_NAME_MAX]);
 pp_status pp__pipe_create(const wchar_t *name, const pp__pipe_security *ps,
                           HANDLE *out, pp__win32_failure *why);
 
-/* Opens the client end (worker side), for blocking I/O. */
-pp_status pp__pipe_open(const wchar_t *name, HANDLE *out);
+/* Opens the client end (worker side), for blocking I/O. A failure is
+ * described in *why (may be NULL). */
+pp_status pp__pipe_open(const wchar_t *name, HANDLE *out,
+                        pp__win32_failure *why);
 
 /* ---- worker processes (process.c) ---- */
 
 /* A job object that kills its processes when its last handle closes: the
- * parent's handle, so workers end with the parent however it ends. */
-pp_status pp__job_create(HANDLE *out);
+ * parent's handle, so workers end with the parent however it ends. A
+ * failed call is described in *why (may be NULL). */
+pp_status pp__job_create(HANDLE *out, pp__win32_failure *why);
 
 /* Appends `arg` to the command line `cmd` (cap wide characters, NUL
  * included) quoted as CommandLineToArgvW and the C runtime parse it back,
@@ -126,7 +129,10 @@ typedef struct pp__spawn_plan {
   wchar_t *cwd;
 } pp__spawn_plan;
 
-pp_status pp__spawn_plan_make(pp__spawn_plan *plan, const char *key);
+/* PP_ENOTSUP when this executable's path cannot be had; a failed call is
+ * described in *why (may be NULL). */
+pp_status pp__spawn_plan_make(pp__spawn_plan *plan, const char *key,
+                              pp__win32_failure *why);
 void pp__spawn_plan_free(pp__spawn_plan *plan);
 
 /* Starts a worker from `plan` for the pipe `pipe_name`, inside `job`. The
