@@ -207,7 +207,12 @@ typedef enum pp__chunk_mem {
 
 /* One unit sent to one worker: a frame holding `count` calls. */
 typedef struct pp__chunk {
-  struct pp__chunk *next;
+  /* In the pool's queue (queue.c), linked both ways so that a cancel takes
+   * a chunk out of the middle at once; in a worker's list, `next` alone. */
+  struct pp__chunk *next, *prev;
+  /* While queued, its job's other queued chunks (any order): a cancel
+   * finds what it drops without a walk over the whole queue. */
+  struct pp__chunk *job_next, *job_prev;
   pp__job *job;
   uint64_t id;
   size_t first, count;  /* item range within the job */
@@ -235,7 +240,12 @@ struct pp__job {
   size_t chunks_left;             /* sent or queued, not yet answered */
   apr_interval_time_t time_limit; /* per chunk, in µs; 0: none */
   int cancelled;                  /* pp_result_cancel() was called */
-  int unwanted; /* pp_iter_free(): its chunks still queued are dropped */
+  int unwanted;      /* pp_iter_free(): its chunks still queued are dropped */
+  pp__chunk *queued; /* its chunks in the pool's queue (queue.c) */
+  /* On the pool's `drops` while cancelled or unwanted with chunks queued
+   * (queue.c), so that the scheduler drops them in one pass. */
+  int dropping;
+  pp__job *drop_next, *drop_prev;
 };
 
 typedef struct pp__value_block pp__value_block;
@@ -577,14 +587,16 @@ struct pp_pool {
   int scheduler_done;
   int joining; /* a join() waits: imap windows stop bounding the input */
   int joined;
-  pp__chunk *queue_head, *queue_tail;
+  pp__chunk *queue_head, *queue_tail; /* FIFO, both ways (queue.c) */
+  pp__job *drops; /* cancelled or unwanted jobs with chunks queued */
   pp_iter *active_iters;
   pp_status broken; /* PP_OK, or why no work can run */
   char *broken_message;
   pp__worker *workers; /* nslots; the scheduler changes them */
   unsigned nslots;
-  size_t inflight_jobs;          /* results and iterators not yet complete */
-  int cancels;                   /* a pp_result_cancel() awaits the scheduler */
+  size_t inflight_jobs; /* results and iterators not yet complete */
+  int cancels; /* a pp_result_cancel() awaits the scheduler, which stops a
+                  worker running the cancelled call */
   unsigned long chunks_in_place; /* records chunks sent as RECORDS_AT */
 
   /* scheduler thread only */
@@ -653,7 +665,6 @@ extern pp__test_hooks pp__test;
 apr_interval_time_t pp__time_limit(const pp_pool *pool, const pp_callbacks *cb);
 pp_status pp__result_new(pp_pool *pool, pp__job_kind kind, const char *task,
                          const pp_callbacks *cb, pp_result **out);
-void pp__enqueue_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last);
 uint32_t pp__next_job_id(pp_pool *pool);
 /* The checks every submission makes: PP_EINVAL for a missing or bad
  * argument (a NaN time limit in `callbacks`, which may be NULL),
@@ -675,6 +686,18 @@ pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
                            pp__chunk **out);
 /* Frees a finished chunk as its `mem` says. */
 void pp__chunk_free(pp__chunk *c);
+
+/* queue.c: the pool's queue of chunks no worker holds yet (lock held). */
+/* Appends the chunks from `first` to `last`, linked by `next`, in order. */
+void pp__queue_append_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last);
+/* Puts them back in front of the queue, in order: a worker that ended
+ * had not started them. */
+void pp__queue_prepend_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last);
+/* Takes queued chunk `c` out of the queue, wherever it is, in O(1). */
+void pp__queue_remove_locked(pp_pool *pool, pp__chunk *c);
+/* `job` was cancelled or made unwanted: its queued chunks, now and any
+ * queued later, go on the pool's `drops` for the scheduler to drop. */
+void pp__queue_drop_job_locked(pp_pool *pool, pp__job *job);
 
 /* result.c */
 /* pp_result_wait() and pp_result_get() inside the library: a failure's

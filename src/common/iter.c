@@ -545,7 +545,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
       c->frame_len = frame.end;
       it->job.nchunks++;
       it->job.chunks_left++;
-      pp__enqueue_locked(pool, c, c);
+      pp__queue_append_locked(pool, c, c);
     } else if (whole) {
       pp__buf_free(&frame);
     }
@@ -1041,7 +1041,7 @@ void pp_iter_free(pp_iter *it) {
    * otherwise run before any later work). */
   it->job.unwanted = 1;
   if (it->pool) {
-    it->pool->cancels = 1;
+    pp__queue_drop_job_locked(it->pool, &it->job);
     pp__backend_wake(it->pool->backend);
   }
   if (--it->refs) {

@@ -223,7 +223,8 @@ static pp_status cancel(pp_result *r) {
                                "left to cancel");
   }
   r->job.cancelled = 1;
-  r->pool->cancels = 1;
+  pp__queue_drop_job_locked(r->pool, &r->job);
+  r->pool->cancels = 1; /* a worker may be running it */
   pp__backend_wake(r->pool->backend);
   pp__mutex_unlock(r->shared->lock);
   return PP_OK;

@@ -79,12 +79,10 @@ static void chunk_failed(pp_pool *pool, pp__chunk *c, pp_status why,
 }
 
 static void fail_queue(pp_pool *pool, pp_status why, const char *message) {
-  pp__chunk *c = pool->queue_head;
-  pool->queue_head = pool->queue_tail = NULL;
-  while (c) {
-    pp__chunk *next = c->next;
+  while (pool->queue_head) {
+    pp__chunk *c = pool->queue_head;
+    pp__queue_remove_locked(pool, c);
     chunk_failed(pool, c, why, message);
-    c = next;
   }
 }
 
@@ -350,25 +348,18 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
                       w->exit.code == PP__EXIT_RECYCLE) ||
                      w->ready_owed || never_read(w);
   if (w->head && started_none) {
-    w->tail->next = pool->queue_head;
-    pool->queue_head = w->head;
-    if (!pool->queue_tail)
-      pool->queue_tail = w->tail;
+    /* Those cancelled meanwhile are dropped from there (queue.c). */
+    pp__queue_prepend_locked(pool, w->head, w->tail);
     w->head = w->tail = NULL;
     w->outstanding = 0;
-    pool->cancels = 1; /* one of them may have been cancelled meanwhile */
   }
   if (w->head) {
     /* The oldest chunk is the one it was running: workers answer in order.
      * The rest never started: they go back to the front of the queue. */
     pp__chunk *running = w->head;
     pp__chunk *rest = running->next;
-    if (rest) {
-      w->tail->next = pool->queue_head;
-      pool->queue_head = rest;
-      if (!pool->queue_tail)
-        pool->queue_tail = w->tail;
-    }
+    if (rest)
+      pp__queue_prepend_locked(pool, rest, w->tail);
     running->next = NULL;
     w->head = w->tail = NULL;
     w->outstanding = 0;
@@ -1249,9 +1240,7 @@ static void dispatch(pp_pool *pool) {
   while (pool->queue_head) {
     pp__chunk *c = pool->queue_head;
     if (c->count == 0) { /* an empty map completes at once */
-      pool->queue_head = c->next;
-      if (!pool->queue_head)
-        pool->queue_tail = NULL;
+      pp__queue_remove_locked(pool, c);
       pp__outcome none = {PP_OK, NULL, 0};
       chunk_done(pool, c, NULL, &none);
       continue;
@@ -1259,11 +1248,8 @@ static void dispatch(pp_pool *pool) {
     unsigned slot = 0;
     if (!pick_worker(pool, &slot))
       break;
-    pool->queue_head = c->next;
-    if (!pool->queue_head)
-      pool->queue_tail = NULL;
+    pp__queue_remove_locked(pool, c);
     pp__worker *w = &pool->workers[slot];
-    c->next = NULL;
     if (w->tail) {
       w->tail->next = c;
     } else {
@@ -1418,24 +1404,20 @@ static void handle_broken(pp_pool *pool) {
  * is running costs that worker its life. Chunks queued behind it in a
  * worker are answered normally and then discarded (see on_results). A
  * freed iterator's queued chunks never run either, but the ones its
- * workers hold finish: nobody asked to stop them. */
+ * workers hold finish: nobody asked to stop them. Only the dropped chunks
+ * are visited (each job on `drops` lists its own), not the whole queue:
+ * cancels made one at a time would each have cost a walk over it. */
 static void handle_cancels(pp_pool *pool) {
+  while (pool->drops) {
+    pp__job *job = pool->drops;
+    pp__chunk *c = job->queued;
+    pp__queue_remove_locked(pool, c); /* off `drops` with its last chunk */
+    chunk_failed(pool, c, PP_ECANCELLED,
+                 job->cancelled ? NULL : "the iterator was freed");
+  }
   if (!pool->cancels)
     return;
   pool->cancels = 0;
-  pp__chunk **link = &pool->queue_head, *last = NULL;
-  while (*link) {
-    pp__chunk *c = *link;
-    if (c->job->cancelled || c->job->unwanted) {
-      *link = c->next;
-      chunk_failed(pool, c, PP_ECANCELLED,
-                   c->job->cancelled ? NULL : "the iterator was freed");
-    } else {
-      last = c;
-      link = &c->next;
-    }
-  }
-  pool->queue_tail = last;
   for (unsigned i = 0; i < pool->nslots; i++) {
     pp__worker *w = &pool->workers[i];
     if (w->head && w->head->job->cancelled && w->state == PP__W_READY)

@@ -199,14 +199,6 @@ pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
   return PP_OK;
 }
 
-void pp__enqueue_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last) {
-  if (pool->queue_tail)
-    pool->queue_tail->next = first;
-  else
-    pool->queue_head = first;
-  pool->queue_tail = last;
-}
-
 /* Hands a result and its chunks to the pool, or refuses when the pool no
  * longer takes work (then the caller frees both). */
 static pp_status submit(pp_pool *pool, pp_result *r, pp__chunk *first,
@@ -221,7 +213,7 @@ static pp_status submit(pp_pool *pool, pp_result *r, pp__chunk *first,
   r->refs = 2; /* the caller's and the pool's until it completes */
   pool->shared->refs++;
   pool->inflight_jobs++;
-  pp__enqueue_locked(pool, first, last);
+  pp__queue_append_locked(pool, first, last);
   pp__mutex_unlock(pool->shared->lock);
   pp__backend_wake(pool->backend);
   return PP_OK;
