@@ -1814,6 +1814,478 @@ static void test_cancel(void) {
   pp_pool_destroy(pool);
 }
 
+/* ---- cancels in a long queue: each takes out its own chunks, wherever
+ * they are (queue.c), and the rest keeps its order ---- */
+
+#define CQ_LEN 300 /* calls queued behind a blocker */
+
+/* What the callbacks saw: the values of the calls answered, in the order
+ * they were answered (one worker answers in queue order), and the error
+ * callbacks' runs. Callbacks run on the scheduler thread, one at a time;
+ * the test reads the log once the results it waits for are ready. */
+typedef struct cq_log {
+  tu_counter oks, errors;
+  int64_t answered[CQ_LEN];
+  long cancelled; /* error callbacks whose result said "cancelled" */
+} cq_log;
+
+static void cq_log_init(cq_log *log) {
+  memset(log, 0, sizeof *log);
+  tu_counter_init(&log->oks);
+  tu_counter_init(&log->errors);
+}
+
+static void cq_on_value(pp_result *r, void *user) {
+  cq_log *log = user;
+  int64_t v = -1; /* a map's: counted only */
+  if (pp_result_count(r) == 1 && pp_result_i64(r, &v) != PP_OK)
+    v = -2;
+  long k = tu_counter_get(&log->oks);
+  if (k < CQ_LEN)
+    log->answered[k] = v;
+  tu_counter_inc(&log->oks);
+}
+
+static void cq_on_error(pp_result *r, void *user) {
+  cq_log *log = user;
+  if (tu_contains(pp_result_error(r), "cancelled"))
+    log->cancelled++;
+  tu_counter_inc(&log->errors);
+}
+
+/* A call that holds the pool's only worker until it is cancelled. */
+static pp_result *cq_blocker(pp_pool *pool) {
+  int64_t ms = 60000;
+  pp_bytes arg = tu_i64(&ms);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r), PP_OK);
+  return r;
+}
+
+/* Cancels the blocker: its worker is stopped, and the queue goes to the
+ * replacement. */
+static void cq_unblock(pp_result *blocker) {
+  CU_ASSERT_EQUAL(pp_result_cancel(blocker), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(blocker, TU_WAIT), PP_ECANCELLED);
+  pp_result_free(blocker);
+}
+
+/* `n` squares of 0 .. n-1 queued, each with the log's callbacks. */
+static void cq_queue(pp_pool *pool, cq_log *log, int64_t *x, pp_result **r,
+                     size_t n) {
+  pp_callbacks cbs = {cq_on_value, cq_on_error, log, 0};
+  for (size_t i = 0; i < n; i++) {
+    x[i] = (int64_t)i;
+    pp_bytes arg = tu_i64(&x[i]);
+    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &arg, 1, &cbs, &r[i]),
+                          PP_OK);
+  }
+}
+
+/* The calls not in `gone` were answered right, once each, in queue
+ * order. */
+static void cq_check_rest(cq_log *log, pp_result **r, const char *gone,
+                          size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (gone[i])
+      continue;
+    int64_t v = -1;
+    CU_ASSERT_EQUAL(pp_result_get(r[i], TU_WAIT), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_i64(r[i], &v), PP_OK);
+    CU_ASSERT_EQUAL(v, (int64_t)(i * i));
+    if (k < CQ_LEN && log->answered[k] != (int64_t)(i * i)) {
+      CU_FAIL("a call was answered out of queue order");
+      k = CQ_LEN; /* once */
+    }
+    k++;
+  }
+  CU_ASSERT_EQUAL(tu_counter_get(&log->oks), (long)k);
+}
+
+/* 1 when the pool's queue holds `want`, in order, linked right both ways. */
+static int cq_queue_is(const pp_pool *pool, pp__chunk *const *want, size_t n) {
+  const pp__chunk *c = pool->queue_head, *prev = NULL;
+  for (size_t i = 0; i < n; prev = c, c = c->next, i++)
+    if (c != want[i] || c->prev != prev)
+      return 0;
+  if (c || pool->queue_tail != prev)
+    return 0;
+  c = pool->queue_tail;
+  for (size_t i = n; i-- > 0; c = c->prev)
+    if (c != want[i])
+      return 0;
+  return c == NULL;
+}
+
+/* How many chunks `job` lists as queued, each once and in the queue, its
+ * links right both ways; (size_t)-1 when they are not. */
+static size_t cq_job_queued(const pp_pool *pool, const pp__job *job) {
+  size_t n = 0;
+  const pp__chunk *prev = NULL;
+  for (const pp__chunk *c = job->queued; c; prev = c, c = c->job_next) {
+    int in_queue = 0;
+    for (const pp__chunk *q = pool->queue_head; q; q = q->next)
+      in_queue |= q == c;
+    if (c->job != job || c->job_prev != prev || !in_queue || ++n > 64)
+      return (size_t)-1;
+  }
+  return n;
+}
+
+/* 1 when the pool's drops list holds exactly `want` (n of them), each
+ * marked, linked right both ways. */
+static int cq_drops_are(const pp_pool *pool, pp__job *const *want, size_t n) {
+  size_t found = 0;
+  const pp__job *prev = NULL;
+  for (const pp__job *j = pool->drops; j; prev = j, j = j->drop_next) {
+    int listed = 0;
+    for (size_t i = 0; i < n; i++)
+      listed |= j == want[i];
+    if (!listed || !j->dropping || j->drop_prev != prev || ++found > n)
+      return 0;
+  }
+  return found == n;
+}
+
+/* The queue on its own (queue.c), without a pool's threads: chunks taken
+ * out at the head, in the middle and at the tail, a worker's chunks put
+ * back in front, then one behind them taken out; both directions and each
+ * job's own list stay right, and a job is on the drops list exactly while
+ * it is cancelled or unwanted with chunks queued. */
+static void test_cancel_queue_links(void) {
+  static pp_pool pool;
+  static pp__job a, b;
+  static pp__chunk c[8];
+  memset(&pool, 0, sizeof pool);
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  memset(c, 0, sizeof c);
+  for (size_t i = 0; i < 8; i++)
+    c[i].job = i % 2 ? &b : &a;
+  for (size_t i = 0; i < 5; i++)
+    c[i].next = &c[i + 1];
+  pp__queue_append_locked(&pool, &c[0], &c[5]);
+  pp__chunk *all[] = {&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]};
+  CU_ASSERT(cq_queue_is(&pool, all, 6));
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &a), 3);
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &b), 3);
+  pp__queue_remove_locked(&pool, &c[0]); /* head */
+  pp__queue_remove_locked(&pool, &c[3]); /* middle */
+  pp__queue_remove_locked(&pool, &c[5]); /* tail */
+  CU_ASSERT_PTR_NULL(c[3].next);
+  CU_ASSERT_PTR_NULL(c[3].prev);
+  pp__chunk *left[] = {&c[1], &c[2], &c[4]};
+  CU_ASSERT(cq_queue_is(&pool, left, 3));
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &a), 2);
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &b), 1);
+  /* A worker's unstarted chunks, back in front */
+  c[6].next = &c[7];
+  c[7].next = NULL;
+  pp__queue_prepend_locked(&pool, &c[6], &c[7]);
+  pp__chunk *back[] = {&c[6], &c[7], &c[1], &c[2], &c[4]};
+  CU_ASSERT(cq_queue_is(&pool, back, 5));
+  pp__queue_remove_locked(&pool, &c[1]); /* the head before, now behind */
+  pp__chunk *after[] = {&c[6], &c[7], &c[2], &c[4]};
+  CU_ASSERT(cq_queue_is(&pool, after, 4));
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &a), 3);
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &b), 1);
+  /* b cancelled: listed while it has chunks queued, and again when one is
+   * queued after (a worker gave it back) */
+  CU_ASSERT(cq_drops_are(&pool, NULL, 0));
+  b.cancelled = 1;
+  pp__queue_drop_job_locked(&pool, &b);
+  pp__job *just_b[] = {&b}, *both[] = {&a, &b}, *just_a[] = {&a};
+  CU_ASSERT(cq_drops_are(&pool, just_b, 1));
+  pp__queue_remove_locked(&pool, &c[7]);
+  CU_ASSERT(cq_drops_are(&pool, NULL, 0));
+  CU_ASSERT_PTR_NULL(b.queued);
+  c[3].next = NULL;
+  pp__queue_prepend_locked(&pool, &c[3], &c[3]);
+  CU_ASSERT(cq_drops_are(&pool, just_b, 1));
+  a.unwanted = 1;
+  pp__queue_drop_job_locked(&pool, &a);
+  CU_ASSERT(cq_drops_are(&pool, both, 2));
+  pp__queue_drop_job_locked(&pool, &a); /* listed once */
+  CU_ASSERT(cq_drops_are(&pool, both, 2));
+  pp__queue_remove_locked(&pool, &c[3]);
+  CU_ASSERT(cq_drops_are(&pool, just_a, 1));
+  pp__chunk *only_a[] = {&c[6], &c[2], &c[4]};
+  CU_ASSERT(cq_queue_is(&pool, only_a, 3));
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &a), 3);
+  /* Drained as the scheduler drops a job's chunks: the first it lists */
+  while (pool.drops)
+    pp__queue_remove_locked(&pool, pool.drops->queued);
+  CU_ASSERT(cq_queue_is(&pool, NULL, 0));
+  CU_ASSERT_PTR_NULL(a.queued);
+  CU_ASSERT_EQUAL(a.dropping, 0);
+  CU_ASSERT_EQUAL(b.dropping, 0);
+}
+
+/* Cancelled one at a time, each waited for, from the head, the middle and
+ * the tail of a long queue and next to where one was taken out: each
+ * completes as cancelled at once (its error callback run) while the
+ * worker is still busy, and the rest then run in their order. */
+static void test_cancel_in_long_queue(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static cq_log log;
+  static int64_t x[CQ_LEN];
+  static pp_result *r[CQ_LEN];
+  char gone[CQ_LEN] = {0};
+  cq_log_init(&log);
+  pp_result *blocker = cq_blocker(pool);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(blocker);
+  cq_queue(pool, &log, x, r, CQ_LEN);
+  static const size_t picks[] = {
+      0,          CQ_LEN / 2,     CQ_LEN - 1, 1, CQ_LEN / 2 + 1,
+      CQ_LEN - 2, CQ_LEN / 2 - 1, CQ_LEN - 3, 2};
+  size_t npicks = sizeof picks / sizeof picks[0];
+  for (size_t k = 0; k < npicks; k++) {
+    size_t i = picks[k];
+    gone[i] = 1;
+    CU_ASSERT_EQUAL(pp_result_cancel(r[i]), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_get(r[i], TU_WAIT), PP_ECANCELLED);
+    CU_ASSERT(tu_contains(pp_result_error(r[i]), "cancelled"));
+    CU_ASSERT_EQUAL(tu_counter_get(&log.errors), (long)k + 1);
+    CU_ASSERT_EQUAL(pp_result_cancel(r[i]), PP_ESTATE);
+  }
+  CU_ASSERT_EQUAL(pp_result_ready(blocker), 0);
+  CU_ASSERT_EQUAL(log.cancelled, (long)npicks);
+  /* New work joins behind what is left, at the tail. */
+  int64_t late = 1000, got = 0;
+  pp_bytes late_arg = tu_i64(&late);
+  pp_result *last = NULL;
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "square", &late_arg, 1, NULL, &last),
+                  PP_OK);
+  cq_unblock(blocker);
+  cq_check_rest(&log, r, gone, CQ_LEN);
+  CU_ASSERT_EQUAL(pp_result_get(last, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_i64(last, &got), PP_OK);
+  CU_ASSERT_EQUAL(got, 1000000);
+  CU_ASSERT_EQUAL(tu_counter_get(&log.errors), (long)npicks);
+  pp_result_free(last);
+  for (size_t i = 0; i < CQ_LEN; i++)
+    pp_result_free(r[i]);
+  pp_pool_destroy(pool);
+}
+
+/* A map cancelled with calls queued before and after it: all its chunks
+ * go (every item cancelled, its error callback run once), the calls
+ * around it run in their order, a map queued behind it too. */
+static void test_cancel_map_in_queue(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static cq_log log, map_log;
+  cq_log_init(&log);
+  cq_log_init(&map_log);
+  pp_result *blocker = cq_blocker(pool);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(blocker);
+  pp_callbacks cbs = {cq_on_value, cq_on_error, &log, 0};
+  pp_callbacks map_cbs = {cq_on_value, cq_on_error, &map_log, 0};
+  int64_t before = 2, after = 3, vals[100], got = 0;
+  pp_bytes items[100];
+  tu_i64_items(vals, items, 100, 0);
+  pp_bytes a_arg = tu_i64(&before), b_arg = tu_i64(&after);
+  pp_result *a = NULL, *m = NULL, *b = NULL, *m2 = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &a_arg, 1, &cbs, &a),
+                        PP_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      pp_map_async(pool, "square", items, 100, 7, &map_cbs, &m), PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "square", &b_arg, 1, &cbs, &b),
+                        PP_OK);
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", items, 10, 3, &cbs, &m2),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_chunks(m), 15);
+  CU_ASSERT_EQUAL(pp_result_cancel(m), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(m, TU_WAIT), PP_ECANCELLED);
+  CU_ASSERT_EQUAL(tu_counter_get(&map_log.errors), 1);
+  CU_ASSERT_EQUAL(map_log.cancelled, 1);
+  CU_ASSERT_EQUAL(tu_counter_get(&map_log.oks), 0);
+  CU_ASSERT_EQUAL(pp_result_count(m), 100);
+  for (size_t i = 0; i < 100; i++) {
+    pp_bytes out;
+    if (pp_result_item(m, i, &out) != PP_ECANCELLED) {
+      CU_FAIL("an item of the cancelled map is not cancelled");
+      break;
+    }
+  }
+  CU_ASSERT_EQUAL(pp_result_ready(a), 0);
+  CU_ASSERT_EQUAL(pp_result_ready(b), 0);
+  CU_ASSERT_EQUAL(pp_result_ready(m2), 0);
+  cq_unblock(blocker);
+  CU_ASSERT_EQUAL(pp_result_get(a, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_i64(a, &got), PP_OK);
+  CU_ASSERT_EQUAL(got, 4);
+  CU_ASSERT_EQUAL(pp_result_get(b, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_i64(b, &got), PP_OK);
+  CU_ASSERT_EQUAL(got, 9);
+  CU_ASSERT_EQUAL(pp_result_get(m2, TU_WAIT), PP_OK);
+  for (size_t i = 0; i < 10; i++) {
+    CU_ASSERT_EQUAL(pp_result_item_i64(m2, i, &got), PP_OK);
+    CU_ASSERT_EQUAL(got, (int64_t)(i * i));
+  }
+  CU_ASSERT_EQUAL(tu_counter_get(&log.oks), 3);
+  CU_ASSERT_EQUAL(log.answered[0], 4); /* a, b, then the map: in order */
+  CU_ASSERT_EQUAL(log.answered[1], 9);
+  CU_ASSERT_EQUAL(log.answered[2], -1);
+  CU_ASSERT_EQUAL(tu_counter_get(&log.errors), 0);
+  pp_result_free(a);
+  pp_result_free(m);
+  pp_result_free(b);
+  pp_result_free(m2);
+  pp_pool_destroy(pool);
+}
+
+/* Every other call of a long queue cancelled, all at once, then waited
+ * for: the others all run, right and in order, and the pool's count of
+ * work left ends at none (a join returns). */
+static void test_cancel_every_other(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static cq_log log;
+  static int64_t x[CQ_LEN];
+  static pp_result *r[CQ_LEN];
+  char gone[CQ_LEN] = {0};
+  cq_log_init(&log);
+  pp_result *blocker = cq_blocker(pool);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(blocker);
+  cq_queue(pool, &log, x, r, CQ_LEN);
+  for (size_t i = 0; i < CQ_LEN; i += 2) {
+    gone[i] = 1;
+    CU_ASSERT_EQUAL(pp_result_cancel(r[i]), PP_OK);
+  }
+  for (size_t i = 0; i < CQ_LEN; i += 2)
+    CU_ASSERT_EQUAL(pp_result_get(r[i], TU_WAIT), PP_ECANCELLED);
+  CU_ASSERT_EQUAL(tu_counter_get(&log.errors), CQ_LEN / 2);
+  CU_ASSERT_EQUAL(log.cancelled, CQ_LEN / 2);
+  CU_ASSERT_EQUAL(pp_result_ready(blocker), 0);
+  cq_unblock(blocker);
+  cq_check_rest(&log, r, gone, CQ_LEN);
+  CU_ASSERT_EQUAL(tu_counter_get(&log.errors), CQ_LEN / 2);
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  tu_joiner *j = tu_joiner_start(pool);
+  CU_ASSERT(tu_joiner_wait(j, TU_WAIT));
+  CU_ASSERT_EQUAL(tu_joiner_status(j), PP_OK);
+  tu_joiner_free(j);
+  for (size_t i = 0; i < CQ_LEN; i++)
+    pp_result_free(r[i]);
+  pp_pool_destroy(pool);
+}
+
+/* Cancels while the scheduler hands the same queue out to two workers:
+ * each call ends once, as cancelled when its cancel was taken, answered
+ * right otherwise; a map cancelled part-way too; then the pool works and
+ * a join returns. */
+static void test_cancel_racing_dispatch(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static cq_log log;
+  static int64_t x[CQ_LEN];
+  static pp_result *r[CQ_LEN];
+  cq_log_init(&log);
+  for (int round = 0; round < 3; round++) {
+    cq_log_init(&log);
+    int64_t vals[400];
+    pp_bytes items[400];
+    tu_i64_items(vals, items, 400, 0);
+    pp_result *m = NULL;
+    cq_queue(pool, &log, x, r, CQ_LEN / 2);
+    CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", items, 400, 4, NULL, &m),
+                          PP_OK);
+    cq_queue(pool, &log, x + CQ_LEN / 2, r + CQ_LEN / 2, CQ_LEN / 2);
+    pp_status map_cancel = PP_OK;
+    char taken[CQ_LEN] = {0};
+    /* From the tail back, every third, the map when half-way */
+    for (size_t k = CQ_LEN; k-- > 0;) {
+      if (k == CQ_LEN / 2)
+        map_cancel = pp_result_cancel(m);
+      if (k % 3 != (size_t)round)
+        continue;
+      pp_status st = pp_result_cancel(r[k]);
+      CU_ASSERT(st == PP_OK || st == PP_ESTATE);
+      taken[k] = st == PP_OK;
+    }
+    long ncancelled = 0;
+    for (size_t i = 0; i < CQ_LEN; i++) {
+      pp_status st = pp_result_get(r[i], TU_WAIT);
+      int64_t want = (int64_t)(i < CQ_LEN / 2 ? i : i - CQ_LEN / 2), v = -1;
+      if (taken[i]) {
+        CU_ASSERT_EQUAL(st, PP_ECANCELLED);
+        ncancelled++;
+      } else {
+        CU_ASSERT_EQUAL(st, PP_OK);
+        CU_ASSERT_EQUAL(pp_result_i64(r[i], &v), PP_OK);
+        CU_ASSERT_EQUAL(v, want * want);
+      }
+    }
+    pp_status mst = pp_result_get(m, TU_WAIT);
+    CU_ASSERT(map_cancel == PP_OK ? mst == PP_ECANCELLED : mst == PP_OK);
+    CU_ASSERT_EQUAL(tu_counter_wait(&log.errors, ncancelled, TU_WAIT),
+                    ncancelled);
+    CU_ASSERT_EQUAL(tu_counter_get(&log.oks), CQ_LEN - ncancelled);
+    pp_result_free(m);
+    for (size_t i = 0; i < CQ_LEN; i++)
+      pp_result_free(r[i]);
+  }
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 12, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 144);
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  tu_joiner *j = tu_joiner_start(pool);
+  CU_ASSERT(tu_joiner_wait(j, TU_WAIT));
+  tu_joiner_free(j);
+  pp_pool_destroy(pool);
+}
+
+/* An imap's input: the same long task for ever, its pulls counted. */
+static pp_status cq_slow_forever(void *state, pp_bytes *item) {
+  static const int64_t ms = 3000;
+  tu_counter_inc(state);
+  item->data = &ms;
+  item->len = sizeof ms;
+  return PP_OK;
+}
+
+/* A freed imap's queued chunks (3 s each, a window of them) are dropped
+ * at once, in the same pass as a call cancelled beside them: a call
+ * queued behind them runs as soon as the worker is free. */
+static void test_cancel_with_freed_imap(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  pp_result *blocker = cq_blocker(pool);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(blocker);
+  int64_t two = 2, seven = 7, got = 0;
+  pp_bytes two_arg = tu_i64(&two), seven_arg = tu_i64(&seven);
+  pp_result *doomed = NULL, *behind = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "square", &two_arg, 1, NULL, &doomed), PP_OK);
+  tu_counter pulls;
+  tu_counter_init(&pulls);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_imap(pool, "sleep_ms", cq_slow_forever, &pulls, 1, &it), PP_OK);
+  CU_ASSERT(tu_counter_wait(&pulls, 8, TU_WAIT) >= 8);
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "square", &seven_arg, 1, NULL, &behind), PP_OK);
+  pp_iter_free(it);
+  CU_ASSERT_EQUAL(pp_result_cancel(doomed), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(doomed, TU_WAIT), PP_ECANCELLED);
+  CU_ASSERT_EQUAL(pp_result_ready(behind), 0);
+  cq_unblock(blocker);
+  /* Not dropped, the imap's chunks would hold it 24 s and more. */
+  CU_ASSERT_EQUAL(pp_result_get(behind, TU_WAIT), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_i64(behind, &got), PP_OK);
+  CU_ASSERT_EQUAL(got, 49);
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  tu_joiner *j = tu_joiner_start(pool);
+  CU_ASSERT(tu_joiner_wait(j, TU_WAIT));
+  tu_joiner_free(j);
+  pp_result_free(doomed);
+  pp_result_free(behind);
+  pp_pool_destroy(pool);
+}
+
 /* Worker starts that fail (no process slot for a moment): retried after
  * a pause, and the pool then works as if nothing had happened. */
 static void test_start_fails_for_a_moment(void) {
@@ -1909,6 +2381,17 @@ int pp_test_suite_reliability(void) {
        test_time_limit_terminate_then_kill},
 #endif
       {"cancel a queued call and a running one", test_cancel},
+      {"the queue: taken out anywhere, put back in front, links stay right",
+       test_cancel_queue_links},
+      {"cancel one by one from the head, middle and tail of a long queue",
+       test_cancel_in_long_queue},
+      {"cancel a map with calls queued around it", test_cancel_map_in_queue},
+      {"cancel every other queued call: the rest run in order",
+       test_cancel_every_other},
+      {"cancels racing with dispatch: each call ends once, rightly",
+       test_cancel_racing_dispatch},
+      {"a freed imap's queued chunks go with a cancel beside them",
+       test_cancel_with_freed_imap},
       {"malformed frames from a worker: it is killed, its task fails",
        test_malformed_frames},
       {"max_memory_per_child: a grown worker is replaced, nothing lost",
