@@ -3,7 +3,7 @@
  * queued; the time is that of the cancel-and-wait loop alone.
  *
  * Build (against a Release build of the library in BUILD):
- *   cc -O2 -std=c11 -Iinclude probes/cancel_one_by_one.c \
+ *   cc -O2 -std=c11 -Iinclude bench/cancel_one_by_one.c \
  *      BUILD/libprocpool.a -lapr-1 -lpthread -o /tmp/cancel_probe
  * Run: /tmp/cancel_probe N [ORDER]   ORDER: fifo (default), lifo, middle */
 #define _POSIX_C_SOURCE 200809L
