@@ -2,10 +2,8 @@
  * Two workers are kept busy by long first tasks, so every later call stays
  * queued; the time is that of the cancel-and-wait loop alone.
  *
- * Build (against a Release build of the library in BUILD):
- *   cc -O2 -std=c11 -Iinclude bench/cancel_one_by_one.c \
- *      BUILD/libprocpool.a -lapr-1 -lpthread -o /tmp/cancel_probe
- * Run: /tmp/cancel_probe N [ORDER]   ORDER: fifo (default), lifo, middle */
+ * Built as pp_bench_cancel with the benchmarks (PP_BUILD_BENCH).
+ * Run: pp_bench_cancel N [ORDER]   ORDER: fifo (default), lifo, middle */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
