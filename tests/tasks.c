@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -103,6 +104,23 @@ static pp_status task_echo(pp_call *call) {
     return pp_call_fail(call, "echo: cannot read argument 0");
   }
   return pp_call_return(call, b.data, b.len);
+}
+
+/* blob(seed[, len]): TASK_BLOB_LEN bytes, or len, of task_blob_byte(). */
+static pp_status task_blob(pp_call *call) {
+  int64_t seed = 0, len = TASK_BLOB_LEN;
+  if (pp_call_arg_i64(call, 0, &seed) != PP_OK ||
+      (pp_call_argc(call) > 1 && pp_call_arg_i64(call, 1, &len) != PP_OK) ||
+      len < 0)
+    return pp_call_fail(call, "blob: needs an int64 seed and a length");
+  unsigned char *b = malloc(len ? (size_t)len : 1);
+  if (!b)
+    return pp_call_fail(call, "blob: out of memory");
+  for (size_t j = 0; j < (size_t)len; j++)
+    b[j] = task_blob_byte(seed, j);
+  pp_status st = pp_call_return(call, b, (size_t)len);
+  free(b);
+  return st;
 }
 
 static pp_status task_init_store(pp_call *call) {
@@ -265,6 +283,7 @@ pp_status tasks_register(void) {
       {"fail_zero_slow", task_fail_zero_slow},
       {"getpid", task_getpid},
       {"echo", task_echo},
+      {"blob", task_blob},
       {"init_store", task_init_store},
       {"get_stored", task_get_stored},
       {"init_count", task_init_count},

@@ -4,6 +4,9 @@
 
 #include "procpool.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 /** Message prefix of the "fail" task: "fail task: argument <n>". */
 #define TASK_FAIL_PREFIX "fail task: argument "
 /** Message of the "fail_on" task for its failing item 5. */
@@ -16,6 +19,24 @@
 #define TASK_SLOW_MS 200
 /** The status the "ret_status" task returns without pp_call_fail(). */
 #define TASK_RET_STATUS PP_ENOTSUP
+/** How many bytes the "blob" task gives when not told. */
+#define TASK_BLOB_LEN 40960
+
+/** Byte @p j of the "blob" task's value for @p seed: each slice of a
+    value, and each value, of its own. */
+static inline unsigned char task_blob_byte(int64_t seed, size_t j) {
+  return (unsigned char)((uint64_t)seed * 31u + j * 7u + (j >> 8));
+}
+
+/** Whether @p data, @p len bytes, is the "blob" task's value for @p seed
+    of that length. */
+static inline int task_blob_right(const void *data, size_t len, int64_t seed) {
+  const unsigned char *p = data;
+  for (size_t j = 0; j < len; j++)
+    if (p[j] != task_blob_byte(seed, j))
+      return 0;
+  return 1;
+}
 
 /**
  * Registers every test task:
@@ -30,6 +51,8 @@
  *                                TASK_SLOW_MS and returns x * x
  *  getpid() -> i64               the worker's pid
  *  echo(bytes) -> bytes          its first argument (empty if none)
+ *  blob(i64[, i64]) -> bytes     TASK_BLOB_LEN bytes (or the second
+ *                                argument's count) of task_blob_byte()
  *  init_store(i64)               initializer: stores x in a global
  *  get_stored() -> i64           that global (-1 before init_store)
  *  init_count()                  initializer: increments a per-process count

@@ -233,10 +233,18 @@ static void test_default_chunks_fit_messages(void) {
     CU_ASSERT_EQUAL(wrong, 0);
     pp_result_free(r);
   }
-  /* The caller's own chunk size stands, and its answers are too big. */
+  /* The caller's own chunk size stands: its answers, past the limit, come
+   * in pieces (test_answers_in_pieces()). */
   pp_result *r = NULL;
-  CU_ASSERT_EQUAL(pp_map(pool, "echo", items, N, 5, &r), PP_ETOOBIG);
+  CU_ASSERT_EQUAL(pp_map(pool, "echo", items, N, 5, &r), PP_OK);
   CU_ASSERT_EQUAL(pp_result_chunks(r), 8);
+  size_t wrong = 0;
+  for (size_t i = 0; i < N; i++) {
+    pp_bytes b = {NULL, 0};
+    wrong += pp_result_item(r, i, &b) != PP_OK || b.len != SIZE ||
+             memcmp(b.data, items[i].data, SIZE) != 0;
+  }
+  CU_ASSERT_EQUAL(wrong, 0);
   pp_result_free(r);
   pp_pool_destroy(pool);
 
@@ -255,6 +263,143 @@ static void test_default_chunks_fit_messages(void) {
   pp_result_free(r);
   pp_pool_destroy(pool);
   free(buf);
+}
+
+/* How many of `n` values of "blob" for seeds first.. are wrong (or
+ * missing), each `len` bytes. */
+static size_t wrong_blobs(pp_result *r, size_t n, int64_t first, size_t len) {
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; i++) {
+    pp_bytes b = {NULL, 0};
+    wrong += pp_result_item(r, i, &b) != PP_OK || b.len != len ||
+             !task_blob_right(b.data, b.len, first + (int64_t)i);
+  }
+  return wrong;
+}
+
+/* The same of what an imap of "blob" over seeds first.. hands out. */
+static size_t wrong_imap_blobs(pp_iter *it, size_t n, int64_t first) {
+  size_t wrong = 0, got = 0;
+  for (;;) {
+    pp_value v = {0};
+    pp_status st = pp_iter_next(it, TU_WAIT, &v);
+    if (st == PP_EOF || st == PP_ETIMEOUT) {
+      wrong += st != PP_EOF;
+      break;
+    }
+    wrong += st != PP_OK || v.len != TASK_BLOB_LEN ||
+             !task_blob_right(v.data, v.len, first + (int64_t)got);
+    if (st != PP_OK && wrong == 1)
+      fprintf(stderr, "\n  imap item %zu: %s\n", got,
+              v.error ? v.error : pp_strerror(st));
+    got++;
+    pp_value_clear(&v);
+  }
+  return wrong + (got != n ? n : 0);
+}
+
+/* A chunk's answer longer than pp_options.max_message_size comes in pieces
+ * (wire.h, PP__FRAME_MORE): 8 results of 40 KiB a chunk, past a limit of
+ * 64 KiB, through map (RESULTS), async map, imap (VALUES), and one value
+ * alone three times the limit, through the lanes and without shared
+ * memory. Each failed with PP_ETOOBIG, its worker stopped, before. */
+static void test_answers_in_pieces(void) {
+  static const size_t shm[] = {0, PP_NO_SHARED_MEMORY};
+  enum { N = 40 };
+  int64_t seeds[N];
+  pp_bytes items[N];
+  for (size_t i = 0; i < N; i++) {
+    seeds[i] = 1000 + (int64_t)i;
+    items[i] = tu_i64(&seeds[i]);
+  }
+  for (size_t k = 0; k < sizeof shm / sizeof shm[0]; k++) {
+    pp_options o;
+    pp_options_init(&o);
+    o.processes = 2;
+    o.max_message_size = 64 << 10;
+    o.shared_memory_size = shm[k];
+    pp_pool *pool = tu_pool_opts(&o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    pp_result *r = NULL;
+    pp_status st = pp_map(pool, "blob", items, N, 8, &r);
+    CU_ASSERT_EQUAL(st, PP_OK);
+    if (st != PP_OK)
+      fprintf(stderr, "\n  map (shm %zu): %s\n", shm[k], pp_result_error(r));
+    CU_ASSERT_EQUAL(wrong_blobs(r, N, 1000, TASK_BLOB_LEN), 0);
+    pp_result_free(r);
+
+    r = NULL;
+    CU_ASSERT_EQUAL(pp_map_async(pool, "blob", items, N, 8, NULL, &r), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
+    CU_ASSERT_EQUAL(wrong_blobs(r, N, 1000, TASK_BLOB_LEN), 0);
+    pp_result_free(r);
+
+    for (int ordered = 1; ordered >= 0; ordered--) {
+      tu_range range;
+      tu_range_init(&range, 7, 7 + N);
+      pp_iter *it = NULL;
+      st = ordered ? pp_imap(pool, "blob", tu_range_next, &range, 8, &it)
+                   : pp_imap_unordered(pool, "blob", tu_range_next, &range, N,
+                                       &it); /* one chunk: in order */
+      CU_ASSERT_EQUAL_FATAL(st, PP_OK);
+      CU_ASSERT_EQUAL(wrong_imap_blobs(it, N, 7), 0);
+      pp_iter_free(it);
+    }
+
+    /* A single value past the limit goes in pieces as well. */
+    int64_t big[2] = {5, 3 * (64 << 10) + 123};
+    pp_bytes args[2] = {tu_i64(&big[0]), tu_i64(&big[1])};
+    pp_value v = {0};
+    CU_ASSERT_EQUAL(pp_apply(pool, "blob", args, 2, &v), PP_OK);
+    CU_ASSERT_EQUAL(v.len, (size_t)big[1]);
+    CU_ASSERT(task_blob_right(v.data, v.len, 5));
+    pp_value_clear(&v);
+    pp_pool_destroy(pool);
+  }
+}
+
+/* A records map's answer lists its failed records with their messages,
+ * which its chunk size, cut to fit the limit by the records' sizes, does
+ * not count: at the smallest limit, 4 KiB, a chunk of 256 records of 8
+ * bytes that all fail says 10 KiB (RECORDS_DONE); at 128 KiB, a chunk of
+ * 15,000 (120 KB, done in place where workers may reach this process's
+ * memory: RECORDS_PUT) says 480 KB. Such answers come in pieces, and every
+ * record says why it failed; before, the worker was stopped (PP_ETOOBIG). */
+static void test_records_failures_in_pieces(void) {
+  static const size_t limit[] = {4096, 128 << 10}, chunk[] = {256, 15000};
+  enum { N = 30000 };
+  static int64_t in[N], out[N];
+  for (size_t i = 0; i < N; i++)
+    in[i] = (int64_t)i;
+  for (size_t k = 0; k < sizeof limit / sizeof limit[0]; k++) {
+    pp_options o;
+    pp_options_init(&o);
+    o.processes = 2;
+    o.max_message_size = limit[k];
+    pp_pool *pool = tu_pool_opts(&o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    /* Each worker's READY, which says whether it may reach this process's
+     * memory, is in once it answered a call. */
+    int64_t y = 0;
+    for (int i = 0; i < 4; i++)
+      CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 3, &y), PP_OK);
+    size_t n = k ? N : 1000;
+    pp_records rec = {in, n, sizeof in[0], out, sizeof out[0], NULL, 0};
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL(pp_map_records(pool, "fail", &rec, chunk[k], &r), PP_ETASK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    if (!tu_contains(pp_result_error(r), TASK_FAIL_PREFIX "0"))
+      fprintf(stderr, "\n  records at %zu: %s\n", limit[k], pp_result_error(r));
+    CU_ASSERT(tu_contains(pp_result_error(r), TASK_FAIL_PREFIX "0"));
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++) {
+      pp_bytes b = {NULL, 0};
+      failed += pp_result_item(r, i, &b) == PP_ETASK;
+    }
+    CU_ASSERT_EQUAL(failed, n);
+    pp_result_free(r);
+    pp_pool_destroy(pool);
+  }
 }
 
 static void fill_pairs(int64_t (*vals)[2], pp_bytes (*argv)[2], pp_args *items,
@@ -595,6 +740,11 @@ int pp_test_suite_map(void) {
       {"map of byte items of different lengths", test_map_bytes_items},
       {"default chunks take no more big items than fit a message",
        test_default_chunks_fit_messages},
+      {"a chunk's answer past max_message_size comes in pieces: map, imap, "
+       "one big value; with and without shared memory",
+       test_answers_in_pieces},
+      {"a records answer whose failures pass the limit comes in pieces",
+       test_records_failures_in_pieces},
       {"starmap with two-argument items", test_starmap},
       {"starmap items with different argument counts",
        test_starmap_varying_argc},

@@ -83,7 +83,12 @@ enum {
   READY_AGAIN,
   PROOF_AGAIN,
   INIT_FAILED_LATE,
-  PARENT_FRAME
+  PARENT_FRAME,
+  /* pieces of an answer (PP__FRAME_MORE) out of their place */
+  MORE_STRAY,    /* a piece for no chunk it was sent */
+  MORE_ON_READY, /* the flag on a frame that answers nothing */
+  MORE_MIXED,    /* a piece of RESULTS, then the last piece as VALUES */
+  MORE_THEN_DIE  /* a piece, then the worker dies mid-answer */
 };
 
 static void put_header(unsigned char *h, unsigned version, unsigned type,
@@ -96,6 +101,15 @@ static void put_header(unsigned char *h, unsigned version, unsigned type,
   for (int i = 0; i < 4; i++)
     h[8 + i] = (unsigned char)(len >> (8 * i));
   memset(h + 12, 0, 8);
+}
+
+/* A header with flags and an id, for the pieces of an answer. */
+static void put_piece(unsigned char *h, unsigned type, unsigned flags,
+                      uint32_t len, uint64_t id) {
+  put_header(h, PP__WIRE_VERSION, type, len);
+  h[6] = (unsigned char)flags;
+  for (int i = 0; i < 8; i++)
+    h[12 + i] = (unsigned char)(id >> (8 * i));
 }
 
 /* Writes a malformed frame onto its own channel, as a broken or hostile
@@ -130,9 +144,26 @@ static pp_status garbage(pp_call *call) {
     len += 5;
   } else if (how == PARENT_FRAME) { /* CALLS goes the other way */
     put_header(h, PP__WIRE_VERSION, PP__F_CALLS, 0);
+  } else if (how >= MORE_STRAY) {
+    /* The chunk's id, from the test: the first piece of its answer. */
+    int64_t id = 0;
+    if (how != MORE_STRAY && pp_call_arg_i64(call, 1, &id) != PP_OK)
+      return pp_call_fail(call, "garbage: needs the chunk's id");
+    put_piece(h, how == MORE_ON_READY ? PP__F_READY : PP__F_RESULTS,
+              PP__FRAME_MORE, 4, (uint64_t)id);
+    memset(h + len, 0, 4); /* the start of a RESULTS: u32 n */
+    h[len] = 1;
+    len += 4;
+    if (how == MORE_MIXED) {
+      /* The last piece, as another type: one value of 1 byte. */
+      put_piece(h + len, PP__F_VALUES, 0, 6, (uint64_t)id);
+      memset(h + len + PP__WIRE_HEADER_SIZE, 0, 6);
+      h[len + PP__WIRE_HEADER_SIZE + 4] = 1;
+      len += PP__WIRE_HEADER_SIZE + 6;
+    }
   }
   pp__call_send_raw(call, h, len);
-  if (how == TRUNCATED)
+  if (how == TRUNCATED || how == MORE_THEN_DIE)
     exit(0);
   return pp_call_return_i64(call, 1);
 }
@@ -1426,8 +1457,10 @@ static void test_mixed_campaign(void) {
 }
 
 /* Malformed frames from a worker (bad magic, wrong version, a length beyond
- * the limit, a truncated frame, sound frames out of their place): that
- * worker is killed, its task fails, the parent and the pool carry on. */
+ * the limit, a truncated frame, sound frames out of their place, pieces of
+ * an answer out of theirs): that worker is killed, its task fails, the
+ * parent and the pool carry on. One that dies after a piece of its answer
+ * fails its chunk as any worker that dies while running it. */
 static void test_malformed_frames(void) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
@@ -1444,13 +1477,23 @@ static void test_malformed_frames(void) {
       {READY_AGAIN, PP_EPROTOCOL, "a ready report out of place"},
       {PROOF_AGAIN, PP_EPROTOCOL, "a second proof of the key"},
       {INIT_FAILED_LATE, PP_EPROTOCOL, "an initializer report out of place"},
-      {PARENT_FRAME, PP_EPROTOCOL, "a frame only the parent sends"}};
+      {PARENT_FRAME, PP_EPROTOCOL, "a frame only the parent sends"},
+      {MORE_STRAY, PP_EPROTOCOL, "a piece of an answer to no task"},
+      {MORE_ON_READY, PP_EPROTOCOL, "a bad frame header"},
+      {MORE_MIXED, PP_EPROTOCOL, "an answer in pieces of different kinds"},
+      {MORE_THEN_DIE, PP_EWORKERDIED, "died while running"}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     long pids[4];
     size_t n = wait_workers(pool, pids, 4, 2);
-    pp_bytes arg = tu_i64(&cases[i].how);
+    /* An apply's chunk id is its job's number (the next one) << 32. */
+    int64_t id =
+        (int64_t)((uint64_t)(apr_atomic_read32(&pool->next_job) + 1) << 32);
+    pp_bytes args[2] = {tu_i64(&cases[i].how), tu_i64(&id)};
     pp_value v = {0};
-    CU_ASSERT_EQUAL(pp_apply(pool, "garbage", &arg, 1, &v), cases[i].expect);
+    CU_ASSERT_EQUAL(pp_apply(pool, "garbage", args, 2, &v), cases[i].expect);
+    if (!tu_contains(v.error, cases[i].says))
+      fprintf(stderr, "\n  case %d: %s\n", (int)cases[i].how,
+              v.error ? v.error : "-");
     CU_ASSERT(tu_contains(v.error, cases[i].says));
     CU_ASSERT(listed(pids, n, named_pid(v.error)));
     pp_value_clear(&v);

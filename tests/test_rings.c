@@ -7,6 +7,7 @@
 
 #include "internal.h" /* the rings, a task's link */
 #include "suites.h"
+#include "tasks.h"
 #include "util.h"
 
 /* ---- tasks ---- */
@@ -187,12 +188,18 @@ static void test_impossible_positions(void) {
 
 /* ---- through a pool ---- */
 
-static pp_pool *pool_with(size_t shared_memory_size, int processes) {
+static pp_pool *pool_limited(size_t shared_memory_size, int processes,
+                             size_t max_message_size) {
   pp_options o;
   pp_options_init(&o);
   o.processes = processes;
   o.shared_memory_size = shared_memory_size;
+  o.max_message_size = max_message_size;
   return tu_pool_opts(&o);
+}
+
+static pp_pool *pool_with(size_t shared_memory_size, int processes) {
+  return pool_limited(shared_memory_size, processes, 0);
 }
 
 /* Maps ring_state over `n` items, one a chunk: how many of their workers'
@@ -280,9 +287,8 @@ static void test_unbacked_rings(void) {
   pp_pool_destroy(pool);
 }
 
-/* A pool whose workers have all switched to the rings. */
-static pp_pool *ringed_pool(size_t shared_memory_size, int processes) {
-  pp_pool *pool = pool_with(shared_memory_size, processes);
+/* `pool`, once its workers have all switched to the rings. */
+static pp_pool *switch_to_rings(pp_pool *pool) {
   size_t counts[3] = {0, 0, 0};
   for (int round = 0; pool && round < 20 && counts[2] < 8; round++) {
     memset(counts, 0, sizeof counts);
@@ -291,6 +297,11 @@ static pp_pool *ringed_pool(size_t shared_memory_size, int processes) {
   }
   CU_ASSERT_EQUAL(counts[2], 8);
   return pool;
+}
+
+/* A pool whose workers have all switched to the rings. */
+static pp_pool *ringed_pool(size_t shared_memory_size, int processes) {
+  return switch_to_rings(pool_with(shared_memory_size, processes));
 }
 
 /* Answers that come while the parent sleeps wake it. */
@@ -318,6 +329,82 @@ static void test_bigger_than_the_ring(void) {
     CU_ASSERT_EQUAL(tu_apply_echo(pool, "late_echo", buf, len), PP_OK);
   }
   free(buf);
+  pp_pool_destroy(pool);
+}
+
+/* Whether the `n` workers in `pids` are still the pool's: a worker slow
+ * to start (spawn, under a sanitizer) may be listed only later. */
+static int same_workers(pp_pool *pool, const long *pids, size_t n) {
+  long now[8];
+  size_t m = 0;
+  if (pp_pool_worker_pids(pool, now, 8, &m) != PP_OK || m > 8)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t j = 0;
+    while (j < m && now[j] != pids[i])
+      j++;
+    if (j == m)
+      return 0;
+  }
+  return 1;
+}
+
+/* Answers past max_message_size come in pieces through the rings too,
+ * each piece's payload in the up lane or in the ring itself: a map's
+ * chunks of 8 values of 40 KiB (RESULTS) past a limit of 64 KiB, an
+ * imap's (VALUES), and a value of 3 rings alone; no worker is replaced
+ * meanwhile. Each failed with PP_ETOOBIG before. */
+static void test_pieces_through_rings(void) {
+  pp_pool *pool = switch_to_rings(pool_limited(0, 2, 64 << 10));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  long pids[8];
+  size_t npids = 0;
+  CU_ASSERT_EQUAL(pp_pool_worker_pids(pool, pids, 8, &npids), PP_OK);
+  enum { N = 40 };
+  int64_t seeds[N];
+  pp_bytes items[N];
+  for (size_t i = 0; i < N; i++) {
+    seeds[i] = 77 + (int64_t)i;
+    items[i] = tu_i64(&seeds[i]);
+  }
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL(pp_map(pool, "blob", items, N, 8, &r), PP_OK);
+  size_t wrong = 0;
+  for (size_t i = 0; i < N; i++) {
+    pp_bytes b = {NULL, 0};
+    wrong += pp_result_item(r, i, &b) != PP_OK || b.len != TASK_BLOB_LEN ||
+             !task_blob_right(b.data, b.len, seeds[i]);
+  }
+  CU_ASSERT_EQUAL(wrong, 0);
+  pp_result_free(r);
+
+  tu_range range;
+  tu_range_init(&range, 77, 77 + N);
+  pp_iter *it = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "blob", tu_range_next, &range, 8, &it),
+                        PP_OK);
+  size_t got = 0;
+  wrong = 0;
+  pp_value v = {0};
+  for (pp_status st; (st = pp_iter_next(it, TU_WAIT, &v)) != PP_EOF; got++) {
+    wrong += st != PP_OK || v.len != TASK_BLOB_LEN ||
+             !task_blob_right(v.data, v.len, 77 + (int64_t)got);
+    pp_value_clear(&v);
+    if (st == PP_ETIMEOUT)
+      break;
+  }
+  CU_ASSERT_EQUAL(got, N);
+  CU_ASSERT_EQUAL(wrong, 0);
+  pp_iter_free(it);
+
+  int64_t big[2] = {9, 3 * (int64_t)PP__RING_SIZE + 5};
+  pp_bytes args[2] = {tu_i64(&big[0]), tu_i64(&big[1])};
+  CU_ASSERT_EQUAL(pp_apply(pool, "blob", args, 2, &v), PP_OK);
+  CU_ASSERT_EQUAL(v.len, (size_t)big[1]);
+  CU_ASSERT(task_blob_right(v.data, v.len, 9));
+  pp_value_clear(&v);
+
+  CU_ASSERT(same_workers(pool, pids, npids));
   pp_pool_destroy(pool);
 }
 
@@ -368,6 +455,8 @@ int pp_test_suite_rings(void) {
        "memory",
        test_switch},
       {"answers wake a sleeping parent", test_sleeping_parent},
+      {"answers past max_message_size come in pieces through the rings",
+       test_pieces_through_rings},
       {"frames bigger than a ring, both ways", test_bigger_than_the_ring},
       {"a worker with an impossible ring position is stopped", test_lying_ring},
       {"a switch the parent did not ask for is refused", test_stray_switch},

@@ -552,6 +552,10 @@ typedef struct pp__worker {
    * impossible): stop it. */
   pp_status ring_fault;
   pp__buf ring_in; /* what the up ring brought, not yet read as frames */
+  /* An answer coming in pieces (wire.h, PP__FRAME_MORE): the payloads so
+   * far, and their frames' type (0: none under way). */
+  pp__buf pieces;
+  unsigned piece_type;
   int closed, exited;
   pp__exit exit;
   int killed_by_pool;  /* terminate or a protocol error */

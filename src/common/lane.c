@@ -150,8 +150,15 @@ const char *pp__lane_resolve(const pp__lane *lane, pp__frame *frame,
 
 pp_status pp__lane_put_frame(pp__buf *out, pp__frame_type type, uint64_t id,
                              uint32_t pos, size_t len) {
+  return pp__lane_put_frame_flagged(out, type, 0, id, pos, len);
+}
+
+pp_status pp__lane_put_frame_flagged(pp__buf *out, pp__frame_type type,
+                                     unsigned flags, uint64_t id, uint32_t pos,
+                                     size_t len) {
   size_t at;
-  pp_status st = pp__frame_begin_flagged(out, type, PP__FRAME_LANE, id, &at);
+  pp_status st =
+      pp__frame_begin_flagged(out, type, PP__FRAME_LANE | flags, id, &at);
   if (st == PP_OK)
     st = pp__put_u32(out, pos);
   if (st == PP_OK)

@@ -103,6 +103,10 @@ const char *pp__lane_resolve(const pp__lane *lane, pp__frame *frame,
 /* Appends a lane frame for a payload of `len` bytes at `pos`. */
 pp_status pp__lane_put_frame(pp__buf *out, pp__frame_type type, uint64_t id,
                              uint32_t pos, size_t len);
+/* The same with more header flags (PP__FRAME_MORE: a piece of an answer). */
+pp_status pp__lane_put_frame_flagged(pp__buf *out, pp__frame_type type,
+                                     unsigned flags, uint64_t id, uint32_t pos,
+                                     size_t len);
 
 /* The lane size for a requested one: rounded up to a power of two within
  * the limits. */

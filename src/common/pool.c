@@ -118,6 +118,13 @@ static pp_status encode_config(pp_pool *pool, const pp_options *o) {
     if (st == PP_OK)
       st = pp__put_u32(&b, (uint32_t)(probe[i] >> 32));
   }
+  /* The longest payload a frame to this process may have: a worker cuts
+   * a longer answer into pieces of it. */
+  uint64_t most = pool->max_message;
+  if (st == PP_OK)
+    st = pp__put_u32(&b, (uint32_t)most);
+  if (st == PP_OK)
+    st = pp__put_u32(&b, (uint32_t)(most >> 32));
   if (st == PP_OK)
     st = pp__frame_end(&b, at);
   if (st != PP_OK) {
@@ -159,8 +166,10 @@ static const char *worker_key(const pp_pool *pool) {
 static void pool_free(pp_pool *pool) {
   if (pool->backend)
     pp__backend_destroy(pool->backend);
-  for (unsigned i = 0; pool->workers && i < pool->nslots; i++)
+  for (unsigned i = 0; pool->workers && i < pool->nslots; i++) {
     pp__buf_free(&pool->workers[i].batch);
+    pp__buf_free(&pool->workers[i].pieces);
+  }
   free(pool->workers);
   free(pool->config_frame);
   free(pool->outcomes);

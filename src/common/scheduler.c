@@ -199,15 +199,16 @@ static void stop_worker(pp_pool *pool, pp__worker *w, unsigned slot,
 
 /* A frame longer than the pool's limit (pp_options.max_message_size): the
  * call it answers fails with PP_ETOOBIG and says so, and the worker is
- * stopped, as the rest of that frame could only be read to be dropped. */
+ * stopped, as the rest of that frame could only be read to be dropped. A
+ * worker of this build cuts a longer answer into pieces (wire.h): only one
+ * that does not follow the protocol sends such a frame. */
 static void oversized(pp_pool *pool, unsigned slot, size_t len) {
   pp__worker *w = &pool->workers[slot];
   kill_worker(pool, w, slot, PP_ETOOBIG,
               pp__format("worker %ld sent a message of %zu bytes, beyond "
                          "the pool's limit of %zu (pp_options."
-                         "max_message_size); it was stopped. A chunk's "
-                         "results travel in one message: a smaller "
-                         "chunksize, or a larger limit, lets them through",
+                         "max_message_size), to which its answers are cut; "
+                         "it was stopped",
                          w->pid, len, pool->max_message));
 }
 
@@ -375,6 +376,7 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
   free(w->fail_message);
   pp__buf_free(&w->batch);
   pp__buf_free(&w->ring_in);
+  pp__buf_free(&w->pieces); /* an answer cut short: its chunk failed above */
   pp__shm_free(w->shm);
   pp__backend_release(pool->backend, slot);
   memset(w, 0, sizeof *w);
@@ -591,6 +593,37 @@ static const char *on_records_put(pp_pool *pool, pp__worker *w,
   if (bad)
     return bad;
   answered(pool, w, c, &a, whole.status == PP_OK ? NULL : &whole);
+  return NULL;
+}
+
+/* A frame of an answer that comes in pieces (PP__FRAME_MORE): each
+ * piece's payload is kept, and the last makes `f` the whole answer's frame,
+ * read as a frame whole is (which copies out what it keeps: the pieces'
+ * bytes are dropped after). `*kept` when `f` was a piece, and there is
+ * nothing more to do with it. NULL, or what is wrong. */
+static const char *on_piece(pp_pool *pool, unsigned slot, pp__frame *f,
+                            int *kept) {
+  pp__worker *w = &pool->workers[slot];
+  if (w->piece_type && f->type != w->piece_type)
+    return "an answer in pieces of different kinds";
+  int calls = f->type == PP__F_RESULTS || f->type == PP__F_VALUES;
+  pp__chunk *c = answered_chunk(w, f, calls ? PP__JOB_CALLS : PP__JOB_RECORDS);
+  /* What the answer's own reader refuses, refused at its first piece. */
+  if (!c || (f->type == PP__F_VALUES && c->job->kind != PP__JOB_IMAP) ||
+      (f->type == PP__F_RECORDS_PUT && !c->in_place))
+    return "a piece of an answer to no task it was sent";
+  *kept = (f->flags & PP__FRAME_MORE) != 0;
+  if (pp__buf_append(&w->pieces, f->payload, f->len) != PP_OK) {
+    *kept = 1;
+    kill_worker(pool, w, slot, PP_ENOMEM,
+                pp__strdup("out of memory reading the worker's answer"));
+    return NULL;
+  }
+  w->piece_type = *kept ? f->type : 0;
+  if (!*kept) {
+    f->payload = pp__buf_head(&w->pieces);
+    f->len = pp__buf_len(&w->pieces);
+  }
   return NULL;
 }
 
@@ -869,7 +902,12 @@ static void read_frames(pp_pool *pool, unsigned slot, pp__buf *in) {
       oversized(pool, slot, f.len);
       return;
     }
-    switch (bad ? 0 : f.type) {
+    int kept = 0, pieces = w->piece_type || (f.flags & PP__FRAME_MORE);
+    if (!bad && pieces)
+      bad = on_piece(pool, slot, &f, &kept);
+    if (w->killed_by_pool)
+      return; /* no memory for the pieces */
+    switch (bad || kept ? 0 : f.type) {
     case 0:
       break;
     case PP__F_READY:
@@ -921,6 +959,8 @@ static void read_frames(pp_pool *pool, unsigned slot, pp__buf *in) {
       protocol_error(pool, slot, bad);
       return;
     }
+    if (pieces && !kept)
+      pp__buf_clear(&w->pieces);
     /* Decoded and copied out: the worker may reuse those lane bytes. */
     if (f.flags & PP__FRAME_LANE)
       pp__lane_publish(pp__shm_base(w->shm), lane_end);

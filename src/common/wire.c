@@ -62,9 +62,12 @@ pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
     return PP_EPROTOCOL;
   unsigned flags = (unsigned)p[6] | (unsigned)p[7] << 8;
   size_t len = pp__load_u32(p + 8);
-  if (flags & ~PP__FRAME_LANE)
+  if (flags & ~(PP__FRAME_LANE | PP__FRAME_MORE))
     return PP_EPROTOCOL;
-  if (flags && (!travels_in_lane(p[5]) || len != PP__LANE_REF_SIZE))
+  if ((flags & PP__FRAME_LANE) &&
+      (!travels_in_lane(p[5]) || len != PP__LANE_REF_SIZE))
+    return PP_EPROTOCOL;
+  if ((flags & PP__FRAME_MORE) && !pp__frame_answers(p[5]))
     return PP_EPROTOCOL;
   if (len > max_len) {
     frame->len = len; /* for the caller's message */
@@ -90,21 +93,27 @@ pp_status pp__frame_begin(pp__buf *out, pp__frame_type type, uint64_t id,
   return pp__frame_begin_flagged(out, type, 0, id, header_at);
 }
 
+void pp__frame_header(unsigned char *h, pp__frame_type type, unsigned flags,
+                      uint32_t len, uint64_t id) {
+  pp__store_u32(h, PP__WIRE_MAGIC);
+  h[4] = PP__WIRE_VERSION;
+  h[5] = (unsigned char)type;
+  h[6] = (unsigned char)flags;
+  h[7] = (unsigned char)(flags >> 8);
+  pp__store_u32(h + 8, len);
+  pp__store_u32(h + 12, (uint32_t)id);
+  pp__store_u32(h + 16, (uint32_t)(id >> 32));
+}
+
+uint64_t pp__frame_id_of(const unsigned char *h) { return load_u64(h + 12); }
+
 pp_status pp__frame_begin_flagged(pp__buf *out, pp__frame_type type,
                                   unsigned flags, uint64_t id,
                                   size_t *header_at) {
   pp_status st = pp__buf_reserve(out, PP__WIRE_HEADER_SIZE);
   if (st != PP_OK)
     return st;
-  unsigned char *h = pp__buf_tail(out);
-  pp__store_u32(h, PP__WIRE_MAGIC);
-  h[4] = PP__WIRE_VERSION;
-  h[5] = (unsigned char)type;
-  h[6] = (unsigned char)flags;
-  h[7] = (unsigned char)(flags >> 8);
-  pp__store_u32(h + 8, 0);
-  pp__store_u32(h + 12, (uint32_t)id);
-  pp__store_u32(h + 16, (uint32_t)(id >> 32));
+  pp__frame_header(pp__buf_tail(out), type, flags, 0, id);
   *header_at = out->end - out->start;
   pp__buf_commit(out, PP__WIRE_HEADER_SIZE);
   return PP_OK;

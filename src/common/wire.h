@@ -4,11 +4,18 @@
  *   header (20 bytes): magic u32 "PPF1" | version u8 | type u8 | flags u16
  *                      | payload length u32 | chunk id u64
  *
- * The one flag, PP__FRAME_LANE, marks a lane frame: its payload, u32
+ * Two flags. PP__FRAME_LANE marks a lane frame: its payload, u32
  * position and u32 length, says where the real payload lies in the
  * sender's lane of shared memory (lane.h). CALLS, ITEMS and RECORDS travel
- * so down, RESULTS, VALUES and RECORDS_DONE up; any other flag is an
- * error.
+ * so down, RESULTS, VALUES and RECORDS_DONE up. PP__FRAME_MORE marks a
+ * piece of an answer (RESULTS, VALUES, RECORDS_DONE or RECORDS_PUT) too
+ * long for one frame: CONFIG tells the worker the longest payload the
+ * parent takes (pp_options.max_message_size), and a longer answer goes as
+ * frames of its type and id, each payload a consecutive slice of its
+ * bytes cut anywhere, all but the last flagged MORE; the parent reads the
+ * slices joined as one payload, each slice no longer than that. A piece
+ * may be a lane frame (both flags: the slice lies in the lane). Any other
+ * flag, or a flag on a type not named for it, is an error.
  *
  * Every connection starts with the key handshake: the parent sends
  * CHALLENGE, the worker answers PROOF, and only a worker whose proof is
@@ -27,7 +34,9 @@
  *            high half of the worker's resident-memory limit (0: none),
  *            then the parent's memory probe: u64 the parent's process id,
  *            u64 an address in the parent, u64 the value found there
- *            (all 0: no probe); every u64 as its low, then high u32
+ *            (all 0: no probe), then u64 the longest payload the parent
+ *            takes in a frame (at least 4096: longer answers go in
+ *            pieces); every u64 as its low, then high u32
  *   CALLS    task name (str16), u32 n, n x args          (apply, map, starmap)
  *   RECORDS  task name (str16), u32 n, u32 in_size, u32 out_size, u32 nfields,
  *            nfields x u32 field size, u32 low and u32 high half of the
@@ -78,11 +87,12 @@
 #include <stdint.h>
 
 #define PP__WIRE_MAGIC 0x31465050u /* "PPF1" read little-endian */
-#define PP__WIRE_VERSION 8
+#define PP__WIRE_VERSION 9
 #define PP__WIRE_HEADER_SIZE 20
 #define PP__WIRE_MAX_NAME 255
 #define PP__NONCE_SIZE 32
 #define PP__FRAME_LANE 1u   /* header flag: the payload is in a lane */
+#define PP__FRAME_MORE 2u   /* header flag: an answer's piece, not its last */
 #define PP__LANE_REF_SIZE 8 /* a lane frame's payload: u32 pos, u32 len */
 
 typedef enum pp__frame_type {
@@ -107,7 +117,7 @@ typedef enum pp__frame_type {
 
 typedef struct pp__frame {
   pp__frame_type type;
-  unsigned flags; /* PP__FRAME_LANE or 0 */
+  unsigned flags; /* PP__FRAME_LANE, PP__FRAME_MORE or 0 */
   uint64_t id;
   const unsigned char *payload; /* borrowed from the input buffer */
   size_t len;
@@ -116,12 +126,19 @@ typedef struct pp__frame {
 /* Looks at the head of `in`. PP_OK with *complete = 1 and `frame` filled when
  * a whole frame is there (consume PP__WIRE_HEADER_SIZE + frame->len bytes
  * after use); PP_OK with *complete = 0 when more bytes are needed;
- * PP_EPROTOCOL for a bad magic, type or flag, or a lane frame of a type
- * that never travels so or of the wrong length; PP_ENOTSUP for another protocol
+ * PP_EPROTOCOL for a bad magic, type or flag, a lane frame of a type
+ * that never travels so or of the wrong length, or a piece (MORE) of a
+ * frame that is no answer; PP_ENOTSUP for another protocol
  * version (pp__frame_version() tells which), and PP_ETOOBIG for a length
  * above `max_len` (then frame->len is that length, the rest unset). */
 pp_status pp__frame_peek(const pp__buf *in, size_t max_len, pp__frame *frame,
                          int *complete);
+
+/* Whether frames of type `t` answer a chunk, and so may come in pieces. */
+static inline int pp__frame_answers(unsigned t) {
+  return t == PP__F_RESULTS || t == PP__F_VALUES || t == PP__F_RECORDS_DONE ||
+         t == PP__F_RECORDS_PUT;
+}
 
 /* The type of the whole encoded frame at `frame`. */
 static inline pp__frame_type pp__frame_type_of(const unsigned char *frame) {
@@ -143,6 +160,12 @@ pp_status pp__frame_begin_flagged(pp__buf *out, pp__frame_type type,
                                   size_t *header_at);
 /* PP_ETOOBIG when the payload exceeds what a u32 length can say. */
 pp_status pp__frame_end(pp__buf *out, size_t header_at);
+/* Writes a whole header at `h`: for a frame whose payload is already in
+ * place behind it (a piece of an answer). */
+void pp__frame_header(unsigned char *h, pp__frame_type type, unsigned flags,
+                      uint32_t len, uint64_t id);
+/* The id in the header at `h`. */
+uint64_t pp__frame_id_of(const unsigned char *h);
 
 /* The wire's little-endian u32, in and out of raw memory. Inline: a
  * worker reads and writes a few for every item of an imap, and compilers

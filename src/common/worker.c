@@ -18,6 +18,9 @@ typedef struct worker {
   pp__shm *shm; /* the lanes' segment, when the parent offered one */
   pp__lane down, up;
   uint64_t max_rss; /* recycle above this resident size; 0: never */
+  /* The longest payload the parent takes in a frame (CONFIG): a longer
+   * answer goes in pieces. 0 before CONFIG, when no answer is sent. */
+  size_t piece_max;
   pp_bytes *argv;
   size_t capargv;
   pp_call call;
@@ -149,6 +152,15 @@ static pp_status begin_results(worker *w, const pp__frame *f, uint32_t n,
   return st;
 }
 
+/* Ends the answer begun at `at` in w->out. One longer than a frame's
+ * 32-bit length can say still goes, in pieces, which flush() gives their
+ * own lengths. */
+static pp_status end_answer(worker *w, size_t at) {
+  if (pp__buf_len(&w->out) - at - PP__WIRE_HEADER_SIZE > UINT32_MAX)
+    return PP_OK;
+  return pp__frame_end(&w->out, at);
+}
+
 /* Starts reading a work frame: its task's name and its count of calls or
  * records, which every kind of work frame begins with. */
 static uint32_t read_head(pp__reader *r, const pp__frame *f,
@@ -173,7 +185,7 @@ static pp_status run_calls(worker *w, const pp__frame *f) {
     if (st == PP_OK)
       st = answer_call(w, fn, name, argc);
   }
-  return st == PP_OK ? pp__frame_end(&w->out, at) : st;
+  return st == PP_OK ? end_answer(w, at) : st;
 }
 
 /* An answer begun as VALUES (wire.h), `i` values of `size` bytes in w->out
@@ -310,7 +322,7 @@ static pp_status run_items(worker *w, const pp__frame *f) {
   }
   if (st == PP_OK && values)
     pp__patch_u32(&w->out, size_at, (uint32_t)vsize);
-  return st == PP_OK ? pp__frame_end(&w->out, at) : st;
+  return st == PP_OK ? end_answer(w, at) : st;
 }
 
 /* `len` bytes of answer payload in the up lane, their byte `data_at`
@@ -534,7 +546,7 @@ static pp_status run_records(worker *w, const pp__frame *f) {
     st = pp__put_u32(&w->out, (uint32_t)nerr);
   if (st == PP_OK)
     st = pp__buf_append(&w->out, pp__buf_head(&w->errs), pp__buf_len(&w->errs));
-  return st == PP_OK ? pp__frame_end(&w->out, at) : st;
+  return st == PP_OK ? end_answer(w, at) : st;
 }
 
 /* ---- records in place (RECORDS_AT) ----
@@ -691,7 +703,7 @@ static pp_status run_records_at(worker *w, const pp__frame *f) {
       ws = pp__buf_append(&w->out, pp__buf_head(&w->errs),
                           pp__buf_len(&w->errs));
   }
-  return ws == PP_OK ? pp__frame_end(&w->out, at) : ws;
+  return ws == PP_OK ? end_answer(w, at) : ws;
 }
 
 /* A big answer goes through the up lane when the parent has consumed enough
@@ -719,12 +731,61 @@ static int answer_in_lane(worker *w) {
   return 1;
 }
 
+/* Whether w->out holds an answer too long for one frame to the parent. */
+static int needs_pieces(const worker *w) {
+  size_t len = pp__buf_len(&w->out);
+  return w->piece_max && len > PP__WIRE_HEADER_SIZE &&
+         len - PP__WIRE_HEADER_SIZE > w->piece_max &&
+         pp__frame_answers(pp__frame_type_of(pp__buf_head(&w->out)));
+}
+
+/* Sends the answer in w->out, too long for one frame, as frames of
+ * w->piece_max payload bytes at most (wire.h, PP__FRAME_MORE). Each piece
+ * goes through the up lane when it has room, else whole through the link,
+ * its header written over the last bytes of the piece before it, which
+ * are sent by then: nothing is copied for the link. */
+static pp_status send_pieces(worker *w) {
+  unsigned char *frame = pp__buf_head(&w->out);
+  pp__frame_type type = pp__frame_type_of(frame);
+  uint64_t id = pp__frame_id_of(frame);
+  size_t body = pp__buf_len(&w->out) - PP__WIRE_HEADER_SIZE;
+  int lane_ok = type != PP__F_RECORDS_PUT; /* never travels so */
+  pp_status st = PP_OK;
+  for (size_t done = 0; st == PP_OK && done < body;) {
+    size_t n = body - done < w->piece_max ? body - done : w->piece_max;
+    unsigned flags = done + n < body ? PP__FRAME_MORE : 0;
+    unsigned char *slice = frame + PP__WIRE_HEADER_SIZE + done;
+    uint32_t pos;
+    unsigned char *dst = lane_ok ? reserve_up(w, n, 0, 1, &pos) : NULL;
+    if (dst) {
+      memcpy(dst, slice, n);
+      pp__buf_clear(&w->lane_frame);
+      st = pp__lane_put_frame_flagged(&w->lane_frame, type, flags, id, pos, n);
+      if (st == PP_OK)
+        st = pp__wlink_write(&w->link, pp__buf_head(&w->lane_frame),
+                             pp__buf_len(&w->lane_frame));
+      pp__buf_clear(&w->lane_frame);
+    } else {
+      unsigned char *h = slice - PP__WIRE_HEADER_SIZE;
+      pp__frame_header(h, type, flags, (uint32_t)n, id);
+      st = pp__wlink_write(&w->link, h, PP__WIRE_HEADER_SIZE + n);
+    }
+    done += n;
+  }
+  return st;
+}
+
 static pp_status flush(worker *w) {
   /* A lane frame already made: the answer was built in the lane. */
   pp__buf *frame = &w->lane_frame;
   if (!pp__buf_len(frame)) {
     if (!pp__buf_len(&w->out))
       return PP_OK;
+    if (needs_pieces(w)) {
+      pp_status st = send_pieces(w);
+      pp__buf_clear(&w->out);
+      return st;
+    }
     frame = answer_in_lane(w) ? &w->lane_frame : &w->out;
   }
   pp_status st =
@@ -881,8 +942,12 @@ static int configure(worker *w) {
     probe[i] = pp__get_u32(&r);
     probe[i] |= (uint64_t)pp__get_u32(&r) << 32;
   }
-  if (r.bad)
+  uint64_t most = pp__get_u32(&r);
+  most |= (uint64_t)pp__get_u32(&r) << 32;
+  if (r.bad || most < PP__MIN_MAX_MESSAGE)
     return PP__EXIT_PROTOCOL;
+  /* A frame's length is 32 bits, whatever the parent would take. */
+  w->piece_max = most < UINT32_MAX ? (size_t)most : (size_t)UINT32_MAX;
   try_parent_mem(w, probe[0], probe[1], probe[2]);
   pp_status cs = PP_OK;
   if (name[0]) {
