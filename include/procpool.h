@@ -54,8 +54,10 @@
  *   pool broke for a fault of the protocol: new workers that keep failing
  *   the key handshake, a worker built for another wire version, or a
  *   malformed report from the process that starts workers.
- * - PP_ETOOBIG: the worker's answer was longer than
- *   pp_options::max_message_size; it was stopped and is replaced.
+ * - PP_ETOOBIG: the worker sent a frame longer than
+ *   pp_options::max_message_size (a worker of this library cuts a longer
+ *   answer into pieces that fit: one that does not follow the protocol);
+ *   it was stopped and is replaced.
  * - PP_ESYSTEM: the pool could not start a worker, attempt after attempt
  *   for 5 seconds (each pause twice the last, from 50 ms to half a
  *   second: a shortage that passes sooner costs only the wait), or the
@@ -650,11 +652,13 @@ typedef struct pp_options {
   /** Start context. */
   pp_context context;
   /** Largest frame accepted from a worker, in bytes; 0: 1 GiB; at least
-      4096 (a smaller value is refused with PP_EINVAL). A worker answers a
-      whole chunk in one frame: a longer answer fails its call, or every
-      item of its chunk, with PP_ETOOBIG, and its worker is replaced (a
-      map whose results are much bigger than its items may need a smaller
-      chunksize). */
+      4096 (a smaller value is refused with PP_EINVAL). It bounds what the
+      parent takes on the word of one message header, not what a call may
+      return: a chunk's answer (or a single result) longer than this comes
+      in several frames of at most this size, and the default chunksize,
+      which caps a chunk's items to fit, need not count the results. A
+      frame past it (only a worker that breaks the protocol sends one)
+      fails its call with PP_ETOOBIG, and its worker is replaced. */
   size_t max_message_size;
   /** Longest a task (a chunk, for maps) may run, in seconds; 0: no limit.
       An overdue task's worker is asked to stop (SIGTERM on POSIX), killed
@@ -1081,8 +1085,8 @@ PP_API size_t pp_default_chunksize(size_t n, int processes);
  * @param count number of items; 0 gives a result with no items.
  * @param chunksize items per chunk; 0: pp_default_chunksize(), but a chunk
  *        then takes no more items than fit pp_options::max_message_size
- *        (at least one), so that big items, or answers as big, do not
- *        make a chunk too big for the pool.
+ *        (at least one), so that big items make no chunk too big for
+ *        one message (results past it come back in pieces).
  * @param callbacks NULL for none (copied).
  * @param out receives a result to free with pp_result_free(); NULL on error.
  * @return PP_OK; PP_EINVAL for NULL pool/task/out, a bad task name, NULL
@@ -1106,8 +1110,8 @@ PP_API pp_status pp_map_async(pp_pool *pool, const char *task,
  * @param count number of items.
  * @param chunksize items per chunk; 0: pp_default_chunksize(), but a chunk
  *        then takes no more items than fit pp_options::max_message_size
- *        (at least one), so that big items, or answers as big, do not
- *        make a chunk too big for the pool.
+ *        (at least one), so that big items make no chunk too big for
+ *        one message (results past it come back in pieces).
  * @param out receives the result whenever the work was submitted, also when
  *        it failed (free it with pp_result_free()); NULL when submission
  *        failed.
@@ -1129,8 +1133,8 @@ PP_API pp_status pp_map(pp_pool *pool, const char *task, const pp_bytes *items,
  * @param count number of items.
  * @param chunksize items per chunk; 0: pp_default_chunksize(), but a chunk
  *        then takes no more items than fit pp_options::max_message_size
- *        (at least one), so that big items, or answers as big, do not
- *        make a chunk too big for the pool.
+ *        (at least one), so that big items make no chunk too big for
+ *        one message (results past it come back in pieces).
  * @param callbacks NULL for none (copied).
  * @param out receives a result to free with pp_result_free(); NULL on error.
  * @return as pp_map_async(); PP_EINVAL also for an argument list with NULL
@@ -1150,8 +1154,8 @@ PP_API pp_status pp_starmap_async(pp_pool *pool, const char *task,
  * @param count number of items.
  * @param chunksize items per chunk; 0: pp_default_chunksize(), but a chunk
  *        then takes no more items than fit pp_options::max_message_size
- *        (at least one), so that big items, or answers as big, do not
- *        make a chunk too big for the pool.
+ *        (at least one), so that big items make no chunk too big for
+ *        one message (results past it come back in pieces).
  * @param out as pp_map().
  * @return as pp_map() and pp_starmap_async().
  * @par Threads
