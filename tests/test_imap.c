@@ -258,6 +258,101 @@ static void test_imap_shared_by_threads(void) {
   pp_pool_destroy(pool);
 }
 
+/* Several threads wait on one iterator: each chunk's arrival and the end
+ * wake the iterator's waiters, so together they get every item once and
+ * each sees PP_EOF. Items that come slowly (jitter: 0-3 ms), each consumer
+ * asleep most of the time; then quick ones (echo), three windows of them,
+ * so that the input stops while the window is full until a consumer,
+ * woken, takes an item. A wake-up lost leaves a waiter asleep until its
+ * time is up, when it finds the item there all the same: a pp_iter_next()
+ * that took nearly its whole time (SLOW_LATE_S) counts as a hang. */
+#define SLOW_WAIT_S 5.0
+#define SLOW_LATE_S 4.5
+
+typedef struct slow_consumer {
+  pp_iter *it;
+  int64_t *got;
+  size_t n, max;
+  int failed, late;
+  pp_status end;
+} slow_consumer;
+
+static void consume_slow(void *arg) {
+  slow_consumer *c = arg;
+  for (;;) {
+    pp_value v = {0};
+    double t0 = tu_now();
+    pp_status s = pp_iter_next(c->it, SLOW_WAIT_S, &v);
+    if (tu_now() - t0 >= SLOW_LATE_S)
+      c->late++;
+    int64_t y = -1;
+    if (s == PP_OK)
+      s = pp_value_i64(&v, &y);
+    pp_value_clear(&v);
+    if (s == PP_EOF || s == PP_ETIMEOUT) {
+      c->end = s;
+      return;
+    }
+    if (s != PP_OK || c->n == c->max)
+      c->failed++;
+    else
+      c->got[c->n++] = y;
+  }
+}
+
+static void test_imap_slow_items_several_waiters(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { T = 4, SLOW_N = 60, QUICK_N = 3 * PP__ITER_SMALL_WINDOW };
+  static int64_t got[T][QUICK_N];
+  static unsigned char seen[QUICK_N];
+  for (int round = 0; round < 4; round++) {
+    int ordered = round % 2, quick = round >= 2;
+    size_t n = quick ? QUICK_N : SLOW_N;
+    const char *task = quick ? "echo" : "jitter";
+    tu_range range;
+    pp_iter *it = NULL;
+    tu_range_init(&range, 0, (int64_t)n);
+    CU_ASSERT_EQUAL_FATAL(
+        ordered ? pp_imap(pool, task, tu_range_next, &range, 1, &it)
+                : pp_imap_unordered(pool, task, tu_range_next, &range, 1, &it),
+        PP_OK);
+    slow_consumer c[T];
+    tu_thread *th[T];
+    for (int k = 0; k < T; k++) {
+      memset(&c[k], 0, sizeof c[k]);
+      c[k].it = it;
+      c[k].got = got[k];
+      c[k].max = n;
+      th[k] = tu_thread_start(consume_slow, &c[k]);
+      CU_ASSERT_PTR_NOT_NULL_FATAL(th[k]);
+    }
+    for (int k = 0; k < T; k++)
+      tu_thread_join(th[k]);
+    /* Both tasks answer their argument: every x once, in order with imap. */
+    memset(seen, 0, n);
+    size_t total = 0, bad = 0, disordered = 0;
+    for (int k = 0; k < T; k++) {
+      CU_ASSERT_EQUAL(c[k].end, PP_EOF);
+      CU_ASSERT_EQUAL(c[k].failed, 0);
+      CU_ASSERT_EQUAL(c[k].late, 0);
+      total += c[k].n;
+      for (size_t i = 0; i < c[k].n; i++) {
+        int64_t x = c[k].got[i];
+        if (x < 0 || x >= (int64_t)n || seen[x]++)
+          bad++;
+        if (ordered && i > 0 && c[k].got[i - 1] >= x)
+          disordered++;
+      }
+    }
+    CU_ASSERT_EQUAL(total, n);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(disordered, 0);
+    pp_iter_free(it);
+  }
+  pp_pool_destroy(pool);
+}
+
 /* The first thread to take an item becomes the iterator's owner and takes
    the next ones without its lock (iter.c, "the owner path"). A second
    thread that comes while the owner goes on ends that: both still get
@@ -1553,6 +1648,8 @@ int pp_test_suite_imap(void) {
       {"two iterators and a map share the pool", test_imap_interleaved},
       {"threads sharing an iterator get every item once",
        test_imap_shared_by_threads},
+      {"threads waiting on one iterator's slow items all get them and EOF",
+       test_imap_slow_items_several_waiters},
       {"a second thread ends the owner path, nothing lost",
        test_imap_owner_then_second_thread},
       {"threads taking turns at one iterator, values cleared by the next",

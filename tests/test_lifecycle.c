@@ -452,6 +452,34 @@ static void test_terminate_wakes_other_threads(void) {
   pp_pool_destroy(pool);
 }
 
+/* Several threads join a closed pool while its last call runs: the pool's
+ * end wakes every one of them (they wait on the pool, not on a result). */
+static void test_several_joiners_woken(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { JOINERS = 4 };
+  int64_t ms = 300;
+  pp_bytes slow = tu_i64(&ms);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &r),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_pool_close(pool), PP_OK);
+  tu_joiner *j[JOINERS];
+  for (int k = 0; k < JOINERS; k++) {
+    j[k] = tu_joiner_start(pool);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j[k]);
+  }
+  for (int k = 0; k < JOINERS; k++) {
+    CU_ASSERT(tu_joiner_wait(j[k], TU_WAIT));
+    CU_ASSERT_EQUAL(tu_joiner_status(j[k]), PP_OK);
+  }
+  CU_ASSERT_TRUE(pp_result_ready(r)); /* join waited for the call */
+  for (int k = 0; k < JOINERS; k++)
+    tu_joiner_free(j[k]);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
 /* Terminate also ends maps and iterators in flight. */
 static void test_terminate_map_and_imap(void) {
   pp_pool *pool = tu_pool(2);
@@ -887,6 +915,8 @@ int pp_test_suite_lifecycle(void) {
        test_terminate_map_and_imap},
       {"terminate wakes every thread waiting on the pool, each at once",
        test_terminate_wakes_other_threads},
+      {"several threads joining a closed pool are all woken",
+       test_several_joiners_woken},
       {"destroy with pending work: results PP_ETERMINATED, still valid",
        test_destroy_pending},
       {"destroy of an idle or joined pool", test_destroy_idle},

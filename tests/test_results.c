@@ -6,6 +6,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "internal.h"
 #include "procpool.h"
 #include "suites.h"
 #include "tasks.h"
@@ -507,6 +508,208 @@ static void test_callback_waits_refused(void) {
   pp_pool_destroy(pool);
 }
 
+/* Threads that each wait for results of their own, in pp_result_get(),
+ * pp_result_wait() and pp_apply(), while the others' complete: each gets
+ * its own values, and every wait is woken. A wake-up lost (say, when a
+ * result completes as its waiter goes to sleep) leaves a timed wait asleep
+ * until its time is up, when it finds the result ready and returns PP_OK
+ * all the same: a wait that lasted nearly its whole time (LATE_S, where a
+ * call takes 0-3 ms) counts as a hang, and a blocking apply would hang
+ * for good. The jitter task takes 0-3 ms: some answers come while the
+ * waiter still spins, some as it goes to sleep, some once it sleeps. */
+enum { OWN_THREADS = 48, OWN_CALLS = 12 };
+#define OWN_WAIT_S 5.0
+#define LATE_S 4.5
+
+typedef struct own_waiter {
+  pp_pool *pool;
+  int64_t base;
+  int wrong;    /* values not the thread's own */
+  int failed;   /* calls that did not succeed */
+  int timedout; /* waits that ran out */
+  int late;     /* waits that lasted LATE_S or more */
+} own_waiter;
+
+static void own_waiter_main(void *arg) {
+  own_waiter *w = arg;
+  for (int i = 0; i < OWN_CALLS; i++) {
+    int64_t x = w->base + i, y = -1;
+    pp_bytes a = tu_i64(&x);
+    pp_status st;
+    if (i % 3 == 2) {
+      pp_value v;
+      st = pp_apply(w->pool, "jitter", &a, 1, &v);
+      if (st == PP_OK)
+        st = pp_value_i64(&v, &y);
+      pp_value_clear(&v);
+    } else {
+      pp_result *r = NULL;
+      st = pp_apply_async(w->pool, "jitter", &a, 1, NULL, &r);
+      if (st == PP_OK) {
+        double t0 = tu_now();
+        st = i % 3 == 0 ? pp_result_get(r, OWN_WAIT_S)
+                        : pp_result_wait(r, OWN_WAIT_S);
+        if (tu_now() - t0 >= LATE_S)
+          w->late++;
+        if (st == PP_OK)
+          st = pp_result_i64(r, &y);
+        pp_result_free(r);
+      }
+    }
+    if (st == PP_ETIMEOUT)
+      w->timedout++;
+    else if (st != PP_OK)
+      w->failed++;
+    else if (y != x)
+      w->wrong++;
+  }
+}
+
+static void test_threads_wait_for_their_own(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  own_waiter w[OWN_THREADS];
+  tu_thread *th[OWN_THREADS];
+  for (int t = 0; t < OWN_THREADS; t++) {
+    memset(&w[t], 0, sizeof w[t]);
+    w[t].pool = pool;
+    w[t].base = 1000 * (int64_t)t;
+    th[t] = tu_thread_start(own_waiter_main, &w[t]);
+    CU_ASSERT_PTR_NOT_NULL(th[t]);
+  }
+  int wrong = 0, failed = 0, timedout = 0, late = 0;
+  for (int t = 0; t < OWN_THREADS; t++) {
+    if (th[t])
+      tu_thread_join(th[t]);
+    wrong += w[t].wrong;
+    failed += w[t].failed;
+    timedout += w[t].timedout;
+    late += w[t].late;
+  }
+  CU_ASSERT_EQUAL(wrong, 0);
+  CU_ASSERT_EQUAL(failed, 0);
+  CU_ASSERT_EQUAL(timedout, 0);
+  CU_ASSERT_EQUAL(late, 0);
+  pp_pool_destroy(pool);
+}
+
+/* A thread waiting for one result sleeps until that result is ready,
+ * however many others complete meanwhile: a completion wakes only the
+ * threads waiting for what it completed (one condition for all woke every
+ * waiter of the pool for every completion). The result waited for is a
+ * long call that the pool's terminate ends once all the others are in. */
+typedef struct long_waiter {
+  pp_result *r;
+  pp_status st;
+} long_waiter;
+
+static void long_waiter_main(void *arg) {
+  long_waiter *w = arg;
+  w->st = pp_result_wait(w->r, 3 * TU_WAIT);
+}
+
+static void test_waiter_sleeps_through_others(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { OTHERS = 200 };
+  int64_t ms = 60000;
+  pp_bytes slow = tu_i64(&ms);
+  long_waiter w = {NULL, PP_EINVAL};
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &w.r),
+                        PP_OK);
+  tu_thread *th = tu_thread_start(long_waiter_main, &w);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(th);
+  cb_record rec;
+  record_init(&rec);
+  pp_callbacks cbs = {on_value, on_error, &rec, 0};
+  for (int i = 0; i < OTHERS; i++) {
+    int64_t x = i;
+    pp_bytes a = tu_i64(&x);
+    pp_result *other = NULL;
+    CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "jitter", &a, 1, &cbs, &other),
+                          PP_OK);
+    pp_result_free(other);
+  }
+  /* All of them completed, on the other worker, while the thread waited. */
+  CU_ASSERT_EQUAL(tu_counter_wait(&rec.calls, OTHERS, TU_WAIT), OTHERS);
+  CU_ASSERT_FALSE(pp_result_ready(w.r));
+  CU_ASSERT_EQUAL(pp_pool_terminate(pool), PP_OK);
+  tu_thread_join(th);
+  CU_ASSERT_EQUAL(w.st, PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(w.r, 0), PP_ETERMINATED);
+  /* Once, or a few times for spurious wake-ups; not once per completion. */
+  unsigned long sleeps = pp__result_sleeps(w.r);
+  CU_ASSERT(sleeps >= 1 && sleeps <= 5);
+  if (sleeps > 5)
+    fprintf(stderr, "\n  the waiter woke %lu times\n", sleeps);
+  pp_result_free(w.r);
+  pp_pool_destroy(pool);
+}
+
+/* Waits that run out leave nothing behind: threads that time out on a
+ * result, then wait again for it and for a map's result, all see them
+ * ready; and a wait with a timeout still times out while other results
+ * complete around it. */
+typedef struct timing_out {
+  pp_result *slow, *map;
+  pp_status first, second, map_get;
+  int late; /* waits ended by their time, not woken (see LATE_S) */
+} timing_out;
+
+static void timing_out_main(void *arg) {
+  timing_out *t = arg;
+  t->first = pp_result_wait(t->slow, 0.05);
+  double t0 = tu_now();
+  t->map_get = pp_result_get(t->map, OWN_WAIT_S);
+  double t1 = tu_now();
+  t->second = pp_result_get(t->slow, OWN_WAIT_S);
+  t->late = (t1 - t0 >= LATE_S) + (tu_now() - t1 >= LATE_S);
+}
+
+static void test_timeouts_among_waiters(void) {
+  pp_pool *pool = tu_pool(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  enum { T = 6, N = 40 };
+  int64_t ms = 600;
+  pp_bytes slow = tu_i64(&ms);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &r),
+                        PP_OK);
+  int64_t vals[N];
+  pp_bytes items[N];
+  tu_i64_items(vals, items, N, 0);
+  pp_result *m = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "jitter", items, N, 1, NULL, &m),
+                        PP_OK);
+  timing_out t[T];
+  tu_thread *th[T];
+  for (int k = 0; k < T; k++) {
+    t[k].slow = r;
+    t[k].map = m;
+    th[k] = tu_thread_start(timing_out_main, &t[k]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(th[k]);
+  }
+  /* This thread's own timed waits, on the slow result, run out too. */
+  CU_ASSERT_EQUAL(pp_result_get(r, 0.1), PP_ETIMEOUT);
+  CU_ASSERT_EQUAL(pp_result_wait(r, 0.01), PP_ETIMEOUT);
+  for (int k = 0; k < T; k++) {
+    tu_thread_join(th[k]);
+    CU_ASSERT_EQUAL(t[k].first, PP_ETIMEOUT);
+    CU_ASSERT_EQUAL(t[k].map_get, PP_OK);
+    CU_ASSERT_EQUAL(t[k].second, PP_OK);
+    CU_ASSERT_EQUAL(t[k].late, 0);
+  }
+  CU_ASSERT_EQUAL(pp_result_count(m), N);
+  for (size_t i = 0; i < N; i++) {
+    int64_t y = -1;
+    CU_ASSERT_EQUAL(pp_result_item_i64(m, i, &y), PP_OK);
+    CU_ASSERT_EQUAL(y, (int64_t)i);
+  }
+  pp_result_free(m);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
 int pp_test_suite_results(void) {
   static const tu_test tests[] = {
       {"callback runs exactly once with the value",
@@ -528,6 +731,12 @@ int pp_test_suite_results(void) {
       {"200 results in flight, collected in reverse", test_many_results},
       {"a callback's waits on its own pool are refused, not hung",
        test_callback_waits_refused},
+      {"threads each waiting for their own results get them",
+       test_threads_wait_for_their_own},
+      {"a waiter sleeps through other results' completions",
+       test_waiter_sleeps_through_others},
+      {"timed waits among other waiters time out, then see the result",
+       test_timeouts_among_waiters},
   };
   return tu_add_suite("results", tests, TU_NTESTS(tests));
 }

@@ -151,13 +151,39 @@ pp_status pp__records_task_run(pp_call *call, pp__buf *errs, pp__buf *scratch,
 
 /* ---- parent side ---- */
 
-/* The lock and condition shared by a pool and everything it hands out, kept
- * alive by references so results and iterators outlive the pool. */
+/* A thread waiting, under the pool's lock, for one thing the scheduler
+ * changes: a result, an iterator, or the pool's end. It is linked on that
+ * thing's list of waiters while it sleeps on its own condition variable,
+ * so that the scheduler wakes only the threads waiting for what it
+ * completed: one condition for all woke every waiting thread for every
+ * completion (512 threads each in pp_apply(): hundreds of µs of the
+ * parent's CPU per call). Records are kept by the pool's shared state and
+ * reused, never freed before it, so a wait allocates nothing once a
+ * record per waiting thread exists, and a condition signalled late (after
+ * its waiter left) only wakes some later waiter for nothing. */
+typedef struct pp__waiter {
+  struct pp__waiter *next;  /* on a list of waiters, or of spares */
+  struct pp__waiter **link; /* what points at it there; NULL: on none */
+  struct pp__waiter *all;   /* every record of the shared state */
+  pp__cond *cond;
+} pp__waiter;
+
+/* Conditions the scheduler thread signals once it has let go of the lock,
+ * so that a waiter does not wake only to sleep again on the lock that
+ * thread holds. Scheduler thread only. */
+typedef struct pp__wakes {
+  pp__cond **conds;
+  size_t n, cap;
+} pp__wakes;
+
+/* The lock shared by a pool and everything it hands out, kept alive by
+ * references so results and iterators outlive the pool. */
 typedef struct pp__shared {
   apr_pool_t *mem;
   pp__mutex *lock;
-  pp__cond *changed;
-  unsigned refs; /* under lock */
+  pp__waiter *spare_waiters; /* under lock */
+  pp__waiter *all_waiters;   /* under lock */
+  unsigned refs;             /* under lock */
   /* The scheduler thread's pp__thread_token() while it runs, else NULL:
    * the results and iterators it completes must not be waited for there.
    * Set and cleared by that thread, so no other thread alive meanwhile
@@ -172,8 +198,21 @@ pp_status pp__shared_create(pp__shared **out);
 /* With the lock held: drops a reference and unlocks, freeing everything when
  * it was the last. */
 void pp__shared_unref_unlock(pp__shared *s);
-/* Waits on s->changed until `deadline` (0: forever). PP_ETIMEOUT after it. */
-pp_status pp__shared_wait(pp__shared *s, apr_time_t deadline);
+/* With the lock held: waits on `*waiters` (a result's, an iterator's or
+ * the pool's list) until woken, maybe spuriously, or until `deadline` (0:
+ * none); the caller looks again at what it waits for. PP_ETIMEOUT when the
+ * deadline had passed already. */
+pp_status pp__shared_wait(pp__shared *s, pp__waiter **waiters,
+                          apr_time_t deadline);
+/* With the lock held: takes every waiter off `*waiters` and wakes it. */
+void pp__waiters_wake(pp__waiter **waiters);
+/* With the lock held, on the scheduler thread: takes every waiter off
+ * `*waiters`, to be woken by pp__wakes_signal() once the lock is let go
+ * (at once when `wakes` cannot grow). */
+void pp__waiters_defer(pp__waiter **waiters, pp__wakes *wakes);
+/* Wakes the waiters deferred to `wakes`, lock or no lock. */
+void pp__wakes_signal(pp__wakes *wakes);
+void pp__wakes_free(pp__wakes *wakes);
 /* 1 when the calling thread is the pool's scheduler thread, where a wait
  * for one of its results or iterators would never end (it is the thread
  * that would end it). Lock or no lock. */
@@ -286,6 +325,8 @@ struct pp_result {
   size_t nrec_errors, caprec_errors;
   int rec_errors_lost; /* a failure could not be listed (no memory) */
   pp_callbacks cb;
+  pp__waiter *waiters;         /* threads waiting for it to be ready; lock */
+  unsigned long sleeps;        /* waits for it that slept (tests); under lock */
   struct pp_result *next_done; /* scheduler's list of completions to notify */
   /* An apply is one allocation: the result, its item, its chunk and frame,
    * and room for a small value, which then needs no allocation either. */
@@ -450,6 +491,9 @@ struct pp_iter {
   int ordered;
   pp_next_fn next;
   void *state;
+  /* Threads waiting for its items or its end, or for a pull to end
+   * (pp_iter_free()); under the pool's lock. */
+  pp__waiter *waiters;
   int input_done;        /* next() said PP_EOF or failed, or pulling stopped */
   pp_status input_error; /* PP_OK, or why the input stopped early */
   char *input_message;
@@ -591,6 +635,7 @@ struct pp_pool {
   int scheduler_done;
   int joining; /* a join() waits: imap windows stop bounding the input */
   int joined;
+  pp__waiter *joiners; /* threads waiting for scheduler_done */
   pp__chunk *queue_head, *queue_tail; /* FIFO, both ways (queue.c) */
   pp__job *drops; /* cancelled or unwanted jobs with chunks queued */
   pp_iter *active_iters;
@@ -607,8 +652,7 @@ struct pp_pool {
   int terminate_handled;
   int starts_over;       /* no worker will be started again (backend told) */
   int input_retry;       /* an imap could not begin a chunk: try again soon */
-  int iters_changed;     /* an iterator got items or ended this pass: wake its
-                            waiters */
+  pp__wakes wakes;       /* waiters of what completed this pass */
   int batched;           /* some worker's batch holds frames to send */
   unsigned early_deaths; /* workers in a row that died before READY */
   apr_time_t start_retry_at;      /* a start failed: try again at this time */
@@ -724,6 +768,10 @@ int pp__records_chunk_done(pp_result *r, const pp__chunk *chunk,
                            pp__reader *errors, const pp__outcome *all,
                            pp__copier *copier);
 void pp__result_release_locked(pp_result *r); /* drops a reference */
+/* How many times a thread waiting for the result slept and woke: once for
+ * a wait that was not ended early, whatever else completed meanwhile (for
+ * the tests). */
+unsigned long pp__result_sleeps(pp_result *r);
 /* An imap chunk is answered: `results` is its checked RESULTS body
  * (pp__check_results()) or, with `stride` (each value's size + 1), its
  * VALUES body (pp__check_values()); or NULL, and `all` the outcome of
@@ -733,6 +781,9 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
                          size_t stride, const pp__outcome *all,
                          pp__copier *copier);
 void pp__iter_release_locked(pp_iter *it);
+/* Lock held: the iterator got items or ended, or a pull ended: its waiters
+ * look again (once the scheduler lets go of the lock). */
+void pp__iter_wake_locked(pp_iter *it);
 /* Scheduler, lock held: pulls input while there is room and queues chunks;
  * unlocks around the caller's next(). Returns 1 when it stopped with input
  * and room left (call again soon). */

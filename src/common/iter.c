@@ -219,8 +219,7 @@ void pp__iter_stop_locked(pp_iter *it, pp_status why, const char *message) {
   if (it->input_done)
     return;
   it->input_done = 1;
-  if (it->pool) /* its waiters must see it end */
-    it->pool->iters_changed = 1;
+  pp__iter_wake_locked(it); /* its waiters must see it end */
   it->input_error = why;
   it->input_message = pp__strdup(message ? message : pp_strerror(why));
 }
@@ -523,7 +522,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
      * abandoned first: a broadcast for every chunk would wake the consumer
      * for nothing, straight into the lock this thread holds. */
     if (it->abandoned)
-      pp__cond_broadcast(pool->shared->changed);
+      pp__iter_wake_locked(it);
     if (st != PP_OK) {
       pp__buf_free(&frame);
       if (begin_failed && st == PP_ENOMEM && retry_begin(pool, it))
@@ -556,7 +555,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
         it->input_waiting = 1;
     } else if (end == PP_EOF) {
       it->input_done = 1;
-      pool->iters_changed = 1; /* a waiter past the last item must see it */
+      pp__iter_wake_locked(it); /* a waiter past the last item must see it */
     } else if (end != PP_OK) {
       stop_on_input_error(it, end);
     }
@@ -628,6 +627,18 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
   it->held_bytes -= chunk->frame_len;
   ring_unlock(it);
   it->job.chunks_left--;
+  pp__iter_wake_locked(it);
+}
+
+void pp__iter_wake_locked(pp_iter *it) {
+  if (!it->waiters)
+    return;
+  /* Deferred only on the scheduler thread, which alone signals
+   * pool->wakes; anywhere else (it->pool may be gone) at once. */
+  if (it->pool && pp__shared_on_scheduler(it->shared))
+    pp__waiters_defer(&it->waiters, &it->pool->wakes);
+  else
+    pp__waiters_wake(&it->waiters);
 }
 
 void pp__iter_cut_short_locked(pp_iter *it, pp_status why,
@@ -895,7 +906,7 @@ static pp_status wait_chunk(pp_iter *it, double timeout, pp_value *out) {
     /* Waits without take_lock, so that another thread's pp_iter_next()
      * keeps its own timeout; then takes the locks again in their order. */
     take_unlock(it);
-    pp_status waited = pp__shared_wait(s, deadline);
+    pp_status waited = pp__shared_wait(s, &it->waiters, deadline);
     pp__mutex_unlock(s->lock);
     if (waited == PP_ETIMEOUT)
       return pp__fail(PP_ETIMEOUT, "no item came within %g s; more may come",
@@ -1033,7 +1044,7 @@ void pp_iter_free(pp_iter *it) {
    * freeing its own iterator on the scheduler thread: the pull stops when
    * it returns, and the pool's reference keeps the iterator until then. */
   while (it->pulling && !pp__shared_on_scheduler(s))
-    pp__cond_wait(s->changed, s->lock);
+    pp__shared_wait(s, &it->waiters, 0);
   if (!it->input_done)
     it->input_done = 1;
   /* Nobody will take the results: the chunks no worker holds yet are

@@ -175,6 +175,7 @@ static void pool_free(pp_pool *pool) {
   free(pool->outcomes);
   free(pool->broken_message);
   pp__buf_free(&pool->scratch);
+  pp__wakes_free(&pool->wakes);
   pp__copier_destroy(pool->copier); /* when the scheduler never ran */
   pp__shared *s = pool->shared;
   free(pool);
@@ -387,7 +388,7 @@ static pp_status join(pp_pool *pool) {
     pp__backend_wake(pool->backend);
   }
   while (!pool->scheduler_done)
-    pp__cond_wait(pool->shared->changed, pool->shared->lock);
+    pp__shared_wait(pool->shared, &pool->joiners, 0);
   /* Only the first joiner joins the thread; a second one just waited. */
   int first = !pool->joined;
   pool->joined = 1;

@@ -279,8 +279,8 @@ pp_status pp__result_wait(pp_result *r, double timeout) {
     return PP_OK;
   pp__mutex_lock(r->shared->lock);
   while (!pp__atomic_get(&r->ready) &&
-         pp__shared_wait(r->shared, deadline) == PP_OK) {
-  }
+         pp__shared_wait(r->shared, &r->waiters, deadline) == PP_OK)
+    r->sleeps++;
   int ready = pp__atomic_get(&r->ready) != 0;
   pp__mutex_unlock(r->shared->lock);
   return ready ? PP_OK
@@ -288,6 +288,13 @@ pp_status pp__result_wait(pp_result *r, double timeout) {
                           "the result was not ready within %g "
                           "s; it still may be",
                           timeout);
+}
+
+unsigned long pp__result_sleeps(pp_result *r) {
+  pp__mutex_lock(r->shared->lock);
+  unsigned long n = r->sleeps;
+  pp__mutex_unlock(r->shared->lock);
+  return n;
 }
 
 pp_status pp__result_get(pp_result *r, double timeout) {

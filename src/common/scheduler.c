@@ -57,7 +57,6 @@ static void chunk_done(pp_pool *pool, pp__chunk *c, const answer *a,
   if (job->kind == PP__JOB_IMAP) {
     pp__iter_chunk_done((pp_iter *)job, c, a->results, a->results_len,
                         a->stride, all, pool->copier);
-    pool->iters_changed = 1;
   } else {
     pp_result *r = (pp_result *)job;
     int finished = job->kind == PP__JOB_CALLS
@@ -99,13 +98,17 @@ static void fail_outstanding(pp_pool *pool, pp__worker *w, pp_status why,
 }
 
 /* Callbacks run without the lock, so they may read results; `ready` is set
- * only afterwards, as Python runs callbacks before waking get(). */
+ * only afterwards, as Python runs callbacks before waking get(). Only the
+ * threads waiting for these results are woken, once the lock is let go
+ * (pp__wakes_signal()). */
 static int run_callbacks(pp_pool *pool) {
   int ran = pool->notify_head != NULL;
   while (pool->notify_head) {
     pp_result *list = pool->notify_head;
     pool->notify_head = pool->notify_tail = NULL;
     unlock(pool);
+    /* What completed before need not wait for these callbacks. */
+    pp__wakes_signal(&pool->wakes);
     for (pp_result *r = list; r; r = r->next_done) {
       pp_result_fn fn =
           r->status == PP_OK ? r->cb.callback : r->cb.error_callback;
@@ -116,11 +119,12 @@ static int run_callbacks(pp_pool *pool) {
     while (list) {
       pp_result *next = list->next_done;
       pp__atomic_set(&list->ready, 1);
+      if (list->waiters)
+        pp__waiters_defer(&list->waiters, &pool->wakes);
       pool->inflight_jobs--;
       pp__result_release_locked(list);
       list = next;
     }
-    pp__cond_broadcast(pool->shared->changed);
   }
   return ran;
 }
@@ -1567,8 +1571,8 @@ static void drop_finished_iters(pp_pool *pool) {
     pp_iter *it = *link;
     if (it->input_done && it->job.chunks_left == 0 && !it->pulling) {
       *link = it->next_active;
+      pp__iter_wake_locked(it); /* its last waiter must see it end */
       it->pool = NULL;
-      pool->iters_changed = 1; /* its last waiter must see it end */
       pool->inflight_jobs--;
       pp__iter_release_locked(it);
     } else {
@@ -1645,14 +1649,10 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
     do {
       more = step(pool);
     } while (run_callbacks(pool));
-    /* Iterators' items and ends arrive in any pass: their waiters are woken
-     * after a pass that brought some, once the lock is dropped, so that a
-     * waiter does not wake only to sleep again on the lock this thread
-     * holds. Results wake theirs when they complete (run_callbacks), join
-     * at the end. Waking those on every pass would be for nothing, and
-     * takes CPU from the workers being started or stopped. */
-    int wake_iters = pool->iters_changed;
-    pool->iters_changed = 0;
+    /* The waiters of the results and iterators this pass completed or fed
+     * are woken once the lock is dropped, so that a waiter does not wake
+     * only to sleep again on the lock this thread holds; no other thread
+     * is woken (join waits for the end). */
     if (finished(pool))
       break;
     long timeout = enforce_time_limits(pool);
@@ -1664,9 +1664,8 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
       timeout = PP__INPUT_RETRY_MS;
     pool->input_retry = 0;
     unlock(pool);
+    pp__wakes_signal(&pool->wakes);
     flush_batches(pool);
-    if (wake_iters)
-      pp__cond_broadcast(pool->shared->changed);
     /* Spare value blocks unused for a while go back to the system, even
      * when nothing else happens; outside the lock, as freeing takes time. */
     long spares_due = pp__spare_trim();
@@ -1695,7 +1694,8 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
   }
   pool->scheduler_done = 1;
   pp__atomic_ptr_set(&pool->shared->scheduler_token, NULL);
-  pp__cond_broadcast(pool->shared->changed);
+  pp__wakes_signal(&pool->wakes);
+  pp__waiters_wake(&pool->joiners);
   unlock(pool);
   pp__spare_pool_remove(pool);
   /* Its helper thread is the scheduler's: it ends with it. */
