@@ -1664,8 +1664,8 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
       timeout = PP__INPUT_RETRY_MS;
     pool->input_retry = 0;
     unlock(pool);
-    pp__wakes_signal(&pool->wakes);
     flush_batches(pool);
+    pp__wakes_signal(&pool->wakes);
     /* Spare value blocks unused for a while go back to the system, even
      * when nothing else happens; outside the lock, as freeing takes time. */
     long spares_due = pp__spare_trim();
