@@ -1,7 +1,7 @@
-/* herd_probe: N threads, each looping on a blocking pp_apply() of a
+/* pp_bench_herd: N threads, each looping on a blocking pp_apply() of a
  * trivial task for S seconds, against a 2-worker fork pool. Prints the
  * applies per second and the parent's CPU (user + system, getrusage) per
- * apply. Usage: herd_probe THREADS SECONDS [TASK_US]: with TASK_US the
+ * apply. Usage: pp_bench_herd THREADS SECONDS [TASK_US]: with TASK_US the
  * task sleeps that long in the worker first (0: a bare square), so that
  * the waiters sleep rather than spin. */
 #define _GNU_SOURCE 1
