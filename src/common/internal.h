@@ -635,7 +635,7 @@ struct pp_pool {
   int scheduler_done;
   int joining; /* a join() waits: imap windows stop bounding the input */
   int joined;
-  pp__waiter *joiners; /* threads waiting for scheduler_done */
+  pp__waiter *joiners;                /* threads waiting for scheduler_done */
   pp__chunk *queue_head, *queue_tail; /* FIFO, both ways (queue.c) */
   pp__job *drops; /* cancelled or unwanted jobs with chunks queued */
   pp_iter *active_iters;
