@@ -1961,19 +1961,20 @@ static int cq_queue_is(const pp_pool *pool, pp__chunk *const *want, size_t n) {
   return c == NULL;
 }
 
-/* How many chunks `job` lists as queued, each once and in the queue, its
- * links right both ways; (size_t)-1 when they are not. */
+/* How many chunks `job` lists as queued, each once, in the queue and in
+ * its order, its tail right; (size_t)-1 when they are not. */
 static size_t cq_job_queued(const pp_pool *pool, const pp__job *job) {
   size_t n = 0;
-  const pp__chunk *prev = NULL;
+  const pp__chunk *prev = NULL, *q = pool->queue_head;
   for (const pp__chunk *c = job->queued; c; prev = c, c = c->job_next) {
-    int in_queue = 0;
-    for (const pp__chunk *q = pool->queue_head; q; q = q->next)
-      in_queue |= q == c;
-    if (c->job != job || c->job_prev != prev || !in_queue || ++n > 64)
+    /* In the queue, after the one listed before it */
+    while (q && q != c)
+      q = q->next;
+    if (c->job != job || !q || ++n > 64)
       return (size_t)-1;
+    q = q->next;
   }
-  return n;
+  return job->queued_tail == prev ? n : (size_t)-1;
 }
 
 /* 1 when the pool's drops list holds exactly `want` (n of them), each
@@ -2006,9 +2007,12 @@ static void test_cancel_queue_links(void) {
   memset(c, 0, sizeof c);
   for (size_t i = 0; i < 8; i++)
     c[i].job = i % 2 ? &b : &a;
-  for (size_t i = 0; i < 5; i++)
-    c[i].next = &c[i + 1];
-  pp__queue_append_locked(&pool, &c[0], &c[5]);
+  /* One chunk a run, as an imap appends them */
+  for (size_t i = 0; i < 6; i++) {
+    pp__chunk *first = NULL, *last = NULL;
+    pp__queue_run_add(&first, &last, &c[i], c[i].job);
+    pp__queue_append_run_locked(&pool, first, last);
+  }
   pp__chunk *all[] = {&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]};
   CU_ASSERT(cq_queue_is(&pool, all, 6));
   CU_ASSERT_EQUAL(cq_job_queued(&pool, &a), 3);
@@ -2063,6 +2067,40 @@ static void test_cancel_queue_links(void) {
   CU_ASSERT_PTR_NULL(a.queued);
   CU_ASSERT_EQUAL(a.dropping, 0);
   CU_ASSERT_EQUAL(b.dropping, 0);
+
+  /* Runs of many chunks, as a map appends them: a job's second run joins
+   * its list, a chunk comes out of a run's middle, and a cancel drops the
+   * rest. */
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  memset(c, 0, sizeof c);
+  pp__chunk *first = NULL, *last = NULL;
+  pp__queue_run_add(&first, &last, &c[0], &a);
+  pp__queue_append_run_locked(&pool, first, last);
+  first = last = NULL;
+  for (size_t i = 1; i < 4; i++)
+    pp__queue_run_add(&first, &last, &c[i], &b);
+  pp__queue_append_run_locked(&pool, first, last);
+  first = last = NULL;
+  for (size_t i = 4; i < 8; i++)
+    pp__queue_run_add(&first, &last, &c[i], &a);
+  pp__queue_append_run_locked(&pool, first, last);
+  pp__chunk *runs[] = {&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7]};
+  CU_ASSERT(cq_queue_is(&pool, runs, 8));
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &a), 5);
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &b), 3);
+  pp__queue_remove_locked(&pool, &c[2]);
+  pp__queue_remove_locked(&pool, &c[5]);
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &a), 4);
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &b), 2);
+  a.cancelled = 1;
+  pp__queue_drop_job_locked(&pool, &a);
+  while (pool.drops)
+    pp__queue_remove_locked(&pool, pool.drops->queued);
+  pp__chunk *b_left[] = {&c[1], &c[3]};
+  CU_ASSERT(cq_queue_is(&pool, b_left, 2));
+  CU_ASSERT_PTR_NULL(a.queued);
+  CU_ASSERT_EQUAL(cq_job_queued(&pool, &b), 2);
 }
 
 /* Cancelled one at a time, each waited for, from the head, the middle and

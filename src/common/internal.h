@@ -249,22 +249,23 @@ typedef struct pp__chunk {
   /* In the pool's queue (queue.c), linked both ways so that a cancel takes
    * a chunk out of the middle at once; in a worker's list, `next` alone. */
   struct pp__chunk *next, *prev;
-  /* While queued, its job's other queued chunks (any order): a cancel
+  /* While queued, its job's next queued chunk, in queue order: a cancel
    * finds what it drops without a walk over the whole queue. */
-  struct pp__chunk *job_next, *job_prev;
+  struct pp__chunk *job_next;
   pp__job *job;
   uint64_t id;
   size_t first, count;  /* item range within the job */
   unsigned char *frame; /* encoded frame; NULL for records (built at send) */
   size_t frame_len;
-  int in_place;      /* records read and written by the worker in the
-                        caller's arrays: done only once answered or once
-                        the worker is gone */
-  int in_lane;       /* sent through the worker's down lane ... */
-  uint32_t lane_end; /* ... which its answer releases up to here */
-  int in_ring;       /* sent through the worker's down ring, ... */
-  uint32_t ring_at;  /* ... its frame's first byte at this position */
-  pp__chunk_mem mem;
+  uint32_t lane_end; /* in_lane: its answer releases the lane up to here */
+  uint32_t ring_at;  /* in_ring: its frame's first byte in the ring */
+  /* Flags and `mem` in bytes: every byte of a chunk counts (queue.c). */
+  unsigned char in_place; /* records read and written by the worker in the
+                             caller's arrays: done only once answered or
+                             once the worker is gone */
+  unsigned char in_lane;  /* sent through the worker's down lane */
+  unsigned char in_ring;  /* sent through the worker's down ring */
+  unsigned char mem;      /* a pp__chunk_mem */
 } pp__chunk;
 
 /* What results and iterators share: the work the scheduler tracks. */
@@ -279,8 +280,9 @@ struct pp__job {
   size_t chunks_left;             /* sent or queued, not yet answered */
   apr_interval_time_t time_limit; /* per chunk, in µs; 0: none */
   int cancelled;                  /* pp_result_cancel() was called */
-  int unwanted;      /* pp_iter_free(): its chunks still queued are dropped */
-  pp__chunk *queued; /* its chunks in the pool's queue (queue.c) */
+  int unwanted; /* pp_iter_free(): its chunks still queued are dropped */
+  pp__chunk *queued, *queued_tail; /* its chunks in the pool's queue, in
+                                       its order (queue.c) */
   /* On the pool's `drops` while cancelled or unwanted with chunks queued
    * (queue.c), so that the scheduler drops them in one pass. */
   int dropping;
@@ -736,8 +738,16 @@ pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
 void pp__chunk_free(pp__chunk *c);
 
 /* queue.c: the pool's queue of chunks no worker holds yet (lock held). */
-/* Appends the chunks from `first` to `last`, linked by `next`, in order. */
-void pp__queue_append_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last);
+/* A run: chunks of one job made in order, linked as they are made (no
+ * lock: they are the caller's until appended), so that appending them
+ * costs the same however many they are: a map of 100,000 chunks used to
+ * be walked under the lock. pp__queue_run_add() puts `c`, of `job`, at the
+ * end of the run from *first to *last (both NULL for a new run). */
+void pp__queue_run_add(pp__chunk **first, pp__chunk **last, pp__chunk *c,
+                       pp__job *job);
+/* Appends a run made by pp__queue_run_add(). */
+void pp__queue_append_run_locked(pp_pool *pool, pp__chunk *first,
+                                 pp__chunk *last);
 /* Puts them back in front of the queue, in order: a worker that ended
  * had not started them. */
 void pp__queue_prepend_locked(pp_pool *pool, pp__chunk *first, pp__chunk *last);

@@ -536,7 +536,8 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     }
     it->begin_failing_since = 0;
     if (c) {
-      c->job = &it->job;
+      pp__chunk *run = NULL, *run_end = NULL;
+      pp__queue_run_add(&run, &run_end, c, &it->job);
       c->id = chunk_id;
       c->first = first;
       c->count = n;
@@ -544,7 +545,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
       c->frame_len = frame.end;
       it->job.nchunks++;
       it->job.chunks_left++;
-      pp__queue_append_locked(pool, c, c);
+      pp__queue_append_run_locked(pool, run, run_end);
     } else if (whole) {
       pp__buf_free(&frame);
     }

@@ -199,8 +199,9 @@ pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
   return PP_OK;
 }
 
-/* Hands a result and its chunks to the pool, or refuses when the pool no
- * longer takes work (then the caller frees both). */
+/* Hands a result and its chunks, a run of them (pp__queue_run_add()), to
+ * the pool, or refuses when the pool no longer takes work (then the caller
+ * frees both). */
 static pp_status submit(pp_pool *pool, pp_result *r, pp__chunk *first,
                         pp__chunk *last) {
   pp__mutex_lock(pool->shared->lock);
@@ -208,12 +209,10 @@ static pp_status submit(pp_pool *pool, pp_result *r, pp__chunk *first,
     pp__mutex_unlock(pool->shared->lock);
     return pp__fail_closed();
   }
-  for (pp__chunk *c = first; c; c = c->next)
-    c->job = &r->job;
   r->refs = 2; /* the caller's and the pool's until it completes */
   pool->shared->refs++;
   pool->inflight_jobs++;
-  pp__queue_append_locked(pool, first, last);
+  pp__queue_append_run_locked(pool, first, last);
   pp__mutex_unlock(pool->shared->lock);
   pp__backend_wake(pool->backend);
   return PP_OK;
@@ -309,11 +308,7 @@ static pp_status cut_and_submit(pp_pool *pool, pp_result *r, size_t count,
     if (n)
       r->job.nchunks++;
     r->job.chunks_left++;
-    if (last)
-      last->next = c;
-    else
-      first = c;
-    last = c;
+    pp__queue_run_add(&first, &last, c, &r->job);
     at += n;
   }
   if (st == PP_OK)
@@ -383,8 +378,11 @@ static pp_status apply_submit(pp_pool *pool, const char *task,
     st = pp__calls_frame_encode(c->frame, size, task, c->id, &one, NULL, 1,
                                 NULL, NULL);
   }
-  if (st == PP_OK)
-    st = submit(pool, r, c, c);
+  if (st == PP_OK) {
+    pp__chunk *first = NULL, *last = NULL;
+    pp__queue_run_add(&first, &last, c, &r->job);
+    st = submit(pool, r, first, last);
+  }
   if (st != PP_OK) {
     free(blk);
     return st;
