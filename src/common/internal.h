@@ -254,9 +254,11 @@ typedef struct pp__chunk {
   struct pp__chunk *job_next;
   pp__job *job;
   uint64_t id;
-  size_t first, count;  /* item range within the job */
+  size_t first;         /* its first item within the job */
   unsigned char *frame; /* encoded frame; NULL for records (built at send) */
   size_t frame_len;
+  uint32_t count;    /* its items: a frame says how many in 32 bits, and
+                        every chunk is cut to fit */
   uint32_t lane_end; /* in_lane: its answer releases the lane up to here */
   uint32_t ring_at;  /* in_ring: its frame's first byte in the ring */
   /* Flags and `mem` in bytes: every byte of a chunk counts (queue.c). */

@@ -540,7 +540,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
       pp__queue_run_add(&run, &run_end, c, &it->job);
       c->id = chunk_id;
       c->first = first;
-      c->count = n;
+      c->count = (uint32_t)n; /* chunksize: at most UINT32_MAX - 1 */
       c->frame = frame.data;
       c->frame_len = frame.end;
       it->job.nchunks++;
@@ -659,7 +659,7 @@ void pp__iter_cut_short_locked(pp_iter *it, pp_status why,
     c->job = &it->job;
     c->id = p->id;
     c->first = it->pulled;
-    c->count = p->n;
+    c->count = (uint32_t)p->n;
     c->mem = PP__CHUNK_OWN; /* its frame is not kept: nothing sends it */
     ring_lock(it);
     it->pulled += p->n;

@@ -81,7 +81,7 @@ static pp_status new_chunk(size_t first, size_t count, pp__chunk **out) {
   if (!c)
     return PP_ENOMEM;
   c->first = first;
-  c->count = count;
+  c->count = (uint32_t)count; /* cut to fit a frame */
   *out = c;
   return PP_OK;
 }
@@ -187,7 +187,7 @@ pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
   c->mem = PP__CHUNK_FRAME_INLINE;
   c->frame = (unsigned char *)(c + 1);
   c->frame_len = size;
-  c->count = count;
+  c->count = (uint32_t)count; /* calls_frame_size() refused more */
   c->id = id;
   st = pp__calls_frame_encode(c->frame, size, task, id, calls, single, count,
                               NULL, NULL);
