@@ -224,13 +224,7 @@ static void test_default_chunks_fit_messages(void) {
       fprintf(stderr, "\n  form %d: %s\n", form, pp_result_error(r));
     CU_ASSERT_EQUAL(pp_result_chunksize(r), 5); /* ceil(40 / 8) */
     CU_ASSERT_EQUAL(pp_result_chunks(r), 14);   /* ceil(40 / 3) */
-    size_t wrong = 0;
-    for (size_t i = 0; i < N; i++) {
-      pp_bytes b = {NULL, 0};
-      wrong += pp_result_item(r, i, &b) != PP_OK || b.len != SIZE ||
-               memcmp(b.data, items[i].data, SIZE) != 0;
-    }
-    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT_EQUAL(tu_wrong_echoes(r, items, N), 0);
     pp_result_free(r);
   }
   /* The caller's own chunk size stands: its answers, past the limit, come
@@ -238,13 +232,7 @@ static void test_default_chunks_fit_messages(void) {
   pp_result *r = NULL;
   CU_ASSERT_EQUAL(pp_map(pool, "echo", items, N, 5, &r), PP_OK);
   CU_ASSERT_EQUAL(pp_result_chunks(r), 8);
-  size_t wrong = 0;
-  for (size_t i = 0; i < N; i++) {
-    pp_bytes b = {NULL, 0};
-    wrong += pp_result_item(r, i, &b) != PP_OK || b.len != SIZE ||
-             memcmp(b.data, items[i].data, SIZE) != 0;
-  }
-  CU_ASSERT_EQUAL(wrong, 0);
+  CU_ASSERT_EQUAL(tu_wrong_echoes(r, items, N), 0);
   pp_result_free(r);
   pp_pool_destroy(pool);
 
@@ -263,39 +251,6 @@ static void test_default_chunks_fit_messages(void) {
   pp_result_free(r);
   pp_pool_destroy(pool);
   free(buf);
-}
-
-/* How many of `n` values of "blob" for seeds first.. are wrong (or
- * missing), each `len` bytes. */
-static size_t wrong_blobs(pp_result *r, size_t n, int64_t first, size_t len) {
-  size_t wrong = 0;
-  for (size_t i = 0; i < n; i++) {
-    pp_bytes b = {NULL, 0};
-    wrong += pp_result_item(r, i, &b) != PP_OK || b.len != len ||
-             !task_blob_right(b.data, b.len, first + (int64_t)i);
-  }
-  return wrong;
-}
-
-/* The same of what an imap of "blob" over seeds first.. hands out. */
-static size_t wrong_imap_blobs(pp_iter *it, size_t n, int64_t first) {
-  size_t wrong = 0, got = 0;
-  for (;;) {
-    pp_value v = {0};
-    pp_status st = pp_iter_next(it, TU_WAIT, &v);
-    if (st == PP_EOF || st == PP_ETIMEOUT) {
-      wrong += st != PP_EOF;
-      break;
-    }
-    wrong += st != PP_OK || v.len != TASK_BLOB_LEN ||
-             !task_blob_right(v.data, v.len, first + (int64_t)got);
-    if (st != PP_OK && wrong == 1)
-      fprintf(stderr, "\n  imap item %zu: %s\n", got,
-              v.error ? v.error : pp_strerror(st));
-    got++;
-    pp_value_clear(&v);
-  }
-  return wrong + (got != n ? n : 0);
 }
 
 /* A chunk's answer longer than pp_options.max_message_size comes in pieces
@@ -325,13 +280,13 @@ static void test_answers_in_pieces(void) {
     CU_ASSERT_EQUAL(st, PP_OK);
     if (st != PP_OK)
       fprintf(stderr, "\n  map (shm %zu): %s\n", shm[k], pp_result_error(r));
-    CU_ASSERT_EQUAL(wrong_blobs(r, N, 1000, TASK_BLOB_LEN), 0);
+    CU_ASSERT_EQUAL(tu_wrong_blobs(r, N, 1000, TASK_BLOB_LEN), 0);
     pp_result_free(r);
 
     r = NULL;
     CU_ASSERT_EQUAL(pp_map_async(pool, "blob", items, N, 8, NULL, &r), PP_OK);
     CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_OK);
-    CU_ASSERT_EQUAL(wrong_blobs(r, N, 1000, TASK_BLOB_LEN), 0);
+    CU_ASSERT_EQUAL(tu_wrong_blobs(r, N, 1000, TASK_BLOB_LEN), 0);
     pp_result_free(r);
 
     for (int ordered = 1; ordered >= 0; ordered--) {
@@ -342,7 +297,7 @@ static void test_answers_in_pieces(void) {
                    : pp_imap_unordered(pool, "blob", tu_range_next, &range, N,
                                        &it); /* one chunk: in order */
       CU_ASSERT_EQUAL_FATAL(st, PP_OK);
-      CU_ASSERT_EQUAL(wrong_imap_blobs(it, N, 7), 0);
+      CU_ASSERT_EQUAL(tu_wrong_imap_blobs(it, N, 7), 0);
       pp_iter_free(it);
     }
 

@@ -369,13 +369,7 @@ static void test_pieces_through_rings(void) {
   }
   pp_result *r = NULL;
   CU_ASSERT_EQUAL(pp_map(pool, "blob", items, N, 8, &r), PP_OK);
-  size_t wrong = 0;
-  for (size_t i = 0; i < N; i++) {
-    pp_bytes b = {NULL, 0};
-    wrong += pp_result_item(r, i, &b) != PP_OK || b.len != TASK_BLOB_LEN ||
-             !task_blob_right(b.data, b.len, seeds[i]);
-  }
-  CU_ASSERT_EQUAL(wrong, 0);
+  CU_ASSERT_EQUAL(tu_wrong_blobs(r, N, 77, TASK_BLOB_LEN), 0);
   pp_result_free(r);
 
   tu_range range;
@@ -383,20 +377,10 @@ static void test_pieces_through_rings(void) {
   pp_iter *it = NULL;
   CU_ASSERT_EQUAL_FATAL(pp_imap(pool, "blob", tu_range_next, &range, 8, &it),
                         PP_OK);
-  size_t got = 0;
-  wrong = 0;
-  pp_value v = {0};
-  for (pp_status st; (st = pp_iter_next(it, TU_WAIT, &v)) != PP_EOF; got++) {
-    wrong += st != PP_OK || v.len != TASK_BLOB_LEN ||
-             !task_blob_right(v.data, v.len, 77 + (int64_t)got);
-    pp_value_clear(&v);
-    if (st == PP_ETIMEOUT)
-      break;
-  }
-  CU_ASSERT_EQUAL(got, N);
-  CU_ASSERT_EQUAL(wrong, 0);
+  CU_ASSERT_EQUAL(tu_wrong_imap_blobs(it, N, 77), 0);
   pp_iter_free(it);
 
+  pp_value v = {0};
   int64_t big[2] = {9, 3 * (int64_t)PP__RING_SIZE + 5};
   pp_bytes args[2] = {tu_i64(&big[0]), tu_i64(&big[1])};
   CU_ASSERT_EQUAL(pp_apply(pool, "blob", args, 2, &v), PP_OK);

@@ -6,6 +6,7 @@
 #endif
 
 #include "util.h"
+#include "tasks.h"
 
 #include <CUnit/CUnit.h>
 
@@ -414,4 +415,44 @@ void tu_joiner_free(tu_joiner *j) {
 int tu_allocator_keeps(void) {
   const char *preload = getenv("LD_PRELOAD");
   return TU_ALLOCATOR_KEEPS || (preload && strstr(preload, "vgpreload"));
+}
+
+size_t tu_wrong_blobs(pp_result *r, size_t n, int64_t first, size_t len) {
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; i++) {
+    pp_bytes b = {NULL, 0};
+    wrong += pp_result_item(r, i, &b) != PP_OK || b.len != len ||
+             !task_blob_right(b.data, b.len, first + (int64_t)i);
+  }
+  return wrong;
+}
+
+size_t tu_wrong_imap_blobs(pp_iter *it, size_t n, int64_t first) {
+  size_t wrong = 0, got = 0;
+  for (;;) {
+    pp_value v = {0};
+    pp_status st = pp_iter_next(it, TU_WAIT, &v);
+    if (st == PP_EOF || st == PP_ETIMEOUT) {
+      wrong += st != PP_EOF;
+      break;
+    }
+    wrong += st != PP_OK || v.len != TASK_BLOB_LEN ||
+             !task_blob_right(v.data, v.len, first + (int64_t)got);
+    if (st != PP_OK && wrong == 1)
+      fprintf(stderr, "\n  imap item %zu: %s\n", got,
+              v.error ? v.error : pp_strerror(st));
+    got++;
+    pp_value_clear(&v);
+  }
+  return wrong + (got != n ? n : 0);
+}
+
+size_t tu_wrong_echoes(const pp_result *r, const pp_bytes *items, size_t n) {
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; i++) {
+    pp_bytes b = {NULL, 0};
+    wrong += pp_result_item(r, i, &b) != PP_OK || b.len != items[i].len ||
+             (b.len && memcmp(b.data, items[i].data, b.len) != 0);
+  }
+  return wrong;
 }

@@ -182,4 +182,13 @@ int tu_add_suite(const char *name, const tu_test *tests, size_t n);
 
 #define TU_NTESTS(array) (sizeof(array) / sizeof((array)[0]))
 
+/* How many of a map's `n` values of the "blob" task, for seeds first..,
+ * each `len` bytes, are wrong or missing. */
+size_t tu_wrong_blobs(pp_result *r, size_t n, int64_t first, size_t len);
+/* The same of what an imap of "blob" over seeds first.. hands out until
+ * its end (n values expected). */
+size_t tu_wrong_imap_blobs(pp_iter *it, size_t n, int64_t first);
+/* How many of an "echo" map's values differ from its `n` items. */
+size_t tu_wrong_echoes(const pp_result *r, const pp_bytes *items, size_t n);
+
 #endif /* PP_TEST_UTIL_H */
