@@ -253,10 +253,14 @@ typedef struct pp__chunk {
    * finds what it drops without a walk over the whole queue. */
   struct pp__chunk *job_next;
   pp__job *job;
-  uint64_t id;
   size_t first;         /* its first item within the job */
   unsigned char *frame; /* encoded frame; NULL for records (built at send) */
-  size_t frame_len;
+  /* Its frame's payload length, a u32 on the wire (the whole frame is
+   * PP__WIRE_HEADER_SIZE longer: pp__chunk_frame_len()); 32 bits, as is
+   * `number`, for the chunk's size (queue.c). */
+  uint32_t payload_len;
+  uint32_t number;   /* its place among its job's chunks: the low half of
+                        its frames' id (pp__chunk_id()) */
   uint32_t count;    /* its items: a frame says how many in 32 bits, and
                         every chunk is cut to fit */
   uint32_t lane_end; /* in_lane: its answer releases the lane up to here */
@@ -273,6 +277,7 @@ typedef struct pp__chunk {
 /* What results and iterators share: the work the scheduler tracks. */
 struct pp__job {
   pp__job_kind kind;
+  uint32_t id; /* the high half of its chunks' frame ids */
   /* NUL-terminated, in the job's own allocation: a name's length, not the
    * longest name's, as an apply allocates this for every task. */
   const char *task;
@@ -281,15 +286,32 @@ struct pp__job {
   size_t nchunks;                 /* chunks made so far */
   size_t chunks_left;             /* sent or queued, not yet answered */
   apr_interval_time_t time_limit; /* per chunk, in µs; 0: none */
-  int cancelled;                  /* pp_result_cancel() was called */
-  int unwanted; /* pp_iter_free(): its chunks still queued are dropped */
-  pp__chunk *queued, *queued_tail; /* its chunks in the pool's queue, in
-                                       its order (queue.c) */
+  /* Flags in bytes, side by side: an apply allocates a job for every
+   * call, and its size shows in apply_async's rate (queue.c). */
+  unsigned char cancelled; /* pp_result_cancel() was called */
+  unsigned char unwanted;  /* pp_iter_free(): its chunks still queued are
+                              dropped */
   /* On the pool's `drops` while cancelled or unwanted with chunks queued
    * (queue.c), so that the scheduler drops them in one pass. */
-  int dropping;
+  unsigned char dropping;
+  pp__chunk *queued, *queued_tail; /* its chunks in the pool's queue, in
+                                       its order (queue.c) */
   pp__job *drop_next, *drop_prev;
 };
+
+/* The id a chunk's frames carry (a worker answers with the same): its
+ * job's id above its number within the job. */
+static inline uint64_t pp__chunk_id(const pp__chunk *c) {
+  return (uint64_t)c->job->id << 32 | c->number;
+}
+
+static inline uint64_t pp__job_chunk_id(const pp__job *job, size_t number) {
+  return (uint64_t)job->id << 32 | (uint32_t)number;
+}
+
+static inline size_t pp__chunk_frame_len(const pp__chunk *c) {
+  return PP__WIRE_HEADER_SIZE + (size_t)c->payload_len;
+}
 
 typedef struct pp__value_block pp__value_block;
 
@@ -321,6 +343,7 @@ struct pp_result {
                            this) */
   pp__atomic_u32 ready; /* done and callbacks have run: waiters may return */
   pp_status status;
+  unsigned sleeps; /* waits for it that slept (tests); under the lock */
   char *error;     /* first failure's message */
   pp__item *items; /* job.count items (calls) */
   pp_records rec;  /* records jobs: borrowed arrays */
@@ -328,13 +351,12 @@ struct pp_result {
   pp__record_error *rec_errors;
   size_t nrec_errors, caprec_errors;
   int rec_errors_lost; /* a failure could not be listed (no memory) */
-  pp_callbacks cb;
-  pp__waiter *waiters;         /* threads waiting for it to be ready; lock */
-  unsigned long sleeps;        /* waits for it that slept (tests); under lock */
-  struct pp_result *next_done; /* scheduler's list of completions to notify */
   /* An apply is one allocation: the result, its item, its chunk and frame,
    * and room for a small value, which then needs no allocation either. */
   int one_block; /* items (and the chunk) are inside r */
+  pp_callbacks cb;
+  pp__waiter *waiters;         /* threads waiting for it to be ready; lock */
+  struct pp_result *next_done; /* scheduler's list of completions to notify */
   /* A blocking apply, map or starmap lends its arguments until the result
    * completes, which its caller waits for: its chunks carry no frame, and
    * each is encoded when sent, straight into the worker's lane or batch. */

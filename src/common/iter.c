@@ -79,6 +79,7 @@ static pp_status iter_create(pp_pool *pool, const char *task, pp_next_fn next,
     return PP_ENOMEM;
   }
   it->job.kind = PP__JOB_IMAP;
+  it->job.id = pp__next_job_id(pool);
   strcpy((char *)(it + 1), task);
   it->job.task = (const char *)(it + 1);
   it->job.chunksize = chunksize;
@@ -477,7 +478,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
       ring_unlock(it);
       if (full)
         return 0;
-      id = (uint64_t)pp__next_job_id(pool) << 32;
+      id = pp__job_chunk_id(&it->job, it->job.nchunks);
     }
     unsigned long kicks = it->input_kicks;
     pp_status end = PP_OK;
@@ -505,8 +506,8 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     pp__mutex_lock(pool->shared->lock);
     it->pulling = 0;
     pp__buf frame = it->pull.frame;
-    uint64_t chunk_id = it->pull.id; /* begun in this call or before */
-    if (st != PP_OK || whole) {      /* the chunk is the caller's now */
+    uint32_t number = (uint32_t)it->pull.id; /* begun now or before */
+    if (st != PP_OK || whole) {              /* the chunk is the caller's now */
       free(it->pull.chunk);
       memset(&it->pull, 0, sizeof it->pull);
     }
@@ -538,11 +539,12 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     if (c) {
       pp__chunk *run = NULL, *run_end = NULL;
       pp__queue_run_add(&run, &run_end, c, &it->job);
-      c->id = chunk_id;
+      c->number = number;
       c->first = first;
       c->count = (uint32_t)n; /* chunksize: at most UINT32_MAX - 1 */
       c->frame = frame.data;
-      c->frame_len = frame.end;
+      /* ITEMS frames are cut to a payload a u32 says (submit.c) */
+      c->payload_len = (uint32_t)(frame.end - PP__WIRE_HEADER_SIZE);
       it->job.nchunks++;
       it->job.chunks_left++;
       pp__queue_append_run_locked(pool, run, run_end);
@@ -625,7 +627,7 @@ void pp__iter_chunk_done(pp_iter *it, const pp__chunk *chunk,
                              : (it->head + it->queued++) % it->nchunks;
   it->chunks[index] = c;
   it->held_bytes += c.bytes;
-  it->held_bytes -= chunk->frame_len;
+  it->held_bytes -= pp__chunk_frame_len(chunk);
   ring_unlock(it);
   it->job.chunks_left--;
   pp__iter_wake_locked(it);
@@ -657,7 +659,7 @@ void pp__iter_cut_short_locked(pp_iter *it, pp_status why,
     pp__chunk *c = p->chunk;
     p->chunk = NULL;
     c->job = &it->job;
-    c->id = p->id;
+    c->number = (uint32_t)p->id;
     c->first = it->pulled;
     c->count = (uint32_t)p->n;
     c->mem = PP__CHUNK_OWN; /* its frame is not kept: nothing sends it */

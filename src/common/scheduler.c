@@ -481,7 +481,7 @@ static pp__outcome *outcomes(pp_pool *pool, size_t n) {
 static pp__chunk *answered_chunk(pp__worker *w, const pp__frame *f,
                                  pp__job_kind kind) {
   pp__chunk *c = w->head;
-  if (!c || c->id != f->id)
+  if (!c || pp__chunk_id(c) != f->id)
     return NULL;
   int records = c->job->kind == PP__JOB_RECORDS;
   return records == (kind == PP__JOB_RECORDS) ? c : NULL;
@@ -1116,7 +1116,7 @@ static int send_in_lane(pp_pool *pool, pp__worker *w, pp__chunk *c,
   pp__copier_copy(pool->copier, dst, a, na, 0);
   pp__copier_copy(pool->copier, dst + na, b, nb, 0);
   c->lane_end = pos + (uint32_t)(na + nb);
-  *st = pp__lane_put_frame(&w->batch, type, c->id, pos, na + nb);
+  *st = pp__lane_put_frame(&w->batch, type, pp__chunk_id(c), pos, na + nb);
   return 1;
 }
 
@@ -1134,7 +1134,7 @@ static pp_status send_lent_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
   const pp_args *calls = r->lent_calls ? r->lent_calls + c->first : NULL;
   const pp_bytes *single = r->lent_single ? r->lent_single + c->first : NULL;
   pp__worker *w = &pool->workers[slot];
-  size_t size = c->frame_len; /* checked by pp__calls_frame_size() */
+  size_t size = pp__chunk_frame_len(c); /* pp__calls_frame_size() */
   uint32_t pos;
   if (size - PP__WIRE_HEADER_SIZE >= PP__LANE_MIN)
     want_lanes(pool, w);
@@ -1146,17 +1146,19 @@ static pp_status send_lent_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
     /* The whole frame goes in; the lane frame points past its header. */
     c->lane_end = pos + (uint32_t)size;
     pp_status st =
-        pp__calls_frame_encode(dst, size, r->job.task, c->id, calls, single,
-                               c->count, copy_into_lane, pool->copier);
-    return st == PP_OK ? pp__lane_put_frame(&w->batch, PP__F_CALLS, c->id,
-                                            pos + PP__WIRE_HEADER_SIZE,
-                                            size - PP__WIRE_HEADER_SIZE)
-                       : st;
+        pp__calls_frame_encode(dst, size, r->job.task, pp__chunk_id(c), calls,
+                               single, c->count, copy_into_lane, pool->copier);
+    return st == PP_OK
+               ? pp__lane_put_frame(&w->batch, PP__F_CALLS, pp__chunk_id(c),
+                                    pos + PP__WIRE_HEADER_SIZE,
+                                    size - PP__WIRE_HEADER_SIZE)
+               : st;
   }
   pp_status st = pp__buf_reserve(&w->batch, size);
   if (st == PP_OK)
     st = pp__calls_frame_encode(pp__buf_tail(&w->batch), size, r->job.task,
-                                c->id, calls, single, c->count, NULL, NULL);
+                                pp__chunk_id(c), calls, single, c->count, NULL,
+                                NULL);
   if (st == PP_OK)
     pp__buf_commit(&w->batch, size);
   return st;
@@ -1167,10 +1169,10 @@ static pp_status send_calls(pp_pool *pool, unsigned slot, pp__chunk *c) {
     return send_lent_calls(pool, slot, c);
   pp_status st;
   if (send_in_lane(pool, &pool->workers[slot], c, pp__frame_type_of(c->frame),
-                   c->frame + PP__WIRE_HEADER_SIZE,
-                   c->frame_len - PP__WIRE_HEADER_SIZE, NULL, 0, &st))
+                   c->frame + PP__WIRE_HEADER_SIZE, c->payload_len, NULL, 0,
+                   &st))
     return st;
-  return send_frame(pool, slot, c->frame, c->frame_len);
+  return send_frame(pool, slot, c->frame, pp__chunk_frame_len(c));
 }
 
 /* A records chunk left where it is (records in place): its head `head`,
@@ -1185,7 +1187,7 @@ static pp_status send_records_at(pp__worker *w, pp__chunk *c,
                                              c->first * r->rec.out_size)};
   pp__buf *b = &w->batch;
   size_t before = pp__buf_len(b), at;
-  pp_status st = pp__frame_begin(b, PP__F_RECORDS_AT, c->id, &at);
+  pp_status st = pp__frame_begin(b, PP__F_RECORDS_AT, pp__chunk_id(c), &at);
   if (st == PP_OK)
     st = pp__buf_append(b, pp__buf_head(head), pp__buf_len(head));
   for (int i = 0; st == PP_OK && i < 2; i++) {
@@ -1242,7 +1244,7 @@ static pp_status send_records(pp_pool *pool, unsigned slot, pp__chunk *c) {
     return st;
   pp__buf *b = &w->batch;
   size_t at;
-  st = pp__frame_begin(b, PP__F_RECORDS, c->id, &at);
+  st = pp__frame_begin(b, PP__F_RECORDS, pp__chunk_id(c), &at);
   if (st == PP_OK)
     st = pp__buf_append(b, pp__buf_head(f), pp__buf_len(f));
   if (st != PP_OK)

@@ -186,9 +186,9 @@ pp_status pp__encode_calls(const char *task, uint64_t id, const pp_args *calls,
   memset(c, 0, sizeof *c);
   c->mem = PP__CHUNK_FRAME_INLINE;
   c->frame = (unsigned char *)(c + 1);
-  c->frame_len = size;
+  c->payload_len = (uint32_t)(size - PP__WIRE_HEADER_SIZE); /* a u32 */
   c->count = (uint32_t)count; /* calls_frame_size() refused more */
-  c->id = id;
+  c->number = (uint32_t)id;
   st = pp__calls_frame_encode(c->frame, size, task, id, calls, single, count,
                               NULL, NULL);
   if (st != PP_OK) {
@@ -275,8 +275,8 @@ static pp_status make_lent_chunk(const void *source, size_t at, size_t *n,
   if (st == PP_OK)
     st = new_chunk(at, *n, out);
   if (st == PP_OK) {
-    (*out)->id = id;
-    (*out)->frame_len = size;
+    (*out)->number = (uint32_t)id;
+    (*out)->payload_len = (uint32_t)(size - PP__WIRE_HEADER_SIZE);
   }
   return st;
 }
@@ -286,7 +286,7 @@ static pp_status make_records_chunk(const void *source, size_t at, size_t *n,
   (void)source;
   pp_status st = new_chunk(at, *n, out);
   if (st == PP_OK)
-    (*out)->id = id;
+    (*out)->number = (uint32_t)id;
   return st;
 }
 
@@ -295,13 +295,13 @@ static pp_status make_records_chunk(const void *source, size_t at, size_t *n,
  * runs its callback) on the scheduler like any other. */
 static pp_status cut_and_submit(pp_pool *pool, pp_result *r, size_t count,
                                 make_chunk_fn make, const void *source) {
-  uint64_t job_id = (uint64_t)pp__next_job_id(pool) << 32;
+  r->job.id = pp__next_job_id(pool);
   pp__chunk *first = NULL, *last = NULL;
   pp_status st = PP_OK;
   for (size_t at = 0; st == PP_OK && (at < count || !first);) {
     size_t n = count - at < r->job.chunksize ? count - at : r->job.chunksize;
     pp__chunk *c;
-    st = make(source, at, &n, job_id | r->job.nchunks, &c);
+    st = make(source, at, &n, pp__job_chunk_id(&r->job, r->job.nchunks), &c);
     if (st != PP_OK)
       break;
     c->first = at;
@@ -367,15 +367,16 @@ static pp_status apply_submit(pp_pool *pool, const char *task,
   r->job.count = r->job.nchunks = r->job.chunks_left = r->job.chunksize = 1;
   pp__chunk *c = &blk->chunk;
   c->mem = PP__CHUNK_IN_JOB;
-  c->frame_len = size;
+  c->payload_len = (uint32_t)(size - PP__WIRE_HEADER_SIZE);
   c->count = 1;
-  c->id = (uint64_t)pp__next_job_id(pool) << 32;
+  r->job.id = pp__next_job_id(pool);
   if (lend) {
     blk->lent = one;
     r->lent_calls = &blk->lent;
   } else {
     c->frame = (unsigned char *)(blk + 1);
-    st = pp__calls_frame_encode(c->frame, size, task, c->id, &one, NULL, 1,
+    st = pp__calls_frame_encode(c->frame, size, task,
+                                pp__job_chunk_id(&r->job, 0), &one, NULL, 1,
                                 NULL, NULL);
   }
   if (st == PP_OK) {
