@@ -1315,6 +1315,12 @@ static void dispatch(pp_pool *pool) {
     if (w->chunks_sent >= PP__RING_AFTER && w->down.base && !w->ring_tried &&
         !ring_switch(pool, w))
       continue; /* its end accounts for the chunk */
+    /* A chunk put back by a worker that left goes again, perhaps another
+     * way (a replacement not yet READY takes no records in place): how it
+     * went before must not decide how its answer is read (records
+     * written in place, or not copied) nor what lane it releases. */
+    c->in_place = 0;
+    c->in_lane = 0;
     /* Where its frame starts in the down ring: the bytes put there so far
      * and those of the batch before it (all of the batch goes there). */
     c->in_ring = w->ring_down;
