@@ -1004,7 +1004,10 @@ PP_API void pp_result_free(pp_result *result);
 /**
  * @brief Cancels a pending call. Work not started never runs; a task already
  * running has its worker killed (and replaced). The result completes with
- * PP_ECANCELLED, and its error callback runs.
+ * PP_ECANCELLED, and its error callback runs, even when something ended a
+ * chunk before the cancel reached it (an item failed, its worker died or
+ * passed a time limit): pp_result_item() still says what happened to each
+ * item, and pp_result_error() names what came first.
  * @param result the result of an apply or a map (all of its chunks).
  * @return PP_OK when the cancellation was taken; PP_ESTATE when the result
  *         was already complete, or in a fork of the pool's owner (nothing

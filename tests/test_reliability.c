@@ -16,6 +16,7 @@
 #include "internal.h" /* pp__call_send_raw: a worker that misbehaves */
 #include "procpool.h"
 #include "suites.h"
+#include "tasks.h"
 #include "util.h"
 
 #ifndef _WIN32
@@ -1857,6 +1858,61 @@ static void test_cancel(void) {
   pp_pool_destroy(pool);
 }
 
+/* A cancel that pp_result_cancel() took (PP_OK) ends the call with
+ * PP_ECANCELLED, as documented, even when something else ended its chunk
+ * first: here an item failed before the cancel. The item keeps its own
+ * failure. The call said the first failed item's PP_ETASK. */
+static void test_cancel_wins_over_failed_item(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t xs[4] = {0, 1, 2, 3}; /* 0 fails at once, the others are slow */
+  pp_bytes items[4];
+  for (int i = 0; i < 4; i++)
+    items[i] = tu_i64(&xs[i]);
+  pp_result *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      pp_map_async(pool, "fail_zero_slow", items, 4, 1, NULL, &r), PP_OK);
+  tu_sleep_ms(TASK_SLOW_MS / 2); /* item 0 failed, item 1 runs */
+  CU_ASSERT_EQUAL(pp_result_cancel(r), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ECANCELLED);
+  CU_ASSERT(tu_contains(pp_result_error(r), "cancelled"));
+  pp_bytes b;
+  pp_status first = pp_result_item(r, 0, &b);
+  CU_ASSERT(first == PP_ETASK || first == PP_ECANCELLED);
+  CU_ASSERT_EQUAL(pp_result_item(r, 3, &b), PP_ECANCELLED);
+  pp_result_free(r);
+  pp_pool_destroy(pool);
+}
+
+#ifndef _WIN32
+/* The same when the call's time limit is stopping its worker (the task
+ * ignores SIGTERM, so the pool waits out its grace before SIGKILL) as the
+ * cancel comes: the call ends cancelled. It said PP_ETIMELIMIT. */
+static void test_cancel_wins_over_time_limit(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  char marker[128];
+  snprintf(marker, sizeof marker, "pp_tests_term_%ld", tu_self_pid());
+  int64_t ignore = 0;
+  pp_bytes args[2] = {tu_i64(&ignore), {marker, strlen(marker)}};
+  pp_callbacks cb = {0};
+  cb.time_limit = 0.2;
+  for (int round = 0; round < 2; round++) {
+    pp_result *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        pp_apply_async(pool, "slow_with_term", args, 2, &cb, &r), PP_OK);
+    tu_sleep_ms(300); /* past its limit, inside the grace */
+    CU_ASSERT_EQUAL(pp_result_cancel(r), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_get(r, TU_WAIT), PP_ECANCELLED);
+    CU_ASSERT(tu_contains(pp_result_error(r), "cancelled"));
+    if (pp_result_get(r, 0) != PP_ECANCELLED)
+      fprintf(stderr, "\n  round %d: %s\n", round, pp_result_error(r));
+    pp_result_free(r);
+  }
+  pp_pool_destroy(pool);
+}
+#endif
+
 /* ---- cancels in a long queue: each takes out its own chunks, wherever
  * they are (queue.c), and the rest keeps its order ---- */
 
@@ -2462,6 +2518,13 @@ int pp_test_suite_reliability(void) {
        test_time_limit_terminate_then_kill},
 #endif
       {"cancel a queued call and a running one", test_cancel},
+      {"a cancel taken ends the call cancelled, though an item failed first",
+       test_cancel_wins_over_failed_item},
+#ifndef _WIN32
+      {"a cancel taken ends the call cancelled, though its time limit was "
+       "stopping it",
+       test_cancel_wins_over_time_limit},
+#endif
       {"the queue: taken out anywhere, put back in front, links stay right",
        test_cancel_queue_links},
       {"cancel one by one from the head, middle and tail of a long queue",

@@ -35,6 +35,33 @@ static int by_record_index(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+static const char *item_says(const pp__item *item) {
+  return item->data ? (const char *)item->data : pp_strerror(item->status);
+}
+
+/* A cancelled call completes with PP_ECANCELLED, as pp_result_cancel()
+ * promised when it said PP_OK, whatever ended its chunks first: its worker
+ * died or passed a time limit before the cancel stopped it, or an item
+ * had failed before. The items keep what happened to each; the message is
+ * the first cancelled item's, or says what ended the call first. */
+static void cancelled(pp_result *r, const pp__item *first) {
+  const pp__item *found = NULL;
+  if (r->job.kind == PP__JOB_CALLS) {
+    for (size_t i = 0; i < r->job.count && !found; i++)
+      if (r->items[i].status == PP_ECANCELLED)
+        found = &r->items[i];
+  } else {
+    for (size_t i = 0; i < r->nrec_errors && !found; i++)
+      if (r->rec_errors[i].item.status == PP_ECANCELLED)
+        found = &r->rec_errors[i].item;
+  }
+  r->status = PP_ECANCELLED;
+  r->error = found ? pp__strdup(item_says(found))
+                   : pp__format("the call was cancelled, but it had ended "
+                                "first: %s",
+                                item_says(first));
+}
+
 /* The first failure in index order decides the status of the whole call, as
  * Python's map reports the first exception. A records map's failures,
  * listed as their chunks came back, are sorted by index once here, so
@@ -58,10 +85,11 @@ static void finish(pp_result *r) {
      * (pp_result_item()), and the call says why. */
     r->status = PP_ENOMEM;
     r->error = pp__strdup(lost_records);
+  } else if (first && r->job.cancelled) {
+    cancelled(r, first);
   } else if (first) {
     r->status = first->status;
-    r->error = first->data ? pp__strdup((const char *)first->data)
-                           : pp__strdup(pp_strerror(first->status));
+    r->error = pp__strdup(item_says(first));
   }
   pp__atomic_set(&r->done, 1);
 }
