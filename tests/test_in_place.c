@@ -373,16 +373,7 @@ static void test_resent_after_worker_left(void) {
   int64_t *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
   CU_ASSERT_PTR_NOT_NULL_FATAL(in);
   CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-  pp_pool *pool = tu_pool(1);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  int64_t base = 0;
-  CU_ASSERT_EQUAL(tu_apply_i64(pool, "rss", 0, &base), PP_OK);
-  pp_pool_destroy(pool);
-  pp_options o;
-  pp_options_init(&o);
-  o.processes = 1;
-  o.max_memory_per_child = (size_t)base + ((size_t)64 << 20);
-  pool = tu_pool_opts(&o);
+  pp_pool *pool = tu_pool_memory_limited(64);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   unsigned long before = chunks_in_place(pool);
   int wrong_rounds = 0;

@@ -1508,18 +1508,7 @@ static void test_malformed_frames(void) {
 /* A worker whose resident memory passes the limit after a task is replaced;
  * the work queued for it runs elsewhere and nothing is lost. */
 static void test_max_memory_per_child(void) {
-  pp_pool *pool = tu_pool(1);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
-  int64_t base = 0;
-  CU_ASSERT_EQUAL(tu_apply_i64(pool, "rss", 0, &base), PP_OK);
-  CU_ASSERT(base > 0);
-  pp_pool_destroy(pool);
-
-  pp_options o;
-  pp_options_init(&o);
-  o.processes = 1;
-  o.max_memory_per_child = (size_t)base + ((size_t)64 << 20);
-  pool = tu_pool_opts(&o);
+  pp_pool *pool = tu_pool_memory_limited(64);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   int64_t first = 0, grown = 0, later = 0;
   CU_ASSERT_EQUAL(tu_apply_i64(pool, "getpid", 0, &first), PP_OK);

@@ -236,6 +236,22 @@ pp_pool *tu_pool_opts(const pp_options *options) {
   return pool;
 }
 
+pp_pool *tu_pool_memory_limited(size_t headroom_mib) {
+  pp_pool *pool = tu_pool(1);
+  int64_t base = 0;
+  pp_status st = pool ? tu_apply_i64(pool, "rss", 0, &base) : PP_ENOMEM;
+  pp_pool_destroy(pool);
+  if (st != PP_OK || base <= 0) {
+    fprintf(stderr, "a worker's resident size: %s\n", pp_strerror(st));
+    return NULL;
+  }
+  pp_options o;
+  pp_options_init(&o);
+  o.processes = 1;
+  o.max_memory_per_child = (size_t)base + (headroom_mib << 20);
+  return tu_pool_opts(&o);
+}
+
 pp_pool *tu_pool(int processes) {
   pp_options opts;
   pp_options_init(&opts);

@@ -151,6 +151,11 @@ pp_pool *tu_pool(int processes);
 /** Creates a pool from @p options; NULL on failure. */
 pp_pool *tu_pool_opts(const pp_options *options);
 
+/** Creates a pool of one worker whose max_memory_per_child is a fresh
+    worker's resident size plus @p headroom_mib MiB (the tasks' "hog" passes
+    it); NULL on failure. */
+pp_pool *tu_pool_memory_limited(size_t headroom_mib);
+
 /** 1 when @p haystack is non-NULL and contains @p needle. */
 int tu_contains(const char *haystack, const char *needle);
 
