@@ -890,6 +890,53 @@ static void test_early_start(void) {
   CU_ASSERT(pid_gone(launcher));
 }
 
+/* A worker forked here that cannot put its channel in place (a test hook
+ * makes its dup2 fail: only a descriptor limit of 3 would) says why on
+ * stderr, the call and the system's words, before it exits with 120, the
+ * code procpool describes as "it could not reach the pool that started
+ * it". Before, it exited 120 and said nothing. */
+static void test_worker_channel_fails_says_why(void) {
+  if (!pp__direct_workers_possible())
+    return;
+  FILE *said = tmpfile();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(said);
+  int saved_err = fcntl(2, F_DUPFD_CLOEXEC, 10);
+  CU_ASSERT_FATAL(saved_err >= 0);
+  fflush(stderr);
+  CU_ASSERT_FATAL(dup2(fileno(said), 2) == 2);
+  harness h;
+  pp__test_worker_channel_errno = EMFILE;
+  int opened = open_harness_as(&h, report_main, 1);
+  if (opened)
+    CU_ASSERT_EQUAL(pp__backend_start(h.b, 0), PP_OK); /* forked here */
+  pp__test_worker_channel_errno = 0; /* the worker has its copy */
+  if (opened)
+    PUMP_UNTIL(&h, h.s[0].exited && h.s[0].closed);
+  fflush(stderr);
+  dup2(saved_err, 2);
+  close(saved_err);
+  char text[1024];
+  rewind(said);
+  size_t len = fread(text, 1, sizeof text - 1, said);
+  text[len] = '\0';
+  fclose(said);
+  if (!opened)
+    return;
+  CU_ASSERT(h.s[0].exited);
+  CU_ASSERT_EQUAL(h.s[0].exit.signaled, 0);
+  CU_ASSERT_EQUAL(h.s[0].exit.code, PP__EXIT_BAD_LAUNCH);
+  char want[300];
+  snprintf(want, sizeof want,
+           "procpool: worker (process %ld) could not set up its channel to "
+           "the pool that started it: dup2: %s\n",
+           h.s[0].pid, strerror(EMFILE));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
+  if (!strstr(text, want))
+    fprintf(stderr, "\n  wanted: %s  stderr: %s\n", want, text);
+  pp__backend_release(h.b, 0);
+  pp__backend_destroy(h.b);
+}
+
 /* Makes the next launcher host's first `times` clones fail with `err`
  * (0 for none); 0 where no worker is forked here, so there is no host. */
 static int host_clone_fails(int times, int err) {
@@ -1349,6 +1396,8 @@ int pp_test_suite_backend(void) {
        test_early_start_owner_death_no_launcher},
       {"early start: the launcher is made when first needed",
        test_early_start_launcher_on_demand},
+      {"a worker forked here that cannot set up its channel says why",
+       test_worker_channel_fails_says_why},
       {"describe and cpu count", test_describe_and_cpus},
       {"descriptor passing", test_descriptor_passing},
       /* Last: a thread was created, and forks after that show glibc's

@@ -1364,6 +1364,140 @@ static void test_launcher_keeps_dying(void) {
     CU_ASSERT(gone_soon(pids[i]));
 }
 
+/* The whole of what `f` holds, from its start (malloc'd, NUL-ended). */
+static char *read_all(FILE *f) {
+  size_t cap = 4096, n = 0;
+  char *text = malloc(cap);
+  rewind(f);
+  while (text) {
+    n += fread(text + n, 1, cap - 1 - n, f);
+    if (n < cap - 1)
+      break;
+    char *more = realloc(text, cap *= 2);
+    if (!more)
+      free(text);
+    text = more;
+  }
+  if (text)
+    text[n] = '\0';
+  return text;
+}
+
+/* The launcher cannot set itself up: a descriptor limit lowered after
+ * the pool was made leaves it none for its self-pipe (it keeps 0 to 2,
+ * its socket on 3 and its one guard, the first worker's pidfd, on 4; a
+ * pipe wants 5 and 6). It says why on stderr, the call and the system's
+ * words, and exits with procpool's code for it; the pool, which breaks as
+ * each new launcher dies the same way, names what the code means. Before,
+ * the launcher exited with code 1 and said nothing. Fork context only:
+ * there the pool's one worker is the parent's own child and lives on, so
+ * new launchers are all the pool asks for (elsewhere every worker goes
+ * with the launcher, and the new ones' channels want descriptors the
+ * limit leaves the parent none of). */
+static void test_launcher_setup_fails(void) {
+  if (run_context() != PP_CONTEXT_FORK)
+    return;
+  enum { CAP = 32, LIMIT = 6 };
+  /* 3 to 5 are held while the pool is made, so that all of its
+   * descriptors lie above the limit; once free, the parent makes each new
+   * launcher's socket there. */
+  int held[LIMIT] = {0};
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  CU_ASSERT_FATAL(null >= 0);
+  if (null < LIMIT)
+    held[null] = 1;
+  for (int fd = 3; fd < LIMIT; fd++)
+    if (!held[fd] && fcntl(fd, F_GETFD) < 0)
+      held[fd] = fcntl(null, F_DUPFD_CLOEXEC, fd) == fd;
+  int free_fds = 0;
+  for (int fd = 3; fd < LIMIT; fd++)
+    free_fds += held[fd];
+  long before[CAP];
+  size_t nbefore = own_children(before, CAP);
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  long worker[4];
+  CU_ASSERT_EQUAL_FATAL(wait_workers(pool, worker, 4, 1), 1);
+  long launcher = -1;
+  for (double t0 = tu_now(); launcher < 0 && tu_now() - t0 < TU_WAIT;) {
+    long kids[CAP];
+    size_t n = own_children(kids, CAP);
+    for (size_t i = 0; i < n && launcher < 0; i++)
+      if (!listed(before, nbefore, kids[i]) && kids[i] != worker[0])
+        launcher = kids[i];
+    if (launcher < 0)
+      tu_sleep_ms(5);
+  }
+  if (free_fds < 2 || tu_parent_of(worker[0]) != tu_self_pid() ||
+      launcher < 0) {
+    /* Not the case this test makes (descriptors 3 to 5 taken by someone
+     * else, no pidfds): nothing to see. */
+    fprintf(stderr,
+            "\n  skipped: %d of descriptors 3-5 free, worker's parent "
+            "%ld, launcher %ld\n",
+            free_fds, tu_parent_of(worker[0]), launcher);
+    for (int fd = 3; fd < LIMIT; fd++)
+      if (held[fd])
+        close(fd);
+    pp_pool_destroy(pool);
+    return;
+  }
+  FILE *said = tmpfile();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(said);
+  int saved_err = fcntl(2, F_DUPFD_CLOEXEC, 10);
+  CU_ASSERT_FATAL(saved_err >= 0);
+  fflush(stderr);
+  CU_ASSERT_FATAL(dup2(fileno(said), 2) == 2);
+  for (int fd = 3; fd < LIMIT; fd++)
+    if (held[fd])
+      close(fd);
+  struct rlimit old;
+  CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &old), 0);
+  struct rlimit low = old;
+  low.rlim_cur = LIMIT;
+  CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
+  CU_ASSERT_EQUAL(kill((pid_t)launcher, SIGKILL), 0);
+  /* Calls go on in the first worker until the pool breaks; nothing here
+   * opens a descriptor meanwhile, which the parent's next launcher would
+   * not find. */
+  pp_value v = {0};
+  pp_status st = PP_OK;
+  for (double t0 = tu_now(); st == PP_OK && tu_now() - t0 < 3 * TU_WAIT;) {
+    int64_t x = 3;
+    pp_bytes arg = tu_i64(&x);
+    pp_value_clear(&v);
+    st = pp_apply(pool, "square", &arg, 1, &v);
+    if (st == PP_OK)
+      tu_sleep_ms(2);
+  }
+  CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &old), 0);
+  fflush(stderr);
+  dup2(saved_err, 2);
+  close(saved_err);
+  char *text = read_all(said);
+  fclose(said);
+  CU_ASSERT_EQUAL(st, PP_ESYSTEM);
+  CU_ASSERT(tu_contains(v.error, "the process that starts the pool's workers "
+                                 "kept dying"));
+  CU_ASSERT(tu_contains(v.error, "exited with code 119 (procpool's code: it "
+                                 "could not set itself up, and wrote why on "
+                                 "its standard error)"));
+  /* "procpool: the process that starts the pool's workers (process N)
+   * could not set itself up: pipe: Too many open files", from each. */
+  char why[200];
+  snprintf(why, sizeof why, "could not set itself up: pipe: %s",
+           strerror(EMFILE));
+  CU_ASSERT(tu_contains(text, "procpool: the process that starts the pool's "
+                              "workers (process "));
+  CU_ASSERT(tu_contains(text, why));
+  if (!tu_contains(text, why) || st != PP_ESYSTEM)
+    fprintf(stderr, "\n  the pool: %s\n  its stderr: %s\n",
+            v.error ? v.error : pp_strerror(st), text ? text : "(none)");
+  free(text);
+  pp_value_clear(&v);
+  pp_pool_destroy(pool);
+}
+
 /* The signals `pool`'s next worker blocks, as blocked_signals() gives
  * them; -1 when the call fails. */
 static int64_t worker_mask(pp_pool *pool) {
@@ -2585,6 +2719,9 @@ int pp_test_suite_reliability(void) {
        test_launcher_stopped},
       {"a launcher that keeps dying breaks the pool, and calls say why",
        test_launcher_keeps_dying},
+      {"a launcher that cannot set itself up says why; the pool names its "
+       "code",
+       test_launcher_setup_fails},
       {"workers keep the creating thread's signal mask, after a new "
        "launcher too",
        test_workers_keep_creators_mask},

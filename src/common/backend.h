@@ -37,6 +37,14 @@ typedef int (*pp__worker_main_fn)(pp__wchan *chan, const char *key);
  * not see: the backends exit with it, the core describes it. */
 #define PP__EXIT_BAD_LAUNCH 120
 
+/* The exit code of the process that starts a pool's workers (POSIX: the
+ * launcher, the forkserver) when it could not set itself up (no
+ * descriptor for its pipe, no memory): it wrote the failed call and the
+ * system's reason on its standard error first. Next to
+ * PP__EXIT_BAD_LAUNCH for the same reason: the backends exit with it, the
+ * core describes it. */
+#define PP__EXIT_LAUNCHER_SETUP 119
+
 /* The name of the environment variable that carries the key to a spawned
  * worker: never the command line, which other users can read. */
 #define PP__KEY_ENV "PROCPOOL_WORKER_KEY"

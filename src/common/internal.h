@@ -34,8 +34,9 @@
 #define PP__NOINLINE
 #endif
 
-/* Worker exit codes that carry intent (DESIGN.md decision 11); 120,
- * PP__EXIT_BAD_LAUNCH, is the backends' (backend.h). */
+/* Worker exit codes that carry intent (DESIGN.md decision 11); 119 and
+ * 120, PP__EXIT_LAUNCHER_SETUP and PP__EXIT_BAD_LAUNCH, are the backends'
+ * (backend.h). */
 #define PP__EXIT_PROTOCOL 121    /* the parent sent a malformed frame */
 #define PP__EXIT_INIT_FAILED 122 /* the initializer failed */
 #define PP__EXIT_NOMEM 123       /* the worker ran out of memory */

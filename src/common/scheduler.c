@@ -265,15 +265,19 @@ static void early_end(pp_pool *pool, pp__worker *w, const char *how) {
   }
 }
 
-/* How a worker ended, in words: the system's account (an exit code, a
- * signal), and for the codes a worker exits with on purpose (internal.h,
- * backend.h), what it meant by it. */
+/* How a worker, or the process that starts them, ended, in words: the
+ * system's account (an exit code, a signal), and for the codes they exit
+ * with on purpose (internal.h, backend.h), what they meant by it. */
 static void describe_end(const pp__exit *e, char *buf, size_t cap) {
   pp__exit_describe(e, buf, cap);
   if (e->signaled || e->with_launcher || e->unknown)
     return;
   const char *meant = NULL;
   switch (e->code) {
+  case PP__EXIT_LAUNCHER_SETUP:
+    meant = "it could not set itself up, and wrote why on its standard "
+            "error";
+    break;
   case PP__EXIT_BAD_LAUNCH:
     meant = "it could not reach the pool that started it";
     break;
@@ -300,8 +304,8 @@ static void describe_end(const pp__exit *e, char *buf, size_t cap) {
 
 /* Why the backend can start no more workers, in words: how its last
  * launcher ended, when the backend knows, tells a launcher that could not
- * start (a descriptor limit, no memory: its exit code) from one killed
- * from outside. */
+ * start (a descriptor limit, no memory: its exit code, which
+ * describe_end() puts in words) from one killed from outside. */
 static char *launcher_broke(const pp__event *ev) {
   const char *who = "the process that starts the pool's workers";
   if (ev->status == PP_EPROTOCOL)
@@ -313,7 +317,7 @@ static char *launcher_broke(const pp__event *ev) {
                       "no more workers",
                       who);
   char how[256];
-  pp__exit_describe(&ev->exit, how, sizeof how);
+  describe_end(&ev->exit, how, sizeof how);
   return pp__format("%s kept dying soon after it was made (the last one, "
                     "process %ld, %s): the pool makes no more workers",
                     who, ev->pid, how);

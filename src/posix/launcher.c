@@ -155,6 +155,83 @@ static int send_simple(launcher *L, int32_t type, uint32_t slot, pid_t pid,
   return send_msg(L, &m);
 }
 
+/* The system's words for `err`, safe where only async-signal-safe calls
+ * are: glibc's strerror() may translate, which may allocate; its
+ * strerrordesc_np() never does. The other systems' strerror() reads a
+ * table. */
+static const char *errno_text(int err) {
+#if defined(__GLIBC__) &&                                                      \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *text = strerrordesc_np(err);
+#else
+  const char *text = strerror(err);
+#endif
+  return text && *text ? text : "unknown error";
+}
+
+/* Appends `s` to the `len` bytes of `buf` (room for `cap`): the new
+ * length. */
+static size_t append(char *buf, size_t len, size_t cap, const char *s) {
+  while (*s && len < cap)
+    buf[len++] = *s++;
+  return len;
+}
+
+/* The same for `v`, in decimal. */
+static size_t append_number(char *buf, size_t len, size_t cap,
+                            unsigned long v) {
+  char digits[24];
+  size_t n = sizeof digits;
+  digits[--n] = '\0';
+  do
+    digits[--n] = (char)('0' + v % 10);
+  while ((v /= 10) != 0 && n > 0);
+  return append(buf, len, cap, digits + n);
+}
+
+/* One line on standard error, "procpool: WHO (process PID) could not
+ * WHAT: CALL: the system's words", the way a process of the pool's that is
+ * about to exit with a code of procpool's says why: the pool only sees the
+ * code. Only async-signal-safe calls (write(2), no stdio, no malloc): it runs
+ * in forks of a process that may have threads. `err` 0: no system call
+ * failed, `call` says what did. */
+static void say_why(const char *who, const char *what, const char *call,
+                    int err) {
+  char line[320];
+  size_t cap = sizeof line - 1; /* room for the newline */
+  size_t len = append(line, 0, cap, "procpool: ");
+  len = append(line, len, cap, who);
+  len = append(line, len, cap, " (process ");
+  len = append_number(line, len, cap, (unsigned long)getpid());
+  len = append(line, len, cap, ") could not ");
+  len = append(line, len, cap, what);
+  len = append(line, len, cap, ": ");
+  len = append(line, len, cap, call);
+  if (err) {
+    len = append(line, len, cap, ": ");
+    len = append(line, len, cap, errno_text(err));
+  }
+  line[len++] = '\n';
+  const char *p = line;
+  while (len > 0) {
+    ssize_t w = write(STDERR_FILENO, p, len);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return; /* nowhere to say it: the exit code is all there is */
+    p += (size_t)w;
+    len -= (size_t)w;
+  }
+}
+
+/* The launcher could not set itself up: it says why, and its exit code
+ * tells the pool it did (the pool's message names the code). */
+static int setup_failed(const char *call, int err) {
+  say_why("the process that starts the pool's workers", "set itself up", call,
+          err);
+  return PP__EXIT_LAUNCHER_SETUP;
+}
+
 /* In a new worker process: back to the parent's signal state, so a fork
  * worker behaves like a fork of the user's process. */
 static void restore_signals(launcher *L) {
@@ -203,7 +280,7 @@ static pid_t exec_worker(launcher *L, uint32_t slot, int worker_end,
     /* Survives the exec: the worker dies with its launcher. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != L->self)
-      _exit(1);
+      _exit(PP__EXIT_BAD_LAUNCH); /* its launcher died: see launch_worker() */
 #endif
     /* dup2 onto another number clears close-on-exec on the copy; the
      * control socket it replaces was close-on-exec anyway. */
@@ -253,8 +330,11 @@ static pid_t launch_worker(launcher *L, uint32_t slot, int worker_end,
   /* A worker never outlives its launcher (killed by hand, say): nobody
    * would reap it or tell the pool. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* The launcher died before that took: this worker has lost the way to
+   * its pool. No words: the pool reports the launcher's death, and it
+   * never sees this code (the launcher it went to is gone). */
   if (getppid() != L->self)
-    _exit(1);
+    _exit(PP__EXIT_BAD_LAUNCH);
 #endif
   struct pp__wchan chan = {worker_end, NULL, -1};
   int code = L->cfg.worker_main(&chan, L->cfg.key);
@@ -411,13 +491,16 @@ static void drain(int fd) {
   }
 }
 
-static int make_self_pipe(int p[2]) {
+/* -1 with errno and `*call` naming the call that failed. */
+static int make_self_pipe(int p[2], const char **call) {
+  *call = "pipe";
 #if defined(__linux__)
   if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0)
     return 0;
 #endif
   if (pipe(p) != 0)
     return -1;
+  *call = "fcntl";
   if (pp__set_cloexec(p[0]) || pp__set_cloexec(p[1]) ||
       pp__set_nonblock(p[0]) || pp__set_nonblock(p[1]))
     return -1;
@@ -447,14 +530,16 @@ static void standard_fds(void) {
   }
 }
 
-/* Moves *fd to `to`, close-on-exec. */
-static int move_fd(int *fd, int to) {
+/* Moves *fd to `to`, close-on-exec; `*call` names a call that failed. */
+static int move_fd(int *fd, int to, const char **call) {
   if (*fd != to) {
+    *call = "dup2";
     if (dup2(*fd, to) < 0)
       return -1;
     close(*fd);
     *fd = to;
   }
+  *call = "fcntl(F_SETFD)";
   return pp__set_cloexec(to);
 }
 
@@ -467,8 +552,9 @@ static int move_fd(int *fd, int to) {
  * so that the moves need no room the parent did not leave (a parent near
  * its descriptor limit had its launcher fail here). With more than one,
  * each then goes above the places first, and down into place after: one
- * may sit where another goes. -1 with errno when a move fails. */
-static int keep_fds(int *const *fds, unsigned n, int first) {
+ * may sit where another goes. -1 with errno when a move fails, and `*call`
+ * naming the call. */
+static int keep_fds(int *const *fds, unsigned n, int first, const char **call) {
   int kept[KEEP_FDS_MAX];
   for (unsigned k = 0; k < n && k < KEEP_FDS_MAX; k++)
     kept[k] = *fds[k];
@@ -478,14 +564,16 @@ static int keep_fds(int *const *fds, unsigned n, int first) {
       if (*fds[k] >= first + (int)n)
         continue;
       int moved = fcntl(*fds[k], F_DUPFD_CLOEXEC, first + (int)n);
-      if (moved < 0)
+      if (moved < 0) {
+        *call = "fcntl(F_DUPFD_CLOEXEC)";
         return -1;
+      }
       close(*fds[k]);
       *fds[k] = moved;
     }
   }
   for (unsigned k = 0; k < n; k++)
-    if (move_fd(fds[k], first + (int)k) != 0)
+    if (move_fd(fds[k], first + (int)k, call) != 0)
       return -1;
   pp__close_from(first + (int)n);
   return 0;
@@ -493,20 +581,28 @@ static int keep_fds(int *const *fds, unsigned n, int first) {
 
 /* Keeps 0, 1, 2, the control socket (moved to LAUNCHER_CTL_FD) and the
  * guards (right after it): the parent's other descriptors, other pools'
- * channels among them, must not reach the workers. */
-static int clean_descriptors(launcher *L) {
+ * channels among them, must not reach the workers. -1 with errno (0: not
+ * a system call's failure) and `*call` naming what failed. */
+static int clean_descriptors(launcher *L, const char **call) {
   int *fds[KEEP_FDS_MAX];
   unsigned n = 0;
   fds[n++] = &L->ctl;
   for (unsigned k = 0; k < L->nguards && n < KEEP_FDS_MAX; k++)
     fds[n++] = &L->guards[k];
-  if (n != 1 + L->nguards || keep_fds(fds, n, LAUNCHER_CTL_FD) != 0)
+  if (n != 1 + L->nguards) {
+    *call = "keeping its descriptors: more guards than it has room for";
+    errno = 0;
+    return -1;
+  }
+  if (keep_fds(fds, n, LAUNCHER_CTL_FD, call) != 0)
     return -1;
   standard_fds();
   return 0;
 }
 
-static int setup_signals(launcher *L) {
+/* -1 with errno and `*call` naming the call that failed. */
+static int setup_signals(launcher *L, const char **call) {
+  *call = "sigaction";
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sigemptyset(&sa.sa_mask);
@@ -523,6 +619,7 @@ static int setup_signals(launcher *L) {
   sigset_t unblock;
   sigemptyset(&unblock);
   sigaddset(&unblock, SIGCHLD);
+  *call = "sigprocmask";
   return sigprocmask(SIG_UNBLOCK, &unblock, &L->old_mask);
 }
 
@@ -549,13 +646,14 @@ static void stop_workers(launcher *L) {
 /* Serves the parent until it goes away; returns the exit code. */
 static int launcher_run(launcher *L) {
   int sp[2];
-  if (clean_descriptors(L) != 0 || make_self_pipe(sp) != 0)
-    return 1;
+  const char *call = NULL;
+  if (clean_descriptors(L, &call) != 0 || make_self_pipe(sp, &call) != 0)
+    return setup_failed(call, errno);
   L->sig_r = sp[0];
   L->sig_w = sp[1];
   sigchld_fd = sp[1];
-  if (setup_signals(L) != 0)
-    return 1;
+  if (setup_signals(L, &call) != 0)
+    return setup_failed(call, errno);
 
   int asked = 0; /* leaving on QUIT, not for the parent's end */
   for (;;) {
@@ -707,11 +805,22 @@ static void run_worker(const pp__backend_config *cfg, int fd, pp__host *host) {
   _exit(code);
 }
 
+int pp__test_worker_channel_errno;
+
 static void become_worker(const pp__backend_config *cfg, int worker_end) {
   int fd = worker_end; /* on 3, as a spawned worker's */
   int *fds[1] = {&fd};
-  if (keep_fds(fds, 1, PP__SPAWN_CHANNEL_FD) != 0)
+  const char *call = "dup2";
+  int failed = pp__test_worker_channel_errno != 0;
+  if (failed)
+    errno = pp__test_worker_channel_errno;
+  else
+    failed = keep_fds(fds, 1, PP__SPAWN_CHANNEL_FD, &call) != 0;
+  if (failed) {
+    say_why("worker", "set up its channel to the pool that started it", call,
+            errno);
     _exit(PP__EXIT_BAD_LAUNCH);
+  }
   run_worker(cfg, fd, NULL);
 }
 
@@ -906,7 +1015,9 @@ static void become_host(const pp__backend_config *cfg, launcher_seed *seed,
   fds[n++] = &h->ctl;
   for (unsigned k = 0; k < h->seed.nguards && n < KEEP_FDS_MAX; k++)
     fds[n++] = &h->seed.guards[k];
-  if (n != 2 + h->seed.nguards || keep_fds(fds, n, PP__SPAWN_CHANNEL_FD) != 0) {
+  const char *call = NULL;
+  if (n != 2 + h->seed.nguards ||
+      keep_fds(fds, n, PP__SPAWN_CHANNEL_FD, &call) != 0) {
     pp__host_launch(&chan);
     become_worker(cfg, chan.fd);
   }
@@ -1062,7 +1173,7 @@ int pp__launcher_serve(int ctl, unsigned max_slots, pp__worker_main_fn main,
   L.parent = getppid();
   L.pids = calloc(max_slots, sizeof *L.pids);
   if (!L.pids)
-    return PP__EXIT_BAD_LAUNCH;
+    return setup_failed("calloc", ENOMEM);
   int code = launcher_run(&L);
   free(L.pids);
   pp__close(L.sig_r);

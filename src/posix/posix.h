@@ -175,6 +175,12 @@ extern atomic_int pp__hosting_failed;
 extern int pp__test_host_clone_fails;
 extern int pp__test_host_clone_errno;
 
+/* Tests: nonzero, a worker forked by pp__worker_fork() fails to put its
+ * channel in place as if its dup2() had failed with this errno (nothing
+ * else makes that fail but a descriptor limit of 3, under which no pool is
+ * made). The worker has its copy: the parent's stays as set. */
+extern int pp__test_worker_channel_errno;
+
 /* Starts the launcher as a fresh copy of this program, the forkserver:
  * *ctl and *pid as pp__launcher_fork(). */
 pp_status pp__launcher_spawn(const pp__backend_config *cfg, int *ctl,
