@@ -1291,14 +1291,36 @@ static size_t own_children(long *pids, size_t cap) {
   return n;
 }
 
+/* Whether `probe`, a call queued behind busy workers, has failed because
+ * the pool broke for want of a launcher; when it completed otherwise (a
+ * launcher lived long enough to start a worker that ran it), it is
+ * replaced by a new one. */
+static int broke_for_launchers(pp_pool *pool, pp_result **probe) {
+  if (!*probe || !pp_result_ready(*probe))
+    return 0;
+  if (tu_contains(pp_result_error(*probe),
+                  "the process that starts the pool's workers kept dying"))
+    return 1;
+  pp_result_free(*probe);
+  *probe = NULL;
+  int64_t x = 3;
+  pp_bytes arg = tu_i64(&x);
+  if (pp_apply_async(pool, "square", &arg, 1, NULL, probe) != PP_OK)
+    *probe = NULL;
+  return 0;
+}
+
 /* The launcher dies again each time it is made (killed here as soon as it
  * appears): the pool stops making launchers and breaks. The tasks its
  * workers were running fail saying the workers were lost with it, those
  * of the workers the parent forked too, and a later call fails at once
  * with the reason. */
 static void test_launcher_keeps_dying(void) {
-  enum { CAP = 32, DEATHS = 4 }; /* the backend gives up at the fourth */
-  const double QUIET_S = 1.5;    /* longer than a launcher takes to start */
+  enum { CAP = 32, KILLS = 1024, DEATHS = 4 }; /* it gives up at the 4th */
+  /* A bound for a hang, not a speed: how long killing may go on before
+   * the pool breaks. A launcher that took over a second to appear (a
+   * loaded machine) starts the backend's count of quick deaths again. */
+  const double BREAK_WAIT_S = 3 * TU_WAIT;
   long before[CAP];
   size_t nbefore = own_children(before, CAP); /* the watchdog, say */
   pp_pool *pool = tu_pool(2);
@@ -1321,27 +1343,40 @@ static void test_launcher_keeps_dying(void) {
         pp_apply_async(pool, "sleep_ms", &arg, 1, NULL, &r[i]), PP_OK);
   tu_sleep_ms(300); /* each worker runs one by then */
   CU_ASSERT_EQUAL(wait_workers(pool, pids, 4, 2), 2);
-  /* Each launcher is killed as it appears, until none has come for a
-   * while: the pool stopped making them (a slow machine may take more
+  /* Each launcher is killed as it appears, until the pool says it broke:
+   * a call queued behind the busy workers fails then, with the reason. A
+   * spell with no new launcher proves nothing on a loaded machine, where
+   * one may take seconds to appear (a slow machine may also take more
    * kills than the backend's limit, when some fall outside its second). */
-  long killed[CAP];
+  static long killed[KILLS];
   size_t nkilled = 0;
-  double t0 = tu_now(), last = t0;
-  while (nkilled < CAP && tu_now() - last < QUIET_S &&
-         tu_now() - t0 < 3 * TU_WAIT) {
+  pp_result *probe = NULL;
+  int64_t three = 3;
+  pp_bytes three_arg = tu_i64(&three);
+  CU_ASSERT_EQUAL(pp_apply_async(pool, "square", &three_arg, 1, NULL, &probe),
+                  PP_OK);
+  int broke = 0;
+  double t0 = tu_now();
+  while (!(broke = broke_for_launchers(pool, &probe)) && nkilled < KILLS &&
+         tu_now() - t0 < BREAK_WAIT_S) {
     long kids[CAP], workers[4];
     size_t n = own_children(kids, CAP), nw = 0;
     pp_pool_worker_pids(pool, workers, 4, &nw);
-    for (size_t i = 0; i < n && nkilled < CAP; i++)
+    for (size_t i = 0; i < n && nkilled < KILLS; i++)
       if (!listed(before, nbefore, kids[i]) && !listed(workers, nw, kids[i]) &&
           !listed(pids, 2, kids[i]) && !listed(killed, nkilled, kids[i]) &&
-          kill((pid_t)kids[i], SIGKILL) == 0) {
+          kill((pid_t)kids[i], SIGKILL) == 0)
         killed[nkilled++] = kids[i];
-        last = tu_now();
-      }
     tu_sleep_ms(1);
   }
+  CU_ASSERT(broke);
   CU_ASSERT(nkilled >= DEATHS);
+  if (!broke)
+    fprintf(stderr,
+            "\n  %zu launchers killed in %.1f s; the pool did not "
+            "break\n",
+            nkilled, tu_now() - t0);
+  pp_result_free(probe);
   for (int i = 0; i < 2; i++) {
     CU_ASSERT_EQUAL(pp_result_get(r[i], TU_WAIT), PP_EWORKERDIED);
     CU_ASSERT(tu_contains(pp_result_error(r[i]),
