@@ -1467,6 +1467,74 @@ static void test_by_hand_handshake(void) {
   CU_ASSERT_EQUAL(finish(&h, NULL, 0), PP__EXIT_VERSION);
 }
 
+#if SIZE_MAX <= UINT32_MAX
+/* Sends the frame of `type` with the payload in `payload`. */
+static void send_frame(by_hand *h, pp__frame_type type,
+                       const pp__buf *payload) {
+  pp__buf b = {0};
+  size_t at;
+  CU_ASSERT_EQUAL(pp__frame_begin(&b, type, 0, &at), PP_OK);
+  CU_ASSERT_EQUAL(
+      pp__buf_append(&b, pp__buf_head(payload), pp__buf_len(payload)), PP_OK);
+  CU_ASSERT_EQUAL(pp__frame_end(&b, at), PP_OK);
+  CU_ASSERT_EQUAL(write(h->sock, pp__buf_head(&b), pp__buf_len(&b)),
+                  (ssize_t)pp__buf_len(&b));
+  pp__buf_free(&b);
+}
+#endif
+
+/* A RECORDS frame whose results this process could not address (16
+ * results of 512 MiB: 8 GiB, where its 16 records of a byte are the
+ * frame's own bytes) is malformed: the worker exits with its protocol
+ * code, having run nothing. Where size_t is 32 bits, 16 * 512 MiB wrapped
+ * to 0 and the results overran the answer's buffer (the worker crashed);
+ * where it is 64 bits no product of the frame's 32-bit sizes wraps, and
+ * the worker would really look for 8 GiB: this is for 32-bit builds
+ * (scripts/ci-i386.sh). */
+static void test_by_hand_records_out_of_reach(void) {
+#if SIZE_MAX > UINT32_MAX
+  CU_PASS("32-bit builds only");
+#else
+  by_hand h;
+  if (!launch(&h, "--procpool-worker=3", THE_KEY))
+    return;
+  unsigned char nonce[PP__NONCE_SIZE];
+  CU_ASSERT_EQUAL(pp__random_bytes(nonce, sizeof nonce), PP_OK);
+  send_challenge(&h, nonce, PP__WIRE_VERSION);
+  pp__buf in = {0}, p = {0};
+  pp__frame f;
+  CU_ASSERT_FATAL(read_frame(&h, &in, &f));
+  CU_ASSERT(pp__handshake_check(THE_KEY, nonce, f.payload, f.len));
+  pp__buf_consume(&in, PP__WIRE_HEADER_SIZE + f.len);
+  /* CONFIG: no initializer, no memory limit, no probe, 1 GiB frames. */
+  CU_ASSERT_EQUAL(pp__put_str16(&p, ""), PP_OK);
+  CU_ASSERT_EQUAL(pp__put_args(&p, NULL, 0), PP_OK);
+  for (int i = 0; i < 8; i++)
+    CU_ASSERT_EQUAL(pp__put_u32(&p, 0), PP_OK);
+  CU_ASSERT_EQUAL(pp__put_u32(&p, 1u << 30), PP_OK);
+  CU_ASSERT_EQUAL(pp__put_u32(&p, 0), PP_OK);
+  send_frame(&h, PP__F_CONFIG, &p);
+  CU_ASSERT_FATAL(read_frame(&h, &in, &f));
+  CU_ASSERT_EQUAL(f.type, PP__F_READY);
+  /* RECORDS: "square", 16 records of 1 byte into results of 512 MiB, no
+   * fields, from index 0, then the records. */
+  pp__buf_clear(&p);
+  CU_ASSERT_EQUAL(pp__put_str16(&p, "square"), PP_OK);
+  const uint32_t head[] = {16, 1, 1u << 29, 0, 0, 0};
+  for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+    CU_ASSERT_EQUAL(pp__put_u32(&p, head[i]), PP_OK);
+  CU_ASSERT_EQUAL(pp__buf_append(&p, "0123456789abcdef", 16), PP_OK);
+  send_frame(&h, PP__F_RECORDS, &p);
+  pp__buf_free(&in);
+  pp__buf_free(&p);
+  char err[1024];
+  int code = finish(&h, err, sizeof err);
+  if (code != PP__EXIT_PROTOCOL)
+    fprintf(stderr, "\n  exit %d: %s\n", code, err);
+  CU_ASSERT_EQUAL(code, PP__EXIT_PROTOCOL);
+#endif
+}
+
 /* A program that creates a spawn or forkserver pool without having called
  * pp_worker_main() is refused with PP_ESTATE (tests/main.c runs
  * contexts_without_hook_main() for this option, before the hook). */
@@ -1613,6 +1681,8 @@ int pp_test_suite_contexts(void) {
     {"by hand: right key accepted, other version exits",
      test_by_hand_handshake},
     {"by hand: worker option without a channel", test_by_hand_bad_descriptor},
+    {"by hand: records whose results are out of reach: protocol error",
+     test_by_hand_records_out_of_reach},
     {"spawn and forkserver refused before pp_worker_main()", test_without_hook},
     {"a worker silent in the handshake is stopped", test_silent_worker},
     {"workers that keep dying before they are ready break the pool",

@@ -487,6 +487,31 @@ static void test_map_records_bad_args(void) {
   rec.count = 0;
   rec.out = span + 1;
   EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
+
+  /* A record that does not fit the pool's largest message (1 GiB) with
+   * its frame's room (4 KiB) is refused, even in an empty map. Just below
+   * 4 GiB, the record and that room sum past SIZE_MAX where size_t is 32
+   * bits: the check must not wrap and let it through. */
+  const size_t room = 4096, limit = (size_t)1 << 30;
+  const size_t sizes[] = {(size_t)UINT32_MAX - 100, (size_t)UINT32_MAX,
+                          limit - room + 1};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    for (int out_side = 0; out_side < 2; out_side++) {
+      rec = good;
+      rec.count = 0;
+      if (out_side)
+        rec.out_size = sizes[k];
+      else
+        rec.in_size = sizes[k];
+      EXPECT_STATUS(pp_map_records_async(pool, "square", &rec, 0, NULL, &r),
+                    PP_ETOOBIG);
+      CU_ASSERT(tu_contains(pp_last_error(), "max_message_size"));
+    }
+  }
+  rec = good;
+  rec.count = 0;
+  rec.in_size = rec.out_size = limit - room; /* the largest that fits */
+  EXPECT_STATUS(pp_map_records(pool, "square", &rec, 0, &r), PP_OK);
 #undef EXPECT_NOT_OK
 #undef EXPECT_STATUS
 

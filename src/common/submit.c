@@ -524,8 +524,11 @@ static pp_status check_records(const pp_pool *pool, const pp_records *rec) {
     return pp__fail(PP_EINVAL, "records->out overlaps records->in: give "
                                "separate arrays, or the same one with "
                                "out_size equal to in_size");
+  /* The slack is at most half the limit: subtracted, nothing wraps, where
+   * a record of nearly 4 GiB plus the slack would pass SIZE_MAX with a
+   * 32-bit size_t and look small. */
   size_t widest = rec->in_size > rec->out_size ? rec->in_size : rec->out_size;
-  if (widest + frame_slack(pool) > pool->max_message)
+  if (widest > pool->max_message - frame_slack(pool))
     return pp__fail(PP_ETOOBIG,
                     "a record of %zu bytes does not fit the "
                     "pool's max_message_size of %zu bytes with "

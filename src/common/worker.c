@@ -393,6 +393,14 @@ static pp_status read_records_head(worker *w, const pp__frame *f, pp__reader *r,
   h->nfields = pp__get_u32(r);
   if (r->bad || h->in_size == 0 || h->out_size == 0 || h->nfields > h->in_size)
     return PP_EPROTOCOL;
+  /* The chunk's records and results, and an answer's two counts beside
+   * them, must be addressable here: with a 32-bit size_t, n * out_size
+   * (unlike n * in_size, bytes of the frame itself) can pass SIZE_MAX and
+   * wrap to a small buffer that the results would overrun. The parent
+   * never sends such a chunk (its chunks fit a frame either way). */
+  if ((size_t)h->n > (SIZE_MAX - 8) / h->in_size ||
+      (size_t)h->n > (SIZE_MAX - 8) / h->out_size)
+    return PP_EPROTOCOL;
   pp_status st = ensure_argv(w, h->nfields ? h->nfields : 1);
   if (st != PP_OK)
     return st;
@@ -631,9 +639,7 @@ static pp_status run_records_at(worker *w, const pp__frame *f) {
   in_addr |= (uint64_t)pp__get_u32(&r) << 32;
   uint64_t out_addr = pp__get_u32(&r);
   out_addr |= (uint64_t)pp__get_u32(&r) << 32;
-  if (st == PP_OK && (r.bad || r.off != r.len || !w->parent_mem ||
-                      (size_t)h.n > SIZE_MAX / h.in_size ||
-                      (size_t)h.n > SIZE_MAX / h.out_size))
+  if (st == PP_OK && (r.bad || r.off != r.len || !w->parent_mem))
     st = PP_EPROTOCOL;
   /* Slices of whole records, at least one. */
   uint32_t per = 1;
