@@ -34,7 +34,14 @@
 #endif
 
 /* How the "die" task ends its worker. */
-enum { DIE_SIGKILL = 1, DIE_ABORT, DIE_NULL, DIE_EXIT3, DIE_EXIT_BAD_LAUNCH };
+enum {
+  DIE_SIGKILL = 1,
+  DIE_ABORT,
+  DIE_NULL,
+  DIE_EXIT3,
+  DIE_EXIT_BAD_LAUNCH,
+  DIE_EXIT_RECYCLE
+};
 
 static pp_status die(pp_call *call) {
   int64_t how = 0;
@@ -57,6 +64,8 @@ static pp_status die(pp_call *call) {
     exit(3);
   case DIE_EXIT_BAD_LAUNCH:
     exit(PP__EXIT_BAD_LAUNCH);
+  case DIE_EXIT_RECYCLE:
+    exit(PP__EXIT_RECYCLE);
   default:
     break;
   }
@@ -437,6 +446,14 @@ static void test_death_bad_launch_code(void) {
   check_death(DIE_EXIT_BAD_LAUNCH,
               "exited with code 120 (procpool's code: it could not reach the "
               "pool that started it)");
+}
+
+/* A task that exits with the code a worker leaving for its memory limit
+ * uses (124, also timeout(1)'s) died running: its call fails, once. That
+ * code alone made the pool take the call as never started and send it
+ * again, to a worker that died the same way, for ever: the call hung. */
+static void test_death_exit_recycle_code(void) {
+  check_death(DIE_EXIT_RECYCLE, "code 124");
 }
 
 /* Work queued behind the dying task on the same worker was not started:
@@ -1700,6 +1717,8 @@ static void test_max_memory_per_child(void) {
   for (int i = 0; i < N; i++) {
     int64_t y = -1;
     CU_ASSERT_EQUAL(pp_result_get(rs[i], TU_WAIT), PP_OK);
+    if (pp_result_get(rs[i], 0) != PP_OK)
+      fprintf(stderr, "\n  call %d: %s\n", i, pp_result_error(rs[i]));
     CU_ASSERT_EQUAL(pp_result_i64(rs[i], &y), PP_OK);
     CU_ASSERT_EQUAL(y, (int64_t)i * i);
     pp_result_free(rs[i]);
@@ -2653,6 +2672,8 @@ int pp_test_suite_reliability(void) {
       {"worker aborts: that task fails, pool goes on", test_death_abort},
       {"worker dereferences NULL: that task fails", test_death_null},
       {"worker calls exit(3): that task fails with code 3", test_death_exit3},
+      {"worker calls exit(124), the memory limit's code: that task fails",
+       test_death_exit_recycle_code},
       {"worker exits with 120: the task's error says what procpool means "
        "by it",
        test_death_bad_launch_code},

@@ -633,6 +633,7 @@ typedef struct pp__worker {
   int refused;         /* failed the handshake, killed */
   const char *refusal; /* how (a string constant), for the pool's message */
   int ready_owed;      /* took work before its READY came (no initializer) */
+  int leaving;         /* said LEAVING: what it holds never started (wire.h) */
   int parent_mem;      /* READY said it reads and writes this process's
                           memory: big records chunks stay in place */
   unsigned char nonce[PP__NONCE_SIZE]; /* the challenge it must answer */

@@ -350,10 +350,11 @@ static void worker_finished(pp_pool *pool, unsigned slot) {
     early_end(pool, w, how);
   else /* what it held was left to fail now (handle_terminate()) */
     fail_outstanding(pool, w, PP_ETERMINATED, "the pool was terminated");
-  /* A worker that left for its memory limit, or before its READY, had
+  /* A worker that left for its memory limit (it said so, and exited with
+   * that code: a task may call exit(124) too), or before its READY, had
    * started none of the chunks it still held: they all go back to the
    * front of the queue. */
-  int started_none = (!w->killed_by_pool && !w->exit.signaled &&
+  int started_none = (w->leaving && !w->killed_by_pool && !w->exit.signaled &&
                       w->exit.code == PP__EXIT_RECYCLE) ||
                      w->ready_owed || never_read(w);
   if (w->head && started_none) {
@@ -573,7 +574,9 @@ static const char *on_values(pp_pool *pool, pp__worker *w, const pp__frame *f) {
 static const char *on_records(pp_pool *pool, pp__worker *w,
                               const pp__frame *f) {
   pp__chunk *c = answered_chunk(w, f, PP__JOB_RECORDS);
-  if (!c)
+  /* A chunk sent in place is answered with RECORDS_PUT, its results
+   * already in the caller's array: records here would be dropped. */
+  if (!c || c->in_place)
     return "an answer to no task it was sent";
   const pp_result *res = (const pp_result *)c->job;
   pp__reader errors;
@@ -618,7 +621,8 @@ static const char *on_piece(pp_pool *pool, unsigned slot, pp__frame *f,
   pp__chunk *c = answered_chunk(w, f, calls ? PP__JOB_CALLS : PP__JOB_RECORDS);
   /* What the answer's own reader refuses, refused at its first piece. */
   if (!c || (f->type == PP__F_VALUES && c->job->kind != PP__JOB_IMAP) ||
-      (f->type == PP__F_RECORDS_PUT && !c->in_place))
+      (f->type == PP__F_RECORDS_PUT && !c->in_place) ||
+      (f->type == PP__F_RECORDS_DONE && c->in_place))
     return "a piece of an answer to no task it was sent";
   *kept = (f->flags & PP__FRAME_MORE) != 0;
   if (pp__buf_append(&w->pieces, f->payload, f->len) != PP_OK) {
@@ -952,6 +956,12 @@ static void read_frames(pp_pool *pool, unsigned slot, pp__buf *in) {
       break;
     case PP__F_LANES_TAKEN:
       bad = lanes_taken(pool, w, &f);
+      break;
+    case PP__F_LEAVING:
+      if ((w->state == PP__W_READY || w->state == PP__W_RETIRING) && !f.len)
+        w->leaving = 1;
+      else
+        bad = "a notice of leaving out of place";
       break;
     case PP__F_RINGED:
       /* From here its frames come through the up ring. */
@@ -1312,6 +1322,14 @@ static void dispatch(pp_pool *pool) {
     w->outstanding++;
     w->chunks_sent++;
     batched = 1;
+    /* A chunk put back by a worker that left goes again, perhaps another
+     * way (a replacement not yet READY takes no records in place): how it
+     * went before must not decide how its answer is read (records
+     * written in place, or not copied) nor what lane it releases. Cleared
+     * before anything below may end the worker with the chunk on it. */
+    c->in_place = 0;
+    c->in_lane = 0;
+    c->in_ring = 0;
     if (w->chunks_sent >= PP__LANES_AFTER)
       want_lanes(pool, w);
     /* At the first chunk from the eighth on that finds the lanes mapped
@@ -1319,12 +1337,6 @@ static void dispatch(pp_pool *pool) {
     if (w->chunks_sent >= PP__RING_AFTER && w->down.base && !w->ring_tried &&
         !ring_switch(pool, w))
       continue; /* its end accounts for the chunk */
-    /* A chunk put back by a worker that left goes again, perhaps another
-     * way (a replacement not yet READY takes no records in place): how it
-     * went before must not decide how its answer is read (records
-     * written in place, or not copied) nor what lane it releases. */
-    c->in_place = 0;
-    c->in_lane = 0;
     /* Where its frame starts in the down ring: the bytes put there so far
      * and those of the batch before it (all of the batch goes there). */
     c->in_ring = w->ring_down;

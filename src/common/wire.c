@@ -27,6 +27,7 @@ static int known_type(unsigned t) {
   case PP__F_RINGED:
   case PP__F_LANES_TAKEN:
   case PP__F_RECORDS_PUT:
+  case PP__F_LEAVING:
     return 1;
   default:
     return 0;

@@ -70,6 +70,10 @@
  *            nerr x (u32 index, u8 status, str32 message)   (answers RECORDS)
  *   RINGED   (empty) answers RING: every later frame of the worker goes
  *            through the up ring, and the channel carries only doorbells
+ *   LEAVING  (empty) its answers are all out and it starts nothing more:
+ *            it leaves, past its memory limit (max_memory_per_child), with
+ *            exit code 124; every chunk it still holds never started. Only
+ *            the frame says so: a task may exit with any code, 124 too
  *   RECORDS_PUT  u32 n, u8 status, str32 message, u32 nerr, nerr x (u32
  *            index, u8 status, str32 message): answers RECORDS_AT, whose
  *            results the worker wrote into the parent; a status other
@@ -87,7 +91,7 @@
 #include <stdint.h>
 
 #define PP__WIRE_MAGIC 0x31465050u /* "PPF1" read little-endian */
-#define PP__WIRE_VERSION 9
+#define PP__WIRE_VERSION 10
 #define PP__WIRE_HEADER_SIZE 20
 #define PP__WIRE_MAX_NAME 255
 #define PP__NONCE_SIZE 32
@@ -112,7 +116,8 @@ typedef enum pp__frame_type {
   PP__F_VALUES = 21,
   PP__F_RECORDS_PUT = 22,
   PP__F_RINGED = 23,
-  PP__F_LANES_TAKEN = 24
+  PP__F_LANES_TAKEN = 24,
+  PP__F_LEAVING = 25
 } pp__frame_type;
 
 typedef struct pp__frame {

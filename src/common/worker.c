@@ -988,6 +988,20 @@ static int configure(worker *w) {
   return st == PP_OK ? -1 : stop_code(st);
 }
 
+/* Past its memory limit, with its answers out: tells the parent it
+ * leaves having started nothing more (LEAVING), and the exit code. When
+ * the parent cannot be told, the chunk it would take as running fails
+ * as a worker's death, which is no lie to the caller. */
+static int say_leaving(worker *w) {
+  size_t at;
+  pp_status st = pp__frame_begin(&w->out, PP__F_LEAVING, 0, &at);
+  if (st == PP_OK)
+    st = pp__frame_end(&w->out, at);
+  if (st == PP_OK)
+    st = flush(w);
+  return st == PP_OK ? PP__EXIT_RECYCLE : stop_code(st);
+}
+
 static int serve(worker *w) {
   for (;;) {
     pp__frame f;
@@ -1049,10 +1063,11 @@ static int serve(worker *w) {
     if ((st = flush(w)) != PP_OK)
       return stop_code(st);
     /* Its answers are out and it has started nothing else: a worker past
-     * its memory limit leaves here, and the parent re-sends what it had
+     * its memory limit leaves here, and says so (its exit code alone could
+     * be a task's exit()), so that the parent re-sends what it had
      * queued. */
     if (w->max_rss && pp__current_rss() > w->max_rss)
-      return PP__EXIT_RECYCLE;
+      return say_leaving(w);
   }
 }
 
