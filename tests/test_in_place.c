@@ -407,6 +407,46 @@ static void test_resent_after_worker_left(void) {
   free(out);
 }
 
+/* A worker that answers a chunk sent in place with RECORDS_DONE (records
+ * in the frame, as for a chunk sent with its records) breaks the protocol:
+ * its records would be dropped, the output left as it was, and the call
+ * said PP_OK while the worker could still write into the caller's array.
+ * It is stopped, and the call fails. */
+static void test_records_done_for_in_place(void) {
+  if (!parent_mem_allowed()) {
+    fprintf(stderr, "\n  in_place: not run (workers may not read their "
+                    "parent's memory here)\n");
+    return;
+  }
+  enum { N = 16384 }; /* one 128 KiB chunk: in place */
+  int64_t *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  fill(in, out, N);
+  pp_records rec = {in, N, sizeof *in, out, sizeof *out, NULL, 0};
+  pp_result *r = NULL;
+  for (int k = 0; k < 2; k++) { /* proven able first */
+    CU_ASSERT_EQUAL(pp_map_records(pool, "rsquare", &rec, N, &r), PP_OK);
+    pp_result_free(r);
+  }
+  unsigned long before = chunks_in_place(pool);
+  /* Its one chunk's id: the map's job number (the next) above chunk 0. */
+  in[0] = (int64_t)((uint64_t)(apr_atomic_read32(&pool->next_job) + 1) << 32);
+  CU_ASSERT_EQUAL(pp_map_records(pool, "rstray_done", &rec, N, &r),
+                  PP_EPROTOCOL);
+  CU_ASSERT(tu_contains(pp_result_error(r), "no task it was sent"));
+  CU_ASSERT_EQUAL(chunks_in_place(pool), before + 1);
+  pp_result_free(r);
+  int64_t y = 0;
+  CU_ASSERT_EQUAL(tu_apply_i64(pool, "square", 7, &y), PP_OK);
+  CU_ASSERT_EQUAL(y, 49);
+  pp_pool_destroy(pool);
+  free(in);
+  free(out);
+}
+
 int pp_test_suite_in_place(void) {
   static const tu_test tests[] = {
       {"in place: big maps land whole, in place where the system allows",
@@ -425,6 +465,8 @@ int pp_test_suite_in_place(void) {
        test_terminate_waits_for_writers},
       {"in place: chunks sent again after their worker left land whole",
        test_resent_after_worker_left},
+      {"in place: a RECORDS_DONE answer to a chunk in place stops its worker",
+       test_records_done_for_in_place},
   };
   return tu_add_suite("in_place", tests, TU_NTESTS(tests));
 }

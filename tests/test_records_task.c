@@ -120,6 +120,31 @@ static pp_status rdie_on(const pp_records_chunk *chunk, pp_call *call) {
   return PP_OK;
 }
 
+/* Squares, after sending its parent, as a broken worker would, a
+ * RECORDS_DONE answer (all zeros) for the chunk whose id is its first
+ * record, then giving the parent time to read it. */
+static pp_status rstray_done(const pp_records_chunk *chunk, pp_call *call) {
+  const int64_t *in = chunk->in;
+  uint64_t id = (uint64_t)in[0];
+  size_t payload = 8 + chunk->count * chunk->out_size;
+  unsigned char *frame = calloc(1, PP__WIRE_HEADER_SIZE + payload);
+  if (!frame)
+    return pp_call_fail(call, "rstray_done: no memory");
+  pp__store_u32(frame, PP__WIRE_MAGIC);
+  frame[4] = PP__WIRE_VERSION;
+  frame[5] = PP__F_RECORDS_DONE;
+  pp__store_u32(frame + 8, (uint32_t)payload);
+  pp__store_u32(frame + 12, (uint32_t)id);
+  pp__store_u32(frame + 16, (uint32_t)(id >> 32));
+  pp__store_u32(frame + PP__WIRE_HEADER_SIZE, (uint32_t)chunk->count);
+  pp_status st = pp__call_send_raw(call, frame, PP__WIRE_HEADER_SIZE + payload);
+  free(frame);
+  if (st != PP_OK)
+    return pp_call_fail(call, "rstray_done: %s", pp_strerror(st));
+  tu_sleep_ms(200);
+  return rsquare(chunk, call);
+}
+
 /* A call task: pp_records_fail() refuses its call. */
 static pp_status records_fail_outside(pp_call *call) {
   return pp_call_return_i64(call, pp_records_fail(call, 0, "x") == PP_EINVAL);
@@ -133,7 +158,7 @@ pp_status records_task_tasks_register(void) {
       {"rsquare", rsquare},         {"rwhere", rwhere},
       {"rpair_sum", rpair_sum},     {"rfail_on", rfail_on},
       {"rfail_chunk", rfail_chunk}, {"rcheck", rcheck},
-      {"rdie_on", rdie_on},
+      {"rdie_on", rdie_on},         {"rstray_done", rstray_done},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     pp_status st = pp_register_records(table[i].name, table[i].fn);
