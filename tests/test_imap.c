@@ -1579,7 +1579,8 @@ static void test_imap_input_not_ready_ends(void) {
   }
 }
 
-/* An input that yields [0, 3), then returns `error`. */
+/* An input that yields [0, 3), then returns `error`; with `error` PP_OK,
+ * an item of 8 bytes with NULL data. */
 typedef struct failing_input {
   tu_range range;
   pp_status error;
@@ -1587,13 +1588,20 @@ typedef struct failing_input {
 
 static pp_status failing_next(void *state, pp_bytes *item) {
   failing_input *in = state;
+  if (in->range.next == 3 && in->error == PP_OK) {
+    item->data = NULL;
+    item->len = 8;
+    return PP_OK;
+  }
   return in->range.next == 3 ? in->error : tu_range_next(&in->range, item);
 }
 
 /* An input's error reaches pp_iter_next() once, after the items before it;
  * a status that pp_iter_next() keeps for itself (PP_ETIMEOUT, "try
  * again"), or a value that is no status, would be misread there and the
- * error lost: it comes as PP_EINVAL, the message naming what came back. */
+ * error lost: it comes as PP_EINVAL, the message naming what came back.
+ * An item with NULL data and a length stops it with PP_EINVAL too, the
+ * message naming the item (it read as if the input had said PP_EINVAL). */
 static void test_imap_input_reserved_status(void) {
   pp_pool *pool = tu_pool(2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
@@ -1605,6 +1613,8 @@ static void test_imap_input_reserved_status(void) {
       {PP_ETIMEOUT, PP_EINVAL, "returned PP_ETIMEOUT"},
       {(pp_status)PP_STATUS_COUNT_, PP_EINVAL, "which is not a pp_status"},
       {(pp_status)-5, PP_EINVAL, "returned -5"},
+      /* not an error returned: an item it cannot be, named so */
+      {PP_OK, PP_EINVAL, "an item of 8 bytes with NULL data"},
   };
   for (size_t c = 0; c < TU_NTESTS(cases); c++) {
     failing_input in = {.error = cases[c].returned};

@@ -500,6 +500,12 @@ typedef struct pp__iter_pull {
   size_t n;        /* items in it so far */
   int packed;      /* an ITEMS frame, not (yet) turned into CALLS */
   int open;        /* begun and not finished */
+  size_t null_len; /* the length of an item the input gave with NULL data */
+  /* An item taken from the input that there was no memory to store: it is
+   * stored first when the chunk is tried again (its bytes stay the
+   * input's until its next call, which waits). */
+  pp_bytes pending;
+  int has_pending;
   /* The chunk it becomes, allocated as it begins: a failure then takes
    * nothing from the input, so it can be tried again. */
   struct pp__chunk *chunk;

@@ -273,14 +273,20 @@ static pp_status repack_as_calls(pp_iter *it, pp__buf *frame, uint64_t id,
                                  size_t *at, const unsigned char *items,
                                  size_t n, size_t size) {
   pp__buf calls = {0};
+  size_t calls_at = 0;
   pp_status st = pp__buf_reserve(&calls, pp__buf_len(frame) + 8 * n);
   if (st == PP_OK)
-    st = begin_chunk(it, &calls, PP__F_CALLS, id, at);
+    st = begin_chunk(it, &calls, PP__F_CALLS, id, &calls_at);
   for (size_t i = 0; st == PP_OK && i < n; i++)
     st = put_call(&calls, items + i * size, size);
+  if (st != PP_OK) { /* the ITEMS frame stands, to be tried again */
+    pp__buf_free(&calls);
+    return st;
+  }
   pp__buf_free(frame);
   *frame = calls;
-  return st;
+  *at = calls_at;
+  return PP_OK;
 }
 
 /* Begins the chunk `id` in it->pull: an ITEMS frame's head, its item
@@ -324,20 +330,26 @@ static pp_status pull_items(pp_iter *it, pp_status *end) {
    * the compiler reload the frame's fields after each. */
   unsigned char *dst = pp__buf_tail(frame);
   size_t room = frame->cap - frame->end;
+  pp_bytes item = {NULL, 0};
   while (n < it->job.chunksize) {
     if (pp__atomic_get(&it->stop_pulling)) {
       *end = PP_ENOTREADY; /* the chunk stays open, as for a slow input */
       break;
     }
-    pp_bytes item = {NULL, 0};
-    pp_status got = it->next(it->state, &item);
-    if (got != PP_OK) {
-      *end = got;
-      break;
-    }
-    if (!item.data && item.len) {
-      *end = PP_EINVAL;
-      break;
+    if (p->has_pending) {
+      item = p->pending;
+      p->has_pending = 0;
+    } else {
+      pp_status got = it->next(it->state, &item);
+      if (got != PP_OK) {
+        *end = got;
+        break;
+      }
+      if (!item.data && item.len) {
+        p->null_len = item.len;
+        *end = PP_EINVAL;
+        break;
+      }
     }
     if (packed && item.len == size && room >= size) {
       copy_item(dst, item.data, size);
@@ -352,9 +364,9 @@ static pp_status pull_items(pp_iter *it, pp_status *end) {
     } else if (packed && item.len != size) {
       st = repack_as_calls(it, frame, p->id, &p->at,
                            pp__buf_head(frame) + p->size_at + 4, n, size);
-      packed = 0;
       if (st != PP_OK)
         break;
+      packed = 0;
     }
     if (packed) {
       st = item.len <= UINT32_MAX ? pp__buf_reserve(frame, item.len)
@@ -366,8 +378,18 @@ static pp_status pull_items(pp_iter *it, pp_status *end) {
     } else {
       st = put_call(frame, item.data, item.len);
     }
-    if (st != PP_OK)
+    if (st != PP_OK) {
+      /* Taken from the input but not stored: kept to be stored when the
+       * chunk is tried again if memory was short, else it fails with the
+       * chunk's other items (pp__iter_fill_locked()). */
+      if (st == PP_ENOMEM) {
+        p->pending = item;
+        p->has_pending = 1;
+      } else {
+        n++;
+      }
       break;
+    }
     n++;
     dst = pp__buf_tail(frame);
     room = frame->cap - frame->end;
@@ -423,10 +445,15 @@ static pp_status grow(pp_iter *it) {
  * pp_iter_next() keeps for itself (PP_ETIMEOUT: "try again") or a value
  * that is no status at all would be misread there, and the error lost, so
  * those are reported as PP_EINVAL, the message naming what came back. */
-static void stop_on_input_error(pp_iter *it, pp_status end) {
+static void stop_on_input_error(pp_iter *it, pp_status end, size_t null_len) {
   char *msg;
   pp_status as = end;
-  if (end == PP_ETIMEOUT) {
+  if (null_len) {
+    msg = pp__format("the imap input function gave an item of %zu bytes "
+                     "with NULL data (give data, or a length of 0); the "
+                     "input was stopped",
+                     null_len);
+  } else if (end == PP_ETIMEOUT) {
     as = PP_EINVAL;
     msg = pp__format("the imap input function returned PP_ETIMEOUT, which "
                      "pp_iter_next() keeps for its own waits; the input was "
@@ -497,7 +524,14 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     int whole = st == PP_OK && end != PP_ENOTREADY;
     if (whole)
       st = pull_end(it);
-    size_t n = it->pull.n;
+    size_t n = it->pull.n, null_len = it->pull.null_len;
+    /* An item there was no memory to store waits in the open chunk, which
+     * is tried again as one that cannot begin is. */
+    int retry_item = st == PP_ENOMEM && it->pull.has_pending;
+    /* Items were taken from the input and their chunk failed otherwise
+     * (more than a frame holds): they fail, rather than vanish, and the
+     * input stops (below). */
+    int taken_lost = st != PP_OK && !begin_failed && !retry_item && n;
     pp__chunk *c = NULL;
     if (st == PP_OK && whole && n) {
       c = it->pull.chunk;
@@ -507,7 +541,8 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
     it->pulling = 0;
     pp__buf frame = it->pull.frame;
     uint32_t number = (uint32_t)it->pull.id; /* begun now or before */
-    if (st != PP_OK || whole) {              /* the chunk is the caller's now */
+    /* The chunk is the caller's now, unless its items are to fail. */
+    if ((st != PP_OK || whole) && !taken_lost && !retry_item) {
       free(it->pull.chunk);
       memset(&it->pull, 0, sizeof it->pull);
     }
@@ -524,6 +559,20 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
      * for nothing, straight into the lock this thread holds. */
     if (it->abandoned)
       pp__iter_wake_locked(it);
+    if (retry_item && retry_begin(pool, it))
+      return 0;
+    if (retry_item || taken_lost) {
+      it->pull.open = 1; /* as pull_end() found it */
+      pp__iter_cut_short_locked(
+          it, st,
+          st == PP_ENOMEM
+              ? "imap could not encode its input: no memory for an item "
+                "of its chunk for a second; the chunk's items failed"
+              : "imap could not encode its input: a chunk's items come to "
+                "more than a frame holds (4 GiB; an item at most 4 GiB - "
+                "8 bytes): give a smaller chunksize");
+      return 0;
+    }
     if (st != PP_OK) {
       pp__buf_free(&frame);
       if (begin_failed && st == PP_ENOMEM && retry_begin(pool, it))
@@ -560,7 +609,7 @@ int pp__iter_fill_locked(pp_pool *pool, pp_iter *it) {
       it->input_done = 1;
       pp__iter_wake_locked(it); /* a waiter past the last item must see it */
     } else if (end != PP_OK) {
-      stop_on_input_error(it, end);
+      stop_on_input_error(it, end, null_len);
     }
   }
 }
@@ -655,16 +704,20 @@ void pp__iter_cut_short_locked(pp_iter *it, pp_status why,
    * items are, rather than lost. pp__iter_fill_locked() runs on the
    * scheduler thread, as this does, so no input call is filling it now. */
   pp__iter_pull *p = &it->pull;
-  if (p->open && p->n && !it->pulling) {
+  /* An item waiting for memory to be stored was taken too. */
+  size_t taken = p->n + (p->has_pending ? 1 : 0);
+  if (p->open && taken && !it->pulling) {
     pp__chunk *c = p->chunk;
     p->chunk = NULL;
     c->job = &it->job;
     c->number = (uint32_t)p->id;
     c->first = it->pulled;
-    c->count = (uint32_t)p->n;
+    c->count = (uint32_t)taken;
     c->mem = PP__CHUNK_OWN; /* its frame is not kept: nothing sends it */
     ring_lock(it);
-    it->pulled += p->n;
+    it->pulled += taken;
+    /* As for a chunk queued: pp__iter_chunk_done() gives it back. */
+    it->held_bytes += pp__chunk_frame_len(c);
     ring_unlock(it);
     it->job.nchunks++;
     it->job.chunks_left++;

@@ -19,7 +19,8 @@
  * n of the sweep, the workload makes a pool of 2 whose workers are
  * replaced every 6 chunks and drives it through a blocking and an
  * asynchronous apply, a map, ordered and unordered imaps (one taken in
- * batches and dropped), results with callbacks, a starmap, a payload big
+ * batches and dropped, one of items that outgrow their chunk's first
+ * room), results with callbacks, a starmap, a payload big
  * enough for the shared-memory lanes, close, join and destroy; the call
  * that fails lands somewhere else each time. A first unarmed run counts
  * the calls the workload makes, which bounds the sweep. After the sweep, a
@@ -437,13 +438,12 @@ typedef struct imap_tally {
  * item comes, as a value or as its own failure, and nothing stops it. */
 static int single_failures;
 
-static void imap_ended(const imap_tally *t, const char *what) {
-  int ok = t->outcomes == IMAP_ITEMS ||
-           (t->last_failed && t->outcomes <= IMAP_ITEMS + 1);
+static void imap_ended(const imap_tally *t, int64_t items, const char *what) {
+  int ok = t->outcomes == items || (t->last_failed && t->outcomes <= items + 1);
   check(ok, what, PP_EOF);
   if (ok && single_failures)
-    check(t->outcomes == IMAP_ITEMS,
-          "one failed allocation stopped an imap's input", PP_EOF);
+    check(t->outcomes == items, "one failed allocation stopped an imap's input",
+          PP_EOF);
 }
 
 static void imap_squares(pp_pool *pool, int ordered) {
@@ -461,9 +461,10 @@ static void imap_squares(pp_pool *pool, int ordered) {
     pp_value v = {0};
     st = pp_iter_next(it, 30.0, &v);
     if (st == PP_EOF) {
-      imap_ended(&t, ordered ? "pp_imap lost items without an error"
-                             : "pp_imap_unordered lost items without an "
-                               "error");
+      imap_ended(&t, IMAP_ITEMS,
+                 ordered ? "pp_imap lost items without an error"
+                         : "pp_imap_unordered lost items without an "
+                           "error");
       break;
     }
     check(st != PP_ETIMEOUT, "pp_iter_next: the imap stopped moving", st);
@@ -490,6 +491,69 @@ static void imap_squares(pp_pool *pool, int ordered) {
     }
     pp_value_clear(&v);
     if (++t.outcomes > IMAP_ITEMS + 1) {
+      check(0, "an imap gave more items than it was given", st);
+      break;
+    }
+  }
+  pp_iter_free(it);
+}
+
+/* Items of BLOB_SIZE bytes, item i all bytes i: a chunk's frame outgrows
+ * the room first reserved for it (16 bytes an item) while items are
+ * taken, so allocations fail there with items of the chunk already taken
+ * from the input. */
+#define BLOB_ITEMS 12
+#define BLOB_SIZE 300
+
+typedef struct blob_input {
+  int next;
+  unsigned char bytes[BLOB_SIZE];
+} blob_input;
+
+static pp_status blob_next(void *state, pp_bytes *item) {
+  blob_input *in = state;
+  if (in->next == BLOB_ITEMS)
+    return PP_EOF;
+  memset(in->bytes, in->next++, sizeof in->bytes);
+  item->data = in->bytes;
+  item->len = sizeof in->bytes;
+  return PP_OK;
+}
+
+static void imap_blobs(pp_pool *pool) {
+  blob_input in = {0};
+  pp_iter *it = NULL;
+  pp_status st = pp_imap(pool, "echo", blob_next, &in, 4, &it);
+  if (st != PP_OK) {
+    check(it == NULL, "a refused pp_imap left an iterator", st);
+    return;
+  }
+  imap_tally t = {0, 0, 0};
+  for (;;) {
+    pp_value v = {0};
+    st = pp_iter_next(it, 30.0, &v);
+    if (st == PP_EOF) {
+      imap_ended(&t, BLOB_ITEMS,
+                 "pp_imap of blobs lost items without an "
+                 "error");
+      break;
+    }
+    check(st != PP_ETIMEOUT, "pp_iter_next: the imap stopped moving", st);
+    if (st == PP_ETIMEOUT)
+      break;
+    if (st == PP_OK) {
+      const unsigned char *b = v.data;
+      int ok = v.len == BLOB_SIZE && b[0] == (unsigned char)t.outcomes &&
+               b[BLOB_SIZE - 1] == b[0];
+      check(ok, "an imap of blobs gave a wrong item", st);
+      t.last_failed = 0;
+    } else {
+      check(v.error != NULL, "a failed imap item without a message", st);
+      note("pp_iter_next", st, v.error);
+      t.last_failed = 1;
+    }
+    pp_value_clear(&v);
+    if (++t.outcomes > BLOB_ITEMS + 1) {
       check(0, "an imap gave more items than it was given", st);
       break;
     }
@@ -637,6 +701,7 @@ static void round_trip(pp_context ctx, unsigned char *payload) {
   imap_squares(pool, 1);
   imap_squares(pool, 0);
   imap_batches_dropped(pool);
+  imap_blobs(pool);
   apply_async_callbacks(pool);
   starmap_adds(pool);
   echo_payload(pool, payload);
