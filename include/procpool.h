@@ -1007,7 +1007,8 @@ PP_API void pp_result_free(pp_result *result);
  * PP_ECANCELLED, and its error callback runs, even when something ended a
  * chunk before the cancel reached it (an item failed, its worker died or
  * passed a time limit): pp_result_item() still says what happened to each
- * item, and pp_result_error() names what came first.
+ * item; pp_result_error() is the first cancelled item's message, or, when
+ * the cancel found nothing left to stop, what ended the call first.
  * @param result the result of an apply or a map (all of its chunks).
  * @return PP_OK when the cancellation was taken; PP_ESTATE when the result
  *         was already complete, or in a fork of the pool's owner (nothing

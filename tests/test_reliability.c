@@ -40,7 +40,8 @@ enum {
   DIE_NULL,
   DIE_EXIT3,
   DIE_EXIT_BAD_LAUNCH,
-  DIE_EXIT_RECYCLE
+  DIE_EXIT_RECYCLE,
+  DIE_EXIT_LAUNCHER_SETUP
 };
 
 static pp_status die(pp_call *call) {
@@ -66,6 +67,8 @@ static pp_status die(pp_call *call) {
     exit(PP__EXIT_BAD_LAUNCH);
   case DIE_EXIT_RECYCLE:
     exit(PP__EXIT_RECYCLE);
+  case DIE_EXIT_LAUNCHER_SETUP:
+    exit(PP__EXIT_LAUNCHER_SETUP);
   default:
     break;
   }
@@ -454,6 +457,21 @@ static void test_death_bad_launch_code(void) {
  * again, to a worker that died the same way, for ever: the call hung. */
 static void test_death_exit_recycle_code(void) {
   check_death(DIE_EXIT_RECYCLE, "code 124");
+}
+
+/* 119 means something only from a launcher: a worker's is a task's own
+ * exit(), named as such, not "could not set itself up". */
+static void test_death_exit_launcher_code(void) {
+  check_death(DIE_EXIT_LAUNCHER_SETUP, "exited with code 119");
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t how = DIE_EXIT_LAUNCHER_SETUP;
+  pp_bytes arg = tu_i64(&how);
+  pp_value v = {0};
+  CU_ASSERT_EQUAL(pp_apply(pool, "die", &arg, 1, &v), PP_EWORKERDIED);
+  CU_ASSERT(!tu_contains(v.error, "set itself up"));
+  pp_value_clear(&v);
+  pp_pool_destroy(pool);
 }
 
 /* Work queued behind the dying task on the same worker was not started:
@@ -2061,6 +2079,49 @@ static void test_cancel_wins_over_failed_item(void) {
   pp_pool_destroy(pool);
 }
 
+/* An empty map queued behind busy work, cancelled: it ends cancelled,
+ * its error callback run once (it ended as a success, its success
+ * callback run: it had no item to fail). */
+typedef struct outcome_count {
+  tu_counter oks, errors;
+} outcome_count;
+
+static void count_ok(pp_result *r, void *user) {
+  (void)r;
+  tu_counter_inc(&((outcome_count *)user)->oks);
+}
+
+static void count_error(pp_result *r, void *user) {
+  (void)r;
+  tu_counter_inc(&((outcome_count *)user)->errors);
+}
+
+static void test_cancel_empty_map(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  int64_t ms = 10000;
+  pp_bytes slow = tu_i64(&ms);
+  pp_result *busy = NULL, *empty = NULL;
+  CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &busy),
+                        PP_OK);
+  outcome_count n;
+  tu_counter_init(&n.oks);
+  tu_counter_init(&n.errors);
+  pp_callbacks cb = {count_ok, count_error, &n, 0};
+  CU_ASSERT_EQUAL_FATAL(pp_map_async(pool, "square", NULL, 0, 1, &cb, &empty),
+                        PP_OK);
+  CU_ASSERT_EQUAL(pp_result_cancel(empty), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(empty, TU_WAIT), PP_ECANCELLED);
+  CU_ASSERT(tu_contains(pp_result_error(empty), "cancelled"));
+  CU_ASSERT_EQUAL(tu_counter_wait(&n.errors, 1, TU_WAIT), 1);
+  CU_ASSERT_EQUAL(tu_counter_get(&n.oks), 0);
+  CU_ASSERT_EQUAL(pp_result_cancel(busy), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(busy, TU_WAIT), PP_ECANCELLED);
+  pp_result_free(empty);
+  pp_result_free(busy);
+  pp_pool_destroy(pool);
+}
+
 #ifndef _WIN32
 /* The same when the call's time limit is stopping its worker (the task
  * ignores SIGTERM, so the pool waits out its grace before SIGKILL) as the
@@ -2674,6 +2735,8 @@ int pp_test_suite_reliability(void) {
       {"worker calls exit(3): that task fails with code 3", test_death_exit3},
       {"worker calls exit(124), the memory limit's code: that task fails",
        test_death_exit_recycle_code},
+      {"worker calls exit(119), a launcher's code: named as a task's exit",
+       test_death_exit_launcher_code},
       {"worker exits with 120: the task's error says what procpool means "
        "by it",
        test_death_bad_launch_code},
@@ -2699,6 +2762,7 @@ int pp_test_suite_reliability(void) {
       {"cancel a queued call and a running one", test_cancel},
       {"a cancel taken ends the call cancelled, though an item failed first",
        test_cancel_wins_over_failed_item},
+      {"a cancelled empty map ends cancelled", test_cancel_empty_map},
 #ifndef _WIN32
       {"a cancel taken ends the call cancelled, though its time limit was "
        "stopping it",

@@ -364,8 +364,11 @@ static pp_status pull_items(pp_iter *it, pp_status *end) {
     } else if (packed && item.len != size) {
       st = repack_as_calls(it, frame, p->id, &p->at,
                            pp__buf_head(frame) + p->size_at + 4, n, size);
-      if (st != PP_OK)
+      if (st != PP_OK) {
+        p->pending = item; /* repacked again when tried again */
+        p->has_pending = 1;
         break;
+      }
       packed = 0;
     }
     if (packed) {

@@ -82,6 +82,12 @@ void pp__queue_prepend_locked(pp_pool *pool, pp__chunk *first,
   for (pp__chunk *c = first;; c = c->next) {
     c->prev = prev;
     prev = c;
+    /* Given back by a worker that is gone, unstarted: sent nowhere now.
+     * How it went before must not decide how its answer is read when it
+     * goes again, perhaps another way (a replacement not yet READY takes
+     * no records in place), nor how it fails from the queue (an output
+     * left to a worker that wrote in place), nor what lane it releases. */
+    c->in_place = c->in_lane = c->in_ring = 0;
     if (c == last)
       break;
   }

@@ -56,10 +56,14 @@ static void cancelled(pp_result *r, const pp__item *first) {
         found = &r->rec_errors[i].item;
   }
   r->status = PP_ECANCELLED;
-  r->error = found ? pp__strdup(item_says(found))
-                   : pp__format("the call was cancelled, but it had ended "
-                                "first: %s",
-                                item_says(first));
+  if (found)
+    r->error = pp__strdup(item_says(found));
+  else if (first)
+    r->error = pp__format("the call was cancelled, but it had ended first: "
+                          "%s",
+                          item_says(first));
+  else /* nothing to run (an empty map), or records failures not listed */
+    r->error = pp__strdup(pp_strerror(PP_ECANCELLED));
 }
 
 /* The first failure in index order decides the status of the whole call, as
@@ -80,13 +84,13 @@ static void finish(pp_result *r) {
           by_record_index);
     first = &r->rec_errors[0].item;
   }
-  if (r->rec_errors_lost) {
+  if (r->job.cancelled) {
+    cancelled(r, first);
+  } else if (r->rec_errors_lost) {
     /* Which records failed is not known whole: none reads as a success
      * (pp_result_item()), and the call says why. */
     r->status = PP_ENOMEM;
     r->error = pp__strdup(lost_records);
-  } else if (first && r->job.cancelled) {
-    cancelled(r, first);
   } else if (first) {
     r->status = first->status;
     r->error = pp__strdup(item_says(first));

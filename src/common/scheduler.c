@@ -268,13 +268,16 @@ static void early_end(pp_pool *pool, pp__worker *w, const char *how) {
 /* How a worker, or the process that starts them, ended, in words: the
  * system's account (an exit code, a signal), and for the codes they exit
  * with on purpose (internal.h, backend.h), what they meant by it. */
-static void describe_end(const pp__exit *e, char *buf, size_t cap) {
+static void describe_end(const pp__exit *e, int launcher, char *buf,
+                         size_t cap) {
   pp__exit_describe(e, buf, cap);
   if (e->signaled || e->with_launcher || e->unknown)
     return;
   const char *meant = NULL;
   switch (e->code) {
   case PP__EXIT_LAUNCHER_SETUP:
+    if (!launcher)
+      return; /* a task's own exit(119): no worker means it */
     meant = "it could not set itself up, and wrote why on its standard "
             "error";
     break;
@@ -317,7 +320,7 @@ static char *launcher_broke(const pp__event *ev) {
                       "no more workers",
                       who);
   char how[256];
-  describe_end(&ev->exit, how, sizeof how);
+  describe_end(&ev->exit, 1, how, sizeof how);
   return pp__format("%s kept dying soon after it was made (the last one, "
                     "process %ld, %s): the pool makes no more workers",
                     who, ev->pid, how);
@@ -345,7 +348,7 @@ static int never_read(const pp__worker *w) {
 static void worker_finished(pp_pool *pool, unsigned slot) {
   pp__worker *w = &pool->workers[slot];
   char how[256];
-  describe_end(&w->exit, how, sizeof how);
+  describe_end(&w->exit, 0, how, sizeof how);
   if (pool->state != PP__TERMINATE)
     early_end(pool, w, how);
   else /* what it held was left to fail now (handle_terminate()) */
@@ -1282,8 +1285,9 @@ static int pick_worker(const pp_pool *pool, unsigned *slot) {
   size_t best = (size_t)-1;
   for (unsigned i = 0; i < pool->nslots; i++) {
     const pp__worker *w = &pool->workers[i];
-    if (w->state != PP__W_READY || w->closed || w->outstanding >= best ||
-        w->outstanding >= pp__pipeline_cap(w))
+    /* One that said LEAVING would only give its chunks back. */
+    if (w->state != PP__W_READY || w->closed || w->leaving ||
+        w->outstanding >= best || w->outstanding >= pp__pipeline_cap(w))
       continue;
     if (pool->maxtasksperchild && w->chunks_sent >= pool->maxtasksperchild)
       continue;
@@ -1322,14 +1326,6 @@ static void dispatch(pp_pool *pool) {
     w->outstanding++;
     w->chunks_sent++;
     batched = 1;
-    /* A chunk put back by a worker that left goes again, perhaps another
-     * way (a replacement not yet READY takes no records in place): how it
-     * went before must not decide how its answer is read (records
-     * written in place, or not copied) nor what lane it releases. Cleared
-     * before anything below may end the worker with the chunk on it. */
-    c->in_place = 0;
-    c->in_lane = 0;
-    c->in_ring = 0;
     if (w->chunks_sent >= PP__LANES_AFTER)
       want_lanes(pool, w);
     /* At the first chunk from the eighth on that finds the lanes mapped
