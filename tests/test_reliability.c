@@ -1464,9 +1464,7 @@ static char *read_all(FILE *f) {
  * new launchers are all the pool asks for (elsewhere every worker goes
  * with the launcher, and the new ones' channels want descriptors the
  * limit leaves the parent none of). */
-static void test_launcher_setup_fails(void) {
-  if (run_context() != PP_CONTEXT_FORK)
-    return;
+static int launcher_setup_fails_try(int last_try) {
   enum { CAP = 32, LIMIT = 6 };
   /* 3 to 5 are held while the pool is made, so that all of its
    * descriptors lie above the limit; once free, the parent makes each new
@@ -1510,7 +1508,7 @@ static void test_launcher_setup_fails(void) {
       if (held[fd])
         close(fd);
     pp_pool_destroy(pool);
-    return;
+    return 1;
   }
   FILE *said = tmpfile();
   CU_ASSERT_PTR_NOT_NULL_FATAL(said);
@@ -1546,6 +1544,20 @@ static void test_launcher_setup_fails(void) {
   close(saved_err);
   char *text = read_all(said);
   fclose(said);
+  /* The parent's own launch takes all three descriptors the limit leaves
+   * it: one more held for a moment (seen once on a loaded machine under
+   * AddressSanitizer, no launcher's line on stderr) and no launcher is
+   * made, nor needed while the worker lives. Once more, then it counts. */
+  if (st != PP_ESYSTEM && !last_try) {
+    fprintf(stderr,
+            "\n  the pool did not break (%s; its stderr: %s): once "
+            "more\n",
+            v.error ? v.error : pp_strerror(st), text ? text : "(none)");
+    free(text);
+    pp_value_clear(&v);
+    pp_pool_destroy(pool);
+    return 0;
+  }
   CU_ASSERT_EQUAL(st, PP_ESYSTEM);
   CU_ASSERT(tu_contains(v.error, "the process that starts the pool's workers "
                                  "kept dying"));
@@ -1566,6 +1578,14 @@ static void test_launcher_setup_fails(void) {
   free(text);
   pp_value_clear(&v);
   pp_pool_destroy(pool);
+  return 1;
+}
+
+static void test_launcher_setup_fails(void) {
+  if (run_context() != PP_CONTEXT_FORK)
+    return;
+  for (int last = 0; last < 2 && !launcher_setup_fails_try(last); last++)
+    ;
 }
 
 /* The signals `pool`'s next worker blocks, as blocked_signals() gives
