@@ -24,7 +24,11 @@
  * for a task, in the worker running it; and each pool has one scheduler
  * thread, which runs the callbacks (::pp_result_fn) and the imap input
  * functions (::pp_next_fn), on which the calls that wait for the pool are
- * refused or must not be made (each says so).
+ * refused or must not be made (each says so). No function of procpool may
+ * be called from a signal handler (they take locks and allocate: one that
+ * interrupted the same thread in procpool can hang it): on Ctrl-C, set a
+ * flag the program checks, or take the signal with sigwait() or a
+ * signalfd, and terminate the pool from there.
  *
  * @anchor pp_outcomes
  * @par How a call ends
@@ -1256,9 +1260,11 @@ PP_API pp_status pp_map_records(pp_pool *pool, const char *task,
  * death or time limit seen), and it is called for each item of a chunk in
  * a row (a pp_iter_free() or a terminate stops that at the next item). A
  * callback or an input function that keeps the scheduler long does not
- * fail a call that answered within its time limit meanwhile. An input that
- * waits (on I/O, on another thread) never blocks here: a thread of the program
- * fills a queue that this function takes from, and when the queue is empty the
+ * fail a call that answered within its time limit meanwhile, nor one
+ * given its worker just before (its time runs from when it leaves). An
+ * input that waits (on I/O, on another thread) never blocks here: a thread
+ * of the program fills a queue that this function takes from, and when the
+ * queue is empty the
  * function returns PP_ENOTREADY; the pool then calls it again only after
  * pp_iter_input_ready(), which the filling thread calls after each item it
  * adds (and once more when the input has ended, so that the function can

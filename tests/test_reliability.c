@@ -2008,6 +2008,36 @@ static void test_time_limit_slow_callback(void) {
   pp_pool_destroy(pool);
 }
 
+/* A call given its worker in the pass where another call's callback
+ * blocks: its time runs from when it leaves, after the callback, not from
+ * when it was put in the worker's batch. Before, the quick call failed
+ * its 0.5 s limit for the callback's 1.5 s. */
+static void test_time_limit_call_sent_after_slow_callback(void) {
+  pp_pool *pool = tu_pool(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  static long callback_ms = 1500;
+  int64_t ms = 200, none = 0;
+  pp_bytes slow = tu_i64(&ms), quick = tu_i64(&none);
+  pp_callbacks sleepy = {sleep_in_callback, NULL, &callback_ms, 0};
+  pp_callbacks limited = {NULL, NULL, NULL, 0.5};
+  for (int round = 0; round < 2; round++) {
+    pp_result *first = NULL, *next = NULL;
+    /* The one worker is busy for 200 ms: the next call waits in the
+     * queue and goes as the first answers, before its callback runs. */
+    CU_ASSERT_EQUAL_FATAL(
+        pp_apply_async(pool, "sleep_ms", &slow, 1, &sleepy, &first), PP_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        pp_apply_async(pool, "sleep_ms", &quick, 1, &limited, &next), PP_OK);
+    CU_ASSERT_EQUAL(pp_result_get(next, TU_WAIT), PP_OK);
+    if (pp_result_error(next))
+      fprintf(stderr, "\n  round %d: %s\n", round, pp_result_error(next));
+    CU_ASSERT_EQUAL(pp_result_get(first, TU_WAIT), PP_OK);
+    pp_result_free(first);
+    pp_result_free(next);
+  }
+  pp_pool_destroy(pool);
+}
+
 #ifndef _WIN32
 /* An overdue task's worker is asked to stop first (SIGTERM: a task can
  * clean up), then killed after a short grace if it ignores that. */
@@ -2775,6 +2805,8 @@ int pp_test_suite_reliability(void) {
       {"time limit per call overrides the pool's", test_time_limit_per_call},
       {"time limit: an answer in time is not failed while a callback runs",
        test_time_limit_slow_callback},
+      {"time limit: a call sent after a slow callback counts from then",
+       test_time_limit_call_sent_after_slow_callback},
 #ifndef _WIN32
       {"time limit: SIGTERM first, SIGKILL after a grace",
        test_time_limit_terminate_then_kill},

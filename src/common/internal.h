@@ -612,14 +612,15 @@ typedef struct pp__worker {
   apr_time_t service_x16;
   int service_known;
   apr_time_t head_started; /* when the oldest unanswered chunk began */
-  apr_time_t challenged;   /* when the handshake's challenge went out */
-  apr_time_t configured;   /* when its CONFIG went out (its initializer's
-                              time limit runs from then) */
-  apr_time_t kill_at;      /* asked to stop: killed if still alive then */
-  pp__buf batch;           /* frames of this dispatch round, sent as one */
-  pp__shm *shm;            /* the lanes' segment, once offered */
-  int lanes_offered;       /* offer_lanes() was called (once a life) */
-  pp__lane down, up;       /* usable once the worker said it mapped them */
+  int head_unsent; /* its oldest chunk is still in its batch (dispatch()) */
+  apr_time_t challenged; /* when the handshake's challenge went out */
+  apr_time_t configured; /* when its CONFIG went out (its initializer's
+                            time limit runs from then) */
+  apr_time_t kill_at;    /* asked to stop: killed if still alive then */
+  pp__buf batch;         /* frames of this dispatch round, sent as one */
+  pp__shm *shm;          /* the lanes' segment, once offered */
+  int lanes_offered;     /* offer_lanes() was called (once a life) */
+  pp__lane down, up;     /* usable once the worker said it mapped them */
   /* The segment's rings (ring.h): ours go through the down one from RING
    * on, the worker's come through the up one from its RINGED on. */
   pp__rings rings;
@@ -686,6 +687,7 @@ struct pp_pool {
   int terminate_handled;
   int starts_over;       /* no worker will be started again (backend told) */
   int input_retry;       /* an imap could not begin a chunk: try again soon */
+  int heads_unsent;      /* a worker's head_unsent is set */
   pp__wakes wakes;       /* waiters of what completed this pass */
   int batched;           /* some worker's batch holds frames to send */
   unsigned early_deaths; /* workers in a row that died before READY */

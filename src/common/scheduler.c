@@ -1321,6 +1321,8 @@ static void dispatch(pp_pool *pool) {
         now = pp__clock_us();
       w->head = c;
       w->head_started = now;
+      w->head_unsent = 1;
+      pool->heads_unsent = 1;
     }
     w->tail = c;
     w->outstanding++;
@@ -1656,6 +1658,24 @@ void pp__scheduler_prime(pp_pool *pool) {
   unlock(pool);
 }
 
+/* A chunk's time runs from when it leaves for its worker: the batches go
+ * after this pass's callbacks and input calls, which may have kept the
+ * scheduler long after the chunk was put in one. Counted from then, a
+ * call that ran for microseconds failed its time limit (a callback that
+ * slept 2 s, a limit of 0.5 s). */
+static void restamp_unsent_heads(pp_pool *pool) {
+  if (!pool->heads_unsent)
+    return;
+  pool->heads_unsent = 0;
+  apr_time_t now = pp__clock_us();
+  for (unsigned i = 0; i < pool->nslots; i++) {
+    pp__worker *w = &pool->workers[i];
+    if (w->head_unsent && w->head)
+      w->head_started = now;
+    w->head_unsent = 0;
+  }
+}
+
 void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
   pp_pool *pool = arg;
   pp__event events[PP__EVENTS];
@@ -1675,6 +1695,7 @@ void *APR_THREAD_FUNC pp__scheduler_main(apr_thread_t *thread, void *arg) {
      * is woken (join waits for the end). */
     if (finished(pool))
       break;
+    restamp_unsent_heads(pool);
     long timeout = enforce_time_limits(pool);
     if (more)
       timeout = 0;
