@@ -42,6 +42,9 @@ die() {
   echo "ci-i386.sh: $*" >&2
   exit 1
 }
+# ensure_deb_src, build_cunit
+# shellcheck source=scripts/debian-source.sh
+. "$root/scripts/debian-source.sh"
 dpkg_has() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
 }
@@ -67,28 +70,6 @@ fi
 deps=$deps_root/apr-$apr_version-cunit-$cunit_version-gcc$(gcc -dumpversion)-m32
 
 # ---- APR and CUnit, 32-bit, once ----
-
-# apt-get source needs deb-src entries: mirror the binary ones when there
-# are none (as scripts/windows-test.sh does).
-ensure_deb_src() {
-  if grep -rqsE '^(deb-src |Types:.*deb-src)' /etc/apt/sources.list \
-    /etc/apt/sources.list.d/; then
-    return
-  fi
-  as_root "no deb-src entries in apt's sources"
-  say "adding deb-src entries"
-  local f
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    sed 's/^Types: deb$/Types: deb-src/' "$f" \
-      >"/etc/apt/sources.list.d/procpool-src-$(basename "$f")"
-  done
-  if [ -f /etc/apt/sources.list ]; then
-    sed -n 's/^deb /deb-src /p' /etc/apt/sources.list \
-      >/etc/apt/sources.list.d/procpool-src.list
-  fi
-  apt-get update -qq
-}
 
 # apt-get download of i386 packages needs i386 in dpkg's architectures and
 # its index; nothing i386 gets installed.
@@ -169,16 +150,8 @@ WRAPPER
     "source, got: $(ls "$work")"
 
   say "building CUnit $cunit_version, 32-bit"
-  mkdir -p "$work/build-cunit"
-  (cd "$work/build-cunit" &&
-    "$cunit_src/configure" --build=x86_64-pc-linux-gnu \
-      --host=i686-pc-linux-gnu CC="gcc -m32" --prefix="$deps" \
-      --disable-curses --disable-shared --enable-static CFLAGS="-O2 -w" \
-      >"$work/cunit-configure.log" 2>&1) ||
-    { tail -n 40 "$work/cunit-configure.log"; die "configuring CUnit failed"; }
-  make -C "$work/build-cunit" -j "$jobs" install \
-    >"$work/cunit-build.log" 2>&1 ||
-    { tail -n 40 "$work/cunit-build.log"; die "building CUnit failed"; }
+  build_cunit "$cunit_src" "$work" "$jobs" --build=x86_64-pc-linux-gnu \
+    --host=i686-pc-linux-gnu CC="gcc -m32" --prefix="$deps"
   [ -f "$deps/lib/libcunit.a" ] || die "the CUnit build made no libcunit.a"
 
   touch "$deps/.complete"

@@ -39,6 +39,9 @@ die() {
   echo "windows-test.sh: $*" >&2
   exit 1
 }
+# ensure_deb_src, build_cunit
+# shellcheck source=scripts/debian-source.sh
+. "$root/scripts/debian-source.sh"
 
 # ---- packages ----
 
@@ -63,28 +66,6 @@ cache_root=${PP_WIN_DEPS:-${HOME:-/tmp}/.cache/procpool-win-deps}
 deps=$cache_root/apr-$apr_version-cunit-$cunit_version-$triple-gcc$gcc_version
 
 # ---- APR and CUnit for Windows, once ----
-
-# apt-get source needs deb-src entries: mirror the binary ones when there
-# are none.
-ensure_deb_src() {
-  if grep -rqsE '^(deb-src |Types:.*deb-src)' /etc/apt/sources.list \
-    /etc/apt/sources.list.d/; then
-    return
-  fi
-  [ "$(id -u)" -eq 0 ] || die "no deb-src entries in apt's sources (run as root)"
-  say "adding deb-src entries"
-  local f
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    sed 's/^Types: deb$/Types: deb-src/' "$f" \
-      >"/etc/apt/sources.list.d/procpool-src-$(basename "$f")"
-  done
-  if [ -f /etc/apt/sources.list ]; then
-    sed -n 's/^deb /deb-src /p' /etc/apt/sources.list \
-      >/etc/apt/sources.list.d/procpool-src.list
-  fi
-  apt-get update -qq
-}
 
 # Three small fixes for cross-building APR 1.7.2 with mingw-w64: run the
 # generator tool through Wine, a header name's case (the file system is
@@ -147,15 +128,7 @@ build_deps() {
     { tail -n 40 "$work/apr-build.log"; die "building APR failed"; }
 
   say "building CUnit $cunit_version for Windows"
-  mkdir -p "$work/build-cunit"
-  (cd "$work/build-cunit" &&
-    "$cunit_src/configure" --host="$triple" --prefix="$stage" \
-      --disable-curses --disable-shared --enable-static CFLAGS="-O2 -w" \
-      >"$work/cunit-configure.log" 2>&1) ||
-    { tail -n 40 "$work/cunit-configure.log"; die "configuring CUnit failed"; }
-  make -C "$work/build-cunit" -j "$jobs" install \
-    >"$work/cunit-build.log" 2>&1 ||
-    { tail -n 40 "$work/cunit-build.log"; die "building CUnit failed"; }
+  build_cunit "$cunit_src" "$work" "$jobs" --host="$triple" --prefix="$stage"
 
   if [ ! -f "$stage/lib/libapr-1.a" ] || [ ! -f "$stage/lib/libcunit.a" ]; then
     die "the dependency build did not produce libapr-1.a and libcunit.a"

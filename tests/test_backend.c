@@ -898,12 +898,8 @@ static void test_early_start(void) {
 static void test_worker_channel_fails_says_why(void) {
   if (!pp__direct_workers_possible())
     return;
-  FILE *said = tmpfile();
-  CU_ASSERT_PTR_NOT_NULL_FATAL(said);
-  int saved_err = fcntl(2, F_DUPFD_CLOEXEC, 10);
-  CU_ASSERT_FATAL(saved_err >= 0);
-  fflush(stderr);
-  CU_ASSERT_FATAL(dup2(fileno(said), 2) == 2);
+  tu_stderr said;
+  CU_ASSERT_FATAL(tu_stderr_begin(&said) == 0);
   harness h;
   pp__test_worker_channel_errno = EMFILE;
   int opened = open_harness_as(&h, report_main, 1);
@@ -912,16 +908,12 @@ static void test_worker_channel_fails_says_why(void) {
   pp__test_worker_channel_errno = 0; /* the worker has its copy */
   if (opened)
     PUMP_UNTIL(&h, h.s[0].exited && h.s[0].closed);
-  fflush(stderr);
-  dup2(saved_err, 2);
-  close(saved_err);
-  char text[1024];
-  rewind(said);
-  size_t len = fread(text, 1, sizeof text - 1, said);
-  text[len] = '\0';
-  fclose(said);
-  if (!opened)
+  char *text = tu_stderr_end(&said);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+  if (!opened) {
+    free(text);
     return;
+  }
   CU_ASSERT(h.s[0].exited);
   CU_ASSERT_EQUAL(h.s[0].exit.signaled, 0);
   CU_ASSERT_EQUAL(h.s[0].exit.code, PP__EXIT_BAD_LAUNCH);
@@ -933,6 +925,7 @@ static void test_worker_channel_fails_says_why(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
   if (!strstr(text, want))
     fprintf(stderr, "\n  wanted: %s  stderr: %s\n", want, text);
+  free(text);
   pp__backend_release(h.b, 0);
   pp__backend_destroy(h.b);
 }

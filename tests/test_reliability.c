@@ -1434,25 +1434,6 @@ static void test_launcher_keeps_dying(void) {
     CU_ASSERT(gone_soon(pids[i]));
 }
 
-/* The whole of what `f` holds, from its start (malloc'd, NUL-ended). */
-static char *read_all(FILE *f) {
-  size_t cap = 4096, n = 0;
-  char *text = malloc(cap);
-  rewind(f);
-  while (text) {
-    n += fread(text + n, 1, cap - 1 - n, f);
-    if (n < cap - 1)
-      break;
-    char *more = realloc(text, cap *= 2);
-    if (!more)
-      free(text);
-    text = more;
-  }
-  if (text)
-    text[n] = '\0';
-  return text;
-}
-
 /* The launcher cannot set itself up: a descriptor limit lowered after
  * the pool was made leaves it none for its self-pipe (it keeps 0 to 2,
  * its socket on 3 and its one guard, the first worker's pidfd, on 4; a
@@ -1510,12 +1491,8 @@ static int launcher_setup_fails_try(int last_try) {
     pp_pool_destroy(pool);
     return 1;
   }
-  FILE *said = tmpfile();
-  CU_ASSERT_PTR_NOT_NULL_FATAL(said);
-  int saved_err = fcntl(2, F_DUPFD_CLOEXEC, 10);
-  CU_ASSERT_FATAL(saved_err >= 0);
-  fflush(stderr);
-  CU_ASSERT_FATAL(dup2(fileno(said), 2) == 2);
+  tu_stderr said;
+  CU_ASSERT_FATAL(tu_stderr_begin(&said) == 0);
   for (int fd = 3; fd < LIMIT; fd++)
     if (held[fd])
       close(fd);
@@ -1539,11 +1516,7 @@ static int launcher_setup_fails_try(int last_try) {
       tu_sleep_ms(2);
   }
   CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &old), 0);
-  fflush(stderr);
-  dup2(saved_err, 2);
-  close(saved_err);
-  char *text = read_all(said);
-  fclose(said);
+  char *text = tu_stderr_end(&said);
   /* The parent's own launch takes all three descriptors the limit leaves
    * it: one more held for a moment (seen once on a loaded machine under
    * AddressSanitizer, no launcher's line on stderr) and no launcher is
@@ -2131,7 +2104,8 @@ static void test_cancel_wins_over_failed_item(void) {
 
 /* An empty map queued behind busy work, cancelled: it ends cancelled,
  * its error callback run once (it ended as a success, its success
- * callback run: it had no item to fail). */
+ * callback run: it had no item to fail). A call waits in the queue before
+ * it: an empty map at the queue's head completes at once. */
 typedef struct outcome_count {
   tu_counter oks, errors;
 } outcome_count;
@@ -2151,9 +2125,11 @@ static void test_cancel_empty_map(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
   int64_t ms = 10000;
   pp_bytes slow = tu_i64(&ms);
-  pp_result *busy = NULL, *empty = NULL;
+  pp_result *busy = NULL, *ahead = NULL, *empty = NULL;
   CU_ASSERT_EQUAL_FATAL(pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &busy),
                         PP_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      pp_apply_async(pool, "sleep_ms", &slow, 1, NULL, &ahead), PP_OK);
   outcome_count n;
   tu_counter_init(&n.oks);
   tu_counter_init(&n.errors);
@@ -2165,9 +2141,12 @@ static void test_cancel_empty_map(void) {
   CU_ASSERT(tu_contains(pp_result_error(empty), "cancelled"));
   CU_ASSERT_EQUAL(tu_counter_wait(&n.errors, 1, TU_WAIT), 1);
   CU_ASSERT_EQUAL(tu_counter_get(&n.oks), 0);
+  CU_ASSERT_EQUAL(pp_result_cancel(ahead), PP_OK);
   CU_ASSERT_EQUAL(pp_result_cancel(busy), PP_OK);
+  CU_ASSERT_EQUAL(pp_result_get(ahead, TU_WAIT), PP_ECANCELLED);
   CU_ASSERT_EQUAL(pp_result_get(busy, TU_WAIT), PP_ECANCELLED);
   pp_result_free(empty);
+  pp_result_free(ahead);
   pp_result_free(busy);
   pp_pool_destroy(pool);
 }

@@ -19,6 +19,7 @@
 #include <windows.h>
 #else
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -157,6 +158,44 @@ size_t tu_kill_owner(long owner, int report, long *pids, size_t n) {
     if (pids[k] > 0 && !tu_pid_gone(pids[k]))
       kill((pid_t)pids[k], SIGKILL);
   return gone;
+}
+
+int tu_stderr_begin(tu_stderr *c) {
+  c->file = tmpfile();
+  c->saved = c->file ? fcntl(2, F_DUPFD_CLOEXEC, 10) : -1;
+  fflush(stderr);
+  if (c->saved < 0 || dup2(fileno(c->file), 2) != 2) {
+    if (c->saved >= 0)
+      close(c->saved);
+    if (c->file)
+      fclose(c->file);
+    c->file = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+char *tu_stderr_end(tu_stderr *c) {
+  fflush(stderr);
+  dup2(c->saved, 2);
+  close(c->saved);
+  size_t cap = 4096, n = 0;
+  char *text = malloc(cap);
+  rewind(c->file);
+  while (text) {
+    n += fread(text + n, 1, cap - 1 - n, c->file);
+    if (n < cap - 1)
+      break;
+    char *more = realloc(text, cap *= 2);
+    if (!more)
+      free(text);
+    text = more;
+  }
+  if (text)
+    text[n] = '\0';
+  fclose(c->file);
+  c->file = NULL;
+  return text;
 }
 #endif
 

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "procpool.h"
 
@@ -80,6 +81,20 @@ void tu_owner_report(int report, const long *pids, size_t n);
     is. Returns how many were reported and are gone; SIGKILLs the others,
     so that no survivor holds the test's output open. */
 size_t tu_kill_owner(long owner, int report, long *pids, size_t n);
+
+/** What this process (and the children it starts) writes on stderr, kept
+    in a temporary file from tu_stderr_begin() to tu_stderr_end(). */
+typedef struct tu_stderr {
+  FILE *file;
+  int saved; /* the real stderr */
+} tu_stderr;
+
+/** Sends descriptor 2 to a temporary file: 0, or -1 when it could not. */
+int tu_stderr_begin(tu_stderr *c);
+
+/** Puts stderr back and returns all that was written meanwhile
+    (malloc'd, NUL-ended; NULL when out of memory). */
+char *tu_stderr_end(tu_stderr *c);
 #endif
 
 /** A counter shared between a callback (scheduler thread) and the test. */

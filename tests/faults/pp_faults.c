@@ -446,6 +446,60 @@ static void imap_ended(const imap_tally *t, int64_t items, const char *what) {
           PP_EOF);
 }
 
+/* Whether a value an imap handed out is right: its tally says which came
+ * before. */
+typedef int (*imap_item_check)(const pp_value *v, imap_tally *t, int ordered);
+
+/* Takes every outcome of `it` (of `items` items) until PP_EOF, checking
+ * each as the iterator's contract says, values with `item_ok`. */
+static void imap_drain(pp_iter *it, int64_t items, int ordered,
+                       imap_item_check item_ok, const char *lost) {
+  imap_tally t = {0, 0, 0};
+  for (;;) {
+    pp_value v = {0};
+    pp_status st = pp_iter_next(it, 30.0, &v);
+    if (st == PP_EOF) {
+      imap_ended(&t, items, lost);
+      break;
+    }
+    check(st != PP_ETIMEOUT, "pp_iter_next: the imap stopped moving", st);
+    if (st == PP_ETIMEOUT)
+      break;
+    if (st == PP_OK) {
+      check(item_ok(&v, &t, ordered), "an imap gave a wrong or repeated item",
+            st);
+      t.last_failed = 0;
+    } else {
+      check(v.error != NULL, "a failed imap item without a message", st);
+      note("pp_iter_next", st, v.error);
+      t.last_failed = 1;
+    }
+    pp_value_clear(&v);
+    if (++t.outcomes > items + 1) {
+      check(0, "an imap gave more items than it was given", st);
+      break;
+    }
+  }
+  pp_iter_free(it);
+}
+
+/* A square of one of [0, IMAP_ITEMS), not seen before; in order when
+ * `ordered`. */
+static int square_ok(const pp_value *v, imap_tally *t, int ordered) {
+  int64_t got = -1;
+  int ok = pp_value_i64(v, &got) == PP_OK && got >= 0;
+  int64_t root = 0;
+  while (ok && root * root < got)
+    root++;
+  ok = ok && root * root == got && root < IMAP_ITEMS &&
+       !(t->seen_mask & ((uint64_t)1 << root));
+  if (ordered)
+    ok = ok && root == t->outcomes;
+  if (ok)
+    t->seen_mask |= (uint64_t)1 << root;
+  return ok;
+}
+
 static void imap_squares(pp_pool *pool, int ordered) {
   tu_range range;
   tu_range_init(&range, 0, IMAP_ITEMS);
@@ -456,46 +510,9 @@ static void imap_squares(pp_pool *pool, int ordered) {
     check(it == NULL, "a refused pp_imap left an iterator", st);
     return;
   }
-  imap_tally t = {0, 0, 0};
-  for (;;) {
-    pp_value v = {0};
-    st = pp_iter_next(it, 30.0, &v);
-    if (st == PP_EOF) {
-      imap_ended(&t, IMAP_ITEMS,
-                 ordered ? "pp_imap lost items without an error"
-                         : "pp_imap_unordered lost items without an "
-                           "error");
-      break;
-    }
-    check(st != PP_ETIMEOUT, "pp_iter_next: the imap stopped moving", st);
-    if (st == PP_ETIMEOUT)
-      break;
-    if (st == PP_OK) {
-      int64_t got = -1;
-      int ok = pp_value_i64(&v, &got) == PP_OK && got >= 0;
-      int64_t root = 0;
-      while (ok && root * root < got)
-        root++;
-      ok = ok && root * root == got && root < IMAP_ITEMS &&
-           !(t.seen_mask & ((uint64_t)1 << root));
-      if (ordered)
-        ok = ok && root == t.outcomes;
-      check(ok, "an imap gave a wrong or repeated item", st);
-      if (ok)
-        t.seen_mask |= (uint64_t)1 << root;
-      t.last_failed = 0;
-    } else {
-      check(v.error != NULL, "a failed imap item without a message", st);
-      note("pp_iter_next", st, v.error);
-      t.last_failed = 1;
-    }
-    pp_value_clear(&v);
-    if (++t.outcomes > IMAP_ITEMS + 1) {
-      check(0, "an imap gave more items than it was given", st);
-      break;
-    }
-  }
-  pp_iter_free(it);
+  imap_drain(it, IMAP_ITEMS, ordered, square_ok,
+             ordered ? "pp_imap lost items without an error"
+                     : "pp_imap_unordered lost items without an error");
 }
 
 /* Items of BLOB_SIZE bytes, one more for every fourth from the third,
@@ -522,6 +539,14 @@ static pp_status blob_next(void *state, pp_bytes *item) {
   return PP_OK;
 }
 
+/* Item `t->outcomes`, whole. */
+static int blob_ok(const pp_value *v, imap_tally *t, int ordered) {
+  (void)ordered;
+  const unsigned char *b = v->data;
+  return v->len == BLOB_LEN(t->outcomes) &&
+         b[0] == (unsigned char)t->outcomes && b[v->len - 1] == b[0];
+}
+
 static void imap_blobs(pp_pool *pool) {
   blob_input in = {0};
   pp_iter *it = NULL;
@@ -530,37 +555,8 @@ static void imap_blobs(pp_pool *pool) {
     check(it == NULL, "a refused pp_imap left an iterator", st);
     return;
   }
-  imap_tally t = {0, 0, 0};
-  for (;;) {
-    pp_value v = {0};
-    st = pp_iter_next(it, 30.0, &v);
-    if (st == PP_EOF) {
-      imap_ended(&t, BLOB_ITEMS,
-                 "pp_imap of blobs lost items without an "
-                 "error");
-      break;
-    }
-    check(st != PP_ETIMEOUT, "pp_iter_next: the imap stopped moving", st);
-    if (st == PP_ETIMEOUT)
-      break;
-    if (st == PP_OK) {
-      const unsigned char *b = v.data;
-      int ok = v.len == BLOB_LEN(t.outcomes) &&
-               b[0] == (unsigned char)t.outcomes && b[v.len - 1] == b[0];
-      check(ok, "an imap of blobs gave a wrong item", st);
-      t.last_failed = 0;
-    } else {
-      check(v.error != NULL, "a failed imap item without a message", st);
-      note("pp_iter_next", st, v.error);
-      t.last_failed = 1;
-    }
-    pp_value_clear(&v);
-    if (++t.outcomes > BLOB_ITEMS + 1) {
-      check(0, "an imap gave more items than it was given", st);
-      break;
-    }
-  }
-  pp_iter_free(it);
+  imap_drain(it, BLOB_ITEMS, 1, blob_ok,
+             "pp_imap of blobs lost items without an error");
 }
 
 /* pp_iter_next_many, then dropped half-way: what is left must go quietly. */
